@@ -1,0 +1,209 @@
+#include "backward.hpp"
+
+#include <algorithm>
+
+#include "../core/detail/impl.hpp"
+#include "ops.hpp"
+
+namespace rwd {
+
+namespace {
+
+// dst += src in place; same shape and dtype (checked by the caller).
+void add_in_place(const Tensor& dst, const Tensor& src) {
+  std::visit(
+      [&](auto& d) {
+        using T = typename std::decay_t<decltype(d)>::value_type;
+        d += detail::array<T>(src, "backward");
+      },
+      dst.impl().value);
+}
+
+// Sets grad mode for one scope and restores it, also when a backward function throws.
+class GradModeScope {
+ public:
+  explicit GradModeScope(bool enabled) : m_previous(GradMode::enabled()) { GradMode::set_enabled(enabled); }
+  ~GradModeScope() { GradMode::set_enabled(m_previous); }
+
+ private:
+  bool m_previous;
+};
+
+std::string describe(const Tensor& t) {
+  std::string s = t.shape().str();
+  if (!t.name().empty()) s = "'" + t.name() + "' " + s;
+  return s;
+}
+
+}  // namespace
+
+ReverseSweep::ReverseSweep(const Tensor& root, const Tensor& seed, SweepOptions options)
+    : ReverseSweep(std::vector<Tensor>{root}, std::vector<Tensor>{seed}, options, nullptr) {}
+
+ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, SweepOptions options,
+                           const std::vector<Tensor>* targets)
+    : m_options(options), m_targets(targets) {
+  if (m_options.create_graph) m_options.retain = true;
+  const char* who = targets ? "grad" : "backward";
+  if (roots.empty()) throw TapeError(std::string(who) + ": no output to differentiate");
+  if (!seeds.empty() && seeds.size() != roots.size())
+    throw TapeError(std::string(who) + ": " + std::to_string(roots.size()) + " outputs but " +
+                    std::to_string(seeds.size()) + " seeds");
+  if (targets) {
+    m_collect_only = true;
+    m_target_grads.resize(targets->size());
+    for (std::size_t i = 0; i < targets->size(); ++i) m_target_index[(*targets)[i].impl_ptr().get()] = i;
+  }
+
+  std::int64_t last = -1;
+  for (const Tensor& root : roots) {
+    const detail::TensorImpl& p = root.impl();
+    if (!p.requires_grad)
+      throw TapeError(std::string(who) + ": the output " + root.shape().str() +
+                      " does not require a gradient: no tensor with requires_grad reaches it (or it was "
+                      "computed under no_grad)");
+    if (p.tape) {
+      if (m_tape && m_tape != p.tape) throw TapeError(std::string(who) + ": the outputs were recorded on different tapes");
+      m_tape = p.tape;
+      last = std::max(last, p.node);
+    }
+  }
+  m_adjoints.resize(static_cast<std::size_t>(last + 1));
+  m_owned.assign(m_adjoints.size(), false);
+  for (std::size_t r = 0; r < roots.size(); ++r) {
+    const Tensor& root = roots[r];
+    Tensor seed = seeds.empty() ? Tensor() : seeds[r];
+    if (!seed.defined()) {
+      if (root.numel() != 1)
+        throw TapeError(std::string(who) + ": the output has shape " + root.shape().str() +
+                        "; pass a seed gradient of that shape, or reduce the output to a scalar first");
+      seed = Tensor::ones(root.shape(), root.dtype());
+    } else {
+      if (seed.shape() != root.shape())
+        throw_shape_error(who, {{"output", root.shape()}, {"seed", seed.shape()}}, "the seed must have the output's shape");
+      if (seed.dtype() != root.dtype())
+        throw DtypeError(std::string(who) + ": the output is " + dtype_name(root.dtype()) + " but the seed is " +
+                         dtype_name(seed.dtype()));
+    }
+    add_adjoint(root, seed);
+  }
+  m_next = last;
+  m_grad_mode_before = GradMode::enabled();
+}
+
+ReverseSweep::~ReverseSweep() = default;
+
+void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
+  detail::TensorImpl& p = input.impl();
+  const bool graph = m_options.create_graph;
+  if (p.tape == m_tape && p.node >= 0) {
+    // An intermediate: its adjoint collects here until the sweep reaches its entry.
+    const auto i = static_cast<std::size_t>(p.node);
+    Tensor& slot = m_adjoints[i];
+    if (!slot.defined()) {
+      slot = g;  // not ours yet: g may be shared with another input (add sends dz to both)
+      m_owned[i] = false;
+    } else if (!graph && m_owned[i]) {
+      add_in_place(slot, g);
+    } else {
+      GradModeScope mode(graph);
+      slot = add(slot, g);
+      m_owned[i] = true;
+    }
+    return;
+  }
+  if (!p.requires_grad) return;
+  if (m_collect_only) {
+    auto it = m_target_index.find(&p);
+    if (it == m_target_index.end()) return;
+    Tensor& slot = m_target_grads[it->second];
+    GradModeScope mode(graph);
+    slot = slot.defined() ? add(slot, g) : (graph ? g : g.detach());
+    return;
+  }
+  // A leaf: accumulate into .grad() — the `+=` that lasts until zero_grad().
+  Tensor& acc = p.grad;
+  if (graph) {
+    GradModeScope mode(true);
+    acc = acc.defined() ? add(acc, g) : g;
+    if (acc.impl().tape) acc.keep_on_clear();
+  } else if (!acc.defined()) {
+    acc = g.detach();
+  } else if (acc.impl().tape) {
+    GradModeScope mode(false);
+    acc = add(acc, g);
+  } else {
+    add_in_place(acc, g);
+  }
+}
+
+bool ReverseSweep::step() {
+  if (m_done) return false;
+  while (m_next >= 0 && !m_adjoints[static_cast<std::size_t>(m_next)].defined()) --m_next;
+  if (m_next < 0) {
+    finish();
+    return false;
+  }
+  const auto i = static_cast<std::size_t>(m_next--);
+  Node& node = (*m_tape)[i];
+  Tensor dy = std::move(m_adjoints[i]);
+  if (m_collect_only) {
+    auto it = m_target_index.find(node.output.impl_ptr().get());
+    if (it != m_target_index.end()) m_target_grads[it->second] = dy;
+  }
+  if (m_options.keep_adjoints) node.adjoint = dy;
+  m_current = static_cast<std::int64_t>(i);
+  m_adjoint_in = dy;
+  m_adjoints_out.assign(node.inputs.size(), Tensor());
+  {
+    GradModeScope mode(m_options.create_graph);
+    BackwardContext ctx(node, dy, m_adjoints_out);
+    node.backward(ctx);
+  }
+  for (std::size_t k = 0; k < node.inputs.size(); ++k)
+    if (m_adjoints_out[k].defined()) add_adjoint(node.inputs[k], m_adjoints_out[k]);
+  return true;
+}
+
+void ReverseSweep::run() {
+  while (step()) {
+  }
+}
+
+void ReverseSweep::finish() {
+  m_done = true;
+  m_adjoint_in = Tensor();
+  m_adjoints_out.clear();
+  if (m_tape && !m_options.retain) m_tape->clear();
+}
+
+Tensor ReverseSweep::pending_adjoint(std::int64_t i) const {
+  if (i < 0 || static_cast<std::size_t>(i) >= m_adjoints.size()) return Tensor();
+  return m_adjoints[static_cast<std::size_t>(i)];
+}
+
+std::vector<Tensor> ReverseSweep::result() const { return m_target_grads; }
+
+void backward(const Tensor& root, const Tensor& seed, SweepOptions options) {
+  ReverseSweep sweep(root, seed, options);
+  sweep.run();
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& seeds, SweepOptions options, bool allow_unused) {
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i].requires_grad())
+      throw TapeError("grad: input " + std::to_string(i) + " " + describe(inputs[i]) +
+                      " does not require a gradient");
+  ReverseSweep sweep(outputs, seeds, options, &inputs);
+  sweep.run();
+  std::vector<Tensor> grads = sweep.result();
+  if (!allow_unused)
+    for (std::size_t i = 0; i < grads.size(); ++i)
+      if (!grads[i].defined())
+        throw TapeError("grad: input " + std::to_string(i) + " " + describe(inputs[i]) +
+                        " is not reachable from the outputs (pass allow_unused to get an undefined gradient)");
+  return grads;
+}
+
+}  // namespace rwd

@@ -1,0 +1,125 @@
+// rewind/autograd/ops.hpp — the primitive ops (each in autograd/ops/<name>.cpp, forward and backward
+// side by side) and the compositions built from them (autograd/functional.cpp, no backward of their
+// own). Binary ops broadcast like NumPy; operands must share a dtype (convert with Tensor::to).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "../core/tensor.hpp"
+
+namespace rwd {
+
+/// Integer indices (embedding lookup, gather, class labels).
+using Indices = std::vector<std::int64_t>;
+
+// ---- primitives: arithmetic (broadcasting) ----
+Tensor add(const Tensor& a, const Tensor& b);  ///< a + b
+Tensor sub(const Tensor& a, const Tensor& b);  ///< a − b
+Tensor mul(const Tensor& a, const Tensor& b);  ///< a ⊙ b
+Tensor div(const Tensor& a, const Tensor& b);  ///< a / b
+Tensor neg(const Tensor& x);                   ///< −x
+Tensor pow(const Tensor& x, double p);         ///< x^p, scalar exponent
+Tensor pow(const Tensor& x, const Tensor& p);  ///< x^p elementwise (x > 0 where p's gradient is wanted)
+
+// ---- primitives: elementwise functions ----
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+/// min(max(x, lo), hi); the gradient passes where lo ≤ x ≤ hi.
+Tensor clamp(const Tensor& x, double lo, double hi);
+/// Elementwise choice: cond ≠ 0 ? a : b, broadcasting all three. `cond` is a constant (no gradient).
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+/// Differentiable dtype conversion (also Tensor::to).
+Tensor cast(const Tensor& x, Dtype dtype);
+
+// ---- primitives: linear algebra ----
+/// op(a) · op(b), op = transpose when the flag is set. 2-D (m, k)·(k, n), or batched 3-D
+/// (b, m, k)·(b, k, n). BLAS gemm does the transposes: no copies.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+
+// ---- primitives: shape ----
+/// Reorders axes: out.shape[i] = x.shape[axes[i]].
+Tensor permute(const Tensor& x, const std::vector<int>& axes);
+/// Same elements, new shape (same count).
+Tensor reshape(const Tensor& x, const Shape& shape);
+/// Repeats size-1 (and missing leading) dimensions up to `shape`, NumPy rules.
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+/// x[..., start:stop:step, ...] along `axis`.
+Tensor slice(const Tensor& x, int axis, std::size_t start, std::size_t stop, std::size_t step = 1);
+/// The adjoint of slice: zeros of `shape` with g placed at [start:stop:step] along `axis`.
+Tensor unslice(const Tensor& g, const Shape& shape, int axis, std::size_t start, std::size_t stop,
+               std::size_t step = 1);
+/// Joins tensors along an existing axis.
+Tensor concat(const std::vector<Tensor>& xs, int axis = 0);
+/// Joins same-shaped tensors along a new axis.
+Tensor stack(const std::vector<Tensor>& xs, int axis = 0);
+
+// ---- primitives: reductions ----
+/// Sum of every element (a 0-d tensor).
+Tensor sum(const Tensor& x);
+/// Sum over `axes` (negative allowed); keepdims leaves them as size 1.
+Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdims = false);
+/// Maximum along `axis`; the gradient goes to the first maximal element.
+Tensor max(const Tensor& x, int axis, bool keepdims = false);
+
+// ---- primitives: indexing ----
+/// Picks slices of x along `axis` by index (an embedding lookup is index_select(W, 0, ids)).
+Tensor index_select(const Tensor& x, int axis, const Indices& indices);
+/// The adjoint of index_select: zeros of `shape` with g's slices added at `indices` along `axis`.
+Tensor index_add(const Tensor& g, const Shape& shape, int axis, const Indices& indices);
+/// out[..i..] = x[..index[..i..]..] along `axis` (PyTorch's gather); `index` has `index_shape`,
+/// which matches x's except along `axis`.
+Tensor gather(const Tensor& x, int axis, const Indices& index, const Shape& index_shape);
+/// The adjoint of gather: zeros of `shape` with g added at the gathered positions.
+Tensor scatter_add(const Tensor& g, const Shape& shape, int axis, const Indices& index, const Shape& index_shape);
+
+// ---- compositions (no backward of their own) ----
+/// Sums a broadcast gradient back to `shape` (the one helper every broadcasting op's backward uses).
+Tensor sum_to_shape(const Tensor& g, const Shape& shape);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, const std::vector<int>& axes, bool keepdims = false);
+Tensor min(const Tensor& x, int axis, bool keepdims = false);
+Tensor square(const Tensor& x);
+/// Swaps the last two axes.
+Tensor transpose(const Tensor& x);
+/// Inserts a size-1 axis at `axis`.
+Tensor unsqueeze(const Tensor& x, int axis);
+/// Removes size-1 axis `axis`.
+Tensor squeeze(const Tensor& x, int axis);
+/// log Σ exp(x) along `axis`, stable for large |x|.
+Tensor logsumexp(const Tensor& x, int axis, bool keepdims = false);
+Tensor softmax(const Tensor& x, int axis = -1);
+Tensor log_softmax(const Tensor& x, int axis = -1);
+/// log(1 + exp(x)), stable.
+Tensor softplus(const Tensor& x);
+/// log σ(x), stable.
+Tensor log_sigmoid(const Tensor& x);
+/// Pieces of the given sizes along `axis`.
+std::vector<Tensor> split(const Tensor& x, const std::vector<std::size_t>& sizes, int axis = 0);
+/// n nearly equal pieces along `axis` (the last may be smaller), like torch.chunk.
+std::vector<Tensor> chunk(const Tensor& x, std::size_t n, int axis = 0);
+/// x where mask is 0, `value` where mask ≠ 0 (mask broadcasts; it is a constant).
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+
+// ---- operators ----
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+
+}  // namespace rwd

@@ -1,0 +1,24 @@
+// y = x repeated along its size-1 (and missing leading) dimensions up to `shape` (NumPy rules)
+// dx += sum_to_shape(dy, x.shape)   — each copy sends its adjoint back to the one element it copied
+#include "op.hpp"
+
+namespace rwd {
+
+Tensor broadcast_to(const Tensor& x, const Shape& shape) {
+  const Shape sx = x.shape();
+  if (sx == shape) return x;
+  bool ok = sx.ndim() <= shape.ndim();
+  for (std::size_t k = 1; ok && k <= sx.ndim(); ++k) {
+    const std::size_t a = sx[sx.ndim() - k], b = shape[shape.ndim() - k];
+    ok = a == b || a == 1;
+  }
+  if (!ok)
+    throw_shape_error("broadcast_to", {{"input", sx}, {"target", shape}},
+                      "each input dimension must equal the target's (aligned from the right) or be 1");
+  Tensor y = detail::map("broadcast_to", x, [&](const auto& a) { return xt::broadcast(a, detail::xshape(shape)); });
+  return record("broadcast_to", {x}, y, "dx += Σ_broadcast dy", [](BackwardContext& c) {
+    c.accumulate(0, sum_to_shape(c.grad_out(), c.input(0).shape()));
+  });
+}
+
+}  // namespace rwd

@@ -1,0 +1,47 @@
+// y = [x₀ x₁ … ] joined along `axis`
+// dxᵢ += dy[…, offᵢ : offᵢ + nᵢ, …]
+#include "op.hpp"
+
+namespace rwd {
+
+Tensor concat(const std::vector<Tensor>& xs, int axis) {
+  if (xs.empty()) throw ValueError("concat: no tensors to join");
+  const Shape s0 = xs[0].shape();
+  const std::size_t ax = normalize_axis("concat", axis, s0);
+  Shape so = s0;
+  so[ax] = 0;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const Shape si = xs[i].shape();
+    detail::check_same_dtype("concat", xs[0], xs[i]);
+    bool ok = si.ndim() == s0.ndim();
+    for (std::size_t d = 0; ok && d < s0.ndim(); ++d) ok = d == ax || si[d] == s0[d];
+    if (!ok)
+      throw_shape_error("concat", {{"tensor 0", s0}, {("tensor " + std::to_string(i)).c_str(), si}},
+                        "all dimensions but axis " + std::to_string(axis) + " must match");
+    so[ax] += si[ax];
+  }
+  Tensor y = detail::visit_dtype(xs[0].dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    detail::Array<T> out(detail::xshape(so));
+    const detail::AxisSplit f = detail::split_at(so, ax);
+    std::size_t offset = 0;
+    for (const Tensor& x : xs) {
+      const auto& a = detail::array<T>(x, "concat");
+      const std::size_t n = a.shape()[ax];
+      for (std::size_t o = 0; o < f.outer; ++o)
+        std::copy_n(a.data() + o * n * f.inner, n * f.inner, out.data() + (o * f.n + offset) * f.inner);
+      offset += n;
+    }
+    return detail::make_tensor<T>(std::move(out));
+  });
+  return record("concat", xs, y, "dxᵢ += dy[offᵢ : offᵢ+nᵢ]", [axis, ax](BackwardContext& c) {
+    std::size_t offset = 0;
+    for (std::size_t i = 0; i < c.num_inputs(); ++i) {
+      const std::size_t n = c.input(i).shape()[ax];
+      if (c.needs_grad(i)) c.accumulate(i, slice(c.grad_out(), axis, offset, offset + n));
+      offset += n;
+    }
+  });
+}
+
+}  // namespace rwd

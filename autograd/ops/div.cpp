@@ -1,0 +1,16 @@
+// z = a / b   (NumPy broadcasting)
+// da += Σ_broadcast dz / b;  db += −Σ_broadcast dz⊙z / b   (∂(a/b)/∂b = −a/b² = −z/b)
+#include "op.hpp"
+
+namespace rwd {
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor z = detail::zip("div", a, b, [](const auto& x, const auto& y) { return x / y; });
+  return record("div", {a, b}, z, "da += dz/b; db −= dz⊙z/b", [](BackwardContext& c) {
+    const Tensor &b = c.input(1), &dz = c.grad_out();
+    if (c.needs_grad(0)) c.accumulate(0, sum_to_shape(dz / b, c.input(0).shape()));
+    if (c.needs_grad(1)) c.accumulate(1, sum_to_shape(-(dz * c.output() / b), b.shape()));
+  });
+}
+
+}  // namespace rwd

@@ -1,0 +1,12 @@
+// y = eˣ
+// dx += dy ⊙ y
+#include "op.hpp"
+
+namespace rwd {
+
+Tensor exp(const Tensor& x) {
+  Tensor y = detail::map("exp", x, [](const auto& a) { return xt::exp(a); });
+  return record("exp", {x}, y, "dx += dy⊙y", [](BackwardContext& c) { c.accumulate(0, c.grad_out() * c.output()); });
+}
+
+}  // namespace rwd

@@ -1,0 +1,84 @@
+// C = op(A)·op(B), op(X) = X or Xᵀ by flag; 2-D, or batched over a leading dimension.
+// For C = A·B:    dA += dC·Bᵀ      dB += Aᵀ·dC
+// For C = A·Bᵀ:   dA += dC·B       dB += dCᵀ·A
+// For C = Aᵀ·B:   dA += B·dCᵀ      dB += A·dC
+// For C = Aᵀ·Bᵀ:  dA += Bᵀ·dCᵀ     dB += dCᵀ·Aᵀ
+// Every product goes to BLAS gemm with its transpose flags, so no transpose is ever copied.
+#include <algorithm>
+
+#include <xtensor-blas/xblas.hpp>
+
+#include "op.hpp"
+
+namespace rwd {
+
+namespace {
+
+std::string flagged(const char* name, bool t) { return t ? std::string(name) + "ᵀ" : std::string(name); }
+
+// One row-major (m, k)·(k, n) product, transposes by flag; cxxblas dispatches to cblas_sgemm/dgemm.
+template <class T>
+void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb) {
+  using I = xt::blas_index_t;
+  using cxxblas::Transpose;
+  cxxblas::gemm<I>(cxxblas::StorageOrder::RowMajor, ta ? Transpose::Trans : Transpose::NoTrans,
+                   tb ? Transpose::Trans : Transpose::NoTrans, static_cast<I>(m), static_cast<I>(n),
+                   static_cast<I>(k), T(1), a, static_cast<I>(std::max<std::size_t>(ta ? m : k, 1)), b,
+                   static_cast<I>(std::max<std::size_t>(tb ? k : n, 1)), T(0), c,
+                   static_cast<I>(std::max<std::size_t>(n, 1)));
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  // ---- shape check ----
+  const Shape sa = a.shape(), sb = b.shape();
+  const std::string lhs = flagged("lhs", ta), rhs = flagged("rhs", tb);
+  if (!((sa.ndim() == 2 && sb.ndim() == 2) || (sa.ndim() == 3 && sb.ndim() == 3)))
+    throw_shape_error("matmul", {{"lhs", sa}, {"rhs", sb}},
+                      "operands must both be 2-D matrices or both 3-D batches of matrices");
+  const std::size_t r = sa.ndim() - 2;  // first matrix axis
+  if (r == 1 && sa[0] != sb[0])
+    throw_shape_error("matmul", {{"lhs", sa}, {"rhs", sb}},
+                      "lhs.shape[0] (" + std::to_string(sa[0]) + ") must equal rhs.shape[0] (" + std::to_string(sb[0]) +
+                          ") (the batch size)");
+  const std::size_t m = ta ? sa[r + 1] : sa[r], ka = ta ? sa[r] : sa[r + 1];
+  const std::size_t kb = tb ? sb[r + 1] : sb[r], n = tb ? sb[r] : sb[r + 1];
+  if (ka != kb) {
+    const std::size_t ia = ta ? r : r + 1, ib = tb ? r + 1 : r;
+    throw_shape_error("matmul", {{lhs.c_str(), sa}, {rhs.c_str(), sb}},
+                      "lhs.shape[" + std::to_string(ia) + "] (" + std::to_string(ka) + ") must equal rhs.shape[" +
+                          std::to_string(ib) + "] (" + std::to_string(kb) + ")");
+  }
+  detail::check_same_dtype("matmul", a, b);
+
+  // ---- forward ----
+  const std::size_t batch = r == 1 ? sa[0] : 1;
+  Shape so = r == 1 ? Shape{batch, m, n} : Shape{m, n};
+  Tensor c = detail::visit_dtype(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const detail::Array<T>& x = detail::array<T>(a, "matmul");
+    const detail::Array<T>& y = detail::array<T>(b, "matmul");
+    detail::Array<T> out(detail::xshape(so));
+    for (std::size_t i = 0; i < batch; ++i)
+      gemm<T>(x.data() + i * m * ka, y.data() + i * ka * n, out.data() + i * m * n, m, n, ka, ta, tb);
+    return detail::make_tensor<T>(std::move(out));
+  });
+
+  // ---- backward ----
+  const char* rule = !ta && !tb ? "dA += dC·Bᵀ; dB += Aᵀ·dC"
+                     : !ta      ? "dA += dC·B; dB += dCᵀ·A"
+                     : !tb      ? "dA += B·dCᵀ; dB += A·dC"
+                                : "dA += Bᵀ·dCᵀ; dB += dCᵀ·Aᵀ";
+  return record("matmul", {a, b}, c, rule, [ta, tb](BackwardContext& ctx) {
+    const Tensor &A = ctx.input(0), &B = ctx.input(1), &dC = ctx.grad_out();
+    if (ctx.needs_grad(0))
+      ctx.accumulate(0, !ta ? matmul(dC, B, false, !tb)     // dC·Bᵀ or dC·B
+                            : matmul(B, dC, tb, true));     // B·dCᵀ or Bᵀ·dCᵀ
+    if (ctx.needs_grad(1))
+      ctx.accumulate(1, !tb ? matmul(A, dC, !ta, false)     // Aᵀ·dC or A·dC
+                            : matmul(dC, A, true, ta));     // dCᵀ·A or dCᵀ·Aᵀ
+  });
+}
+
+}  // namespace rwd

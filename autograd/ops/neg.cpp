@@ -1,0 +1,12 @@
+// y = −x
+// dx += −dy
+#include "op.hpp"
+
+namespace rwd {
+
+Tensor neg(const Tensor& x) {
+  Tensor y = detail::map("neg", x, [](const auto& a) { return -a; });
+  return record("neg", {x}, y, "dx −= dy", [](BackwardContext& c) { c.accumulate(0, -c.grad_out()); });
+}
+
+}  // namespace rwd

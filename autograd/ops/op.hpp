@@ -1,0 +1,50 @@
+// rewind/autograd/ops/op.hpp — what every primitive's file includes (library-internal).
+//
+// A primitive's file reads, top to bottom: the math as a comment, the shape check, the forward
+// (an xtensor expression over the operands' arrays), and the backward (rewind ops on the context,
+// so that a create_graph sweep can differentiate it again). See tanh.cpp for the shape of one.
+#pragma once
+
+#include <xtensor/xbroadcast.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xview.hpp>
+
+#include "../../core/detail/impl.hpp"
+#include "../ops.hpp"
+#include "../tape.hpp"
+
+namespace rwd::detail {
+
+/// A constant 0/1 tensor of x's shape and dtype: 1 where pred(x) holds (relu, clamp, abs masks).
+template <class Pred>
+Tensor mask_where(const char* op, const Tensor& x, Pred pred) {
+  return map(op, x, [&](const auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    Array<T> m(a.shape());
+    auto out = m.begin();
+    for (auto v : a) *out++ = pred(v) ? T(1) : T(0);
+    return m;
+  });
+}
+
+/// A shape seen as (outer, n, inner) around one axis: element [o, i, r] sits at (o·n + i)·inner + r.
+struct AxisSplit {
+  std::size_t outer = 1, n = 1, inner = 1;
+};
+inline AxisSplit split_at(const Shape& s, std::size_t axis) {
+  AxisSplit a;
+  for (std::size_t i = 0; i < s.ndim(); ++i) {
+    if (i < axis) a.outer *= s[i];
+    else if (i > axis) a.inner *= s[i];
+  }
+  a.n = s[axis];
+  return a;
+}
+
+/// Throws ValueError unless every index is in [0, n), naming the op and the offending position.
+void check_indices(const char* op, const Indices& indices, std::size_t n, std::size_t axis, const Shape& shape);
+
+/// A scalar of x's dtype (for writing formulas like 1 − y²).
+inline Tensor scalar_like(const Tensor& x, double v) { return Tensor::scalar(v, x.dtype()); }
+
+}  // namespace rwd::detail

@@ -1,0 +1,30 @@
+// y = x with its axes reordered: y.shape[i] = x.shape[axes[i]]
+// dx += permute(dy, axes⁻¹)
+#include <xtensor/xmanipulation.hpp>
+
+#include "op.hpp"
+
+namespace rwd {
+
+Tensor permute(const Tensor& x, const std::vector<int>& axes) {
+  const Shape sx = x.shape();
+  std::vector<std::size_t> perm, inverse(sx.ndim());
+  std::vector<bool> seen(sx.ndim(), false);
+  if (axes.size() != sx.ndim())
+    throw_shape_error("permute", {{"input", sx}},
+                      std::to_string(axes.size()) + " axes given for " + std::to_string(sx.ndim()) + " dimensions");
+  for (int a : axes) {
+    const std::size_t k = normalize_axis("permute", a, sx);
+    if (seen[k]) throw_shape_error("permute", {{"input", sx}}, "axis " + std::to_string(a) + " is listed twice");
+    seen[k] = true;
+    inverse[k] = perm.size();
+    perm.push_back(k);
+  }
+  Tensor y = detail::map("permute", x, [&](const auto& a) { return xt::transpose(a, perm); });
+  std::vector<int> inv(inverse.begin(), inverse.end());
+  return record("permute", {x}, y, "dx += permute(dy, axes⁻¹)", [inv](BackwardContext& c) {
+    c.accumulate(0, permute(c.grad_out(), inv));
+  });
+}
+
+}  // namespace rwd

@@ -1,0 +1,26 @@
+// y = xᵖ, p a number:          dx += dy ⊙ p·xᵖ⁻¹
+// z = xᵖ, p a tensor (broadcast): dx += Σ dz ⊙ p·xᵖ⁻¹;  dp += Σ dz ⊙ z·ln x
+#include "op.hpp"
+
+namespace rwd {
+
+Tensor pow(const Tensor& x, double p) {
+  Tensor y = detail::map("pow", x, [p](const auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    return xt::pow(a, static_cast<T>(p));
+  });
+  return record("pow", {x}, y, "dx += dy⊙p·xᵖ⁻¹", [p](BackwardContext& c) {
+    c.accumulate(0, c.grad_out() * (p * pow(c.input(0), p - 1.0)));
+  });
+}
+
+Tensor pow(const Tensor& x, const Tensor& p) {
+  Tensor z = detail::zip("pow", x, p, [](const auto& a, const auto& b) { return xt::pow(a, b); });
+  return record("pow", {x, p}, z, "dx += dz⊙p·xᵖ⁻¹; dp += dz⊙z·ln x", [](BackwardContext& c) {
+    const Tensor &x = c.input(0), &p = c.input(1), &dz = c.grad_out();
+    if (c.needs_grad(0)) c.accumulate(0, sum_to_shape(dz * p * pow(x, p - 1.0), x.shape()));
+    if (c.needs_grad(1)) c.accumulate(1, sum_to_shape(dz * c.output() * log(x), p.shape()));
+  });
+}
+
+}  // namespace rwd

@@ -1,0 +1,25 @@
+// y = x viewed with a new shape (same elements, row-major order)
+// dx += reshape(dy, x.shape)
+#include "op.hpp"
+
+namespace rwd {
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  const Shape sx = x.shape();
+  if (sx.numel() != shape.numel())
+    throw_shape_error("reshape", {{"input", sx}, {"target", shape}},
+                      "cannot reshape " + std::to_string(sx.numel()) + " elements into " +
+                          std::to_string(shape.numel()));
+  if (sx == shape) return x;
+  Tensor y = detail::map("reshape", x, [&](const auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    detail::Array<T> out = a;
+    out.reshape(detail::xshape(shape));
+    return out;
+  });
+  return record("reshape", {x}, y, "dx += reshape(dy, x.shape)", [](BackwardContext& c) {
+    c.accumulate(0, reshape(c.grad_out(), c.input(0).shape()));
+  });
+}
+
+}  // namespace rwd

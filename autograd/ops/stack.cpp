@@ -1,0 +1,44 @@
+// y = [x₀, x₁, …] along a new axis `axis`
+// dxᵢ += dy[…, i, …]
+#include "op.hpp"
+
+namespace rwd {
+
+Tensor stack(const std::vector<Tensor>& xs, int axis) {
+  if (xs.empty()) throw ValueError("stack: no tensors to stack");
+  const Shape s0 = xs[0].shape();
+  const int n = static_cast<int>(s0.ndim()) + 1;
+  if (axis < -n || axis >= n)
+    throw_shape_error("stack", {{"tensor 0", s0}}, "axis " + std::to_string(axis) + " is out of range for the new axis");
+  const auto ax = static_cast<std::size_t>(axis < 0 ? axis + n : axis);
+  for (std::size_t i = 1; i < xs.size(); ++i) {
+    detail::check_same_dtype("stack", xs[0], xs[i]);
+    if (xs[i].shape() != s0)
+      throw_shape_error("stack", {{"tensor 0", s0}, {("tensor " + std::to_string(i)).c_str(), xs[i].shape()}},
+                        "all tensors must have the same shape");
+  }
+  Shape so;
+  for (std::size_t d = 0; d < s0.ndim(); ++d) {
+    if (d == ax) so.push_back(xs.size());
+    so.push_back(s0[d]);
+  }
+  if (ax == s0.ndim()) so.push_back(xs.size());
+  const detail::AxisSplit f = detail::split_at(so, ax);
+  Tensor y = detail::visit_dtype(xs[0].dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    detail::Array<T> out(detail::xshape(so));
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      const auto& a = detail::array<T>(xs[i], "stack");
+      for (std::size_t o = 0; o < f.outer; ++o)
+        std::copy_n(a.data() + o * f.inner, f.inner, out.data() + (o * f.n + i) * f.inner);
+    }
+    return detail::make_tensor<T>(std::move(out));
+  });
+  const int a = static_cast<int>(ax);
+  return record("stack", xs, y, "dxᵢ += dy[i]", [a, s0](BackwardContext& c) {
+    for (std::size_t i = 0; i < c.num_inputs(); ++i)
+      if (c.needs_grad(i)) c.accumulate(i, reshape(slice(c.grad_out(), a, i, i + 1), s0));
+  });
+}
+
+}  // namespace rwd

@@ -1,0 +1,58 @@
+// y = Σ_axes x   (keepdims leaves the summed axes as size 1)
+// dx += broadcast(dy, x.shape)   — every summed element receives the adjoint of its sum
+#include <algorithm>
+
+#include "op.hpp"
+
+namespace rwd {
+
+Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
+  // ---- shape check ----
+  const Shape sx = x.shape();
+  std::vector<std::size_t> ax;
+  for (int a : axes) ax.push_back(normalize_axis("sum", a, sx));
+  std::sort(ax.begin(), ax.end());
+  if (std::adjacent_find(ax.begin(), ax.end()) != ax.end())
+    throw_shape_error("sum", {{"input", sx}}, "an axis is listed twice");
+  Shape kept, reduced;  // output shape with and without the size-1 axes
+  for (std::size_t i = 0; i < sx.ndim(); ++i) {
+    const bool summed = std::binary_search(ax.begin(), ax.end(), i);
+    kept.push_back(summed ? 1 : sx[i]);
+    if (!summed) reduced.push_back(sx[i]);
+  }
+
+  // ---- forward ----
+  Tensor y = detail::map("sum", x, [&](const auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    // One axis at a time, last first, each a loop over (outer, n, inner).
+    detail::Array<T> cur = a;
+    Shape sc = sx;
+    for (auto it = ax.rbegin(); it != ax.rend(); ++it) {
+      const detail::AxisSplit f = detail::split_at(sc, *it);
+      sc[*it] = 1;
+      detail::Array<T> next = xt::zeros<T>(detail::xshape(sc));
+      for (std::size_t o = 0; o < f.outer; ++o)
+        for (std::size_t i = 0; i < f.n; ++i) {
+          const T* src = cur.data() + (o * f.n + i) * f.inner;
+          T* dst = next.data() + o * f.inner;
+          for (std::size_t r = 0; r < f.inner; ++r) dst[r] += src[r];
+        }
+      cur = std::move(next);
+    }
+    cur.reshape(detail::xshape(keepdims ? kept : reduced));
+    return cur;
+  });
+
+  // ---- backward ----
+  return record("sum", {x}, y, "dx += broadcast(dy)", [kept](BackwardContext& c) {
+    c.accumulate(0, broadcast_to(reshape(c.grad_out(), kept), c.input(0).shape()));
+  });
+}
+
+Tensor sum(const Tensor& x) {
+  std::vector<int> all(x.ndim());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  return sum(x, all, false);
+}
+
+}  // namespace rwd

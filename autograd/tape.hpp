@@ -1,0 +1,187 @@
+// rewind/autograd/tape.hpp — the tape, explained once.
+//
+//  Reverse mode on a tape (a Wengert list)
+//  ---------------------------------------
+//  Every primitive op that sees an input requiring a gradient appends one *entry* to the current
+//  tape: its name, its input tensors, its output tensor and a backward function. The tape is a plain
+//  vector, so entries sit in the order they were computed, and every input of entry i was produced
+//  by an entry before i (or is a leaf: a parameter, an input, a constant).
+//
+//        leaves            tape (recording order) ───────────────────────────────▶
+//      ┌────────┐    ┌──────────────┐  ┌──────────────┐  ┌──────────────┐
+//      │ W  (p) │──┐ │ #0 matmul    │  │ #1 add       │  │ #2 tanh      │  …  #k  loss
+//      │ x      │──┴▶│ in: W, x     │─▶│ in: #0, b    │─▶│ in: #1       │
+//      │ b  (p) │───────────────────────▶ out: (5, 1)  │  │ out: (5, 1)  │
+//      └────────┘    └──────────────┘  └──────────────┘  └──────────────┘
+//                    ◀──────────────────────────────────────────── backward: i = k … 0
+//
+//  backward(loss) seeds the loss's adjoint with 1 and walks the entries in reverse with a loop.
+//  Because every consumer of entry i comes after i, when the sweep reaches i its adjoint dy is
+//  complete; the entry's backward function turns dy into adjoints for its inputs.
+//
+//  THE ACCUMULATE RULE: backward functions never assign, they ADD. An input used twice
+//  (y = x*x + x) receives one contribution per use, and a leaf's .grad() keeps adding across
+//  backward calls until zero_grad(). Every op's backward reports through
+//  BackwardContext::accumulate, which does the `+=`.
+//
+//  Backward functions are written with the same differentiable ops as the forward pass. Normally
+//  they run with recording off; with create_graph they record too, so the gradient itself has a
+//  history and can be differentiated again (double backward, Hessian-vector products).
+//
+//  Freeing order. The tape owns its entries and, through them, the intermediate values. backward()
+//  clears the tape when it is done (unless asked to retain it): entries are released front to back in
+//  one loop — no entry owns another, so there is no recursion and a 10,000-step unroll frees like a
+//  3-step one. Leaves (parameters, inputs) are owned by the user's handles and outlive any tape. An
+//  intermediate handle kept past the clear is marked released; touching its value throws TapeError
+//  (call detach(), or keep_on_clear() for state carried between steps).
+//
+//  Each thread has a default tape; constructing a Tape makes it the current one for its scope
+//  (RAII), and destroying it clears it and restores the previous one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "../core/tensor.hpp"
+
+namespace rwd {
+
+class BackwardContext;
+
+/// The backward function of one tape entry.
+using BackwardFn = std::function<void(BackwardContext&)>;
+
+/// One entry of the tape: output = op(inputs), with the function that sends adjoints back.
+struct Node {
+  const char* op = "";          // op name, as printed ("matmul", "tanh", or a custom op's name)
+  const char* rule = "";        // the backward rule as text, for the explain view ("dx += dy⊙(1−y²)")
+  std::vector<Tensor> inputs;   // the operands, as recorded
+  Tensor output;                // the value this entry produced
+  BackwardFn backward;          // turns the output's adjoint into inputs' adjoints (accumulating)
+  Tensor adjoint;               // the output's adjoint, kept only by a sweep with keep_adjoints
+};
+
+/// A tape: the entries recorded since it was last cleared, in recording order.
+class Tape {
+ public:
+  /// Creates a tape and makes it the thread's current tape until it is destroyed.
+  Tape();
+  /// Clears the tape and restores the previous current tape.
+  ~Tape();
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  /// The thread's current tape (its default tape if no Tape scope is open).
+  static Tape& current();
+
+  /// Number of entries.
+  std::size_t size() const { return m_nodes.size(); }
+  bool empty() const { return m_nodes.empty(); }
+  const Node& operator[](std::size_t i) const { return m_nodes[i]; }
+  Node& operator[](std::size_t i) { return m_nodes[i]; }
+  const std::deque<Node>& entries() const { return m_nodes; }
+
+  /// Releases every entry and every intermediate value (those marked keep_on_clear become constants).
+  void clear();
+
+  /// Appends an entry; used by record(). Returns its index.
+  std::int64_t push(Node node);
+
+ private:
+  struct RootTag {};
+  explicit Tape(RootTag);
+  std::deque<Node> m_nodes;  // a deque: entries stay put while a create_graph sweep appends
+  Tape* m_previous = nullptr;
+  bool m_is_root = false;
+};
+
+/// Whether ops record onto the tape on this thread.
+class GradMode {
+ public:
+  static bool enabled();
+  static void set_enabled(bool enabled);
+};
+
+/// RAII scope in which nothing is recorded (evaluation, optimizer updates).
+class NoGradGuard {
+ public:
+  NoGradGuard() : m_previous(GradMode::enabled()) { GradMode::set_enabled(false); }
+  ~NoGradGuard() { GradMode::set_enabled(m_previous); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool m_previous;
+};
+
+/// RAII scope that turns recording back on inside a no-grad scope.
+class EnableGradGuard {
+ public:
+  EnableGradGuard() : m_previous(GradMode::enabled()) { GradMode::set_enabled(true); }
+  ~EnableGradGuard() { GradMode::set_enabled(m_previous); }
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool m_previous;
+};
+
+/// What a backward function sees: the output's adjoint, the operands, and where to add results.
+class BackwardContext {
+ public:
+  BackwardContext(const Node& node, const Tensor& grad_out, std::vector<Tensor>& grads)
+      : m_node(node), m_grad_out(grad_out), m_grads(grads) {}
+
+  /// The adjoint of the output (dy), same shape as the output.
+  const Tensor& grad_out() const { return m_grad_out; }
+  /// Operand i as recorded.
+  const Tensor& input(std::size_t i) const { return m_node.inputs[i]; }
+  std::size_t num_inputs() const { return m_node.inputs.size(); }
+  /// The value the op produced (y).
+  const Tensor& output() const { return m_node.output; }
+  /// Whether operand i wants a gradient (skip computing it otherwise).
+  bool needs_grad(std::size_t i) const;
+  /// d input_i += g. g must have operand i's shape and dtype (checked, naming the op).
+  void accumulate(std::size_t i, const Tensor& g);
+  const Node& node() const { return m_node; }
+
+ private:
+  const Node& m_node;
+  const Tensor& m_grad_out;
+  std::vector<Tensor>& m_grads;
+};
+
+/// Records `output = op(inputs)` on the current tape if grad mode is on and any input requires a
+/// gradient; otherwise returns `output` untouched as a constant. This is how every primitive —
+/// built-in or user-defined — joins the tape. `op` and `rule` must outlive the tape (string
+/// literals, or intern()ed).
+Tensor record(const char* op, std::initializer_list<Tensor> inputs, Tensor output, const char* rule,
+              BackwardFn backward);
+Tensor record(const char* op, std::vector<Tensor> inputs, Tensor output, const char* rule, BackwardFn backward);
+
+/// A stable copy of `s` that lives as long as the program (for names of custom ops).
+const char* intern(const std::string& s);
+
+/// A user-defined primitive: `forward` runs with recording off and returns the output; `backward`
+/// accumulates into the context like a built-in op. Written with rewind's differentiable ops, the
+/// backward also supports double backward.
+Tensor custom_op(const std::string& name, std::vector<Tensor> inputs,
+                 const std::function<Tensor(const std::vector<Tensor>&)>& forward, BackwardFn backward,
+                 const std::string& rule = "");
+
+/// The same from a struct with `static constexpr const char* name`, `static Tensor
+/// forward(const std::vector<Tensor>&)` and `static void backward(BackwardContext&)`
+/// (optionally `static constexpr const char* rule`).
+template <class Op>
+Tensor apply(std::vector<Tensor> inputs) {
+  const char* rule = "";
+  if constexpr (requires { Op::rule; }) rule = Op::rule;
+  return custom_op(Op::name, std::move(inputs), &Op::forward, &Op::backward, rule);
+}
+
+}  // namespace rwd

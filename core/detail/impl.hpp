@@ -1,0 +1,112 @@
+// rewind/core/detail/impl.hpp — what lies behind a Tensor handle. Library-internal: this header
+// pulls in xtensor, so only the library's .cpp files include it (public headers stay light).
+#pragma once
+
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include <xtensor/xarray.hpp>
+
+#include "../tensor.hpp"
+
+namespace rwd {
+class Tape;
+}
+
+namespace rwd::detail {
+
+template <class T>
+using Array = xt::xarray<T, xt::layout_type::row_major>;
+
+/// The storage and autograd bookkeeping of one tensor.
+struct TensorImpl {
+  std::variant<Array<float>, Array<double>> value;
+  Tensor grad;                  // accumulated gradient (leaves)
+  Tape* tape = nullptr;         // the tape that recorded this value (null for leaves and constants)
+  std::int64_t node = -1;       // index of the producing entry on that tape
+  bool requires_grad = false;   // a parameter, or a recorded value that depends on one
+  bool keep_on_clear = false;   // survive a tape clear as a constant
+  bool released = false;        // value freed when its tape was cleared
+  const char* released_op = ""; // what produced it, for the use-after-clear message
+  Shape released_shape;
+  std::string name;
+
+  Dtype dtype() const { return value.index() == 0 ? Dtype::f32 : Dtype::f64; }
+};
+
+template <class T>
+constexpr Dtype dtype_of() {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "rewind tensors hold float or double");
+  return std::is_same_v<T, float> ? Dtype::f32 : Dtype::f64;
+}
+
+/// Throws TapeError if `impl` was freed by a tape clear; `op` names who wanted it.
+void check_alive(const TensorImpl& impl, const char* op);
+
+/// The array of `t` as T; checks it is alive and of that dtype (naming `op`).
+template <class T>
+const Array<T>& array(const Tensor& t, const char* op) {
+  const TensorImpl* p = t.impl_ptr().get();
+  if (!p) throw TapeError(std::string(op) + ": an operand is an undefined tensor");
+  if (p->released) check_alive(*p, op);
+  if (p->value.index() != (std::is_same_v<T, float> ? 0 : 1))
+    throw DtypeError(std::string(op) + ": expected " + dtype_name(dtype_of<T>()) + ", got " + dtype_name(p->dtype()));
+  return std::get<Array<T>>(p->value);
+}
+
+template <class T>
+Array<T>& array_mut(const Tensor& t, const char* op) {
+  return const_cast<Array<T>&>(array<T>(t, op));
+}
+
+/// A new constant tensor owning `a`.
+template <class T>
+Tensor make_tensor(Array<T>&& a) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->value = std::move(a);
+  return Tensor(std::move(impl));
+}
+
+/// Shape of an xtensor array as a rewind Shape.
+template <class A>
+Shape shape_of(const A& a) {
+  return Shape(a.shape().begin(), a.shape().end());
+}
+
+/// xtensor shape vector from a rewind Shape.
+inline std::vector<std::size_t> xshape(const Shape& s) { return std::vector<std::size_t>(s.begin(), s.end()); }
+
+/// Calls f(T{}) with T = float or double according to `dtype`.
+template <class F>
+decltype(auto) visit_dtype(Dtype dtype, F&& f) {
+  if (dtype == Dtype::f32) return f(float{});
+  return f(double{});
+}
+
+/// Throws DtypeError unless a and b share a dtype.
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+
+/// y = f(x) elementwise; f takes an Array<T> and returns an xtensor expression of the same shape.
+template <class F>
+Tensor map(const char* op, const Tensor& x, F&& f) {
+  return visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> out = f(array<T>(x, op));
+    return make_tensor<T>(std::move(out));
+  });
+}
+
+/// z = f(a, b) elementwise with NumPy broadcasting (checked, naming `op`).
+template <class F>
+Tensor zip(const char* op, const Tensor& a, const Tensor& b, F&& f) {
+  check_same_dtype(op, a, b);
+  broadcast_shapes(op, a.shape(), b.shape());
+  return visit_dtype(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> out = f(array<T>(a, op), array<T>(b, op));
+    return make_tensor<T>(std::move(out));
+  });
+}
+
+}  // namespace rwd::detail

@@ -1,0 +1,48 @@
+// rewind/core/random.hpp — seeded, reproducible random numbers.
+//
+// The generator is MT19937 seeded like NumPy's legacy `RandomState(seed)`, and `uniform()` and
+// `normal()` use NumPy's exact formulas, so `Generator(42)` draws the same numbers as
+// `np.random.RandomState(42).rand()` / `.randn()`. Results do not depend on the platform's
+// standard library distributions.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+namespace rwd {
+
+/// A seeded random number generator (MT19937, NumPy-compatible draws).
+class Generator {
+ public:
+  explicit Generator(std::uint32_t seed = 0);
+  Generator(const Generator&);
+  Generator& operator=(const Generator&);
+  Generator(Generator&&) noexcept;
+  Generator& operator=(Generator&&) noexcept;
+  ~Generator();
+
+  /// Restarts the stream from `seed`.
+  void seed(std::uint32_t seed);
+  /// The next raw 32-bit draw.
+  std::uint32_t next_u32();
+  /// Uniform in [0, 1) with 53 random bits (NumPy's `random_sample`).
+  double uniform();
+  /// Uniform in [lo, hi).
+  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+  /// Standard normal (NumPy's legacy polar method, pairs cached).
+  double normal();
+  /// Uniform integer in [0, n).
+  std::uint64_t integer(std::uint64_t n);
+
+ private:
+  struct State;
+  std::unique_ptr<State> m_state;
+};
+
+/// The thread's default generator, used when no generator is passed.
+Generator& default_generator();
+
+/// Reseeds the thread's default generator.
+void manual_seed(std::uint32_t seed);
+
+}  // namespace rwd

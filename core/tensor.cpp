@@ -1,0 +1,292 @@
+#include "tensor.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <ostream>
+
+#include <xtensor/xbuilder.hpp>
+
+#include "../autograd/backward.hpp"
+#include "../autograd/ops.hpp"
+#include "../autograd/tape.hpp"
+#include "detail/impl.hpp"
+
+namespace rwd {
+
+namespace detail {
+
+void check_alive(const TensorImpl& impl, const char* op) {
+  if (!impl.released) return;
+  throw TapeError(std::string(op) + ": tensor " + impl.released_shape.str() + " produced by '" + impl.released_op +
+                  "' is no longer available: its tape was cleared (by backward() or Tape::clear()). "
+                  "Keep a value past the sweep with detach(), keep_on_clear(), or backward with retain");
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype())
+    throw DtypeError(std::string(op) + ": lhs is " + dtype_name(a.dtype()) + " and rhs is " + dtype_name(b.dtype()) +
+                     ": operands must share a dtype (convert one with .to())");
+}
+
+}  // namespace detail
+
+using detail::Array;
+
+Tensor::Tensor(std::shared_ptr<detail::TensorImpl> impl) : m_impl(std::move(impl)) {}
+
+detail::TensorImpl& Tensor::impl() const {
+  if (!m_impl) throw TapeError("tensor: this tensor is undefined (default-constructed, or a gradient not computed yet)");
+  if (m_impl->released) detail::check_alive(*m_impl, "tensor");
+  return *m_impl;
+}
+
+// ---- factories ----
+
+Tensor Tensor::full(const Shape& shape, double value, Dtype dtype) {
+  return detail::visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> a(detail::xshape(shape), static_cast<T>(value));
+    return detail::make_tensor<T>(std::move(a));
+  });
+}
+Tensor Tensor::zeros(const Shape& shape, Dtype dtype) { return full(shape, 0.0, dtype); }
+Tensor Tensor::ones(const Shape& shape, Dtype dtype) { return full(shape, 1.0, dtype); }
+Tensor Tensor::scalar(double value, Dtype dtype) { return full(Shape{}, value, dtype); }
+
+template <class V>
+static Tensor from_values(const V& values, const Shape& shape, Dtype dtype) {
+  if (values.size() != shape.numel())
+    throw ValueError("from_vector: " + std::to_string(values.size()) + " values do not fill shape " + shape.str() +
+                     " (" + std::to_string(shape.numel()) + " elements)");
+  return detail::visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> a(detail::xshape(shape));
+    std::copy(values.begin(), values.end(), a.begin());
+    return detail::make_tensor<T>(std::move(a));
+  });
+}
+Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape, Dtype dtype) {
+  return from_values(values, shape, dtype);
+}
+Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape, Dtype dtype) {
+  return from_values(values, shape, dtype);
+}
+
+Tensor Tensor::arange(std::size_t n, Dtype dtype) {
+  std::vector<double> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<double>(i);
+  return from_vector(v, Shape{n}, dtype);
+}
+
+template <class Draw>
+static Tensor generate(const Shape& shape, Dtype dtype, Draw draw) {
+  return detail::visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> a(detail::xshape(shape));
+    for (auto& v : a) v = static_cast<T>(draw());
+    return detail::make_tensor<T>(std::move(a));
+  });
+}
+Tensor Tensor::randn(const Shape& shape, Generator& gen, Dtype dtype) {
+  return generate(shape, dtype, [&] { return gen.normal(); });
+}
+Tensor Tensor::randn(const Shape& shape, Dtype dtype) { return randn(shape, default_generator(), dtype); }
+Tensor Tensor::uniform(const Shape& shape, double lo, double hi, Generator& gen, Dtype dtype) {
+  return generate(shape, dtype, [&] { return gen.uniform(lo, hi); });
+}
+Tensor Tensor::uniform(const Shape& shape, double lo, double hi, Dtype dtype) {
+  return uniform(shape, lo, hi, default_generator(), dtype);
+}
+
+// ---- what it is ----
+
+Shape Tensor::shape() const {
+  return std::visit([](const auto& a) { return detail::shape_of(a); }, impl().value);
+}
+std::size_t Tensor::ndim() const {
+  return std::visit([](const auto& a) { return a.dimension(); }, impl().value);
+}
+std::size_t Tensor::numel() const {
+  return std::visit([](const auto& a) { return a.size(); }, impl().value);
+}
+std::size_t Tensor::dim(int axis) const { return shape()[normalize_axis("dim", axis, shape())]; }
+Dtype Tensor::dtype() const { return impl().dtype(); }
+
+// ---- values ----
+
+double Tensor::item() const {
+  if (numel() != 1)
+    throw_shape_error("item", {{"input", shape()}}, "only a one-element tensor converts to a number");
+  return std::visit([](const auto& a) { return static_cast<double>(*a.begin()); }, impl().value);
+}
+
+std::vector<double> Tensor::to_vector() const {
+  return std::visit([](const auto& a) { return std::vector<double>(a.begin(), a.end()); }, impl().value);
+}
+
+double Tensor::at(std::initializer_list<std::size_t> index) const {
+  const Shape s = shape();
+  if (index.size() != s.ndim())
+    throw_shape_error("at", {{"input", s}},
+                      "an index with " + std::to_string(index.size()) + " components does not address " +
+                          std::to_string(s.ndim()) + " dimensions");
+  std::size_t flat = 0, k = 0;
+  for (std::size_t i : index) {
+    if (i >= s[k])
+      throw ValueError("at: index " + std::to_string(i) + " is out of range for dimension " + std::to_string(k) +
+                       " of size " + std::to_string(s[k]) + " in shape " + s.str());
+    flat = flat * s[k] + i;
+    ++k;
+  }
+  return std::visit([&](const auto& a) { return static_cast<double>(a.data()[flat]); }, impl().value);
+}
+
+template <class T>
+T* Tensor::data() {
+  return detail::array_mut<T>(*this, "data").data();
+}
+template <class T>
+const T* Tensor::data() const {
+  return detail::array<T>(*this, "data").data();
+}
+template float* Tensor::data<float>();
+template double* Tensor::data<double>();
+template const float* Tensor::data<float>() const;
+template const double* Tensor::data<double>() const;
+
+void Tensor::assign(const Tensor& src) {
+  if (src.shape() != shape())
+    throw_shape_error("assign", {{"target", shape()}, {"source", src.shape()}}, "shapes must be equal");
+  std::visit(
+      [&](auto& dst) {
+        std::visit([&](const auto& s) { std::copy(s.begin(), s.end(), dst.begin()); }, src.impl().value);
+      },
+      impl().value);
+}
+
+void Tensor::fill(double value) {
+  std::visit([&](auto& a) { a.fill(static_cast<typename std::decay_t<decltype(a)>::value_type>(value)); },
+             impl().value);
+}
+
+// ---- autograd ----
+
+Tensor& Tensor::set_requires_grad(bool enabled) {
+  detail::TensorImpl& p = impl();
+  if (p.node >= 0 && !enabled)
+    throw TapeError("set_requires_grad: '" + std::string((*p.tape)[p.node].op) +
+                    "' output is recorded on the tape; use detach() to cut its history");
+  p.requires_grad = enabled;
+  return *this;
+}
+bool Tensor::requires_grad() const { return m_impl && m_impl->requires_grad; }
+bool Tensor::is_leaf() const { return impl().node < 0; }
+std::int64_t Tensor::tape_index() const { return impl().node; }
+
+Tensor Tensor::grad() const { return impl().grad; }
+
+void Tensor::set_grad(const Tensor& g) {
+  if (g.defined()) {
+    if (g.shape() != shape())
+      throw_shape_error("set_grad", {{"tensor", shape()}, {"grad", g.shape()}}, "shapes must be equal");
+    if (g.dtype() != dtype())
+      throw DtypeError(std::string("set_grad: tensor is ") + dtype_name(dtype()) + " and grad is " +
+                       dtype_name(g.dtype()));
+  }
+  impl().grad = g;
+}
+
+void Tensor::zero_grad(bool set_to_none) {
+  detail::TensorImpl& p = impl();
+  if (set_to_none || !p.grad.defined() || p.grad.impl().node >= 0) {
+    p.grad = Tensor();
+    return;
+  }
+  p.grad.fill(0.0);
+}
+
+void Tensor::backward() const { rwd::backward(*this); }
+void Tensor::backward(const Tensor& seed, bool retain, bool create_graph) const {
+  rwd::backward(*this, seed, SweepOptions{retain, create_graph, false});
+}
+
+Tensor Tensor::detach() const {
+  auto p = std::make_shared<detail::TensorImpl>();
+  p->value = impl().value;
+  p->name = m_impl->name;
+  return Tensor(std::move(p));
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = detach();
+  t.impl().requires_grad = m_impl->requires_grad;
+  return t;
+}
+
+Tensor Tensor::to(Dtype dtype) const { return cast(*this, dtype); }
+
+const Tensor& Tensor::keep_on_clear() const {
+  impl().keep_on_clear = true;
+  return *this;
+}
+
+const std::string& Tensor::name() const { return impl().name; }
+Tensor& Tensor::set_name(std::string name) {
+  impl().name = std::move(name);
+  return *this;
+}
+
+// ---- printing ----
+
+static void format_number(std::string& out, double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  out += buf;
+}
+
+static void format_values(std::string& out, const std::vector<double>& v, const Shape& s, std::size_t dim,
+                          std::size_t offset, std::size_t stride) {
+  if (dim == s.ndim()) {
+    format_number(out, v[offset]);
+    return;
+  }
+  const std::size_t n = s[dim], inner = stride / n;
+  const char* sep = dim + 1 == s.ndim() ? ", " : ",\n ";
+  // Long dimensions print their first and last three entries, like NumPy.
+  constexpr std::size_t skip = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> shown;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (n > 8 && i == 3) {
+      shown.push_back(skip);
+      i = n - 4;
+      continue;
+    }
+    shown.push_back(i);
+  }
+  out += '[';
+  for (std::size_t k = 0; k < shown.size(); ++k) {
+    if (k) out += sep;
+    if (shown[k] == skip)
+      out += "...";
+    else
+      format_values(out, v, s, dim + 1, offset + shown[k] * inner, inner);
+  }
+  out += ']';
+}
+
+std::string Tensor::str() const {
+  if (!m_impl) return "tensor(undefined)";
+  if (m_impl->released)
+    return "tensor(released: " + m_impl->released_shape.str() + " from '" + m_impl->released_op + "')";
+  const Shape s = shape();
+  std::string out = "tensor(";
+  format_values(out, to_vector(), s, 0, 0, s.numel());
+  out += ", shape=" + s.str() + ", dtype=" + dtype_name(dtype());
+  if (m_impl->requires_grad) out += ", requires_grad";
+  return out + ")";
+}
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
+std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.str(); }
+
+}  // namespace rwd

@@ -1,0 +1,130 @@
+// rewind/core/tensor.hpp — the tensor handle users hold.
+//
+// A Tensor is a cheap, shared handle (like torch.Tensor): copies alias the same value. Values are
+// row-major xtensor arrays of float32 or float64, kept behind the handle so that this header stays
+// light to compile. Arithmetic on tensors records onto the current tape (see autograd/tape.hpp) when
+// an input requires a gradient and grad mode is on.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtype.hpp"
+#include "error.hpp"
+#include "random.hpp"
+#include "shape.hpp"
+
+namespace rwd {
+
+namespace detail {
+struct TensorImpl;
+}
+
+/// A shared handle to an n-d array of float32 or float64, with an optional gradient and history.
+class Tensor {
+ public:
+  /// An undefined tensor (`defined()` is false), e.g. the gradient of a tensor that has none yet.
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<detail::TensorImpl> impl);
+
+  // ---- factories (float32 unless a dtype is given) ----
+  /// All zeros.
+  static Tensor zeros(const Shape& shape, Dtype dtype = Dtype::f32);
+  /// All ones.
+  static Tensor ones(const Shape& shape, Dtype dtype = Dtype::f32);
+  /// Every element `value`.
+  static Tensor full(const Shape& shape, double value, Dtype dtype = Dtype::f32);
+  /// A 0-d tensor.
+  static Tensor scalar(double value, Dtype dtype = Dtype::f32);
+  /// Values in row-major order; throws ValueError if their count is not shape.numel().
+  static Tensor from_vector(const std::vector<double>& values, const Shape& shape, Dtype dtype = Dtype::f32);
+  static Tensor from_vector(const std::vector<float>& values, const Shape& shape, Dtype dtype = Dtype::f32);
+  /// 0, 1, …, n-1 as a vector.
+  static Tensor arange(std::size_t n, Dtype dtype = Dtype::f32);
+  /// Standard normal draws (NumPy's order) from `gen`.
+  static Tensor randn(const Shape& shape, Generator& gen, Dtype dtype = Dtype::f32);
+  static Tensor randn(const Shape& shape, Dtype dtype = Dtype::f32);
+  /// Uniform draws in [lo, hi) from `gen`.
+  static Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen, Dtype dtype = Dtype::f32);
+  static Tensor uniform(const Shape& shape, double lo, double hi, Dtype dtype = Dtype::f32);
+
+  // ---- what it is ----
+  bool defined() const { return m_impl != nullptr; }
+  Shape shape() const;
+  std::size_t ndim() const;
+  std::size_t numel() const;
+  /// Size of dimension `axis` (negative counts from the end).
+  std::size_t dim(int axis) const;
+  Dtype dtype() const;
+
+  // ---- reading and writing values ----
+  /// The value of a one-element tensor.
+  double item() const;
+  /// All values in row-major order.
+  std::vector<double> to_vector() const;
+  /// One element by multi-index.
+  double at(std::initializer_list<std::size_t> index) const;
+  /// Raw row-major storage; throws DtypeError if T does not match dtype().
+  template <class T>
+  T* data();
+  template <class T>
+  const T* data() const;
+  /// Overwrites this tensor's values with `src` (same shape; converted to this dtype), outside the tape.
+  /// For optimizers, loaders and tests: it never records and does not touch gradients.
+  void assign(const Tensor& src);
+  /// Fills every element with `value`, outside the tape.
+  void fill(double value);
+
+  // ---- autograd ----
+  /// Marks a leaf as a parameter whose gradient backward() accumulates. Returns *this.
+  Tensor& set_requires_grad(bool enabled = true);
+  bool requires_grad() const;
+  /// True for tensors not produced by a recorded op (parameters, inputs, constants).
+  bool is_leaf() const;
+  /// The gradient accumulated by backward(); undefined until the first backward that reaches it.
+  Tensor grad() const;
+  /// Sets the gradient (e.g. from a loader or a test). Shape and dtype must match.
+  void set_grad(const Tensor& grad);
+  /// Zeroes the gradient in place (keeping its buffer), or drops it when `set_to_none`.
+  void zero_grad(bool set_to_none = false);
+  /// Runs the reverse sweep from this tensor (see autograd/backward.hpp for the options).
+  void backward() const;
+  void backward(const Tensor& seed, bool retain = false, bool create_graph = false) const;
+  /// A new leaf with a copy of the value and no history.
+  Tensor detach() const;
+  /// A copy of the value as a new leaf that keeps requires_grad (a new parameter, not an alias).
+  Tensor clone() const;
+  /// Differentiable conversion to another dtype (a no-op handle copy if already that dtype).
+  Tensor to(Dtype dtype) const;
+  /// Keep this tape value when its tape is cleared: it becomes a constant leaf with its value
+  /// (history dropped). Used for state carried across training steps. Returns *this.
+  const Tensor& keep_on_clear() const;
+  /// Index of the entry that produced this tensor on its tape, or -1 for a leaf.
+  std::int64_t tape_index() const;
+
+  // ---- names and printing ----
+  /// A display name, used by the printed tape, gradcheck reports and error messages.
+  const std::string& name() const;
+  Tensor& set_name(std::string name);
+  /// Values, NumPy-style, with shape and dtype.
+  std::string str() const;
+
+  /// The implementation object (for the library's own ops); throws TapeError if the value was freed.
+  detail::TensorImpl& impl() const;
+  const std::shared_ptr<detail::TensorImpl>& impl_ptr() const { return m_impl; }
+  /// True if both handles refer to the same tensor.
+  bool same(const Tensor& other) const { return m_impl == other.m_impl; }
+
+ private:
+  std::shared_ptr<detail::TensorImpl> m_impl;
+};
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+std::ostream& operator<<(std::ostream& os, const Shape& s);
+
+}  // namespace rwd

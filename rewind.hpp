@@ -1,0 +1,16 @@
+// rewind — tape-based reverse-mode automatic differentiation for recurrent models.
+//
+// Everything lives in namespace `rwd`: a namespace called `rewind` cannot exist in a C++ program
+// that includes <cstdio> (which <string> does), because C declares `void rewind(FILE*)` there.
+// The one header users include.
+#pragma once
+
+#include "core/dtype.hpp"
+#include "core/error.hpp"
+#include "core/random.hpp"
+#include "core/shape.hpp"
+#include "core/tensor.hpp"
+
+#include "autograd/backward.hpp"
+#include "autograd/ops.hpp"
+#include "autograd/tape.hpp"
