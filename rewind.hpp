@@ -12,5 +12,6 @@
 #include "core/tensor.hpp"
 
 #include "autograd/backward.hpp"
+#include "autograd/gradcheck.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"

@@ -160,6 +160,7 @@ bool ReverseSweep::step() {
     BackwardContext ctx(node, dy, m_adjoints_out);
     node.backward(ctx);
   }
+  if (m_options.keep_adjoints) node.sent = m_adjoints_out;
   for (std::size_t k = 0; k < node.inputs.size(); ++k)
     if (m_adjoints_out[k].defined()) add_adjoint(node.inputs[k], m_adjoints_out[k]);
   return true;

@@ -64,6 +64,7 @@ struct Node {
   Tensor output;                // the value this entry produced
   BackwardFn backward;          // turns the output's adjoint into inputs' adjoints (accumulating)
   Tensor adjoint;               // the output's adjoint, kept only by a sweep with keep_adjoints
+  std::vector<Tensor> sent;     // what it sent to each input, kept only by a sweep with keep_adjoints
 };
 
 /// A tape: the entries recorded since it was last cleared, in recording order.

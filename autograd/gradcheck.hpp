@@ -1,0 +1,82 @@
+// rewind/autograd/gradcheck.hpp — checking gradients by central finite differences, in float64.
+//
+//   auto report = gradcheck([&](const std::vector<Tensor>& in) { return model_loss(in[0], in[1]); },
+//                           {W.set_name("W"), b.set_name("b")});
+//   std::cout << report;          // reads like a diagnosis
+//   if (!report) …                // false when any gradient is wrong
+//
+// The function may return any shape: a non-scalar output y is scalarized as Σ y⊙w with fixed random
+// weights w (seeded), which checks wᵀJ — an asymmetric projection, so a transposed or permuted
+// gradient cannot hide behind a plain sum.
+//
+// Inputs are leaf tensors; those with requires_grad are checked, the others are held fixed. float32
+// inputs are promoted to float64 in place for the check (the function, and anything that captured
+// the same handles — a model's parameters — sees float64) and restored afterwards; the float32
+// gradient is also compared with the float64 one (the "float64 shadow" of a float32 model).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "../core/tensor.hpp"
+
+namespace rwd {
+
+/// Tolerances of gradcheck: an element fails when |analytic − numeric| > atol + rtol·|numeric|.
+struct GradcheckOptions {
+  double eps = 1e-6;             // central-difference step
+  double atol = 1e-5;
+  double rtol = 1e-3;
+  std::uint32_t seed = 0;        // for the scalarizing weights
+  std::size_t worst = 3;         // how many worst elements each input lists
+  double float32_rtol = 1e-3;    // allowed ‖g₃₂ − g₆₄‖ / ‖g₆₄‖ for float32 inputs
+};
+
+/// One checked element.
+struct ElementError {
+  std::vector<std::size_t> index;  // multi-index into the input
+  double analytic = 0, numeric = 0, abs_err = 0, rel_err = 0;
+};
+
+/// The verdict for one input.
+struct InputReport {
+  std::string name;                // the tensor's name, or "input <i>"
+  Shape shape;
+  bool was_float32 = false;
+  double max_abs_err = 0, max_rel_err = 0;
+  std::size_t n_checked = 0, n_failed = 0;
+  std::vector<ElementError> worst;  // largest errors first
+  double float32_rel_diff = 0;      // ‖g₃₂ − g₆₄‖ / ‖g₆₄‖ when was_float32
+  bool float32_ok = true;
+  bool ok() const { return n_failed == 0 && float32_ok; }
+};
+
+/// The report gradcheck returns: per input, by name. Converts to false when anything failed.
+struct GradcheckReport {
+  std::string what = "gradcheck";  // "gradcheck" or "gradgradcheck"
+  GradcheckOptions options;
+  double value = 0;                // the scalarized output at the given inputs
+  std::vector<InputReport> inputs;
+  bool ok() const;
+  explicit operator bool() const { return ok(); }
+  /// The diagnosis as text: a verdict line, then each input with its worst elements.
+  std::string str() const;
+};
+
+std::ostream& operator<<(std::ostream& os, const GradcheckReport& report);
+
+/// A function of tensors, as gradcheck sees it.
+using TensorFunction = std::function<Tensor(const std::vector<Tensor>&)>;
+
+/// Compares the tape's gradients of f with central differences, for every input with requires_grad.
+GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs, GradcheckOptions options = {});
+
+/// Second order: checks the gradient of ⟨∇f, v⟩ (v fixed random, the gradient computed with
+/// create_graph) by finite differences — i.e. double backward and Hessian-vector products.
+GradcheckReport gradgradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs,
+                              GradcheckOptions options = {});
+
+}  // namespace rwd
