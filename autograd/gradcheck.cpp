@@ -1,0 +1,248 @@
+// Gradient checking by central differences. See gradcheck.hpp for what is checked and how.
+#include "gradcheck.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ostream>
+
+#include "../core/detail/impl.hpp"
+#include "backward.hpp"
+#include "ops.hpp"
+#include "tape.hpp"
+
+namespace rwd {
+
+namespace {
+
+// Promotes the float32 inputs to float64 in place for the duration of a check, restoring their
+// values and gradients afterwards — also when the checked function throws.
+class Promotion {
+ public:
+  explicit Promotion(const std::vector<Tensor>& inputs) {
+    for (const Tensor& t : inputs) {
+      detail::TensorImpl& p = t.impl();
+      if (p.dtype() != Dtype::f32) continue;
+      m_saved.push_back({t, p.value, p.grad});
+      const auto& a = std::get<detail::Array<float>>(p.value);
+      p.value = detail::Array<double>(xt::cast<double>(a));
+      p.grad = Tensor();
+    }
+  }
+  ~Promotion() {
+    for (Saved& s : m_saved) {
+      detail::TensorImpl& p = *s.tensor.impl_ptr();
+      p.value = std::move(s.value);
+      p.grad = std::move(s.grad);
+    }
+  }
+  Promotion(const Promotion&) = delete;
+  Promotion& operator=(const Promotion&) = delete;
+
+ private:
+  struct Saved {
+    Tensor tensor;
+    std::variant<detail::Array<float>, detail::Array<double>> value;
+    Tensor grad;
+  };
+  std::vector<Saved> m_saved;
+};
+
+// Σ y⊙w: an asymmetric scalarization, so that wᵀJ exposes any wrong, transposed or permuted entry.
+// w is drawn once per check (uniform in ±[0.5, 1.5)) and reused by every evaluation.
+Tensor scalarize(const Tensor& y, Tensor& w, std::uint32_t seed) {
+  if (y.numel() == 1) return sum(y);
+  if (!w.defined()) {
+    Generator gen(seed);
+    std::vector<double> v(y.numel());
+    for (double& x : v) x = (gen.uniform() < 0.5 ? -1.0 : 1.0) * gen.uniform(0.5, 1.5);
+    w = Tensor::from_vector(v, y.shape(), Dtype::f64);
+  }
+  if (w.shape() != y.shape())
+    throw_shape_error("gradcheck", {{"first output", w.shape()}, {"later output", y.shape()}},
+                      "the function must return the same shape on every call");
+  return sum(y * w.to(y.dtype()));
+}
+
+// The tape's gradients of the scalarized f, as flat float64 vectors (zeros where unreachable).
+std::vector<std::vector<double>> analytic(const TensorFunction& f, const std::vector<Tensor>& inputs,
+                                          const std::vector<Tensor>& checked, Tensor& w, std::uint32_t seed,
+                                          double* value) {
+  Tape tape;
+  EnableGradGuard grad_mode;
+  Tensor L = scalarize(f(inputs), w, seed);
+  if (value) *value = L.item();
+  std::vector<std::vector<double>> out;
+  std::vector<Tensor> g;
+  if (L.requires_grad()) g = grad({L}, checked, {}, {}, /*allow_unused=*/true);
+  for (std::size_t i = 0; i < checked.size(); ++i)
+    out.push_back(i < g.size() && g[i].defined() ? g[i].to_vector() : std::vector<double>(checked[i].numel(), 0.0));
+  return out;
+}
+
+double evaluate(const TensorFunction& f, const std::vector<Tensor>& inputs, Tensor& w, std::uint32_t seed) {
+  Tape tape;  // whatever f records is dropped with this scope
+  return scalarize(f(inputs), w, seed).item();
+}
+
+std::vector<std::size_t> unravel(std::size_t flat, const Shape& shape) {
+  std::vector<std::size_t> index(shape.ndim());
+  for (std::size_t d = shape.ndim(); d-- > 0;) {
+    index[d] = shape[d] ? flat % shape[d] : 0;
+    flat = shape[d] ? flat / shape[d] : 0;
+  }
+  return index;
+}
+
+double norm(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x * x;
+  return std::sqrt(s);
+}
+
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+}  // namespace
+
+GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs, GradcheckOptions options) {
+  GradcheckReport report;
+  report.options = options;
+  std::vector<Tensor> checked;
+  std::vector<std::size_t> position;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].is_leaf())
+      throw ValueError("gradcheck: input " + std::to_string(i) + " is not a leaf (it was recorded by '" +
+                       std::string(Tape::current()[static_cast<std::size_t>(inputs[i].tape_index())].op) +
+                       "'); pass parameters and inputs, not intermediates");
+    if (inputs[i].requires_grad()) {
+      checked.push_back(inputs[i]);
+      position.push_back(i);
+    }
+  }
+  if (checked.empty()) throw ValueError("gradcheck: no input requires a gradient; mark them with set_requires_grad()");
+
+  Tensor w;
+  // A float32 model: its own gradients first, to compare with the float64 shadow below.
+  bool any_f32 = false;
+  for (const Tensor& t : inputs) any_f32 = any_f32 || t.dtype() == Dtype::f32;
+  std::vector<std::vector<double>> g32;
+  if (any_f32) g32 = analytic(f, inputs, checked, w, options.seed, nullptr);
+  std::vector<bool> was_f32;
+  for (const Tensor& t : checked) was_f32.push_back(t.dtype() == Dtype::f32);
+
+  Promotion promotion(inputs);
+  const std::vector<std::vector<double>> g = analytic(f, inputs, checked, w, options.seed, &report.value);
+
+  for (std::size_t k = 0; k < checked.size(); ++k) {
+    Tensor x = checked[k];
+    InputReport r;
+    r.name = x.name().empty() ? "input " + std::to_string(position[k]) : x.name();
+    r.shape = x.shape();
+    r.was_float32 = was_f32[k];
+    r.n_checked = x.numel();
+    double* data = x.data<double>();
+    std::vector<ElementError> errors;
+    for (std::size_t e = 0; e < x.numel(); ++e) {
+      // Central difference: (L(x + ε) − L(x − ε)) / 2ε, one element at a time.
+      const double x0 = data[e];
+      data[e] = x0 + options.eps;
+      const double plus = evaluate(f, inputs, w, options.seed);
+      data[e] = x0 - options.eps;
+      const double minus = evaluate(f, inputs, w, options.seed);
+      data[e] = x0;
+      ElementError err;
+      err.numeric = (plus - minus) / (2 * options.eps);
+      err.analytic = g[k][e];
+      err.abs_err = std::abs(err.analytic - err.numeric);
+      const double scale = std::max(std::abs(err.analytic), std::abs(err.numeric));
+      err.rel_err = scale > 0 ? err.abs_err / scale : 0.0;
+      r.max_abs_err = std::max(r.max_abs_err, err.abs_err);
+      r.max_rel_err = std::max(r.max_rel_err, err.rel_err);
+      if (!(err.abs_err <= options.atol + options.rtol * std::abs(err.numeric))) ++r.n_failed;  // NaN fails too
+      err.index = unravel(e, r.shape);
+      errors.push_back(std::move(err));
+    }
+    std::stable_sort(errors.begin(), errors.end(), [](const ElementError& a, const ElementError& b) {
+      return a.abs_err > b.abs_err || (std::isnan(a.abs_err) && !std::isnan(b.abs_err));
+    });
+    errors.resize(std::min(errors.size(), options.worst));
+    r.worst = std::move(errors);
+    if (r.was_float32) {
+      std::vector<double> diff(g[k].size());
+      for (std::size_t e = 0; e < diff.size(); ++e) diff[e] = g32[k][e] - g[k][e];
+      const double scale = norm(g[k]);
+      r.float32_rel_diff = scale > 0 ? norm(diff) / scale : norm(diff);
+      r.float32_ok = r.float32_rel_diff <= options.float32_rtol;
+    }
+    report.inputs.push_back(std::move(r));
+  }
+  return report;
+}
+
+GradcheckReport gradgradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs, GradcheckOptions options) {
+  std::vector<Tensor> checked;
+  for (const Tensor& t : inputs)
+    if (t.requires_grad()) checked.push_back(t);
+  // Fixed random directions v, one per checked input: G(x) = Σᵢ ⟨∂L/∂xᵢ, vᵢ⟩, whose gradient is Hv.
+  Generator gen(options.seed + 1);
+  std::vector<Tensor> v;
+  for (const Tensor& t : checked) v.push_back(Tensor::uniform(t.shape(), -1.0, 1.0, gen, Dtype::f64));
+  Tensor w;
+  const std::uint32_t seed = options.seed;
+  TensorFunction first_order = [&](const std::vector<Tensor>& in) {
+    Tensor L = scalarize(f(in), w, seed);
+    Tensor G = Tensor::scalar(0.0, L.dtype());
+    if (!L.requires_grad()) return G;
+    std::vector<Tensor> g = grad({L}, checked, {}, SweepOptions{.create_graph = true}, /*allow_unused=*/true);
+    for (std::size_t i = 0; i < g.size(); ++i)
+      if (g[i].defined()) G = G + sum(g[i] * v[i].to(g[i].dtype()));
+    return G;
+  };
+  GradcheckReport report = gradcheck(first_order, inputs, options);
+  report.what = "gradgradcheck";
+  return report;
+}
+
+bool GradcheckReport::ok() const {
+  for (const InputReport& r : inputs)
+    if (!r.ok()) return false;
+  return !inputs.empty();
+}
+
+std::string GradcheckReport::str() const {
+  std::size_t bad = 0, elements = 0;
+  for (const InputReport& r : inputs) {
+    bad += r.ok() ? 0 : 1;
+    elements += r.n_checked;
+  }
+  std::string s = what + (ok() ? ": passed — " : ": FAILED — ");
+  s += ok() ? std::to_string(inputs.size()) + " input" + (inputs.size() == 1 ? "" : "s") + ", " +
+                  std::to_string(elements) + " elements"
+            : std::to_string(bad) + " of " + std::to_string(inputs.size()) + " inputs have wrong gradients";
+  s += " (float64 central differences, eps " + fmt(options.eps) + ", atol " + fmt(options.atol) + ", rtol " +
+       fmt(options.rtol) + ")\n";
+  for (const InputReport& r : inputs) {
+    s += "  " + std::string(r.n_failed ? "FAIL " : "ok   ") + r.name + " " + r.shape.str() + ": ";
+    if (r.n_failed) s += std::to_string(r.n_failed) + " of " + std::to_string(r.n_checked) + " elements fail; ";
+    s += "max abs err " + fmt(r.max_abs_err) + ", max rel err " + fmt(r.max_rel_err) + "\n";
+    if (r.n_failed)
+      for (const ElementError& e : r.worst) {
+        std::string idx = "[";
+        for (std::size_t d = 0; d < e.index.size(); ++d) idx += (d ? ", " : "") + std::to_string(e.index[d]);
+        s += "         at " + idx + "]: analytic " + fmt(e.analytic) + ", numeric " + fmt(e.numeric) + " (abs err " +
+             fmt(e.abs_err) + ")\n";
+      }
+    if (r.was_float32)
+      s += "         float32 gradient vs float64 shadow: relative difference " + fmt(r.float32_rel_diff) +
+           (r.float32_ok ? " (ok)\n" : " (FAIL: above " + fmt(options.float32_rtol) + ")\n");
+  }
+  return s;
+}
+
+std::ostream& operator<<(std::ostream& os, const GradcheckReport& report) { return os << report.str(); }
+
+}  // namespace rwd
