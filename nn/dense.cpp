@@ -1,0 +1,33 @@
+#include "dense.hpp"
+
+#include "../autograd/ops.hpp"
+#include "init.hpp"
+
+namespace rwd {
+
+Dense::Dense(std::size_t in, std::size_t out, Activation activation, bool with_bias, Dtype dtype, Generator& gen)
+    : m_in(in), m_out(out), m_activation(std::move(activation)) {
+  weight = register_parameter("weight", init::glorot_uniform({out, in}, gen, dtype));
+  if (with_bias) bias = register_parameter("bias", init::zeros({out}, dtype));
+}
+
+Tensor Dense::forward(const Tensor& x) {
+  const Shape s = x.shape();
+  if ((s.ndim() != 1 && s.ndim() != 2) || s[0] != m_in)
+    throw ShapeError(repr() + ": input " + s.str() + ": expected (" + std::to_string(m_in) + ", batch) or (" +
+                     std::to_string(m_in) + ",) — features along axis 0");
+  const bool vector = s.ndim() == 1;
+  Tensor y = matmul(weight, vector ? reshape(x, {m_in, 1}) : x);  // (out, batch)
+  if (bias.defined()) y = y + reshape(bias, {m_out, 1});
+  y = m_activation(y);
+  return vector ? reshape(y, {m_out}) : y;
+}
+
+std::string Dense::repr() const {
+  std::string s = "Dense(" + std::to_string(m_in) + " => " + std::to_string(m_out);
+  if (!m_activation.is_identity()) s += ", " + m_activation.name;
+  if (!bias.defined()) s += ", bias=false";
+  return s + ")";
+}
+
+}  // namespace rwd

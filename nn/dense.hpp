@@ -1,0 +1,32 @@
+// rewind/nn/dense.hpp — the fully connected layer.
+#pragma once
+
+#include "../core/random.hpp"
+#include "activation.hpp"
+#include "module.hpp"
+
+namespace rwd {
+
+/// y = act(W x + b), x of shape (in, batch) or (in,). W is (out, in) and b is (out,), as in PyTorch's
+/// nn.Linear; initialized Glorot-uniform with zero bias (Flux's and Keras' default). Prints as
+/// `Dense(5 => 1, tanh)`.
+class Dense : public Module {
+ public:
+  Dense(std::size_t in, std::size_t out, Activation activation = {}, bool bias = true, Dtype dtype = Dtype::f32,
+        Generator& gen = default_generator());
+
+  Tensor forward(const Tensor& x) override;
+  std::string repr() const override;
+
+  std::size_t in_features() const { return m_in; }
+  std::size_t out_features() const { return m_out; }
+
+  Tensor weight;  ///< (out, in)
+  Tensor bias;    ///< (out,), undefined without bias
+
+ private:
+  std::size_t m_in, m_out;
+  Activation m_activation;
+};
+
+}  // namespace rwd

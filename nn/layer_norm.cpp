@@ -1,0 +1,33 @@
+#include "layer_norm.hpp"
+
+#include "../autograd/ops.hpp"
+
+namespace rwd {
+
+LayerNorm::LayerNorm(std::size_t features, double eps, bool affine, Dtype dtype) : m_features(features), m_eps(eps) {
+  if (affine) {
+    weight = register_parameter("weight", Tensor::ones({features}, dtype));
+    bias = register_parameter("bias", Tensor::zeros({features}, dtype));
+  }
+}
+
+Tensor LayerNorm::forward(const Tensor& x) {
+  const Shape s = x.shape();
+  if ((s.ndim() != 1 && s.ndim() != 2) || s[0] != m_features)
+    throw ShapeError(repr() + ": input " + s.str() + ": expected (" + std::to_string(m_features) + ", batch) or (" +
+                     std::to_string(m_features) + ",)");
+  const Tensor centered = x - mean(x, {0}, true);
+  const Tensor var = mean(centered * centered, {0}, true);
+  Tensor y = centered / sqrt(var + m_eps);
+  if (weight.defined()) {
+    const Shape col = s.ndim() == 2 ? Shape{m_features, 1} : Shape{m_features};
+    y = y * reshape(weight, col) + reshape(bias, col);
+  }
+  return y;
+}
+
+std::string LayerNorm::repr() const {
+  return "LayerNorm(" + std::to_string(m_features) + (weight.defined() ? "" : ", affine=false") + ")";
+}
+
+}  // namespace rwd

@@ -1,0 +1,242 @@
+// Losses: compositions of primitive ops, no backward of their own. The conventions (layout,
+// reductions, weights, errors) are explained once in losses.hpp.
+#include "losses.hpp"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace rwd {
+
+namespace {
+
+void check_same_dtype(const char* loss, const char* what, const Tensor& x, const char* other, const Tensor& y) {
+  if (x.dtype() != y.dtype())
+    throw DtypeError(std::string(loss) + ": " + what + " is " + dtype_name(x.dtype()) + " but " + other + " is " +
+                     dtype_name(y.dtype()) + "; convert one with Tensor::to");
+}
+
+// The elementwise losses compare two tensors of one shape (no silent broadcasting: a (B,) target
+// against a (1, B) prediction would otherwise make a (B, B) loss).
+void check_pair(const char* loss, const char* pred_name, const Tensor& pred, const Tensor& target) {
+  if (pred.shape() != target.shape())
+    throw_shape_error(loss, {{pred_name, pred.shape()}, {"target", target.shape()}},
+                      std::string("the target must have the ") + pred_name + "'s shape");
+  check_same_dtype(loss, pred_name, pred, "target", target);
+}
+
+// w must broadcast *to* ℓ's shape (never enlarge it): right-aligned, each dimension equal or 1.
+void check_weight(const char* loss, const char* what, const Tensor& weight, const Tensor& per_element) {
+  const Shape ws = weight.shape(), ls = per_element.shape();
+  bool ok = ws.ndim() <= ls.ndim();
+  for (std::size_t i = 0; ok && i < ws.ndim(); ++i) {
+    const std::size_t d = ws[ws.ndim() - 1 - i];
+    ok = d == 1 || d == ls[ls.ndim() - 1 - i];
+  }
+  if (!ok)
+    throw_shape_error(loss, {{"weight", ws}, {what, ls}}, std::string("the weight must broadcast to the ") + what + "'s shape");
+  check_same_dtype(loss, "the weight", weight, "the loss", per_element);
+}
+
+// The reduction of losses.hpp; `weight` (if defined) has been checked against ℓ.
+Tensor reduce(const Tensor& l, const Tensor& weight, Reduction reduction) {
+  if (!weight.defined()) {
+    switch (reduction) {
+      case Reduction::none: return l;
+      case Reduction::sum: return sum(l);
+      case Reduction::mean: return mean(l);
+    }
+  }
+  const Tensor wl = weight * l;
+  switch (reduction) {
+    case Reduction::none: return wl;
+    case Reduction::sum: return sum(wl);
+    case Reduction::mean: {
+      // Σ w ⊙ ℓ / Σ w, with w broadcast to ℓ's shape so a (1, B) mask counts once per element.
+      const Tensor total = sum(broadcast_to(weight, l.shape()));
+      if (total.item() == 0) return sum(wl);  // all padding: 0, not 0/0
+      return sum(wl) / total;
+    }
+  }
+  return l;  // unreachable
+}
+
+Tensor reduce_elementwise(const char* loss, const Tensor& l, const LossOptions& o) {
+  if (o.weight.defined()) check_weight(loss, "per-element loss", o.weight, l);
+  return reduce(l, o.weight, o.reduction);
+}
+
+// max(log x, −100) for x ≥ 0, PyTorch's clamp. Where the clamp binds, log sees 1 instead of x (the
+// "double where"), so neither the value nor the gradient passes through log 0 = −∞ or 0·∞ = NaN:
+// the clamped elements get −100 and a zero gradient.
+Tensor log_clamped(const Tensor& x) {
+  static const double floor_arg = std::exp(-100.0);
+  const std::vector<double> v = x.to_vector();
+  std::vector<double> low(v.size(), 0.0);
+  bool any = false;
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (v[i] < floor_arg) low[i] = 1, any = true;
+  if (!any) return log(x);
+  const Tensor mask = Tensor::from_vector(low, x.shape(), x.dtype());
+  return masked_fill(log(masked_fill(x, mask, 1.0)), mask, -100.0);
+}
+
+Shape without_axis(const Shape& s, std::size_t axis) {
+  Shape out;
+  for (std::size_t d = 0; d < s.ndim(); ++d)
+    if (d != axis) out.push_back(s[d]);
+  return out;
+}
+
+void check_class_weight(const char* loss, const char* input_name, const Tensor& input, std::size_t axis,
+                        const Tensor& class_weight) {
+  const std::size_t classes = input.shape()[axis];
+  if (class_weight.shape() != Shape{classes})
+    throw_shape_error(loss, {{input_name, input.shape()}, {"class_weight", class_weight.shape()}},
+                      "class_weight must be (classes,) = (" + std::to_string(classes) + ",), the size of axis " +
+                          std::to_string(axis));
+  check_same_dtype(loss, input_name, input, "class_weight", class_weight);
+}
+
+// ℓᵢ = −log_probs[yᵢ] along the class axis, with ignore_index and class_weight folded into the weight.
+Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, const Indices& labels,
+           const ClassLossOptions& o) {
+  const Shape s = log_probs.shape();
+  const std::size_t ax = normalize_axis(loss, o.axis, s);
+  const Shape per_example = without_axis(s, ax);
+  const std::size_t classes = s[ax];
+  if (labels.size() != per_example.numel())
+    throw_shape_error(loss, {{input_name, s}, {"labels", Shape{labels.size()}}},
+                      "expected one label per example: " + std::to_string(per_example.numel()) +
+                          " labels for the examples " + per_example.str() + " (the shape without class axis " +
+                          std::to_string(ax) + ")");
+
+  // Ignored labels gather class 0 (any valid index) and get weight 0.
+  Indices safe = labels;
+  std::vector<double> keep(labels.size(), 1.0);
+  bool any_ignored = false;
+  for (std::size_t k = 0; k < labels.size(); ++k) {
+    if (o.ignore_index && labels[k] == *o.ignore_index) {
+      safe[k] = 0, keep[k] = 0, any_ignored = true;
+    } else if (labels[k] < 0 || static_cast<std::size_t>(labels[k]) >= classes) {
+      throw ValueError(std::string(loss) + ": label " + std::to_string(labels[k]) + " at position " +
+                       std::to_string(k) + " is out of range [0, " + std::to_string(classes) + ") for the " +
+                       std::to_string(classes) + " classes along axis " + std::to_string(ax) + " of " + input_name +
+                       " " + s.str());
+    }
+  }
+  if (o.class_weight.defined()) check_class_weight(loss, input_name, log_probs, ax, o.class_weight);
+
+  Shape index_shape = s;
+  index_shape[ax] = 1;
+  const Tensor l = -reshape(gather(log_probs, static_cast<int>(ax), safe, index_shape), per_example);
+
+  Tensor w;
+  if (o.weight.defined()) {
+    check_weight(loss, "per-example loss", o.weight, l);
+    w = broadcast_to(o.weight, per_example);
+  }
+  if (any_ignored) {
+    const Tensor m = Tensor::from_vector(keep, per_example, l.dtype());
+    w = w.defined() ? w * m : m;
+  }
+  if (o.class_weight.defined() && !labels.empty()) {
+    // w_i ·= class_weight[yᵢ] — index_select keeps it differentiable in class_weight.
+    const Tensor cw = reshape(index_select(o.class_weight, 0, safe), per_example);
+    w = w.defined() ? w * cw : cw;
+  }
+  return reduce(l, w, o.reduction);
+}
+
+}  // namespace
+
+Tensor reduce_loss(const Tensor& per_element, Reduction reduction, const Tensor& weight) {
+  if (weight.defined()) check_weight("reduce_loss", "per-element loss", weight, per_element);
+  return reduce(per_element, weight, reduction);
+}
+
+Tensor mse_loss(const Tensor& prediction, const Tensor& target, const LossOptions& options) {
+  check_pair("mse_loss", "prediction", prediction, target);
+  return reduce_elementwise("mse_loss", square(prediction - target), options);
+}
+
+Tensor l1_loss(const Tensor& prediction, const Tensor& target, const LossOptions& options) {
+  check_pair("l1_loss", "prediction", prediction, target);
+  return reduce_elementwise("l1_loss", abs(prediction - target), options);
+}
+
+// With q = min(|r|, δ):  ℓ = ½q² + δ(|r| − q).
+//   |r| ≤ δ: q = |r|, ℓ = ½r²;   |r| > δ: q = δ, ℓ = ½δ² + δ|r| − δ² = δ(|r| − ½δ).
+// The clamp's gradient switches between the branches, so no comparison mask is needed:
+// ∂ℓ/∂|r| = q·q' + δ(1 − q') = |r| inside, δ outside.
+Tensor huber_loss(const Tensor& prediction, const Tensor& target, double delta, const LossOptions& options) {
+  if (!(delta > 0)) throw ValueError("huber_loss: delta must be positive, got " + std::to_string(delta));
+  check_pair("huber_loss", "prediction", prediction, target);
+  const Tensor a = abs(prediction - target);
+  const Tensor q = clamp(a, 0.0, delta);
+  return reduce_elementwise("huber_loss", 0.5 * square(q) + delta * (a - q), options);
+}
+
+Tensor binary_cross_entropy(const Tensor& probabilities, const Tensor& target, const LossOptions& options) {
+  const char* loss = "binary_cross_entropy";
+  check_pair(loss, "probabilities", probabilities, target);
+  const std::vector<double> p = probabilities.to_vector();
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if (!(p[i] >= 0 && p[i] <= 1))
+      throw ValueError(std::string(loss) + ": probability " + std::to_string(p[i]) + " at flat position " +
+                       std::to_string(i) + " is outside [0, 1] (for logits use binary_cross_entropy_with_logits)");
+  const Tensor& y = target;
+  return reduce_elementwise(loss, -(y * log_clamped(probabilities) + (1.0 - y) * log_clamped(1.0 - probabilities)),
+                            options);
+}
+
+// ℓ = −y log σ(x) − (1 − y) log(1 − σ(x)) = softplus(x) − x·y, and softplus(x) = max(x, 0) + log(1 + e^−|x|)
+// never exponentiates a positive number: finite for logits ±100, ±1000 and beyond.
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, const LossOptions& options) {
+  const char* loss = "binary_cross_entropy_with_logits";
+  check_pair(loss, "logits", logits, target);
+  return reduce_elementwise(loss, softplus(logits) - logits * target, options);
+}
+
+Tensor nll_loss(const Tensor& log_probs, const Indices& labels, const ClassLossOptions& options) {
+  return nll("nll_loss", "log_probs", log_probs, labels, options);
+}
+
+Tensor cross_entropy(const Tensor& logits, const Indices& labels, const ClassLossOptions& options) {
+  const std::size_t ax = normalize_axis("cross_entropy", options.axis, logits.shape());
+  return nll("cross_entropy", "logits", log_softmax(logits, static_cast<int>(ax)), labels, options);
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const ClassLossOptions& options) {
+  const char* loss = "cross_entropy";
+  check_pair(loss, "logits", logits, target);
+  if (options.ignore_index)
+    throw ValueError("cross_entropy: ignore_index applies to class-index labels, not to probability targets "
+                     "(mask examples with `weight` instead)");
+  const Shape s = logits.shape();
+  const std::size_t ax = normalize_axis(loss, options.axis, s);
+  Tensor terms = target * log_softmax(logits, static_cast<int>(ax));
+  if (options.class_weight.defined()) {
+    check_class_weight(loss, "logits", logits, ax, options.class_weight);
+    Shape along(s);  // (1, …, classes, …, 1): class_weight laid along the class axis
+    for (std::size_t d = 0; d < s.ndim(); ++d) along[d] = d == ax ? s[d] : 1;
+    terms = terms * reshape(options.class_weight, along);
+  }
+  const Tensor l = -sum(terms, {static_cast<int>(ax)});
+  if (options.weight.defined()) check_weight(loss, "per-example loss", options.weight, l);
+  return reduce(l, options.weight, options.reduction);
+}
+
+Tensor one_hot(const Indices& labels, std::size_t classes, Dtype dtype) {
+  const std::size_t n = labels.size();
+  std::vector<double> v(classes * n, 0.0);
+  for (std::size_t j = 0; j < n; ++j) {
+    if (labels[j] < 0 || static_cast<std::size_t>(labels[j]) >= classes)
+      throw ValueError("one_hot: label " + std::to_string(labels[j]) + " at position " + std::to_string(j) +
+                       " is out of range [0, " + std::to_string(classes) + ")");
+    v[static_cast<std::size_t>(labels[j]) * n + j] = 1;  // row labels[j], column j of (classes, n)
+  }
+  return Tensor::from_vector(v, {classes, n}, dtype);
+}
+
+}  // namespace rwd

@@ -1,0 +1,163 @@
+#include "module.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "../core/detail/impl.hpp"
+
+namespace rwd {
+
+Tensor Module::forward(const Tensor&) {
+  throw ValueError(repr() + ": this module does not take a single tensor (call it with its own arguments)");
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  for (const auto& [n, p] : m_params)
+    if (n == name) throw ValueError(repr() + ": parameter '" + name + "' registered twice");
+  t.set_requires_grad(true);
+  t.set_name(name);
+  m_params.emplace_back(name, t);
+  return t;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
+  if (!m) throw ValueError("register_module: '" + name + "' is null");
+  for (const auto& [n, c] : m_children)
+    if (n == name) throw ValueError("register_module: child '" + name + "' registered twice");
+  m_children.emplace_back(name, std::move(m));
+}
+
+void Module::collect(const std::string& prefix, NamedTensors& out) const {
+  for (const auto& [n, p] : m_params) out.emplace_back(prefix + n, p);
+  for (const auto& [n, c] : m_children) c->collect(prefix + n + ".", out);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [n, p] : named_parameters()) out.push_back(p);
+  return out;
+}
+
+std::size_t Module::num_parameters() const {
+  std::size_t n = 0;
+  for (auto& [name, p] : named_parameters()) n += p.numel();
+  return n;
+}
+
+void Module::train(bool on) {
+  apply([on](Module& m) {
+    m.m_training = on;
+    m.on_train(on);
+  });
+}
+
+void Module::zero_grad(bool set_to_none) {
+  for (auto& [n, p] : named_parameters()) p.zero_grad(set_to_none);
+}
+
+void Module::to(Dtype dtype) {
+  for (auto& [n, p] : named_parameters()) {
+    detail::TensorImpl& impl = p.impl();
+    if (impl.dtype() == dtype) continue;
+    const auto old = std::move(impl.value);
+    std::visit(
+        [&](const auto& a) {
+          if (dtype == Dtype::f32)
+            impl.value = detail::Array<float>(xt::cast<float>(a));
+          else
+            impl.value = detail::Array<double>(xt::cast<double>(a));
+        },
+        old);
+    impl.grad = Tensor();
+  }
+}
+
+void Module::apply(const std::function<void(Module&)>& fn) {
+  // Iterative, parents first.
+  std::vector<Module*> stack{this};
+  while (!stack.empty()) {
+    Module* m = stack.back();
+    stack.pop_back();
+    fn(*m);
+    for (auto it = m->m_children.rbegin(); it != m->m_children.rend(); ++it) stack.push_back(it->second.get());
+  }
+}
+
+void Module::load_state_dict(const NamedTensors& state, bool strict) {
+  const NamedTensors params = named_parameters();
+  std::map<std::string, Tensor> given;
+  for (const auto& [k, t] : state) {
+    if (!given.emplace(k, t).second) throw ValueError("load_state_dict: key '" + k + "' appears twice");
+  }
+  // Check everything before touching anything: a failed load leaves the model as it was.
+  std::vector<std::string> missing;
+  for (const auto& [k, p] : params) {
+    auto it = given.find(k);
+    if (it == given.end()) {
+      missing.push_back(k);
+      continue;
+    }
+    if (!it->second.defined()) throw ValueError("load_state_dict: key '" + k + "' holds an undefined tensor");
+    if (it->second.shape() != p.shape())
+      throw ShapeError("load_state_dict: key '" + k + "': the model's parameter is " + p.shape().str() +
+                       " but the state has " + it->second.shape().str());
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& [k, t] : state) {
+    const bool known = std::any_of(params.begin(), params.end(), [&](const auto& kv) { return kv.first == k; });
+    if (!known) unexpected.push_back(k);
+  }
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "'" : ", '") + x + "'";
+    return s;
+  };
+  if (strict && !missing.empty()) throw ValueError("load_state_dict: missing key" + std::string(missing.size() > 1 ? "s " : " ") + join(missing));
+  if (strict && !unexpected.empty())
+    throw ValueError("load_state_dict: unexpected key" + std::string(unexpected.size() > 1 ? "s " : " ") + join(unexpected) +
+                     " (the model has " + std::to_string(params.size()) + " parameters)");
+  for (const auto& [k, p] : params) {
+    auto it = given.find(k);
+    if (it != given.end()) const_cast<Tensor&>(p).assign(it->second);
+  }
+}
+
+std::string Module::summary() const {
+  struct Row {
+    std::string name, layer;
+    std::size_t params;
+  };
+  std::vector<Row> rows;
+  // Depth-first, parents first, with dotted names.
+  std::vector<std::pair<std::string, const Module*>> stack{{"", this}};
+  while (!stack.empty()) {
+    auto [name, m] = stack.back();
+    stack.pop_back();
+    std::size_t own = 0;
+    for (const auto& [n, p] : m->m_params) own += p.numel();
+    // A container shows its type only: its layers have rows of their own.
+    const std::string layer = m->m_children.empty() ? m->repr() : m->repr().substr(0, m->repr().find('('));
+    rows.push_back({name.empty() ? "(model)" : name, layer, own});
+    for (auto it = m->m_children.rbegin(); it != m->m_children.rend(); ++it)
+      stack.emplace_back(name.empty() ? it->first : name + "." + it->first, it->second.get());
+  }
+  std::size_t w0 = 5, w1 = 5;
+  for (const Row& r : rows) {
+    w0 = std::max(w0, r.name.size());
+    w1 = std::max(w1, r.layer.size());
+  }
+  auto pad = [](std::string s, std::size_t w) { return s + std::string(w > s.size() ? w - s.size() : 0, ' '); };
+  std::string out = pad("name", w0) + "  " + pad("layer", w1) + "  params\n";
+  for (const Row& r : rows) out += pad(r.name, w0) + "  " + pad(r.layer, w1) + "  " + std::to_string(r.params) + "\n";
+  out += "total: " + std::to_string(num_parameters()) + " parameters\n";
+  return out;
+}
+
+}  // namespace rwd

@@ -1,0 +1,104 @@
+// rewind/nn/module.hpp — modules: named, nested parameters (PyTorch-style keys), train/eval mode,
+// a one-line description per layer, and state_dict for saving and loading.
+//
+// Data layout (Flux's): a batch is a (features, batch) matrix, one column per example; a single
+// example may also be a (features,) vector. Weights follow PyTorch's shapes ((out, in), bias (out,))
+// so a PyTorch state_dict loads as it is.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../core/tensor.hpp"
+
+namespace rwd {
+
+/// Tensors with names, in order (a state_dict, an .npz file's contents).
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+/// Base of every layer and model.
+class Module {
+ public:
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+  Module(Module&&) = default;  // a copy would alias the parameters; moving hands them over
+  Module& operator=(Module&&) = default;
+  virtual ~Module() = default;
+
+  /// Applies the module to one input. Layers of a Chain implement this.
+  virtual Tensor forward(const Tensor& x);
+  Tensor operator()(const Tensor& x) { return forward(x); }
+
+  /// One line, like Flux's `Dense(5 => 1, tanh)`.
+  virtual std::string repr() const = 0;
+
+  /// Every parameter of this module and its descendants, keyed like PyTorch ("0.weight", "encoder.bias").
+  NamedTensors named_parameters() const;
+  std::vector<Tensor> parameters() const;
+  /// Total number of scalar parameters.
+  std::size_t num_parameters() const;
+  /// Direct children, by name.
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return m_children; }
+
+  /// Training mode (dropout active) for this module and its descendants.
+  void train(bool on = true);
+  /// Evaluation mode: train(false).
+  void eval() { train(false); }
+  bool training() const { return m_training; }
+
+  /// Zeroes (or drops) every parameter's gradient.
+  void zero_grad(bool set_to_none = false);
+  /// Converts every parameter to `dtype` in place (handles stay valid; gradients are dropped).
+  void to(Dtype dtype);
+  /// Calls fn on this module and every descendant, parents first.
+  void apply(const std::function<void(Module&)>& fn);
+
+  /// The parameters as named tensors (the live handles; copy values with detach() to snapshot).
+  NamedTensors state_dict() const { return named_parameters(); }
+  /// Copies values into the parameters. Checks everything first — every key present, no unexpected
+  /// key (unless !strict), shapes equal, dtypes convertible — and changes nothing if a check fails.
+  void load_state_dict(const NamedTensors& state, bool strict = true);
+
+  /// A table of every layer with its parameter count, and the total (like Keras' summary()).
+  std::string summary() const;
+
+  /// Brings recurrent state back to its initial value (stateful layers override; see nn/reset.hpp).
+  virtual void reset_state() {}
+
+ protected:
+  /// Registers a parameter: marks it requires_grad, names it, and returns the handle.
+  Tensor register_parameter(const std::string& name, Tensor t);
+  /// Registers a child module under `name`.
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    add_child(name, m);
+    return m;
+  }
+  /// Hook for layers whose behaviour depends on the mode.
+  virtual void on_train(bool) {}
+
+ private:
+  void add_child(const std::string& name, std::shared_ptr<Module> m);
+  void collect(const std::string& prefix, NamedTensors& out) const;
+
+  NamedTensors m_params;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> m_children;
+  bool m_training = true;
+};
+
+/// Wraps a module value or pointer as a shared_ptr<Module> (so Chain takes either).
+template <class M>
+std::shared_ptr<Module> as_module(M&& m) {
+  using D = std::decay_t<M>;
+  if constexpr (requires { typename D::element_type; })
+    return std::shared_ptr<Module>(std::forward<M>(m));
+  else
+    return std::make_shared<D>(std::forward<M>(m));
+}
+
+}  // namespace rwd
