@@ -13,5 +13,6 @@
 
 #include "autograd/backward.hpp"
 #include "autograd/gradcheck.hpp"
+#include "autograd/inspect.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"

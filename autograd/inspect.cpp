@@ -1,0 +1,298 @@
+// The tape rendered as text and as a Graphviz graph, through the public Tensor API only.
+#include "inspect.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <unordered_map>
+#include <utility>
+
+#include "../core/dtype.hpp"
+#include "ops.hpp"
+
+namespace rwd {
+
+namespace {
+
+// ---- formatting ----
+
+// %.4g, with −0 printed as 0 so golden text does not depend on the sign of a zero.
+std::string num(double v) {
+  if (v == 0) v = 0;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+// Up to four values as themselves ("0.5" for 0-d, "[0.5, -1]" otherwise), else mean/min/max.
+std::string summarize(const std::vector<double>& v, const Shape& shape) {
+  if (shape.ndim() == 0 && v.size() == 1) return num(v[0]);
+  if (v.size() <= 4) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + num(v[i]);
+    return s + "]";
+  }
+  double sum = 0, lo = v[0], hi = v[0];
+  for (double x : v) {
+    sum += x;
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  return "mean=" + num(sum / static_cast<double>(v.size())) + " min=" + num(lo) + " max=" + num(hi);
+}
+
+std::string summarize(const Tensor& t) {
+  if (!t.defined()) return "—";
+  return summarize(t.to_vector(), t.shape());
+}
+
+// Terminal columns of a UTF-8 string: one per code point (the rules use ⊙, −, ², ᵀ, ·).
+std::size_t width(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string pad(const std::string& s, std::size_t w) {
+  const std::size_t n = width(s);
+  return n >= w ? s : s + std::string(w - n, ' ');
+}
+
+std::string rpad(const std::string& s, std::size_t w) {
+  const std::size_t n = width(s);
+  return n >= w ? s : std::string(w - n, ' ') + s;
+}
+
+void rtrim(std::string& s) {
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+}
+
+// Rows of cells, each column padded to its widest cell, two spaces between columns.
+std::string table(const std::vector<std::vector<std::string>>& rows, const std::string& indent = "",
+                  const std::vector<bool>& right = {}) {
+  std::vector<std::size_t> w;
+  for (const auto& r : rows) {
+    if (w.size() < r.size()) w.resize(r.size(), 0);
+    for (std::size_t c = 0; c < r.size(); ++c) w[c] = std::max(w[c], width(r[c]));
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line = indent;
+    for (std::size_t c = 0; c < r.size(); ++c) {
+      if (c) line += "  ";
+      line += c < right.size() && right[c] ? rpad(r[c], w[c]) : pad(r[c], w[c]);
+    }
+    rtrim(line);
+    out += line + "\n";
+  }
+  return out;
+}
+
+// ---- names of things on a tape ----
+
+// "#k" for a tape entry, the name of a named leaf, "leaf (2, 1)" / "const (2, 1)" / "const 0.5".
+std::string label(const Tensor& x) {
+  if (!x.defined()) return "?";
+  const std::int64_t k = x.tape_index();
+  if (k >= 0) return "#" + std::to_string(k);
+  if (!x.name().empty()) return x.name();
+  if (x.requires_grad()) return "leaf " + x.shape().str();
+  if (x.numel() == 1) return "const " + num(x.item());
+  return "const " + x.shape().str();
+}
+
+std::string inputs_of(const Node& n) {
+  std::string s;
+  for (std::size_t k = 0; k < n.inputs.size(); ++k) s += (k ? ", " : "") + label(n.inputs[k]);
+  return s;
+}
+
+// "#4 tanh(#3) → (2, 1)"
+std::string headline(std::size_t i, const Node& n) {
+  return "#" + std::to_string(i) + " " + n.op + "(" + inputs_of(n) + ") → " + n.output.shape().str();
+}
+
+// One entry of a sweep: its headline, then dy, the rule and one "→ input  adjoint" line per input.
+std::string render_step(std::size_t i, const Node& n, const Tensor& dy, const std::vector<Tensor>& sent) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"dy", summarize(dy)});
+  rows.push_back({"rule", *n.rule ? n.rule : "(none recorded)"});
+  for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+    const Tensor& g = k < sent.size() ? sent[k] : Tensor();
+    std::string what = g.defined() ? summarize(g) : n.inputs[k].requires_grad() ? "— (nothing sent)" : "— (constant)";
+    rows.push_back({"→ " + label(n.inputs[k]), what});
+  }
+  return headline(i, n) + "\n" + table(rows, "    ");
+}
+
+// A leaf taking a gradient, in the order leaves first appear on the tape.
+struct LeafSum {
+  Tensor leaf;
+  std::vector<double> total;
+  std::vector<std::string> from;  // the entries that sent to it
+};
+
+std::string dot_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// A DOT label from lines: each escaped, joined by DOT's \n.
+std::string dot_label(const std::vector<std::string>& lines) {
+  std::string s;
+  for (std::size_t i = 0; i < lines.size(); ++i) s += (i ? "\\n" : "") + dot_escape(lines[i]);
+  return "\"" + s + "\"";
+}
+
+}  // namespace
+
+// ---- print_tape ----
+
+std::string print_tape(const Tape& tape) {
+  if (tape.empty()) return "(empty tape)\n";
+  std::vector<std::vector<std::string>> rows{{"#", "op", "inputs", "shape", "value"}};
+  for (std::size_t i = 0; i < tape.size(); ++i) {
+    const Node& n = tape[i];
+    rows.push_back({"#" + std::to_string(i), n.op, inputs_of(n), n.output.shape().str(), summarize(n.output)});
+  }
+  return table(rows);
+}
+
+// ---- explain ----
+
+std::string explain_backward(const Tensor& root, const Tensor& seed) {
+  SweepOptions options;
+  options.retain = true;  // the tape stays for explain_tape, print_tape and to_dot
+  options.keep_adjoints = true;
+  ReverseSweep sweep(root, seed, options);
+  sweep.run();
+  return explain_tape(sweep.tape());
+}
+
+std::string explain_tape(const Tape& tape) {
+  if (tape.empty()) return "(empty tape)\n";
+  bool any = false;
+  for (const Node& n : tape.entries()) any = any || n.adjoint.defined();
+  if (!any) return "(no adjoints on this tape: sweep it with keep_adjoints, or use explain_backward)\n";
+
+  std::string out;
+  for (std::size_t i = tape.size(); i-- > 0;) {
+    const Node& n = tape[i];
+    if (!n.adjoint.defined()) {
+      out += headline(i, n) + "\n    (no adjoint reached it)\n";
+      continue;
+    }
+    out += render_step(i, n, n.adjoint, n.sent);
+  }
+
+  // What reached each leaf, summed: the accumulate rule made visible (a leaf used twice gets two).
+  std::vector<LeafSum> leaves;
+  std::unordered_map<const void*, std::size_t> where;
+  for (std::size_t i = 0; i < tape.size(); ++i) {
+    const Node& n = tape[i];
+    for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+      const Tensor& x = n.inputs[k];
+      if (x.tape_index() >= 0 || !x.requires_grad()) continue;
+      auto [it, fresh] = where.try_emplace(x.impl_ptr().get(), leaves.size());
+      if (fresh) leaves.push_back({x, {}, {}});
+      if (k >= n.sent.size() || !n.sent[k].defined()) continue;
+      LeafSum& l = leaves[it->second];
+      const std::vector<double> g = n.sent[k].to_vector();
+      if (l.total.empty()) l.total.assign(g.size(), 0.0);
+      for (std::size_t e = 0; e < g.size() && e < l.total.size(); ++e) l.total[e] += g[e];
+      l.from.push_back("#" + std::to_string(i));
+    }
+  }
+  if (leaves.empty()) return out;
+  out += "leaf gradients (the sum of what each leaf was sent):\n";
+  std::vector<std::vector<std::string>> rows;
+  for (auto l = leaves.begin(); l != leaves.end(); ++l) {
+    if (l->from.empty()) {
+      rows.push_back({label(l->leaf), "— (nothing reached it)"});
+      continue;
+    }
+    // Reverse order of arrival reads as the sweep ran: last entry first.
+    std::string from;
+    for (auto f = l->from.rbegin(); f != l->from.rend(); ++f) from += (from.empty() ? "" : " + ") + *f;
+    rows.push_back({label(l->leaf), summarize(l->total, l->leaf.shape()), "from " + from});
+  }
+  return out + table(rows, "    ");
+}
+
+std::string describe_step(const ReverseSweep& sweep) {
+  if (sweep.done()) return "(the sweep is finished)\n";
+  if (sweep.current() < 0) return "(no step taken yet)\n";
+  const auto i = static_cast<std::size_t>(sweep.current());
+  return render_step(i, sweep.tape()[i], sweep.adjoint_in(), sweep.adjoints_out());
+}
+
+// ---- DOT ----
+
+std::string to_dot(const Tape& tape) {
+  std::string out =
+      "digraph tape {\n"
+      "  rankdir=LR;\n"
+      "  node [shape=box, fontname=\"monospace\", fontsize=10];\n"
+      "  edge [fontname=\"monospace\", fontsize=9, fontcolor=\"#b03020\"];\n";
+  std::unordered_map<const void*, std::string> leaf_ids;
+  for (std::size_t i = 0; i < tape.size(); ++i) {
+    const Node& n = tape[i];
+    const std::string id = "n" + std::to_string(i);
+    // Leaves are declared where first used, so the text reads in recording order.
+    for (const Tensor& x : n.inputs) {
+      if (x.tape_index() >= 0) continue;
+      auto [it, fresh] = leaf_ids.try_emplace(x.impl_ptr().get(), "leaf" + std::to_string(leaf_ids.size()));
+      if (!fresh) continue;
+      std::vector<std::string> lines{label(x), x.shape().str(), summarize(x)};
+      if (x.requires_grad() && x.grad().defined()) lines.push_back("grad " + summarize(x.grad()));
+      out += "  " + it->second + " [label=" + dot_label(lines) + ", shape=ellipse" +
+             (x.requires_grad() ? ", style=filled, fillcolor=\"#dbe9f6\"" : ", color=gray") + "];\n";
+    }
+    std::vector<std::string> lines{"#" + std::to_string(i) + " " + n.op, n.output.shape().str(), summarize(n.output)};
+    if (n.adjoint.defined()) lines.push_back("adj " + summarize(n.adjoint));
+    out += "  " + id + " [label=" + dot_label(lines) + "];\n";
+    for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+      const Tensor& x = n.inputs[k];
+      const std::string from = x.tape_index() >= 0 ? "n" + std::to_string(x.tape_index()) : leaf_ids[x.impl_ptr().get()];
+      out += "  " + from + " -> " + id;
+      if (k < n.sent.size() && n.sent[k].defined()) out += " [label=" + dot_label({summarize(n.sent[k])}) + "]";
+      out += ";\n";
+    }
+  }
+  return out + "}\n";
+}
+
+// ---- statistics ----
+
+TapeStats tape_stats(const Tape& tape) {
+  TapeStats s;
+  std::map<std::string, OpStats> by_op;
+  for (const Node& n : tape.entries()) {
+    const std::size_t bytes = n.output.numel() * dtype_size(n.output.dtype());
+    OpStats& o = by_op[n.op];
+    o.op = n.op;
+    ++o.count;
+    o.bytes += bytes;
+    ++s.entries;
+    s.bytes += bytes;
+  }
+  for (auto& [op, o] : by_op) s.per_op.push_back(std::move(o));
+  std::stable_sort(s.per_op.begin(), s.per_op.end(),
+                   [](const OpStats& a, const OpStats& b) { return a.bytes > b.bytes; });
+  return s;
+}
+
+std::string TapeStats::str() const {
+  std::string out = std::to_string(entries) + (entries == 1 ? " entry, " : " entries, ") + std::to_string(bytes) +
+                    " bytes of values\n";
+  if (per_op.empty()) return out;
+  std::vector<std::vector<std::string>> rows{{"op", "count", "bytes"}};
+  for (const OpStats& o : per_op) rows.push_back({o.op, std::to_string(o.count), std::to_string(o.bytes)});
+  return out + table(rows, "  ", {false, true, true});
+}
+
+}  // namespace rwd

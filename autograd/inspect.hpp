@@ -1,0 +1,65 @@
+// rewind/autograd/inspect.hpp — the tape as a teaching tool: print it, explain a reverse sweep,
+// step through one, draw it with Graphviz, and count what it holds.
+//
+//   Tensor loss = …;                          // recorded on the current tape
+//   std::cout << print_tape();                // one line per entry: op, inputs, shape, values
+//   std::cout << explain_backward(loss);      // the sweep, entry by entry: dy, rule, what was sent
+//   std::ofstream("tape.dot") << to_dot();    // dot -Tsvg tape.dot > tape.svg
+//
+//   ReverseSweep sweep(loss);                 // or one entry at a time
+//   while (sweep.step()) std::cout << describe_step(sweep);
+//
+// Inputs are named `#k` for tape entry k, by their name() for named leaves, `leaf (2, 1)` for an
+// unnamed leaf that takes a gradient and `const (2, 1)` (or `const 0.5` for one element) for an
+// unnamed constant. Values print as themselves up to four elements, else as mean/min/max, all with
+// %.4g, so the text is deterministic enough for golden tests.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "backward.hpp"
+#include "tape.hpp"
+
+namespace rwd {
+
+/// One line per tape entry: index, op, inputs, output shape and a value summary, column-aligned.
+std::string print_tape(const Tape& tape = Tape::current());
+
+/// Runs the reverse sweep from `root` (retaining the tape, keeping adjoints; leaves' .grad()
+/// accumulates as with backward()) and returns explain_tape() of the swept tape.
+std::string explain_backward(const Tensor& root, const Tensor& seed = Tensor());
+
+/// For each entry from last to first: the adjoint it received, its rule, the adjoints it sent to
+/// each input; then the gradient that reached each leaf. Needs a tape swept with keep_adjoints.
+std::string explain_tape(const Tape& tape = Tape::current());
+
+/// The entry processed by the sweep's last step(): index, op, adjoint in, rule, adjoints out.
+std::string describe_step(const ReverseSweep& sweep);
+
+/// The tape as a Graphviz digraph: leaves and entries as nodes (op, shape, values, and the adjoint
+/// when kept), an edge from each input to the entry that used it (labelled with the adjoint sent
+/// back along it when kept).
+std::string to_dot(const Tape& tape = Tape::current());
+
+/// Entries and value bytes recorded by one op.
+struct OpStats {
+  std::string op;
+  std::size_t count = 0;
+  std::size_t bytes = 0;  // Σ numel × dtype_size over the outputs
+};
+
+/// What a tape holds: entries and the bytes of their output values, per op.
+struct TapeStats {
+  std::size_t entries = 0;
+  std::size_t bytes = 0;
+  std::vector<OpStats> per_op;  // most bytes first, then by op name
+  /// A small table: totals, then one row per op.
+  std::string str() const;
+};
+
+/// Counts the entries of `tape` and the bytes of their output values.
+TapeStats tape_stats(const Tape& tape = Tape::current());
+
+}  // namespace rwd
