@@ -170,6 +170,8 @@ std::string explain_backward(const Tensor& root, const Tensor& seed) {
   options.keep_adjoints = true;
   ReverseSweep sweep(root, seed, options);
   sweep.run();
+  // A leaf root has no tape to explain (and the sweep has none to return): it is its own gradient.
+  if (root.tape_index() < 0) return label(root) + " is a leaf: its gradient is the seed, nothing was recorded\n";
   return explain_tape(sweep.tape());
 }
 

@@ -220,6 +220,10 @@ TEST_CASE("inspect: explain_tape needs kept adjoints; entries off the path say s
   Tape tape;
   Tensor x = Tensor::from_vector(std::vector<double>{0.5}, {1}, float64).set_name("x").set_requires_grad();
   CHECK(explain_tape(tape) == "(empty tape)\n");
+  CHECK(explain_backward(x, Tensor::ones({1}, float64)) ==
+        "x is a leaf: its gradient is the seed, nothing was recorded\n");
+  CHECK(x.grad().to_vector() == std::vector<double>{1});
+  x.zero_grad(true);
   Tensor a = exp(x);
   Tensor unused = neg(x);  // recorded, but the root does not depend on it
   CHECK(explain_tape(tape) == "(no adjoints on this tape: sweep it with keep_adjoints, or use explain_backward)\n");
