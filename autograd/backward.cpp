@@ -183,6 +183,11 @@ Tensor ReverseSweep::pending_adjoint(std::int64_t i) const {
   return m_adjoints[static_cast<std::size_t>(i)];
 }
 
+Tape& ReverseSweep::tape() const {
+  if (!m_tape) throw TapeError("ReverseSweep: the root is a leaf, so there is no tape to sweep");
+  return *m_tape;
+}
+
 std::vector<Tensor> ReverseSweep::result() const { return m_target_grads; }
 
 void backward(const Tensor& root, const Tensor& seed, SweepOptions options) {

@@ -49,8 +49,8 @@ class ReverseSweep {
   const std::vector<Tensor>& adjoints_out() const { return m_adjoints_out; }
   /// The adjoint accumulated so far for tape entry i (undefined if none yet or already consumed).
   Tensor pending_adjoint(std::int64_t i) const;
-  /// The tape being swept.
-  Tape& tape() const { return *m_tape; }
+  /// The tape being swept; throws TapeError when the root was a leaf (there is no tape to sweep).
+  Tape& tape() const;
 
   /// After run(): the gradients of the targets, in order (undefined where a target was not reached).
   std::vector<Tensor> result() const;

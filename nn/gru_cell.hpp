@@ -1,0 +1,39 @@
+// rewind/nn/gru_cell.hpp — gated recurrent unit (Cho et al. 2014), in both published forms.
+#pragma once
+
+#include "rnn_cell.hpp"
+
+namespace rwd {
+
+/// Options of GRUCell beyond CellOptions.
+struct GRUOptions : CellOptions {
+  /// true: the reset gate scales the recurrent product, r ⊙ (W_hn h + b_hn) — PyTorch, cuDNN, Keras'
+  /// default (reset_after=True). false: it scales the state before it, W_hn (r ⊙ h) + b_hn — Cho et al.
+  bool reset_after = true;
+};
+
+/// Gate order (r, z, n), as PyTorch:
+///   [r_x; z_x; n_x] = W_ih x_t + b_ih        [r_h; z_h; n_h] = W_hh h_{t−1} + b_hh
+///   r = σ(r_x + r_h)    z = σ(z_x + z_h)
+///   n = tanh(n_x + r ⊙ n_h)                               (reset_after)
+///   n = tanh(n_x + W_hn (r ⊙ h_{t−1}) + b_hn)             (reset before; W_hn = the last h rows of W_hh)
+///   h_t = (1 − z) ⊙ n + z ⊙ h_{t−1},   y_t = h_t
+/// Parameters: weight_ih (3h, input), weight_hh (3h, h), bias_ih, bias_hh (3h,), U(−1/√h, 1/√h); h0 when learned.
+class GRUCell : public Cell {
+ public:
+  GRUCell(std::size_t input, std::size_t hidden, GRUOptions options = {}, Generator& gen = default_generator());
+
+  std::pair<Tensor, State> step(const Tensor& x, const State& state) override;
+  State initial_state(std::size_t batch) const override;
+  std::size_t input_size() const override { return m_input; }
+  std::size_t output_size() const override { return m_hidden; }
+  std::string repr() const override;
+
+  Tensor weight_ih, weight_hh, bias_ih, bias_hh, h0;
+
+ private:
+  std::size_t m_input, m_hidden;
+  bool m_reset_after;
+};
+
+}  // namespace rwd

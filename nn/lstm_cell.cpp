@@ -1,0 +1,62 @@
+#include "lstm_cell.hpp"
+
+#include "../autograd/ops.hpp"
+#include "init.hpp"
+
+namespace rwd {
+
+LSTMCell::LSTMCell(std::size_t input, std::size_t hidden, LSTMOptions options, Generator& gen)
+    : m_input(input), m_hidden(hidden) {
+  const Dtype dt = options.dtype;
+  const std::size_t h = hidden;
+  weight_ih = register_parameter("weight_ih", init::uniform_fan_in({4 * h, input}, h, gen, dt));
+  weight_hh = register_parameter("weight_hh", init::uniform_fan_in({4 * h, h}, h, gen, dt));
+  Tensor b = init::uniform_fan_in({4 * h}, h, gen, dt);
+  if (options.forget_bias != 0.0) {
+    std::vector<double> v = b.to_vector();
+    for (std::size_t k = h; k < 2 * h; ++k) v[k] += options.forget_bias;
+    b = Tensor::from_vector(v, {4 * h}, dt);
+  }
+  bias_ih = register_parameter("bias_ih", b);
+  bias_hh = register_parameter("bias_hh", init::uniform_fan_in({4 * h}, h, gen, dt));
+  if (options.peephole) {
+    w_ci = register_parameter("w_ci", Tensor::zeros({h}, dt));
+    w_cf = register_parameter("w_cf", Tensor::zeros({h}, dt));
+    w_co = register_parameter("w_co", Tensor::zeros({h}, dt));
+  }
+  if (options.learn_initial_state) {
+    h0 = register_parameter("h0", Tensor::zeros({h}, dt));
+    c0 = register_parameter("c0", Tensor::zeros({h}, dt));
+  }
+}
+
+std::pair<Tensor, State> LSTMCell::step(const Tensor& x, const State& state) {
+  const std::size_t batch = check_step(x, state, 2);
+  const Tensor &h = state[0], &c = state[1];
+  const Shape col = batch ? Shape{m_hidden, 1} : Shape{m_hidden};
+  auto peep = [&](const Tensor& w, const Tensor& cell) { return reshape(w, col) * cell; };
+
+  std::vector<Tensor> gates = chunk(affine(weight_ih, x, bias_ih) + affine(weight_hh, h, bias_hh), 4, 0);
+  Tensor i = gates[0], f = gates[1], g = tanh(gates[2]), o = gates[3];
+  if (w_ci.defined()) {
+    i = i + peep(w_ci, c);
+    f = f + peep(w_cf, c);
+  }
+  i = sigmoid(i);
+  f = sigmoid(f);
+  Tensor c_next = f * c + i * g;
+  if (w_co.defined()) o = o + peep(w_co, c_next);
+  Tensor h_next = sigmoid(o) * tanh(c_next);
+  return {h_next, {h_next, c_next}};
+}
+
+State LSTMCell::initial_state(std::size_t batch) const {
+  const Dtype dt = weight_ih.dtype();
+  return {initial_tensor(h0, m_hidden, batch, dt), initial_tensor(c0, m_hidden, batch, dt)};
+}
+
+std::string LSTMCell::repr() const {
+  return "LSTMCell(" + std::to_string(m_input) + " => " + std::to_string(m_hidden) + (w_ci.defined() ? ", peephole" : "") + ")";
+}
+
+}  // namespace rwd

@@ -1,0 +1,38 @@
+// rewind/nn/lstm_cell.hpp — long short-term memory (Hochreiter & Schmidhuber 1997), PyTorch's layout.
+#pragma once
+
+#include "rnn_cell.hpp"
+
+namespace rwd {
+
+/// Options of LSTMCell beyond CellOptions.
+struct LSTMOptions : CellOptions {
+  double forget_bias = 0.0;  ///< added to the forget gate's bias_ih at initialization (Keras' unit_forget_bias is 1)
+  bool peephole = false;     ///< gates also see the cell state (Gers & Schmidhuber 2000)
+};
+
+/// Gate order (i, f, g, o), as PyTorch:
+///   [i; f; g; o] = W_ih x_t + b_ih + W_hh h_{t−1} + b_hh          (4·hidden rows)
+///   i = σ(i + w_ci ⊙ c_{t−1})   f = σ(f + w_cf ⊙ c_{t−1})   g = tanh(g)   (w_c· only with peepholes)
+///   c_t = f ⊙ c_{t−1} + i ⊙ g
+///   o = σ(o + w_co ⊙ c_t)
+///   h_t = o ⊙ tanh(c_t),   y_t = h_t,   state {h, c}
+/// Parameters: weight_ih (4h, input), weight_hh (4h, h), bias_ih, bias_hh (4h,), U(−1/√h, 1/√h);
+/// peepholes w_ci, w_cf, w_co (h,) start at 0; h0, c0 (h,) when learned.
+class LSTMCell : public Cell {
+ public:
+  LSTMCell(std::size_t input, std::size_t hidden, LSTMOptions options = {}, Generator& gen = default_generator());
+
+  std::pair<Tensor, State> step(const Tensor& x, const State& state) override;
+  State initial_state(std::size_t batch) const override;
+  std::size_t input_size() const override { return m_input; }
+  std::size_t output_size() const override { return m_hidden; }
+  std::string repr() const override;
+
+  Tensor weight_ih, weight_hh, bias_ih, bias_hh, w_ci, w_cf, w_co, h0, c0;
+
+ private:
+  std::size_t m_input, m_hidden;
+};
+
+}  // namespace rwd

@@ -1,0 +1,70 @@
+#include "recur.hpp"
+
+#include "../autograd/ops.hpp"
+
+namespace rwd {
+
+Recur::Recur(std::shared_ptr<Cell> cell) : m_cell(std::move(cell)) {
+  if (!m_cell) throw ValueError("Recur: the cell is null");
+  register_module("cell", m_cell);
+}
+
+Tensor Recur::step(const Tensor& x) {
+  const std::size_t batch = x.ndim() == 2 ? x.dim(1) : 0;
+  if (m_state.empty()) {
+    m_state = m_cell->initial_state(batch);
+  } else {
+    const Shape hs = m_state[0].shape();
+    const std::size_t carried = hs.ndim() == 2 ? hs[1] : 0;
+    if (carried != batch)
+      throw ShapeError(repr() + ": input " + x.shape().str() + " has batch " + (batch ? std::to_string(batch) : "none (a vector)") +
+                       " but the carried state " + hs.str() + " has batch " +
+                       (carried ? std::to_string(carried) : "none (a vector)") +
+                       "; call reset() before feeding a batch of another size");
+  }
+  auto [y, next] = m_cell->step(x, m_state);
+  // The state outlives the tape: when backward() clears it, these become constants with their values.
+  for (const Tensor& s : next) s.keep_on_clear();
+  m_state = std::move(next);
+  return y;
+}
+
+Tensor Recur::forward(const Tensor& x) {
+  if (x.ndim() != 3) return step(x);
+  const std::size_t T = x.dim(0);
+  std::vector<Tensor> ys;
+  ys.reserve(T);
+  for (std::size_t t = 0; t < T; ++t) ys.push_back(step(squeeze(slice(x, 0, t, t + 1), 0)));
+  return stack(ys, 0);
+}
+
+void Recur::reset_rows(const std::vector<bool>& done) {
+  if (m_state.empty()) return;
+  const Shape hs = m_state[0].shape();
+  if (hs.ndim() != 2 || hs[1] != done.size())
+    throw ShapeError(repr() + ": reset_rows got " + std::to_string(done.size()) + " flags for a state of shape " + hs.str() +
+                     " (one flag per batch column)");
+  std::vector<double> m(done.begin(), done.end());
+  const Tensor mask = Tensor::from_vector(m, {1, done.size()}, m_state[0].dtype());
+  const State initial = m_cell->initial_state(done.size());
+  for (std::size_t k = 0; k < m_state.size(); ++k) {
+    m_state[k] = where(mask, initial[k], m_state[k]);
+    m_state[k].keep_on_clear();
+  }
+}
+
+void Recur::detach_state() {
+  for (Tensor& s : m_state) s = s.detach();
+}
+
+Recur RNN(std::size_t input, std::size_t hidden, Activation activation, CellOptions options, Generator& gen) {
+  return Recur(std::make_shared<RNNCell>(input, hidden, std::move(activation), options, gen));
+}
+Recur LSTM(std::size_t input, std::size_t hidden, LSTMOptions options, Generator& gen) {
+  return Recur(std::make_shared<LSTMCell>(input, hidden, options, gen));
+}
+Recur GRU(std::size_t input, std::size_t hidden, GRUOptions options, Generator& gen) {
+  return Recur(std::make_shared<GRUCell>(input, hidden, options, gen));
+}
+
+}  // namespace rwd

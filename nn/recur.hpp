@@ -1,0 +1,61 @@
+// rewind/nn/recur.hpp — a cell made stateful (Flux's Recur): call it step by step, it remembers.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "cell.hpp"
+#include "gru_cell.hpp"
+#include "lstm_cell.hpp"
+#include "rnn_cell.hpp"
+
+namespace rwd {
+
+/// Wraps a cell and keeps its state between calls:
+///
+///   Chain m(RNN(2, 5), Dense(5, 1));
+///   for (const Tensor& x : seq) y = m(x);   // each call is the next time step
+///   reset(m);                                // back to the initial state (nn/reset.hpp)
+///
+/// A step x is (input, batch) (or (input,)); a whole sequence may also be given as one
+/// (time, input, batch) tensor, which runs every step and returns (time, hidden, batch).
+///
+/// The carried state survives the tape being cleared by backward(): it keeps its value but not its
+/// history, so the next batch's gradients stop at the boundary (as Flux and Keras stateful layers do).
+/// A batch of another size without reset() is an error, not a silent broadcast.
+class Recur : public Module {
+ public:
+  explicit Recur(std::shared_ptr<Cell> cell);
+  template <class C, class = std::enable_if_t<std::is_base_of_v<Cell, std::decay_t<C>>>>
+  explicit Recur(C&& cell) : Recur(std::make_shared<std::decay_t<C>>(std::forward<C>(cell))) {}
+
+  /// One step (2-D or 1-D x), or a whole (time, input, batch) sequence.
+  Tensor forward(const Tensor& x) override;
+  std::string repr() const override { return "Recur(" + m_cell->repr() + ")"; }
+
+  /// Back to the initial state (taken afresh at the next call, so a learned h₋₁ gets its gradient).
+  void reset_state() override { m_state.clear(); }
+  /// Resets only the columns where `done[b]` is true (sequences that ended), keeping the others.
+  void reset_rows(const std::vector<bool>& done);
+  /// Keeps the state's value and drops its history: the next backward stops here (truncated BPTT).
+  void detach_state();
+
+  /// The carried state (empty before the first step and after reset).
+  const State& state() const { return m_state; }
+  /// Replaces the carried state (shapes are checked at the next step).
+  void set_state(State state) { m_state = std::move(state); }
+  Cell& cell() const { return *m_cell; }
+
+ private:
+  Tensor step(const Tensor& x);
+  std::shared_ptr<Cell> m_cell;
+  State m_state;
+};
+
+/// Flux's spellings: a stateful layer of each kind.
+Recur RNN(std::size_t input, std::size_t hidden, Activation activation = "tanh", CellOptions options = {},
+          Generator& gen = default_generator());
+Recur LSTM(std::size_t input, std::size_t hidden, LSTMOptions options = {}, Generator& gen = default_generator());
+Recur GRU(std::size_t input, std::size_t hidden, GRUOptions options = {}, Generator& gen = default_generator());
+
+}  // namespace rwd

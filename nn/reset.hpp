@@ -1,0 +1,25 @@
+// rewind/nn/reset.hpp — reset semantics: bringing stateful layers back to their start.
+//
+// Flux's `reset!`: independent sequences must not see each other's state. Call reset(model) before
+// each new sequence (inside the loss, for a batch of independent sequences), and the state of every
+// Recur in the model — however deep in Chains — returns to its initial value.
+#pragma once
+
+#include <vector>
+
+#include "module.hpp"
+
+namespace rwd {
+
+/// Resets every stateful layer inside `model` (Recur states back to their initial value).
+void reset(Module& model);
+
+/// Cuts the history of every carried state inside `model`, keeping the values (truncated BPTT:
+/// call between windows of a long sequence).
+void detach_state(Module& model);
+
+/// Resets, in every stateful layer of `model`, only the batch columns whose flag is set (the
+/// sequences that ended), keeping the others running.
+void reset_rows(Module& model, const std::vector<bool>& done);
+
+}  // namespace rwd

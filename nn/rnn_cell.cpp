@@ -1,0 +1,47 @@
+#include "rnn_cell.hpp"
+
+#include <cmath>
+
+#include "../autograd/ops.hpp"
+#include "init.hpp"
+
+namespace rwd {
+
+Tensor initial_tensor(const Tensor& learned, std::size_t hidden, std::size_t batch, Dtype dtype) {
+  if (!learned.defined()) return batch ? Tensor::zeros({hidden, batch}, dtype) : Tensor::zeros({hidden}, dtype);
+  return batch ? broadcast_to(reshape(learned, {hidden, 1}), {hidden, batch}) : learned;
+}
+
+Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b) {
+  const std::size_t rows = W.dim(0);
+  if (x.ndim() == 1) return reshape(matmul(W, reshape(x, {x.dim(0), 1})), {rows}) + b;
+  return matmul(W, x) + reshape(b, {rows, 1});
+}
+
+RNNCell::RNNCell(std::size_t input, std::size_t hidden, Activation activation, CellOptions options, Generator& gen)
+    : m_input(input), m_hidden(hidden), m_activation(std::move(activation)) {
+  if (m_activation.name != "tanh" && m_activation.name != "relu")
+    throw ValueError("RNNCell: activation must be tanh or relu, got " + m_activation.name);
+  const Dtype dt = options.dtype;
+  weight_ih = register_parameter("weight_ih", init::uniform_fan_in({hidden, input}, hidden, gen, dt));
+  weight_hh = register_parameter("weight_hh", init::uniform_fan_in({hidden, hidden}, hidden, gen, dt));
+  bias_ih = register_parameter("bias_ih", init::uniform_fan_in({hidden}, hidden, gen, dt));
+  bias_hh = register_parameter("bias_hh", init::uniform_fan_in({hidden}, hidden, gen, dt));
+  if (options.learn_initial_state) h0 = register_parameter("h0", Tensor::zeros({hidden}, dt));
+}
+
+std::pair<Tensor, State> RNNCell::step(const Tensor& x, const State& state) {
+  check_step(x, state, 1);
+  Tensor h = m_activation(affine(weight_ih, x, bias_ih) + affine(weight_hh, state[0], bias_hh));
+  return {h, {h}};
+}
+
+State RNNCell::initial_state(std::size_t batch) const {
+  return {initial_tensor(h0, m_hidden, batch, weight_ih.dtype())};
+}
+
+std::string RNNCell::repr() const {
+  return "RNNCell(" + std::to_string(m_input) + " => " + std::to_string(m_hidden) + ", " + m_activation.name + ")";
+}
+
+}  // namespace rwd

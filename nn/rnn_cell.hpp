@@ -1,0 +1,46 @@
+// rewind/nn/rnn_cell.hpp — the Elman cell.
+#pragma once
+
+#include "../core/random.hpp"
+#include "activation.hpp"
+#include "cell.hpp"
+
+namespace rwd {
+
+/// Options shared by the built-in cells.
+struct CellOptions {
+  bool learn_initial_state = false;  ///< h₋₁ (and c₋₁) a trained parameter, as in the seeds; else zeros
+  Dtype dtype = Dtype::f32;
+};
+
+/// h_t = act(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh),  y_t = h_t   (act = tanh or relu)
+///
+/// Parameters as PyTorch's nn.RNN: weight_ih (hidden, input), weight_hh (hidden, hidden), bias_ih,
+/// bias_hh (hidden,), all U(−1/√hidden, 1/√hidden); h0 (hidden,) when learned. Prints as
+/// `RNNCell(2 => 5, tanh)`.
+class RNNCell : public Cell {
+ public:
+  RNNCell(std::size_t input, std::size_t hidden, Activation activation = "tanh", CellOptions options = {},
+          Generator& gen = default_generator());
+
+  std::pair<Tensor, State> step(const Tensor& x, const State& state) override;
+  State initial_state(std::size_t batch) const override;
+  std::size_t input_size() const override { return m_input; }
+  std::size_t output_size() const override { return m_hidden; }
+  std::string repr() const override;
+
+  Tensor weight_ih, weight_hh, bias_ih, bias_hh, h0;
+
+ private:
+  std::size_t m_input, m_hidden;
+  Activation m_activation;
+};
+
+/// The initial state of one tensor of `hidden` rows: zeros, or a learned (hidden,) vector broadcast
+/// to (hidden, batch). Shared by the built-in cells.
+Tensor initial_tensor(const Tensor& learned, std::size_t hidden, std::size_t batch, Dtype dtype);
+
+/// W x + b as a (rows, batch) or (rows,) tensor — the affine map every cell starts from.
+Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b);
+
+}  // namespace rwd

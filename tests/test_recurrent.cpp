@@ -1,0 +1,278 @@
+// Recurrent cells and the stateful wrapper: BPTT gradients by finite differences (3 unrolled steps,
+// two losses), and the reset / carry / batch semantics, each with a test that fails if they are wrong.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <memory>
+
+#include <rewind.hpp>
+
+using namespace rwd;
+
+namespace {
+
+// Every parameter gets distinct nonzero values (peepholes and learned states start at 0 otherwise).
+void randomize(Module& m, Generator& gen) {
+  for (auto& [k, p] : m.named_parameters()) p.assign(Tensor::uniform(p.shape(), -0.8, 0.8, gen, p.dtype()));
+}
+
+enum class Loss { last, all };
+
+// Unrolls `cell` over xs from an explicit initial state; the loss is the last output or a weighted
+// sum of all outputs (the weights are gradcheck's own asymmetric scalarization).
+Tensor unroll(Cell& cell, const std::vector<Tensor>& xs, const State& s0, Loss loss) {
+  State s = s0;
+  std::vector<Tensor> ys;
+  for (const Tensor& x : xs) {
+    auto [y, next] = cell.step(x, s);
+    ys.push_back(y);
+    s = next;
+  }
+  return loss == Loss::last ? ys.back() : stack(ys, 0);
+}
+
+void check_cell(Cell& cell, std::size_t batch, bool learned_state) {
+  Generator gen(17);
+  randomize(cell, gen);
+  std::vector<Tensor> xs;
+  for (int t = 0; t < 3; ++t)
+    xs.push_back(Tensor::uniform({cell.input_size(), batch}, -1, 1, gen, float64).set_requires_grad().set_name("x" + std::to_string(t + 1)));
+  State s0;
+  if (!learned_state)
+    for (std::size_t k = 0; k < cell.initial_state(batch).size(); ++k)
+      s0.push_back(Tensor::uniform({cell.output_size(), batch}, -0.5, 0.5, gen, float64).set_requires_grad().set_name("s0_" + std::to_string(k)));
+  std::vector<Tensor> inputs = cell.parameters();
+  for (auto& [k, p] : cell.named_parameters()) p.set_name(k);
+  inputs.insert(inputs.end(), xs.begin(), xs.end());
+  inputs.insert(inputs.end(), s0.begin(), s0.end());
+  for (Loss loss : {Loss::last, Loss::all}) {
+    auto f = [&](const std::vector<Tensor>&) { return unroll(cell, xs, learned_state ? cell.initial_state(batch) : s0, loss); };
+    GradcheckReport r = gradcheck(f, inputs);
+    CHECK_MESSAGE(r.ok(), cell.repr() << (loss == Loss::last ? ", last output" : ", all outputs") << "\n" << r.str());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("recurrent: RNNCell gradients through 3 steps (tanh, relu, learned h0)") {
+  Generator gen(1);
+  SUBCASE("tanh") {
+    RNNCell c(3, 4, "tanh", {.dtype = float64}, gen);
+    check_cell(c, 2, false);
+  }
+  SUBCASE("relu") {
+    RNNCell c(3, 4, "relu", {.dtype = float64}, gen);
+    check_cell(c, 2, false);
+  }
+  SUBCASE("learned initial state") {
+    RNNCell c(2, 3, "tanh", {.learn_initial_state = true, .dtype = float64}, gen);
+    check_cell(c, 4, true);
+  }
+}
+
+TEST_CASE("recurrent: LSTMCell gradients through 3 steps (plain, peephole, learned h0 and c0)") {
+  Generator gen(2);
+  SUBCASE("plain") {
+    LSTMOptions o;
+    o.dtype = float64;
+    LSTMCell c(3, 4, o, gen);
+    check_cell(c, 2, false);
+  }
+  SUBCASE("peephole") {
+    LSTMOptions o;
+    o.dtype = float64;
+    o.peephole = true;
+    LSTMCell c(2, 3, o, gen);
+    check_cell(c, 3, false);
+  }
+  SUBCASE("learned initial state") {
+    LSTMOptions o;
+    o.dtype = float64;
+    o.learn_initial_state = true;
+    LSTMCell c(2, 3, o, gen);
+    check_cell(c, 2, true);
+  }
+}
+
+TEST_CASE("recurrent: GRUCell gradients through 3 steps (reset after, reset before)") {
+  Generator gen(3);
+  for (bool after : {true, false}) {
+    GRUOptions o;
+    o.dtype = float64;
+    o.reset_after = after;
+    GRUCell c(3, 4, o, gen);
+    check_cell(c, 2, false);
+  }
+}
+
+TEST_CASE("recurrent: cell equations against hand-computed values") {
+  // One step of each cell on a batch of one, against the published equations in plain C++.
+  Generator gen(4);
+  const std::size_t I = 2, H = 3;
+  std::vector<double> x = {0.3, -0.7}, h = {0.1, -0.2, 0.4}, c = {0.5, 0.0, -0.3};
+  auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
+  auto row = [](const Tensor& W, std::size_t r, const std::vector<double>& v) {
+    double s = 0;
+    for (std::size_t k = 0; k < v.size(); ++k) s += W.at({r, k}) * v[k];
+    return s;
+  };
+  Tensor xt = Tensor::from_vector(x, {I, 1}, float64), ht = Tensor::from_vector(h, {H, 1}, float64),
+         ct = Tensor::from_vector(c, {H, 1}, float64);
+  SUBCASE("LSTM, gate order i, f, g, o, with peepholes") {
+    LSTMOptions o;
+    o.dtype = float64;
+    o.peephole = true;
+    LSTMCell cell(I, H, o, gen);
+    randomize(cell, gen);
+    auto [y, s] = cell.step(xt, {ht, ct});
+    for (std::size_t j = 0; j < H; ++j) {
+      auto pre = [&](std::size_t gate) {
+        const std::size_t r = gate * H + j;
+        return row(cell.weight_ih, r, x) + cell.bias_ih.at({r}) + row(cell.weight_hh, r, h) + cell.bias_hh.at({r});
+      };
+      const double i = sig(pre(0) + cell.w_ci.at({j}) * c[j]), f = sig(pre(1) + cell.w_cf.at({j}) * c[j]);
+      const double g = std::tanh(pre(2));
+      const double cn = f * c[j] + i * g;
+      const double on = sig(pre(3) + cell.w_co.at({j}) * cn);
+      CHECK(s[1].at({j, 0}) == doctest::Approx(cn));
+      CHECK(y.at({j, 0}) == doctest::Approx(on * std::tanh(cn)));
+    }
+  }
+  SUBCASE("GRU, gate order r, z, n, both forms") {
+    for (bool after : {true, false}) {
+      GRUOptions o;
+      o.dtype = float64;
+      o.reset_after = after;
+      GRUCell cell(I, H, o, gen);
+      randomize(cell, gen);
+      auto [y, s] = cell.step(xt, {ht});
+      std::vector<double> r(H), z(H);
+      for (std::size_t j = 0; j < H; ++j) {
+        r[j] = sig(row(cell.weight_ih, j, x) + cell.bias_ih.at({j}) + row(cell.weight_hh, j, h) + cell.bias_hh.at({j}));
+        z[j] = sig(row(cell.weight_ih, H + j, x) + cell.bias_ih.at({H + j}) + row(cell.weight_hh, H + j, h) + cell.bias_hh.at({H + j}));
+      }
+      std::vector<double> rh(H);
+      for (std::size_t j = 0; j < H; ++j) rh[j] = r[j] * h[j];
+      for (std::size_t j = 0; j < H; ++j) {
+        const std::size_t n_row = 2 * H + j;
+        const double nx = row(cell.weight_ih, n_row, x) + cell.bias_ih.at({n_row});
+        const double n = after ? std::tanh(nx + r[j] * (row(cell.weight_hh, n_row, h) + cell.bias_hh.at({n_row})))
+                               : std::tanh(nx + row(cell.weight_hh, n_row, rh) + cell.bias_hh.at({n_row}));
+        CHECK(y.at({j, 0}) == doctest::Approx((1 - z[j]) * n + z[j] * h[j]));
+      }
+    }
+  }
+  SUBCASE("a step that does not fit names the cell, the expected and the actual size") {
+    RNNCell cell(I, H, "tanh", {.dtype = float64}, gen);
+    CHECK_THROWS_WITH_AS(cell.step(Tensor::zeros({5, 1}, float64), {ht}),
+                         "RNNCell(2 => 3, tanh): input (5, 1): expected (2, batch) or (2,) — features along axis 0, got 5 features",
+                         ShapeError);
+  }
+}
+
+TEST_CASE("recurrent: Recur keeps state between calls, and reset brings it back") {
+  Generator gen(5);
+  Chain m(RNN(2, 5, "tanh", {}, gen), Dense(5, 1, {}, true, float32, gen));
+  Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2});
+  const std::vector<double> y1 = m(x).to_vector(), y2 = m(x).to_vector();
+  CHECK(y1 != y2);  // same input, different output: the state moved
+  reset(m);
+  CHECK(m(x).to_vector() == y1);  // nothing leaks across reset
+  CHECK(m(x).to_vector() == y2);
+  CHECK(m.repr() == "Chain(Recur(RNNCell(2 => 5, tanh)), Dense(5 => 1))");
+}
+
+TEST_CASE("recurrent: a batch-size change without reset is an error") {
+  Recur r = RNN(2, 3);
+  r(Tensor::zeros({2, 4}));
+  CHECK_THROWS_WITH_AS(r(Tensor::zeros({2, 5})),
+                       "Recur(RNNCell(2 => 3, tanh)): input (2, 5) has batch 5 but the carried state (3, 4) has batch 4; "
+                       "call reset() before feeding a batch of another size",
+                       ShapeError);
+  reset(r);
+  CHECK(r(Tensor::zeros({2, 5})).shape() == Shape{3, 5});
+}
+
+TEST_CASE("recurrent: after backward the state keeps its value but not its history") {
+  Generator gen(6);
+  Recur r = RNN(2, 3, "tanh", {.dtype = float64}, gen);
+  Tensor x = Tensor::uniform({2, 2}, -1, 1, gen, float64);
+  sum(r(x)).backward();
+  const std::vector<double> carried = r.state()[0].to_vector();  // readable: not released with the tape
+  CHECK(r.state()[0].is_leaf());
+  // The next batch's gradient stops at the boundary: d(loss₂)/dW only through the second step.
+  r.zero_grad();
+  Tensor y = r(x);
+  sum(y).backward();
+  RNNCell& cell = static_cast<RNNCell&>(r.cell());
+  Tensor h_prev = Tensor::from_vector(carried, {3, 2}, float64);
+  Tensor W = cell.weight_hh.detach().set_requires_grad();
+  sum(tanh(matmul(cell.weight_ih.detach(), x) + reshape(cell.bias_ih.detach(), {3, 1}) + matmul(W, h_prev) +
+           reshape(cell.bias_hh.detach(), {3, 1})))
+      .backward();
+  const std::vector<double> expected = W.grad().to_vector(), got = cell.weight_hh.grad().to_vector();
+  for (std::size_t k = 0; k < got.size(); ++k) CHECK(got[k] == doctest::Approx(expected[k]).epsilon(1e-12));
+}
+
+TEST_CASE("recurrent: reset_rows resets only the sequences that ended") {
+  Generator gen(7);
+  Recur r = RNN(1, 2, "tanh", {.dtype = float64}, gen);
+  Tensor x = Tensor::ones({1, 3}, float64);
+  r(x);
+  r(x);
+  const Tensor before = r.state()[0].detach();
+  reset_rows(r, {false, true, false});
+  for (std::size_t j = 0; j < 2; ++j) {
+    CHECK(r.state()[0].at({j, 0}) == before.at({j, 0}));
+    CHECK(r.state()[0].at({j, 1}) == 0.0);
+    CHECK(r.state()[0].at({j, 2}) == before.at({j, 2}));
+  }
+  // Column 1 now runs like a fresh sequence: one step from zero equals the first step of a new Recur.
+  Tensor y = r(x);
+  reset(r);
+  Tensor fresh = r(x);
+  CHECK(y.at({0, 1}) == fresh.at({0, 1}));
+  CHECK(y.at({0, 0}) != fresh.at({0, 0}));
+}
+
+TEST_CASE("recurrent: truncated BPTT — detach_state stops gradients between windows") {
+  Generator gen(8);
+  Recur r = RNN(1, 2, "tanh", {.dtype = float64}, gen);
+  Tensor x = Tensor::full({1, 1}, 0.5, float64);
+  // Window 1: two steps, no backward. Window 2 after detach: the loss depends on W_hh only through
+  // the steps inside the window, so it equals a fresh run from the carried state.
+  r(x);
+  r(x);
+  detach_state(r);
+  const Tensor h = r.state()[0].detach();
+  RNNCell& cell = static_cast<RNNCell&>(r.cell());
+  sum(r(x)).backward();
+  const std::vector<double> truncated = cell.weight_hh.grad().to_vector();
+  r.zero_grad();
+  Recur fresh(std::make_shared<RNNCell>(1, 2, "tanh", CellOptions{.dtype = float64}, gen));
+  fresh.load_state_dict(r.state_dict());
+  fresh.set_state({h});
+  sum(fresh(x)).backward();
+  CHECK(static_cast<RNNCell&>(fresh.cell()).weight_hh.grad().to_vector() == truncated);
+  // Without detach, the gradient also flows into the earlier window: it differs.
+  reset(r);
+  r.zero_grad();
+  r(x);
+  r(x);
+  sum(r(x)).backward();
+  CHECK(cell.weight_hh.grad().to_vector() != truncated);
+}
+
+TEST_CASE("recurrent: a whole (time, features, batch) sequence through Recur") {
+  Generator gen(9);
+  Recur r = LSTM(2, 3, {}, gen);
+  Tensor seq = Tensor::uniform({4, 2, 5}, -1, 1, gen);
+  Tensor ys = r(seq);
+  CHECK(ys.shape() == Shape{4, 3, 5});
+  reset(r);
+  for (std::size_t t = 0; t < 4; ++t) {
+    Tensor y = r(squeeze(slice(seq, 0, t, t + 1), 0));
+    CHECK(y.to_vector() == squeeze(slice(ys, 0, t, t + 1), 0).to_vector());
+  }
+}
