@@ -276,3 +276,24 @@ TEST_CASE("recurrent: a whole (time, features, batch) sequence through Recur") {
     CHECK(y.to_vector() == squeeze(slice(ys, 0, t, t + 1), 0).to_vector());
   }
 }
+
+TEST_CASE("recurrent: tape memory grows linearly with sequence length (LSTM bytes per step)") {
+  Generator gen(10);
+  Recur r = LSTM(32, 64, {}, gen);
+  auto bytes_after = [&](std::size_t steps) {
+    Tape tape;
+    reset(r);
+    Tensor x = Tensor::uniform({32, 16}, -1, 1, gen);
+    Tensor loss = Tensor::scalar(0.0);
+    for (std::size_t t = 0; t < steps; ++t) loss = loss + sum(r(x));
+    return std::pair{tape_stats(tape).bytes, tape.size()};
+  };
+  const auto [b10, n10] = bytes_after(10);
+  const auto [b50, n50] = bytes_after(50);
+  const auto [b100, n100] = bytes_after(100);
+  const double per_step = static_cast<double>(b100 - b50) / 50.0;
+  CHECK(static_cast<double>(b50 - b10) / 40.0 == per_step);  // exactly the same cost per step: linear
+  CHECK((n100 - n50) * 40 == (n50 - n10) * 50);
+  MESSAGE("LSTM(32 => 64), batch 16, float32: " << per_step << " bytes of tape values per step ("
+                                               << (n100 - n50) / 50 << " entries per step)");
+}
