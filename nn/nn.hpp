@@ -14,3 +14,4 @@
 #include "module.hpp"
 #include "recur.hpp"
 #include "reset.hpp"
+#include "serialize.hpp"

@@ -1,0 +1,160 @@
+#include "train.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "../autograd/tape.hpp"
+#include "clip.hpp"
+
+namespace rwd {
+
+namespace {
+
+double now() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+std::string clock_text(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const long s = std::lround(seconds);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+  return buf;
+}
+
+std::string number(double v, const char* format = "%.6g") {
+  if (std::isnan(v)) return "nan";  // not "-nan": the sign of a NaN means nothing to a reader
+  char buf[32];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+}  // namespace
+
+// ---- progress ----
+
+Progress::Progress(std::ostream* out, std::size_t epochs, std::size_t batches, int tty)
+    : m_out(out), m_epochs(epochs), m_batches(batches), m_start(now()) {
+  if (tty >= 0)
+    m_tty = tty != 0;
+  else
+    m_tty = (out == &std::cout && isatty(STDOUT_FILENO)) || (out == &std::cerr && isatty(STDERR_FILENO));
+}
+
+void Progress::update(std::size_t epoch, std::size_t batch, double mean_loss) {
+  if (!m_out || !m_tty) return;
+  const double t = now();
+  const bool last = batch + 1 == m_batches;
+  if (!last && t - m_last_draw < 0.1) return;  // redraw at most 10 times a second
+  m_last_draw = t;
+  const double done = static_cast<double>(epoch * m_batches + batch + 1);
+  const double total = static_cast<double>(m_epochs * m_batches);
+  const double rate = done / std::max(t - m_start, 1e-9);
+  *m_out << "\r\033[K" << "epoch " << epoch + 1 << "/" << m_epochs << "  batch " << batch + 1 << "/" << m_batches
+         << "  loss " << number(mean_loss, "%.4g") << "  " << number(rate, "%.1f") << " batch/s  ETA "
+         << clock_text((total - done) / rate) << std::flush;
+}
+
+void Progress::epoch_done(const EpochRecord& r) {
+  if (!m_out) return;
+  if (m_tty) *m_out << "\r\033[K";
+  const double elapsed = now() - m_start;
+  const double eta = elapsed / static_cast<double>(r.epoch) * static_cast<double>(m_epochs - r.epoch);
+  *m_out << "epoch " << r.epoch << "/" << m_epochs << "  loss " << number(r.loss, "%.4g");
+  if (!std::isnan(r.val_loss)) *m_out << "  val_loss " << number(r.val_loss, "%.4g");
+  *m_out << "  " << number(static_cast<double>(r.batches) / std::max(r.seconds, 1e-9), "%.1f") << " batch/s  "
+         << number(r.seconds, "%.2f") << " s  ETA " << clock_text(eta) << "\n"
+         << std::flush;
+}
+
+// ---- history ----
+
+std::string History::csv() const {
+  std::string s = "epoch,loss,val_loss,grad_norm,lr,seconds,batches\n";
+  for (const EpochRecord& r : epochs)
+    s += std::to_string(r.epoch) + "," + number(r.loss, "%.9g") + "," + number(r.val_loss, "%.9g") + "," +
+         number(r.grad_norm, "%.9g") + "," + number(r.lr, "%.9g") + "," + number(r.seconds, "%.6f") + "," +
+         std::to_string(r.batches) + "\n";
+  return s;
+}
+
+void History::write_csv(const std::string& path) const { write_file_atomic(path, csv()); }
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const fs::path tmp = dir / ("." + target.filename().string() + ".tmp" + std::to_string(::getpid()));
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw IOError(path + ": cannot write (creating " + tmp.string() + " failed)");
+    f << text;
+    f.flush();
+    if (!f) {
+      f.close();
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw IOError(path + ": writing failed");
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw IOError(path + ": cannot replace the file: " + ec.message());
+  }
+}
+
+// ---- fit ----
+
+History fit(Optimizer& optimizer, std::size_t batches,
+            const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
+  if (batches == 0) throw ValueError("fit: no batches");
+  History history;
+  Progress progress(options.out, options.epochs, batches, options.tty);
+  for (std::size_t epoch = 0; epoch < options.epochs; ++epoch) {
+    const double start = now();
+    EpochRecord r;
+    r.epoch = epoch + 1;
+    r.lr = optimizer.lr();
+    r.batches = batches;
+    double sum = 0, norms = 0;
+    for (std::size_t b = 0; b < batches; ++b) {
+      optimizer.zero_grad();
+      Tensor loss = batch_loss(epoch, b);
+      const double value = loss.item();
+      if (!std::isfinite(value))
+        throw ValueError("fit: the loss is " + number(value) + " at epoch " + std::to_string(epoch + 1) + ", batch " +
+                         std::to_string(b + 1));
+      loss.backward();
+      if (options.clip_norm > 0) norms += clip_grad_norm(optimizer.params(), options.clip_norm);
+      optimizer.step();
+      sum += value;
+      progress.update(epoch, b, sum / static_cast<double>(b + 1));
+    }
+    r.loss = sum / static_cast<double>(batches);
+    r.grad_norm = options.clip_norm > 0 ? norms / static_cast<double>(batches) : std::nan("");
+    r.val_loss = std::nan("");
+    if (options.validate) {
+      NoGradGuard no_grad;
+      r.val_loss = options.validate();
+    }
+    r.seconds = now() - start;
+    history.epochs.push_back(r);
+    progress.epoch_done(r);
+    if (options.on_epoch_end) options.on_epoch_end(r);
+  }
+  return history;
+}
+
+}  // namespace rwd

@@ -1,0 +1,93 @@
+// rewind/optim/train.hpp — the training loop as a helper (Flux's train!, Keras' fit).
+//
+// The classic loop needs no helper:
+//     opt.zero_grad();  Tensor loss = loss_fn(model(x), y);  loss.backward();  opt.step();
+// fit() runs that loop for you over epochs and batches, with a progress line, optional gradient
+// clipping and validation, and returns the history:
+//
+//     History h = fit(opt, n_batches, [&](std::size_t epoch, std::size_t b) {
+//                       reset(model);                          // independent sequences
+//                       return mse_loss(model(xs[b]), ys[b]);  // the loss of batch b
+//                     },
+//                     {.epochs = 20, .validate = [&] { return val_loss(); }});
+//     h.write_csv("history.csv");
+//
+// On a terminal the progress line redraws in place (epoch, batch, loss, batches/s, ETA); otherwise
+// one plain line per epoch is printed, so logs stay readable.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "../core/tensor.hpp"
+#include "optimizer.hpp"
+
+namespace rwd {
+
+/// One epoch of the history.
+struct EpochRecord {
+  std::size_t epoch = 0;     ///< 1-based
+  double loss = 0;           ///< mean of the batches' losses
+  double val_loss = 0;       ///< NaN when there is no validation
+  double grad_norm = 0;      ///< mean global gradient norm before clipping (NaN without clipping)
+  double lr = 0;             ///< learning rate during the epoch
+  double seconds = 0;        ///< wall time of the epoch
+  std::size_t batches = 0;
+};
+
+/// What fit() does besides the loop.
+struct FitOptions {
+  std::size_t epochs = 1;
+  /// Clip the gradients' global 2-norm to this before each step (0: no clipping).
+  double clip_norm = 0.0;
+  /// Called after each epoch, with grad mode off; its value is recorded as val_loss.
+  std::function<double()> validate;
+  /// Called after each epoch with its record (e.g. to step a learning-rate schedule or sample text).
+  std::function<void(const EpochRecord&)> on_epoch_end;
+  /// Progress output (nullptr: silent). A terminal gets a redrawn line, anything else plain lines.
+  std::ostream* out = nullptr;
+  /// Treat `out` as a terminal (default: detected for std::cout / std::cerr).
+  int tty = -1;
+};
+
+/// The per-epoch records fit() returns.
+struct History {
+  std::vector<EpochRecord> epochs;
+  /// "epoch,loss,val_loss,grad_norm,lr,seconds,batches" and one row per epoch.
+  std::string csv() const;
+  /// Writes csv() to `path` atomically (temp file + rename).
+  void write_csv(const std::string& path) const;
+  /// The last epoch's loss.
+  double final_loss() const { return epochs.empty() ? 0.0 : epochs.back().loss; }
+};
+
+/// Runs `epochs` × `batches`: zero_grad, loss = batch_loss(epoch, batch), backward, optional clip,
+/// optimizer step. Throws ValueError naming the epoch and batch if a loss is not finite.
+History fit(Optimizer& optimizer, std::size_t batches,
+            const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options = {});
+
+/// A progress line: "epoch 3/10  batch 45/100  loss 0.1234  210.5 batch/s  ETA 0:12". Usable by hand.
+class Progress {
+ public:
+  Progress(std::ostream* out, std::size_t epochs, std::size_t batches, int tty = -1);
+  /// After batch `batch` (0-based) of `epoch` (0-based) with the running mean loss.
+  void update(std::size_t epoch, std::size_t batch, double mean_loss);
+  /// After an epoch: a final line for it.
+  void epoch_done(const EpochRecord& record);
+
+ private:
+  std::ostream* m_out;
+  std::size_t m_epochs, m_batches;
+  bool m_tty;
+  double m_start;
+  double m_last_draw = -1;
+};
+
+/// Writes `text` to `path` atomically: a temporary file in the same directory, renamed over `path`
+/// once fully written. Throws IOError naming the file.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace rwd
