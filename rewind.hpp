@@ -16,3 +16,5 @@
 #include "autograd/inspect.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
+
+#include "nn/losses.hpp"

@@ -84,8 +84,9 @@ Tensor softmax(const Tensor& x, int axis) { return exp(log_softmax(x, axis)); }
 
 Tensor log_softmax(const Tensor& x, int axis) { return x - logsumexp(x, axis, true); }
 
-// softplus(x) = log(1 + eˣ) = max(x, 0) + log(1 + e^−|x|): no overflow for large |x|.
-Tensor softplus(const Tensor& x) { return relu(x) + log(1.0 + exp(-abs(x))); }
+// softplus(x) = log(1 + eˣ) = max(x, 0) + log(1 + e^−|x|): no overflow for large |x|. max(x, 0) is
+// written ½(x + |x|) so that at x = 0 exactly the slope is ½ = σ(0) (relu'(0) = sign(0) = 0 gave 0).
+Tensor softplus(const Tensor& x) { return 0.5 * (x + abs(x)) + log(1.0 + exp(-abs(x))); }
 
 Tensor log_sigmoid(const Tensor& x) { return -softplus(-x); }
 
