@@ -18,3 +18,4 @@
 #include "autograd/tape.hpp"
 
 #include "nn/losses.hpp"
+#include "optim/optim.hpp"

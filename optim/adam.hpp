@@ -1,0 +1,68 @@
+// rewind/optim/adam.hpp — Adam (Kingma & Ba, 2015) and AdamW (Loshchilov & Hutter, 2019).
+//
+// PyTorch's torch.optim.Adam / AdamW, for each parameter p with gradient g; its own step count t
+// (1, 2, … counting only the steps where p had a gradient):
+//     p ← p·(1 − lr·λ)                      AdamW: decoupled weight decay (λ = weight_decay)
+//     g ← g + λ·p                           Adam:  L2 weight decay, added to the gradient
+//     m ← β₁·m + (1 − β₁)·g                 first moment  (exp_avg)
+//     v ← β₂·v + (1 − β₂)·g²                second moment (exp_avg_sq)
+//     v̂ ← max(v̂, v)                         amsgrad only  (max_exp_avg_sq); then v̂ replaces v below
+//     p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+// The bias corrections 1 − βᵗ undo the zero start of m and v. ε is added after the square root,
+// to the bias-corrected √v — exactly where PyTorch adds it.
+// Defaults: lr = 1e-3, betas = (0.9, 0.999), eps = 1e-8; weight_decay 0 for Adam, 1e-2 for AdamW.
+// State slots: "step" (float64 0-d), "exp_avg", "exp_avg_sq", and "max_exp_avg_sq" with amsgrad —
+// PyTorch's names.
+#pragma once
+
+#include <utility>
+
+#include "optimizer.hpp"
+
+namespace rwd {
+
+/// Adam's hyper-parameters (PyTorch's names and defaults).
+struct AdamOptions {
+  double lr = 1e-3;
+  std::pair<double, double> betas{0.9, 0.999};
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool amsgrad = false;
+  /// AdamW's rule for weight_decay (p ← p·(1 − lr·λ) before the update) instead of L2.
+  bool decoupled_weight_decay = false;
+};
+
+/// Adam: `Adam opt(params, {.lr = 1e-3, .amsgrad = true});`
+class Adam : public Optimizer {
+ public:
+  using Options = AdamOptions;
+  /// Throws ValueError for lr, eps or weight_decay < 0, or a beta outside [0, 1).
+  explicit Adam(std::vector<Tensor> params, AdamOptions options = {});
+  const AdamOptions& options() const { return m_options; }
+  std::string str() const override;
+
+ protected:
+  Adam(const char* name, std::vector<Tensor> params, AdamOptions options);
+  void update(std::size_t i, Tensor& param, const Tensor& grad) override;
+
+ private:
+  AdamOptions m_options;
+};
+
+/// AdamW's hyper-parameters: Adam's, with weight_decay 1e-2 applied decoupled.
+struct AdamWOptions {
+  double lr = 1e-3;
+  std::pair<double, double> betas{0.9, 0.999};
+  double eps = 1e-8;
+  double weight_decay = 1e-2;
+  bool amsgrad = false;
+};
+
+/// AdamW: Adam with decoupled weight decay. `AdamW opt(params, {.lr = 1e-3, .weight_decay = 0.1});`
+class AdamW : public Adam {
+ public:
+  using Options = AdamWOptions;
+  explicit AdamW(std::vector<Tensor> params, AdamWOptions options = {});
+};
+
+}  // namespace rwd

@@ -1,0 +1,177 @@
+#include "schedule.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+namespace rwd {
+
+namespace {
+
+// The values of exactly the keys `names` (each a one-element tensor), in that order; throws
+// ValueError for a missing, unexpected or repeated key and ShapeError for a tensor of several values.
+std::vector<double> read_scalars(const std::string& who, const StateDict& state,
+                                 std::initializer_list<const char*> names) {
+  std::vector<double> out(names.size(), 0.0);
+  std::vector<bool> seen(names.size(), false);
+  for (const auto& [key, value] : state) {
+    std::size_t k = 0;
+    for (const char* name : names) {
+      if (key == name) break;
+      ++k;
+    }
+    if (k == names.size()) {
+      std::string expected;
+      for (const char* name : names) expected += (expected.empty() ? "'" : ", '") + std::string(name) + "'";
+      throw ValueError(who + ": unexpected key '" + key + "' (expected " + expected + ")");
+    }
+    if (seen[k]) throw ValueError(who + ": key '" + key + "' appears twice");
+    if (!value.defined()) throw ValueError(who + ": '" + key + "' is an undefined tensor");
+    if (value.numel() != 1)
+      throw_shape_error(who.c_str(), {{("'" + key + "'").c_str(), value.shape()}, {"expected", Shape{}}},
+                        "holds one value");
+    seen[k] = true;
+    out[k] = value.item();
+  }
+  std::size_t k = 0;
+  for (const char* name : names)
+    if (!seen[k++]) throw ValueError(who + ": missing key '" + name + "'");
+  return out;
+}
+
+void check_count(const std::string& who, const char* key, double x) {
+  if (!(std::isfinite(x) && x >= 0 && x == std::floor(x)))
+    throw ValueError(who + ": '" + key + "' is " + format_number(x) + ": must be a whole number >= 0");
+}
+
+}  // namespace
+
+// ---- LRScheduler ----
+
+LRScheduler::LRScheduler(Optimizer& opt) : m_opt(opt), m_base_lr(opt.lr()), m_last_lr(opt.lr()) {}
+
+void LRScheduler::step() {
+  ++m_last_epoch;
+  m_last_lr = next_lr(m_opt.lr());
+  m_opt.set_lr(m_last_lr);
+}
+
+StateDict LRScheduler::state_dict() const {
+  return {{"last_epoch", Tensor::scalar(static_cast<double>(m_last_epoch), Dtype::f64)},
+          {"base_lr", Tensor::scalar(m_base_lr, Dtype::f64)}};
+}
+
+void LRScheduler::load_state_dict(const StateDict& state) {
+  const std::string who = "LRScheduler.load_state_dict";
+  const std::vector<double> v = read_scalars(who, state, {"last_epoch", "base_lr"});
+  check_count(who, "last_epoch", v[0]);
+  if (!(std::isfinite(v[1]) && v[1] >= 0))
+    throw ValueError(who + ": 'base_lr' is " + format_number(v[1]) + ": must be finite and >= 0");
+  m_last_epoch = static_cast<std::int64_t>(v[0]);
+  m_base_lr = v[1];
+  m_last_lr = m_opt.lr();
+}
+
+// ---- StepLR ----
+
+StepLR::StepLR(Optimizer& opt, std::int64_t step_size, double gamma)
+    : LRScheduler(opt), m_step_size(step_size), m_gamma(gamma) {
+  check_hyper(step_size >= 1, "StepLR", "step_size", static_cast<double>(step_size), "must be >= 1");
+  check_hyper(std::isfinite(gamma) && gamma >= 0, "StepLR", "gamma", gamma, "must be finite and >= 0");
+}
+
+// chainable: lr·γ when e is a multiple of step_size, else unchanged
+double StepLR::next_lr(double current) const {
+  return last_epoch() % m_step_size == 0 ? current * m_gamma : current;
+}
+
+// ---- ExponentialLR ----
+
+ExponentialLR::ExponentialLR(Optimizer& opt, double gamma) : LRScheduler(opt), m_gamma(gamma) {
+  check_hyper(std::isfinite(gamma) && gamma >= 0, "ExponentialLR", "gamma", gamma, "must be finite and >= 0");
+}
+
+// chainable: lr·γ
+double ExponentialLR::next_lr(double current) const { return current * m_gamma; }
+
+// ---- CosineAnnealingLR ----
+
+CosineAnnealingLR::CosineAnnealingLR(Optimizer& opt, std::int64_t T_max, double eta_min)
+    : LRScheduler(opt), m_T_max(T_max), m_eta_min(eta_min) {
+  check_hyper(T_max >= 1, "CosineAnnealingLR", "T_max", static_cast<double>(T_max), "must be >= 1");
+  check_hyper(std::isfinite(eta_min) && eta_min >= 0, "CosineAnnealingLR", "eta_min", eta_min,
+              "must be finite and >= 0");
+}
+
+// PyTorch's chainable form: the ratio of consecutive closed-form values, applied to the current lr,
+//   lr_e = η + (lr_{e−1} − η)·(1 + cos(πe/T)) / (1 + cos(π(e−1)/T)),
+// except where the denominator vanishes (e − 1 ≡ T mod 2T, the bottom of the cosine): there the
+// closed form's increment is added instead, lr_e = lr_{e−1} + (base − η)(1 − cos(π/T))/2.
+double CosineAnnealingLR::next_lr(double current) const {
+  const double pi = std::numbers::pi, T = static_cast<double>(m_T_max), e = static_cast<double>(last_epoch());
+  if ((last_epoch() - 1 - m_T_max) % (2 * m_T_max) == 0)
+    return current + (base_lr() - m_eta_min) * (1 - std::cos(pi / T)) / 2;
+  return (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T)) * (current - m_eta_min) + m_eta_min;
+}
+
+// ---- ReduceLROnPlateau ----
+
+ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& opt, PlateauOptions o)
+    : m_opt(opt), m_options(o), m_best(o.maximize ? -INFINITY : INFINITY) {
+  check_hyper(o.factor >= 0 && o.factor < 1, "ReduceLROnPlateau", "factor", o.factor, "must be in [0, 1)");
+  check_hyper(o.patience >= 0, "ReduceLROnPlateau", "patience", static_cast<double>(o.patience), "must be >= 0");
+  check_hyper(o.cooldown >= 0, "ReduceLROnPlateau", "cooldown", static_cast<double>(o.cooldown), "must be >= 0");
+  check_hyper(o.threshold >= 0, "ReduceLROnPlateau", "threshold", o.threshold, "must be >= 0");
+  check_hyper(o.min_lr >= 0, "ReduceLROnPlateau", "min_lr", o.min_lr, "must be >= 0");
+  check_hyper(o.eps >= 0, "ReduceLROnPlateau", "eps", o.eps, "must be >= 0");
+}
+
+bool ReduceLROnPlateau::is_better(double a) const {
+  const PlateauOptions& o = m_options;
+  if (!o.maximize) return o.relative_threshold ? a < m_best * (1 - o.threshold) : a < m_best - o.threshold;
+  return o.relative_threshold ? a > m_best * (o.threshold + 1) : a > m_best + o.threshold;
+}
+
+void ReduceLROnPlateau::step(double metric) {
+  ++m_last_epoch;
+  if (is_better(metric)) {
+    m_best = metric;
+    m_num_bad_epochs = 0;
+  } else {
+    ++m_num_bad_epochs;
+  }
+  if (m_cooldown_counter > 0) {  // in cooldown: bad epochs do not count
+    --m_cooldown_counter;
+    m_num_bad_epochs = 0;
+  }
+  if (m_num_bad_epochs > m_options.patience) {
+    const double old_lr = m_opt.lr();
+    const double new_lr = std::max(old_lr * m_options.factor, m_options.min_lr);
+    if (old_lr - new_lr > m_options.eps) m_opt.set_lr(new_lr);
+    m_cooldown_counter = m_options.cooldown;
+    m_num_bad_epochs = 0;
+  }
+}
+
+StateDict ReduceLROnPlateau::state_dict() const {
+  auto f64 = [](double x) { return Tensor::scalar(x, Dtype::f64); };
+  return {{"last_epoch", f64(static_cast<double>(m_last_epoch))},
+          {"best", f64(m_best)},
+          {"num_bad_epochs", f64(static_cast<double>(m_num_bad_epochs))},
+          {"cooldown_counter", f64(static_cast<double>(m_cooldown_counter))}};
+}
+
+void ReduceLROnPlateau::load_state_dict(const StateDict& state) {
+  const std::string who = "ReduceLROnPlateau.load_state_dict";
+  const std::vector<double> v = read_scalars(who, state, {"last_epoch", "best", "num_bad_epochs", "cooldown_counter"});
+  check_count(who, "last_epoch", v[0]);
+  check_count(who, "num_bad_epochs", v[2]);
+  check_count(who, "cooldown_counter", v[3]);
+  if (std::isnan(v[1])) throw ValueError(who + ": 'best' is nan");
+  m_last_epoch = static_cast<std::int64_t>(v[0]);
+  m_best = v[1];
+  m_num_bad_epochs = static_cast<std::int64_t>(v[2]);
+  m_cooldown_counter = static_cast<std::int64_t>(v[3]);
+}
+
+}  // namespace rwd

@@ -1,0 +1,141 @@
+// rewind/optim/schedule.hpp — learning-rate schedules that drive an optimizer's lr, as PyTorch's
+// torch.optim.lr_scheduler does.
+//
+//     rwd::SGD opt(params, {.lr = 0.1});
+//     rwd::CosineAnnealingLR sched(opt, /*T_max=*/100);
+//     for (int epoch = 0; epoch < 100; ++epoch) {
+//       train_one_epoch(opt);          // opt.step() many times
+//       sched.step();                  // then move the lr for the next epoch
+//     }
+//
+// Construction reads the optimizer's current lr as base_lr and leaves it there (epoch 0). Each step()
+// advances the epoch e and sets the lr. Like PyTorch, each schedule computes the next lr from the
+// optimizer's current one (its "chainable" form), so a schedule composes with a manual set_lr() or a
+// second schedule; left alone, it follows the closed form given with each class. A schedule holds a
+// reference to its optimizer, which must outlive it.
+//
+// state_dict(): "last_epoch" and "base_lr" (0-d float64), plus ReduceLROnPlateau's counters; the
+// optimizer's own state_dict() carries the lr itself.
+#pragma once
+
+#include <cstdint>
+
+#include "optimizer.hpp"
+
+namespace rwd {
+
+/// Base of the epoch-driven schedules.
+class LRScheduler {
+ public:
+  virtual ~LRScheduler() = default;
+  LRScheduler(const LRScheduler&) = delete;
+  LRScheduler& operator=(const LRScheduler&) = delete;
+
+  /// Advances one epoch and sets the optimizer's lr.
+  void step();
+  /// The lr set by the last step() (the optimizer's lr at construction before any).
+  double last_lr() const { return m_last_lr; }
+  /// Epochs stepped so far (0 after construction).
+  std::int64_t last_epoch() const { return m_last_epoch; }
+  /// The optimizer's lr when the schedule was made.
+  double base_lr() const { return m_base_lr; }
+  Optimizer& optimizer() const { return m_opt; }
+
+  /// "last_epoch" and "base_lr", copies.
+  StateDict state_dict() const;
+  /// Restores state_dict()'s output after checking it (missing/unexpected keys, shapes, values);
+  /// on error nothing changes. Does not touch the optimizer's lr (its own state has it).
+  void load_state_dict(const StateDict& state);
+
+ protected:
+  explicit LRScheduler(Optimizer& opt);
+  /// The lr for epoch last_epoch() (already advanced), given the optimizer's current lr.
+  virtual double next_lr(double current) const = 0;
+
+ private:
+  Optimizer& m_opt;
+  double m_base_lr;
+  double m_last_lr;
+  std::int64_t m_last_epoch = 0;
+};
+
+/// lr = base_lr · γ^⌊e / step_size⌋: multiplied by γ every step_size epochs.
+class StepLR : public LRScheduler {
+ public:
+  /// Throws ValueError unless step_size ≥ 1.
+  StepLR(Optimizer& opt, std::int64_t step_size, double gamma = 0.1);
+
+ protected:
+  double next_lr(double current) const override;
+
+ private:
+  std::int64_t m_step_size;
+  double m_gamma;
+};
+
+/// lr = base_lr · γ^e: multiplied by γ every epoch.
+class ExponentialLR : public LRScheduler {
+ public:
+  ExponentialLR(Optimizer& opt, double gamma);
+
+ protected:
+  double next_lr(double current) const override;
+
+ private:
+  double m_gamma;
+};
+
+/// lr = η_min + (base_lr − η_min)·(1 + cos(π·e / T_max))/2: half a cosine from base_lr down to η_min
+/// over T_max epochs (SGDR without restarts). Past T_max it follows the cosine back up, as PyTorch's does.
+class CosineAnnealingLR : public LRScheduler {
+ public:
+  /// Throws ValueError unless T_max ≥ 1.
+  CosineAnnealingLR(Optimizer& opt, std::int64_t T_max, double eta_min = 0.0);
+
+ protected:
+  double next_lr(double current) const override;
+
+ private:
+  std::int64_t m_T_max;
+  double m_eta_min;
+};
+
+/// ReduceLROnPlateau's options (PyTorch's names and defaults).
+struct PlateauOptions {
+  bool maximize = false;        ///< PyTorch's mode: false = "min" (a loss), true = "max" (an accuracy)
+  double factor = 0.1;          ///< new lr = max(lr·factor, min_lr)
+  std::int64_t patience = 10;   ///< epochs without improvement tolerated before reducing
+  double threshold = 1e-4;      ///< what counts as an improvement (see relative_threshold)
+  bool relative_threshold = true;  ///< "rel": better than best·(1 ∓ threshold); false = "abs": best ∓ threshold
+  std::int64_t cooldown = 0;    ///< epochs to wait after a reduction before counting again
+  double min_lr = 0.0;
+  double eps = 1e-8;            ///< a reduction smaller than this is skipped
+};
+
+/// Divides the lr by 1/factor when a metric has stopped improving for `patience` epochs.
+class ReduceLROnPlateau {
+ public:
+  /// Throws ValueError unless 0 ≤ factor < 1, and patience, cooldown, threshold, min_lr ≥ 0.
+  explicit ReduceLROnPlateau(Optimizer& opt, PlateauOptions options = {});
+  /// One epoch's metric (NaN counts as no improvement).
+  void step(double metric);
+  double best() const { return m_best; }
+  std::int64_t num_bad_epochs() const { return m_num_bad_epochs; }
+  std::int64_t last_epoch() const { return m_last_epoch; }
+  double last_lr() const { return m_opt.lr(); }
+
+  /// "last_epoch", "best", "num_bad_epochs", "cooldown_counter".
+  StateDict state_dict() const;
+  void load_state_dict(const StateDict& state);
+
+ private:
+  bool is_better(double a) const;
+  Optimizer& m_opt;
+  PlateauOptions m_options;
+  double m_best;
+  std::int64_t m_num_bad_epochs = 0;
+  std::int64_t m_cooldown_counter = 0;
+  std::int64_t m_last_epoch = 0;
+};
+
+}  // namespace rwd
