@@ -125,7 +125,11 @@ void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
   Tensor& acc = p.grad;
   if (graph) {
     GradModeScope mode(true);
-    acc = acc.defined() ? add(acc, g) : g;
+    // A fresh tensor, never g itself: g may be the caller's seed or shared with another input (add
+    // sends dz to both operands), and .grad() is later changed in place (zero_grad, a later +=).
+    acc = acc.defined() ? add(acc, g)
+                        : record("clone", {g}, g.detach(), "dx += dy",
+                                 [](BackwardContext& c) { c.accumulate(0, c.grad_out()); });
     if (acc.impl().tape) acc.keep_on_clear();
   } else if (!acc.defined()) {
     acc = g.detach();
