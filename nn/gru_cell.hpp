@@ -5,11 +5,14 @@
 
 namespace rwd {
 
-/// Options of GRUCell beyond CellOptions.
-struct GRUOptions : CellOptions {
+/// Options of GRUCell: `{.reset_after = false, .dtype = float64}`. Flat (no base struct), so every field
+/// takes a designated initializer; the last two are CellOptions' fields.
+struct GRUOptions {
   /// true: the reset gate scales the recurrent product, r ⊙ (W_hn h + b_hn) — PyTorch, cuDNN, Keras'
   /// default (reset_after=True). false: it scales the state before it, W_hn (r ⊙ h) + b_hn — Cho et al.
   bool reset_after = true;
+  bool learn_initial_state = false;  ///< h₋₁ a trained parameter; else zeros
+  Dtype dtype = Dtype::f32;
 };
 
 /// Gate order (r, z, n), as PyTorch:
@@ -28,6 +31,7 @@ class GRUCell : public Cell {
   std::size_t input_size() const override { return m_input; }
   std::size_t output_size() const override { return m_hidden; }
   std::string repr() const override;
+  bool reset_after() const { return m_reset_after; }
 
   Tensor weight_ih, weight_hh, bias_ih, bias_hh, h0;
 

@@ -5,10 +5,13 @@
 
 namespace rwd {
 
-/// Options of LSTMCell beyond CellOptions.
-struct LSTMOptions : CellOptions {
-  double forget_bias = 0.0;  ///< added to the forget gate's bias_ih at initialization (Keras' unit_forget_bias is 1)
-  bool peephole = false;     ///< gates also see the cell state (Gers & Schmidhuber 2000)
+/// Options of LSTMCell: `{.peephole = true, .dtype = float64}`. Flat (no base struct), so every field
+/// takes a designated initializer; the last two are CellOptions' fields.
+struct LSTMOptions {
+  double forget_bias = 0.0;          ///< added to the forget gate's bias_ih at initialization (Keras' unit_forget_bias is 1)
+  bool peephole = false;             ///< gates also see the cell state (Gers & Schmidhuber 2000)
+  bool learn_initial_state = false;  ///< h₋₁ and c₋₁ trained parameters; else zeros
+  Dtype dtype = Dtype::f32;
 };
 
 /// Gate order (i, f, g, o), as PyTorch:
@@ -28,6 +31,7 @@ class LSTMCell : public Cell {
   std::size_t input_size() const override { return m_input; }
   std::size_t output_size() const override { return m_hidden; }
   std::string repr() const override;
+  bool peephole() const { return w_ci.defined(); }
 
   Tensor weight_ih, weight_hh, bias_ih, bias_hh, w_ci, w_cf, w_co, h0, c0;
 

@@ -14,4 +14,6 @@
 #include "module.hpp"
 #include "recur.hpp"
 #include "reset.hpp"
+#include "sequence.hpp"
+#include "torch_import.hpp"
 #include "serialize.hpp"

@@ -9,19 +9,21 @@ Recur::Recur(std::shared_ptr<Cell> cell) : m_cell(std::move(cell)) {
   register_module("cell", m_cell);
 }
 
-Tensor Recur::step(const Tensor& x) {
+void Recur::check_batch(const Tensor& x, const Module& who) const {
+  if (m_state.empty()) return;
   const std::size_t batch = x.ndim() == 2 ? x.dim(1) : 0;
-  if (m_state.empty()) {
-    m_state = m_cell->initial_state(batch);
-  } else {
-    const Shape hs = m_state[0].shape();
-    const std::size_t carried = hs.ndim() == 2 ? hs[1] : 0;
-    if (carried != batch)
-      throw ShapeError(repr() + ": input " + x.shape().str() + " has batch " + (batch ? std::to_string(batch) : "none (a vector)") +
-                       " but the carried state " + hs.str() + " has batch " +
-                       (carried ? std::to_string(carried) : "none (a vector)") +
-                       "; call reset() before feeding a batch of another size");
-  }
+  const Shape hs = m_state[0].shape();
+  const std::size_t carried = hs.ndim() == 2 ? hs[1] : 0;
+  if (carried != batch)
+    throw ShapeError(who.repr() + ": input " + x.shape().str() + " has batch " + (batch ? std::to_string(batch) : "none (a vector)") +
+                     " but the carried state " + hs.str() + " has batch " +
+                     (carried ? std::to_string(carried) : "none (a vector)") +
+                     "; call reset() before feeding a batch of another size");
+}
+
+Tensor Recur::step(const Tensor& x) {
+  check_batch(x, *this);
+  if (m_state.empty()) m_state = m_cell->initial_state(x.ndim() == 2 ? x.dim(1) : 0);
   auto [y, next] = m_cell->step(x, m_state);
   // The state outlives the tape: when backward() clears it, these become constants with their values.
   for (const Tensor& s : next) s.keep_on_clear();
@@ -55,16 +57,6 @@ void Recur::reset_rows(const std::vector<bool>& done) {
 
 void Recur::detach_state() {
   for (Tensor& s : m_state) s = s.detach();
-}
-
-Recur RNN(std::size_t input, std::size_t hidden, Activation activation, CellOptions options, Generator& gen) {
-  return Recur(std::make_shared<RNNCell>(input, hidden, std::move(activation), options, gen));
-}
-Recur LSTM(std::size_t input, std::size_t hidden, LSTMOptions options, Generator& gen) {
-  return Recur(std::make_shared<LSTMCell>(input, hidden, options, gen));
-}
-Recur GRU(std::size_t input, std::size_t hidden, GRUOptions options, Generator& gen) {
-  return Recur(std::make_shared<GRUCell>(input, hidden, options, gen));
 }
 
 }  // namespace rwd

@@ -13,7 +13,7 @@ namespace rwd {
 
 /// Wraps a cell and keeps its state between calls:
 ///
-///   Chain m(RNN(2, 5), Dense(5, 1));
+///   Chain m(Recur(RNNCell(2, 5)), Dense(5, 1));   // or Chain(RNN(2, 5), Dense(5, 1)): a Recurrent steps alike
 ///   for (const Tensor& x : seq) y = m(x);   // each call is the next time step
 ///   reset(m);                                // back to the initial state (nn/reset.hpp)
 ///
@@ -45,6 +45,9 @@ class Recur : public Module {
   /// Replaces the carried state (shapes are checked at the next step).
   void set_state(State state) { m_state = std::move(state); }
   Cell& cell() const { return *m_cell; }
+  /// Throws ShapeError, naming `who` (this Recur or a layer built on it), when x's batch differs from
+  /// the carried state's.
+  void check_batch(const Tensor& x, const Module& who) const;
 
  private:
   Tensor step(const Tensor& x);
@@ -52,10 +55,7 @@ class Recur : public Module {
   State m_state;
 };
 
-/// Flux's spellings: a stateful layer of each kind.
-Recur RNN(std::size_t input, std::size_t hidden, Activation activation = "tanh", CellOptions options = {},
-          Generator& gen = default_generator());
-Recur LSTM(std::size_t input, std::size_t hidden, LSTMOptions options = {}, Generator& gen = default_generator());
-Recur GRU(std::size_t input, std::size_t hidden, GRUOptions options = {}, Generator& gen = default_generator());
+// The factories RNN, LSTM and GRU (Flux's spellings) build a Recurrent (nn/sequence.hpp): one layer of
+// it steps exactly like a Recur, and it also runs whole sequences, stacked and bidirectional.
 
 }  // namespace rwd

@@ -7,7 +7,8 @@
 
 namespace rwd {
 
-/// Options shared by the built-in cells.
+/// Options of RNNCell: `{.learn_initial_state = true, .dtype = float64}` (LSTMOptions and GRUOptions
+/// repeat these two fields, flat, so that designated initializers work for every field).
 struct CellOptions {
   bool learn_initial_state = false;  ///< h₋₁ (and c₋₁) a trained parameter, as in the seeds; else zeros
   Dtype dtype = Dtype::f32;
@@ -28,6 +29,7 @@ class RNNCell : public Cell {
   std::size_t input_size() const override { return m_input; }
   std::size_t output_size() const override { return m_hidden; }
   std::string repr() const override;
+  const Activation& activation() const { return m_activation; }
 
   Tensor weight_ih, weight_hh, bias_ih, bias_hh, h0;
 

@@ -74,23 +74,15 @@ TEST_CASE("recurrent: RNNCell gradients through 3 steps (tanh, relu, learned h0)
 TEST_CASE("recurrent: LSTMCell gradients through 3 steps (plain, peephole, learned h0 and c0)") {
   Generator gen(2);
   SUBCASE("plain") {
-    LSTMOptions o;
-    o.dtype = float64;
-    LSTMCell c(3, 4, o, gen);
+    LSTMCell c(3, 4, {.dtype = float64}, gen);
     check_cell(c, 2, false);
   }
   SUBCASE("peephole") {
-    LSTMOptions o;
-    o.dtype = float64;
-    o.peephole = true;
-    LSTMCell c(2, 3, o, gen);
+    LSTMCell c(2, 3, {.peephole = true, .dtype = float64}, gen);
     check_cell(c, 3, false);
   }
   SUBCASE("learned initial state") {
-    LSTMOptions o;
-    o.dtype = float64;
-    o.learn_initial_state = true;
-    LSTMCell c(2, 3, o, gen);
+    LSTMCell c(2, 3, {.learn_initial_state = true, .dtype = float64}, gen);
     check_cell(c, 2, true);
   }
 }
@@ -98,10 +90,7 @@ TEST_CASE("recurrent: LSTMCell gradients through 3 steps (plain, peephole, learn
 TEST_CASE("recurrent: GRUCell gradients through 3 steps (reset after, reset before)") {
   Generator gen(3);
   for (bool after : {true, false}) {
-    GRUOptions o;
-    o.dtype = float64;
-    o.reset_after = after;
-    GRUCell c(3, 4, o, gen);
+    GRUCell c(3, 4, {.reset_after = after, .dtype = float64}, gen);
     check_cell(c, 2, false);
   }
 }
@@ -120,10 +109,7 @@ TEST_CASE("recurrent: cell equations against hand-computed values") {
   Tensor xt = Tensor::from_vector(x, {I, 1}, float64), ht = Tensor::from_vector(h, {H, 1}, float64),
          ct = Tensor::from_vector(c, {H, 1}, float64);
   SUBCASE("LSTM, gate order i, f, g, o, with peepholes") {
-    LSTMOptions o;
-    o.dtype = float64;
-    o.peephole = true;
-    LSTMCell cell(I, H, o, gen);
+    LSTMCell cell(I, H, {.peephole = true, .dtype = float64}, gen);
     randomize(cell, gen);
     auto [y, s] = cell.step(xt, {ht, ct});
     for (std::size_t j = 0; j < H; ++j) {
@@ -141,10 +127,7 @@ TEST_CASE("recurrent: cell equations against hand-computed values") {
   }
   SUBCASE("GRU, gate order r, z, n, both forms") {
     for (bool after : {true, false}) {
-      GRUOptions o;
-      o.dtype = float64;
-      o.reset_after = after;
-      GRUCell cell(I, H, o, gen);
+      GRUCell cell(I, H, {.reset_after = after, .dtype = float64}, gen);
       randomize(cell, gen);
       auto [y, s] = cell.step(xt, {ht});
       std::vector<double> r(H), z(H);
@@ -172,19 +155,24 @@ TEST_CASE("recurrent: cell equations against hand-computed values") {
 }
 
 TEST_CASE("recurrent: Recur keeps state between calls, and reset brings it back") {
+  // The same through a Recur and through the RNN factory's Recurrent (one layer steps like a Recur).
   Generator gen(5);
-  Chain m(RNN(2, 5, "tanh", {}, gen), Dense(5, 1, {}, true, float32, gen));
-  Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2});
-  const std::vector<double> y1 = m(x).to_vector(), y2 = m(x).to_vector();
-  CHECK(y1 != y2);  // same input, different output: the state moved
-  reset(m);
-  CHECK(m(x).to_vector() == y1);  // nothing leaks across reset
-  CHECK(m(x).to_vector() == y2);
-  CHECK(m.repr() == "Chain(Recur(RNNCell(2 => 5, tanh)), Dense(5 => 1))");
+  Chain a(Recur(RNNCell(2, 5, "tanh", {}, gen)), Dense(5, 1, {}, true, float32, gen));
+  Chain b(RNN(2, 5, "tanh", {}, gen), Dense(5, 1, {}, true, float32, gen));
+  CHECK(a.repr() == "Chain(Recur(RNNCell(2 => 5, tanh)), Dense(5 => 1))");
+  CHECK(b.repr() == "Chain(RNN(2 => 5, tanh), Dense(5 => 1))");
+  for (Chain* m : {&a, &b}) {
+    Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2});
+    const std::vector<double> y1 = (*m)(x).to_vector(), y2 = (*m)(x).to_vector();
+    CHECK(y1 != y2);  // same input, different output: the state moved
+    reset(*m);
+    CHECK((*m)(x).to_vector() == y1);  // nothing leaks across reset
+    CHECK((*m)(x).to_vector() == y2);
+  }
 }
 
 TEST_CASE("recurrent: a batch-size change without reset is an error") {
-  Recur r = RNN(2, 3);
+  Recur r(RNNCell(2, 3));
   r(Tensor::zeros({2, 4}));
   CHECK_THROWS_WITH_AS(r(Tensor::zeros({2, 5})),
                        "Recur(RNNCell(2 => 3, tanh)): input (2, 5) has batch 5 but the carried state (3, 4) has batch 4; "
@@ -192,11 +180,19 @@ TEST_CASE("recurrent: a batch-size change without reset is an error") {
                        ShapeError);
   reset(r);
   CHECK(r(Tensor::zeros({2, 5})).shape() == Shape{3, 5});
+  Recurrent l = RNN(2, 3);
+  l(Tensor::zeros({2, 4}));
+  CHECK_THROWS_WITH_AS(l(Tensor::zeros({2, 5})),
+                       "RNN(2 => 3, tanh): input (2, 5) has batch 5 but the carried state (3, 4) has batch 4; "
+                       "call reset() before feeding a batch of another size",
+                       ShapeError);
+  reset(l);
+  CHECK(l(Tensor::zeros({2, 5})).shape() == Shape{3, 5});
 }
 
 TEST_CASE("recurrent: after backward the state keeps its value but not its history") {
   Generator gen(6);
-  Recur r = RNN(2, 3, "tanh", {.dtype = float64}, gen);
+  Recur r(RNNCell(2, 3, "tanh", {.dtype = float64}, gen));
   Tensor x = Tensor::uniform({2, 2}, -1, 1, gen, float64);
   sum(r(x)).backward();
   const std::vector<double> carried = r.state()[0].to_vector();  // readable: not released with the tape
@@ -217,7 +213,7 @@ TEST_CASE("recurrent: after backward the state keeps its value but not its histo
 
 TEST_CASE("recurrent: reset_rows resets only the sequences that ended") {
   Generator gen(7);
-  Recur r = RNN(1, 2, "tanh", {.dtype = float64}, gen);
+  Recur r(RNNCell(1, 2, "tanh", {.dtype = float64}, gen));
   Tensor x = Tensor::ones({1, 3}, float64);
   r(x);
   r(x);
@@ -238,7 +234,7 @@ TEST_CASE("recurrent: reset_rows resets only the sequences that ended") {
 
 TEST_CASE("recurrent: truncated BPTT — detach_state stops gradients between windows") {
   Generator gen(8);
-  Recur r = RNN(1, 2, "tanh", {.dtype = float64}, gen);
+  Recur r(RNNCell(1, 2, "tanh", {.dtype = float64}, gen));
   Tensor x = Tensor::full({1, 1}, 0.5, float64);
   // Window 1: two steps, no backward. Window 2 after detach: the loss depends on W_hh only through
   // the steps inside the window, so it equals a fresh run from the carried state.
@@ -266,7 +262,7 @@ TEST_CASE("recurrent: truncated BPTT — detach_state stops gradients between wi
 
 TEST_CASE("recurrent: a whole (time, features, batch) sequence through Recur") {
   Generator gen(9);
-  Recur r = LSTM(2, 3, {}, gen);
+  Recur r(LSTMCell(2, 3, {}, gen));
   Tensor seq = Tensor::uniform({4, 2, 5}, -1, 1, gen);
   Tensor ys = r(seq);
   CHECK(ys.shape() == Shape{4, 3, 5});
@@ -279,7 +275,7 @@ TEST_CASE("recurrent: a whole (time, features, batch) sequence through Recur") {
 
 TEST_CASE("recurrent: tape memory grows linearly with sequence length (LSTM bytes per step)") {
   Generator gen(10);
-  Recur r = LSTM(32, 64, {}, gen);
+  Recurrent r = LSTM(32, 64, {}, gen);  // one layer, stepped: a Recur inside
   auto bytes_after = [&](std::size_t steps) {
     Tape tape;
     reset(r);

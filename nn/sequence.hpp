@@ -1,0 +1,216 @@
+// rewind/nn/sequence.hpp — whole sequences: the time loop, masks for variable lengths, the stacked and
+// bidirectional layer `Recurrent` (what RNN, LSTM and GRU build), and TimeDistributed.
+//
+// A sequence is a (time, features, batch) tensor — row-major, so each step x[t] is a contiguous
+// (features, batch) slice — or a std::vector<Tensor> of (features, batch) steps. Outputs come back in
+// the same two forms.
+//
+// The time loop lives here and nowhere else (STYLE rule 9): `run_sequence` calls cell.step(x_t, state)
+// once per step, for any Cell — the built-in ones or a user's. Backprop-through-time is then the
+// tape's reverse sweep over the unrolled steps; there is no backward code in this file.
+//
+// Variable lengths. A (time, batch) mask holds 1 at real steps and 0 at padding. At a padded step the
+// runner keeps the old state and zeroes the output:
+//
+//     state_t = where(m_t, cell(x_t, state_{t−1}).state, state_{t−1})      y_t = where(m_t, y, 0)
+//
+// so a padded step changes nothing downstream and sends no gradient anywhere (the `where` routes all
+// of it to the kept branch). With right padding (mask_from_lengths) a reversed run starts at each
+// sequence's own last real step, which is what a bidirectional layer needs.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/random.hpp"
+#include "activation.hpp"
+#include "cell.hpp"
+#include "dropout.hpp"
+#include "gru_cell.hpp"
+#include "lstm_cell.hpp"
+#include "recur.hpp"
+#include "rnn_cell.hpp"
+
+namespace rwd {
+
+// ---- sequences and masks ----
+
+/// The steps of a (time, features, batch) tensor: `time` tensors of shape (features, batch).
+std::vector<Tensor> split_steps(const Tensor& seq);
+/// Steps of equal shape stacked into one (time, features, batch) tensor.
+Tensor stack_steps(const std::vector<Tensor>& steps);
+/// A (time, batch) mask for right-padded sequences: 1 where t < lengths[b], else 0. `time` 0 means
+/// the longest length.
+Tensor mask_from_lengths(const std::vector<std::size_t>& lengths, std::size_t time = 0, Dtype dtype = Dtype::f32);
+
+// ---- the sequence runner ----
+
+/// What run_sequence returns.
+struct SequenceRun {
+  std::vector<Tensor> outputs;  ///< one (output, batch) per step, in time order; zeros at padded steps
+  Tensor last;                  ///< each column's output at its last real step in processing order
+                                ///< (for a reversed run: at time 0)
+  State final_state;            ///< the state after each column's last real step
+};
+
+/// Runs `cell` over the steps — t = 0 … T−1, or T−1 … 0 when `reverse` — from `initial` (the cell's
+/// initial_state when empty), skipping the steps where the (time, batch) `mask` is 0 (see the top of
+/// this file). Works with any Cell. Everything is recorded, so gradients reach the weights, the steps
+/// and the initial state.
+SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial = {}, const Tensor& mask = {},
+                         bool reverse = false);
+/// The same for a (time, features, batch) tensor.
+SequenceRun run_sequence(Cell& cell, const Tensor& seq, State initial = {}, const Tensor& mask = {}, bool reverse = false);
+
+// ---- the whole-sequence layer ----
+
+/// How a bidirectional layer joins its two directions at each step.
+enum class Merge {
+  concat,  ///< [forward; reverse] along the features: 2·hidden rows (PyTorch, Keras' default)
+  sum,     ///< forward + reverse: hidden rows
+};
+
+/// Options of Recurrent: `{.num_layers = 2, .bidirectional = true}`.
+struct RecurrentOptions {
+  std::size_t num_layers = 1;     ///< layers stacked, each fed the previous one's (merged) outputs
+  bool bidirectional = false;     ///< each layer also runs a second cell over the reversed sequence
+  Merge merge = Merge::concat;    ///< how the two directions are joined
+  double dropout = 0.0;           ///< dropout on the outputs between stacked layers, in training mode only
+                                  ///< (not after the last layer); seeded from the generator at construction
+  bool return_sequences = true;   ///< a whole sequence gives every step's output, or only the last
+};
+
+/// Makes the cell of one layer from the size of that layer's input (called once per layer and
+/// direction, layers in order, forward direction first).
+using CellFactory = std::function<std::shared_ptr<Cell>(std::size_t input_size, std::size_t layer)>;
+
+/// The per-step outputs, the last outputs and the final states of a Recurrent over a sequence.
+struct RecurrentRun {
+  std::vector<Tensor> outputs;      ///< one (H·dirs, batch) per step (H with Merge::sum); zeros at padded steps
+  Tensor last;                      ///< (H·dirs, batch): each column's last real output (reverse half: at time 0)
+  std::vector<State> final_states;  ///< per layer and direction: index layer·dirs + (reverse ? 1 : 0)
+};
+
+/// A stack of recurrent layers over whole sequences — PyTorch's nn.LSTM, Keras' LSTM — that also steps
+/// one call at a time like Recur (Flux). Built by RNN, LSTM and GRU below, or from any cell:
+///
+///   Recurrent lstm = LSTM(32, 256, {}, {.num_layers = 2, .bidirectional = true});   // LSTM(32 => 256, layers=2, bidirectional)
+///   Tensor ys = lstm(x);                        // x (time, 32, batch) → (time, 512, batch)
+///   Tensor ys = lstm(x, mask_from_lengths(lengths));        // variable lengths
+///   lstm.final_state(1, true);                  // {h, c} of layer 1's reverse direction
+///   Recurrent mine(8, [](std::size_t in, std::size_t) { return std::make_shared<MyCell>(in, 16); });
+///
+/// Two ways to call it:
+///  - A whole sequence ((time, features, batch) tensor, or a vector of steps, optionally with a
+///    (time, batch) mask and initial states): each call starts afresh from the given initial states
+///    (or the cells' own) and returns every output (time, H·dirs, batch) or only the last (H·dirs,
+///    batch), per return_sequences. The carried step state is not touched.
+///  - One step ((features, batch) or (features,)), unidirectional only: stateful exactly like Recur —
+///    the state is kept between calls, reset(model) resets it, a batch-size change without reset is
+///    an error, and after backward the state keeps its value but not its history. So
+///    `Chain(RNN(2, 5), Dense(5, 1))` runs a sequence one call per step, as in Flux.
+/// final_state() holds the states after the latest call of either kind.
+///
+/// Modules: layer k is the Recur `layer<k>` (and `layer<k>_reverse`), so parameters read
+/// `layer0.cell.weight_ih`, `layer1_reverse.cell.bias_hh`; `dropout` when there is dropout.
+/// PyTorch's keys (`weight_ih_l0_reverse`, …) are mapped by nn/torch_import.hpp.
+class Recurrent : public Module {
+ public:
+  /// Builds num_layers (× 2 if bidirectional) cells with `make_cell`; `input_size` is the size of the
+  /// first layer's input. `gen` seeds the dropout between layers.
+  Recurrent(std::size_t input_size, const CellFactory& make_cell, RecurrentOptions options = {},
+            Generator& gen = default_generator());
+  /// Wraps given cells, layer by layer, forward before reverse: [l0, l0_reverse, l1, …]. The number of
+  /// layers is cells.size() / directions (options.num_layers must be 1 or agree).
+  explicit Recurrent(std::vector<std::shared_ptr<Cell>> cells, RecurrentOptions options = {},
+                     Generator& gen = default_generator());
+
+  /// (time, features, batch): the whole sequence. (features, batch) or (features,): one stateful step.
+  Tensor forward(const Tensor& x) override;
+  /// The whole (time, features, batch) sequence with a (time, batch) mask and initial states.
+  Tensor forward(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial = {});
+  /// The whole sequence given as steps.
+  Tensor forward(const std::vector<Tensor>& steps, const Tensor& mask = {}, const std::vector<State>& initial = {});
+  Tensor operator()(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial = {}) {
+    return forward(seq, mask, initial);
+  }
+  Tensor operator()(const std::vector<Tensor>& steps, const Tensor& mask = {}, const std::vector<State>& initial = {}) {
+    return forward(steps, mask, initial);
+  }
+  using Module::operator();
+
+  /// The whole sequence with everything: per-step outputs, last outputs and final states.
+  /// `initial`, when given, has one State per layer and direction (the order of final_states).
+  RecurrentRun run(const std::vector<Tensor>& steps, const Tensor& mask = {}, const std::vector<State>& initial = {});
+
+  /// Like `LSTM(32 => 256, layers=2, bidirectional)`; for a user's cell, `Recurrent(<cell>, …)`.
+  std::string repr() const override;
+  /// Forgets the final states (the Recur layers reset their own carried state).
+  void reset_state() override { m_final.clear(); }
+
+  /// The state of layer `layer` (and direction) after the latest call; empty before any.
+  const State& final_state(std::size_t layer = 0, bool reverse = false) const;
+  /// Every final state, index layer·dirs + (reverse ? 1 : 0), like PyTorch's h_n.
+  const std::vector<State>& final_states() const { return m_final; }
+
+  /// The stateful wrapper of one layer and direction (its state() is the carried step state).
+  Recur& layer(std::size_t layer, bool reverse = false) const;
+  /// The cell of one layer and direction.
+  Cell& cell(std::size_t layer, bool reverse = false) const { return this->layer(layer, reverse).cell(); }
+  std::size_t num_layers() const { return m_options.num_layers; }
+  bool bidirectional() const { return m_options.bidirectional; }
+  std::size_t directions() const { return m_options.bidirectional ? 2 : 1; }
+  const RecurrentOptions& options() const { return m_options; }
+  std::size_t input_size() const;
+  /// Rows of each output: H·dirs with Merge::concat, H with Merge::sum.
+  std::size_t output_size() const;
+
+ private:
+  void build(std::vector<std::shared_ptr<Cell>> cells, Generator& gen);
+  Tensor step(const Tensor& x);
+  Tensor between_layers(const Tensor& y);
+
+  RecurrentOptions m_options;
+  std::vector<std::shared_ptr<Recur>> m_layers;  // index layer·dirs + direction
+  std::shared_ptr<Dropout> m_dropout;            // null without dropout
+  std::vector<State> m_final;
+};
+
+/// Elman RNN layers (nn.RNN): h_t = act(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh), act tanh or relu.
+Recurrent RNN(std::size_t input, std::size_t hidden, Activation activation = "tanh", CellOptions options = {},
+              RecurrentOptions recurrent = {}, Generator& gen = default_generator());
+Recurrent RNN(std::size_t input, std::size_t hidden, Activation activation, CellOptions options, Generator& gen);
+/// LSTM layers (nn.LSTM, gate order i, f, g, o; optional peepholes): see LSTMCell.
+Recurrent LSTM(std::size_t input, std::size_t hidden, LSTMOptions options = {}, RecurrentOptions recurrent = {},
+               Generator& gen = default_generator());
+Recurrent LSTM(std::size_t input, std::size_t hidden, LSTMOptions options, Generator& gen);
+/// GRU layers (nn.GRU with reset_after; Cho et al.'s form without): see GRUCell.
+Recurrent GRU(std::size_t input, std::size_t hidden, GRUOptions options = {}, RecurrentOptions recurrent = {},
+              Generator& gen = default_generator());
+Recurrent GRU(std::size_t input, std::size_t hidden, GRUOptions options, Generator& gen);
+
+// ---- per-step application ----
+
+/// Applies a (features, batch) module to every step of a (time, features, batch) sequence in one call:
+/// the steps are laid side by side as (features, time·batch), the module runs once, and the result
+/// is folded back to (time, out, batch). A 2-D or 1-D input is passed straight to the module.
+/// `TimeDistributed(Dense(256, 10))` is Keras' time-distributed Dense.
+class TimeDistributed : public Module {
+ public:
+  explicit TimeDistributed(std::shared_ptr<Module> layer);
+  template <class M>
+    requires(std::is_base_of_v<Module, std::decay_t<M>> && !std::is_same_v<std::decay_t<M>, TimeDistributed>)
+  explicit TimeDistributed(M&& layer) : TimeDistributed(as_module(std::forward<M>(layer))) {}
+
+  Tensor forward(const Tensor& x) override;
+  std::string repr() const override { return "TimeDistributed(" + m_layer->repr() + ")"; }
+  Module& inner() const { return *m_layer; }
+
+ private:
+  std::shared_ptr<Module> m_layer;
+};
+
+}  // namespace rwd

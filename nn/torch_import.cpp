@@ -1,0 +1,146 @@
+#include "torch_import.hpp"
+
+#include <map>
+
+#include "../core/npz.hpp"
+#include "gru_cell.hpp"
+#include "lstm_cell.hpp"
+#include "recur.hpp"
+#include "rnn_cell.hpp"
+#include "sequence.hpp"
+
+namespace rwd {
+
+namespace {
+
+// One parameter as both sides name it.
+struct Entry {
+  std::string torch_key;  // "weight_ih_l1_reverse"
+  std::string path;       // rewind's name: "layer1_reverse.cell.weight_ih"
+  Tensor param;
+};
+
+// The four tensors of a built-in cell under PyTorch's names + `suffix` ("" for nn.LSTMCell, "_l0" for
+// layer 0 of nn.LSTM). Throws for what PyTorch has no key for.
+bool cell_entries(const Cell& cell, const std::string& prefix, const std::string& suffix, const std::string& path,
+                  const std::string& who, std::vector<Entry>& out) {
+  const Tensor *w_ih, *w_hh, *b_ih, *b_hh;
+  auto refuse = [&](const std::string& why) {
+    throw ValueError("load_torch: " + who + ": " + cell.repr() + " " + why + " — PyTorch has no key for it");
+  };
+  if (auto* c = dynamic_cast<const RNNCell*>(&cell)) {
+    if (c->h0.defined()) refuse("has a learned initial state (h0)");
+    w_ih = &c->weight_ih, w_hh = &c->weight_hh, b_ih = &c->bias_ih, b_hh = &c->bias_hh;
+  } else if (auto* c = dynamic_cast<const LSTMCell*>(&cell)) {
+    if (c->peephole()) refuse("has peephole weights (w_ci, w_cf, w_co)");
+    if (c->h0.defined()) refuse("has a learned initial state (h0, c0)");
+    w_ih = &c->weight_ih, w_hh = &c->weight_hh, b_ih = &c->bias_ih, b_hh = &c->bias_hh;
+  } else if (auto* c = dynamic_cast<const GRUCell*>(&cell)) {
+    if (!c->reset_after()) refuse("applies the reset gate before the recurrent product (PyTorch's GRU applies it after)");
+    if (c->h0.defined()) refuse("has a learned initial state (h0)");
+    w_ih = &c->weight_ih, w_hh = &c->weight_hh, b_ih = &c->bias_ih, b_hh = &c->bias_hh;
+  } else {
+    return false;
+  }
+  for (auto [name, t] : {std::pair{"weight_ih", w_ih}, {"weight_hh", w_hh}, {"bias_ih", b_ih}, {"bias_hh", b_hh}})
+    out.push_back({prefix + name + suffix, path + name, *t});
+  return true;
+}
+
+void collect(const Module& m, const std::string& prefix, const std::string& path, std::vector<Entry>& out) {
+  if (auto* r = dynamic_cast<const Recurrent*>(&m)) {
+    // nn.RNN / nn.LSTM / nn.GRU: weight_ih_l{k}[_reverse], …
+    for (std::size_t l = 0; l < r->num_layers(); ++l)
+      for (bool reverse : {false, true}) {
+        if (reverse && !r->bidirectional()) continue;
+        const std::string k = std::to_string(l) + (reverse ? "_reverse" : "");
+        if (!cell_entries(r->cell(l, reverse), prefix, "_l" + k, path + "layer" + k + ".cell.", r->repr(), out))
+          throw ValueError("load_torch: " + r->repr() + ": layer " + k + " is " + r->cell(l, reverse).repr() +
+                           ", not an RNNCell, LSTMCell or GRUCell — PyTorch's nn.RNN/LSTM/GRU keys do not describe it");
+      }
+    return;
+  }
+  if (auto* r = dynamic_cast<const Recur*>(&m)) {
+    // nn.RNNCell / nn.LSTMCell / nn.GRUCell: the cell's own keys, without Recur's "cell.".
+    if (!cell_entries(r->cell(), prefix, "", path + "cell.", r->repr(), out)) collect(r->cell(), prefix, path + "cell.", out);
+    return;
+  }
+  if (auto* c = dynamic_cast<const Cell*>(&m))
+    if (cell_entries(*c, prefix, "", path, c->repr(), out)) return;
+  if (auto* t = dynamic_cast<const TimeDistributed*>(&m)) {
+    collect(t->inner(), prefix, path + "layer.", out);  // PyTorch applies the layer itself over time
+    return;
+  }
+  // Anything else: its own parameters by name (named_parameters lists them before the children's), then
+  // each child under "<name>.".
+  const NamedTensors all = m.named_parameters();
+  std::size_t in_children = 0;
+  for (const auto& [name, child] : m.named_children()) in_children += child->named_parameters().size();
+  for (std::size_t i = 0; i + in_children < all.size(); ++i) out.push_back({prefix + all[i].first, path + all[i].first, all[i].second});
+  for (const auto& [name, child] : m.named_children()) collect(*child, prefix + name + ".", path + name + ".", out);
+}
+
+std::string quoted_list(const std::vector<std::string>& keys) {
+  std::string s;
+  for (const std::string& k : keys) s += (s.empty() ? "'" : ", '") + k + "'";
+  return s;
+}
+
+}  // namespace
+
+NamedTensors torch_keys(const Module& model, const std::string& prefix) {
+  std::vector<Entry> entries;
+  collect(model, prefix, "", entries);
+  NamedTensors out;
+  for (const Entry& e : entries) out.emplace_back(e.torch_key, e.param);
+  return out;
+}
+
+void load_torch(Module& model, const NamedTensors& state_dict, const std::string& prefix, bool strict) {
+  std::vector<Entry> want;
+  collect(model, prefix, "", want);
+  const std::string who = "load_torch: " + model.repr() + ": ";
+
+  std::map<std::string, Tensor> given;
+  for (const auto& [k, t] : state_dict)
+    if (!given.emplace(k, t).second) throw ValueError(who + "key '" + k + "' appears twice in the state_dict");
+
+  // Check everything before touching anything: a failed load leaves the model as it was.
+  std::vector<std::string> missing, unexpected;
+  std::map<std::string, const Entry*> known;
+  for (const Entry& e : want) {
+    known.emplace(e.torch_key, &e);
+    auto it = given.find(e.torch_key);
+    if (it == given.end()) {
+      missing.push_back(e.torch_key);
+      continue;
+    }
+    if (!it->second.defined()) throw ValueError(who + "key '" + e.torch_key + "' holds an undefined tensor");
+  }
+  for (const auto& [k, t] : state_dict)
+    if (k.compare(0, prefix.size(), prefix) == 0 && !known.count(k)) unexpected.push_back(k);
+  if (strict && !missing.empty())
+    throw ValueError(who + "missing key" + (missing.size() > 1 ? "s " : " ") + quoted_list(missing) +
+                     (prefix.empty() ? "" : " (under the prefix '" + prefix + "')"));
+  if (strict && !unexpected.empty())
+    throw ValueError(who + "unexpected key" + (unexpected.size() > 1 ? "s " : " ") + quoted_list(unexpected) +
+                     " (the model takes " + std::to_string(want.size()) + " keys" +
+                     (prefix.empty() ? "" : " under the prefix '" + prefix + "'") + ")");
+  for (const Entry& e : want) {
+    auto it = given.find(e.torch_key);
+    if (it != given.end() && it->second.shape() != e.param.shape())
+      throw ShapeError(who + "key '" + e.torch_key + "' is " + it->second.shape().str() + " in the state_dict but " +
+                       e.path + " is " + e.param.shape().str());
+  }
+
+  for (const Entry& e : want) {
+    auto it = given.find(e.torch_key);
+    if (it != given.end()) const_cast<Tensor&>(e.param).assign(it->second);
+  }
+}
+
+void load_torch(Module& model, const std::string& npz_path, const std::string& prefix, bool strict) {
+  load_torch(model, load_npz(npz_path), prefix, strict);
+}
+
+}  // namespace rwd
