@@ -1,6 +1,7 @@
 #include "backward.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "../core/detail/impl.hpp"
 #include "ops.hpp"
@@ -70,6 +71,8 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
   }
   m_adjoints.resize(static_cast<std::size_t>(last + 1));
   m_owned.assign(m_adjoints.size(), false);
+  std::optional<CurrentTape> recording;  // create_graph records onto the swept tape
+  if (m_options.create_graph && m_tape) recording.emplace(*m_tape);
   for (std::size_t r = 0; r < roots.size(); ++r) {
     const Tensor& root = roots[r];
     Tensor seed = seeds.empty() ? Tensor() : seeds[r];
@@ -149,6 +152,8 @@ bool ReverseSweep::step() {
     return false;
   }
   const auto i = static_cast<std::size_t>(m_next--);
+  std::optional<CurrentTape> recording;  // create_graph records onto the swept tape
+  if (m_options.create_graph) recording.emplace(*m_tape);
   Node& node = (*m_tape)[i];
   Tensor dy = std::move(m_adjoints[i]);
   if (m_collect_only) {
@@ -192,7 +197,13 @@ Tape& ReverseSweep::tape() const {
   return *m_tape;
 }
 
-std::vector<Tensor> ReverseSweep::result() const { return m_target_grads; }
+std::vector<Tensor> ReverseSweep::result() const {
+  // Gradients with history (create_graph) belong to the caller: like .grad() after
+  // backward(create_graph), they outlive the tape's next clear as constants.
+  for (const Tensor& g : m_target_grads)
+    if (g.defined() && g.impl().tape) g.keep_on_clear();
+  return m_target_grads;
+}
 
 void backward(const Tensor& root, const Tensor& seed, SweepOptions options) {
   ReverseSweep sweep(root, seed, options);

@@ -59,6 +59,9 @@ void Tape::clear() {
   m_nodes.clear();
 }
 
+CurrentTape::CurrentTape(Tape& tape) : m_previous(t_current) { t_current = &tape; }
+CurrentTape::~CurrentTape() { t_current = m_previous; }
+
 // ---- grad mode ----
 
 bool GradMode::enabled() { return t_grad_enabled; }

@@ -101,6 +101,19 @@ class Tape {
   bool m_is_root = false;
 };
 
+/// RAII scope that makes an existing tape the thread's current one (a create_graph sweep records its
+/// backward computation onto the tape it sweeps, whichever Tape scope the caller is in).
+class CurrentTape {
+ public:
+  explicit CurrentTape(Tape& tape);
+  ~CurrentTape();
+  CurrentTape(const CurrentTape&) = delete;
+  CurrentTape& operator=(const CurrentTape&) = delete;
+
+ private:
+  Tape* m_previous;
+};
+
 /// Whether ops record onto the tape on this thread.
 class GradMode {
  public:

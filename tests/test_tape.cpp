@@ -766,3 +766,23 @@ TEST_CASE("tape: f32 + f64 is a DtypeError naming the op and both dtypes") {
   CHECK_CONTAINS(mm, "float64");
   CHECK(tape.size() == 0);
 }
+
+TEST_CASE("tape: grad(create_graph) gradients outlive the next sweep, and record onto the swept tape") {
+  Tensor x = Tensor::from_vector(std::vector<double>{1.5, -2.0}, {2}, float64).set_requires_grad();
+  Tensor g = grad({sum(x * x * x)}, {x}, {}, SweepOptions{.create_graph = true})[0];  // 3x²
+  Tensor h = grad({sum(g)}, {x})[0];                                                // 6x, clears the tape
+  CHECK(g.to_vector() == std::vector<double>{6.75, 12.0});  // still readable after that clear
+  CHECK(h.to_vector() == std::vector<double>{9.0, -12.0});
+  // A loss recorded on the outer tape, differentiated with create_graph from inside another Tape
+  // scope: the backward computation is recorded on the outer tape (the one swept), so the gradient
+  // belongs there — using it in the inner scope is the usual mixing error, and outside it works.
+  Tensor y = sum(x * x * x);
+  Tensor gy;
+  {
+    Tape inner;
+    gy = grad({y}, {x}, {}, SweepOptions{.create_graph = true})[0];
+    CHECK(inner.empty());
+    CHECK_THROWS_AS(sum(gy), TapeError);
+  }
+  CHECK(grad({sum(gy)}, {x})[0].to_vector() == std::vector<double>{9.0, -12.0});
+}
