@@ -20,13 +20,13 @@ constexpr std::size_t hidden = 8;   // size of h
 constexpr std::size_t batch = 64;   // sequences, trained on all at once: column j is sequence j
 constexpr int steps = 3;
 
-struct RNN {
+struct TinyRNN {
   Tensor W_x, W_h, b, W_y, b_y;
   std::vector<Tensor> parameters() const { return {W_x, W_h, b, W_y, b_y}; }
 };
 
 /// Mean squared error of the predictions. xs[t] is (1, batch), step t of every sequence.
-Tensor loss(const RNN& m, const std::vector<Tensor>& xs, const Tensor& target) {
+Tensor loss(const TinyRNN& m, const std::vector<Tensor>& xs, const Tensor& target) {
   const Dtype dt = m.W_x.dtype();  // float32 while training, float64 inside gradcheck
   Tensor h = Tensor::zeros({hidden, batch}, dt);
   for (const Tensor& x : xs) h = tanh(matmul(m.W_x, x.to(dt)) + matmul(m.W_h, h) + m.b);
@@ -48,9 +48,11 @@ int main() {
   Tensor target = window(steps);
 
   // The model, float32. Small random weights; each a parameter (requires_grad) with a name.
-  RNN m{Tensor::randn({hidden, 1}, gen) * 0.5,     Tensor::randn({hidden, hidden}, gen) * 0.3,
-        Tensor::zeros({hidden, 1}),                Tensor::randn({1, hidden}, gen) * 0.3,
-        Tensor::zeros({1, 1})};
+  TinyRNN m{.W_x = Tensor::randn({hidden, 1}, gen) * 0.5,
+            .W_h = Tensor::randn({hidden, hidden}, gen) * 0.3,
+            .b = Tensor::zeros({hidden, 1}),
+            .W_y = Tensor::randn({1, hidden}, gen) * 0.3,
+            .b_y = Tensor::zeros({1, 1})};
   const char* names[] = {"W_x", "W_h", "b", "W_y", "b_y"};
   for (int i = 0; Tensor p : m.parameters()) p.set_requires_grad().set_name(names[i++]);
 
