@@ -2,7 +2,7 @@
 //
 // Everything lives in namespace `rwd`: a namespace called `rewind` cannot exist in a C++ program
 // that includes <cstdio> (which <string> does), because C declares `void rewind(FILE*)` there.
-// The one header users include.
+// This is the one header users include; it pulls in no xtensor (the library keeps that in its .cpp files).
 #pragma once
 
 #include "core/dtype.hpp"
@@ -19,4 +19,8 @@
 #include "autograd/tape.hpp"
 
 #include "nn/losses.hpp"
+#include "nn/nn.hpp"
+
+#include "optim/checkpoint.hpp"
 #include "optim/optim.hpp"
+#include "optim/train.hpp"
