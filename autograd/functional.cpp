@@ -82,11 +82,20 @@ Tensor logsumexp(const Tensor& x, int axis, bool keepdims) {
 
 Tensor softmax(const Tensor& x, int axis) { return exp(log_softmax(x, axis)); }
 
-Tensor log_softmax(const Tensor& x, int axis) { return x - logsumexp(x, axis, true); }
+// log_softmax(x) = (x − m) − log Σ exp(x − m): shifting before subtracting keeps float32 exact for
+// large |x| (x − logsumexp(x) would cancel two large numbers).
+Tensor log_softmax(const Tensor& x, int axis) {
+  Tensor shifted = x - max(x, axis, true).detach();
+  return shifted - log(sum(exp(shifted), {axis}, true));
+}
 
-// softplus(x) = log(1 + eˣ) = max(x, 0) + log(1 + e^−|x|): no overflow for large |x|. max(x, 0) is
-// written ½(x + |x|) so that at x = 0 exactly the slope is ½ = σ(0) (relu'(0) = sign(0) = 0 gave 0).
-Tensor softplus(const Tensor& x) { return 0.5 * (x + abs(x)) + log(1.0 + exp(-abs(x))); }
+// softplus(x) = log(1 + eˣ) = logsumexp(0, x) = m + log(e^−m + e^{x−m}), m = max(x, 0) held
+// constant: no overflow for large |x|, and — unlike max(x, 0) + log(1 + e^−|x|), whose kinks cancel
+// only in value — every derivative is right at x = 0 too (σ(0) = ½, σ'(0) = ¼).
+Tensor softplus(const Tensor& x) {
+  Tensor m = relu(x).detach();
+  return m + log(exp(-m) + exp(x - m));
+}
 
 Tensor log_sigmoid(const Tensor& x) { return -softplus(-x); }
 

@@ -44,9 +44,9 @@ struct FitOptions {
   /// Clip the gradients' global 2-norm to this before each step (0: no clipping).
   double clip_norm = 0.0;
   /// Called after each epoch, with grad mode off; its value is recorded as val_loss.
-  std::function<double()> validate;
+  std::function<double()> validate = {};
   /// Called after each epoch with its record (e.g. to step a learning-rate schedule or sample text).
-  std::function<void(const EpochRecord&)> on_epoch_end;
+  std::function<void(const EpochRecord&)> on_epoch_end = {};
   /// Progress output (nullptr: silent). A terminal gets a redrawn line, anything else plain lines.
   std::ostream* out = nullptr;
   /// Treat `out` as a terminal (default: detected for std::cout / std::cerr).

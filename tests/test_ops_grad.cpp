@@ -700,11 +700,9 @@ TEST_CASE("softplus'(0) = log_sigmoid'(0) = sigma(0) = 1/2") {
   CHECK(grad_of([](const Tensor& x) { return log_sigmoid(x); }, {0}) == std::vector<double>{0.5});
 }
 
-// The second derivative at exactly 0 is still lost: every term of the recorded first derivative is
-// multiplied by sign(x), and sign'(x) = 0, so the sweep gives softplus''(0) = 0 instead of σ'(0) = ¼.
-// Known limitation (reported); writing softplus(x) = m + log(e^−m + e^(x−m)) with m = max(x, 0)
-// detached — logsumexp's trick on {0, x} — is smooth at 0 to every order. Remove should_fail() then.
-TEST_CASE("softplus''(0) = sigma'(0) = 1/4 (double backward)" * doctest::should_fail()) {
+// At exactly 0 the second derivative must survive too: a softplus written max(x, 0) + log(1 + e^−|x|)
+// multiplies its recorded first derivative by sign(x) and gives 0 here instead of σ'(0) = ¼.
+TEST_CASE("softplus''(0) = sigma'(0) = 1/4 (double backward)") {
   Tensor x = Tensor::scalar(0, float64).set_requires_grad();
   const Tensor g = grad({softplus(x)}, {x}, {}, SweepOptions{.create_graph = true})[0];
   CHECK(grad({g}, {x})[0].item() == doctest::Approx(0.25));
