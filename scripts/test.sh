@@ -22,12 +22,18 @@ jobs=$(nproc)
 # $jobs of them at once, so one BLAS thread each keeps the machine from being oversubscribed.
 export OPENBLAS_NUM_THREADS=1
 
+# Prints how long the step since the last call took (the whole run must stay well under 15 minutes).
+t0=$SECONDS
+lap() { echo "-- $1: $((SECONDS - t0)) s"; t0=$SECONDS; }
+
 rewind_install_deps
 
 echo "== Release build (build/) =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DREWIND_BUILD_TESTS=ON -DREWIND_BUILD_EXAMPLES=ON
 cmake --build build -j "$jobs"
+lap "Release build"
 (cd build && ctest --output-on-failure -j "$jobs")
+lap "Release tests"
 
 if ((sanitize)); then
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/) =="
@@ -36,8 +42,10 @@ if ((sanitize)); then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
     -DREWIND_SANITIZE=ON -DREWIND_BUILD_TESTS=ON -DREWIND_BUILD_EXAMPLES=ON
   cmake --build build-asan -j "$jobs"
+  lap "sanitized build"
   export ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   (cd build-asan && ctest --output-on-failure -j "$jobs")
+  lap "sanitized tests"
 fi
-echo "test.sh: all passed"
+echo "test.sh: all passed in $SECONDS s"
