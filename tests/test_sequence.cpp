@@ -478,3 +478,18 @@ TEST_CASE("sequence: masks, and errors that name the layer and the sizes") {
                        "run_sequence: LSTMCell(2 => 3): step 1 is (2, 5) but step 0 is (2, 6): every step must have the same shape",
                        ShapeError);
 }
+
+TEST_CASE("sequence: split_steps and stack_steps round-trip, gradient included (short and long sequences)") {
+  Generator gen(14);
+  // Past 8 steps a recorded sequence is cut in a tree of slices (to keep the backward near-linear in
+  // time); every step and the gradient must be as if cut one by one.
+  for (std::size_t T : {3, 9, 70}) {
+    Tensor seq = Tensor::uniform({T, 2, 3}, -1, 1, gen, float64).set_requires_grad();
+    const Tensor w = Tensor::uniform({T, 2, 3}, -1, 1, gen, float64);
+    const std::vector<Tensor> steps = split_steps(seq);
+    REQUIRE(steps.size() == T);
+    for (std::size_t t = 0; t < T; ++t) CHECK(values(steps[t]) == values(squeeze(slice(seq.detach(), 0, t, t + 1), 0)));
+    sum(stack_steps(steps) * w).backward();
+    CHECK(values(seq.grad()) == values(w));
+  }
+}
