@@ -12,6 +12,46 @@
 
 REWIND_DEPS=(cmake make g++ libxtensor-dev libxsimd-dev libxtensor-blas-dev libopenblas-dev libzip-dev doctest-dev)
 
+# The examples' data and plotting, by example (scripts/example.sh installs what one example needs;
+# scripts/test.sh installs them all, since CI runs every example with --quick).
+declare -A REWIND_EXAMPLE_DEPS=(
+  [fit_tiny]=""
+  [tour]="gnuplot-nox"
+  [forecast]="gnuplot-nox"
+  [charrnn]="gnuplot-nox fortunes"
+  [words]="gnuplot-nox wamerican wngerman wfrench witalian wspanish"
+  [fashion]="gnuplot-nox dataset-fashion-mnist"
+  [holt]="gnuplot-nox"
+  [seeing]="gnuplot-nox graphviz"
+  [custom_cell]="gnuplot-nox"
+)
+
+# Installs the given packages when missing (an `apt-get update` only when something is).
+rewind_install_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$pkg")
+    fi
+  done
+  ((${#missing[@]} == 0)) && return 0
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+  echo "deps: installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Every example's packages (for CI, which runs them all with --quick).
+rewind_install_example_deps() {
+  local all=() name
+  for name in "${!REWIND_EXAMPLE_DEPS[@]}"; do
+    # shellcheck disable=SC2206
+    all+=(${REWIND_EXAMPLE_DEPS[$name]})
+  done
+  if command -v dpkg-query >/dev/null 2>&1 && ((${#all[@]})); then rewind_install_packages "${all[@]}"; fi
+}
+
 rewind_install_deps() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "deps: not a Debian system (no dpkg-query); install the equivalents of: ${REWIND_DEPS[*]}" >&2
