@@ -9,7 +9,9 @@
 #include <fstream>
 #include <iostream>
 
+#include "../autograd/ops.hpp"
 #include "../autograd/tape.hpp"
+#include "../nn/reset.hpp"
 #include "clip.hpp"
 
 namespace rwd {
@@ -155,6 +157,29 @@ History fit(Optimizer& optimizer, std::size_t batches,
     if (options.on_epoch_end) options.on_epoch_end(r);
   }
   return history;
+}
+
+double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
+                       const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options) {
+  const std::size_t k1 = options.k1, k2 = options.k2 ? options.k2 : options.k1;
+  if (k1 == 0) throw ValueError("train_truncated: k1 must be at least 1");
+  if (k2 > k1) throw ValueError("train_truncated: k2 (" + std::to_string(k2) + ") must not exceed k1 (" + std::to_string(k1) + ")");
+  double total = 0;
+  for (std::size_t start = 0; start < steps; start += k1) {
+    optimizer.zero_grad();
+    Tensor window;
+    for (std::size_t t = start; t < std::min(start + k1, steps); ++t) {
+      if (t > start && (t - start) % k2 == 0) detach_state(model);  // the gradient horizon
+      Tensor l = step_loss(t);
+      total += l.item();
+      window = window.defined() ? window + l : l;
+    }
+    window.backward();
+    if (options.clip_norm > 0) clip_grad_norm(optimizer.params(), options.clip_norm);
+    optimizer.step();
+    detach_state(model);  // the next window starts from this state's value, without its history
+  }
+  return total / static_cast<double>(std::max<std::size_t>(steps, 1));
 }
 
 }  // namespace rwd

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "../core/tensor.hpp"
+#include "../nn/module.hpp"
 #include "optimizer.hpp"
 
 namespace rwd {
@@ -68,6 +69,20 @@ struct History {
 /// optimizer step. Throws ValueError naming the epoch and batch if a loss is not finite.
 History fit(Optimizer& optimizer, std::size_t batches,
             const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options = {});
+
+/// Truncated backprop-through-time over one long sequence.
+struct TruncatedOptions {
+  std::size_t k1 = 20;      ///< steps per update: the optimizer steps once every k1 steps
+  std::size_t k2 = 0;       ///< gradient horizon: the carried state is detached every k2 steps (0: = k1)
+  double clip_norm = 0.0;   ///< clip the gradients' global norm before each update (0: no clipping)
+};
+
+/// Runs a stateful `model` over `steps` time steps of one long sequence, TBPTT(k1, k2): every k1
+/// steps the summed losses of the window are backpropagated and the optimizer steps; the state is
+/// carried on (never reset) but detached every k2 steps, so no gradient spans more than k2 steps.
+/// `step_loss(t)` feeds step t to the model and returns that step's loss. Returns the mean loss per step.
+double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
+                       const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options = {});
 
 /// A progress line: "epoch 3/10  batch 45/100  loss 0.1234  210.5 batch/s  ETA 0:12". Usable by hand.
 class Progress {
