@@ -25,6 +25,9 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
   if (!m) throw ValueError("register_module: '" + name + "' is null");
   for (const auto& [n, c] : m_children)
     if (n == name) throw ValueError("register_module: child '" + name + "' registered twice");
+  // Display names follow the keys ("0.weight"), so a gradcheck report or a printed tape tells two
+  // layers' weights apart. Renamed again, with a longer prefix, if this module becomes a child too.
+  for (auto& [key, p] : m->named_parameters()) p.set_name(name + "." + key);
   m_children.emplace_back(name, std::move(m));
 }
 

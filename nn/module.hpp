@@ -73,7 +73,7 @@ class Module {
  protected:
   /// Registers a parameter: marks it requires_grad, names it, and returns the handle.
   Tensor register_parameter(const std::string& name, Tensor t);
-  /// Registers a child module under `name`.
+  /// Registers a child module under `name`; its parameters' display names become their keys here.
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     add_child(name, m);

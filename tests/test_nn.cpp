@@ -194,3 +194,13 @@ TEST_CASE("nn: initializers") {
   Generator a(5), b(5);
   CHECK(init::glorot_normal({3, 3}, a).to_vector() == init::glorot_normal({3, 3}, b).to_vector());
 }
+
+TEST_CASE("nn: parameters are displayed by their full keys, so reports tell layers apart") {
+  Chain inner(Dense(3, 4), Dense(4, 2));
+  Chain model(Dense(2, 3), std::move(inner));
+  for (const auto& [key, p] : model.named_parameters()) CHECK(p.name() == key);
+  Tensor x = Tensor::ones({2, 1}, float64);
+  model.to(float64);
+  GradcheckReport r = gradcheck([&](const std::vector<Tensor>&) { return model(x); }, model.parameters());
+  CHECK(r.inputs[2].name == "1.0.weight");
+}
