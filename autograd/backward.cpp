@@ -59,6 +59,10 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
   std::int64_t last = -1;
   for (const Tensor& root : roots) {
     const detail::TensorImpl& p = root.impl();
+    if (!p.requires_grad && *p.released_op)
+      throw TapeError(std::string(who) + ": the output " + root.shape().str() + " was produced by '" + p.released_op +
+                      "' on a tape that has since been cleared (by an earlier backward()); its value is kept but "
+                      "not its history — pass retain=true to the first backward to differentiate twice");
     if (!p.requires_grad)
       throw TapeError(std::string(who) + ": the output " + root.shape().str() +
                       " does not require a gradient: no tensor with requires_grad reaches it (or it was "
@@ -92,6 +96,7 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
   }
   m_next = last;
   m_grad_mode_before = GradMode::enabled();
+  m_roots = roots;
 }
 
 ReverseSweep::~ReverseSweep() = default;
@@ -184,7 +189,10 @@ void ReverseSweep::finish() {
   m_done = true;
   m_adjoint_in = Tensor();
   m_adjoints_out.clear();
-  if (m_tape && !m_options.retain) m_tape->clear();
+  if (m_tape && !m_options.retain) {
+    for (const Tensor& r : m_roots) r.keep_on_clear();  // the loss stays readable, as a constant
+    m_tape->clear();
+  }
 }
 
 Tensor ReverseSweep::pending_adjoint(std::int64_t i) const {

@@ -73,6 +73,7 @@ class ReverseSweep {
   std::vector<Tensor> m_target_grads;
   bool m_collect_only = false;
   bool m_grad_mode_before = true;
+  std::vector<Tensor> m_roots;  // kept readable after the clear: loss.item() after backward() works
 };
 
 /// Reverse sweep from `root`: adds d root/d leaf into every reachable leaf's .grad().

@@ -176,7 +176,7 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
       for (std::size_t e = 0; e < diff.size(); ++e) diff[e] = g32[k][e] - g[k][e];
       const double scale = norm(g[k]);
       r.float32_rel_diff = scale > 0 ? norm(diff) / scale : norm(diff);
-      r.float32_ok = r.float32_rel_diff <= options.float32_rtol;
+      r.float32_ok = norm(diff) <= options.float32_atol + options.float32_rtol * scale;
     }
     report.inputs.push_back(std::move(r));
   }
@@ -238,7 +238,8 @@ std::string GradcheckReport::str() const {
       }
     if (r.was_float32)
       s += "         float32 gradient vs float64 shadow: relative difference " + fmt(r.float32_rel_diff) +
-           (r.float32_ok ? " (ok)\n" : " (FAIL: above " + fmt(options.float32_rtol) + ")\n");
+           (r.float32_ok ? " (ok)\n"
+                          : " (FAIL: above " + fmt(options.float32_rtol) + ", absolute floor " + fmt(options.float32_atol) + ")\n");
   }
   return s;
 }

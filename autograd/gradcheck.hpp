@@ -32,7 +32,8 @@ struct GradcheckOptions {
   double rtol = 1e-3;
   std::uint32_t seed = 0;        // for the scalarizing weights
   std::size_t worst = 3;         // how many worst elements each input lists
-  double float32_rtol = 1e-3;    // allowed ‖g₃₂ − g₆₄‖ / ‖g₆₄‖ for float32 inputs
+  double float32_rtol = 1e-3;    // float32 inputs pass when ‖g₃₂ − g₆₄‖ ≤ float32_atol + float32_rtol·‖g₆₄‖
+  double float32_atol = 1e-5;    // (a floor: a near-zero gradient, e.g. at a minimum, is all rounding)
 };
 
 /// One checked element.

@@ -46,6 +46,7 @@ void Tape::clear() {
         // Becomes a constant: value kept, history and gradient dropped.
         out->requires_grad = false;
         out->keep_on_clear = false;
+        out->released_op = n.op;  // remembered, so a later backward from it can say what happened
         out->grad = Tensor();
       } else {
         out->released = true;

@@ -96,3 +96,12 @@ TEST_CASE("gradcheck: bad calls") {
   Tensor x = Tensor::ones({2}, float64);
   CHECK_THROWS_AS(gradcheck([](const std::vector<Tensor>& in) { return in[0]; }, {x}), ValueError);
 }
+
+TEST_CASE("gradcheck: a near-zero float32 gradient (at a minimum) is not a float32 failure") {
+  // d/db mean((b − t)²) at b ≈ mean(t): the exact gradient is tiny and float32's is all rounding.
+  Tensor t = Tensor::from_vector(std::vector<double>{0.1, 0.2, 0.3, 0.4}, {4}, float32);
+  Tensor b = Tensor::scalar(0.25, float32).set_requires_grad().set_name("b");
+  GradcheckReport r = gradcheck([&](const std::vector<Tensor>&) { return mean(square(b - t)); }, {b, t});
+  CHECK_MESSAGE(r.ok(), r.str());
+  CHECK(r.inputs[0].was_float32);
+}

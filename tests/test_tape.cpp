@@ -786,3 +786,14 @@ TEST_CASE("tape: grad(create_graph) gradients outlive the next sweep, and record
   }
   CHECK(grad({sum(gy)}, {x})[0].to_vector() == std::vector<double>{9.0, -12.0});
 }
+
+TEST_CASE("tape: the loss stays readable after backward() clears the tape") {
+  Tensor w = Tensor::scalar(3.0, float64).set_requires_grad();
+  Tensor loss = w * w;
+  loss.backward();
+  CHECK(loss.item() == 9.0);  // PyTorch habit: print the loss after backward
+  CHECK(loss.is_leaf());      // a constant now: its history went with the tape
+  Tensor mid = w * 2.0, top = sum(mid * mid);
+  top.backward();
+  CHECK_THROWS_AS(mid.item(), TapeError);  // only the root is kept
+}

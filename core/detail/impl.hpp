@@ -28,7 +28,7 @@ struct TensorImpl {
   bool requires_grad = false;   // a parameter, or a recorded value that depends on one
   bool keep_on_clear = false;   // survive a tape clear as a constant
   bool released = false;        // value freed when its tape was cleared
-  const char* released_op = ""; // what produced it, for the use-after-clear message
+  const char* released_op = ""; // what produced it, once its tape was cleared (released or kept)
   Shape released_shape;
   std::string name;
 
