@@ -51,9 +51,6 @@
 
 namespace rwd {
 
-/// Tensors with their keys, in order (the order of the archive's members).
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
-
 /// Writes `tensors` to `path` as an uncompressed .npz (like np.savez), atomically; member `<key>.npy`.
 void save_npz(const std::string& path, const NamedTensors& tensors);
 

@@ -12,6 +12,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dtype.hpp"
@@ -123,6 +124,9 @@ class Tensor {
  private:
   std::shared_ptr<detail::TensorImpl> m_impl;
 };
+
+/// Tensors with names, in order: a model's state_dict, an optimizer's state, an .npz file's contents.
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 std::ostream& operator<<(std::ostream& os, const Shape& s);

@@ -17,9 +17,6 @@
 
 namespace rwd {
 
-/// Tensors with names, in order (a state_dict, an .npz file's contents).
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
-
 /// Base of every layer and model.
 class Module {
  public:

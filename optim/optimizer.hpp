@@ -42,8 +42,8 @@
 
 namespace rwd {
 
-/// Named tensors, in a fixed order: an optimizer's (or a schedule's) saved state.
-using StateDict = std::vector<std::pair<std::string, Tensor>>;
+/// An optimizer's (or a schedule's) saved state: NamedTensors (core/tensor.hpp).
+using StateDict = NamedTensors;
 
 /// Base of the optimizers: parameters, learning rate, lazily created per-parameter state.
 class Optimizer {

@@ -2,6 +2,8 @@
 // the error for every kind of bad file, and the atomicity of save_npz.
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <rewind.hpp>
 
 #include <sys/resource.h>
@@ -67,22 +69,6 @@ void write_bytes(const fs::path& p, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   REQUIRE_MESSAGE(out, "cannot write " << p);
 }
-
-/// The message of the exception of type E that `f` throws; fails the test if it throws nothing else.
-template <class E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("threw the wrong exception type: " << e.what());
-  }
-  FAIL("did not throw");
-  return {};
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 #define CHECK_CONTAINS(text, part) CHECK_MESSAGE(contains(text, part), "\"" << (text) << "\" lacks \"" << (part) << "\"")
 
@@ -254,7 +240,7 @@ TEST_CASE("npz: decode_npy rejects malformed arrays, naming them and what is wro
   };
   for (const Case& c : cases) {
     CAPTURE(c.why);
-    const std::string msg = error_of<IOError>([&] { decode_npy(c.bytes, "\"w.npz\", key \"k\""); });
+    const std::string msg = message_of<IOError>([&] { decode_npy(c.bytes, "\"w.npz\", key \"k\""); });
     CHECK(msg.rfind("\"w.npz\", key \"k\": ", 0) == 0);
     CHECK_CONTAINS(msg, c.message);
   }
@@ -282,7 +268,7 @@ TEST_CASE("npz: load_npz names the file and the key of a bad member") {
   for (const Case& c : cases) {
     CAPTURE(c.file);
     const std::string path = (data_dir / c.file).string();
-    const std::string msg = error_of<IOError>([&] { load_npz(path); });
+    const std::string msg = message_of<IOError>([&] { load_npz(path); });
     CHECK_CONTAINS(msg, "load_npz: \"" + path + "\"");
     if (c.key) CHECK_CONTAINS(msg, std::string("key \"") + c.key + "\": ");
     CHECK_CONTAINS(msg, c.message);
@@ -299,23 +285,23 @@ TEST_CASE("npz: truncated, garbage, corrupt and missing files are clear IOErrors
 
   SUBCASE("truncated to half") {
     write_bytes(file, good.substr(0, good.size() / 2));
-    const std::string msg = error_of<IOError>([&] { load_npz(file); });
+    const std::string msg = message_of<IOError>([&] { load_npz(file); });
     CHECK_CONTAINS(msg, where);
     CHECK_CONTAINS(msg, "Not a zip archive");
   }
   SUBCASE("truncated by its last byte") {
     write_bytes(file, good.substr(0, good.size() - 1));
-    CHECK_CONTAINS(error_of<IOError>([&] { load_npz(file); }), where);
+    CHECK_CONTAINS(message_of<IOError>([&] { load_npz(file); }), where);
   }
   SUBCASE("garbage") {
     write_bytes(file, "this is not a zip archive, and not an npz file either\n");
-    const std::string msg = error_of<IOError>([&] { load_npz(file); });
+    const std::string msg = message_of<IOError>([&] { load_npz(file); });
     CHECK_CONTAINS(msg, where);
     CHECK_CONTAINS(msg, "Not a zip archive");
   }
   SUBCASE("an empty file") {
     write_bytes(file, "");
-    CHECK_CONTAINS(error_of<IOError>([&] { load_npz(file); }), where);
+    CHECK_CONTAINS(message_of<IOError>([&] { load_npz(file); }), where);
   }
   SUBCASE("bytes flipped inside a stored member's data: a CRC error naming the key") {
     // The second member (0.bias, 8 float32 values) is stored: its data follows its magic and its
@@ -327,7 +313,7 @@ TEST_CASE("npz: truncated, garbage, corrupt and missing files are clear IOErrors
     bad[second + 128 + 5] ^= 0x5a;
     bad[second + 128 + 6] ^= 0x01;
     write_bytes(file, bad);
-    const std::string msg = error_of<IOError>([&] { load_npz(file); });
+    const std::string msg = message_of<IOError>([&] { load_npz(file); });
     CHECK_CONTAINS(msg, where + ": key \"0.bias\": ");
     CHECK_CONTAINS(msg, "CRC error");
   }
@@ -342,15 +328,15 @@ TEST_CASE("npz: truncated, garbage, corrupt and missing files are clear IOErrors
     REQUIRE(comp_size > 8);
     bad[data + comp_size / 2] ^= 0x20;
     write_bytes(file, bad);
-    const std::string msg = error_of<IOError>([&] { load_npz(file); });
+    const std::string msg = message_of<IOError>([&] { load_npz(file); });
     CHECK_CONTAINS(msg, where + ": key \"0.weight\": cannot read the member");
   }
   SUBCASE("a missing file") {
     const std::string missing = dir / "nope.npz";
-    CHECK(error_of<IOError>([&] { load_npz(missing); }) == "load_npz: \"" + missing + "\": no such file");
+    CHECK(message_of<IOError>([&] { load_npz(missing); }) == "load_npz: \"" + missing + "\": no such file");
   }
   SUBCASE("a directory") {
-    CHECK_CONTAINS(error_of<IOError>([&] { load_npz(dir.path().string()); }), "is a directory");
+    CHECK_CONTAINS(message_of<IOError>([&] { load_npz(dir.path().string()); }), "is a directory");
   }
 }
 
@@ -393,7 +379,7 @@ TEST_CASE("npz: save_npz is atomic — a failed save leaves the old file as it w
     // covers a failure after the temporary exists).
     const bool denied = ::access(dir.path().c_str(), W_OK) != 0;
     if (denied) {
-      const std::string msg = error_of<IOError>([&] { save_npz(file, new_tensors); });
+      const std::string msg = message_of<IOError>([&] { save_npz(file, new_tensors); });
       CHECK_CONTAINS(msg, "save_npz: \"" + file + "\": ");
     } else {
       MESSAGE("running as root: directory permissions do not deny writes, unwritable-directory check skipped");
@@ -404,22 +390,22 @@ TEST_CASE("npz: save_npz is atomic — a failed save leaves the old file as it w
   SUBCASE("the target is a directory: the rename fails after the temporary is complete") {
     const std::string sub = dir / "sub.npz";
     fs::create_directories(fs::path(sub) / "inside");
-    CHECK_CONTAINS(error_of<IOError>([&] { save_npz(sub, new_tensors); }), "cannot replace the file");
+    CHECK_CONTAINS(message_of<IOError>([&] { save_npz(sub, new_tensors); }), "cannot replace the file");
     CHECK(fs::is_directory(fs::path(sub) / "inside"));
     fs::remove_all(sub);
     check_old_intact();
   }
   SUBCASE("a missing directory") {
-    const std::string msg = error_of<IOError>([&] { save_npz(dir / "no/such/dir/model.npz", new_tensors); });
+    const std::string msg = message_of<IOError>([&] { save_npz(dir / "no/such/dir/model.npz", new_tensors); });
     CHECK_CONTAINS(msg, "does not exist");
     check_old_intact();
   }
   SUBCASE("bad arguments are ValueErrors, raised before any file is touched") {
-    CHECK_CONTAINS(error_of<ValueError>([&] { save_npz(file, {{"w", Tensor()}}); }), "key \"w\": the tensor is undefined");
-    CHECK_CONTAINS(error_of<ValueError>([&] { save_npz(file, {{"w", Tensor::ones({2})}, {"w", Tensor::ones({2})}}); }),
+    CHECK_CONTAINS(message_of<ValueError>([&] { save_npz(file, {{"w", Tensor()}}); }), "key \"w\": the tensor is undefined");
+    CHECK_CONTAINS(message_of<ValueError>([&] { save_npz(file, {{"w", Tensor::ones({2})}, {"w", Tensor::ones({2})}}); }),
                    "key \"w\" appears twice");
-    CHECK_CONTAINS(error_of<ValueError>([&] { save_npz(file, {{"", Tensor::ones({2})}}); }), "empty key");
-    CHECK_CONTAINS(error_of<ValueError>([&] { save_npz(file, {{std::string("a\0b", 3), Tensor::ones({2})}}); }),
+    CHECK_CONTAINS(message_of<ValueError>([&] { save_npz(file, {{"", Tensor::ones({2})}}); }), "empty key");
+    CHECK_CONTAINS(message_of<ValueError>([&] { save_npz(file, {{std::string("a\0b", 3), Tensor::ones({2})}}); }),
                    "contains '\\0'");
     check_old_intact();
   }

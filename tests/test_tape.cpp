@@ -3,6 +3,8 @@
 // (or by gradgradcheck's finite differences), never captured from the code under test.
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <cmath>
 #include <functional>
 #include <pthread.h>
@@ -28,23 +30,6 @@ void check_values(const Tensor& got, const std::vector<double>& want, const char
     CHECK_MESSAGE(std::abs(g[i] - want[i]) <= atol + rtol * std::abs(want[i]),
                   what << "[" << i << "]: got " << g[i] << ", expected " << want[i]);
 }
-
-/// Runs `f`, requires it to throw E, and returns the message.
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("threw the wrong exception type: " << e.what());
-    return {};
-  }
-  FAIL("did not throw");
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 #define CHECK_CONTAINS(msg, part) CHECK_MESSAGE(contains(msg, part), "message \"" << msg << "\" lacks \"" << part << "\"")
 
