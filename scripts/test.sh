@@ -27,6 +27,7 @@ t0=$SECONDS
 lap() { echo "-- $1: $((SECONDS - t0)) s"; t0=$SECONDS; }
 
 rewind_install_deps
+rewind_install_example_deps   # the examples' data and gnuplot: ctest runs every example with --quick
 
 echo "== Release build (build/) =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DREWIND_BUILD_TESTS=ON -DREWIND_BUILD_EXAMPLES=ON
