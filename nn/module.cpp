@@ -111,6 +111,10 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     if (it->second.shape() != p.shape())
       throw ShapeError("load_state_dict: key '" + k + "': the model's parameter is " + p.shape().str() +
                        " but the state has " + it->second.shape().str());
+    if (strict && it->second.dtype() != p.dtype())
+      throw DtypeError("load_state_dict: key '" + k + "': the model's parameter is " + dtype_name(p.dtype()) +
+                       " but the state has " + dtype_name(it->second.dtype()) +
+                       " (convert the model with to(), or load with strict=false to convert the values)");
   }
   std::vector<std::string> unexpected;
   for (const auto& [k, t] : state) {

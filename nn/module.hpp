@@ -58,7 +58,8 @@ class Module {
   /// The parameters as named tensors (the live handles; copy values with detach() to snapshot).
   NamedTensors state_dict() const { return named_parameters(); }
   /// Copies values into the parameters. Checks everything first — every key present, no unexpected
-  /// key (unless !strict), shapes equal, dtypes convertible — and changes nothing if a check fails.
+  /// key, equal dtypes (strict), equal shapes (always) — and changes nothing if a check fails. With
+  /// strict=false, missing and unexpected keys are skipped and values are converted to the model's dtype.
   void load_state_dict(const NamedTensors& state, bool strict = true);
 
   /// A table of every layer with its parameter count, and the total (like Keras' summary()).

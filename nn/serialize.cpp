@@ -12,6 +12,8 @@ void load(Module& model, const std::string& path, bool strict) {
     model.load_state_dict(state, strict);
   } catch (const ShapeError& e) {
     throw ShapeError(path + ": " + e.what());
+  } catch (const DtypeError& e) {
+    throw DtypeError(path + ": " + e.what());
   } catch (const ValueError& e) {
     throw ValueError(path + ": " + e.what());
   }

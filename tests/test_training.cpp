@@ -180,6 +180,17 @@ TEST_CASE("training: bad files give clear errors and leave the model unchanged")
     save_npz(p.string(), state);
     CHECK_THROWS_AS(load(model, p.string()), ShapeError);
   }
+  SUBCASE("a file of another dtype") {
+    const fs::path p = scratch("f64.npz");
+    NamedTensors state;
+    for (auto& [k, t] : model.state_dict()) state.emplace_back(k, t.to(float64));
+    save_npz(p.string(), state);
+    CHECK_THROWS_WITH_AS(load(model, p.string()),
+                         (p.string() + ": load_state_dict: key '0.weight': the model's parameter is float32 but the state "
+                                       "has float64 (convert the model with to(), or load with strict=false to convert the values)")
+                             .c_str(),
+                         DtypeError);
+  }
   SUBCASE("a truncated file") {
     const fs::path p = scratch("trunc.npz");
     save(model, p.string());
