@@ -216,7 +216,7 @@ TEST_CASE("inspect: explain shows fan-out as several contributions to one leaf")
   CHECK(x.grad().to_vector() == std::vector<double>{3, 5});
 }
 
-TEST_CASE("inspect: explain_tape needs kept adjoints; entries off the path say so") {
+TEST_CASE("inspect: explain_tape needs kept adjoints — entries off the path say so") {
   Tape tape;
   Tensor x = Tensor::from_vector(std::vector<double>{0.5}, {1}, float64).set_name("x").set_requires_grad();
   CHECK(explain_tape(tape) == "(empty tape)\n");

@@ -142,7 +142,7 @@ TEST_CASE("npz: round trip rewind → rewind, float32 and float64, 0-d to 4-d, z
   }
 }
 
-TEST_CASE("npz: encode_npy writes exactly np.save's bytes; decode_npy reads them") {
+TEST_CASE("npz: encode_npy writes exactly np.save's bytes — decode_npy reads them") {
   std::vector<double> enc(24);
   for (int i = 0; i < 24; ++i) enc[i] = i / 8.0 - 1;
   struct Case {

@@ -397,7 +397,7 @@ TEST_CASE("index_select and index_add: repeated indices pick twice and add up") 
   check_values(index_add(t64({1, 2, 3}, {1, 3}), {1, 2}, 1, {1, 1, 0}), {1, 2}, {3, 3});
 }
 
-TEST_CASE("gather and scatter_add: PyTorch's gather placement; scatter_add adds repeats") {
+TEST_CASE("gather and scatter_add: PyTorch's gather placement — scatter_add adds repeats") {
   Tensor x = t64({10, 11, 12, 20, 21, 22}, {2, 3});
   // out[i][j] = x[i][index[i][j]]
   check_values(gather(x, 1, {2, 0, 1, 1}, {2, 2}), {2, 2}, {12, 10, 21, 21});

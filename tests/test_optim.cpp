@@ -376,7 +376,7 @@ TEST_CASE("optim: the variants differ — amsgrad's max, Nesterov, centering, we
   CHECK(fell);
 }
 
-TEST_CASE("optim: a parameter without a gradient is skipped, state and all; step() records nothing") {
+TEST_CASE("optim: a parameter without a gradient is skipped, state and all — step() records nothing") {
   Tensor a = Tensor::from_vector(P0, {2, 3}, float64).set_requires_grad();
   Tensor b = Tensor::from_vector(P1, {3}, float64).set_requires_grad();
   Adam opt({a, b}, {.lr = 0.1});

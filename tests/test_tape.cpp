@@ -114,7 +114,7 @@ TEST_CASE("tape: .grad() accumulates across backward calls until zero_grad") {
 // Grad modes and detach
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("tape: NoGradGuard records nothing; EnableGradGuard turns recording back on inside it") {
+TEST_CASE("tape: NoGradGuard records nothing — EnableGradGuard turns recording back on inside it") {
   Tape tape;
   Tensor x = param({0.5, -0.25}, {2});
   Tensor warm = x * x;  // one entry already there
@@ -167,7 +167,7 @@ TEST_CASE("tape: detach cuts history: the gradient stops at the detached value")
 // Seeds
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("tape: backward of a non-scalar needs a seed; an explicit seed gives Jᵀ·seed") {
+TEST_CASE("tape: backward of a non-scalar needs a seed — an explicit seed gives Jᵀ·seed") {
   Tape tape;
   // y = A·X with X (3, 2):  dX = Aᵀ·S for seed S (2, 2)
   const std::vector<double> av{1.0, -2.0, 0.5, 3.0, 0.25, -1.5};  // A (2, 3)
@@ -202,7 +202,7 @@ TEST_CASE("tape: backward of a non-scalar needs a seed; an explicit seed gives J
 // Retain, release, keep_on_clear
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("tape: retain keeps the tape for a second backward; without it the tape is cleared") {
+TEST_CASE("tape: retain keeps the tape for a second backward — without it the tape is cleared") {
   Tape tape;
   const std::vector<double> xv{0.3, -0.8}, c{1.5, -0.5};
   const double w = 1.7;
@@ -522,7 +522,7 @@ TEST_CASE("tape: gradients left by backward(create_graph) belong to their leaf a
 // grad()
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("tape: grad() w.r.t. intermediates and leaves, leaving .grad() alone; allow_unused") {
+TEST_CASE("tape: grad() w.r.t. intermediates and leaves, leaving .grad() alone — allow_unused") {
   Tape tape;
   const std::vector<double> xv{0.4, -0.9, 1.3}, wv{1.1, 0.5, -0.7}, c{0.6, -1.4, 2.0};
   Tensor x = param(xv, {3}).set_name("x");
