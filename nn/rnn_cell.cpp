@@ -14,8 +14,12 @@ Tensor initial_tensor(const Tensor& learned, std::size_t hidden, std::size_t bat
 
 Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b) {
   const std::size_t rows = W.dim(0);
-  if (x.ndim() == 1) return reshape(matmul(W, reshape(x, {x.dim(0), 1})), {rows}) + b;
-  return matmul(W, x) + reshape(b, {rows, 1});
+  if (x.ndim() == 1) {
+    Tensor y = reshape(matmul(W, reshape(x, {x.dim(0), 1})), {rows});
+    return b.defined() ? y + b : y;
+  }
+  Tensor y = matmul(W, x);
+  return b.defined() ? y + reshape(b, {rows, 1}) : y;
 }
 
 RNNCell::RNNCell(std::size_t input, std::size_t hidden, Activation activation, CellOptions options, Generator& gen)

@@ -146,12 +146,12 @@ History fit(Optimizer& optimizer, std::size_t batches,
     }
     r.loss = sum / static_cast<double>(batches);
     r.grad_norm = options.clip_norm > 0 ? norms / static_cast<double>(batches) : std::nan("");
+    r.seconds = now() - start;  // training only: validation is not part of the batch rate
     r.val_loss = std::nan("");
     if (options.validate) {
       NoGradGuard no_grad;
       r.val_loss = options.validate();
     }
-    r.seconds = now() - start;
     history.epochs.push_back(r);
     progress.epoch_done(r);
     if (options.on_epoch_end) options.on_epoch_end(r);

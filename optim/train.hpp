@@ -35,7 +35,7 @@ struct EpochRecord {
   double val_loss = 0;       ///< NaN when there is no validation
   double grad_norm = 0;      ///< mean global gradient norm before clipping (NaN without clipping)
   double lr = 0;             ///< learning rate during the epoch
-  double seconds = 0;        ///< wall time of the epoch
+  double seconds = 0;        ///< wall time of the epoch's training (validation excluded)
   std::size_t batches = 0;
 };
 

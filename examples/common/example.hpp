@@ -94,6 +94,13 @@ inline std::string gnuplot_path() {
   return "";
 }
 
+/// A string as a gnuplot single-quoted literal ('' is its escaped quote).
+inline std::string gp_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
 /// Draws `series` into `png` with gnuplot: writes <png>.dat and <png>.gp next to it, then runs gnuplot.
 /// Returns false (and says why) when gnuplot is missing or fails; the data files are written anyway.
 inline bool plot(const std::string& png, const std::string& title, const std::string& xlabel, const std::string& ylabel,
@@ -107,12 +114,12 @@ inline bool plot(const std::string& png, const std::string& title, const std::st
     data << "\n\n";  // gnuplot's index separator
   }
   rwd::write_file_atomic(dat, data.str());
-  script << "set terminal pngcairo size 900,540 noenhanced\nset output '" << png << "'\n"
-         << "set title '" << title << "'\nset xlabel '" << xlabel << "'\nset ylabel '" << ylabel << "'\n"
+  script << "set terminal pngcairo size 900,540 noenhanced\nset output " << gp_quote(png) << "\n"
+         << "set title " << gp_quote(title) << "\nset xlabel " << gp_quote(xlabel) << "\nset ylabel " << gp_quote(ylabel) << "\n"
          << "set grid\nset key outside right\n" << (log_y ? "set logscale y\n" : "") << "plot ";
   for (std::size_t s = 0; s < series.size(); ++s)
-    script << (s ? ", " : "") << "'" << dat << "' index " << s << " using 1:2 with " << series[s].style << " title '"
-           << series[s].title << "'";
+    script << (s ? ", " : "") << gp_quote(dat) << " index " << s << " using 1:2 with " << series[s].style << " title "
+           << gp_quote(series[s].title);
   script << "\n";
   rwd::write_file_atomic(gp, script.str());
   const std::string gnuplot = gnuplot_path();
