@@ -116,7 +116,7 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].is_leaf())
       throw ValueError("gradcheck: input " + std::to_string(i) + " is not a leaf (it was recorded by '" +
-                       std::string(Tape::current()[static_cast<std::size_t>(inputs[i].tape_index())].op) +
+                       std::string((*inputs[i].impl().tape)[static_cast<std::size_t>(inputs[i].tape_index())].op) +
                        "'); pass parameters and inputs, not intermediates");
     if (inputs[i].requires_grad()) {
       checked.push_back(inputs[i]);

@@ -95,6 +95,13 @@ TEST_CASE("gradgradcheck: second derivatives through double backward") {
 TEST_CASE("gradcheck: bad calls") {
   Tensor x = Tensor::ones({2}, float64);
   CHECK_THROWS_AS(gradcheck([](const std::vector<Tensor>& in) { return in[0]; }, {x}), ValueError);
+  // An intermediate from an outer tape, checked from inside another Tape scope: named, not misread.
+  Tensor w = Tensor::ones({2}, float64).set_requires_grad();
+  Tensor y = tanh(w);
+  Tape inner;
+  CHECK_THROWS_WITH_AS(gradcheck([](const std::vector<Tensor>& in) { return in[0]; }, {y}),
+                       "gradcheck: input 0 is not a leaf (it was recorded by 'tanh'); pass parameters and inputs, not intermediates",
+                       ValueError);
 }
 
 TEST_CASE("gradcheck: a near-zero float32 gradient (at a minimum) is not a float32 failure") {
