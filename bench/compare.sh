@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# bench/compare.sh — rewind next to PyTorch, in the same run: for every case and thread count (1, 2),
+# one fresh rewind_bench process then one fresh torch_peer.py process (the order alternates from one
+# measurement to the next), both started from the same weights and data (torch_peer.py --dump, loaded
+# by rewind_bench --init), and one line per case and thread count:
+#
+#   case=<name> threads=<n> rewind_ms=<median> torch_ms=<median> speedup=<torch/rewind>
+#     floor_frac=<floor/rewind> rewind_rss_mib=<x> torch_rss_mib=<y> rewind_loss0=<l> torch_loss0=<l>
+#
+# floor = GEMM FLOPs of one training step (one epoch for sine_epoch) / (SGEMM_GFLOPS per core × threads).
+# The FLOPs are computed here (gemm_flops below), with the model of ../shared/bench/flops.py: only
+# matrix products, forward + backward, no dx for the first layer's data. SGEMM_GFLOPS defaults to 130
+# (OpenBLAS sgemm on one core of this machine).
+#
+# Usage: bench/compare.sh [--bench PATH] [--cases a,b] [--threads 1,2] [--steps N] [--raw]
+#   --bench   rewind_bench (default: build-bench/rewind_bench, else build/rewind_bench, under the project)
+#   --steps N caps the timed steps of each case (both sides); warm-ups stay as they are
+#   --raw     also print each side's own key=value line
+# Without PyTorch (Debian's python3-torch under `command -p -v python3`) it says so and prints the
+# rewind side only (rewind then starts from its own weights and data). TORCH_PEER_PYTHON overrides
+# the interpreter.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+bench=""
+cases="tiny,lstm_medium,gru_medium,rnn_medium,lstm_large,sine_epoch"
+threads="1,2"
+steps=""
+raw=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --bench) bench=$2; shift 2 ;;
+    --cases) cases=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --raw) raw=1; shift ;;
+    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+if [[ -z "$bench" ]]; then
+  for b in "$root/build-bench/rewind_bench" "$root/build/rewind_bench"; do
+    [[ -x "$b" ]] && { bench=$b; break; }
+  done
+fi
+[[ -x "$bench" ]] || { echo "no rewind_bench (build it, or pass --bench PATH)" >&2; exit 2; }
+sgemm=${SGEMM_GFLOPS:-130}
+
+PY=${TORCH_PEER_PYTHON:-$(command -p -v python3 || true)}
+have_torch=0
+if [[ -n "$PY" ]] && "$PY" -c "import torch, numpy" 2>/dev/null; then
+  have_torch=1
+else
+  echo "# PyTorch is not available to Debian's python3 ($PY): printing the rewind side only"
+fi
+
+init=$(mktemp -d)
+trap 'rm -rf "$init"' EXIT
+init_args=()
+if [[ $have_torch == 1 ]]; then
+  "$PY" "$here/torch_peer.py" --cases "$cases" --dump "$init" >/dev/null
+  init_args=(--init "$init")
+fi
+step_args=()
+[[ -n "$steps" ]] && step_args=(--steps "$steps")
+
+# GEMM FLOPs of one training step (× batches per epoch for sine_epoch): cell input hidden layers batch seq last
+gemm_flops() {
+  awk -v cell="$1" -v I="$2" -v H="$3" -v L="$4" -v B="$5" -v T="$6" -v last="$7" -v batches="$8" 'BEGIN {
+    g = (cell == "lstm") ? 4 : (cell == "gru") ? 3 : 1; G = g * H; tout = last ? 1 : T
+    f = 0
+    for (l = 0; l < L; l++) {
+      in_ = (l == 0) ? I : H
+      f += 2*T*B*G*in_ + 2*T*B*G*H                    # forward: input projection + recurrence
+      f += 2*T*B*G*in_ + 2*T*B*G*H + 2*T*B*G*H        # backward: dW_ih, dW_hh, dh
+      if (l > 0) f += 2*T*B*G*in_                     # dx into the layer below
+    }
+    f += 2*tout*B*H + 4*tout*B*H                      # head forward, dW and dh
+    printf "%.6g", f * batches }'
+}
+case_flops() {
+  case "$1" in
+    tiny)        gemm_flops rnn 2 5 1 1 3 1 1 ;;
+    lstm_medium) gemm_flops lstm 32 256 1 64 50 0 1 ;;
+    gru_medium)  gemm_flops gru 32 256 1 64 50 0 1 ;;
+    rnn_medium)  gemm_flops rnn 32 256 1 64 50 0 1 ;;
+    lstm_large)  gemm_flops lstm 128 512 1 64 100 0 1 ;;
+    sine_epoch)  gemm_flops rnn 1 20 2 32 50 1 "$(awk 'BEGIN { print 7000 / 32 }')" ;;
+    *) echo 0 ;;
+  esac
+}
+field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -1; }
+
+run_rewind() { OPENBLAS_NUM_THREADS=$2 "$bench" --cases "$1" --threads "$2" "${init_args[@]}" "${step_args[@]}"; }
+run_torch() { "$PY" "$here/torch_peer.py" --cases "$1" --threads "$2" "${step_args[@]}"; }
+
+echo "# compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) bench=$bench sgemm_gflops_per_core=$sgemm torch=$have_torch steps=${steps:-default}"
+k=0
+IFS=, read -ra case_list <<<"$cases"
+IFS=, read -ra thread_list <<<"$threads"
+for c in "${case_list[@]}"; do
+  for n in "${thread_list[@]}"; do
+    r=""; t=""
+    if [[ $have_torch == 1 && $((k % 2)) == 1 ]]; then t=$(run_torch "$c" "$n"); fi
+    r=$(run_rewind "$c" "$n")
+    if [[ $have_torch == 1 && $((k % 2)) == 0 ]]; then t=$(run_torch "$c" "$n"); fi
+    k=$((k + 1))
+    if [[ $raw == 1 ]]; then echo "# $r"; [[ -n "$t" ]] && echo "# $t"; fi
+    rms=$(field "$r" median_ms)
+    floor_ms=$(awk -v f="$(case_flops "$c")" -v g="$sgemm" -v n="$n" 'BEGIN { printf "%.6g", f / (g * n * 1e9) * 1e3 }')
+    line="case=$c threads=$n rewind_ms=$rms"
+    if [[ -n "$t" ]]; then
+      tms=$(field "$t" median_ms)
+      line+=" torch_ms=$tms speedup=$(awk -v a="$tms" -v b="$rms" 'BEGIN { printf "%.3f", a / b }')"
+    else
+      line+=" torch_ms=NA speedup=NA"
+    fi
+    line+=" floor_frac=$(awk -v a="$floor_ms" -v b="$rms" 'BEGIN { printf "%.3g", a / b }') floor_ms=$floor_ms"
+    line+=" rewind_rss_mib=$(field "$r" peak_rss_mib) torch_rss_mib=$([[ -n "$t" ]] && field "$t" peak_rss_mib || echo NA)"
+    line+=" rewind_loss0=$(field "$r" loss0) torch_loss0=$([[ -n "$t" ]] && field "$t" loss0 || echo NA)"
+    echo "$line"
+  done
+done
