@@ -20,6 +20,31 @@ void add_in_place(const Tensor& dst, const Tensor& src) {
       dst.impl().value);
 }
 
+// dst[…, start:stop:step, …] += src along `axis`, in place (dst has the full shape).
+void add_region_in_place(const Tensor& dst, const BackwardContext::Region& r) {
+  const Shape full = dst.shape();
+  const std::size_t ax = normalize_axis("slice", r.axis, full);
+  std::size_t outer = 1, inner = 1;
+  for (std::size_t d = 0; d < full.ndim(); ++d) {
+    if (d < ax) outer *= full[d];
+    if (d > ax) inner *= full[d];
+  }
+  const std::size_t n = full[ax], count = r.g.shape()[ax];
+  std::visit(
+      [&](auto& d) {
+        using T = typename std::decay_t<decltype(d)>::value_type;
+        const T* src = detail::array<T>(r.g, "slice").data();
+        T* out = d.data();
+        for (std::size_t o = 0; o < outer; ++o)
+          for (std::size_t i = 0; i < count; ++i) {
+            T* row = out + (o * n + r.start + i * r.step) * inner;
+            const T* from = src + (o * count + i) * inner;
+            for (std::size_t k = 0; k < inner; ++k) row[k] += from[k];
+          }
+      },
+      dst.impl().value);
+}
+
 // Sets grad mode for one scope and restores it, also when a backward function throws.
 class GradModeScope {
  public:
@@ -149,6 +174,28 @@ void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
   }
 }
 
+// A region of an input's gradient (slice's backward). For an intermediate whose adjoint is ours, or
+// a leaf's plain .grad(), it is added in place; anything else (the explain view, grad() targets, an
+// adjoint shared with another input) takes the general path through a full tensor.
+void ReverseSweep::add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent) {
+  detail::TensorImpl& p = input.impl();
+  const bool intermediate = p.tape == m_tape && p.node >= 0;
+  const bool in_place_ok = !m_options.keep_adjoints && (intermediate || (!m_collect_only && p.requires_grad));
+  if (!in_place_ok) {
+    Tensor full = unslice(r.g, input.shape(), r.axis, r.start, r.stop, r.step);
+    sent = sent.defined() ? add(sent, full) : full;
+    return;
+  }
+  Tensor& slot = intermediate ? m_adjoints[static_cast<std::size_t>(p.node)] : p.grad;
+  if (!slot.defined() || (intermediate && !m_owned[static_cast<std::size_t>(p.node)]) || slot.impl().tape) {
+    // A fresh buffer: zeros, or a private copy of what is there (it may be shared, or recorded).
+    Tensor fresh = slot.defined() ? slot.detach() : Tensor::zeros(input.shape(), input.dtype());
+    slot = fresh;
+    if (intermediate) m_owned[static_cast<std::size_t>(p.node)] = true;
+  }
+  add_region_in_place(slot, r);
+}
+
 bool ReverseSweep::step() {
   if (m_done) return false;
   while (m_next >= 0 && !m_adjoints[static_cast<std::size_t>(m_next)].defined()) --m_next;
@@ -169,11 +216,13 @@ bool ReverseSweep::step() {
   m_current = static_cast<std::int64_t>(i);
   m_adjoint_in = dy;
   m_adjoints_out.assign(node.inputs.size(), Tensor());
+  m_regions.clear();
   {
     GradModeScope mode(m_options.create_graph);
-    BackwardContext ctx(node, dy, m_adjoints_out);
+    BackwardContext ctx(node, dy, m_adjoints_out, m_regions);
     node.backward(ctx);
   }
+  for (const BackwardContext::Region& r : m_regions) add_region(node.inputs[r.input], r, m_adjoints_out[r.input]);
   if (m_options.keep_adjoints) node.sent = m_adjoints_out;
   for (std::size_t k = 0; k < node.inputs.size(); ++k)
     if (m_adjoints_out[k].defined()) add_adjoint(node.inputs[k], m_adjoints_out[k]);

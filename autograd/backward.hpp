@@ -57,6 +57,7 @@ class ReverseSweep {
 
  private:
   void add_adjoint(const Tensor& input, const Tensor& g);
+  void add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent);
   void finish();
 
   Tape* m_tape = nullptr;
@@ -67,6 +68,7 @@ class ReverseSweep {
   std::int64_t m_current = -1;
   Tensor m_adjoint_in;
   std::vector<Tensor> m_adjoints_out;
+  std::vector<BackwardContext::Region> m_regions;  // slice gradients of the current step
   bool m_done = false;
   const std::vector<Tensor>* m_targets = nullptr;
   std::unordered_map<const void*, std::size_t> m_target_index;

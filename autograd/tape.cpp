@@ -86,6 +86,30 @@ void BackwardContext::accumulate(std::size_t i, const Tensor& g) {
   slot = slot.defined() ? add(slot, g) : g;
 }
 
+void BackwardContext::accumulate_slice(std::size_t i, const Tensor& g, int axis, std::size_t start, std::size_t stop,
+                                       std::size_t step) {
+  const Tensor& x = m_node.inputs[i];
+  if (!x.requires_grad()) return;
+  if (GradMode::enabled()) {  // create_graph: the differentiable way
+    accumulate(i, unslice(g, x.shape(), axis, start, stop, step));
+    return;
+  }
+  if (g.dtype() != x.dtype())
+    throw DtypeError(std::string(m_node.op) + ": backward produced a " + dtype_name(g.dtype()) + " gradient for " +
+                     dtype_name(x.dtype()) + " input " + std::to_string(i));
+  // The region must lie inside the input and g must fill it exactly: it is written in place.
+  const Shape sx = x.shape();
+  const std::size_t ax = normalize_axis(m_node.op, axis, sx);
+  Shape expected = sx;
+  expected[ax] = stop > start && step > 0 ? (stop - start + step - 1) / step : 0;
+  if (step == 0 || start > stop || stop > sx[ax] || g.shape() != expected)
+    throw_shape_error(m_node.op, {{"input", sx}, {"gradient", g.shape()}},
+                      "backward produced a gradient for input " + std::to_string(i) + " at [" + std::to_string(start) +
+                          ":" + std::to_string(stop) + ":" + std::to_string(step) + "] along axis " +
+                          std::to_string(axis) + " that does not fit that region " + expected.str());
+  m_regions.push_back({i, g, axis, start, stop, step});
+}
+
 // ---- recording ----
 
 static Tensor record_impl(const char* op, std::vector<Tensor>&& inputs, Tensor output, const char* rule,

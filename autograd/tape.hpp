@@ -148,8 +148,16 @@ class EnableGradGuard {
 /// What a backward function sees: the output's adjoint, the operands, and where to add results.
 class BackwardContext {
  public:
-  BackwardContext(const Node& node, const Tensor& grad_out, std::vector<Tensor>& grads)
-      : m_node(node), m_grad_out(grad_out), m_grads(grads) {}
+  /// A gradient for part of an input: g belongs at [start:stop:step] along `axis`.
+  struct Region {
+    std::size_t input;
+    Tensor g;
+    int axis;
+    std::size_t start, stop, step;
+  };
+
+  BackwardContext(const Node& node, const Tensor& grad_out, std::vector<Tensor>& grads, std::vector<Region>& regions)
+      : m_node(node), m_grad_out(grad_out), m_grads(grads), m_regions(regions) {}
 
   /// The adjoint of the output (dy), same shape as the output.
   const Tensor& grad_out() const { return m_grad_out; }
@@ -162,12 +170,19 @@ class BackwardContext {
   bool needs_grad(std::size_t i) const;
   /// d input_i += g. g must have operand i's shape and dtype (checked, naming the op).
   void accumulate(std::size_t i, const Tensor& g);
+  /// d input_i[…, start:stop:step, …] += g along `axis` — the same as accumulate(i, unslice(g, …)),
+  /// but the sweep adds g into that region of the adjoint in place instead of building a zero tensor
+  /// of the whole input (so cutting a sequence into T steps costs O(T), not O(T²)). Under
+  /// create_graph it records unslice, so it stays differentiable.
+  void accumulate_slice(std::size_t i, const Tensor& g, int axis, std::size_t start, std::size_t stop,
+                        std::size_t step);
   const Node& node() const { return m_node; }
 
  private:
   const Node& m_node;
   const Tensor& m_grad_out;
   std::vector<Tensor>& m_grads;
+  std::vector<Region>& m_regions;
 };
 
 /// Records `output = op(inputs)` on the current tape if grad mode is on and any input requires a

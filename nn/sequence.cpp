@@ -10,38 +10,14 @@ namespace rwd {
 
 // ---- sequences and masks ----
 
-namespace {
-
-// The steps of `part` in a tree of slices, 8 pieces per level. The adjoint of a slice is the size of
-// what it was cut from, so T slices of the whole sequence would cost O(T²) in the backward sweep; by
-// levels it is O(T log₈ T) for about log₈ T extra copies of the sequence on the tape.
-void split_in_pieces(const Tensor& part, std::vector<Tensor>& out) {
-  const std::size_t n = part.dim(0), pieces = 8;
-  if (n == 1) {
-    out.push_back(squeeze(part, 0));
-    return;
-  }
-  const std::size_t each = (n + pieces - 1) / pieces;
-  for (std::size_t lo = 0; lo < n; lo += each) {
-    const std::size_t hi = std::min(n, lo + each);
-    if (hi - lo == 1)
-      out.push_back(squeeze(slice(part, 0, lo, hi), 0));
-    else
-      split_in_pieces(slice(part, 0, lo, hi), out);
-  }
-}
-
-}  // namespace
-
 std::vector<Tensor> split_steps(const Tensor& seq) {
   if (seq.ndim() != 3)
     throw ShapeError("split_steps: sequence " + seq.shape().str() + ": expected (time, features, batch)");
   std::vector<Tensor> steps;
   steps.reserve(seq.dim(0));
-  if (seq.requires_grad() && GradMode::enabled() && seq.dim(0) > 8)
-    split_in_pieces(seq, steps);  // recorded: keep the backward linear-ish in time
-  else
-    for (std::size_t t = 0; t < seq.dim(0); ++t) steps.push_back(squeeze(slice(seq, 0, t, t + 1), 0));
+  // Each slice's gradient is added into its own rows of the sequence's adjoint (accumulate_slice), so
+  // the backward is linear in the number of steps.
+  for (std::size_t t = 0; t < seq.dim(0); ++t) steps.push_back(squeeze(slice(seq, 0, t, t + 1), 0));
   return steps;
 }
 

@@ -782,3 +782,21 @@ TEST_CASE("tape: the loss stays readable after backward() clears the tape") {
   top.backward();
   CHECK_THROWS_AS(mid.item(), TapeError);  // only the root is kept
 }
+
+TEST_CASE("tape: slice gradients are added into their region in place, and a custom op's region is checked") {
+  // 300 slices of one recorded tensor: each step's gradient lands in its own row.
+  Tensor x = Tensor::uniform({300, 4}, -1, 1, float64).set_requires_grad();
+  Tensor total = Tensor::scalar(0.0, float64);
+  for (std::size_t t = 0; t < 300; ++t) total = total + sum(slice(tanh(x), 0, t, t + 1) * static_cast<double>(t));
+  total.backward();
+  Tensor y = tanh(x.detach());
+  for (std::size_t t = 0; t < 300; t += 37)
+    for (std::size_t k = 0; k < 4; ++k)
+      CHECK(x.grad().at({t, k}) == doctest::Approx(static_cast<double>(t) * (1 - y.at({t, k}) * y.at({t, k}))));
+  // A custom op whose backward claims a region that does not fit is refused, not written out of bounds.
+  Tensor w = Tensor::ones({3, 2}, float64).set_requires_grad();
+  Tensor out = custom_op(
+      "bad_region", {w}, [](const std::vector<Tensor>& in) { return sum(in[0]); },
+      [](BackwardContext& c) { c.accumulate_slice(0, Tensor::ones({2, 2}, float64), 0, 2, 4, 1); });
+  CHECK_THROWS_AS(out.backward(), ShapeError);
+}

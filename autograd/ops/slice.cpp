@@ -54,8 +54,8 @@ Tensor slice(const Tensor& x, int axis, std::size_t start, std::size_t stop, std
     copy_slice<T>(const_cast<T*>(a.data()), out.data(), f, start, count, step, true);
     return out;
   });
-  return record("slice", {x}, y, "dx += unslice(dy)", [sx, axis, start, stop, step](BackwardContext& c) {
-    c.accumulate(0, unslice(c.grad_out(), sx, axis, start, stop, step));
+  return record("slice", {x}, y, "dx += unslice(dy)", [axis, start, stop, step](BackwardContext& c) {
+    c.accumulate_slice(0, c.grad_out(), axis, start, stop, step);  // in place: no zero tensor of x's size
   });
 }
 
