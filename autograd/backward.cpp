@@ -120,7 +120,6 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
     add_adjoint(root, seed);
   }
   m_next = last;
-  m_grad_mode_before = GradMode::enabled();
   m_roots = roots;
 }
 

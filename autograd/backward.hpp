@@ -74,7 +74,6 @@ class ReverseSweep {
   std::unordered_map<const void*, std::size_t> m_target_index;
   std::vector<Tensor> m_target_grads;
   bool m_collect_only = false;
-  bool m_grad_mode_before = true;
   std::vector<Tensor> m_roots;  // kept readable after the clear: loss.item() after backward() works
 };
 

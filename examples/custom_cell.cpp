@@ -55,7 +55,7 @@ class LNSimpleRNNCell : public Cell {
 
   std::pair<Tensor, State> step(const Tensor& x, const State& state) override {
     check_step(x, state, 1);  // x (input, batch) or (input,), state {h} of the same batch
-    Tensor h = tanh((*norm)(affine(W_x, x, b) + times(W_h, state[0])));
+    Tensor h = tanh((*norm)(affine(W_x, x, b) + affine(W_h, state[0], Tensor())));
     return {h, {h}};
   }
   /// Zeros, in the parameters' dtype (float64 while gradcheck has promoted them).
@@ -70,10 +70,6 @@ class LNSimpleRNNCell : public Cell {
   std::shared_ptr<LayerNorm> norm;
 
  private:
-  /// W v for v of shape (n, batch) or (n,) (rwd::affine is W v + b for both).
-  static Tensor times(const Tensor& W, const Tensor& v) {
-    return v.ndim() == 1 ? reshape(matmul(W, unsqueeze(v, 1)), {W.dim(0)}) : matmul(W, v);
-  }
   std::size_t m_input, m_hidden;
 };
 

@@ -5,6 +5,16 @@
 
 namespace rwd {
 
+Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b) {
+  const std::size_t rows = W.dim(0);
+  if (x.ndim() == 1) {
+    Tensor y = reshape(matmul(W, reshape(x, {x.dim(0), 1})), {rows});
+    return b.defined() ? y + b : y;
+  }
+  Tensor y = matmul(W, x);
+  return b.defined() ? y + reshape(b, {rows, 1}) : y;
+}
+
 Dense::Dense(std::size_t in, std::size_t out, Activation activation, bool with_bias, Dtype dtype, Generator& gen)
     : m_in(in), m_out(out), m_activation(std::move(activation)) {
   weight = register_parameter("weight", init::glorot_uniform({out, in}, gen, dtype));
@@ -16,11 +26,7 @@ Tensor Dense::forward(const Tensor& x) {
   if ((s.ndim() != 1 && s.ndim() != 2) || s[0] != m_in)
     throw ShapeError(repr() + ": input " + s.str() + ": expected (" + std::to_string(m_in) + ", batch) or (" +
                      std::to_string(m_in) + ",) — features along axis 0");
-  const bool vector = s.ndim() == 1;
-  Tensor y = matmul(weight, vector ? reshape(x, {m_in, 1}) : x);  // (out, batch)
-  if (bias.defined()) y = y + reshape(bias, {m_out, 1});
-  y = m_activation(y);
-  return vector ? reshape(y, {m_out}) : y;
+  return m_activation(affine(weight, x, bias));
 }
 
 std::string Dense::repr() const {

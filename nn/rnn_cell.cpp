@@ -12,16 +12,6 @@ Tensor initial_tensor(const Tensor& learned, std::size_t hidden, std::size_t bat
   return batch ? broadcast_to(reshape(learned, {hidden, 1}), {hidden, batch}) : learned;
 }
 
-Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b) {
-  const std::size_t rows = W.dim(0);
-  if (x.ndim() == 1) {
-    Tensor y = reshape(matmul(W, reshape(x, {x.dim(0), 1})), {rows});
-    return b.defined() ? y + b : y;
-  }
-  Tensor y = matmul(W, x);
-  return b.defined() ? y + reshape(b, {rows, 1}) : y;
-}
-
 RNNCell::RNNCell(std::size_t input, std::size_t hidden, Activation activation, CellOptions options, Generator& gen)
     : m_input(input), m_hidden(hidden), m_activation(std::move(activation)) {
   if (m_activation.name != "tanh" && m_activation.name != "relu")

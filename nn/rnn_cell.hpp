@@ -4,6 +4,7 @@
 #include "../core/random.hpp"
 #include "activation.hpp"
 #include "cell.hpp"
+#include "dense.hpp"  // affine()
 
 namespace rwd {
 
@@ -42,8 +43,5 @@ class RNNCell : public Cell {
 /// to (hidden, batch). Shared by the built-in cells.
 Tensor initial_tensor(const Tensor& learned, std::size_t hidden, std::size_t batch, Dtype dtype);
 
-/// W x + b as a (rows, batch) or (rows,) tensor — the affine map every cell starts from (b may be
-/// undefined: no bias).
-Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b);
 
 }  // namespace rwd
