@@ -5,6 +5,7 @@
 
 #include "../core/detail/impl.hpp"
 #include "ops.hpp"
+#include "ops/matmul_kernel.hpp"
 
 namespace rwd {
 
@@ -15,7 +16,10 @@ void add_in_place(const Tensor& dst, const Tensor& src) {
   std::visit(
       [&](auto& d) {
         using T = typename std::decay_t<decltype(d)>::value_type;
-        d += detail::array<T>(src, "backward");
+        const T* s = detail::array<T>(src, "backward").data();
+        T* out = d.data();
+        const std::size_t n = d.size();
+        for (std::size_t i = 0; i < n; ++i) out[i] += s[i];
       },
       dst.impl().value);
 }
@@ -179,8 +183,10 @@ void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
 void ReverseSweep::add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent) {
   detail::TensorImpl& p = input.impl();
   const bool intermediate = p.tape == m_tape && p.node >= 0;
-  const bool in_place_ok = !m_options.keep_adjoints && (intermediate || (!m_collect_only && p.requires_grad));
+  const bool in_place_ok = m_options.in_place && !m_options.keep_adjoints &&
+                          (intermediate || (!m_collect_only && p.requires_grad));
   if (!in_place_ok) {
+    GradModeScope mode(m_options.create_graph);
     Tensor full = unslice(r.g, input.shape(), r.axis, r.start, r.stop, r.step);
     sent = sent.defined() ? add(sent, full) : full;
     return;
@@ -193,6 +199,33 @@ void ReverseSweep::add_region(const Tensor& input, const BackwardContext::Region
     if (intermediate) m_owned[static_cast<std::size_t>(p.node)] = true;
   }
   add_region_in_place(slot, r);
+}
+
+// A matrix product for an input's gradient (matmul's backward). Where a region would go in place, the
+// product goes straight into the adjoint or .grad() by GEMM with β = 1 (β = 0 into a fresh buffer when
+// there is none yet); anything else computes it and takes the general path.
+void ReverseSweep::add_product(const Tensor& input, const BackwardContext::Product& q, Tensor& sent) {
+  detail::TensorImpl& p = input.impl();
+  const bool intermediate = p.tape == m_tape && p.node >= 0;
+  const bool in_place_ok = m_options.in_place && !m_options.keep_adjoints &&
+                          (intermediate || (!m_collect_only && p.requires_grad));
+  if (!in_place_ok) {
+    GradModeScope mode(false);  // not create_graph here (that records matmul in the backward itself)
+    Tensor full = matmul(q.a, q.b, q.ta, q.tb);
+    sent = sent.defined() ? add(sent, full) : full;
+    return;
+  }
+  const auto node = static_cast<std::size_t>(intermediate ? p.node : 0);
+  Tensor& slot = intermediate ? m_adjoints[node] : p.grad;
+  double beta = 1.0;
+  if (!slot.defined()) {
+    slot = detail::empty_tensor(input.shape(), input.dtype());
+    beta = 0.0;
+  } else if ((intermediate && !m_owned[node]) || slot.impl().tape) {
+    slot = slot.detach();  // a private copy: it may be shared, or carry history
+  }
+  if (intermediate) m_owned[node] = true;
+  detail::gemm_into(q.a, q.b, q.ta, q.tb, slot, beta);
 }
 
 bool ReverseSweep::step() {
@@ -215,13 +248,16 @@ bool ReverseSweep::step() {
   m_current = static_cast<std::int64_t>(i);
   m_adjoint_in = dy;
   m_adjoints_out.assign(node.inputs.size(), Tensor());
-  m_regions.clear();
+  m_deferred.clear();
   {
     GradModeScope mode(m_options.create_graph);
-    BackwardContext ctx(node, dy, m_adjoints_out, m_regions);
+    BackwardContext ctx(node, dy, m_adjoints_out, m_deferred);
     node.backward(ctx);
   }
-  for (const BackwardContext::Region& r : m_regions) add_region(node.inputs[r.input], r, m_adjoints_out[r.input]);
+  for (const BackwardContext::Region& r : m_deferred.regions) add_region(node.inputs[r.input], r, m_adjoints_out[r.input]);
+  for (const BackwardContext::Product& q : m_deferred.products)
+    add_product(node.inputs[q.input], q, m_adjoints_out[q.input]);
+  m_deferred.clear();
   if (m_options.keep_adjoints) node.sent = m_adjoints_out;
   for (std::size_t k = 0; k < node.inputs.size(); ++k)
     if (m_adjoints_out[k].defined()) add_adjoint(node.inputs[k], m_adjoints_out[k]);
@@ -262,6 +298,7 @@ std::vector<Tensor> ReverseSweep::result() const {
 }
 
 void backward(const Tensor& root, const Tensor& seed, SweepOptions options) {
+  options.in_place = true;
   ReverseSweep sweep(root, seed, options);
   sweep.run();
 }
@@ -272,6 +309,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     if (!inputs[i].requires_grad())
       throw TapeError("grad: input " + std::to_string(i) + " " + describe(inputs[i]) +
                       " does not require a gradient");
+  options.in_place = true;
   ReverseSweep sweep(outputs, seeds, options, &inputs);
   sweep.run();
   std::vector<Tensor> grads = sweep.result();

@@ -14,6 +14,9 @@ struct SweepOptions {
   bool retain = false;         // keep the tape after the sweep (to call backward again)
   bool create_graph = false;   // record the backward computation too (implies retain): double backward
   bool keep_adjoints = false;  // leave each entry's adjoint in Node::adjoint (explain view, DOT graph)
+  bool in_place = false;       // matmul and slice gradients go straight into the adjoints they add to
+                               // (fast, but adjoints_out() then omits them); backward() and grad()
+                               // always sweep this way, a step-through by default shows every send
 };
 
 /// The reverse sweep as an object that can be advanced one entry at a time (teaching, debugging).
@@ -58,6 +61,7 @@ class ReverseSweep {
  private:
   void add_adjoint(const Tensor& input, const Tensor& g);
   void add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent);
+  void add_product(const Tensor& input, const BackwardContext::Product& q, Tensor& sent);
   void finish();
 
   Tape* m_tape = nullptr;
@@ -68,7 +72,7 @@ class ReverseSweep {
   std::int64_t m_current = -1;
   Tensor m_adjoint_in;
   std::vector<Tensor> m_adjoints_out;
-  std::vector<BackwardContext::Region> m_regions;  // slice gradients of the current step
+  BackwardContext::Deferred m_deferred;  // slice and product gradients of the current step
   bool m_done = false;
   const std::vector<Tensor>* m_targets = nullptr;
   std::unordered_map<const void*, std::size_t> m_target_index;

@@ -5,6 +5,7 @@
 
 #include "../core/detail/impl.hpp"
 #include "ops.hpp"
+#include "ops/matmul_kernel.hpp"
 
 namespace rwd {
 
@@ -107,7 +108,25 @@ void BackwardContext::accumulate_slice(std::size_t i, const Tensor& g, int axis,
                       "backward produced a gradient for input " + std::to_string(i) + " at [" + std::to_string(start) +
                           ":" + std::to_string(stop) + ":" + std::to_string(step) + "] along axis " +
                           std::to_string(axis) + " that does not fit that region " + expected.str());
-  m_regions.push_back({i, g, axis, start, stop, step});
+  m_deferred.regions.push_back({i, g, axis, start, stop, step});
+}
+
+void BackwardContext::accumulate_matmul(std::size_t i, const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  const Tensor& x = m_node.inputs[i];
+  if (!x.requires_grad()) return;
+  if (GradMode::enabled()) {  // create_graph: the differentiable way
+    accumulate(i, matmul(a, b, ta, tb));
+    return;
+  }
+  const Shape s = detail::matmul_shape(m_node.op, a, b, ta, tb);
+  if (s != x.shape())
+    throw_shape_error(m_node.op, {{"input", x.shape()}, {"gradient", s}},
+                      "backward produced a gradient for input " + std::to_string(i) +
+                          " whose shape differs from the input's");
+  if (a.dtype() != x.dtype())
+    throw DtypeError(std::string(m_node.op) + ": backward produced a " + dtype_name(a.dtype()) + " gradient for " +
+                     dtype_name(x.dtype()) + " input " + std::to_string(i));
+  m_deferred.products.push_back({i, a, b, ta, tb});
 }
 
 // ---- recording ----

@@ -156,8 +156,24 @@ class BackwardContext {
     std::size_t start, stop, step;
   };
 
-  BackwardContext(const Node& node, const Tensor& grad_out, std::vector<Tensor>& grads, std::vector<Region>& regions)
-      : m_node(node), m_grad_out(grad_out), m_grads(grads), m_regions(regions) {}
+  /// A gradient for a whole input that is a matrix product: op(a)·op(b), op by transpose flag.
+  struct Product {
+    std::size_t input;
+    Tensor a, b;
+    bool ta, tb;
+  };
+  /// What a backward function handed to the sweep to add in place (regions, products).
+  struct Deferred {
+    std::vector<Region> regions;
+    std::vector<Product> products;
+    void clear() {
+      regions.clear();
+      products.clear();
+    }
+  };
+
+  BackwardContext(const Node& node, const Tensor& grad_out, std::vector<Tensor>& grads, Deferred& deferred)
+      : m_node(node), m_grad_out(grad_out), m_grads(grads), m_deferred(deferred) {}
 
   /// The adjoint of the output (dy), same shape as the output.
   const Tensor& grad_out() const { return m_grad_out; }
@@ -176,13 +192,18 @@ class BackwardContext {
   /// create_graph it records unslice, so it stays differentiable.
   void accumulate_slice(std::size_t i, const Tensor& g, int axis, std::size_t start, std::size_t stop,
                         std::size_t step);
+  /// d input_i += op(a)·op(b) (op(X) = X or Xᵀ by flag; 2-D, or batched 3-D) — the same as
+  /// accumulate(i, matmul(a, b, ta, tb)), but the sweep runs the product straight into the adjoint
+  /// when it owns it (GEMM with β = 1: no temporary, no extra pass). Under create_graph it records
+  /// matmul, so it stays differentiable.
+  void accumulate_matmul(std::size_t i, const Tensor& a, const Tensor& b, bool ta = false, bool tb = false);
   const Node& node() const { return m_node; }
 
  private:
   const Node& m_node;
   const Tensor& m_grad_out;
   std::vector<Tensor>& m_grads;
-  std::vector<Region>& m_regions;
+  Deferred& m_deferred;
 };
 
 /// Records `output = op(inputs)` on the current tape if grad mode is on and any input requires a

@@ -19,14 +19,8 @@ std::size_t Shape::numel() const {
 
 std::size_t Shape::dim(int axis) const { return m_dims[normalize_axis("shape", axis, *this)]; }
 
-void Shape::push_back(std::size_t d) {
-  if (m_ndim == max_dims)
-    throw ShapeError("shape: more than " + std::to_string(max_dims) + " dimensions are not supported");
-  m_dims[m_ndim++] = d;
-}
-
-bool Shape::operator==(const Shape& other) const {
-  return m_ndim == other.m_ndim && std::equal(begin(), end(), other.begin());
+void Shape::throw_too_many() {
+  throw ShapeError("shape: more than " + std::to_string(max_dims) + " dimensions are not supported");
 }
 
 std::string Shape::str() const {

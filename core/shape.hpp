@@ -36,15 +36,24 @@ class Shape {
   std::size_t* begin() { return m_dims; }
   std::size_t* end() { return m_dims + m_ndim; }
 
-  void push_back(std::size_t d);
+  void push_back(std::size_t d) {
+    if (m_ndim == max_dims) throw_too_many();
+    m_dims[m_ndim++] = d;
+  }
 
-  bool operator==(const Shape& other) const;
+  bool operator==(const Shape& other) const {
+    if (m_ndim != other.m_ndim) return false;
+    for (std::size_t i = 0; i < m_ndim; ++i)
+      if (m_dims[i] != other.m_dims[i]) return false;
+    return true;
+  }
   bool operator!=(const Shape& other) const { return !(*this == other); }
 
   /// "(3, 4)", "(5,)" for one dimension, "()" for a scalar — NumPy's spelling.
   std::string str() const;
 
  private:
+  [[noreturn]] static void throw_too_many();
   std::size_t m_dims[max_dims] = {};
   std::size_t m_ndim = 0;
 };

@@ -28,6 +28,13 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
                      ": operands must share a dtype (convert one with .to())");
 }
 
+Tensor empty_tensor(const Shape& shape, Dtype dtype) {
+  return visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return make_tensor<T>(Array<T>(xshape(shape)));
+  });
+}
+
 }  // namespace detail
 
 using detail::Array;

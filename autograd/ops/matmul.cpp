@@ -8,6 +8,7 @@
 
 #include <xtensor-blas/xblas.hpp>
 
+#include "matmul_kernel.hpp"
 #include "op.hpp"
 
 namespace rwd {
@@ -18,52 +19,72 @@ std::string flagged(const char* name, bool t) { return t ? std::string(name) + "
 
 // One row-major (m, k)·(k, n) product, transposes by flag; cxxblas dispatches to cblas_sgemm/dgemm.
 template <class T>
-void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb) {
+void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
   using I = xt::blas_index_t;
   using cxxblas::Transpose;
   cxxblas::gemm<I>(cxxblas::StorageOrder::RowMajor, ta ? Transpose::Trans : Transpose::NoTrans,
                    tb ? Transpose::Trans : Transpose::NoTrans, static_cast<I>(m), static_cast<I>(n),
                    static_cast<I>(k), T(1), a, static_cast<I>(std::max<std::size_t>(ta ? m : k, 1)), b,
-                   static_cast<I>(std::max<std::size_t>(tb ? k : n, 1)), T(0), c,
+                   static_cast<I>(std::max<std::size_t>(tb ? k : n, 1)), beta, c,
                    static_cast<I>(std::max<std::size_t>(n, 1)));
 }
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
-  // ---- shape check ----
+namespace detail {
+
+Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bool tb) {
   const Shape sa = a.shape(), sb = b.shape();
-  const std::string lhs = flagged("lhs", ta), rhs = flagged("rhs", tb);
   if (!((sa.ndim() == 2 && sb.ndim() == 2) || (sa.ndim() == 3 && sb.ndim() == 3)))
-    throw_shape_error("matmul", {{"lhs", sa}, {"rhs", sb}},
+    throw_shape_error(op, {{"lhs", sa}, {"rhs", sb}},
                       "operands must both be 2-D matrices or both 3-D batches of matrices");
   const std::size_t r = sa.ndim() - 2;  // first matrix axis
   if (r == 1 && sa[0] != sb[0])
-    throw_shape_error("matmul", {{"lhs", sa}, {"rhs", sb}},
+    throw_shape_error(op, {{"lhs", sa}, {"rhs", sb}},
                       "lhs.shape[0] (" + std::to_string(sa[0]) + ") must equal rhs.shape[0] (" + std::to_string(sb[0]) +
                           ") (the batch size)");
   const std::size_t m = ta ? sa[r + 1] : sa[r], ka = ta ? sa[r] : sa[r + 1];
   const std::size_t kb = tb ? sb[r + 1] : sb[r], n = tb ? sb[r] : sb[r + 1];
   if (ka != kb) {
     const std::size_t ia = ta ? r : r + 1, ib = tb ? r + 1 : r;
-    throw_shape_error("matmul", {{lhs.c_str(), sa}, {rhs.c_str(), sb}},
+    const std::string lhs = flagged("lhs", ta), rhs = flagged("rhs", tb);
+    throw_shape_error(op, {{lhs.c_str(), sa}, {rhs.c_str(), sb}},
                       "lhs.shape[" + std::to_string(ia) + "] (" + std::to_string(ka) + ") must equal rhs.shape[" +
                           std::to_string(ib) + "] (" + std::to_string(kb) + ")");
   }
-  detail::check_same_dtype("matmul", a, b);
+  check_same_dtype(op, a, b);
+  return r == 1 ? Shape{sa[0], m, n} : Shape{m, n};
+}
+
+void gemm_into(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor& c, double beta) {
+  const Shape sa = a.shape(), so = c.shape();
+  const std::size_t r = sa.ndim() - 2;
+  const std::size_t batch = r == 1 ? sa[0] : 1;
+  const std::size_t m = so[r], n = so[r + 1], k = ta ? sa[r] : sa[r + 1];
+  visit_dtype(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = array<T>(a, "matmul").data();
+    const T* y = array<T>(b, "matmul").data();
+    T* out = array_mut<T>(c, "matmul").data();
+    if (k == 0) {  // an empty sum: zeros (BLAS may return before touching C)
+      if (beta == 0.0) std::fill(out, out + batch * m * n, T(0));
+      return;
+    }
+    for (std::size_t i = 0; i < batch; ++i)
+      gemm<T>(x + i * m * k, y + i * k * n, out + i * m * n, m, n, k, ta, tb, static_cast<T>(beta));
+  });
+}
+
+}  // namespace detail
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  // ---- shape check ----
+  const Shape so = detail::matmul_shape("matmul", a, b, ta, tb);
 
   // ---- forward ----
-  const std::size_t batch = r == 1 ? sa[0] : 1;
-  Shape so = r == 1 ? Shape{batch, m, n} : Shape{m, n};
-  Tensor c = detail::visit_dtype(a.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const detail::Array<T>& x = detail::array<T>(a, "matmul");
-    const detail::Array<T>& y = detail::array<T>(b, "matmul");
-    detail::Array<T> out(detail::xshape(so));
-    for (std::size_t i = 0; i < batch; ++i)
-      gemm<T>(x.data() + i * m * ka, y.data() + i * ka * n, out.data() + i * m * n, m, n, ka, ta, tb);
-    return detail::make_tensor<T>(std::move(out));
-  });
+  // Uninitialized: gemm with β = 0 writes every element (and an empty inner dimension gives zeros).
+  Tensor c = detail::empty_tensor(so, a.dtype());
+  detail::gemm_into(a, b, ta, tb, c, 0.0);
 
   // ---- backward ----
   const char* rule = !ta && !tb ? "dA += dC·Bᵀ; dB += Aᵀ·dC"
@@ -72,12 +93,14 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
                                 : "dA += Bᵀ·dCᵀ; dB += dCᵀ·Aᵀ";
   return record("matmul", {a, b}, c, rule, [ta, tb](BackwardContext& ctx) {
     const Tensor &A = ctx.input(0), &B = ctx.input(1), &dC = ctx.grad_out();
-    if (ctx.needs_grad(0))
-      ctx.accumulate(0, !ta ? matmul(dC, B, false, !tb)     // dC·Bᵀ or dC·B
-                            : matmul(B, dC, tb, true));     // B·dCᵀ or Bᵀ·dCᵀ
-    if (ctx.needs_grad(1))
-      ctx.accumulate(1, !tb ? matmul(A, dC, !ta, false)     // Aᵀ·dC or A·dC
-                            : matmul(dC, A, true, ta));     // dCᵀ·A or dCᵀ·Aᵀ
+    if (ctx.needs_grad(0)) {
+      if (!ta) ctx.accumulate_matmul(0, dC, B, false, !tb);  // dC·Bᵀ or dC·B
+      else ctx.accumulate_matmul(0, B, dC, tb, true);        // B·dCᵀ or Bᵀ·dCᵀ
+    }
+    if (ctx.needs_grad(1)) {
+      if (!tb) ctx.accumulate_matmul(1, A, dC, !ta, false);  // Aᵀ·dC or A·dC
+      else ctx.accumulate_matmul(1, dC, A, true, ta);        // dCᵀ·A or dCᵀ·Aᵀ
+    }
   });
 }
 

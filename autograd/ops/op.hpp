@@ -12,6 +12,7 @@
 #include "../../core/detail/impl.hpp"
 #include "../ops.hpp"
 #include "../tape.hpp"
+#include "kernels.hpp"
 
 namespace rwd::detail {
 
@@ -43,6 +44,21 @@ inline AxisSplit split_at(const Shape& s, std::size_t axis) {
 
 /// Throws ValueError unless every index is in [0, n), naming the op and the offending position.
 void check_indices(const char* op, const Indices& indices, std::size_t n, std::size_t axis, const Shape& shape);
+
+/// z = f(a, b) element-wise with NumPy broadcasting, f taking and returning scalars (add, sub, mul,
+/// div): plain loops planned by broadcast_binary, no expression templates.
+template <class F>
+Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
+  check_same_dtype(op, a, b);
+  const Shape sa = a.shape(), sb = b.shape();
+  const Shape so = broadcast_shapes(op, sa, sb);
+  return visit_dtype(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> out(xshape(so));
+    broadcast_binary<T>(so, array<T>(a, op).data(), sa, array<T>(b, op).data(), sb, out.data(), f);
+    return make_tensor<T>(std::move(out));
+  });
+}
 
 /// A scalar of x's dtype (for writing formulas like 1 − y²).
 inline Tensor scalar_like(const Tensor& x, double v) { return Tensor::scalar(v, x.dtype()); }

@@ -12,7 +12,10 @@ Tensor sigmoid(const Tensor& x) {
   });
   return record("sigmoid", {x}, y, "dx += dy⊙y⊙(1−y)", [](BackwardContext& c) {
     const Tensor& y = c.output();
-    c.accumulate(0, c.grad_out() * y * (1.0 - y));
+    if (GradMode::enabled())  // create_graph: composed of ops, so it can be differentiated again
+      c.accumulate(0, c.grad_out() * y * (1.0 - y));
+    else  // the same formula in one loop
+      c.accumulate(0, detail::binary("sigmoid", c.grad_out(), y, [](auto dy, auto v) { return dy * v * (1 - v); }));
   });
 }
 

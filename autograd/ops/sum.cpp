@@ -24,23 +24,10 @@ Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
   // ---- forward ----
   Tensor y = detail::map("sum", x, [&](const auto& a) {
     using T = typename std::decay_t<decltype(a)>::value_type;
-    // One axis at a time, last first, each a loop over (outer, n, inner).
-    detail::Array<T> cur = a;
-    Shape sc = sx;
-    for (auto it = ax.rbegin(); it != ax.rend(); ++it) {
-      const detail::AxisSplit f = detail::split_at(sc, *it);
-      sc[*it] = 1;
-      detail::Array<T> next = xt::zeros<T>(detail::xshape(sc));
-      for (std::size_t o = 0; o < f.outer; ++o)
-        for (std::size_t i = 0; i < f.n; ++i) {
-          const T* src = cur.data() + (o * f.n + i) * f.inner;
-          T* dst = next.data() + o * f.inner;
-          for (std::size_t r = 0; r < f.inner; ++r) dst[r] += src[r];
-        }
-      cur = std::move(next);
-    }
-    cur.reshape(detail::xshape(keepdims ? kept : reduced));
-    return cur;
+    detail::Array<T> out = xt::zeros<T>(detail::xshape(kept));
+    detail::reduce_sum<T>(a.data(), sx, out.data(), kept);
+    out.reshape(detail::xshape(keepdims ? kept : reduced));
+    return out;
   });
 
   // ---- backward ----

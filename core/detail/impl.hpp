@@ -9,6 +9,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "../tensor.hpp"
+#include "buffer.hpp"
 
 namespace rwd {
 class Tape;
@@ -17,7 +18,7 @@ class Tape;
 namespace rwd::detail {
 
 template <class T>
-using Array = xt::xarray<T, xt::layout_type::row_major>;
+using Array = xt::xarray<T, xt::layout_type::row_major, BufferAllocator<T>>;
 
 /// The storage and autograd bookkeeping of one tensor.
 struct TensorImpl {
@@ -67,6 +68,9 @@ Tensor make_tensor(Array<T>&& a) {
   impl->value = std::move(a);
   return Tensor(std::move(impl));
 }
+
+/// A new constant tensor of `shape` whose values are not initialized (for kernels that write them all).
+Tensor empty_tensor(const Shape& shape, Dtype dtype);
 
 /// Shape of an xtensor array as a rewind Shape.
 template <class A>
