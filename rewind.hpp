@@ -8,6 +8,7 @@
 #include "core/dtype.hpp"
 #include "core/error.hpp"
 #include "core/memory.hpp"
+#include "core/threads.hpp"
 #include "core/npz.hpp"
 #include "core/random.hpp"
 #include "core/shape.hpp"

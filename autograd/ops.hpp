@@ -42,6 +42,11 @@ Tensor cast(const Tensor& x, Dtype dtype);
 /// op(a) · op(b), op = transpose when the flag is set. 2-D (m, k)·(k, n), or batched 3-D
 /// (b, m, k)·(b, k, n). BLAS gemm does the transposes: no copies.
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+/// W·x + b, the map of a Dense layer and of every recurrent cell, as one primitive: W (rows, cols);
+/// x (cols, batch) or (cols,); b a bias per row — (rows,) or (rows, 1), the same for every column — or
+/// a base of the output's shape to add to (e.g. another affine's output), or undefined (no bias).
+/// The same value and gradients as matmul(W, x) + reshape(b, {rows, 1}), written once.
+Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b = Tensor());
 
 // ---- primitives: shape ----
 /// Reorders axes: out.shape[i] = x.shape[axes[i]].

@@ -34,11 +34,6 @@
 
 #include <rewind.hpp>
 
-extern "C" {
-void openblas_set_num_threads(int num_threads);
-int openblas_get_num_threads(void);
-}
-
 namespace {
 
 using rwd::Shape;
@@ -302,7 +297,7 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
       "case=%s variant=rewind threads=%d median_ms=%.4f min_ms=%.4f max_ms=%.4f mean_ms=%.4f steps=%d warmup=%d "
       "peak_rss_mib=%.1f loss0=%.6g loss_end=%.6g%s seq=%zu blas_threads=%d short=%d init=%s impl=rewind\n",
       c.name.c_str(), threads, med, *std::min_element(ms.begin(), ms.end()), *std::max_element(ms.begin(), ms.end()),
-      mean, c.steps, c.warmup, peak_rss_mib(), loss0, loss_end, extra.c_str(), c.seq, openblas_get_num_threads(),
+      mean, c.steps, c.warmup, peak_rss_mib(), loss0, loss_end, extra.c_str(), c.seq, rwd::get_num_threads(),
       short_mode ? 1 : 0, init.empty() ? "none" : init.c_str());
   std::fflush(stdout);
 }
@@ -354,10 +349,10 @@ int main(int argc, char** argv) {
     }
   }
   if (threads < 1) threads = 1;
-  // Before the first BLAS call. OpenBLAS reads OPENBLAS_NUM_THREADS when it is loaded, so the call is
+  // Before the first product. OpenBLAS read OPENBLAS_NUM_THREADS when it was loaded, so the call is
   // what counts; the variable is set too for anything that reads it later.
   setenv("OPENBLAS_NUM_THREADS", std::to_string(threads).c_str(), 1);
-  openblas_set_num_threads(threads);
+  rwd::set_num_threads(threads);
   if (cases.empty())
     for (const auto& c : all_cases()) cases.push_back(c.name);
   int rc = 0;

@@ -5,16 +5,6 @@
 
 namespace rwd {
 
-Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b) {
-  const std::size_t rows = W.dim(0);
-  if (x.ndim() == 1) {
-    Tensor y = reshape(matmul(W, reshape(x, {x.dim(0), 1})), {rows});
-    return b.defined() ? y + b : y;
-  }
-  Tensor y = matmul(W, x);
-  return b.defined() ? y + reshape(b, {rows, 1}) : y;
-}
-
 Dense::Dense(std::size_t in, std::size_t out, Activation activation, bool with_bias, Dtype dtype, Generator& gen)
     : m_in(in), m_out(out), m_activation(std::move(activation)) {
   weight = register_parameter("weight", init::glorot_uniform({out, in}, gen, dtype));

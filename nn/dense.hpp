@@ -1,15 +1,12 @@
 // rewind/nn/dense.hpp — the fully connected layer.
 #pragma once
 
+#include "../autograd/ops.hpp"  // affine(), the layer's map
 #include "../core/random.hpp"
 #include "activation.hpp"
 #include "module.hpp"
 
 namespace rwd {
-
-/// W x + b as a (rows, batch) or (rows,) tensor, for x (cols, batch) or (cols,) — the map of a Dense
-/// layer and of every recurrent cell. b may be undefined (no bias).
-Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b);
 
 /// y = act(W x + b), x of shape (in, batch) or (in,). W is (out, in) and b is (out,), as in PyTorch's
 /// nn.Linear; initialized Glorot-uniform with zero bias (Flux's and Keras' default). Prints as

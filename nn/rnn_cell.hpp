@@ -4,7 +4,7 @@
 #include "../core/random.hpp"
 #include "activation.hpp"
 #include "cell.hpp"
-#include "dense.hpp"  // affine()
+#include "../autograd/ops.hpp"  // affine()
 
 namespace rwd {
 

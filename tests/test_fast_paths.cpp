@@ -227,3 +227,41 @@ TEST_CASE("fast paths: the buffer cache serves a repeated step from freed buffer
   CHECK(buffer_cache_stats().cached_bytes == 0);
   set_buffer_cache_limit(std::size_t{1} << 30);
 }
+
+TEST_CASE("fast paths: affine equals matmul + bias as composed ops, in value and gradients") {
+  Generator gen(16);
+  for (int kind = 0; kind < 4; ++kind) {  // bias (m,), bias (m, 1), base (m, n), vector x with bias (m,)
+    const bool vec = kind == 3;
+    const Shape sx = vec ? Shape{5} : Shape{5, 3};
+    const Shape sb = kind == 1 ? Shape{4, 1} : kind == 2 ? Shape{4, 3} : Shape{4};
+    const Tensor W0 = Tensor::uniform({4, 5}, -1, 1, gen, float64), x0 = Tensor::uniform(sx, -1, 1, gen, float64);
+    const Tensor b0 = Tensor::uniform(sb, -1, 1, gen, float64), seed = Tensor::uniform(vec ? Shape{4} : Shape{4, 3}, -1, 1, gen, float64);
+    Tensor W = W0.clone().set_requires_grad(), x = x0.clone().set_requires_grad(), b = b0.clone().set_requires_grad();
+    const Tensor fused = affine(W, x, b);
+    backward(fused, seed);
+    Tensor W2 = W0.clone().set_requires_grad(), x2 = x0.clone().set_requires_grad(), b2 = b0.clone().set_requires_grad();
+    const Tensor prod = vec ? reshape(matmul(W2, reshape(x2, {5, 1})), {4}) : matmul(W2, x2);
+    const Tensor composed = kind == 0 ? prod + reshape(b2, {4, 1}) : prod + b2;
+    backward(composed, seed);
+    auto same = [](const Tensor& p, const Tensor& q) {
+      REQUIRE(p.shape() == q.shape());
+      const std::vector<double> a = p.to_vector(), c = q.to_vector();
+      for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(c[i]).epsilon(1e-14));
+    };
+    same(fused, composed);
+    same(W.grad(), W2.grad());
+    same(x.grad(), x2.grad());
+    same(b.grad(), b2.grad());
+  }
+}
+
+TEST_CASE("fast paths: affine names the op and the shapes when they do not fit") {
+  const Tensor W = Tensor::ones({4, 5}), x = Tensor::ones({5, 3});
+  CHECK(message_of<ShapeError>([&] { affine(W, Tensor::ones({6, 3})); }) ==
+        "affine: W (4, 5) and x (6, 3): x.shape[0] (6) must equal W.shape[1] (5)");
+  CHECK(message_of<ShapeError>([&] { affine(W, x, Tensor::ones({3})); }) ==
+        "affine: W (4, 5) and x (5, 3) and b (3,): b must be (4,) or (4, 1), one bias per row, or (4, 3), the "
+        "output's shape");
+  CHECK(contains(message_of<ShapeError>([&] { affine(Tensor::ones({4}), x); }), "W must be a 2-D"));
+  CHECK(contains(message_of<DtypeError>([&] { affine(W, Tensor::ones({5, 3}, float64)); }), "affine"));
+}

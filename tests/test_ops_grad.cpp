@@ -252,6 +252,23 @@ std::vector<OpCase> build_table() {
                    .second = SecondOrder::direct});
     }
 
+  // affine: a bias per row ((m,) or (m, 1)), a whole base (m, n), a vector x, and no bias.
+  const std::size_t am = 1 + g.integer(4), ak = 1 + g.integer(4), an = 1 + g.integer(4);
+  t.push_back({.signature = "affine(W, x, b)", .f = [](In in) { return affine(in[0], in[1], in[2]); },
+               .inputs = {{"W", smooth}, {"x", smooth}, {"b", smooth}},
+               .shapes = {{Shape{3, 4}, Shape{4, 2}, Shape{3}},
+                          {Shape{3, 4}, Shape{4, 2}, Shape{3, 1}},
+                          {Shape{3, 4}, Shape{4, 2}, Shape{3, 2}},
+                          {Shape{3, 4}, Shape{4}, Shape{3}},
+                          {Shape{1, 1}, Shape{1, 1}, Shape{1}},
+                          {Shape{am, ak}, Shape{ak, an}, Shape{am}},
+                          {Shape{am, ak}, Shape{ak, an}, Shape{am, an}}},
+               .second = SecondOrder::direct});
+  t.push_back({.signature = "affine(W, x) — no bias", .f = [](In in) { return affine(in[0], in[1]); },
+               .inputs = {{"W", smooth}, {"x", smooth}},
+               .shapes = {{Shape{3, 4}, Shape{4, 2}}, {Shape{2, 3}, Shape{3}}, {Shape{am, ak}, Shape{ak, an}}},
+               .second = SecondOrder::direct});
+
   // ---- shape ----
   t.push_back({.signature = "permute(x, axes={2, 0, 1})", .f = [](In in) { return permute(in[0], {2, 0, 1}); },
                .inputs = {{"x", smooth}},

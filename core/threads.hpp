@@ -1,0 +1,17 @@
+// rewind/core/threads.hpp — how many threads the matrix products use.
+//
+// rewind's matrix products are OpenBLAS's sgemm/dgemm, so their threads are OpenBLAS's: by default
+// OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) as set when the program starts, else one per core — the
+// same variables NumPy and PyTorch's BLAS read. set_num_threads changes it from inside the program,
+// like torch.set_num_threads. Element-wise ops and the tape run on the calling thread.
+#pragma once
+
+namespace rwd {
+
+/// Threads used by each matrix product from now on (n ≥ 1). Throws ValueError for n < 1, and Error
+/// when the BLAS rewind was linked with is not OpenBLAS (then set that library's own variable).
+void set_num_threads(int n);
+/// Threads a matrix product uses now (1 when the BLAS is not OpenBLAS).
+int get_num_threads();
+
+}  // namespace rwd
