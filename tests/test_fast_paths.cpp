@@ -265,3 +265,25 @@ TEST_CASE("fast paths: affine names the op and the shapes when they do not fit")
   CHECK(contains(message_of<ShapeError>([&] { affine(Tensor::ones({4}), x); }), "W must be a 2-D"));
   CHECK(contains(message_of<DtypeError>([&] { affine(W, Tensor::ones({5, 3}, float64)); }), "affine"));
 }
+
+TEST_CASE("fast paths: matmul agrees with a plain triple loop below and above the BLAS size cut-off") {
+  Generator gen(17);
+  // m·n·k = 24 (a plain loop inside rewind) and 720, 4096 (BLAS), every transpose combination, batched too.
+  for (auto [m, k, n] : {std::tuple<std::size_t, std::size_t, std::size_t>{3, 4, 2}, {9, 10, 8}, {16, 16, 16}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (std::size_t batch : {0, 2}) {
+          Shape sa = ta ? Shape{k, m} : Shape{m, k}, sb = tb ? Shape{n, k} : Shape{k, n};
+          if (batch) sa = Shape{batch, sa[0], sa[1]}, sb = Shape{batch, sb[0], sb[1]};
+          const Tensor a = Tensor::uniform(sa, -1, 1, gen, float64), b = Tensor::uniform(sb, -1, 1, gen, float64);
+          const std::vector<double> c = matmul(a, b, ta, tb).to_vector(), av = a.to_vector(), bv = b.to_vector();
+          for (std::size_t q = 0; q < std::max<std::size_t>(batch, 1); ++q)
+            for (std::size_t i = 0; i < m; ++i)
+              for (std::size_t j = 0; j < n; ++j) {
+                double ref = 0;
+                for (std::size_t p = 0; p < k; ++p)
+                  ref += av[q * m * k + (ta ? p * m + i : i * k + p)] * bv[q * k * n + (tb ? j * k + p : p * n + j)];
+                CHECK(c[q * m * n + i * n + j] == doctest::Approx(ref).epsilon(1e-13));
+              }
+        }
+}

@@ -14,6 +14,23 @@ namespace {
 
 enum class BiasKind { none, column, base };
 
+// Σ over the columns of dy (m, n), as a tensor of the bias's shape: the bias gradient in one loop.
+Tensor row_sums(const Tensor& dy, const Shape& shape) {
+  const std::size_t m = dy.dim(0), n = dy.dim(1);
+  Tensor out = detail::empty_tensor(shape, dy.dtype());
+  detail::visit_dtype(dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* g = detail::array<T>(dy, "affine").data();
+    T* o = detail::array_mut<T>(out, "affine").data();
+    for (std::size_t i = 0; i < m; ++i) {
+      T acc = 0;
+      for (std::size_t j = 0; j < n; ++j) acc += g[i * n + j];
+      o[i] = acc;
+    }
+  });
+  return out;
+}
+
 }  // namespace
 
 Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b) {
@@ -81,7 +98,8 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b) {
     if (kind != BiasKind::none && c.needs_grad(2)) {
       const Tensor& b = c.input(2);
       if (kind == BiasKind::base || vec) c.accumulate(2, reshape(dy, b.shape()));
-      else c.accumulate(2, reshape(sum(dy, {1}), b.shape()));
+      else if (GradMode::enabled()) c.accumulate(2, reshape(sum(dy, {1}), b.shape()));  // create_graph
+      else c.accumulate(2, row_sums(dy, b.shape()));
     }
   });
 }

@@ -20,6 +20,15 @@ std::string flagged(const char* name, bool t) { return t ? std::string(name) + "
 // One row-major (m, k)·(k, n) product, transposes by flag; cxxblas dispatches to cblas_sgemm/dgemm.
 template <class T>
 void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
+  if (m * n * k <= 512) {  // tiny products: a plain loop costs less than the BLAS call
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) {
+        T acc = 0;
+        for (std::size_t p = 0; p < k; ++p) acc += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
+        c[i * n + j] = beta == T(0) ? acc : acc + beta * c[i * n + j];
+      }
+    return;
+  }
   using I = xt::blas_index_t;
   using cxxblas::Transpose;
   cxxblas::gemm<I>(cxxblas::StorageOrder::RowMajor, ta ? Transpose::Trans : Transpose::NoTrans,
