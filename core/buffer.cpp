@@ -43,15 +43,32 @@ struct Cache {
   }
 };
 
-// Trivially destructible, so still readable while other thread-local objects are destroyed: a tensor
-// freed after the cache has gone (a thread-local or static tensor) goes straight to the system.
+// The cache is reached through a plain thread-local pointer (no initialization guard on the hot
+// path); a holder frees it at thread exit. The flag, trivially destructible, stays readable while
+// other thread-local objects are destroyed: a tensor freed after the cache has gone (a thread-local or
+// static tensor) goes straight to the system.
+thread_local Cache* t_cache = nullptr;
 thread_local bool t_cache_gone = false;
-thread_local Cache t_cache;
 
-Cache::~Cache() {
-  trim(0);
-  t_cache_gone = true;
+struct CacheHolder {
+  Cache* cache = nullptr;
+  ~CacheHolder() {
+    delete cache;
+    t_cache = nullptr;
+    t_cache_gone = true;
+  }
+};
+thread_local CacheHolder t_holder;
+
+Cache* cache() {
+  if (t_cache) return t_cache;
+  if (t_cache_gone) return nullptr;
+  t_cache = new Cache;
+  t_holder.cache = t_cache;
+  return t_cache;
 }
+
+Cache::~Cache() { trim(0); }
 
 }  // namespace
 
@@ -59,8 +76,8 @@ namespace detail {
 
 void* buffer_allocate(std::size_t bytes) {
   const std::size_t n = rounded(bytes);
-  if (!t_cache_gone) {
-    Cache& c = t_cache;
+  if (Cache* cp = cache()) {
+    Cache& c = *cp;
     std::vector<void*>* l = nullptr;
     if (n <= small_limit) {
       l = &c.small[n / alignment];
@@ -85,8 +102,8 @@ void* buffer_allocate(std::size_t bytes) {
 void buffer_release(void* p, std::size_t bytes) noexcept {
   if (!p) return;
   const std::size_t n = rounded(bytes);
-  if (!t_cache_gone) {
-    Cache& c = t_cache;
+  if (Cache* cp = cache()) {
+    Cache& c = *cp;
     if (c.stats.cached_bytes + n <= c.stats.limit_bytes) {
       try {
         c.list(n).push_back(p);
@@ -102,15 +119,19 @@ void buffer_release(void* p, std::size_t bytes) noexcept {
 }  // namespace detail
 
 void set_buffer_cache_limit(std::size_t bytes) {
-  if (t_cache_gone) return;
-  t_cache.stats.limit_bytes = bytes;
-  t_cache.trim(bytes);
+  if (Cache* c = cache()) {
+    c->stats.limit_bytes = bytes;
+    c->trim(bytes);
+  }
 }
 
 void release_buffer_cache() {
-  if (!t_cache_gone) t_cache.trim(0);
+  if (Cache* c = cache()) c->trim(0);
 }
 
-BufferCacheStats buffer_cache_stats() { return t_cache_gone ? BufferCacheStats{} : t_cache.stats; }
+BufferCacheStats buffer_cache_stats() {
+  const Cache* c = cache();
+  return c ? c->stats : BufferCacheStats{};
+}
 
 }  // namespace rwd

@@ -14,6 +14,12 @@ class Shape {
 
   Shape() = default;
   Shape(std::initializer_list<std::size_t> dims);
+  /// The first n entries of `dims`.
+  Shape(const std::size_t* dims, std::size_t n) {
+    if (n > max_dims) throw_too_many();
+    for (std::size_t i = 0; i < n; ++i) m_dims[i] = dims[i];
+    m_ndim = n;
+  }
   template <class It>
   Shape(It first, It last) {
     for (; first != last; ++first) push_back(static_cast<std::size_t>(*first));

@@ -218,7 +218,7 @@ void Tensor::backward(const Tensor& seed, bool retain, bool create_graph) const 
 }
 
 Tensor Tensor::detach() const {
-  auto p = std::make_shared<detail::TensorImpl>();
+  auto p = detail::new_impl();
   p->value = impl().value;
   p->name = m_impl->name;
   return Tensor(std::move(p));

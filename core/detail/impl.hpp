@@ -61,10 +61,14 @@ Array<T>& array_mut(const Tensor& t, const char* op) {
   return const_cast<Array<T>&>(array<T>(t, op));
 }
 
+/// A fresh TensorImpl (with its reference count, in one block from the buffer cache: a step that
+/// makes the same tensors again reuses the same blocks instead of calling malloc).
+inline std::shared_ptr<TensorImpl> new_impl() { return std::allocate_shared<TensorImpl>(BufferAllocator<TensorImpl>{}); }
+
 /// A new constant tensor owning `a`.
 template <class T>
 Tensor make_tensor(Array<T>&& a) {
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = new_impl();
   impl->value = std::move(a);
   return Tensor(std::move(impl));
 }
@@ -75,7 +79,7 @@ Tensor empty_tensor(const Shape& shape, Dtype dtype);
 /// Shape of an xtensor array as a rewind Shape.
 template <class A>
 Shape shape_of(const A& a) {
-  return Shape(a.shape().begin(), a.shape().end());
+  return Shape(a.shape().data(), a.shape().size());
 }
 
 /// xtensor shape vector from a rewind Shape.
