@@ -13,6 +13,7 @@
 #include "../ops.hpp"
 #include "../tape.hpp"
 #include "kernels.hpp"
+#include "vector_math.hpp"
 
 namespace rwd::detail {
 
@@ -47,15 +48,43 @@ void check_indices(const char* op, const Indices& indices, std::size_t n, std::s
 
 /// z = f(a, b) element-wise with NumPy broadcasting, f taking and returning scalars (add, sub, mul,
 /// div): plain loops planned by broadcast_binary, no expression templates.
+/// `kind` names f for the same-shape case, which runs vm::binary (the CPU's widest vectors).
 template <class F>
-Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
+Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f, vm::Binary kind) {
   check_same_dtype(op, a, b);
   const Shape sa = a.shape(), sb = b.shape();
   const Shape so = broadcast_shapes(op, sa, sb);
   return visit_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     Array<T> out(xshape(so));
-    broadcast_binary<T>(so, array<T>(a, op).data(), sa, array<T>(b, op).data(), sb, out.data(), f);
+    const T* pa = array<T>(a, op).data();
+    const T* pb = array<T>(b, op).data();
+    if (sa == sb) vm::binary(kind, pa, pb, out.data(), so.numel());
+    else broadcast_binary<T>(so, pa, sa, pb, sb, out.data(), f);
+    return make_tensor<T>(std::move(out));
+  });
+}
+
+/// y = f(x) for tanh, sigmoid, exp: vm::unary over the contiguous values.
+inline Tensor unary(const char* op, const Tensor& x, vm::Unary kind) {
+  return visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const Array<T>& a = array<T>(x, op);
+    Array<T> out(a.shape());
+    vm::unary(kind, a.data(), out.data(), a.size());
+    return make_tensor<T>(std::move(out));
+  });
+}
+
+/// dx = dy ⊙ f'(y) for tanh and sigmoid from their output y (same shapes), in one vm::backward loop.
+inline Tensor unary_backward(const char* op, const Tensor& dy, const Tensor& y, vm::Backward kind) {
+  check_same_dtype(op, dy, y);
+  return visit_dtype(y.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const Array<T>& g = array<T>(dy, op);
+    const Array<T>& v = array<T>(y, op);
+    Array<T> out(v.shape());
+    vm::backward(kind, g.data(), v.data(), out.data(), v.size());
     return make_tensor<T>(std::move(out));
   });
 }

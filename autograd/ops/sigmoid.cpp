@@ -5,17 +5,16 @@
 namespace rwd {
 
 Tensor sigmoid(const Tensor& x) {
-  // Computed as ½(1 + tanh(x/2)): the same function, with no overflow of e⁻ˣ for very negative x.
-  Tensor y = detail::map("sigmoid", x, [](const auto& a) {
-    using T = typename std::decay_t<decltype(a)>::value_type;
-    return T(0.5) * (T(1) + xt::tanh(T(0.5) * a));
-  });
+  // 1 / (1 + e⁻ˣ) as written. Small values keep their relative precision (the form ½(1 + tanh(x/2))
+  // loses them to cancellation: it gives 0 already at x = −40 in float64); y becomes 0 only where e⁻ˣ
+  // overflows to +inf (x below about −88 in float32, −709 in float64), where σ(x) < 1e-38 (1e-308).
+  Tensor y = detail::unary("sigmoid", x, detail::vm::Unary::sigmoid);
   return record("sigmoid", {x}, y, "dx += dy⊙y⊙(1−y)", [](BackwardContext& c) {
     const Tensor& y = c.output();
     if (GradMode::enabled())  // create_graph: composed of ops, so it can be differentiated again
       c.accumulate(0, c.grad_out() * y * (1.0 - y));
     else  // the same formula in one loop
-      c.accumulate(0, detail::binary("sigmoid", c.grad_out(), y, [](auto dy, auto v) { return dy * v * (1 - v); }));
+      c.accumulate(0, detail::unary_backward("sigmoid", c.grad_out(), y, detail::vm::Backward::sigmoid));
   });
 }
 

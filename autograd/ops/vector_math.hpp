@@ -1,0 +1,29 @@
+// rewind/autograd/ops/vector_math.hpp — the element-wise loops that dominate a recurrent cell, in
+// the widest vectors the CPU has (library-internal).
+//
+// The library is compiled for baseline x86-64 (SSE2), so that it runs on any 64-bit PC. These few
+// loops — tanh, sigmoid and their backward, the same-shape products and sums of the gate arithmetic —
+// also exist compiled for AVX2 + FMA (vector_math_avx2.cpp), and each call takes that version when
+// the CPU has it (checked once). Both versions compute the same formulas; results may differ in the
+// last bit (FMA rounds once).
+#pragma once
+
+#include <cstddef>
+
+namespace rwd::detail::vm {
+
+enum class Binary { add, sub, mul, div };
+enum class Unary { tanh, sigmoid, exp };
+enum class Backward { tanh, sigmoid };  // dx = dy ⊙ (1 − y²), dy ⊙ y ⊙ (1 − y)
+
+/// Whether this CPU runs the AVX2 + FMA versions (not when the environment sets REWIND_NO_AVX2).
+bool wide();
+
+void binary(Binary op, const float* a, const float* b, float* out, std::size_t n);
+void binary(Binary op, const double* a, const double* b, double* out, std::size_t n);
+void unary(Unary op, const float* x, float* y, std::size_t n);
+void unary(Unary op, const double* x, double* y, std::size_t n);
+void backward(Backward op, const float* dy, const float* y, float* dx, std::size_t n);
+void backward(Backward op, const double* dy, const double* y, double* dx, std::size_t n);
+
+}  // namespace rwd::detail::vm

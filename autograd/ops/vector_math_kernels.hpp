@@ -1,0 +1,75 @@
+// rewind/autograd/ops/vector_math_kernels.hpp — the loops of vector_math.hpp, written once over xsimd
+// batches of the architecture A and included by the two files that compile them: vector_math.cpp
+// (baseline) and vector_math_avx2.cpp (-mavx2 -mfma). Everything here sits in a namespace named after
+// A, so the two compilations share no symbol (no inline function of one can stand in for the other's).
+#include <cstddef>
+
+#include <xsimd/xsimd.hpp>
+
+#include "vector_math.hpp"
+
+namespace rwd::detail::vm::REWIND_VM_NS {
+
+using Arch = REWIND_VM_ARCH;
+
+template <class T, class F, class S>
+void map1(const T* x, T* y, std::size_t n, F vec, S one) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t w = B::size;
+  std::size_t i = 0;
+  for (; i + w <= n; i += w) vec(B::load_unaligned(x + i)).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] = one(x[i]);
+}
+
+template <class T, class F, class S>
+void map2(const T* a, const T* b, T* y, std::size_t n, F vec, S one) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr std::size_t w = B::size;
+  std::size_t i = 0;
+  for (; i + w <= n; i += w) vec(B::load_unaligned(a + i), B::load_unaligned(b + i)).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] = one(a[i], b[i]);
+}
+
+template <class T>
+void binary_t(Binary op, const T* a, const T* b, T* out, std::size_t n) {
+  auto go = [&](auto f) { map2(a, b, out, n, f, f); };
+  switch (op) {
+    case Binary::add: return go([](auto x, auto y) { return x + y; });
+    case Binary::sub: return go([](auto x, auto y) { return x - y; });
+    case Binary::mul: return go([](auto x, auto y) { return x * y; });
+    case Binary::div: return go([](auto x, auto y) { return x / y; });
+  }
+}
+
+template <class T>
+void unary_t(Unary op, const T* x, T* y, std::size_t n) {
+  using B = xsimd::batch<T, Arch>;
+  // The tail uses the same batch code on one padded batch, so every element gets the same formula.
+  auto go = [&](auto f) {
+    map1(x, y, n, f, [&](T v) {
+      alignas(64) T in[B::size] = {}, out[B::size];
+      in[0] = v;
+      f(B::load_aligned(in)).store_aligned(out);
+      return out[0];
+    });
+  };
+  switch (op) {
+    case Unary::tanh: return go([](B v) { return xsimd::tanh(v); });
+    case Unary::sigmoid: return go([](B v) { return B(T(1)) / (B(T(1)) + xsimd::exp(-v)); });
+    case Unary::exp: return go([](B v) { return xsimd::exp(v); });
+  }
+}
+
+template <class T>
+void backward_t(Backward op, const T* dy, const T* y, T* dx, std::size_t n) {
+  switch (op) {
+    case Backward::tanh:
+      return map2(dy, y, dx, n, [](auto d, auto v) { return d * (decltype(v)(T(1)) - v * v); },
+                  [](T d, T v) { return d * (T(1) - v * v); });
+    case Backward::sigmoid:
+      return map2(dy, y, dx, n, [](auto d, auto v) { return d * v * (decltype(v)(T(1)) - v); },
+                  [](T d, T v) { return d * v * (T(1) - v); });
+  }
+}
+
+}  // namespace rwd::detail::vm::REWIND_VM_NS
