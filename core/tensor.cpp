@@ -107,8 +107,11 @@ Tensor Tensor::uniform(const Shape& shape, double lo, double hi, Dtype dtype) {
 
 // ---- what it is ----
 
+// The variant holds float (index 0) or double (1) arrays; reading the index directly is much cheaper
+// than std::visit on these paths, which every op takes several times.
 Shape Tensor::shape() const {
-  return std::visit([](const auto& a) { return detail::shape_of(a); }, impl().value);
+  const auto& v = impl().value;
+  return v.index() == 0 ? detail::shape_of(*std::get_if<0>(&v)) : detail::shape_of(*std::get_if<1>(&v));
 }
 std::size_t Tensor::ndim() const {
   return std::visit([](const auto& a) { return a.dimension(); }, impl().value);
@@ -116,7 +119,10 @@ std::size_t Tensor::ndim() const {
 std::size_t Tensor::numel() const {
   return std::visit([](const auto& a) { return a.size(); }, impl().value);
 }
-std::size_t Tensor::dim(int axis) const { return shape()[normalize_axis("dim", axis, shape())]; }
+std::size_t Tensor::dim(int axis) const {
+  const Shape s = shape();
+  return s[normalize_axis("dim", axis, s)];
+}
 Dtype Tensor::dtype() const { return impl().dtype(); }
 
 // ---- values ----

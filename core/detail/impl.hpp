@@ -83,7 +83,8 @@ Shape shape_of(const A& a) {
 }
 
 /// xtensor shape vector from a rewind Shape.
-inline std::vector<std::size_t> xshape(const Shape& s) { return std::vector<std::size_t>(s.begin(), s.end()); }
+/// (An xtensor small vector, like the arrays' own shapes: up to 4 dimensions without allocating.)
+inline xt::svector<std::size_t, 4> xshape(const Shape& s) { return xt::svector<std::size_t, 4>(s.begin(), s.end()); }
 
 /// Calls f(T{}) with T = float or double according to `dtype`.
 template <class F>
