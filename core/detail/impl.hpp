@@ -33,6 +33,11 @@ struct TensorImpl {
   Shape released_shape;
   std::string name;
 
+  TensorImpl() = default;
+  /// Holding `a` from the start (no empty array made first and then replaced).
+  template <class T>
+  explicit TensorImpl(Array<T>&& a) : value(std::in_place_type<Array<T>>, std::move(a)) {}
+
   Dtype dtype() const { return value.index() == 0 ? Dtype::f32 : Dtype::f64; }
 };
 
@@ -68,9 +73,7 @@ inline std::shared_ptr<TensorImpl> new_impl() { return std::allocate_shared<Tens
 /// A new constant tensor owning `a`.
 template <class T>
 Tensor make_tensor(Array<T>&& a) {
-  auto impl = new_impl();
-  impl->value = std::move(a);
-  return Tensor(std::move(impl));
+  return Tensor(std::allocate_shared<TensorImpl>(BufferAllocator<TensorImpl>{}, std::move(a)));
 }
 
 /// A new constant tensor of `shape` whose values are not initialized (for kernels that write them all).
