@@ -33,7 +33,7 @@ std::pair<Tensor, State> GRUCell::step(const Tensor& x, const State& state) {
     z = sigmoid(gx[1] + rz[1]);
     n = tanh(gx[2] + affine(slice(weight_hh, 0, 2 * H, 3 * H), r * h, slice(bias_hh, 0, 2 * H, 3 * H)));
   }
-  Tensor h_next = (1.0 - z) * n + z * h;
+  Tensor h_next = n + z * (h - n);  // (1 − z) ⊙ n + z ⊙ h, in three ops instead of four
   return {h_next, {h_next}};
 }
 
