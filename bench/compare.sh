@@ -12,10 +12,11 @@
 # matrix products, forward + backward, no dx for the first layer's data. SGEMM_GFLOPS defaults to 130
 # (OpenBLAS sgemm on one core of this machine).
 #
-# Usage: bench/compare.sh [--bench PATH] [--cases a,b] [--threads 1,2] [--steps N] [--raw]
+# Usage: bench/compare.sh [--bench PATH] [--cases a,b] [--threads 1,2] [--steps N] [--raw] [--markdown FILE]
 #   --bench   rewind_bench (default: build-bench/rewind_bench, else build/rewind_bench, under the project)
 #   --steps N caps the timed steps of each case (both sides); warm-ups stay as they are
 #   --raw     also print each side's own key=value line
+#   --markdown FILE  also write the lines as a Markdown table to FILE (for the README)
 # Without PyTorch (Debian's python3-torch under `command -p -v python3`) it says so and prints the
 # rewind side only (rewind then starts from its own weights and data). TORCH_PEER_PYTHON overrides
 # the interpreter.
@@ -28,6 +29,7 @@ cases="tiny,lstm_medium,gru_medium,rnn_medium,lstm_large,sine_epoch"
 threads="1,2"
 steps=""
 raw=0
+markdown=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bench) bench=$2; shift 2 ;;
@@ -35,6 +37,7 @@ while [[ $# -gt 0 ]]; do
     --threads) threads=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --raw) raw=1; shift ;;
+    --markdown) markdown=$2; shift 2 ;;
     -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -95,7 +98,9 @@ field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -1; }
 run_rewind() { OPENBLAS_NUM_THREADS=$2 "$bench" --cases "$1" --threads "$2" "${init_args[@]}" "${step_args[@]}"; }
 run_torch() { "$PY" "$here/torch_peer.py" --cases "$1" --threads "$2" "${step_args[@]}"; }
 
-echo "# compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) bench=$bench sgemm_gflops_per_core=$sgemm torch=$have_torch steps=${steps:-default}"
+header="# compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) bench=$bench sgemm_gflops_per_core=$sgemm torch=$have_torch steps=${steps:-default}"
+echo "$header"
+lines=()
 k=0
 IFS=, read -ra case_list <<<"$cases"
 IFS=, read -ra thread_list <<<"$threads"
@@ -120,5 +125,18 @@ for c in "${case_list[@]}"; do
     line+=" rewind_rss_mib=$(field "$r" peak_rss_mib) torch_rss_mib=$([[ -n "$t" ]] && field "$t" peak_rss_mib || echo NA)"
     line+=" rewind_loss0=$(field "$r" loss0) torch_loss0=$([[ -n "$t" ]] && field "$t" loss0 || echo NA)"
     echo "$line"
+    lines+=("$line")
   done
 done
+
+if [[ -n "$markdown" ]]; then
+  {
+    echo "| case | threads | rewind ms | PyTorch ms | speedup | GEMM-floor fraction | rewind peak RSS MiB | PyTorch peak RSS MiB | first loss rewind / PyTorch |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    for l in "${lines[@]}"; do
+      printf '| %s | %s | %s | %s | %s× | %s | %s | %s | %s / %s |\n' "$(field "$l" case)" "$(field "$l" threads)" \
+        "$(field "$l" rewind_ms)" "$(field "$l" torch_ms)" "$(field "$l" speedup)" "$(field "$l" floor_frac)" \
+        "$(field "$l" rewind_rss_mib)" "$(field "$l" torch_rss_mib)" "$(field "$l" rewind_loss0)" "$(field "$l" torch_loss0)"
+    done
+  } >"$markdown"
+fi
