@@ -47,6 +47,9 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool t
 /// a base of the output's shape to add to (e.g. another affine's output), or undefined (no bias).
 /// The same value and gradients as matmul(W, x) + reshape(b, {rows, 1}), written once.
 Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b = Tensor());
+/// W·x + b + base: a per-row bias b (or undefined) and a base of the output's shape, e.g. a cell's
+/// W_hh·h + b_hh added onto W_ih·x + b_ih in one entry.
+Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b, const Tensor& base);
 
 // ---- primitives: shape ----
 /// Reorders axes: out.shape[i] = x.shape[axes[i]].

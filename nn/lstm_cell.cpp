@@ -36,8 +36,8 @@ std::pair<Tensor, State> LSTMCell::step(const Tensor& x, const State& state) {
   const Shape col = batch ? Shape{m_hidden, 1} : Shape{m_hidden};
   auto peep = [&](const Tensor& w, const Tensor& cell) { return reshape(w, col) * cell; };
 
-  // W_ih x + b_ih + W_hh h + b_hh, as two affines: the second adds its product onto the first's output.
-  std::vector<Tensor> gates = chunk(affine(weight_hh, h, affine(weight_ih, x, bias_ih + bias_hh)), 4, 0);
+  // W_ih x + b_ih + W_hh h + b_hh, as two affines: the second adds its product and bias onto the first's output.
+  std::vector<Tensor> gates = chunk(affine(weight_hh, h, bias_hh, affine(weight_ih, x, bias_ih)), 4, 0);
   Tensor i = gates[0], f = gates[1], g = tanh(gates[2]), o = gates[3];
   if (w_ci.defined()) {
     i = i + peep(w_ci, c);

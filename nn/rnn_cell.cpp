@@ -26,8 +26,8 @@ RNNCell::RNNCell(std::size_t input, std::size_t hidden, Activation activation, C
 
 std::pair<Tensor, State> RNNCell::step(const Tensor& x, const State& state) {
   check_step(x, state, 1);
-  // W_ih x + b_ih + W_hh h + b_hh, as two affines: the second adds its product onto the first's output.
-  Tensor h = m_activation(affine(weight_hh, state[0], affine(weight_ih, x, bias_ih + bias_hh)));
+  // W_ih x + b_ih + W_hh h + b_hh, as two affines: the second adds its product and bias onto the first's output.
+  Tensor h = m_activation(affine(weight_hh, state[0], bias_hh, affine(weight_ih, x, bias_ih)));
   return {h, {h}};
 }
 

@@ -231,18 +231,20 @@ TEST_CASE("fast paths: the buffer cache serves a repeated step from freed buffer
 
 TEST_CASE("fast paths: affine equals matmul + bias as composed ops, in value and gradients") {
   Generator gen(16);
-  for (int kind = 0; kind < 4; ++kind) {  // bias (m,), bias (m, 1), base (m, n), vector x with bias (m,)
+  for (int kind = 0; kind < 5; ++kind) {  // bias (m,), bias (m, 1), base (m, n), vector x with bias (m,), bias and base
     const bool vec = kind == 3;
     const Shape sx = vec ? Shape{5} : Shape{5, 3};
     const Shape sb = kind == 1 ? Shape{4, 1} : kind == 2 ? Shape{4, 3} : Shape{4};
     const Tensor W0 = Tensor::uniform({4, 5}, -1, 1, gen, float64), x0 = Tensor::uniform(sx, -1, 1, gen, float64);
     const Tensor b0 = Tensor::uniform(sb, -1, 1, gen, float64), seed = Tensor::uniform(vec ? Shape{4} : Shape{4, 3}, -1, 1, gen, float64);
     Tensor W = W0.clone().set_requires_grad(), x = x0.clone().set_requires_grad(), b = b0.clone().set_requires_grad();
-    const Tensor fused = affine(W, x, b);
+    const Tensor base0 = Tensor::uniform({4, 3}, -1, 1, gen, float64);
+    Tensor base = base0.clone().set_requires_grad(), base2 = base0.clone().set_requires_grad();
+    const Tensor fused = kind == 4 ? affine(W, x, b, base) : affine(W, x, b);
     backward(fused, seed);
     Tensor W2 = W0.clone().set_requires_grad(), x2 = x0.clone().set_requires_grad(), b2 = b0.clone().set_requires_grad();
     const Tensor prod = vec ? reshape(matmul(W2, reshape(x2, {5, 1})), {4}) : matmul(W2, x2);
-    const Tensor composed = kind == 0 ? prod + reshape(b2, {4, 1}) : prod + b2;
+    const Tensor composed = kind == 0 ? prod + reshape(b2, {4, 1}) : kind == 4 ? prod + reshape(b2, {4, 1}) + base2 : prod + b2;
     backward(composed, seed);
     auto same = [](const Tensor& p, const Tensor& q) {
       REQUIRE(p.shape() == q.shape());
@@ -253,6 +255,7 @@ TEST_CASE("fast paths: affine equals matmul + bias as composed ops, in value and
     same(W.grad(), W2.grad());
     same(x.grad(), x2.grad());
     same(b.grad(), b2.grad());
+    if (kind == 4) same(base.grad(), base2.grad());
   }
 }
 
@@ -265,6 +268,10 @@ TEST_CASE("fast paths: affine names the op and the shapes when they do not fit")
         "output's shape");
   CHECK(contains(message_of<ShapeError>([&] { affine(Tensor::ones({4}), x); }), "W must be a 2-D"));
   CHECK(contains(message_of<DtypeError>([&] { affine(W, Tensor::ones({5, 3}, float64)); }), "affine"));
+  CHECK(message_of<ShapeError>([&] { affine(W, x, Tensor::ones({4}), Tensor::ones({4, 2})); }) ==
+        "affine: W (4, 5) and x (5, 3) and b (4,) and base (4, 2): base must have the output's shape (4, 3)");
+  CHECK(contains(message_of<ShapeError>([&] { affine(W, x, Tensor::ones({4, 3}), Tensor::ones({4, 3})); }),
+                 "b must be (4,) or (4, 1), one bias per row"));
 }
 
 TEST_CASE("fast paths: matmul agrees with a plain triple loop below and above the BLAS size cut-off") {

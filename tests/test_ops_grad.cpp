@@ -264,6 +264,13 @@ std::vector<OpCase> build_table() {
                           {Shape{am, ak}, Shape{ak, an}, Shape{am}},
                           {Shape{am, ak}, Shape{ak, an}, Shape{am, an}}},
                .second = SecondOrder::direct});
+  t.push_back({.signature = "affine(W, x, b, base) — a bias per row and a base",
+               .f = [](In in) { return affine(in[0], in[1], in[2], in[3]); },
+               .inputs = {{"W", smooth}, {"x", smooth}, {"b", smooth}, {"base", smooth}},
+               .shapes = {{Shape{3, 4}, Shape{4, 2}, Shape{3}, Shape{3, 2}},
+                          {Shape{3, 4}, Shape{4}, Shape{3}, Shape{3}},
+                          {Shape{am, ak}, Shape{ak, an}, Shape{am, 1}, Shape{am, an}}},
+               .second = SecondOrder::direct});
   t.push_back({.signature = "affine(W, x) — no bias", .f = [](In in) { return affine(in[0], in[1]); },
                .inputs = {{"W", smooth}, {"x", smooth}},
                .shapes = {{Shape{3, 4}, Shape{4, 2}}, {Shape{2, 3}, Shape{3}}, {Shape{am, ak}, Shape{ak, an}}},
