@@ -177,55 +177,48 @@ void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
   }
 }
 
-// A region of an input's gradient (slice's backward). For an intermediate whose adjoint is ours, or
-// a leaf's plain .grad(), it is added in place; anything else (the explain view, grad() targets, an
-// adjoint shared with another input) takes the general path through a full tensor.
-void ReverseSweep::add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent) {
+// The adjoint of `input` (an intermediate's, or a leaf's .grad()) made ready to be added into in
+// place: private first (a copy when it may be shared with another input or carries history). Null
+// where in-place adds do not apply (a step-through, the explain view, grad() targets); then the
+// caller sends a full tensor. An empty slot stays empty for the caller to fill.
+Tensor* ReverseSweep::writable_slot(const Tensor& input) {
   detail::TensorImpl& p = input.impl();
   const bool intermediate = p.tape == m_tape && p.node >= 0;
-  const bool in_place_ok = m_options.in_place && !m_options.keep_adjoints &&
-                          (intermediate || (!m_collect_only && p.requires_grad));
-  if (!in_place_ok) {
+  if (!m_options.in_place || m_options.keep_adjoints || !(intermediate || (!m_collect_only && p.requires_grad)))
+    return nullptr;
+  const auto node = static_cast<std::size_t>(intermediate ? p.node : 0);
+  Tensor& slot = intermediate ? m_adjoints[node] : p.grad;
+  if (slot.defined() && ((intermediate && !m_owned[node]) || slot.impl().tape)) slot = slot.detach();
+  if (intermediate) m_owned[node] = true;
+  return &slot;
+}
+
+// A region of an input's gradient (slice's backward), added into the adjoint in place.
+void ReverseSweep::add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent) {
+  Tensor* slot = writable_slot(input);
+  if (!slot) {
     GradModeScope mode(m_options.create_graph);
     Tensor full = unslice(r.g, input.shape(), r.axis, r.start, r.stop, r.step);
     sent = sent.defined() ? add(sent, full) : full;
     return;
   }
-  Tensor& slot = intermediate ? m_adjoints[static_cast<std::size_t>(p.node)] : p.grad;
-  if (!slot.defined() || (intermediate && !m_owned[static_cast<std::size_t>(p.node)]) || slot.impl().tape) {
-    // A fresh buffer: zeros, or a private copy of what is there (it may be shared, or recorded).
-    Tensor fresh = slot.defined() ? slot.detach() : Tensor::zeros(input.shape(), input.dtype());
-    slot = fresh;
-    if (intermediate) m_owned[static_cast<std::size_t>(p.node)] = true;
-  }
-  add_region_in_place(slot, r);
+  if (!slot->defined()) *slot = Tensor::zeros(input.shape(), input.dtype());
+  add_region_in_place(*slot, r);
 }
 
-// A matrix product for an input's gradient (matmul's backward). Where a region would go in place, the
-// product goes straight into the adjoint or .grad() by GEMM with β = 1 (β = 0 into a fresh buffer when
-// there is none yet); anything else computes it and takes the general path.
+// A matrix product for an input's gradient (matmul's and affine's backward), run straight into the
+// adjoint by GEMM with β = 1 (β = 0 into a fresh buffer when there is none yet).
 void ReverseSweep::add_product(const Tensor& input, const BackwardContext::Product& q, Tensor& sent) {
-  detail::TensorImpl& p = input.impl();
-  const bool intermediate = p.tape == m_tape && p.node >= 0;
-  const bool in_place_ok = m_options.in_place && !m_options.keep_adjoints &&
-                          (intermediate || (!m_collect_only && p.requires_grad));
-  if (!in_place_ok) {
+  Tensor* slot = writable_slot(input);
+  if (!slot) {
     GradModeScope mode(false);  // not create_graph here (that records matmul in the backward itself)
     Tensor full = matmul(q.a, q.b, q.ta, q.tb);
     sent = sent.defined() ? add(sent, full) : full;
     return;
   }
-  const auto node = static_cast<std::size_t>(intermediate ? p.node : 0);
-  Tensor& slot = intermediate ? m_adjoints[node] : p.grad;
-  double beta = 1.0;
-  if (!slot.defined()) {
-    slot = detail::empty_tensor(input.shape(), input.dtype());
-    beta = 0.0;
-  } else if ((intermediate && !m_owned[node]) || slot.impl().tape) {
-    slot = slot.detach();  // a private copy: it may be shared, or carry history
-  }
-  if (intermediate) m_owned[node] = true;
-  detail::gemm_into(q.a, q.b, q.ta, q.tb, slot, beta);
+  const bool fresh = !slot->defined();
+  if (fresh) *slot = detail::empty_tensor(input.shape(), input.dtype());
+  detail::gemm_into(q.a, q.b, q.ta, q.tb, *slot, fresh ? 0.0 : 1.0);
 }
 
 bool ReverseSweep::step() {

@@ -62,6 +62,7 @@ class ReverseSweep {
   void add_adjoint(const Tensor& input, const Tensor& g);
   void add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent);
   void add_product(const Tensor& input, const BackwardContext::Product& q, Tensor& sent);
+  Tensor* writable_slot(const Tensor& input);
   void finish();
 
   Tape* m_tape = nullptr;
