@@ -22,7 +22,9 @@
 //  THE ACCUMULATE RULE: backward functions never assign, they ADD. An input used twice
 //  (y = x*x + x) receives one contribution per use, and a leaf's .grad() keeps adding across
 //  backward calls until zero_grad(). Every op's backward reports through
-//  BackwardContext::accumulate, which does the `+=`.
+//  BackwardContext::accumulate, which does the `+=` — or, for the two shapes of gradient that are
+//  cheaper to add where they land, accumulate_slice (a slice's region) and accumulate_matmul (a
+//  matrix product, run by GEMM with β = 1 straight into the adjoint it adds to).
 //
 //  Backward functions are written with the same differentiable ops as the forward pass. Normally
 //  they run with recording off; with create_graph they record too, so the gradient itself has a
