@@ -2,7 +2,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include <limits>
+
 #include "ops.hpp"
+#include "ops/op.hpp"  // mask_where
 #include "tape.hpp"
 
 namespace rwd {
@@ -89,12 +92,17 @@ Tensor log_softmax(const Tensor& x, int axis) {
   return shifted - log(sum(exp(shifted), {axis}, true));
 }
 
-// softplus(x) = log(1 + eˣ) = logsumexp(0, x) = m + log(e^−m + e^{x−m}), m = max(x, 0) held
-// constant: no overflow for large |x|, and — unlike max(x, 0) + log(1 + e^−|x|), whose kinks cancel
-// only in value — every derivative is right at x = 0 too (σ(0) = ½, σ'(0) = ¼).
+// softplus(x) = log(1 + eˣ), by branch: log1p(eˣ) for x < 0, x + log1p(e⁻ˣ) for x ≥ 0. Each branch
+// exponentiates only a non-positive number (clamped, so the branch not taken cannot overflow either
+// and send inf·0 = NaN back), log1p keeps tiny values (softplus(−40) = 4.2e-18, not 0), and the
+// x ≥ 0 branch is smooth through 0, so every derivative is right there too (σ(0) = ½, σ'(0) = ¼) —
+// unlike max(x, 0) + log1p(e^−|x|), whose kinks cancel only in value.
 Tensor softplus(const Tensor& x) {
-  Tensor m = relu(x).detach();
-  return m + log(exp(-m) + exp(x - m));
+  const double inf = std::numeric_limits<double>::infinity();
+  const Tensor negative = log1p(exp(clamp(x, -inf, 0.0)));
+  const Tensor positive = x + log1p(exp(-clamp(x, 0.0, inf)));
+  const Tensor below = detail::mask_where("softplus", x, [](auto v) { return v < 0; });
+  return where(below, negative, positive);
 }
 
 Tensor log_sigmoid(const Tensor& x) { return -softplus(-x); }

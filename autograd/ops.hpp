@@ -26,6 +26,8 @@ Tensor pow(const Tensor& x, const Tensor& p);  ///< x^p elementwise (x > 0 where
 // ---- primitives: elementwise functions ----
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
+/// ln(1 + x), accurate for tiny x.
+Tensor log1p(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);

@@ -171,6 +171,7 @@ TEST_CASE("elementwise functions against std:: math, float64 and float32") {
       {"pow -1", [](const Tensor& x) { return pow(x, -1.0); }, [](double x) { return 1 / x; }, true},
       {"pow 3", [](const Tensor& x) { return pow(x, 3.0); }, [](double x) { return x * x * x; }, false},
       {"clamp", [](const Tensor& x) { return clamp(x, -1, 0.5); }, [](double x) { return std::min(std::max(x, -1.0), 0.5); }, false},
+      {"log1p", [](const Tensor& x) { return log1p(x); }, [](double x) { return std::log1p(x); }, true},
       {"softplus", [](const Tensor& x) { return softplus(x); }, [](double x) { return std::log1p(std::exp(x)); }, false},
       {"log_sigmoid", [](const Tensor& x) { return log_sigmoid(x); }, [](double x) { return -std::log1p(std::exp(-x)); }, false},
   };
@@ -454,6 +455,14 @@ TEST_CASE("logsumexp, softmax, softplus, log_sigmoid: finite and right at ±1000
       Tensor ls = log_sigmoid(x);
       for (double v : ls.to_vector()) CHECK(std::isfinite(v));
       check_values(ls, {5}, {-1000, -30, -std::log(2.0), -std::exp(-30.0), 0}, tol);
+      // Far into the tail the value keeps its relative precision (log1p): softplus(−40) = e⁻⁴⁰(1 − …).
+      const double tail = softplus(Tensor::from_vector(std::vector<double>{-40}, {1}, dtype)).item();
+      const double tail_ref = std::log1p(std::exp(-40.0));  // 4.25e-18
+      CHECK(std::fabs(tail - tail_ref) <= (dtype == float64 ? 1e-14 : 1e-6) * tail_ref);
+      // The branch not taken cannot overflow into the gradient: d softplus / dx at ±1000 is 0 and 1.
+      Tensor xg = Tensor::from_vector(std::vector<double>{-1000, 1000}, {2}, dtype).set_requires_grad();
+      sum(softplus(xg)).backward();
+      CHECK(xg.grad().to_vector() == std::vector<double>{0, 1});
     }
   }
 }

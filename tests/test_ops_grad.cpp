@@ -214,6 +214,8 @@ std::vector<OpCase> build_table() {
                .shapes = unary_shapes(g), .second = SecondOrder::direct});
   t.push_back({.signature = "log(x)", .f = [](In in) { return log(in[0]); }, .inputs = {{"x", uniform(0.2, 3)}},
                .shapes = unary_shapes(g), .second = SecondOrder::direct});
+  t.push_back({.signature = "log1p(x)", .f = [](In in) { return log1p(in[0]); }, .inputs = {{"x", uniform(-0.8, 3)}},
+               .shapes = unary_shapes(g), .second = SecondOrder::direct});
   t.push_back({.signature = "tanh(x)", .f = [](In in) { return tanh(in[0]); }, .inputs = {{"x", smooth}},
                .shapes = unary_shapes(g), .second = SecondOrder::direct});
   t.push_back({.signature = "sigmoid(x)", .f = [](In in) { return sigmoid(in[0]); }, .inputs = {{"x", normal(2)}},
