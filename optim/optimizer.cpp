@@ -53,12 +53,13 @@ void Optimizer::step() {
     if (!g.defined()) continue;
     g.impl();  // throws TapeError if released
     // (set_grad and backward keep these equal; checked because the loops below trust them)
-    const std::string who = std::string(m_name) + ".step", param = "parameter " + std::to_string(i);
+    auto who = [&] { return std::string(m_name) + ".step"; };
+    auto param = [&] { return "parameter " + std::to_string(i); };
     if (g.shape() != m_params[i].shape())
-      throw_shape_error(who.c_str(), {{param.c_str(), m_params[i].shape()}, {"its grad", g.shape()}},
+      throw_shape_error(who().c_str(), {{param().c_str(), m_params[i].shape()}, {"its grad", g.shape()}},
                         "a gradient must have its parameter's shape");
     if (g.dtype() != m_params[i].dtype())
-      throw DtypeError(who + ": " + param + " is " + dtype_name(m_params[i].dtype()) + " and its grad is " +
+      throw DtypeError(who() + ": " + param() + " is " + dtype_name(m_params[i].dtype()) + " and its grad is " +
                        dtype_name(g.dtype()));
     grads[i] = std::move(g);
   }
