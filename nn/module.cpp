@@ -42,9 +42,16 @@ NamedTensors Module::named_parameters() const {
   return out;
 }
 
+// Parameters in the same order as named_parameters(), without building their names (zero_grad and
+// optimizers call this every step).
+void Module::collect_tensors(std::vector<Tensor>& out) const {
+  for (const auto& [n, p] : m_params) out.push_back(p);
+  for (const auto& [n, c] : m_children) c->collect_tensors(out);
+}
+
 std::vector<Tensor> Module::parameters() const {
   std::vector<Tensor> out;
-  for (auto& [n, p] : named_parameters()) out.push_back(p);
+  collect_tensors(out);
   return out;
 }
 
@@ -62,7 +69,7 @@ void Module::train(bool on) {
 }
 
 void Module::zero_grad(bool set_to_none) {
-  for (auto& [n, p] : named_parameters()) p.zero_grad(set_to_none);
+  for (Tensor& p : parameters()) p.zero_grad(set_to_none);
 }
 
 void Module::to(Dtype dtype) {
