@@ -14,10 +14,22 @@ std::vector<Tensor> split_steps(const Tensor& seq) {
   if (seq.ndim() != 3)
     throw ShapeError("split_steps: sequence " + seq.shape().str() + ": expected (time, features, batch)");
   std::vector<Tensor> steps;
-  steps.reserve(seq.dim(0));
+  const Shape s = seq.shape();
+  steps.reserve(s[0]);
+  if (!seq.requires_grad() || !GradMode::enabled()) {
+    // Data (nothing to record): each step copied straight out, one copy instead of slice + squeeze.
+    const std::size_t n = s[1] * s[2];
+    for (std::size_t t = 0; t < s[0]; ++t) {
+      Tensor step = Tensor::zeros({s[1], s[2]}, seq.dtype());
+      if (seq.dtype() == Dtype::f32) std::copy_n(seq.data<float>() + t * n, n, step.data<float>());
+      else std::copy_n(seq.data<double>() + t * n, n, step.data<double>());
+      steps.push_back(std::move(step));
+    }
+    return steps;
+  }
   // Each slice's gradient is added into its own rows of the sequence's adjoint (accumulate_slice), so
   // the backward is linear in the number of steps.
-  for (std::size_t t = 0; t < seq.dim(0); ++t) steps.push_back(squeeze(slice(seq, 0, t, t + 1), 0));
+  for (std::size_t t = 0; t < s[0]; ++t) steps.push_back(squeeze(slice(seq, 0, t, t + 1), 0));
   return steps;
 }
 

@@ -323,3 +323,19 @@ TEST_CASE("fast paths: the vector tanh, sigmoid and exp agree with the C library
   CHECK(tail32[1] == 0.0);
   CHECK(tail32[2] == 1.0);
 }
+
+TEST_CASE("fast paths: split_steps of data copies each step out, the same values as of a recorded sequence") {
+  Generator gen(18);
+  for (Dtype dt : {Dtype::f32, Dtype::f64}) {
+    const Tensor data = Tensor::uniform({4, 3, 2}, -1, 1, gen, dt);
+    const Tensor recorded = data.clone().set_requires_grad();
+    const std::vector<Tensor> a = split_steps(data), b = split_steps(recorded);
+    REQUIRE(a.size() == 4);
+    for (std::size_t t = 0; t < 4; ++t) {
+      CHECK(a[t].shape() == Shape{3, 2});
+      CHECK(!a[t].requires_grad());
+      CHECK(b[t].requires_grad());
+      CHECK(a[t].to_vector() == b[t].to_vector());
+    }
+  }
+}
