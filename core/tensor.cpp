@@ -31,7 +31,8 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
 Tensor empty_tensor(const Shape& shape, Dtype dtype) {
   return visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    return make_tensor<T>(Array<T>(xshape(shape)));
+    return Tensor(std::allocate_shared<TensorImpl>(BufferAllocator<TensorImpl>{}, std::in_place_type<Array<T>>,
+                                                   xshape(shape)));
   });
 }
 

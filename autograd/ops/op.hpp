@@ -54,39 +54,39 @@ Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f, vm::Binary 
   check_same_dtype(op, a, b);
   const Shape sa = a.shape(), sb = b.shape();
   const Shape so = broadcast_shapes(op, sa, sb);
-  return visit_dtype(a.dtype(), [&](auto tag) {
+  Tensor z = empty_tensor(so, a.dtype());
+  visit_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> out(xshape(so));
+    T* out = array_mut<T>(z, op).data();
     const T* pa = array<T>(a, op).data();
     const T* pb = array<T>(b, op).data();
-    if (sa == sb) vm::binary(kind, pa, pb, out.data(), so.numel());
-    else broadcast_binary<T>(so, pa, sa, pb, sb, out.data(), f);
-    return make_tensor<T>(std::move(out));
+    if (sa == sb) vm::binary(kind, pa, pb, out, so.numel());
+    else broadcast_binary<T>(so, pa, sa, pb, sb, out, f);
   });
+  return z;
 }
 
 /// y = f(x) for tanh, sigmoid, exp: vm::unary over the contiguous values.
 inline Tensor unary(const char* op, const Tensor& x, vm::Unary kind) {
-  return visit_dtype(x.dtype(), [&](auto tag) {
+  Tensor y = empty_tensor(x.shape(), x.dtype());
+  visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const Array<T>& a = array<T>(x, op);
-    Array<T> out(a.shape());
-    vm::unary(kind, a.data(), out.data(), a.size());
-    return make_tensor<T>(std::move(out));
+    vm::unary(kind, a.data(), array_mut<T>(y, op).data(), a.size());
   });
+  return y;
 }
 
 /// dx = dy ⊙ f'(y) for tanh and sigmoid from their output y (same shapes), in one vm::backward loop.
 inline Tensor unary_backward(const char* op, const Tensor& dy, const Tensor& y, vm::Backward kind) {
   check_same_dtype(op, dy, y);
-  return visit_dtype(y.dtype(), [&](auto tag) {
+  Tensor dx = empty_tensor(y.shape(), y.dtype());
+  visit_dtype(y.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const Array<T>& g = array<T>(dy, op);
     const Array<T>& v = array<T>(y, op);
-    Array<T> out(v.shape());
-    vm::backward(kind, g.data(), v.data(), out.data(), v.size());
-    return make_tensor<T>(std::move(out));
+    vm::backward(kind, array<T>(dy, op).data(), v.data(), array_mut<T>(dx, op).data(), v.size());
   });
+  return dx;
 }
 
 /// A scalar of x's dtype (for writing formulas like 1 − y²).

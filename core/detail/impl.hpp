@@ -37,6 +37,9 @@ struct TensorImpl {
   /// Holding `a` from the start (no empty array made first and then replaced).
   template <class T>
   explicit TensorImpl(Array<T>&& a) : value(std::in_place_type<Array<T>>, std::move(a)) {}
+  /// An array of `shape` built in place, its values not initialized.
+  template <class T, class S>
+  TensorImpl(std::in_place_type_t<Array<T>> tag, const S& shape) : value(tag, shape) {}
 
   Dtype dtype() const { return value.index() == 0 ? Dtype::f32 : Dtype::f64; }
 };
