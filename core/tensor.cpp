@@ -51,11 +51,9 @@ detail::TensorImpl& Tensor::impl() const {
 // ---- factories ----
 
 Tensor Tensor::full(const Shape& shape, double value, Dtype dtype) {
-  return detail::visit_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    Array<T> a(detail::xshape(shape), static_cast<T>(value));
-    return detail::make_tensor<T>(std::move(a));
-  });
+  Tensor t = detail::empty_tensor(shape, dtype);
+  t.fill(value);
+  return t;
 }
 Tensor Tensor::zeros(const Shape& shape, Dtype dtype) { return full(shape, 0.0, dtype); }
 Tensor Tensor::ones(const Shape& shape, Dtype dtype) { return full(shape, 1.0, dtype); }

@@ -48,11 +48,11 @@ Tensor slice(const Tensor& x, int axis, std::size_t start, std::size_t stop, std
   Shape so = sx;
   so[ax] = count;
   const detail::AxisSplit f = detail::split_at(sx, ax);
-  Tensor y = detail::map("slice", x, [&](const auto& a) {
-    using T = typename std::decay_t<decltype(a)>::value_type;
-    detail::Array<T> out(detail::xshape(so));
-    copy_slice<T>(const_cast<T*>(a.data()), out.data(), f, start, count, step, true);
-    return out;
+  Tensor y = detail::empty_tensor(so, x.dtype());
+  detail::visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const detail::Array<T>& a = detail::array<T>(x, "slice");
+    copy_slice<T>(const_cast<T*>(a.data()), detail::array_mut<T>(y, "slice").data(), f, start, count, step, true);
   });
   return record("slice", {x}, y, "dx += unslice(dy)", [axis, start, stop, step](BackwardContext& c) {
     c.accumulate_slice(0, c.grad_out(), axis, start, stop, step);  // in place: no zero tensor of x's size

@@ -22,12 +22,10 @@ Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
   }
 
   // ---- forward ----
-  Tensor y = detail::map("sum", x, [&](const auto& a) {
-    using T = typename std::decay_t<decltype(a)>::value_type;
-    detail::Array<T> out = xt::zeros<T>(detail::xshape(kept));
-    detail::reduce_sum<T>(a.data(), sx, out.data(), kept);
-    out.reshape(detail::xshape(keepdims ? kept : reduced));
-    return out;
+  Tensor y = Tensor::zeros(keepdims ? kept : reduced, x.dtype());  // the same elements as `kept`
+  detail::visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    detail::reduce_sum<T>(detail::array<T>(x, "sum").data(), sx, detail::array_mut<T>(y, "sum").data(), kept);
   });
 
   // ---- backward ----
