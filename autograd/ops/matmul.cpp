@@ -21,10 +21,14 @@ std::string flagged(const char* name, bool t) { return t ? std::string(name) + "
 template <class T>
 void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
   if (m * n * k <= 512) {  // tiny products: a plain loop costs less than the BLAS call
+    // Element strides of op(a) (i, p) and op(b) (p, j), so one loop serves all four transposes.
+    const std::size_t ai = ta ? 1 : k, ap = ta ? m : 1, bp = tb ? 1 : n, bj = tb ? k : 1;
     for (std::size_t i = 0; i < m; ++i)
       for (std::size_t j = 0; j < n; ++j) {
+        const T* x = a + i * ai;
+        const T* y = b + j * bj;
         T acc = 0;
-        for (std::size_t p = 0; p < k; ++p) acc += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
+        for (std::size_t p = 0; p < k; ++p) acc += x[p * ap] * y[p * bp];
         c[i * n + j] = beta == T(0) ? acc : acc + beta * c[i * n + j];
       }
     return;
