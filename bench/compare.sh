@@ -12,10 +12,14 @@
 # matrix products, forward + backward, no dx for the first layer's data. SGEMM_GFLOPS defaults to 130
 # (OpenBLAS sgemm on one core of this machine).
 #
-# Usage: bench/compare.sh [--bench PATH] [--cases a,b] [--threads 1,2] [--steps N] [--raw] [--markdown FILE]
+# Usage: bench/compare.sh [--bench PATH] [--cases a,b] [--threads 1,2] [--steps N] [--rounds N] [--raw]
+#                         [--markdown FILE]
 #   --bench   rewind_bench (default: build-bench/rewind_bench, else build/rewind_bench, under the project)
 #   --steps N caps the timed steps of each case (both sides); warm-ups stay as they are
 #   --raw     also print each side's own key=value line
+#   --rounds N  measure each case and thread count N times (fresh processes, the order alternating) and
+#             report the median of the N medians, with their range (rewind_range, torch_range): on a
+#             shared machine one process can land in a slow spell (seen here at 2 threads)
 #   --markdown FILE  also write the lines as a Markdown table to FILE (for the README)
 # Without PyTorch (Debian's python3-torch under `command -p -v python3`) it says so and prints the
 # rewind side only (rewind then starts from its own weights and data). TORCH_PEER_PYTHON overrides
@@ -30,6 +34,7 @@ threads="1,2"
 steps=""
 raw=0
 markdown=""
+rounds=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bench) bench=$2; shift 2 ;;
@@ -38,6 +43,7 @@ while [[ $# -gt 0 ]]; do
     --steps) steps=$2; shift 2 ;;
     --raw) raw=1; shift ;;
     --markdown) markdown=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -104,19 +110,27 @@ lines=()
 k=0
 IFS=, read -ra case_list <<<"$cases"
 IFS=, read -ra thread_list <<<"$threads"
+median_of() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+range_of() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 for c in "${case_list[@]}"; do
   for n in "${thread_list[@]}"; do
-    r=""; t=""
-    if [[ $have_torch == 1 && $((k % 2)) == 1 ]]; then t=$(run_torch "$c" "$n"); fi
-    r=$(run_rewind "$c" "$n")
-    if [[ $have_torch == 1 && $((k % 2)) == 0 ]]; then t=$(run_torch "$c" "$n"); fi
-    k=$((k + 1))
-    if [[ $raw == 1 ]]; then echo "# $r"; [[ -n "$t" ]] && echo "# $t"; fi
-    rms=$(field "$r" median_ms)
+    rs=""; ts=""; r=""; t=""
+    for ((round = 0; round < rounds; round++)); do
+      rr=""; tt=""
+      if [[ $have_torch == 1 && $((k % 2)) == 1 ]]; then tt=$(run_torch "$c" "$n"); fi
+      rr=$(run_rewind "$c" "$n")
+      if [[ $have_torch == 1 && $((k % 2)) == 0 ]]; then tt=$(run_torch "$c" "$n"); fi
+      k=$((k + 1))
+      if [[ $raw == 1 ]]; then echo "# $rr"; [[ -n "$tt" ]] && echo "# $tt"; fi
+      r=$rr; t=$tt
+      rs+=" $(field "$rr" median_ms)"
+      [[ -n "$tt" ]] && ts+=" $(field "$tt" median_ms)"
+    done
+    rms=$(median_of <<<"$rs")
     floor_ms=$(awk -v f="$(case_flops "$c")" -v g="$sgemm" -v n="$n" 'BEGIN { printf "%.6g", f / (g * n * 1e9) * 1e3 }')
     line="case=$c threads=$n rewind_ms=$rms"
     if [[ -n "$t" ]]; then
-      tms=$(field "$t" median_ms)
+      tms=$(median_of <<<"$ts")
       line+=" torch_ms=$tms speedup=$(awk -v a="$tms" -v b="$rms" 'BEGIN { printf "%.3f", a / b }')"
     else
       line+=" torch_ms=NA speedup=NA"
@@ -124,6 +138,9 @@ for c in "${case_list[@]}"; do
     line+=" floor_frac=$(awk -v a="$floor_ms" -v b="$rms" 'BEGIN { printf "%.3g", a / b }') floor_ms=$floor_ms"
     line+=" rewind_rss_mib=$(field "$r" peak_rss_mib) torch_rss_mib=$([[ -n "$t" ]] && field "$t" peak_rss_mib || echo NA)"
     line+=" rewind_loss0=$(field "$r" loss0) torch_loss0=$([[ -n "$t" ]] && field "$t" loss0 || echo NA)"
+    if ((rounds > 1)); then
+      line+=" rounds=$rounds rewind_range=$(range_of <<<"$rs") torch_range=$([[ -n "$t" ]] && range_of <<<"$ts" || echo NA)"
+    fi
     echo "$line"
     lines+=("$line")
   done
@@ -134,8 +151,10 @@ if [[ -n "$markdown" ]]; then
     echo "| case | threads | rewind ms | PyTorch ms | speedup | GEMM-floor fraction | rewind peak RSS MiB | PyTorch peak RSS MiB | first loss rewind / PyTorch |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     for l in "${lines[@]}"; do
+      rms=$(field "$l" rewind_ms); tms=$(field "$l" torch_ms)
+      if ((rounds > 1)); then rms+=" [$(field "$l" rewind_range)]"; tms+=" [$(field "$l" torch_range)]"; fi
       printf '| %s | %s | %s | %s | %s× | %s | %s | %s | %s / %s |\n' "$(field "$l" case)" "$(field "$l" threads)" \
-        "$(field "$l" rewind_ms)" "$(field "$l" torch_ms)" "$(field "$l" speedup)" "$(field "$l" floor_frac)" \
+        "$rms" "$tms" "$(field "$l" speedup)" "$(field "$l" floor_frac)" \
         "$(field "$l" rewind_rss_mib)" "$(field "$l" torch_rss_mib)" "$(field "$l" rewind_loss0)" "$(field "$l" torch_loss0)"
     done
   } >"$markdown"
