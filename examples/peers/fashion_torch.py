@@ -2,7 +2,8 @@
 """The PyTorch peer of examples/fashion.cpp: sequential Fashion-MNIST with the same model and budget.
 
 Each 28x28 image is read row by row as 28 steps of 28 features (pixels / 255) by nn.LSTM(28, 128);
-nn.Linear(128, 10) classifies the last step's output; cross-entropy, Adam(lr=1e-3), batches of 64,
+nn.Linear(128, 10) classifies the last step's output (initialized as rewind's Dense: Glorot-uniform
+weight, zero bias); cross-entropy, Adam(lr=1e-3), batches of 64,
 8 epochs over 55,000 training images (5,000 held out for validation), test accuracy on all 10,000
 test images. The data is Debian's dataset-fashion-mnist, read with Python's gzip module.
 
@@ -59,6 +60,10 @@ def main():
             super().__init__()
             self.lstm = nn.LSTM(28, 128, batch_first=True)
             self.dense = nn.Linear(128, 10)
+            # rewind's Dense starts Glorot-uniform with a zero bias (Keras' and Flux's default), not
+            # nn.Linear's U(±1/√fan_in) weight and bias; the LSTM keeps PyTorch's U(±1/√128) on both sides.
+            nn.init.xavier_uniform_(self.dense.weight)
+            nn.init.zeros_(self.dense.bias)
 
         def forward(self, x):  # x: (batch, 28 rows = time, 28 pixels)
             y, _ = self.lstm(x)
