@@ -5,13 +5,19 @@
 #include <rewind.hpp>
 #include <cstdio>
 #include <fstream>
+#include <string>
 using namespace rwd;
 int main() {
   const std::size_t N = 300, B = 64;
   std::vector<float> x(N * B * 784);
   std::vector<std::int64_t> y(N * B);
-  std::ifstream("x.f32", std::ios::binary).read(reinterpret_cast<char*>(x.data()), x.size() * 4);
-  std::ifstream("y.i64", std::ios::binary).read(reinterpret_cast<char*>(y.data()), y.size() * 8);
+  auto read_all = [](const char* path, char* to, std::size_t bytes) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in.read(to, static_cast<std::streamsize>(bytes)))
+      throw IOError(std::string(path) + ": expected " + std::to_string(bytes) + " bytes (run fashion_same_start.py first)");
+  };
+  read_all("x.f32", reinterpret_cast<char*>(x.data()), x.size() * 4);
+  read_all("y.i64", reinterpret_cast<char*>(y.data()), y.size() * 8);
   Generator gen(0);
   Chain model(LSTM(28, 128, {}, {.return_sequences = false}, gen), Dense(128, 10, {}, true, Dtype::f32, gen));
   load_torch(model, "w0.npz");
