@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rwd_generator import RwdGenerator
+
 LANGUAGES = [("English", "/usr/share/dict/american-english"), ("German", "/usr/share/dict/ngerman"),
              ("French", "/usr/share/dict/french"), ("Italian", "/usr/share/dict/italian"),
              ("Spanish", "/usr/share/dict/spanish")]
@@ -48,36 +50,6 @@ FOLD = {c: "a" for c in "àáâãäå"} | {c: "e" for c in "èéêë"} | {c: "i"
        {c: "o" for c in "òóôõöø"} | {c: "u" for c in "ùúûü"} | {c: "y" for c in "ýÿ"} | \
        {"æ": "ae", "ç": "c", "ñ": "n", "œ": "oe", "ß": "ss"}
 FOLD = {ord(k): v for k, v in FOLD.items()} | {c: chr(c) for c in range(ord("a"), ord("z") + 1)}
-
-
-class RwdGenerator:
-    """rwd::Generator's integer(n): MT19937 seeded as std::mt19937(seed), whose 32-bit outputs are
-    NumPy's RandomState(seed).randint(0, 2**32, dtype=uint32); integer(n) masks a draw to the bits
-    of n - 1 and redraws until it is below n (core/random.cpp)."""
-
-    def __init__(self, seed):
-        self.rs = np.random.RandomState(seed)
-        self.buf, self.i = [], 0
-
-    def u32(self):
-        if self.i == len(self.buf):
-            self.buf, self.i = self.rs.randint(0, 2**32, size=4096, dtype=np.uint32).tolist(), 0
-        self.i += 1
-        return self.buf[self.i - 1]
-
-    def integer(self, n):
-        if n <= 1:
-            return 0
-        mask = (1 << (n - 1).bit_length()) - 1
-        while True:
-            v = self.u32() & mask
-            if v < n:
-                return v
-
-    def shuffle(self, v):
-        for i in range(len(v), 1, -1):
-            j = self.integer(i)
-            v[i - 1], v[j] = v[j], v[i - 1]
 
 
 def normalize(w):
