@@ -6,6 +6,7 @@
 #include "../core/detail/impl.hpp"
 #include "ops.hpp"
 #include "ops/matmul_kernel.hpp"
+#include "ops/vector_math.hpp"
 
 namespace rwd {
 
@@ -16,10 +17,8 @@ void add_in_place(const Tensor& dst, const Tensor& src) {
   std::visit(
       [&](auto& d) {
         using T = typename std::decay_t<decltype(d)>::value_type;
-        const T* s = detail::array<T>(src, "backward").data();
-        T* out = d.data();
-        const std::size_t n = d.size();
-        for (std::size_t i = 0; i < n; ++i) out[i] += s[i];
+        detail::vm::binary(detail::vm::Binary::add, d.data(), detail::array<T>(src, "backward").data(), d.data(),
+                           d.size());
       },
       dst.impl().value);
 }

@@ -31,8 +31,7 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
 Tensor empty_tensor(const Shape& shape, Dtype dtype) {
   return visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    return Tensor(std::allocate_shared<TensorImpl>(BufferAllocator<TensorImpl>{}, std::in_place_type<Array<T>>,
-                                                   xshape(shape)));
+    return Tensor(new_impl(std::in_place_type<Array<T>>, xshape(shape)));
   });
 }
 

@@ -12,19 +12,14 @@ namespace rwd {
 
 namespace {
 
-// Σ over the columns of dy (m, n), as a tensor of the bias's shape: the bias gradient in one loop.
+// Σ over the columns of dy (m, n), as a tensor of the bias's shape: the bias gradient in one pass.
 Tensor row_sums(const Tensor& dy, const Shape& shape) {
-  const std::size_t m = dy.dim(0), n = dy.dim(1);
-  Tensor out = detail::empty_tensor(shape, dy.dtype());
+  const Shape sy = dy.shape();
+  Tensor out = Tensor::zeros(shape, dy.dtype());
   detail::visit_dtype(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* g = detail::array<T>(dy, "affine").data();
-    T* o = detail::array_mut<T>(out, "affine").data();
-    for (std::size_t i = 0; i < m; ++i) {
-      T acc = 0;
-      for (std::size_t j = 0; j < n; ++j) acc += g[i * n + j];
-      o[i] = acc;
-    }
+    detail::reduce_sum<T>(detail::array<T>(dy, "affine").data(), sy, detail::array_mut<T>(out, "affine").data(),
+                          Shape{sy[0], 1});
   });
   return out;
 }

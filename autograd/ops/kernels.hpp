@@ -65,14 +65,10 @@ void for_each_run(const LoopPlan& p, Body&& body) {
   }
 }
 
-/// out[i] = f(a[i'], b[i'']) over a contiguous output of shape `so` (a, b broadcast to it).
+/// out[i] = f(a[i'], b[i'']) over a contiguous output of shape `so` (a, b broadcast to it). Same-shape
+/// operands go to vm::binary instead (detail::binary).
 template <class T, class F>
 void broadcast_binary(const Shape& so, const T* a, const Shape& sa, const T* b, const Shape& sb, T* out, F f) {
-  if (sa == so && sb == so) {  // the common case: same shapes, one flat loop
-    const std::size_t n = so.numel();
-    for (std::size_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
-    return;
-  }
   const Shape ops[3] = {so, sa, sb};
   const LoopPlan p = plan_broadcast(so, ops, 3);
   for_each_run<3>(p, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {

@@ -7,13 +7,13 @@
 
 namespace rwd::detail::vm {
 
-namespace avx2 {  // vector_math_avx2.cpp
-void binary_f32(Binary op, const float* a, const float* b, float* out, std::size_t n);
-void binary_f64(Binary op, const double* a, const double* b, double* out, std::size_t n);
-void unary_f32(Unary op, const float* x, float* y, std::size_t n);
-void unary_f64(Unary op, const double* x, double* y, std::size_t n);
-void backward_f32(Backward op, const float* dy, const float* y, float* dx, std::size_t n);
-void backward_f64(Backward op, const double* dy, const double* y, double* dx, std::size_t n);
+namespace avx2 {  // instantiated for float and double in vector_math_avx2.cpp
+template <class T>
+void binary_t(Binary op, const T* a, const T* b, T* out, std::size_t n);
+template <class T>
+void unary_t(Unary op, const T* x, T* y, std::size_t n);
+template <class T>
+void backward_t(Backward op, const T* dy, const T* y, T* dx, std::size_t n);
 }  // namespace avx2
 
 // REWIND_NO_AVX2 (set to anything) keeps the baseline loops: for tests, and for comparing the two.
@@ -22,23 +22,24 @@ bool wide() {
   return yes;
 }
 
-void binary(Binary op, const float* a, const float* b, float* out, std::size_t n) {
-  wide() ? avx2::binary_f32(op, a, b, out, n) : base::binary_t(op, a, b, out, n);
+template <class T>
+void binary(Binary op, const T* a, const T* b, T* out, std::size_t n) {
+  wide() ? avx2::binary_t(op, a, b, out, n) : base::binary_t(op, a, b, out, n);
 }
-void binary(Binary op, const double* a, const double* b, double* out, std::size_t n) {
-  wide() ? avx2::binary_f64(op, a, b, out, n) : base::binary_t(op, a, b, out, n);
+template <class T>
+void unary(Unary op, const T* x, T* y, std::size_t n) {
+  wide() ? avx2::unary_t(op, x, y, n) : base::unary_t(op, x, y, n);
 }
-void unary(Unary op, const float* x, float* y, std::size_t n) {
-  wide() ? avx2::unary_f32(op, x, y, n) : base::unary_t(op, x, y, n);
+template <class T>
+void backward(Backward op, const T* dy, const T* y, T* dx, std::size_t n) {
+  wide() ? avx2::backward_t(op, dy, y, dx, n) : base::backward_t(op, dy, y, dx, n);
 }
-void unary(Unary op, const double* x, double* y, std::size_t n) {
-  wide() ? avx2::unary_f64(op, x, y, n) : base::unary_t(op, x, y, n);
-}
-void backward(Backward op, const float* dy, const float* y, float* dx, std::size_t n) {
-  wide() ? avx2::backward_f32(op, dy, y, dx, n) : base::backward_t(op, dy, y, dx, n);
-}
-void backward(Backward op, const double* dy, const double* y, double* dx, std::size_t n) {
-  wide() ? avx2::backward_f64(op, dy, y, dx, n) : base::backward_t(op, dy, y, dx, n);
-}
+
+template void binary<float>(Binary, const float*, const float*, float*, std::size_t);
+template void binary<double>(Binary, const double*, const double*, double*, std::size_t);
+template void unary<float>(Unary, const float*, float*, std::size_t);
+template void unary<double>(Unary, const double*, double*, std::size_t);
+template void backward<float>(Backward, const float*, const float*, float*, std::size_t);
+template void backward<double>(Backward, const double*, const double*, double*, std::size_t);
 
 }  // namespace rwd::detail::vm

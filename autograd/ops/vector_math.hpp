@@ -19,11 +19,12 @@ enum class Backward { tanh, sigmoid };  // dx = dy ⊙ (1 − y²), dy ⊙ y ⊙
 /// Whether this CPU runs the AVX2 + FMA versions (not when the environment sets REWIND_NO_AVX2).
 bool wide();
 
-void binary(Binary op, const float* a, const float* b, float* out, std::size_t n);
-void binary(Binary op, const double* a, const double* b, double* out, std::size_t n);
-void unary(Unary op, const float* x, float* y, std::size_t n);
-void unary(Unary op, const double* x, double* y, std::size_t n);
-void backward(Backward op, const float* dy, const float* y, float* dx, std::size_t n);
-void backward(Backward op, const double* dy, const double* y, double* dx, std::size_t n);
+// For T = float and double (instantiated in vector_math.cpp).
+template <class T>
+void binary(Binary op, const T* a, const T* b, T* out, std::size_t n);
+template <class T>
+void unary(Unary op, const T* x, T* y, std::size_t n);
+template <class T>
+void backward(Backward op, const T* dy, const T* y, T* dx, std::size_t n);
 
 }  // namespace rwd::detail::vm

@@ -6,11 +6,11 @@
 
 namespace rwd::detail::vm::avx2 {
 
-void binary_f32(Binary op, const float* a, const float* b, float* out, std::size_t n) { binary_t(op, a, b, out, n); }
-void binary_f64(Binary op, const double* a, const double* b, double* out, std::size_t n) { binary_t(op, a, b, out, n); }
-void unary_f32(Unary op, const float* x, float* y, std::size_t n) { unary_t(op, x, y, n); }
-void unary_f64(Unary op, const double* x, double* y, std::size_t n) { unary_t(op, x, y, n); }
-void backward_f32(Backward op, const float* dy, const float* y, float* dx, std::size_t n) { backward_t(op, dy, y, dx, n); }
-void backward_f64(Backward op, const double* dy, const double* y, double* dx, std::size_t n) { backward_t(op, dy, y, dx, n); }
+template void binary_t<float>(Binary, const float*, const float*, float*, std::size_t);
+template void binary_t<double>(Binary, const double*, const double*, double*, std::size_t);
+template void unary_t<float>(Unary, const float*, float*, std::size_t);
+template void unary_t<double>(Unary, const double*, double*, std::size_t);
+template void backward_t<float>(Backward, const float*, const float*, float*, std::size_t);
+template void backward_t<double>(Backward, const double*, const double*, double*, std::size_t);
 
 }  // namespace rwd::detail::vm::avx2

@@ -69,14 +69,17 @@ Array<T>& array_mut(const Tensor& t, const char* op) {
   return const_cast<Array<T>&>(array<T>(t, op));
 }
 
-/// A fresh TensorImpl (with its reference count, in one block from the buffer cache: a step that
-/// makes the same tensors again reuses the same blocks instead of calling malloc).
-inline std::shared_ptr<TensorImpl> new_impl() { return std::allocate_shared<TensorImpl>(BufferAllocator<TensorImpl>{}); }
+/// A fresh TensorImpl built from `args` (with its reference count, in one block from the buffer cache:
+/// a step that makes the same tensors again reuses the same blocks instead of calling malloc).
+template <class... Args>
+std::shared_ptr<TensorImpl> new_impl(Args&&... args) {
+  return std::allocate_shared<TensorImpl>(BufferAllocator<TensorImpl>{}, std::forward<Args>(args)...);
+}
 
 /// A new constant tensor owning `a`.
 template <class T>
 Tensor make_tensor(Array<T>&& a) {
-  return Tensor(std::allocate_shared<TensorImpl>(BufferAllocator<TensorImpl>{}, std::move(a)));
+  return Tensor(new_impl(std::move(a)));
 }
 
 /// A new constant tensor of `shape` whose values are not initialized (for kernels that write them all).
