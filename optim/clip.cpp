@@ -1,7 +1,9 @@
 #include "clip.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 
@@ -24,7 +26,52 @@ void for_each_grad(const std::vector<Tensor>& params, F&& f) {
   }
 }
 
+// The flat index of the first NaN or ±inf in g[0, n), or n. The exponent bits are tested as integers,
+// which the compiler vectorizes (a floating-point test would not be: NaN compares are not reassociable),
+// block by block, so a finite gradient costs one streaming read.
+template <class T>
+std::size_t first_nonfinite(const T* g, std::size_t n) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr U exponent = static_cast<U>(sizeof(T) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull);
+  constexpr std::size_t block = 1024;
+  for (std::size_t start = 0; start < n; start += block) {
+    const std::size_t end = std::min(n, start + block);
+    bool bad = false;
+    for (std::size_t j = start; j < end; ++j) bad |= (std::bit_cast<U>(g[j]) & exponent) == exponent;
+    if (!bad) continue;
+    for (std::size_t j = start; j < end; ++j)
+      if (!std::isfinite(g[j])) return j;
+  }
+  return n;
+}
+
+// "[1, 2]": the multi-index of flat index `flat` in `shape` ("[]" for a 0-d tensor).
+std::string multi_index(const Shape& shape, std::size_t flat) {
+  std::vector<std::size_t> idx(shape.ndim());
+  for (std::size_t k = shape.ndim(); k-- > 0;) {
+    idx[k] = flat % shape[k];
+    flat /= shape[k];
+  }
+  std::string s = "[";
+  for (std::size_t k = 0; k < idx.size(); ++k) s += (k ? ", " : "") + std::to_string(idx[k]);
+  return s + "]";
+}
+
 }  // namespace
+
+void check_finite_grads(const std::vector<Tensor>& params, const std::string& who) {
+  for_each_grad(params, [&](std::size_t i, auto* g, std::size_t n) {
+    const std::size_t j = first_nonfinite(g, n);
+    if (j == n) return;
+    const Tensor& p = params[i];
+    const double v = static_cast<double>(g[j]);
+    throw NonFiniteGradError(who + ": the gradient of parameter " + std::to_string(i) +
+                                 (p.name().empty() ? "" : " '" + p.name() + "'") + " " + p.shape().str() + " is " +
+                                 (std::isnan(v) ? std::string("nan") : format_number(v)) + " at " + multi_index(p.shape(), j) + " (flat index " +
+                                 std::to_string(j) + "); no parameter was updated",
+                             i, j, v);
+  });
+}
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double norm_type, bool error_if_nonfinite) {
   check_hyper(max_norm >= 0, "clip_grad_norm", "max_norm", max_norm, "must be >= 0");
@@ -71,12 +118,15 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
 
   if (!std::isfinite(total) && error_if_nonfinite) {
     const Tensor& p = params[bad_param];
-    throw ValueError("clip_grad_norm: the total norm of order " + format_number(norm_type) +
+    const Tensor g = p.grad();
+    const double v = g.dtype() == Dtype::f32 ? double{g.data<float>()[bad_index]} : g.data<double>()[bad_index];
+    throw NonFiniteGradError("clip_grad_norm: the total norm of order " + format_number(norm_type) +
                      " of the gradients is " + format_number(total) +
                      " (non-finite), so it cannot be clipped; first non-finite element: parameter " +
                      std::to_string(bad_param) + (p.name().empty() ? "" : " '" + p.name() + "'") + " " +
                      p.shape().str() + ", flat index " + std::to_string(bad_index) +
-                     ". Pass error_if_nonfinite = false to scale by it anyway");
+                     ". Pass error_if_nonfinite = false to scale by it anyway",
+                             bad_param, bad_index, v);
   }
 
   // scale = max_norm / (total + 1e-6), applied when < 1 (or NaN, as PyTorch's clamp lets it through)

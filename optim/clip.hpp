@@ -8,11 +8,29 @@
 // parameters without a gradient, as torch.nn.utils.clip_grad_norm_ / clip_grad_value_ do.
 #pragma once
 
+#include <cstddef>
+#include <string>
 #include <vector>
 
 #include "../core/tensor.hpp"
 
 namespace rwd {
+
+/// A gradient with a NaN or ±inf element, found before anything was changed. `param` is the
+/// parameter's position in the list given, `index` the element's flat (row-major) index, `value` it.
+class NonFiniteGradError : public ValueError {
+ public:
+  NonFiniteGradError(const std::string& message, std::size_t param, std::size_t index, double value)
+      : ValueError(message), param(param), index(index), value(value) {}
+  std::size_t param, index;
+  double value;
+};
+
+/// Throws NonFiniteGradError if any gradient holds a NaN or ±inf: "<who>: the gradient of parameter 2
+/// '0.weight' (4, 3) is nan at [1, 2] …", the first such element in parameter order, then row-major.
+/// Reads every gradient once and changes nothing; parameters without a gradient are skipped. fit() and
+/// train_truncated() call it before each step (an optimizer's own step() does not: see optimizer.hpp).
+void check_finite_grads(const std::vector<Tensor>& params, const std::string& who);
 
 /// Scales all gradients together so that their total norm is at most `max_norm`.
 ///
@@ -23,7 +41,7 @@ namespace rwd {
 /// Returns `total` before clipping (0 if no parameter has a gradient). The norm is accumulated in
 /// float64 and scaled by the largest |gᵢⱼ|, so it does not overflow for large finite gradients.
 ///
-/// A NaN or infinite total: with `error_if_nonfinite` throws ValueError naming the norm and the first
+/// A NaN or infinite total: with `error_if_nonfinite` throws NonFiniteGradError naming the norm and the first
 /// parameter and element at fault, gradients untouched; without, scales like PyTorch (by 0 for an
 /// infinite total, by NaN for a NaN one) and returns the non-finite total.
 /// Throws ValueError for a negative or NaN max_norm, or norm_type ≤ 0 or NaN.

@@ -18,6 +18,12 @@
 //  created on a parameter's first update, zero-filled, in the parameter's dtype (a per-parameter step
 //  counter is a float64 scalar), so float32 parameters keep float32 state.
 //
+//  Non-finite gradients. step() applies whatever the gradients hold, as PyTorch's optimizers do: a
+//  NaN gradient makes a NaN weight (and Adam's state NaN or inf) without a word. fit() and
+//  train_truncated() check before each step and stop with the parameter and element at fault; a
+//  hand-written loop calls check_finite_grads(params, "where") (optim/clip.hpp) before step(), or
+//  clip_grad_norm(params, max_norm, 2, /*error_if_nonfinite=*/true), which checks as it measures.
+//
 //  state_dict(): named tensors that, with the parameters' values, resume training exactly:
 //      "step"          0-d float64  number of step() calls so far
 //      "lr"            0-d float64  the learning rate now (a schedule may have moved it)

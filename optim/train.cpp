@@ -41,6 +41,18 @@ std::string number(double v, const char* format = "%.6g") {
   return buf;
 }
 
+// clip_grad_norm that refuses non-finite gradients before touching them, naming where() they were
+// found (the norm's first pass finds them, so a finite step pays nothing extra).
+template <class Where>
+double clip_norm_checked(const std::vector<Tensor>& params, double max_norm, const Where& where) {
+  try {
+    return clip_grad_norm(params, max_norm, 2.0, /*error_if_nonfinite=*/true);
+  } catch (const NonFiniteGradError&) {
+    check_finite_grads(params, where());  // the same element, worded for the loop (gradients untouched)
+    throw;
+  }
+}
+
 }  // namespace
 
 // ---- progress ----
@@ -139,7 +151,14 @@ History fit(Optimizer& optimizer, std::size_t batches,
         throw ValueError("fit: the loss is " + number(value) + " at epoch " + std::to_string(epoch + 1) + ", batch " +
                          std::to_string(b + 1));
       loss.backward();
-      if (options.clip_norm > 0) norms += clip_grad_norm(optimizer.params(), options.clip_norm);
+      // A finite loss can still have NaN or ±inf gradients (a log or sqrt at 0, an overflow inside);
+      // one step would write them into every weight and the optimizer's state, so stop before it.
+      // With clipping the norm's own pass finds them; without, one read of the gradients.
+      const auto where = [&] { return "fit: epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1); };
+      if (options.clip_norm > 0)
+        norms += clip_norm_checked(optimizer.params(), options.clip_norm, where);
+      else
+        check_finite_grads(optimizer.params(), where());
       optimizer.step();
       sum += value;
       progress.update(epoch, b, sum / static_cast<double>(b + 1));
@@ -175,7 +194,13 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
       window = window.defined() ? window + l : l;
     }
     window.backward();
-    if (options.clip_norm > 0) clip_grad_norm(optimizer.params(), options.clip_norm);
+    const auto where = [&] {
+      return "train_truncated: steps " + std::to_string(start + 1) + "-" + std::to_string(std::min(start + k1, steps));
+    };
+    if (options.clip_norm > 0)
+      clip_norm_checked(optimizer.params(), options.clip_norm, where);
+    else
+      check_finite_grads(optimizer.params(), where());
     optimizer.step();
     detach_state(model);  // the next window starts from this state's value, without its history
   }

@@ -66,7 +66,9 @@ struct History {
 };
 
 /// Runs `epochs` × `batches`: zero_grad, loss = batch_loss(epoch, batch), backward, optional clip,
-/// optimizer step. Throws ValueError naming the epoch and batch if a loss is not finite.
+/// optimizer step. Throws ValueError naming the epoch and batch if a loss is not finite, and
+/// NonFiniteGradError (optim/clip.hpp) naming them, the parameter and the element if a gradient is
+/// NaN or ±inf — before that step, so the weights and the optimizer's state stay finite.
 History fit(Optimizer& optimizer, std::size_t batches,
             const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options = {});
 
@@ -81,6 +83,7 @@ struct TruncatedOptions {
 /// steps the summed losses of the window are backpropagated and the optimizer steps; the state is
 /// carried on (never reset) but detached every k2 steps, so no gradient spans more than k2 steps.
 /// `step_loss(t)` feeds step t to the model and returns that step's loss. Returns the mean loss per step.
+/// A NaN or ±inf gradient stops it before the update, as in fit() (NonFiniteGradError naming the window).
 double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
                        const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options = {});
 
