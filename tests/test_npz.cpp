@@ -568,6 +568,7 @@ TEST_CASE("npz: a zip bomb is refused without being inflated (a header of shape 
     const std::uint64_t grew = peak_growth([&] { msg = message_of<IOError>([&] { load_npz(file); }); });
     CHECK_CONTAINS(msg, where);
     CHECK(grew < 16 * MiB);
+    CHECK_CONTAINS(msg, "the member holds more than the " + std::to_string(head.size() + 12) + " bytes its .npy header and the zip directory say");
   }
   SUBCASE("a member past the settable limit is refused before anything is allocated") {
     const std::uint64_t saved = npz_member_limit();
@@ -698,4 +699,34 @@ TEST_CASE("npz: a member that appears twice is the library's own error, naming t
   write_bytes(file, bytes);
   CHECK(message_of<IOError>([&] { load_npz(file); }) ==
         "load_npz: \"" + file + "\": key \"w\": appears twice in the archive");
+}
+
+TEST_CASE("npz: a Fortran-order array larger than the reader's 64-KiB chunks is reordered right") {
+  // Shape (300, 7, 50) float64, 840 KB, element [i, j, k] = 10000 i + 100 j + k, written first index fastest.
+  TempDir dir;
+  const std::string file = dir / "fortran.npz";
+  std::string h = "{'descr': '<f8', 'fortran_order': True, 'shape': (300, 7, 50), }";
+  h.append(64 - (10 + h.size() + 1) % 64, ' ');
+  h += '\n';
+  std::string member = std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(h.size()) + '\0' + h;
+  for (int k = 0; k < 50; ++k)
+    for (int j = 0; j < 7; ++j)
+      for (int i = 0; i < 300; ++i) {
+        const double v = 10000.0 * i + 100.0 * j + k;
+        member.append(reinterpret_cast<const char*>(&v), sizeof v);
+      }
+  for (const bool deflate : {false, true}) {
+    CAPTURE(deflate);
+    write_zip(file, {{"f.npy", member, 0, deflate}});
+    const NamedTensors got = load_npz(file);
+    REQUIRE(got.size() == 1);
+    const Tensor& t = got[0].second;
+    REQUIRE(t.shape() == Shape{300, 7, 50});
+    const double* p = t.data<double>();
+    std::size_t wrong = 0;
+    for (int i = 0; i < 300; ++i)
+      for (int j = 0; j < 7; ++j)
+        for (int k = 0; k < 50; ++k) wrong += p[(i * 7 + j) * 50 + k] != 10000.0 * i + 100.0 * j + k;
+    CHECK(wrong == 0);
+  }
 }
