@@ -283,7 +283,14 @@ TEST_CASE("npz fuzz: damaged files load as the original, or throw IOError — ne
   MESSAGE(cases << " damaged files: " << loaded << " loaded, " << refused << " refused with IOError; peak memory grew "
                 << grew_kb / 1024 << " MiB");
   CHECK(cases > 10000);
+  // Bounded: a member inflated past its header, or a tensor allocated for a lying size, would be
+  // gigabytes. Under AddressSanitizer, freed blocks stay resident in its quarantine (256 MiB by
+  // default) with their shadow and allocator caches (about 350 MiB here), so the bound is looser there.
+#ifdef __SANITIZE_ADDRESS__
+  CHECK(grew_kb < 1024 * 1024);
+#else
   CHECK(grew_kb < 64 * 1024);
+#endif
   std::error_code ec;
   fs::remove_all(dir, ec);
 }
