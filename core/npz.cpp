@@ -5,8 +5,8 @@
 // (which np.savez always writes) and writes archives; none of that is worth redoing.
 #include "npz.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include "atomic_file.hpp"
+
 #include <zip.h>
 
 #include <algorithm>
@@ -17,8 +17,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <system_error>
@@ -261,30 +263,157 @@ class HeaderParser {
   std::size_t m_i = 0;
 };
 
-/// Copies a Fortran-order (first index fastest) array into C order (last index fastest).
-template <class T>
-void fortran_to_c(const char* src, T* dst, const Shape& shape) {
+// ---------------------------------------------------------------------------------------------------
+// .npy: reading, from any source of bytes (a string for decode_npy, a zip member for load_npz), the
+// header first and then exactly the bytes the header's shape and dtype need, straight into the tensor
+// ---------------------------------------------------------------------------------------------------
+
+/// Reads up to `n` bytes into `dst` and returns how many: fewer only at the end of the source. Throws IOError.
+using ReadFn = std::function<std::size_t(char* dst, std::size_t n)>;
+
+/// The longest .npy header read. NumPy's own np.load refuses headers past 10,000 bytes (max_header_size);
+/// rewind's dtypes and at most 8 dimensions need under 200. The cap bounds what a hostile header can cost.
+constexpr std::size_t npy_max_header = 1 << 16;
+
+/// What an .npy header says: the dtype, shape and order, and where the data starts and how long it is.
+struct NpyLayout {
+  Dtype dtype = Dtype::f32;
+  Shape shape;
+  bool fortran_order = false;
+  std::size_t header_bytes = 0;  // magic, version, length and header: the data's offset
+  std::size_t data_bytes = 0;    // numel × item size, overflow-checked
+};
+
+/// Reads and checks the magic, version and header from the start of `read`; `total` is the size of the
+/// whole .npy if known (then a header length past it is refused before anything is read).
+NpyLayout read_npy_header(const ReadFn& read, std::optional<std::uint64_t> total, const std::string& what) {
+  // ---- magic, version, header length ----
+  char start[12];
+  std::size_t got = read(start, 8);
+  if (got < npy_magic.size() + 2 || std::string_view(start, npy_magic.size()) != npy_magic) {
+    throw IOError(what + ": not an .npy array (it does not start with the magic string \\x93NUMPY; starts with \"" +
+                  printable(std::string_view(start, got)) + "\")");
+  }
+  const auto major = static_cast<unsigned char>(start[6]);
+  const auto minor = static_cast<unsigned char>(start[7]);
+  if ((major != 1 && major != 2 && major != 3) || minor != 0) {
+    throw IOError(what + ": unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
+                  " (rewind reads 1.0, 2.0 and 3.0)");
+  }
+  const std::size_t len_size = major == 1 ? 2 : 4;  // uint16 in 1.0, uint32 in 2.0 and 3.0
+  const std::size_t prefix = npy_magic.size() + 2 + len_size;
+  if (read(start + 8, len_size) < len_size) throw IOError(what + ": .npy array truncated inside its header length");
+  std::size_t header_len = 0;
+  for (std::size_t i = 0; i < len_size; ++i) {
+    header_len |= static_cast<std::size_t>(static_cast<unsigned char>(start[8 + i])) << (8 * i);
+  }
+  if (total && header_len > *total - std::min<std::uint64_t>(*total, prefix)) {
+    throw IOError(what + ": .npy header length " + std::to_string(header_len) + " runs past the end of the " +
+                  std::to_string(*total) + "-byte array (truncated?)");
+  }
+  if (header_len > npy_max_header) {
+    throw IOError(what + ": .npy header length " + std::to_string(header_len) + " is more than the " +
+                  std::to_string(npy_max_header) + " bytes rewind reads (a float array's header needs under 200)");
+  }
+  std::string text(header_len, '\0');
+  if (read(text.data(), header_len) < header_len) {
+    throw IOError(what + ": .npy header length " + std::to_string(header_len) + " runs past the end of the array (truncated?)");
+  }
+
+  // ---- header ----
+  const NpyHeader h = HeaderParser(text, what).parse();
+  const bool wide = h.descr.size() >= 2 && h.descr.substr(h.descr.size() - 1) == "8";
+  const std::string fix = std::string("; rewind reads only float32 '<f4' and float64 '<f8' (convert in NumPy with ") +
+                          "a.astype('" + (wide ? "<f8" : "<f4") + "'), or leave this key out)";
+  if (h.descr_is_structured) throw IOError(what + ": unsupported dtype: a structured array" + fix);
+  NpyLayout out;
+  if (h.descr == "<f4") {
+    out.dtype = Dtype::f32;
+  } else if (h.descr == "<f8") {
+    out.dtype = Dtype::f64;
+  } else if (h.descr == ">f4" || h.descr == ">f8") {
+    throw IOError(what + ": unsupported dtype '" + h.descr + "' (big-endian)" + fix);
+  } else {
+    throw IOError(what + ": unsupported dtype '" + printable(h.descr) + "'" + fix);
+  }
+  if (h.shape.size() > Shape::max_dims) {
+    throw IOError(what + ": " + std::to_string(h.shape.size()) + " dimensions; rewind tensors have at most " +
+                  std::to_string(Shape::max_dims));
+  }
+  // The byte count, checked here whatever Shape checks: the product of the nonzero dimensions times the
+  // item size must fit a signed 64-bit offset (array strides are signed), zero dimensions included —
+  // (0, 2^62, 2^62) holds no element, but its strides would still overflow.
+  const std::size_t item = dtype_size(out.dtype);
+  const std::uint64_t max_bytes = static_cast<std::uint64_t>(std::numeric_limits<std::ptrdiff_t>::max());
+  std::uint64_t span = item;  // bytes spanned by the nonzero dimensions
+  bool has_zero = false;
+  std::string repr = "(";
+  for (std::size_t i = 0; i < h.shape.size(); ++i) repr += (i ? ", " : "") + std::to_string(h.shape[i]);
+  repr += h.shape.size() == 1 ? ",)" : ")";
+  for (const std::uint64_t d : h.shape) {
+    if (d == 0) {
+      has_zero = true;
+      continue;
+    }
+    if (d > max_bytes / span) throw IOError(what + ": shape " + repr + " is too large to address");
+    span *= d;
+  }
+  out.shape = Shape(h.shape.begin(), h.shape.end());
+  out.fortran_order = h.fortran_order;
+  out.header_bytes = prefix + header_len;
+  out.data_bytes = has_zero ? 0 : static_cast<std::size_t>(span);
+  return out;
+}
+
+/// Reads exactly `layout.data_bytes` from `read` into a new tensor (reordering Fortran order to C order
+/// on the way, in chunks, so no second full-size buffer is ever held).
+Tensor read_npy_data(const ReadFn& read, const NpyLayout& layout, const std::string& what) {
+  Tensor t = Tensor::zeros(layout.shape, layout.dtype);
+  const std::size_t n_bytes = layout.data_bytes;
+  if (n_bytes == 0) return t;
+  char* dst = layout.dtype == Dtype::f32 ? reinterpret_cast<char*>(t.data<float>()) : reinterpret_cast<char*>(t.data<double>());
+  auto truncated = [&](std::size_t have) {
+    return IOError(what + ": data is " + std::to_string(have) + " bytes, but shape " + layout.shape.str() + " of " +
+                   dtype_name(layout.dtype) + " needs " + std::to_string(n_bytes) + " (truncated)");
+  };
+  const Shape& shape = layout.shape;
+  if (!layout.fortran_order || shape.ndim() <= 1) {
+    const std::size_t got = read(dst, n_bytes);
+    if (got < n_bytes) throw truncated(got);
+    return t;
+  }
+  // Fortran order: the file's element f has multi-index (i0, i1, …) with i0 fastest; it goes to C offset
+  // Σ ik · cstride[k]. Walk the multi-index in file order, chunk by chunk.
+  const std::size_t item = dtype_size(layout.dtype);
   const std::size_t n = shape.ndim();
-  std::size_t fstride[Shape::max_dims];
+  std::size_t cstride[Shape::max_dims];
   std::size_t stride = 1;
-  for (std::size_t k = 0; k < n; ++k) {
-    fstride[k] = stride;
+  for (std::size_t k = n; k-- > 0;) {
+    cstride[k] = stride;
     stride *= shape[k];
   }
   std::size_t index[Shape::max_dims] = {};
-  std::size_t from = 0;  // the element's offset in src, in elements
-  const std::size_t numel = shape.numel();
-  for (std::size_t to = 0; to < numel; ++to) {
-    std::memcpy(&dst[to], src + from * sizeof(T), sizeof(T));
-    for (std::size_t k = n; k-- > 0;) {  // advance the C-order multi-index
-      if (++index[k] < shape[k]) {
-        from += fstride[k];
-        break;
+  std::size_t to = 0;  // the element's C offset, in elements
+  char chunk[1 << 16];
+  std::size_t done = 0;
+  while (done < n_bytes) {
+    const std::size_t want = std::min(sizeof chunk, n_bytes - done);  // a multiple of 8, so of the item size
+    const std::size_t got = read(chunk, want);
+    if (got < want) throw truncated(done + got);
+    for (std::size_t at = 0; at < got; at += item) {
+      std::memcpy(dst + to * item, chunk + at, item);
+      for (std::size_t k = 0; k < n; ++k) {  // advance the Fortran-order multi-index
+        if (++index[k] < shape[k]) {
+          to += cstride[k];
+          break;
+        }
+        to -= (shape[k] - 1) * cstride[k];
+        index[k] = 0;
       }
-      from -= (shape[k] - 1) * fstride[k];
-      index[k] = 0;
     }
+    done += got;
   }
+  return t;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -307,78 +436,6 @@ std::string libzip_message(int code) {
   std::string text = zip_error_strerror(&error);
   zip_error_fini(&error);
   return text;
-}
-
-/// The whole of member `index`, CRC checked.
-std::string read_member(zip_t* archive, zip_uint64_t index, const zip_stat_t& st, const std::string& what) {
-  ZipFile file{zip_fopen_index(archive, index, 0)};
-  if (!file) throw IOError(what + ": cannot open the member: " + zip_strerror(archive));
-
-  // Trust the directory's size only as far as the compressed data could expand (deflate tops out
-  // near 1032:1), so a lying size cannot make us allocate terabytes; the string grows if need be.
-  std::string bytes;
-  if ((st.valid & ZIP_STAT_SIZE) && (st.valid & ZIP_STAT_COMP_SIZE)) {
-    const std::uint64_t bound = st.comp_size * 1100 + 4096;
-    bytes.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(st.size, bound)));
-  }
-  char spill[1 << 16];  // for reads past the reserved size: an unknown or understated size
-  while (true) {
-    // Read into the reserved room while there is some; libzip checks the CRC when a read reaches
-    // the end of the member, so keep reading until it returns 0.
-    const std::size_t have = bytes.size();
-    const std::size_t room = bytes.capacity() - have;
-    zip_int64_t n;
-    if (room > 0) {
-      bytes.resize(have + room);  // within capacity: no reallocation
-      n = zip_fread(file.get(), bytes.data() + have, room);
-      bytes.resize(have + static_cast<std::size_t>(std::max<zip_int64_t>(n, 0)));
-    } else {
-      n = zip_fread(file.get(), spill, sizeof spill);
-      if (n > 0) bytes.append(spill, static_cast<std::size_t>(n));
-    }
-    if (n < 0) {
-      const int code = zip_error_code_zip(zip_file_get_error(file.get()));
-      std::string why = zip_file_strerror(file.get());
-      if (code == ZIP_ER_CRC) why += ": the member's data is corrupt";
-      throw IOError(what + ": cannot read the member: " + why);
-    }
-    if (n == 0) break;
-  }
-  if ((st.valid & ZIP_STAT_SIZE) && bytes.size() != st.size) {
-    throw IOError(what + ": the member holds " + std::to_string(bytes.size()) + " bytes but the zip directory says " +
-                  std::to_string(st.size) + ": the archive is corrupt");
-  }
-  return bytes;
-}
-
-/// Removes the file on scope exit unless released (the temporary of an atomic save).
-class TempFile {
- public:
-  explicit TempFile(fs::path p) : m_path(std::move(p)) {}
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (!m_released) {
-      std::error_code ignored;
-      fs::remove(m_path, ignored);
-    }
-  }
-  const fs::path& path() const { return m_path; }
-  void release() { m_released = true; }
-
- private:
-  fs::path m_path;
-  bool m_released = false;
-};
-
-/// fsync a file or directory; returns errno, or 0.
-int sync_path(const fs::path& p, bool directory) {
-  const int fd = ::open(p.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) return errno;
-  const int rc = ::fsync(fd);
-  const int err = rc == 0 ? 0 : errno;
-  ::close(fd);
-  return err;
 }
 
 /// Writes the archive to `tmp` with libzip: one stored member per tensor, data not copied.
@@ -418,17 +475,19 @@ void write_archive(const fs::path& tmp, const NamedTensors& tensors, const std::
     if (!source) {
       const std::string why = zip_error_strerror(&error);
       zip_error_fini(&error);
-      throw IOError(where + ": key " + quoted(key) + ": " + why);
+      throw IOError(where + ": key " + quoted(printable(key)) + ": " + why);
     }
     zip_error_fini(&error);
     const std::string member = key + ".npy";
-    const zip_int64_t index = zip_file_add(archive.get(), member.c_str(), source, ZIP_FL_ENC_GUESS);
+    // ZIP_FL_ENC_UTF_8: the name is UTF-8 (save_npz checked it), so libzip sets the archive's UTF-8
+    // flag for a non-ASCII name and Python's zipfile (np.load) reads it as written, not as CP437.
+    const zip_int64_t index = zip_file_add(archive.get(), member.c_str(), source, ZIP_FL_ENC_UTF_8);
     if (index < 0) {
       zip_source_free(source);  // not taken over by a failed zip_file_add
-      throw IOError(where + ": key " + quoted(key) + ": cannot add the member: " + zip_strerror(archive.get()));
+      throw IOError(where + ": key " + quoted(printable(key)) + ": cannot add the member: " + zip_strerror(archive.get()));
     }
     if (zip_set_file_compression(archive.get(), static_cast<zip_uint64_t>(index), ZIP_CM_STORE, 0) != 0) {
-      throw IOError(where + ": key " + quoted(key) + ": " + zip_strerror(archive.get()));
+      throw IOError(where + ": key " + quoted(printable(key)) + ": " + zip_strerror(archive.get()));
     }
   }
   // zip_close writes everything; on failure the archive stays open (discarded by the handle) and
@@ -439,11 +498,145 @@ void write_archive(const fs::path& tmp, const NamedTensors& tensors, const std::
   archive.release();  // zip_close freed it
 }
 
+
+
+/// The bytes `s` are well-formed UTF-8 as Python decodes it (no overlong forms, no surrogates, nothing
+/// past U+10FFFF) — what libzip stores as UTF-8 and np.load reads back unchanged.
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len;
+    std::uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      len = 2, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4, cp = c & 0x07;
+    } else {
+      return false;  // a continuation byte first, 0xc0/0xc1 (always overlong) or 0xf5..0xff
+    }
+    if (s.size() - i < len) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if ((b & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (b & 0x3f);
+    }
+    static constexpr std::uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += len;
+  }
+  return true;
+}
+
+/// The longest key: a zip member name's length is a 16-bit field, and the member is `<key>.npy`.
+constexpr std::size_t max_key_bytes = 0xffff - 4;
+
+/// Throws ValueError if `key` cannot be saved and loaded back as the same key.
+void check_key(const std::string& key, const std::string& where) {
+  if (key.empty()) throw ValueError(where + ": an empty key (NumPy could not name its array)");
+  const std::string shown = quoted(printable(key, 60));
+  if (key.find('\0') != std::string::npos) throw ValueError(where + ": key " + shown + " contains '\\0'");
+  if (key.size() > max_key_bytes) {
+    throw ValueError(where + ": key " + shown + " is " + std::to_string(key.size()) + " bytes; a zip member name " +
+                     "holds at most 65535, so a key (stored as <key>.npy) at most " + std::to_string(max_key_bytes));
+  }
+  if (!valid_utf8(key)) {
+    throw ValueError(where + ": key " + shown + " is not valid UTF-8 (zip member names are UTF-8 text, and " +
+                     "other bytes would not load back as the same key)");
+  }
+}
+
+std::atomic<std::uint64_t> member_limit{std::uint64_t{16} << 30};
+
+/// Member `index` of the archive as a tensor: the .npy header first, then exactly the bytes it needs.
+Tensor read_member(zip_t* archive, zip_uint64_t index, const zip_stat_t& st, const std::string& what) {
+  // What the zip directory says, checked against the limit and what the compressed bytes can hold,
+  // before anything is inflated.
+  std::optional<std::uint64_t> size;
+  if (st.valid & ZIP_STAT_SIZE) size = st.size;
+  const std::uint64_t limit = member_limit.load(std::memory_order_relaxed);
+  auto over_limit = [&](std::uint64_t bytes, const char* by) {
+    return IOError(what + ": the member is " + std::to_string(bytes) + " bytes " + by + ", more than the limit of " +
+                   std::to_string(limit) + " bytes (rwd::set_npz_member_limit raises it)");
+  };
+  if (size && *size > limit) throw over_limit(*size, "by the zip directory");
+  if (size && (st.valid & ZIP_STAT_COMP_SIZE) && (st.valid & ZIP_STAT_COMP_METHOD)) {
+    // A stored member is its compressed bytes; deflate expands at most 1032:1 (a 258-byte match per
+    // 2 bits), so a directory size past that is a lie.
+    const std::uint64_t most = st.comp_method == ZIP_CM_STORE ? st.comp_size
+                               : st.comp_method == ZIP_CM_DEFLATE
+                                   ? (st.comp_size > (std::uint64_t{1} << 53) ? std::uint64_t(-1) : st.comp_size * 1100 + 4096)
+                                   : std::uint64_t(-1);
+    if (*size > most) {
+      throw IOError(what + ": the zip directory says the member is " + std::to_string(*size) + " bytes, but its " +
+                    std::to_string(st.comp_size) + " compressed bytes cannot hold that: the archive is corrupt");
+    }
+  }
+
+  ZipFile file{zip_fopen_index(archive, index, 0)};
+  if (!file) throw IOError(what + ": cannot open the member: " + zip_strerror(archive));
+  const ReadFn read = [&](char* dst, std::size_t n) {
+    std::size_t done = 0;
+    while (done < n) {
+      const zip_int64_t got = zip_fread(file.get(), dst + done, n - done);
+      if (got < 0) {
+        const int code = zip_error_code_zip(zip_file_get_error(file.get()));
+        std::string why = zip_file_strerror(file.get());
+        if (code == ZIP_ER_CRC) why += ": the member's data is corrupt";
+        throw IOError(what + ": cannot read the member: " + why);
+      }
+      if (got == 0) break;
+      done += static_cast<std::size_t>(got);
+    }
+    return done;
+  };
+
+  const NpyLayout layout = read_npy_header(read, size, what);
+  const std::uint64_t need = layout.header_bytes + static_cast<std::uint64_t>(layout.data_bytes);
+  if (need < layout.data_bytes || need > limit) throw over_limit(need, "by its .npy header");
+  if (size && *size != need) {
+    throw IOError(what + ": data is " + std::to_string(*size - layout.header_bytes) + " bytes, but shape " +
+                  layout.shape.str() + " of " + dtype_name(layout.dtype) + " needs " + std::to_string(layout.data_bytes) +
+                  (*size < need ? " (truncated)" : "") + " (by the zip directory's size of the member)");
+  }
+  Tensor t = read_npy_data(read, layout, what);
+  // Nothing may follow the data. Reading on to the member's end is also when libzip checks its CRC.
+  char extra;
+  if (read(&extra, 1) != 0) {
+    throw IOError(what + ": the member holds more than the " + std::to_string(need) +
+                  " bytes its .npy header and the zip directory say: the archive is corrupt");
+  }
+  return t;
+}
+
+/// The name of a member that appears twice in the archive at `path` (opened without libzip's
+/// consistency checks, which refuse the whole archive for it), or "" if none does.
+std::string duplicate_member(const std::string& path) {
+  int code = 0;
+  ZipArchive archive{zip_open(path.c_str(), ZIP_RDONLY, &code)};
+  if (!archive) return "";
+  std::set<std::string> names;
+  const zip_int64_t n = zip_get_num_entries(archive.get(), 0);
+  for (zip_int64_t i = 0; i < n; ++i) {
+    const char* name = zip_get_name(archive.get(), static_cast<zip_uint64_t>(i), 0);
+    if (name && !names.insert(name).second) return name;
+  }
+  return "";
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
 // public
 // ---------------------------------------------------------------------------------------------------
+
+void set_npz_member_limit(std::uint64_t bytes) { member_limit.store(bytes, std::memory_order_relaxed); }
+
+std::uint64_t npz_member_limit() { return member_limit.load(std::memory_order_relaxed); }
 
 std::string encode_npy(const Tensor& tensor) {
   if (!tensor.defined()) throw ValueError("encode_npy: the tensor is undefined");
@@ -454,82 +647,21 @@ std::string encode_npy(const Tensor& tensor) {
 }
 
 Tensor decode_npy(const std::string& bytes, const std::string& what) {
-  // ---- magic, version, header length ----
-  if (bytes.size() < npy_magic.size() + 2 || std::string_view(bytes).substr(0, npy_magic.size()) != npy_magic) {
-    throw IOError(what + ": not an .npy array (it does not start with the magic string \\x93NUMPY; starts with \"" +
-                  printable(std::string_view(bytes).substr(0, 8)) + "\")");
+  std::size_t at = 0;
+  const ReadFn read = [&](char* dst, std::size_t n) {
+    const std::size_t got = std::min(n, bytes.size() - at);
+    if (got > 0) std::memcpy(dst, bytes.data() + at, got);
+    at += got;
+    return got;
+  };
+  const NpyLayout layout = read_npy_header(read, bytes.size(), what);
+  const std::size_t have = bytes.size() - layout.header_bytes;
+  if (have != layout.data_bytes) {
+    throw IOError(what + ": data is " + std::to_string(have) + " bytes, but shape " + layout.shape.str() + " of " +
+                  dtype_name(layout.dtype) + " needs " + std::to_string(layout.data_bytes) +
+                  (have < layout.data_bytes ? " (truncated)" : ""));
   }
-  const auto major = static_cast<unsigned char>(bytes[6]);
-  const auto minor = static_cast<unsigned char>(bytes[7]);
-  if ((major != 1 && major != 2 && major != 3) || minor != 0) {
-    throw IOError(what + ": unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
-                  " (rewind reads 1.0, 2.0 and 3.0)");
-  }
-  const std::size_t len_size = major == 1 ? 2 : 4;  // uint16 in 1.0, uint32 in 2.0 and 3.0
-  const std::size_t prefix = npy_magic.size() + 2 + len_size;
-  if (bytes.size() < prefix) throw IOError(what + ": .npy array truncated inside its header length");
-  std::size_t header_len = 0;
-  for (std::size_t i = 0; i < len_size; ++i) {
-    header_len |= static_cast<std::size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
-  }
-  if (header_len > bytes.size() - prefix) {
-    throw IOError(what + ": .npy header length " + std::to_string(header_len) + " runs past the end of the " +
-                  std::to_string(bytes.size()) + "-byte array (truncated?)");
-  }
-
-  // ---- header ----
-  const NpyHeader h = HeaderParser(std::string_view(bytes).substr(prefix, header_len), what).parse();
-  const bool wide = h.descr.size() >= 2 && h.descr.substr(h.descr.size() - 1) == "8";
-  const std::string fix = std::string("; rewind reads only float32 '<f4' and float64 '<f8' (convert in NumPy with ") +
-                          "a.astype('" + (wide ? "<f8" : "<f4") + "'), or leave this key out)";
-  if (h.descr_is_structured) throw IOError(what + ": unsupported dtype: a structured array" + fix);
-  Dtype dtype;
-  if (h.descr == "<f4") {
-    dtype = Dtype::f32;
-  } else if (h.descr == "<f8") {
-    dtype = Dtype::f64;
-  } else if (h.descr == ">f4" || h.descr == ">f8") {
-    throw IOError(what + ": unsupported dtype '" + h.descr + "' (big-endian)" + fix);
-  } else {
-    throw IOError(what + ": unsupported dtype '" + printable(h.descr) + "'" + fix);
-  }
-  if (h.shape.size() > Shape::max_dims) {
-    throw IOError(what + ": " + std::to_string(h.shape.size()) + " dimensions; rewind tensors have at most " +
-                  std::to_string(Shape::max_dims));
-  }
-  const Shape shape(h.shape.begin(), h.shape.end());
-
-  // ---- data: exactly numel elements ----
-  const std::size_t item = dtype_size(dtype);
-  std::size_t numel = 0;
-  if (std::find(h.shape.begin(), h.shape.end(), 0) == h.shape.end()) {
-    numel = 1;
-    for (const std::uint64_t d : h.shape) {
-      if (d > std::numeric_limits<std::size_t>::max() / item / numel) {
-        throw IOError(what + ": shape " + shape.str() + " is too large to address");
-      }
-      numel *= d;
-    }
-  }
-  const std::size_t n_bytes = numel * item;
-  const std::size_t have = bytes.size() - prefix - header_len;
-  if (have != n_bytes) {
-    throw IOError(what + ": data is " + std::to_string(have) + " bytes, but shape " + shape.str() + " of " +
-                  dtype_name(dtype) + " needs " + std::to_string(n_bytes) + (have < n_bytes ? " (truncated)" : ""));
-  }
-
-  Tensor t = Tensor::zeros(shape, dtype);
-  if (n_bytes == 0) return t;
-  const char* src = bytes.data() + prefix + header_len;
-  if (!h.fortran_order || shape.ndim() <= 1) {
-    std::memcpy(dtype == Dtype::f32 ? static_cast<void*>(t.data<float>()) : static_cast<void*>(t.data<double>()),
-                src, n_bytes);
-  } else if (dtype == Dtype::f32) {
-    fortran_to_c(src, t.data<float>(), shape);
-  } else {
-    fortran_to_c(src, t.data<double>(), shape);
-  }
-  return t;
+  return read_npy_data(read, layout, what);
 }
 
 void save_npz(const std::string& path, const NamedTensors& tensors) {
@@ -538,35 +670,11 @@ void save_npz(const std::string& path, const NamedTensors& tensors) {
   // ---- arguments, before touching any file ----
   std::set<std::string> keys;
   for (const auto& [key, tensor] : tensors) {
-    if (key.empty()) throw ValueError(where + ": an empty key (NumPy could not name its array)");
-    if (key.find('\0') != std::string::npos) throw ValueError(where + ": key " + quoted(printable(key)) + " contains '\\0'");
-    if (!keys.insert(key).second) throw ValueError(where + ": key " + quoted(key) + " appears twice");
-    if (!tensor.defined()) throw ValueError(where + ": key " + quoted(key) + ": the tensor is undefined");
+    check_key(key, where);
+    if (!keys.insert(key).second) throw ValueError(where + ": key " + quoted(printable(key, 60)) + " appears twice");
+    if (!tensor.defined()) throw ValueError(where + ": key " + quoted(printable(key, 60)) + ": the tensor is undefined");
   }
-  const fs::path target(path);
-  if (path.empty() || !target.has_filename()) throw IOError(where + ": not a file path");
-
-  // ---- write a temporary next to the target, then rename it over the target ----
-  // Same directory, so the rename is atomic (one file system); hidden and unique to this call.
-  static std::atomic<unsigned> counter{0};
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw IOError(where + ": directory " + quoted(dir.string()) + " does not exist");
-  std::string tmp_name = ".";  // appended piecewise: GCC 12 warns falsely (-Wrestrict) on "." + string
-  tmp_name += target.filename().string();
-  tmp_name += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
-  TempFile tmp(dir / tmp_name);
-
-  write_archive(tmp.path(), tensors, where);
-  // On disk before it replaces the old file, so a crash leaves the old file or the new, never a torn one.
-  if (const int err = sync_path(tmp.path(), false)) {
-    throw IOError(where + ": cannot flush " + quoted(tmp.path().string()) + ": " + system_message(err));
-  }
-  if (::rename(tmp.path().c_str(), target.c_str()) != 0) {
-    throw IOError(where + ": cannot replace the file: " + system_message(errno));
-  }
-  tmp.release();
-  sync_path(dir, true);  // best effort: makes the rename itself durable
+  write_atomically(path, where, [&](const std::string& tmp) { write_archive(tmp, tensors, where); });
 }
 
 NamedTensors load_npz(const std::string& path) {
@@ -580,7 +688,16 @@ NamedTensors load_npz(const std::string& path) {
   ZipArchive archive{zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code)};
   if (!archive) {
     std::string why = libzip_message(code);
-    if (code == ZIP_ER_NOZIP) {
+    if (code == ZIP_ER_EXISTS) {
+      // libzip's consistency check refuses an archive with a name twice ("File already exists").
+      const std::string name = duplicate_member(path);
+      constexpr std::string_view ext = ".npy";
+      if (name.size() >= ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0) {
+        throw IOError(where + ": key " + quoted(printable(name.substr(0, name.size() - ext.size()))) +
+                      ": appears twice in the archive");
+      }
+      if (!name.empty()) throw IOError(where + ": member " + quoted(printable(name)) + " appears twice in the archive");
+    } else if (code == ZIP_ER_NOZIP) {
       why += ": an .npz is a zip archive, and a truncated one lacks the directory at its end";
     } else if (code == ZIP_ER_INCONS) {
       why += ": the archive is corrupt";
@@ -595,6 +712,8 @@ NamedTensors load_npz(const std::string& path) {
     const auto index = static_cast<zip_uint64_t>(i);
     zip_stat_t st;
     zip_stat_init(&st);
+    // Names as libzip decodes them, like Python's zipfile: UTF-8 when flagged or valid as UTF-8, else
+    // CP437. A key save_npz wrote (checked UTF-8) comes back byte for byte.
     if (zip_stat_index(archive.get(), index, 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME)) {
       throw IOError(where + ": member " + std::to_string(i) + ": " + zip_strerror(archive.get()));
     }
@@ -605,9 +724,9 @@ NamedTensors load_npz(const std::string& path) {
                     " is not an .npy array (an .npz holds one <key>.npy member per array)");
     }
     const std::string key = name.substr(0, name.size() - ext.size());
-    const std::string what = where + ": key " + quoted(key);
+    const std::string what = where + ": key " + quoted(printable(key));
     if (!keys.insert(key).second) throw IOError(what + ": appears twice in the archive");
-    Tensor t = decode_npy(read_member(archive.get(), index, st, what), what);
+    Tensor t = read_member(archive.get(), index, st, what);
     t.set_name(key);
     out.emplace_back(key, std::move(t));
   }

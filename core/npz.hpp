@@ -17,9 +17,11 @@
 // Writing: an uncompressed archive (like np.savez), members in the given order, NPY v1.0 (a header
 // of at most 8 dimensions always fits its 16-bit length), '<f4' or '<f8', C order, and the header
 // laid out byte for byte as NumPy 1.24 (Debian 12's) lays it out (a test compares with np.save's
-// output). The write is atomic: the archive goes to a temporary file in the target's
-// directory, is flushed to disk, and is renamed over the target only once complete, so a failure at
-// any point leaves the old file as it was (and removes the temporary).
+// output). The write is atomic (core/atomic_file.hpp): the archive goes to a short-named temporary
+// in the target's directory, `.rwd-tmp-<pid>-<8 hex>`, is flushed to disk, and is renamed over the
+// target only once complete, so a failure at any point leaves the old file as it was (and removes the
+// temporary); a target name of up to 255 bytes has room. Temporaries left by a killed process are
+// removed by the next save into the same directory once that process is gone.
 //
 // Reading: stored or deflated members (np.savez and np.savez_compressed), NPY versions 1.0, 2.0 and
 // 3.0, dtypes '<f4' → float32 and '<f8' → float64, C or Fortran order (Fortran-order arrays, which
@@ -30,6 +32,15 @@
 // duplicate key, a bad magic string or header, data shorter or longer than the shape needs, and
 // dtypes rewind has no tensor for.
 //
+// Memory. A member is read header first: the .npy header's shape and dtype give the exact byte count
+// (overflow-checked), which must match the zip directory's size of the member, and no more than that
+// is ever inflated, so a zip bomb (a few MB that inflate to gigabytes) costs no more than its honest
+// size. The data is inflated straight into the tensor's storage, so loading an array of N bytes peaks
+// at N bytes, not 2N. A member larger than npz_member_limit() (16 GiB unless set_npz_member_limit
+// changes it: more than any one parameter of a model trained on one machine, less than a hostile
+// header could ask for) is refused before anything is allocated, as is a directory size that its
+// compressed bytes cannot hold (deflate expands at most 1032:1) and an .npy header over 64 KiB.
+//
 // Those dtypes are rejected rather than converted: big-endian ('>f4'), integers ('<i8', '<i4'),
 // bool, float16, complex and structured arrays. Rewind's tensors are float32 or float64 only, and
 // converting quietly would hide a mistake (an array of token ids or a step counter saved next to the
@@ -38,11 +49,18 @@
 // IOError rather than DtypeError is deliberate: one catch clause covers every reason a file cannot
 // be loaded.
 //
+// Keys. A key is stored as the member name `<key>.npy`, as UTF-8 (flagged so, so that np.load reads it
+// as written), and loads back byte for byte. Saving refuses, with a ValueError naming the key, what
+// could not come back the same: an empty key, a key containing '\0', a key that is not valid UTF-8
+// (such bytes would be read back as CP437 text, a different key), and a key of more than 65,531
+// bytes (a zip name's length is a 16-bit field, and ".npy" takes 4). Loading decodes names like
+// Python's zipfile: UTF-8 when flagged or valid, CP437 otherwise.
+//
 // Saving throws ValueError, before any file is touched, for an argument that cannot be saved (an
-// undefined tensor, an empty key, a key containing '\0', a duplicate key) and IOError when the file
-// cannot be written.
+// undefined tensor, a key as above, a duplicate key) and IOError when the file cannot be written.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +74,12 @@ void save_npz(const std::string& path, const NamedTensors& tensors);
 
 /// Reads an .npz written by rewind, np.savez or np.savez_compressed; each tensor is named by its key.
 NamedTensors load_npz(const std::string& path);
+
+/// Sets the largest .npz member (.npy header and data, in bytes) that load_npz reads; default 16 GiB.
+void set_npz_member_limit(std::uint64_t bytes);
+
+/// The largest .npz member load_npz reads, in bytes (see set_npz_member_limit).
+std::uint64_t npz_member_limit();
 
 /// One tensor as the bytes of an .npy file (NPY v1.0, little-endian, C order).
 std::string encode_npy(const Tensor& tensor);

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "../autograd/ops.hpp"
+#include "../core/atomic_file.hpp"
 #include "../autograd/tape.hpp"
 #include "../nn/reset.hpp"
 #include "clip.hpp"
@@ -104,30 +105,7 @@ std::string History::csv() const {
 
 void History::write_csv(const std::string& path) const { write_file_atomic(path, csv()); }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const fs::path tmp = dir / ("." + target.filename().string() + ".tmp" + std::to_string(::getpid()));
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw IOError(path + ": cannot write (creating " + tmp.string() + " failed)");
-    f << text;
-    f.flush();
-    if (!f) {
-      f.close();
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw IOError(path + ": writing failed");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw IOError(path + ": cannot replace the file: " + ec.message());
-  }
-}
+// write_file_atomic is core/atomic_file.cpp's: one atomic writer for .npz files and text alike.
 
 // ---- fit ----
 

@@ -7,10 +7,16 @@
 #include <rewind.hpp>
 
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <zip.h>
+
+#include "core/atomic_file.hpp"
 
 #include <atomic>
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -103,6 +109,118 @@ NamedTensors reference_arrays() {
       {"empty", Tensor::zeros({0, 3}, float32)},
   };
 }
+
+/// One member of a zip archive written by write_zip: `head` followed by `zeros` zero bytes, which are
+/// generated as libzip reads them (so a 64-MiB member costs no memory to write).
+struct ZipMember {
+  std::string name;
+  std::string head;
+  std::uint64_t zeros = 0;
+  bool deflate = false;
+};
+
+/// libzip source callback for a ZipMember.
+struct ZipMemberSource {
+  const ZipMember* m;
+  std::uint64_t pos = 0;
+  zip_error_t error;
+  static zip_int64_t call(void* self_, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+    auto* self = static_cast<ZipMemberSource*>(self_);
+    const std::uint64_t total = self->m->head.size() + self->m->zeros;
+    switch (cmd) {
+      case ZIP_SOURCE_OPEN: self->pos = 0; return 0;
+      case ZIP_SOURCE_READ: {
+        const std::uint64_t n = std::min<std::uint64_t>(len, total - self->pos);
+        auto* out = static_cast<char*>(data);
+        for (std::uint64_t i = 0; i < n; ++i, ++self->pos)
+          out[i] = self->pos < self->m->head.size() ? self->m->head[self->pos] : '\0';
+        return static_cast<zip_int64_t>(n);
+      }
+      case ZIP_SOURCE_CLOSE: return 0;
+      case ZIP_SOURCE_STAT: {
+        auto* st = static_cast<zip_stat_t*>(data);
+        zip_stat_init(st);
+        st->size = total;
+        st->mtime = 0;
+        st->valid |= ZIP_STAT_SIZE | ZIP_STAT_MTIME;
+        return sizeof(zip_stat_t);
+      }
+      case ZIP_SOURCE_ERROR: return zip_error_to_data(&self->error, data, len);
+      case ZIP_SOURCE_FREE: return 0;
+      case ZIP_SOURCE_SUPPORTS:
+        return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
+                                              ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
+      default: zip_error_set(&self->error, ZIP_ER_OPNOTSUPP, 0); return -1;
+    }
+  }
+};
+
+/// Writes `members` to a new zip archive at `path` with libzip (stored or deflated).
+void write_zip(const fs::path& path, const std::vector<ZipMember>& members) {
+  fs::remove(path);
+  int code = 0;
+  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_EXCL, &code);
+  REQUIRE(z);
+  std::vector<ZipMemberSource> sources(members.size());
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    sources[i].m = &members[i];
+    zip_error_init(&sources[i].error);
+    zip_source_t* src = zip_source_function(z, &ZipMemberSource::call, &sources[i]);
+    REQUIRE(src);
+    const zip_int64_t idx = zip_file_add(z, members[i].name.c_str(), src, ZIP_FL_ENC_UTF_8);
+    REQUIRE(idx >= 0);
+    REQUIRE(zip_set_file_compression(z, idx, members[i].deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0) == 0);
+  }
+  REQUIRE(zip_close(z) == 0);
+  for (auto& s : sources) zip_error_fini(&s.error);
+}
+
+/// An .npy header (magic, v1.0, padded dict) for float32 of the given shape, as np.save writes it.
+std::string npy_f4_header(const std::string& shape) {
+  std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+  h.append(64 - (10 + h.size() + 1) % 64, ' ');
+  h += '\n';
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(h.size() & 0xff);
+  out += static_cast<char>(h.size() >> 8);
+  return out + h;
+}
+
+/// Offsets of every local ("PK\\3\\4") or central ("PK\\1\\2") header in `zip`.
+std::vector<std::size_t> headers_of(const std::string& zip, const char* signature) {
+  std::vector<std::size_t> at;
+  for (std::size_t i = zip.find(signature, 0, 4); i != std::string::npos; i = zip.find(signature, i + 1, 4)) at.push_back(i);
+  return at;
+}
+
+void put_u32(std::string& s, std::size_t at, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) s[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+/// The process's peak resident memory growth, in bytes, while `f` runs: Linux's peak (VmHWM) is reset
+/// to the current size first (/proc/self/clear_refs, "5"), so earlier peaks cannot hide this one.
+std::uint64_t peak_growth(const std::function<void()>& f) {
+  auto read_kb = [](const char* field) -> std::uint64_t {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind(field, 0) == 0) return std::stoull(line.substr(std::strlen(field)));
+    return 0;
+  };
+  {
+    std::ofstream clear("/proc/self/clear_refs");
+    clear << "5";
+    clear.close();
+    REQUIRE_MESSAGE(clear, "cannot reset the peak RSS through /proc/self/clear_refs");
+  }
+  const std::uint64_t before = read_kb("VmRSS:");
+  REQUIRE(read_kb("VmHWM:") <= before + 1024);  // the reset took
+  f();
+  const std::uint64_t peak = read_kb("VmHWM:");
+  return peak > before ? (peak - before) * 1024 : 0;
+}
+
+constexpr std::uint64_t MiB = 1 << 20;
 
 }  // namespace
 
@@ -237,6 +355,8 @@ TEST_CASE("npz: decode_npy rejects malformed arrays, naming them and what is wro
       {"no data for a scalar", npy(f4("()")), "data is 0 bytes, but shape () of float32 needs 4"},
       {"shape overflows", npy(f4("(4294967296, 4294967296)")), "too large to address"},
       {"shape entry overflows", npy(f4("(99999999999999999999999,)")), "shape entry too large"},
+      // No element, but strides that overflow: refused before Shape or xtensor see it.
+      {"zero and overflow", npy(f4("(0, 4611686018427387904, 4611686018427387904)")), "too large to address"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.why);
@@ -421,4 +541,192 @@ TEST_CASE("npz: a file for NumPy (set REWIND_NPZ_EXPORT=path, then run tests/dat
   save_npz(file, tensors);
   check_same(load_npz(file), tensors);
   if (env && *env) MESSAGE("wrote " << file << " for tests/data/check_numpy_reads.py");
+}
+
+TEST_CASE("npz: a zip bomb is refused without being inflated (a header of shape (3,), then 64 MiB of zeros)") {
+  TempDir dir;
+  const std::string file = dir / "bomb.npz";
+  const std::string head = npy_f4_header("(3,)");
+  write_zip(file, {{"w.npy", head, 64 * MiB, true}});
+  const std::string honest = read_bytes(file);
+  REQUIRE(honest.size() < 1 * MiB);  // deflated: 64 MiB of zeros fit in ~64 KB
+  const std::string where = "load_npz: \"" + file + "\": key \"w\": ";
+
+  SUBCASE("the zip directory tells the inflated size") {
+    std::string msg;
+    const std::uint64_t grew = peak_growth([&] { msg = message_of<IOError>([&] { load_npz(file); }); });
+    CHECK_CONTAINS(msg, where);
+    CHECK_CONTAINS(msg, "needs 12");
+    CHECK(grew < 16 * MiB);
+  }
+  SUBCASE("the zip directory lies too: it says header + 12 bytes, like the .npy header") {
+    std::string bomb = honest;
+    for (const std::size_t at : headers_of(bomb, "PK\x03\x04")) put_u32(bomb, at + 22, head.size() + 12);
+    for (const std::size_t at : headers_of(bomb, "PK\x01\x02")) put_u32(bomb, at + 24, head.size() + 12);
+    write_bytes(file, bomb);
+    std::string msg;
+    const std::uint64_t grew = peak_growth([&] { msg = message_of<IOError>([&] { load_npz(file); }); });
+    CHECK_CONTAINS(msg, where);
+    CHECK(grew < 16 * MiB);
+    CHECK_CONTAINS(msg, "the member holds more than the " + std::to_string(head.size() + 12) + " bytes its .npy header and the zip directory say");
+  }
+  SUBCASE("a member past the settable limit is refused before anything is allocated") {
+    const std::uint64_t saved = npz_member_limit();
+    CHECK(saved == std::uint64_t{16} << 30);
+    set_npz_member_limit(1 * MiB);
+    const std::string msg = message_of<IOError>([&] { load_npz(file); });
+    set_npz_member_limit(saved);
+    CHECK_CONTAINS(msg, where);
+    CHECK_CONTAINS(msg, "more than the limit of 1048576 bytes (rwd::set_npz_member_limit raises it)");
+  }
+}
+
+TEST_CASE("npz: a large array loads straight into its tensor (64 MiB peaks under 1.5 times its size)") {
+  TempDir dir;
+  const std::string file = dir / "big.npz";
+  for (const bool deflate : {false, true}) {
+    CAPTURE(deflate);
+    write_zip(file, {{"w.npy", npy_f4_header("(4096, 4096)"), 64 * MiB, deflate}});
+    NamedTensors got;
+    const std::uint64_t grew = peak_growth([&] { got = load_npz(file); });
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].second.shape() == Shape{4096, 4096});
+    CHECK(got[0].second.at({4095, 4095}) == 0.0);
+    CHECK(grew < 96 * MiB);  // the tensor's 64 MiB, not a 64-MiB buffer besides
+  }
+}
+
+TEST_CASE("npz: keys that cannot load back the same are refused before the file is touched — odd valid ones round-trip") {
+  TempDir dir;
+  const std::string file = dir / "model.npz";
+  const Tensor x = Tensor::arange(3, float32);
+  const std::string longest(65531, 'k');  // 65,531 + ".npy" = 65,535, the most a zip name holds
+  const NamedTensors odd = {
+      {"é", x}, {"日本語.weight", x}, {"🙂", x}, {"a b/c\\d", x}, {".npy", x}, {"..", x}, {longest, x},
+  };
+  save_npz(file, odd);
+  check_same(load_npz(file), odd);
+  // The UTF-8 flag (bit 11 of the general-purpose flags) is set on a non-ASCII name, so that
+  // Python's zipfile (np.load) reads "é" and not CP437 "├⌐".
+  const std::string bytes = read_bytes(file);
+  const std::vector<std::size_t> central = headers_of(bytes, "PK\x01\x02");
+  REQUIRE(central.size() == odd.size());
+  CHECK((static_cast<unsigned char>(bytes[central[0] + 9]) & 0x08) != 0);
+
+  const std::string old_bytes = read_bytes(file);
+  struct Case {
+    std::string key;
+    const char* message;
+  };
+  const Case cases[] = {
+      {std::string(65532, 'k'), "is 65532 bytes; a zip member name holds at most 65535, so a key (stored as <key>.npy) at most 65531"},
+      {std::string(65535, 'k'), "is 65535 bytes"},
+      {std::string(70000, 'k'), "is 70000 bytes"},
+      {"w\xff", "key \"w\\xff\" is not valid UTF-8"},
+      {"\xc3", "is not valid UTF-8"},                 // truncated sequence
+      {"\xc0\xaf", "is not valid UTF-8"},             // overlong '/'
+      {"\xed\xa0\x80", "is not valid UTF-8"},         // a surrogate
+      {"\xf4\x90\x80\x80", "is not valid UTF-8"},     // past U+10FFFF
+      {"", "an empty key"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.key.size());
+    const std::string msg = message_of<ValueError>([&] { save_npz(file, {{"ok", x}, {c.key, x}}); });
+    CHECK_CONTAINS(msg, "save_npz: \"" + file + "\": ");
+    CHECK_CONTAINS(msg, c.message);
+    CHECK(msg.size() < 400);  // a huge key is abbreviated
+    CHECK(read_bytes(file) == old_bytes);
+    CHECK(dir.files() == std::set<std::string>{"model.npz"});
+  }
+}
+
+TEST_CASE("npz: a 240-character file name saves (the temporary's name is short)") {
+  TempDir dir;
+  const std::string name = std::string(236, 'm') + ".npz";
+  REQUIRE(name.size() == 240);
+  const NamedTensors tensors = {{"w", Tensor::arange(4, float64)}};
+  save_npz(dir / name, tensors);
+  check_same(load_npz(dir / name), tensors);
+  write_file_atomic(dir / (std::string(236, 'c') + ".csv"), "a,b\n1,2\n");
+  CHECK(read_bytes(dir / (std::string(236, 'c') + ".csv")) == "a,b\n1,2\n");
+  CHECK(dir.files() == std::set<std::string>{name, std::string(236, 'c') + ".csv"});
+}
+
+TEST_CASE("npz: a save removes the temporaries that dead processes left, and nothing else") {
+  TempDir dir;
+  // A pid that is surely gone: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  REQUIRE(::waitpid(child, nullptr, 0) == child);
+  const std::string dead = std::to_string(child), parent = std::to_string(::getppid()), self = std::to_string(::getpid());
+  const std::set<std::string> stale = {
+      ".rwd-tmp-" + dead + "-0123abcd",         // save_npz's or write_file_atomic's temporary
+      ".rwd-tmp-" + dead + "-0123abcd.Xy9Q2z",  // libzip's own temporary of it
+  };
+  const std::set<std::string> kept = {
+      ".rwd-tmp-" + parent + "-89abcdef",  // a live process's save under way
+      ".rwd-tmp-" + self + "-89abcdef",    // another save of this process, under way (say, another thread)
+      ".rwd-tmp-" + dead + "-0123abc",   // not the pattern: 7 hex digits
+      ".rwd-tmp-" + dead + "-0123abcd.tmp~",
+      ".rwd-tmp-x" + dead + "-0123abcd",
+      "rwd-tmp-" + dead + "-0123abcd",
+      ".model.npz.tmp-" + dead + "-0",  // an older rewind's name: not recognized, left alone
+  };
+  for (const auto& names : {stale, kept})
+    for (const std::string& n : names) write_bytes(dir.path() / n, "partial");
+  SUBCASE("save_npz") { save_npz(dir / "model.npz", {{"w", Tensor::ones({2})}}); }
+  SUBCASE("write_file_atomic (History::write_csv)") { write_file_atomic(dir / "model.npz", "text"); }
+  std::set<std::string> want = kept;
+  want.insert("model.npz");
+  CHECK(dir.files() == want);
+}
+
+TEST_CASE("npz: a member that appears twice is the library's own error, naming the file and the key") {
+  TempDir dir;
+  const std::string file = dir / "twice.npz";
+  const std::string data(12, '\0');
+  write_zip(file, {{"w.npy", npy_f4_header("(3,)") + data}, {"v.npy", npy_f4_header("(3,)") + data}});
+  std::string bytes = read_bytes(file);
+  // Rename member v to w in its local and central headers (same length): two members "w.npy".
+  for (const char* sig : {"PK\x03\x04", "PK\x01\x02"}) {
+    const std::vector<std::size_t> at = headers_of(bytes, sig);
+    REQUIRE(at.size() == 2);
+    const std::size_t name_at = at[1] + (sig[2] == 3 ? 30 : 46);
+    REQUIRE(bytes.compare(name_at, 5, "v.npy") == 0);
+    bytes[name_at] = 'w';
+  }
+  write_bytes(file, bytes);
+  CHECK(message_of<IOError>([&] { load_npz(file); }) ==
+        "load_npz: \"" + file + "\": key \"w\": appears twice in the archive");
+}
+
+TEST_CASE("npz: a Fortran-order array larger than the reader's 64-KiB chunks is reordered right") {
+  // Shape (300, 7, 50) float64, 840 KB, element [i, j, k] = 10000 i + 100 j + k, written first index fastest.
+  TempDir dir;
+  const std::string file = dir / "fortran.npz";
+  std::string h = "{'descr': '<f8', 'fortran_order': True, 'shape': (300, 7, 50), }";
+  h.append(64 - (10 + h.size() + 1) % 64, ' ');
+  h += '\n';
+  std::string member = std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(h.size()) + '\0' + h;
+  for (int k = 0; k < 50; ++k)
+    for (int j = 0; j < 7; ++j)
+      for (int i = 0; i < 300; ++i) {
+        const double v = 10000.0 * i + 100.0 * j + k;
+        member.append(reinterpret_cast<const char*>(&v), sizeof v);
+      }
+  for (const bool deflate : {false, true}) {
+    CAPTURE(deflate);
+    write_zip(file, {{"f.npy", member, 0, deflate}});
+    const NamedTensors got = load_npz(file);
+    REQUIRE(got.size() == 1);
+    const Tensor& t = got[0].second;
+    REQUIRE(t.shape() == Shape{300, 7, 50});
+    const double* p = t.data<double>();
+    std::size_t wrong = 0;
+    for (int i = 0; i < 300; ++i)
+      for (int j = 0; j < 7; ++j)
+        for (int k = 0; k < 50; ++k) wrong += p[(i * 7 + j) * 50 + k] != 10000.0 * i + 100.0 * j + k;
+    CHECK(wrong == 0);
+  }
 }
