@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/atomic_file.hpp"  // write_file_atomic, declared here before it moved to core/
 #include "../core/tensor.hpp"
 #include "../nn/module.hpp"
 #include "optimizer.hpp"
@@ -103,9 +104,5 @@ class Progress {
   double m_start;
   double m_last_draw = -1;
 };
-
-/// Writes `text` to `path` atomically: a temporary file in the same directory, renamed over `path`
-/// once fully written. Throws IOError naming the file.
-void write_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace rwd
