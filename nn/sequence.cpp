@@ -213,12 +213,14 @@ void Recurrent::set_final(std::vector<State> states) {
 }
 
 void Recurrent::reset_state() {
+  if (!m_final) return;  // moved from
   std::lock_guard<std::mutex> lock(m_final->mutex);
   m_final->by_thread.clear();
 }
 
 const std::vector<State>& Recurrent::final_states() const {
   static const std::vector<State> none;
+  if (!m_final) return none;  // moved from
   std::lock_guard<std::mutex> lock(m_final->mutex);
   auto it = m_final->by_thread.find(std::this_thread::get_id());
   return it == m_final->by_thread.end() ? none : it->second;
