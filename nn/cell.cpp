@@ -1,10 +1,20 @@
 #include "cell.hpp"
 
+#include "../autograd/tape.hpp"
+
 namespace rwd {
 
 Tensor Cell::forward(const Tensor& x) {
   const std::size_t batch = x.ndim() == 2 ? x.dim(1) : 0;
+  refuse_batch_0(x);  // before initial_state(0), which would be a vector's
   return step(x, initial_state(batch)).first;
+}
+
+std::vector<Shape> Cell::state_shapes(std::size_t batch) const {
+  NoGradGuard no_grad;  // only the shapes are wanted: a learned initial state is not recorded
+  std::vector<Shape> out;
+  for (const Tensor& t : initial_state(batch)) out.push_back(t.shape());
+  return out;
 }
 
 std::size_t Cell::check_step(const Tensor& x, const State& state, std::size_t n_state) const {
@@ -13,17 +23,22 @@ std::size_t Cell::check_step(const Tensor& x, const State& state, std::size_t n_
     throw ShapeError(repr() + ": input " + s.str() + ": expected (" + std::to_string(input_size()) + ", batch) or (" +
                      std::to_string(input_size()) + ",) — features along axis 0, got " + std::to_string(s.ndim() ? s[0] : 0) +
                      " features");
+  refuse_batch_0(x);
+  check_dtype(x);
   if (state.size() != n_state)
     throw ValueError(repr() + ": expected a state of " + std::to_string(n_state) + " tensor" + (n_state > 1 ? "s" : "") +
                      ", got " + std::to_string(state.size()));
   const std::size_t batch = s.ndim() == 2 ? s[1] : 0;
-  for (const Tensor& h : state) {
-    const Shape hs = h.shape();
-    const bool fits = batch ? hs.ndim() == 2 && hs[1] == batch : hs.ndim() == 1;
-    if (!fits)
-      throw ShapeError(repr() + ": input " + s.str() + " and state " + hs.str() +
-                       ": the state must have the input's batch size (" + (batch ? std::to_string(batch) : "a vector") +
-                       "); call reset() when the batch size changes");
+  // Every state tensor against its own expected shape: a (1, batch) one would otherwise broadcast
+  // silently over the hidden rows.
+  const std::vector<Shape> want = state_shapes(batch);
+  for (std::size_t k = 0; k < state.size(); ++k) {
+    const Shape hs = state[k].shape();
+    if (k < want.size() && hs != want[k])
+      throw ShapeError(repr() + ": state " + std::to_string(k) + " is " + hs.str() + " but must be " + want[k].str() +
+                       " for the input " + s.str() + " — (hidden, batch) with the input's batch (" +
+                       (batch ? std::to_string(batch) : "a vector") + "); call reset() when the batch size changes");
+    check_dtype(state[k], "state " + std::to_string(k));
   }
   return batch;
 }

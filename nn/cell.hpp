@@ -5,7 +5,8 @@
 // whole sequence), so backprop-through-time is just the reverse sweep over the unrolled tape.
 //
 // Layout (Flux's): x is (input, batch), y and every state tensor (hidden, batch). A (input,) vector is
-// a batch of one and gives (hidden,) outputs.
+// a batch of one and gives (hidden,) outputs. Since `batch` 0 stands for that vector, an input with
+// batch 0 — (input, 0) — is refused (ShapeError saying "batch 0"), as is every size 0 of a cell.
 #pragma once
 
 #include <cstddef>
@@ -31,14 +32,21 @@ class Cell : public Module {
   virtual std::size_t input_size() const = 0;
   /// Size of y along axis 0.
   virtual std::size_t output_size() const = 0;
+  /// The shape of each state tensor for `batch` columns (0 = a single vector), what check_step holds
+  /// a state to. By default the shapes of initial_state(batch), taken without recording; the built-in
+  /// cells say (hidden, batch) directly.
+  virtual std::vector<Shape> state_shapes(std::size_t batch) const;
 
   /// A cell applied to one input from its initial state is the first step of a sequence.
   Tensor forward(const Tensor& x) override;
 
  protected:
-  /// Throws ShapeError naming the cell unless x is (input_size(), batch) or (input_size(),), and the
-  /// state matches x's batch. Returns the batch size (0 for a vector).
+  /// Throws, naming the cell, unless x is (input_size(), batch ≥ 1) or (input_size(),) (ShapeError), the
+  /// state has n_state tensors (ValueError) each of its state_shapes(batch) (ShapeError), and x and the
+  /// state have the parameters' dtype (DtypeError). Returns the batch size (0 for a vector).
   std::size_t check_step(const Tensor& x, const State& state, std::size_t n_state) const;
+  /// (rows, batch), or (rows,) for batch 0 (a single vector): the shape of a built-in cell's state.
+  static Shape column_shape(std::size_t rows, std::size_t batch) { return batch ? Shape{rows, batch} : Shape{rows}; }
 };
 
 }  // namespace rwd

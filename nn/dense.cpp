@@ -7,6 +7,8 @@ namespace rwd {
 
 Dense::Dense(std::size_t in, std::size_t out, Activation activation, bool with_bias, Dtype dtype, Generator& gen)
     : m_in(in), m_out(out), m_activation(std::move(activation)) {
+  check_size("Dense", "in", in);
+  check_size("Dense", "out", out);
   weight = register_parameter("weight", init::glorot_uniform({out, in}, gen, dtype));
   if (with_bias) bias = register_parameter("bias", init::zeros({out}, dtype));
 }
@@ -16,6 +18,8 @@ Tensor Dense::forward(const Tensor& x) {
   if ((s.ndim() != 1 && s.ndim() != 2) || s[0] != m_in)
     throw ShapeError(repr() + ": input " + s.str() + ": expected (" + std::to_string(m_in) + ", batch) or (" +
                      std::to_string(m_in) + ",) — features along axis 0");
+  refuse_batch_0(x);
+  check_dtype(x);
   return m_activation(affine(weight, x, bias));
 }
 

@@ -9,7 +9,7 @@ namespace rwd {
 
 Dropout::Dropout(double p, std::optional<std::uint32_t> seed)
     : m_p(p), m_gen(seed ? *seed : default_generator().next_u32()) {
-  if (!(p >= 0.0 && p < 1.0)) throw ValueError("Dropout: p must be in [0, 1), got " + std::to_string(p));
+  if (!(p >= 0.0 && p < 1.0)) throw ValueError("Dropout: p must be in [0, 1), got " + format_value(p));
 }
 
 // y = x ⊙ m, m = [u ≥ p] / (1 − p): a constant mask, so the gradient is dy ⊙ m.

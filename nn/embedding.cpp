@@ -5,10 +5,13 @@
 namespace rwd {
 
 Embedding::Embedding(std::size_t num, std::size_t dim, Dtype dtype, Generator& gen) : m_num(num), m_dim(dim) {
+  check_size("Embedding", "num", num);
+  check_size("Embedding", "dim", dim);
   weight = register_parameter("weight", Tensor::randn({num, dim}, gen, dtype));
 }
 
 Tensor Embedding::forward(const Indices& ids) {
+  if (ids.empty()) throw ShapeError(repr() + ": no ids: batch 0 is refused (look up at least one id)");
   for (std::size_t k = 0; k < ids.size(); ++k)
     if (ids[k] < 0 || static_cast<std::size_t>(ids[k]) >= m_num)
       throw ValueError(repr() + ": id " + std::to_string(ids[k]) + " at position " + std::to_string(k) +
@@ -20,10 +23,21 @@ Tensor Embedding::forward(const Tensor& ids) {
   const Shape s = ids.shape();
   if (s.ndim() != 1 && s.ndim() != 2)
     throw ShapeError(repr() + ": ids " + s.str() + ": expected (batch,) or (time, batch)");
-  Indices flat;
-  for (double v : ids.to_vector()) {
-    if (v != std::floor(v)) throw ValueError(repr() + ": id " + std::to_string(v) + " is not a whole number");
-    flat.push_back(static_cast<std::int64_t>(v));
+  if (s.ndim() == 2 && s[0] == 0)
+    throw ValueError(repr() + ": ids " + s.str() + " have zero time steps: an empty sequence is refused");
+  refuse_batch_0(s, "ids");
+  // Each id is checked as a double, before the cast: casting NaN, ±inf or anything beyond int64's range
+  // to an integer is undefined (it printed as -9223372036854775808).
+  const std::vector<double> v = ids.to_vector();
+  Indices flat(v.size());
+  for (std::size_t k = 0; k < v.size(); ++k) {
+    if (!(v[k] >= 0 && v[k] < static_cast<double>(m_num) && v[k] == std::floor(v[k]))) {
+      const std::string at = s.ndim() == 1 ? std::to_string(k)
+                                           : "(" + std::to_string(k / s[1]) + ", " + std::to_string(k % s[1]) + ")";
+      throw ValueError(repr() + ": id " + format_value(v[k]) + " at position " + at + " is not a whole number in [0, " +
+                       std::to_string(m_num) + ")");
+    }
+    flat[k] = static_cast<std::int64_t>(v[k]);
   }
   if (s.ndim() == 1) return forward(flat);
   // (time·batch, dim) → (time, batch, dim) → (time, dim, batch)

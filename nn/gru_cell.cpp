@@ -7,6 +7,8 @@ namespace rwd {
 
 GRUCell::GRUCell(std::size_t input, std::size_t hidden, GRUOptions options, Generator& gen)
     : m_input(input), m_hidden(hidden), m_reset_after(options.reset_after) {
+  check_size("GRUCell", "input", input);
+  check_size("GRUCell", "hidden", hidden);
   const Dtype dt = options.dtype;
   const std::size_t h = hidden;
   weight_ih = register_parameter("weight_ih", init::uniform_fan_in({3 * h, input}, h, gen, dt));

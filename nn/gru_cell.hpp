@@ -30,6 +30,7 @@ class GRUCell : public Cell {
   State initial_state(std::size_t batch) const override;
   std::size_t input_size() const override { return m_input; }
   std::size_t output_size() const override { return m_hidden; }
+  std::vector<Shape> state_shapes(std::size_t batch) const override { return std::vector<Shape>(1, column_shape(m_hidden, batch)); }
   std::string repr() const override;
   bool reset_after() const { return m_reset_after; }
 

@@ -2,6 +2,8 @@
 // reductions, weights, errors) are explained once in losses.hpp.
 #include "losses.hpp"
 
+#include "module.hpp"  // format_value
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -16,6 +18,34 @@ void check_same_dtype(const char* loss, const char* what, const Tensor& x, const
                      dtype_name(y.dtype()) + "; convert one with Tensor::to");
 }
 
+// A loss of nothing is refused, whatever the reduction: the layers refuse batch 0 too (nn/module.hpp),
+// and a mean over no examples would be 0/0.
+void refuse_empty(const char* loss, const char* name, const Tensor& x) {
+  if (x.numel() == 0)
+    throw ShapeError(std::string(loss) + ": " + name + " " + x.shape().str() +
+                     " has no elements: batch 0 (an empty batch) is refused");
+}
+
+// A weight scales each element's loss, so it must be finite and ≥ 0 (a 0/1 mask, or weights): a NaN
+// would poison the sum and a negative one would reward the error it weighs.
+void check_weight_values(const char* loss, const Tensor& weight) {
+  const std::vector<double> w = weight.to_vector();
+  const Shape s = weight.shape();
+  for (std::size_t k = 0; k < w.size(); ++k)
+    if (!(w[k] >= 0 && std::isfinite(w[k]))) {
+      std::string at = "(";
+      for (std::size_t d = 0, rest = k; d < s.ndim(); ++d) {
+        std::size_t stride = 1;
+        for (std::size_t e = d + 1; e < s.ndim(); ++e) stride *= s[e];
+        at += (d ? ", " : "") + std::to_string(rest / stride);
+        rest %= stride;
+      }
+      at += s.ndim() == 1 ? ",)" : ")";
+      throw ValueError(std::string(loss) + ": weight " + format_value(w[k]) + " at " + at + " of the weight " + s.str() +
+                       " must be finite and non-negative (a 0/1 mask or weights ≥ 0)");
+    }
+}
+
 // The elementwise losses compare two tensors of one shape (no silent broadcasting: a (B,) target
 // against a (1, B) prediction would otherwise make a (B, B) loss).
 void check_pair(const char* loss, const char* pred_name, const Tensor& pred, const Tensor& target) {
@@ -23,6 +53,7 @@ void check_pair(const char* loss, const char* pred_name, const Tensor& pred, con
     throw_shape_error(loss, {{pred_name, pred.shape()}, {"target", target.shape()}},
                       std::string("the target must have the ") + pred_name + "'s shape");
   check_same_dtype(loss, pred_name, pred, "target", target);
+  refuse_empty(loss, pred_name, pred);
 }
 
 // w must broadcast *to* ℓ's shape (never enlarge it): right-aligned, each dimension equal or 1.
@@ -36,6 +67,7 @@ void check_weight(const char* loss, const char* what, const Tensor& weight, cons
   if (!ok)
     throw_shape_error(loss, {{"weight", ws}, {what, ls}}, std::string("the weight must broadcast to the ") + what + "'s shape");
   check_same_dtype(loss, "the weight", weight, "the loss", per_element);
+  check_weight_values(loss, weight);
 }
 
 // The reduction of losses.hpp; `weight` (if defined) has been checked against ℓ.
@@ -102,6 +134,7 @@ void check_class_weight(const char* loss, const char* input_name, const Tensor& 
 Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, const Indices& labels,
            const ClassLossOptions& o) {
   const Shape s = log_probs.shape();
+  refuse_empty(loss, input_name, log_probs);
   const std::size_t ax = normalize_axis(loss, o.axis, s);
   const Shape per_example = without_axis(s, ax);
   const std::size_t classes = s[ax];
@@ -151,6 +184,7 @@ Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, co
 }  // namespace
 
 Tensor reduce_loss(const Tensor& per_element, Reduction reduction, const Tensor& weight) {
+  refuse_empty("reduce_loss", "per-element loss", per_element);
   if (weight.defined()) check_weight("reduce_loss", "per-element loss", weight, per_element);
   return reduce(per_element, weight, reduction);
 }

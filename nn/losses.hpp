@@ -30,7 +30,9 @@
 //  broadcast to ℓ, or a class_weight that is not (classes,) throws ShapeError naming the loss and
 //  both shapes. A label out of range and a probability outside [0, 1] throw ValueError (the
 //  library's exception for an argument out of its domain) naming the loss, the position and the
-//  value. Operands of different dtypes throw DtypeError.
+//  value. So does a weight that is negative, infinite or NaN (naming its index and value). Operands
+//  of different dtypes throw DtypeError. An empty prediction (batch 0) throws ShapeError, whatever the
+//  reduction, as every layer refuses batch 0.
 #pragma once
 
 #include <cstddef>

@@ -7,6 +7,8 @@ namespace rwd {
 
 LSTMCell::LSTMCell(std::size_t input, std::size_t hidden, LSTMOptions options, Generator& gen)
     : m_input(input), m_hidden(hidden) {
+  check_size("LSTMCell", "input", input);
+  check_size("LSTMCell", "hidden", hidden);
   const Dtype dt = options.dtype;
   const std::size_t h = hidden;
   weight_ih = register_parameter("weight_ih", init::uniform_fan_in({4 * h, input}, h, gen, dt));

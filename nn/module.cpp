@@ -12,6 +12,45 @@ Tensor Module::forward(const Tensor&) {
   throw ValueError(repr() + ": this module does not take a single tensor (call it with its own arguments)");
 }
 
+void check_size(const char* layer, const char* what, std::size_t n) {
+  if (n == 0)
+    throw ValueError(std::string(layer) + ": " + what + " must be at least 1, got 0 (a layer of size 0 computes nothing)");
+}
+
+std::string format_value(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+bool Module::parameter_dtype(Dtype& out) const {
+  if (!m_params.empty()) {
+    out = m_params.front().second.dtype();
+    return true;
+  }
+  for (const auto& [name, child] : m_children)
+    if (child->parameter_dtype(out)) return true;
+  return false;
+}
+
+void Module::check_dtype(const Tensor& x, const std::string& what) const {
+  Dtype params;
+  if (!parameter_dtype(params) || x.dtype() == params) return;
+  const std::string have = dtype_name(x.dtype()), want = dtype_name(params);
+  throw DtypeError(repr() + ": " + what + " is " + have + " but the layer's parameters are " + want + " — .to(" + have +
+                   ") the model, or .to(" + want + ") the " + what);
+}
+
+void Module::refuse_batch_0(const Tensor& x, const std::string& what) const {
+  if (x.ndim() >= 2) refuse_batch_0(x.shape(), what);
+}
+
+void Module::refuse_batch_0(const Shape& shape, const std::string& what) const {
+  if (shape.ndim() >= 1 && shape[shape.ndim() - 1] == 0)
+    throw ShapeError(repr() + ": " + what + " " + shape.str() +
+                     " has batch 0: an empty batch is refused (every layer needs at least one column)");
+}
+
 Tensor Module::register_parameter(const std::string& name, Tensor t) {
   for (const auto& [n, p] : m_params)
     if (n == name) throw ValueError(repr() + ": parameter '" + name + "' registered twice");

@@ -68,6 +68,20 @@ class Module {
   /// Brings recurrent state back to its initial value (stateful layers override; see nn/reset.hpp).
   virtual void reset_state() {}
 
+  // The checks every layer makes on what it is given, worded once here so the messages cannot drift.
+  /// The dtype of the first parameter, its own or else its children's (every parameter of a model has
+  /// it: Module::to converts them all). Returns false, leaving `out` alone, for a module without any.
+  bool parameter_dtype(Dtype& out) const;
+  /// Throws DtypeError "Dense(3 => 2): input is float64 but the layer's parameters are float32 — .to(float64)
+  /// the model, or .to(float32) the input"
+  /// unless `x` (described as `what`: "input", "state 1") has the dtype of this layer's parameters.
+  void check_dtype(const Tensor& x, const std::string& what = "input") const;
+  /// Throws ShapeError naming this layer when `x` (described as `what`) is (features, 0): batch 0 is
+  /// refused by every layer, since a (hidden,)-vector input already uses "no batch axis" (see Cell).
+  void refuse_batch_0(const Tensor& x, const std::string& what = "input") const;
+  /// The same for any shape whose last axis is the batch (Embedding's (batch,) ids).
+  void refuse_batch_0(const Shape& shape, const std::string& what) const;
+
  protected:
   /// Registers a parameter: marks it requires_grad, names it, and returns the handle.
   Tensor register_parameter(const std::string& name, Tensor t);
@@ -89,6 +103,14 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> m_children;
   bool m_training = true;
 };
+
+/// Throws ValueError "<layer>: <what> must be at least 1, got 0". Every size of every layer (features,
+/// hidden units, vocabulary, layers) is at least 1 — PyTorch refuses hidden_size 0 the same way — so no
+/// layer ever computes with an empty weight.
+void check_size(const char* layer, const char* what, std::size_t n);
+
+/// A value as the messages show it, printf's %g: "0.5", "-1", "1e+20", "inf", "nan".
+std::string format_value(double v);
 
 /// Wraps a module value or pointer as a shared_ptr<Module> (so Chain takes either).
 template <class M>

@@ -22,9 +22,10 @@ void Recur::check_batch(const Tensor& x, const Module& who) const {
 }
 
 Tensor Recur::step(const Tensor& x) {
+  refuse_batch_0(x);  // before initial_state(0), which would be a vector's
   check_batch(x, *this);
-  if (m_state.empty()) m_state = m_cell->initial_state(x.ndim() == 2 ? x.dim(1) : 0);
-  auto [y, next] = m_cell->step(x, m_state);
+  // The carried state changes only once the step has succeeded: a refused call leaves it as it was.
+  auto [y, next] = m_cell->step(x, m_state.empty() ? m_cell->initial_state(x.ndim() == 2 ? x.dim(1) : 0) : m_state);
   // The state outlives the tape: when backward() clears it, these become constants with their values.
   for (const Tensor& s : next) s.keep_on_clear();
   m_state = std::move(next);
@@ -34,6 +35,8 @@ Tensor Recur::step(const Tensor& x) {
 Tensor Recur::forward(const Tensor& x) {
   if (x.ndim() != 3) return step(x);
   const std::size_t T = x.dim(0);
+  if (T == 0)
+    throw ValueError(repr() + ": sequence " + x.shape().str() + " has zero time steps: an empty sequence is refused");
   std::vector<Tensor> ys;
   ys.reserve(T);
   for (std::size_t t = 0; t < T; ++t) ys.push_back(step(squeeze(slice(x, 0, t, t + 1), 0)));

@@ -18,7 +18,8 @@ namespace rwd {
 ///   reset(m);                                // back to the initial state (nn/reset.hpp)
 ///
 /// A step x is (input, batch) (or (input,)); a whole sequence may also be given as one
-/// (time, input, batch) tensor, which runs every step and returns (time, hidden, batch).
+/// (time, input, batch) tensor, which runs every step and returns (time, hidden, batch). Batch 0 and
+/// zero time steps are refused.
 ///
 /// The carried state survives the tape being cleared by backward(): it keeps its value but not its
 /// history, so the next batch's gradients stop at the boundary (as Flux and Keras stateful layers do).

@@ -14,6 +14,8 @@ Tensor initial_tensor(const Tensor& learned, std::size_t hidden, std::size_t bat
 
 RNNCell::RNNCell(std::size_t input, std::size_t hidden, Activation activation, CellOptions options, Generator& gen)
     : m_input(input), m_hidden(hidden), m_activation(std::move(activation)) {
+  check_size("RNNCell", "input", input);
+  check_size("RNNCell", "hidden", hidden);
   if (m_activation.name != "tanh" && m_activation.name != "relu")
     throw ValueError("RNNCell: activation must be tanh or relu, got " + m_activation.name);
   const Dtype dt = options.dtype;

@@ -16,7 +16,11 @@
 //
 // so a padded step changes nothing downstream and sends no gradient anywhere (the `where` routes all
 // of it to the kept branch). With right padding (mask_from_lengths) a reversed run starts at each
-// sequence's own last real step, which is what a bidirectional layer needs.
+// sequence's own last real step, which is what a bidirectional layer needs. A mask holds only 0 and 1
+// (either dtype): any other value — 0.5, NaN, −1 — is a ValueError naming its (t, b) position.
+//
+// Empty sequences are refused: zero time steps is a ValueError, batch 0 a ShapeError saying "batch 0"
+// (a (features,) step already means "no batch axis"; see nn/cell.hpp).
 #pragma once
 
 #include <cstddef>
@@ -112,7 +116,14 @@ struct RecurrentRun {
 ///    the state is kept between calls, reset(model) resets it, a batch-size change without reset is
 ///    an error, and after backward the state keeps its value but not its history. So
 ///    `Chain(RNN(2, 5), Dense(5, 1))` runs a sequence one call per step, as in Flux.
-/// final_state() holds the states after the latest call of either kind.
+/// final_state() holds the states after the calling thread's latest call of either kind.
+///
+/// Threads. A whole-sequence call writes nothing shared: its final states are kept per calling
+/// thread, and the parameters are only read. So one model may run inference from several threads at
+/// once, each under its own NoGradGuard (grad mode is per thread), provided it has no active dropout
+/// (eval(), or dropout 0: dropout draws from the layer's own generator). Everything that changes the
+/// model is not to overlap with any other call: stepping (the carried state is the model's), reset,
+/// train()/eval(), to(), loading, and training (backward writes the parameters' gradients).
 ///
 /// Modules: layer k is the Recur `layer<k>` (and `layer<k>_reverse`), so parameters read
 /// `layer0.cell.weight_ih`, `layer1_reverse.cell.bias_hh`; `dropout` when there is dropout.
@@ -148,13 +159,14 @@ class Recurrent : public Module {
 
   /// Like `LSTM(32 => 256, layers=2, bidirectional)`; for a user's cell, `Recurrent(<cell>, …)`.
   std::string repr() const override;
-  /// Forgets the final states (the Recur layers reset their own carried state).
-  void reset_state() override { m_final.clear(); }
+  /// Forgets the final states, every thread's (the Recur layers reset their own carried state).
+  void reset_state() override;
 
-  /// The state of layer `layer` (and direction) after the latest call; empty before any.
+  /// The state of layer `layer` (and direction) after this thread's latest call; throws before any.
   const State& final_state(std::size_t layer = 0, bool reverse = false) const;
-  /// Every final state, index layer·dirs + (reverse ? 1 : 0), like PyTorch's h_n.
-  const std::vector<State>& final_states() const { return m_final; }
+  /// Every final state of this thread's latest call, index layer·dirs + (reverse ? 1 : 0), like
+  /// PyTorch's h_n; empty before any.
+  const std::vector<State>& final_states() const;
 
   /// The stateful wrapper of one layer and direction (its state() is the carried step state).
   Recur& layer(std::size_t layer, bool reverse = false) const;
@@ -169,14 +181,16 @@ class Recurrent : public Module {
   std::size_t output_size() const;
 
  private:
+  struct FinalStates;
   void build(std::vector<std::shared_ptr<Cell>> cells, Generator& gen);
   Tensor step(const Tensor& x);
   Tensor between_layers(const Tensor& y);
+  void set_final(std::vector<State> states);
 
   RecurrentOptions m_options;
   std::vector<std::shared_ptr<Recur>> m_layers;  // index layer·dirs + direction
   std::shared_ptr<Dropout> m_dropout;            // null without dropout
-  std::vector<State> m_final;
+  std::shared_ptr<FinalStates> m_final;          // the final states, per calling thread
 };
 
 /// Elman RNN layers (nn.RNN): h_t = act(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh), act tanh or relu.

@@ -86,20 +86,18 @@ std::string quoted_list(const std::vector<std::string>& keys) {
   return s;
 }
 
-}  // namespace
-
-NamedTensors torch_keys(const Module& model, const std::string& prefix) {
-  std::vector<Entry> entries;
-  collect(model, prefix, "", entries);
-  NamedTensors out;
-  for (const Entry& e : entries) out.emplace_back(e.torch_key, e.param);
-  return out;
-}
-
-void load_torch(Module& model, const NamedTensors& state_dict, const std::string& prefix, bool strict) {
+// `source` names where the state_dict came from (the .npz file), for the messages; empty for a NamedTensors.
+void load_from(Module& model, const NamedTensors& state_dict, const std::string& prefix, bool strict,
+               const std::string& source) {
+  const std::string from = source.empty() ? "" : " from '" + source + "'";
   std::vector<Entry> want;
-  collect(model, prefix, "", want);
-  const std::string who = "load_torch: " + model.repr() + ": ";
+  try {
+    collect(model, prefix, "", want);
+  } catch (const ValueError& e) {  // the model has parameters PyTorch has no key for
+    if (source.empty()) throw;
+    throw ValueError(std::string(e.what()) + " (loading '" + source + "')");
+  }
+  const std::string who = "load_torch: " + model.repr() + from + ": ";
 
   std::map<std::string, Tensor> given;
   for (const auto& [k, t] : state_dict)
@@ -139,8 +137,22 @@ void load_torch(Module& model, const NamedTensors& state_dict, const std::string
   }
 }
 
+}  // namespace
+
+NamedTensors torch_keys(const Module& model, const std::string& prefix) {
+  std::vector<Entry> entries;
+  collect(model, prefix, "", entries);
+  NamedTensors out;
+  for (const Entry& e : entries) out.emplace_back(e.torch_key, e.param);
+  return out;
+}
+
+void load_torch(Module& model, const NamedTensors& state_dict, const std::string& prefix, bool strict) {
+  load_from(model, state_dict, prefix, strict, "");
+}
+
 void load_torch(Module& model, const std::string& npz_path, const std::string& prefix, bool strict) {
-  load_torch(model, load_npz(npz_path), prefix, strict);
+  load_from(model, load_npz(npz_path), prefix, strict, npz_path);
 }
 
 }  // namespace rwd

@@ -469,7 +469,7 @@ TEST_CASE("sequence: masks, and errors that name the layer and the sizes") {
   Recurrent m = LSTM(2, 3);
   CHECK_THROWS_WITH_AS(m(Tensor::zeros({4, 5, 6})), "LSTM(2 => 3): sequence (4, 5, 6): expected (time, 2, batch)", ShapeError);
   CHECK_THROWS_WITH_AS(m(Tensor::zeros({4, 2, 6}), Tensor::ones({3, 6})),
-                       "run_sequence: mask (3, 6) does not fit 4 steps of batch 6: expected (4, 6) — (time, batch), 1 at "
+                       "LSTM(2 => 3): mask (3, 6) does not fit 4 steps of batch 6: expected (4, 6) — (time, batch), 1 at "
                        "real steps and 0 at padding",
                        ShapeError);
   CHECK_THROWS_WITH_AS(m(Tensor::zeros({4, 2, 6}), Tensor(), {State{}, State{}}),
