@@ -5,8 +5,9 @@
 
 #include "../core/detail/impl.hpp"
 #include "ops.hpp"
-#include "ops/matmul_kernel.hpp"
-#include "ops/vector_math.hpp"
+#include "../kernels/copy.hpp"
+#include "../kernels/gemm.hpp"
+#include "../kernels/simd.hpp"
 
 namespace rwd {
 
@@ -17,8 +18,8 @@ void add_in_place(const Tensor& dst, const Tensor& src) {
   std::visit(
       [&](auto& d) {
         using T = typename std::decay_t<decltype(d)>::value_type;
-        detail::vm::binary(detail::vm::Binary::add, d.data(), detail::array<T>(src, "backward").data(), d.data(),
-                           d.size());
+        kernels::simd::binary(kernels::Binary::add, d.data(), detail::array<T>(src, "backward").data(), d.data(),
+                              d.size());
       },
       dst.impl().value);
 }
@@ -27,23 +28,12 @@ void add_in_place(const Tensor& dst, const Tensor& src) {
 void add_region_in_place(const Tensor& dst, const BackwardContext::Region& r) {
   const Shape full = dst.shape();
   const std::size_t ax = normalize_axis("slice", r.axis, full);
-  std::size_t outer = 1, inner = 1;
-  for (std::size_t d = 0; d < full.ndim(); ++d) {
-    if (d < ax) outer *= full[d];
-    if (d > ax) inner *= full[d];
-  }
-  const std::size_t n = full[ax], count = r.g.shape()[ax];
+  const kernels::AxisSplit f = kernels::split_at(full, ax);
+  const std::size_t count = r.g.shape()[ax];
   std::visit(
       [&](auto& d) {
         using T = typename std::decay_t<decltype(d)>::value_type;
-        const T* src = detail::array<T>(r.g, "slice").data();
-        T* out = d.data();
-        for (std::size_t o = 0; o < outer; ++o)
-          for (std::size_t i = 0; i < count; ++i) {
-            T* row = out + (o * n + r.start + i * r.step) * inner;
-            const T* from = src + (o * count + i) * inner;
-            for (std::size_t k = 0; k < inner; ++k) row[k] += from[k];
-          }
+        kernels::slice_add(d.data(), detail::array<T>(r.g, "slice").data(), f, r.start, count, r.step, 0, f.outer);
       },
       dst.impl().value);
 }
@@ -217,7 +207,7 @@ void ReverseSweep::add_product(const Tensor& input, const BackwardContext::Produ
   }
   const bool fresh = !slot->defined();
   if (fresh) *slot = detail::empty_tensor(input.shape(), input.dtype());
-  detail::gemm_into(q.a, q.b, q.ta, q.tb, *slot, fresh ? 0.0 : 1.0);
+  kernels::gemm_into(q.a, q.b, q.ta, q.tb, *slot, fresh ? 0.0 : 1.0);
 }
 
 bool ReverseSweep::step() {

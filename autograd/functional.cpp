@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "ops.hpp"
-#include "ops/op.hpp"  // mask_where
+#include "../kernels/elementwise.hpp"  // mask
 #include "tape.hpp"
 
 namespace rwd {
@@ -101,7 +101,7 @@ Tensor softplus(const Tensor& x) {
   const double inf = std::numeric_limits<double>::infinity();
   const Tensor negative = log1p(exp(clamp(x, -inf, 0.0)));
   const Tensor positive = x + log1p(exp(-clamp(x, 0.0, inf)));
-  const Tensor below = detail::mask_where("softplus", x, [](auto v) { return v < 0; });
+  const Tensor below = kernels::mask("softplus", x, [](auto v) { return v < 0; });
   return where(below, negative, positive);
 }
 

@@ -7,6 +7,7 @@
 #include <ostream>
 
 #include "../core/detail/impl.hpp"
+#include "../kernels/copy.hpp"
 #include "backward.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
@@ -24,8 +25,7 @@ class Promotion {
       detail::TensorImpl& p = t.impl();
       if (p.dtype() != Dtype::f32) continue;
       m_saved.push_back({t, p.value, p.grad});
-      const auto& a = std::get<detail::Array<float>>(p.value);
-      p.value = detail::Array<double>(xt::cast<double>(a));
+      p.value = std::move(kernels::cast("gradcheck", t, Dtype::f64).impl().value);
       p.grad = Tensor();
     }
   }

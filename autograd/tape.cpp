@@ -5,7 +5,7 @@
 
 #include "../core/detail/impl.hpp"
 #include "ops.hpp"
-#include "ops/matmul_kernel.hpp"
+#include "../kernels/gemm.hpp"
 
 namespace rwd {
 
@@ -124,7 +124,7 @@ void BackwardContext::accumulate_matmul(std::size_t i, const Tensor& a, const Te
     accumulate(i, matmul(a, b, ta, tb));
     return;
   }
-  const Shape s = detail::matmul_shape(m_node.op, a, b, ta, tb);
+  const Shape s = kernels::matmul_shape(m_node.op, a, b, ta, tb);
   if (s != x.shape())
     throw_shape_error(m_node.op, {{"input", x.shape()}, {"gradient", s}},
                       "backward produced a gradient for input " + std::to_string(i) +

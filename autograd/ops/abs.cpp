@@ -5,9 +5,13 @@
 namespace rwd {
 
 Tensor abs(const Tensor& x) {
-  Tensor y = detail::map("abs", x, [](const auto& a) { return xt::abs(a); });
+  Tensor y = kernels::map("abs", x, [](auto v) { return std::abs(v); });
   return record("abs", {x}, y, "dx += dy⊙sign(x)", [](BackwardContext& c) {
-    const Tensor sign = detail::map("abs", c.input(0), [](const auto& a) { return xt::sign(a); });
+    // sign(v): ±1, and v itself at ±0 and NaN (a NaN input sends NaN back, as PyTorch)
+    const Tensor sign = kernels::map("abs", c.input(0), [](auto v) {
+      using T = decltype(v);
+      return v > 0 ? T(1) : v < 0 ? T(-1) : v;
+    });
     c.accumulate(0, c.grad_out() * sign);
   });
 }

@@ -5,26 +5,9 @@
 // One primitive for what matmul + reshape + add would record as three: the bias (or base) is written
 // into the output first and the product is added onto it by GEMM with β = 1, so the output is
 // written once and no broadcast add runs. The same value as the composition (tested).
-#include "matmul_kernel.hpp"
 #include "op.hpp"
 
 namespace rwd {
-
-namespace {
-
-// Σ over the columns of dy (m, n), as a tensor of the bias's shape: the bias gradient in one pass.
-Tensor row_sums(const Tensor& dy, const Shape& shape) {
-  const Shape sy = dy.shape();
-  Tensor out = Tensor::zeros(shape, dy.dtype());
-  detail::visit_dtype(dy.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    detail::reduce_sum<T>(detail::array<T>(dy, "affine").data(), sy, detail::array_mut<T>(out, "affine").data(),
-                          Shape{sy[0], 1});
-  });
-  return out;
-}
-
-}  // namespace
 
 Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b) { return affine(W, x, b, Tensor()); }
 
@@ -63,30 +46,7 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b_in, const Tensor
   }
 
   // ---- forward: the base and the bias first, then the product added onto them ----
-  Tensor y = detail::empty_tensor(so, W.dtype());
-  detail::visit_dtype(W.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    T* out = detail::array_mut<T>(y, "affine").data();
-    const T* pb = bias.defined() ? detail::array<T>(bias, "affine").data() : nullptr;
-    const T* pbase = base.defined() ? detail::array<T>(base, "affine").data() : nullptr;
-    if (pb && pbase) {
-      for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t j = 0; j < n; ++j) out[i * n + j] = pbase[i * n + j] + pb[i];
-    } else if (pb) {
-      for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t j = 0; j < n; ++j) out[i * n + j] = pb[i];
-    } else if (pbase) {
-      std::copy(pbase, pbase + m * n, out);
-    }
-  });
-  {
-    // gemm on (k, n) views of x: a vector is a one-column matrix in memory.
-    NoGradGuard no_grad;
-    const Tensor x2 = vec ? reshape(x, {sx[0], 1}) : x;
-    const Tensor y2 = vec ? reshape(y, {m, 1}) : y;
-    detail::gemm_into(W, x2, false, false, y2, bias.defined() || base.defined() ? 1.0 : 0.0);
-    if (vec) y = reshape(y2, so);
-  }
+  Tensor y = kernels::affine("affine", W, x, bias, base);
 
   // ---- backward ----
   const char* rule = bias.defined() && base.defined() ? "dW += dy·xᵀ; dx += Wᵀ·dy; db += Σ_cols dy; dbase += dy"
@@ -111,7 +71,7 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b_in, const Tensor
       const Shape sb = c.input(ib).shape();
       if (vec) c.accumulate(ib, reshape(dy, sb));
       else if (GradMode::enabled()) c.accumulate(ib, reshape(sum(dy, {1}), sb));  // create_graph
-      else c.accumulate(ib, row_sums(dy, sb));
+      else c.accumulate(ib, kernels::sum("affine", dy, Shape{m, 1}, sb));  // Σ over columns, one pass
     }
     if (ibase && c.needs_grad(ibase)) c.accumulate(ibase, dy);
   });

@@ -15,7 +15,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   if (!ok)
     throw_shape_error("broadcast_to", {{"input", sx}, {"target", shape}},
                       "each input dimension must equal the target's (aligned from the right) or be 1");
-  Tensor y = detail::map("broadcast_to", x, [&](const auto& a) { return xt::broadcast(a, detail::xshape(shape)); });
+  Tensor y = kernels::broadcast_to("broadcast_to", x, shape);
   return record("broadcast_to", {x}, y, "dx += Σ_broadcast dy", [](BackwardContext& c) {
     c.accumulate(0, sum_to_shape(c.grad_out(), c.input(0).shape()));
   });

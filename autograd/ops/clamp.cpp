@@ -6,12 +6,12 @@ namespace rwd {
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
   if (lo > hi) throw ValueError("clamp: lo (" + std::to_string(lo) + ") is greater than hi (" + std::to_string(hi) + ")");
-  Tensor y = detail::map("clamp", x, [lo, hi](const auto& a) {
-    using T = typename std::decay_t<decltype(a)>::value_type;
-    return xt::clip(a, static_cast<T>(lo), static_cast<T>(hi));
+  Tensor y = kernels::map("clamp", x, [lo, hi](auto v) {
+    using T = decltype(v);
+    return std::min(std::max(v, static_cast<T>(lo)), static_cast<T>(hi));
   });
   return record("clamp", {x}, y, "dx += dy⊙[lo≤x≤hi]", [lo, hi](BackwardContext& c) {
-    c.accumulate(0, c.grad_out() * detail::mask_where("clamp", c.input(0), [lo, hi](auto v) { return v >= lo && v <= hi; }));
+    c.accumulate(0, c.grad_out() * kernels::mask("clamp", c.input(0), [lo, hi](auto v) { return v >= lo && v <= hi; }));
   });
 }
 

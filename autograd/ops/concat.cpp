@@ -20,20 +20,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
                         "all dimensions but axis " + std::to_string(axis) + " must match");
     so[ax] += si[ax];
   }
-  Tensor y = detail::visit_dtype(xs[0].dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    detail::Array<T> out(detail::xshape(so));
-    const detail::AxisSplit f = detail::split_at(so, ax);
-    std::size_t offset = 0;
-    for (const Tensor& x : xs) {
-      const auto& a = detail::array<T>(x, "concat");
-      const std::size_t n = a.shape()[ax];
-      for (std::size_t o = 0; o < f.outer; ++o)
-        std::copy_n(a.data() + o * n * f.inner, n * f.inner, out.data() + (o * f.n + offset) * f.inner);
-      offset += n;
-    }
-    return detail::make_tensor<T>(std::move(out));
-  });
+  Tensor y = kernels::concat("concat", xs, ax, so);
   return record("concat", xs, y, "dxᵢ += dy[offᵢ : offᵢ+nᵢ]", [axis, ax](BackwardContext& c) {
     std::size_t offset = 0;
     for (std::size_t i = 0; i < c.num_inputs(); ++i) {

@@ -5,7 +5,7 @@
 namespace rwd {
 
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor z = detail::binary("div", a, b, [](auto x, auto y) { return x / y; }, detail::vm::Binary::div);
+  Tensor z = kernels::binary("div", a, b, [](auto x, auto y) { return x / y; }, kernels::Binary::div);
   return record("div", {a, b}, z, "da += dz/b; db −= dz⊙z/b", [](BackwardContext& c) {
     const Tensor &b = c.input(1), &dz = c.grad_out();
     if (c.needs_grad(0)) c.accumulate(0, sum_to_shape(dz / b, c.input(0).shape()));

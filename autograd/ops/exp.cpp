@@ -5,7 +5,7 @@
 namespace rwd {
 
 Tensor exp(const Tensor& x) {
-  Tensor y = detail::unary("exp", x, detail::vm::Unary::exp);
+  Tensor y = kernels::unary("exp", x, kernels::Unary::exp);
   return record("exp", {x}, y, "dx += dy⊙y", [](BackwardContext& c) { c.accumulate(0, c.grad_out() * c.output()); });
 }
 

@@ -28,19 +28,7 @@ Tensor gather(const Tensor& x, int axis, const Indices& index, const Shape& inde
   const Shape sx = x.shape();
   const std::size_t ax = normalize_axis("gather", axis, sx);
   check_gather("gather", sx, index_shape, ax, index);
-  const detail::AxisSplit fi = detail::split_at(index_shape, ax);
-  const std::size_t n = sx[ax];
-  Tensor y = detail::map("gather", x, [&](const auto& a) {
-    using T = typename std::decay_t<decltype(a)>::value_type;
-    detail::Array<T> out(detail::xshape(index_shape));
-    for (std::size_t o = 0; o < fi.outer; ++o)
-      for (std::size_t j = 0; j < fi.n; ++j)
-        for (std::size_t r = 0; r < fi.inner; ++r) {
-          const std::size_t at = (o * fi.n + j) * fi.inner + r;
-          out.data()[at] = a.data()[(o * n + static_cast<std::size_t>(index[at])) * fi.inner + r];
-        }
-    return out;
-  });
+  Tensor y = kernels::gather("gather", x, ax, index.data(), index_shape);
   return record("gather", {x}, y, "dx += scatter_add(dy)", [sx, axis, index, index_shape](BackwardContext& c) {
     c.accumulate(0, scatter_add(c.grad_out(), sx, axis, index, index_shape));
   });
@@ -51,19 +39,7 @@ Tensor scatter_add(const Tensor& g, const Shape& shape, int axis, const Indices&
   check_gather("scatter_add", shape, index_shape, ax, index);
   if (g.shape() != index_shape)
     throw_shape_error("scatter_add", {{"source", g.shape()}, {"index", index_shape}}, "the source must have the index's shape");
-  const detail::AxisSplit fi = detail::split_at(index_shape, ax);
-  const std::size_t n = shape[ax];
-  Tensor y = detail::map("scatter_add", g, [&](const auto& a) {
-    using T = typename std::decay_t<decltype(a)>::value_type;
-    detail::Array<T> out = xt::zeros<T>(detail::xshape(shape));
-    for (std::size_t o = 0; o < fi.outer; ++o)
-      for (std::size_t j = 0; j < fi.n; ++j)
-        for (std::size_t r = 0; r < fi.inner; ++r) {
-          const std::size_t at = (o * fi.n + j) * fi.inner + r;
-          out.data()[(o * n + static_cast<std::size_t>(index[at])) * fi.inner + r] += a.data()[at];
-        }
-    return out;
-  });
+  Tensor y = kernels::scatter_add("scatter_add", g, shape, ax, index.data());
   return record("scatter_add", {g}, y, "dg += gather(dy)", [axis, index, index_shape](BackwardContext& c) {
     c.accumulate(0, gather(c.grad_out(), axis, index, index_shape));
   });

@@ -21,19 +21,7 @@ Tensor index_select(const Tensor& x, int axis, const Indices& indices) {
   const Shape sx = x.shape();
   const std::size_t ax = normalize_axis("index_select", axis, sx);
   detail::check_indices("index_select", indices, sx[ax], ax, sx);
-  Shape so = sx;
-  so[ax] = indices.size();
-  const detail::AxisSplit f = detail::split_at(sx, ax);
-  Tensor y = detail::map("index_select", x, [&](const auto& a) {
-    using T = typename std::decay_t<decltype(a)>::value_type;
-    detail::Array<T> out(detail::xshape(so));
-    const std::size_t k = indices.size();
-    for (std::size_t o = 0; o < f.outer; ++o)
-      for (std::size_t j = 0; j < k; ++j)
-        std::copy_n(a.data() + (o * f.n + static_cast<std::size_t>(indices[j])) * f.inner, f.inner,
-                    out.data() + (o * k + j) * f.inner);
-    return out;
-  });
+  Tensor y = kernels::index_select("index_select", x, ax, indices.data(), indices.size());
   return record("index_select", {x}, y, "dx += index_add(dy)", [sx, axis, indices](BackwardContext& c) {
     c.accumulate(0, index_add(c.grad_out(), sx, axis, indices));
   });
@@ -47,19 +35,7 @@ Tensor index_add(const Tensor& g, const Shape& shape, int axis, const Indices& i
   if (g.shape() != expected)
     throw_shape_error("index_add", {{"source", g.shape()}, {"target", shape}},
                       "the source must have shape " + expected.str() + " (one slice per index)");
-  const detail::AxisSplit f = detail::split_at(shape, ax);
-  Tensor y = detail::map("index_add", g, [&](const auto& a) {
-    using T = typename std::decay_t<decltype(a)>::value_type;
-    detail::Array<T> out = xt::zeros<T>(detail::xshape(shape));
-    const std::size_t k = indices.size();
-    for (std::size_t o = 0; o < f.outer; ++o)
-      for (std::size_t j = 0; j < k; ++j) {
-        const T* src = a.data() + (o * k + j) * f.inner;
-        T* dst = out.data() + (o * f.n + static_cast<std::size_t>(indices[j])) * f.inner;
-        for (std::size_t r = 0; r < f.inner; ++r) dst[r] += src[r];
-      }
-    return out;
-  });
+  Tensor y = kernels::index_add("index_add", g, shape, ax, indices.data(), indices.size());
   return record("index_add", {g}, y, "dg += index_select(dy)", [axis, indices](BackwardContext& c) {
     c.accumulate(0, index_select(c.grad_out(), axis, indices));
   });

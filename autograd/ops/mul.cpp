@@ -5,7 +5,7 @@
 namespace rwd {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor z = detail::binary("mul", a, b, [](auto x, auto y) { return x * y; }, detail::vm::Binary::mul);
+  Tensor z = kernels::binary("mul", a, b, [](auto x, auto y) { return x * y; }, kernels::Binary::mul);
   return record("mul", {a, b}, z, "da += dz⊙b; db += dz⊙a", [](BackwardContext& c) {
     const Tensor &a = c.input(0), &b = c.input(1), &dz = c.grad_out();
     if (c.needs_grad(0)) c.accumulate(0, sum_to_shape(dz * b, a.shape()));

@@ -5,7 +5,7 @@
 namespace rwd {
 
 Tensor neg(const Tensor& x) {
-  Tensor y = detail::map("neg", x, [](const auto& a) { return -a; });
+  Tensor y = kernels::map("neg", x, [](auto v) { return -v; });
   return record("neg", {x}, y, "dx −= dy", [](BackwardContext& c) { c.accumulate(0, -c.grad_out()); });
 }
 

@@ -18,24 +18,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& axes) {
     inverse[k] = perm.size();
     perm.push_back(k);
   }
-  Shape so;
-  std::ptrdiff_t in_strides[Shape::max_dims] = {};
-  std::ptrdiff_t stride = 1;
-  std::ptrdiff_t x_strides[Shape::max_dims] = {};
-  for (std::size_t d = sx.ndim(); d-- > 0;) {
-    x_strides[d] = stride;
-    stride *= static_cast<std::ptrdiff_t>(sx[d]);
-  }
-  for (std::size_t k : perm) {
-    in_strides[so.ndim()] = x_strides[k];
-    so.push_back(sx[k]);
-  }
-  Tensor y = detail::map("permute", x, [&](const auto& a) {
-    using T = typename std::decay_t<decltype(a)>::value_type;
-    detail::Array<T> out(detail::xshape(so));
-    detail::strided_copy<T>(so, a.data(), in_strides, out.data());
-    return out;
-  });
+  Tensor y = kernels::permute("permute", x, perm);
   std::vector<int> inv(inverse.begin(), inverse.end());
   return record("permute", {x}, y, "dx += permute(dy, axes⁻¹)", [inv](BackwardContext& c) {
     c.accumulate(0, permute(c.grad_out(), inv));

@@ -23,17 +23,7 @@ Tensor stack(const std::vector<Tensor>& xs, int axis) {
     so.push_back(s0[d]);
   }
   if (ax == s0.ndim()) so.push_back(xs.size());
-  const detail::AxisSplit f = detail::split_at(so, ax);
-  Tensor y = detail::visit_dtype(xs[0].dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    detail::Array<T> out(detail::xshape(so));
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-      const auto& a = detail::array<T>(xs[i], "stack");
-      for (std::size_t o = 0; o < f.outer; ++o)
-        std::copy_n(a.data() + o * f.inner, f.inner, out.data() + (o * f.n + i) * f.inner);
-    }
-    return detail::make_tensor<T>(std::move(out));
-  });
+  Tensor y = kernels::stack("stack", xs, ax, so);
   const int a = static_cast<int>(ax);
   return record("stack", xs, y, "dxᵢ += dy[i]", [a, s0](BackwardContext& c) {
     for (std::size_t i = 0; i < c.num_inputs(); ++i)

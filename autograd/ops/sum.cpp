@@ -22,11 +22,7 @@ Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
   }
 
   // ---- forward ----
-  Tensor y = Tensor::zeros(keepdims ? kept : reduced, x.dtype());  // the same elements as `kept`
-  detail::visit_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    detail::reduce_sum<T>(detail::array<T>(x, "sum").data(), sx, detail::array_mut<T>(y, "sum").data(), kept);
-  });
+  Tensor y = kernels::sum("sum", x, kept, keepdims ? kept : reduced);
 
   // ---- backward ----
   return record("sum", {x}, y, "dx += broadcast(dy)", [kept](BackwardContext& c) {

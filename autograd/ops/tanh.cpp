@@ -5,13 +5,13 @@
 namespace rwd {
 
 Tensor tanh(const Tensor& x) {
-  Tensor y = detail::unary("tanh", x, detail::vm::Unary::tanh);
+  Tensor y = kernels::unary("tanh", x, kernels::Unary::tanh);
   return record("tanh", {x}, y, "dx += dy⊙(1−y²)", [](BackwardContext& c) {
     const Tensor& y = c.output();
     if (GradMode::enabled())  // create_graph: composed of ops, so it can be differentiated again
       c.accumulate(0, c.grad_out() * (1.0 - y * y));
     else  // the same formula in one loop
-      c.accumulate(0, detail::unary_backward("tanh", c.grad_out(), y, detail::vm::Backward::tanh));
+      c.accumulate(0, kernels::unary_backward("tanh", c.grad_out(), y, kernels::Backward::tanh));
   });
 }
 

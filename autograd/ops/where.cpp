@@ -6,15 +6,9 @@ namespace rwd {
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   detail::check_same_dtype("where", a, b);
-  const Shape out = broadcast_shapes("where", broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
+  broadcast_shapes("where", broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
   Tensor c = cond.dtype() == a.dtype() ? cond.detach() : cond.detach().to(a.dtype());
-  Tensor z = detail::visit_dtype(a.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const auto& m = detail::array<T>(c, "where");
-    detail::Array<T> r = xt::where(xt::not_equal(xt::broadcast(m, detail::xshape(out)), T(0)), detail::array<T>(a, "where"),
-                                   detail::array<T>(b, "where"));
-    return detail::make_tensor<T>(std::move(r));
-  });
+  Tensor z = kernels::where("where", c, a, b);
   return record("where", {a, b}, z, "da += where(c, dz, 0); db += where(c, 0, dz)", [c](BackwardContext& ctx) {
     const Tensor& dz = ctx.grad_out();
     const Tensor zero = detail::scalar_like(dz, 0.0);

@@ -1,16 +1,17 @@
-// rewind/autograd/ops/vector_math_kernels.hpp — the loops of vector_math.hpp, written once over xsimd
-// batches of the architecture A and included by the two files that compile them: vector_math.cpp
-// (baseline) and vector_math_avx2.cpp (-mavx2 -mfma). Everything here sits in a namespace named after
+// rewind/kernels/simd_arch.hpp — the loops of simd.hpp, written once over xsimd batches of the
+// architecture A and included by the two files that compile them: simd.cpp (baseline) and
+// simd_avx2.cpp (-mavx2 -mfma). Everything here sits in a namespace named after
 // A, so the two compilations share no symbol (no inline function of one can stand in for the other's).
+#include <cmath>
 #include <cstddef>
 
 #include <xsimd/xsimd.hpp>
 
-#include "vector_math.hpp"
+#include "simd.hpp"
 
-namespace rwd::detail::vm::REWIND_VM_NS {
+namespace rwd::kernels::simd::REWIND_SIMD_NS {
 
-using Arch = REWIND_VM_ARCH;
+using Arch = REWIND_SIMD_ARCH;
 
 template <class T, class F, class S>
 void map1(const T* x, T* y, std::size_t n, F vec, S one) {
@@ -72,4 +73,23 @@ void backward_t(Backward op, const T* dy, const T* y, T* dx, std::size_t n) {
   }
 }
 
-}  // namespace rwd::detail::vm::REWIND_VM_NS
+// ln x and xᵖ as xtensor's assignment ran them: whole batches by xsimd, the rest by the scalar std::
+// function (simd.hpp says why these keep xtensor's bits).
+template <class T>
+void log_t(const T* x, T* y, std::size_t n) {
+  map1(x, y, n, [](auto v) { return xsimd::log(v); }, [](T v) { return std::log(v); });
+}
+
+template <class T>
+void pow_t(const T* x, T p, T* y, std::size_t n) {
+  using B = xsimd::batch<T, Arch>;
+  const B pb(p);
+  map1(x, y, n, [&](B v) { return xsimd::pow(v, pb); }, [p](T v) { return std::pow(v, p); });
+}
+
+template <class T>
+void pow_t(const T* x, const T* p, T* y, std::size_t n) {
+  map2(x, p, y, n, [](auto v, auto q) { return xsimd::pow(v, q); }, [](T v, T q) { return std::pow(v, q); });
+}
+
+}  // namespace rwd::kernels::simd::REWIND_SIMD_NS

@@ -1,6 +1,7 @@
-#include "kernels.hpp"
+// The loop planner of loops.hpp.
+#include "loops.hpp"
 
-namespace rwd::detail {
+namespace rwd::kernels {
 
 LoopPlan plan_broadcast(const Shape& out, const Shape* operands, std::size_t count) {
   const std::size_t n = out.ndim();
@@ -40,4 +41,4 @@ LoopPlan plan_loops(const Shape& out, const std::ptrdiff_t (*full)[Shape::max_di
   return p;
 }
 
-}  // namespace rwd::detail
+}  // namespace rwd::kernels

@@ -1,0 +1,64 @@
+// The tensor-level log, pow and where of elementwise.hpp.
+#include "elementwise.hpp"
+
+#include <cmath>
+
+namespace rwd::kernels {
+
+Tensor log(const char* op, const Tensor& x) {
+  Tensor y = detail::empty_tensor(x.shape(), x.dtype());
+  detail::visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const detail::Array<T>& a = detail::array<T>(x, op);
+    simd::log(a.data(), detail::array_mut<T>(y, op).data(), a.size());
+  });
+  return y;
+}
+
+Tensor pow(const char* op, const Tensor& x, double p) {
+  Tensor y = detail::empty_tensor(x.shape(), x.dtype());
+  detail::visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const detail::Array<T>& a = detail::array<T>(x, op);
+    simd::pow(a.data(), static_cast<T>(p), detail::array_mut<T>(y, op).data(), a.size());
+  });
+  return y;
+}
+
+Tensor pow(const char* op, const Tensor& x, const Tensor& p) {
+  detail::check_same_dtype(op, x, p);
+  const Shape sx = x.shape(), sp = p.shape();
+  const Shape so = broadcast_shapes(op, sx, sp);
+  Tensor z = detail::empty_tensor(so, x.dtype());
+  detail::visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = detail::array<T>(x, op).data();
+    const T* pp = detail::array<T>(p, op).data();
+    T* out = detail::array_mut<T>(z, op).data();
+    // A run where both operands are contiguous takes simd::pow, others std::pow: the bits xtensor's
+    // strided assignment gave (it vectorizes the inner block that every operand walks contiguously).
+    const Shape ops[3] = {so, sx, sp};
+    const LoopPlan plan = plan_broadcast(so, ops, 3);
+    for_each_run<3>(plan, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
+      if (s[1] == 1 && s[2] == 1) return simd::pow(px + off[1], pp + off[2], out + off[0], n);
+      for (std::size_t i = 0; i < n; ++i) out[off[0] + i] = std::pow(px[off[1] + i * s[1]], pp[off[2] + i * s[2]]);
+    });
+  });
+  return z;
+}
+
+Tensor where(const char* op, const Tensor& cond, const Tensor& a, const Tensor& b) {
+  detail::check_same_dtype(op, a, b);
+  detail::check_same_dtype(op, cond, a);
+  const Shape sc = cond.shape(), sa = a.shape(), sb = b.shape();
+  const Shape so = broadcast_shapes(op, broadcast_shapes(op, sc, sa), sb);
+  Tensor z = detail::empty_tensor(so, a.dtype());
+  detail::visit_dtype(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    select<T>(so, detail::array<T>(cond, op).data(), sc, detail::array<T>(a, op).data(), sa,
+              detail::array<T>(b, op).data(), sb, detail::array_mut<T>(z, op).data());
+  });
+  return z;
+}
+
+}  // namespace rwd::kernels

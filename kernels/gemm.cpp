@@ -1,0 +1,120 @@
+// The products of gemm.hpp: cxxblas (xtensor-blas's thin layer) dispatches to cblas_sgemm/dgemm.
+#include "gemm.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include <xtensor-blas/xblas.hpp>
+
+#include "../core/detail/impl.hpp"
+
+namespace rwd::kernels {
+
+namespace {
+std::string flagged(const char* name, bool t) { return t ? std::string(name) + "ᵀ" : std::string(name); }
+}  // namespace
+
+Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  const Shape sa = a.shape(), sb = b.shape();
+  if (!((sa.ndim() == 2 && sb.ndim() == 2) || (sa.ndim() == 3 && sb.ndim() == 3)))
+    throw_shape_error(op, {{"lhs", sa}, {"rhs", sb}},
+                      "operands must both be 2-D matrices or both 3-D batches of matrices");
+  const std::size_t r = sa.ndim() - 2;  // first matrix axis
+  if (r == 1 && sa[0] != sb[0])
+    throw_shape_error(op, {{"lhs", sa}, {"rhs", sb}},
+                      "lhs.shape[0] (" + std::to_string(sa[0]) + ") must equal rhs.shape[0] (" + std::to_string(sb[0]) +
+                          ") (the batch size)");
+  const std::size_t m = ta ? sa[r + 1] : sa[r], ka = ta ? sa[r] : sa[r + 1];
+  const std::size_t kb = tb ? sb[r + 1] : sb[r], n = tb ? sb[r] : sb[r + 1];
+  if (ka != kb) {
+    const std::size_t ia = ta ? r : r + 1, ib = tb ? r + 1 : r;
+    const std::string lhs = flagged("lhs", ta), rhs = flagged("rhs", tb);
+    throw_shape_error(op, {{lhs.c_str(), sa}, {rhs.c_str(), sb}},
+                      "lhs.shape[" + std::to_string(ia) + "] (" + std::to_string(ka) + ") must equal rhs.shape[" +
+                          std::to_string(ib) + "] (" + std::to_string(kb) + ")");
+  }
+  detail::check_same_dtype(op, a, b);
+  return r == 1 ? Shape{sa[0], m, n} : Shape{m, n};
+}
+
+template <class T>
+void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
+  if (m * n * k <= 512) {  // tiny products: a plain loop costs less than the BLAS call
+    // Element strides of op(a) (i, p) and op(b) (p, j), so one loop serves all four transposes.
+    const std::size_t ai = ta ? 1 : k, ap = ta ? m : 1, bp = tb ? 1 : n, bj = tb ? k : 1;
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) {
+        const T* x = a + i * ai;
+        const T* y = b + j * bj;
+        T acc = 0;
+        for (std::size_t p = 0; p < k; ++p) acc += x[p * ap] * y[p * bp];
+        c[i * n + j] = beta == T(0) ? acc : acc + beta * c[i * n + j];
+      }
+    return;
+  }
+  using I = xt::blas_index_t;
+  using cxxblas::Transpose;
+  cxxblas::gemm<I>(cxxblas::StorageOrder::RowMajor, ta ? Transpose::Trans : Transpose::NoTrans,
+                   tb ? Transpose::Trans : Transpose::NoTrans, static_cast<I>(m), static_cast<I>(n),
+                   static_cast<I>(k), T(1), a, static_cast<I>(std::max<std::size_t>(ta ? m : k, 1)), b,
+                   static_cast<I>(std::max<std::size_t>(tb ? k : n, 1)), beta, c,
+                   static_cast<I>(std::max<std::size_t>(n, 1)));
+}
+
+template void gemm<float>(const float*, const float*, float*, std::size_t, std::size_t, std::size_t, bool, bool, float);
+template void gemm<double>(const double*, const double*, double*, std::size_t, std::size_t, std::size_t, bool, bool,
+                           double);
+
+void gemm_into(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor& c, double beta) {
+  const Shape sa = a.shape(), so = c.shape();
+  const std::size_t r = sa.ndim() - 2;
+  const std::size_t batch = r == 1 ? sa[0] : 1;
+  const std::size_t m = so[r], n = so[r + 1], k = ta ? sa[r] : sa[r + 1];
+  detail::visit_dtype(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = detail::array<T>(a, "matmul").data();
+    const T* y = detail::array<T>(b, "matmul").data();
+    T* out = detail::array_mut<T>(c, "matmul").data();
+    if (k == 0) {  // an empty sum: zeros (BLAS may return before touching C)
+      if (beta == 0.0) std::fill(out, out + batch * m * n, T(0));
+      return;
+    }
+    for (std::size_t i = 0; i < batch; ++i)
+      gemm<T>(x + i * m * k, y + i * k * n, out + i * m * n, m, n, k, ta, tb, static_cast<T>(beta));
+  });
+}
+
+}  // namespace rwd::kernels
+
+namespace rwd::kernels {
+
+Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias, const Tensor& base) {
+  const Shape sx = x.shape();
+  const std::size_t m = W.shape()[0], k = W.shape()[1], n = sx.ndim() == 1 ? 1 : sx[1];
+  Tensor y = detail::empty_tensor(sx.ndim() == 1 ? Shape{m} : Shape{m, n}, W.dtype());
+  detail::visit_dtype(W.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* out = detail::array_mut<T>(y, op).data();
+    const T* pb = bias.defined() ? detail::array<T>(bias, op).data() : nullptr;
+    const T* pbase = base.defined() ? detail::array<T>(base, op).data() : nullptr;
+    // The base and the bias first, then the product added onto them by β = 1.
+    if (pb && pbase) {
+      for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < n; ++j) out[i * n + j] = pbase[i * n + j] + pb[i];
+    } else if (pb) {
+      for (std::size_t i = 0; i < m; ++i) std::fill(out + i * n, out + (i + 1) * n, pb[i]);
+    } else if (pbase) {
+      std::copy(pbase, pbase + m * n, out);
+    }
+    const T* pw = detail::array<T>(W, op).data();
+    const T* px = detail::array<T>(x, op).data();
+    if (k == 0) {  // an empty sum (BLAS may return before touching C)
+      if (!pb && !pbase) std::fill(out, out + m * n, T(0));
+      return;
+    }
+    gemm<T>(pw, px, out, m, n, k, false, false, pb || pbase ? T(1) : T(0));
+  });
+  return y;
+}
+
+}  // namespace rwd::kernels

@@ -1,0 +1,41 @@
+// The tensor-level sum and max of reduce.hpp.
+#include "reduce.hpp"
+
+#include <algorithm>
+
+#include "copy.hpp"
+
+namespace rwd::kernels {
+
+Tensor sum(const char* op, const Tensor& x, const Shape& kept, const Shape& out_shape) {
+  Tensor y = Tensor::zeros(out_shape, x.dtype());  // the same elements as `kept`
+  detail::visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    sum_into<T>(detail::array<T>(x, op).data(), x.shape(), detail::array_mut<T>(y, op).data(), kept);
+  });
+  return y;
+}
+
+Tensor max(const char* op, const Tensor& x, std::size_t axis, const Shape& out_shape, Tensor& onehot) {
+  const AxisSplit f = split_at(x.shape(), axis);
+  Tensor y = detail::empty_tensor(out_shape, x.dtype());
+  onehot = Tensor::zeros(x.shape(), x.dtype());
+  detail::visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* a = detail::array<T>(x, op).data();
+    T* out = detail::array_mut<T>(y, op).data();
+    T* hot = detail::array_mut<T>(onehot, op).data();
+    for (std::size_t o = 0; o < f.outer; ++o)
+      for (std::size_t r = 0; r < f.inner; ++r) {
+        std::size_t best = 0;
+        const T* base = a + o * f.n * f.inner + r;
+        for (std::size_t i = 1; i < f.n; ++i)
+          if (base[i * f.inner] > base[best * f.inner]) best = i;
+        out[o * f.inner + r] = base[best * f.inner];
+        hot[(o * f.n + best) * f.inner + r] = T(1);
+      }
+  });
+  return y;
+}
+
+}  // namespace rwd::kernels

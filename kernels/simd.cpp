@@ -1,0 +1,68 @@
+// The baseline compilation of simd_arch.hpp, and the choice between it and the AVX2 one.
+#define REWIND_SIMD_NS base
+#define REWIND_SIMD_ARCH xsimd::default_arch
+#include "simd_arch.hpp"
+
+#include <cstdlib>
+
+namespace rwd::kernels::simd {
+
+namespace avx2 {  // instantiated for float and double in simd_avx2.cpp
+template <class T>
+void binary_t(Binary op, const T* a, const T* b, T* out, std::size_t n);
+template <class T>
+void unary_t(Unary op, const T* x, T* y, std::size_t n);
+template <class T>
+void backward_t(Backward op, const T* dy, const T* y, T* dx, std::size_t n);
+}  // namespace avx2
+
+// REWIND_NO_AVX2 (set to anything) keeps the baseline loops: for tests, and for comparing the two.
+bool wide() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !std::getenv("REWIND_NO_AVX2");
+  return yes;
+}
+
+template <class T>
+void binary(Binary op, const T* a, const T* b, T* out, std::size_t n) {
+  wide() ? avx2::binary_t(op, a, b, out, n) : base::binary_t(op, a, b, out, n);
+}
+template <class T>
+void unary(Unary op, const T* x, T* y, std::size_t n) {
+  wide() ? avx2::unary_t(op, x, y, n) : base::unary_t(op, x, y, n);
+}
+template <class T>
+void backward(Backward op, const T* dy, const T* y, T* dx, std::size_t n) {
+  wide() ? avx2::backward_t(op, dy, y, dx, n) : base::backward_t(op, dy, y, dx, n);
+}
+
+// Always the baseline batches (simd.hpp: the bits xtensor gave these ops).
+template <class T>
+std::size_t width() {
+  return xsimd::batch<T, base::Arch>::size;
+}
+template <class T>
+void log(const T* x, T* y, std::size_t n) {
+  base::log_t(x, y, n);
+}
+template <class T>
+void pow(const T* x, T p, T* y, std::size_t n) {
+  base::pow_t(x, p, y, n);
+}
+template <class T>
+void pow(const T* x, const T* p, T* y, std::size_t n) {
+  base::pow_t(x, p, y, n);
+}
+
+#define REWIND_SIMD_INSTANTIATE(T)                                             \
+  template void binary<T>(Binary, const T*, const T*, T*, std::size_t);        \
+  template void unary<T>(Unary, const T*, T*, std::size_t);                    \
+  template void backward<T>(Backward, const T*, const T*, T*, std::size_t);    \
+  template std::size_t width<T>();                                             \
+  template void log<T>(const T*, T*, std::size_t);                             \
+  template void pow<T>(const T*, T, T*, std::size_t);                          \
+  template void pow<T>(const T*, const T*, T*, std::size_t);
+REWIND_SIMD_INSTANTIATE(float)
+REWIND_SIMD_INSTANTIATE(double)
+#undef REWIND_SIMD_INSTANTIATE
+
+}  // namespace rwd::kernels::simd
