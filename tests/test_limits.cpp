@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -90,6 +92,21 @@ TEST_CASE("limits: an allocation the system refuses is a MemoryError naming the 
         message_of<MemoryError>([] { Tensor::randn({std::size_t{1} << 39, std::size_t{1} << 19}, float64); });
     CHECK(contains(m, "(549755813888, 524288)"));
     CHECK(contains(m, "2305843009213693952 bytes"));
+  }
+  SUBCASE("4 TiB float32: a valid shape the machine cannot hold") {
+    // With overcommit always on (vm.overcommit_memory = 1) Linux would grant the 4 TiB and zeros()
+    // would then fault in pages until the OOM killer came; the heuristic (0) and strict (2) modes
+    // refuse it on any machine with less than 4 TiB of memory and swap.
+    std::ifstream mode("/proc/sys/vm/overcommit_memory");
+    int overcommit = 0;
+    mode >> overcommit;
+    if (overcommit == 1) {
+      MESSAGE("vm.overcommit_memory is 1: the 4 TiB allocation is skipped");
+      return;
+    }
+    const std::string m = message_of<MemoryError>([] { Tensor::zeros({std::size_t{1} << 38, 4}); });  // 2^40 floats
+    CHECK(contains(m, "tensor (274877906944, 4) float32"));
+    CHECK(contains(m, "4398046511104 bytes"));
   }
   SUBCASE("MemoryError is an rwd::Error") {
     bool caught = false;
