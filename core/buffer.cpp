@@ -73,15 +73,14 @@ struct Cache {
   // Bytes handed out and not given back. Signed: a buffer made on another thread may be freed here.
   std::int64_t live = 0;
   std::int64_t peak[epochs_kept] = {}, floor[epochs_kept] = {};  // [0]: this epoch
+  std::int64_t old_peak = 0, old_floor = 0;                        // over the kept epochs before it
 
   ~Cache() {
     for (std::size_t i = 0; i < n_classes; ++i) drain(i);
   }
 
   std::size_t working_set() const {
-    std::int64_t hi = peak[0], lo = floor[0];
-    for (int e = 1; e < epochs_kept; ++e) hi = std::max(hi, peak[e]), lo = std::min(lo, floor[e]);
-    return static_cast<std::size_t>(std::max<std::int64_t>(hi - lo, 0));
+    return static_cast<std::size_t>(std::max(peak[0], old_peak) - std::min(floor[0], old_floor));
   }
   std::size_t bound() const { return std::min(stats.limit_bytes, 2 * working_set()); }
 
@@ -142,6 +141,8 @@ struct Cache {
       if (lists[i].head && tick - lists[i].asked > 2 * epoch) drain(i);  // idle for two epochs
     for (int e = epochs_kept - 1; e > 0; --e) peak[e] = peak[e - 1], floor[e] = floor[e - 1];
     peak[0] = floor[0] = live;
+    old_peak = peak[1], old_floor = floor[1];
+    for (int e = 2; e < epochs_kept; ++e) old_peak = std::max(old_peak, peak[e]), old_floor = std::min(old_floor, floor[e]);
     trim(bound());
   }
 };
@@ -231,7 +232,12 @@ void set_buffer_cache_limit(std::size_t bytes) {
 }
 
 void release_buffer_cache() {
-  if (Cache* c = cache()) c->trim(0);
+  if (Cache* c = cache()) {
+    c->trim(0);
+    // The working set is measured afresh from here: what came before no longer widens the bound.
+    for (int e = 0; e < epochs_kept; ++e) c->peak[e] = c->floor[e] = c->live;
+    c->old_peak = c->old_floor = c->live;
+  }
 }
 
 BufferCacheStats buffer_cache_stats() {

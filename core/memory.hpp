@@ -35,7 +35,8 @@ struct BufferCacheStats {
 /// The most this thread's cache keeps (default 1 GiB; 0 turns caching off). Buffers beyond it are
 /// freed at once. Lowering it frees what no longer fits.
 void set_buffer_cache_limit(std::size_t bytes);
-/// Frees every buffer this thread's cache holds (the tensors in use are not affected).
+/// Frees every buffer this thread's cache holds (the tensors in use are not affected), and measures
+/// the working set afresh from now on.
 void release_buffer_cache();
 /// This thread's cache: what it holds, its limit, its hits and misses.
 BufferCacheStats buffer_cache_stats();
