@@ -9,11 +9,17 @@
 #include "memory.hpp"
 
 // Under AddressSanitizer the cache is off by default, so that a use after free of tensor values is
-// still caught.
+// still caught. The bytes past a request (up to its class size) and every buffer waiting in the cache
+// are poisoned, so an overflow into the rounding, or a use of a released buffer, is caught too.
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #define REWIND_BUFFER_CACHE 0
+#define REWIND_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define REWIND_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
 #else
 #define REWIND_BUFFER_CACHE 1
+#define REWIND_POISON(p, n) ((void)(p), (void)(n))
+#define REWIND_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 namespace rwd {
@@ -86,7 +92,9 @@ struct Cache {
 
   void push(std::size_t i, void* p) {
     FreeList& l = lists[i];
+    REWIND_UNPOISON(p, sizeof(void*));
     *static_cast<void**>(p) = l.head;
+    REWIND_POISON(p, class_bytes(i));
     l.head = p;
     held[i / 64] |= std::uint64_t{1} << (i % 64);
   }
@@ -106,6 +114,7 @@ struct Cache {
     const std::size_t bytes = class_bytes(i);
     while (l.head) {
       void* p = l.head;
+      REWIND_UNPOISON(p, bytes);
       l.head = *static_cast<void**>(p);
       std::free(p);
       stats.cached_bytes -= bytes;
@@ -191,6 +200,7 @@ void* buffer_allocate(std::size_t bytes) {
     FreeList& l = c.lists[k.index];
     l.asked = c.tick;
     if ((p = l.head)) {
+      REWIND_UNPOISON(p, sizeof(void*));
       if (!(l.head = *static_cast<void**>(p))) c.held[k.index / 64] &= ~(std::uint64_t{1} << (k.index % 64));
       c.stats.cached_bytes -= k.bytes;
       ++c.stats.hits;
@@ -199,6 +209,8 @@ void* buffer_allocate(std::size_t bytes) {
     }
   }
   if (!p && !(p = std::aligned_alloc(alignment, k.bytes))) throw_refused(bytes);
+  REWIND_POISON(p, k.bytes);  // only the bytes asked for are addressable
+  REWIND_UNPOISON(p, bytes);
   if (cp) {
     cp->live += static_cast<std::int64_t>(k.bytes);
     if (cp->live > cp->peak[0]) cp->peak[0] = cp->live;
@@ -219,6 +231,7 @@ void buffer_release(void* p, std::size_t bytes) noexcept {
       return;
     }
   }
+  REWIND_UNPOISON(p, k.bytes);
   std::free(p);
 }
 
