@@ -8,6 +8,12 @@
 
 namespace rwd {
 
+class Shape;
+namespace detail {
+template <class A>
+Shape shape_of(const A& a);
+}
+
 /// The dimensions of a tensor, row-major. `Shape{}` is a scalar (0-d), `Shape{5}` a vector.
 ///
 /// Every Shape can be indexed: the product of its dimensions, a zero dimension counted as 1, is at
@@ -91,6 +97,17 @@ class Shape {
   std::string str() const;
 
  private:
+  // The shape of an array that exists was checked when the array was made: Tensor::shape(), called
+  // several times by every op, reads it without checking it again.
+  template <class A>
+  friend Shape detail::shape_of(const A& a);
+  struct Checked {};
+  Shape(Checked, const std::size_t* dims, std::size_t n) {
+    if (n > max_dims) throw_too_many();
+    for (std::size_t i = 0; i < n; ++i) m_dims[i] = dims[i];
+    m_ndim = n;
+  }
+
   [[noreturn]] static void throw_too_many();
   [[noreturn]] void throw_too_large(const char* op) const;
   std::size_t m_dims[max_dims] = {};

@@ -86,10 +86,10 @@ Tensor make_tensor(Array<T>&& a) {
 /// Every factory makes its tensor here: a refused allocation becomes a MemoryError naming the shape.
 Tensor empty_tensor(const Shape& shape, Dtype dtype);
 
-/// Shape of an xtensor array as a rewind Shape.
+/// Shape of an xtensor array as a rewind Shape (not checked again: it was when the array was made).
 template <class A>
 Shape shape_of(const A& a) {
-  return Shape(a.shape().data(), a.shape().size());
+  return Shape(Shape::Checked{}, a.shape().data(), a.shape().size());
 }
 
 /// xtensor shape vector from a rewind Shape, checked again (Shape::check_size), since a dimension
