@@ -49,8 +49,8 @@ inline SizeClass size_class(std::size_t bytes) {
     return {k - 1, k * alignment};
   }
   const std::size_t m = bytes - 1;
-  const int e = 63 - __builtin_clzll(m);          // 2^e <= m < 2^(e+1), e >= 10
-  const std::size_t sub = (m >> (e - 3)) & 7;     // the three bits after the leading one
+  const int e = 63 - __builtin_clzll(m);       // 2^e <= m < 2^(e+1), e >= 10
+  const std::size_t sub = (m >> (e - 3)) & 7;  // the three bits after the leading one
   return {linear_classes + static_cast<std::size_t>(e - 10) * 8 + sub, (9 + sub) << (e - 3)};
 }
 
@@ -151,7 +151,10 @@ struct Cache {
     for (int e = epochs_kept - 1; e > 0; --e) peak[e] = peak[e - 1], floor[e] = floor[e - 1];
     peak[0] = floor[0] = live;
     old_peak = peak[1], old_floor = floor[1];
-    for (int e = 2; e < epochs_kept; ++e) old_peak = std::max(old_peak, peak[e]), old_floor = std::min(old_floor, floor[e]);
+    for (int e = 2; e < epochs_kept; ++e) {
+      old_peak = std::max(old_peak, peak[e]);
+      old_floor = std::min(old_floor, floor[e]);
+    }
     trim(bound());
   }
 };
