@@ -1,16 +1,25 @@
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
 #include <cstdlib>
-#include <new>
-#include <unordered_map>
-#include <vector>
+#include <string>
 
 #include "detail/buffer.hpp"
+#include "error.hpp"
 #include "memory.hpp"
 
-// Under AddressSanitizer the cache is off, so that a use after free of tensor values is still caught.
+// Under AddressSanitizer the cache is off by default, so that a use after free of tensor values is
+// still caught. The bytes past a request (up to its class size) and every buffer waiting in the cache
+// are poisoned, so an overflow into the rounding, or a use of a released buffer, is caught too.
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #define REWIND_BUFFER_CACHE 0
+#define REWIND_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define REWIND_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
 #else
 #define REWIND_BUFFER_CACHE 1
+#define REWIND_POISON(p, n) ((void)(p), (void)(n))
+#define REWIND_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 namespace rwd {
@@ -19,27 +28,134 @@ namespace {
 
 constexpr std::size_t alignment = 64;
 
-std::size_t rounded(std::size_t bytes) { return (bytes + alignment - 1) / alignment * alignment + (bytes == 0 ? alignment : 0); }
+// ---- size classes ----
+// A request is rounded up to its class, and a freed buffer waits in its class's list for the next
+// request of that class. Up to 1 KiB the classes are the multiples of 64 bytes; above, 8 per
+// doubling (9/8, 10/8, … 16/8 of a power of two), so a buffer is at most 12.5% larger than asked and
+// batch sizes that differ by a few share a class. The class is found from the leading bit: no hashing.
+constexpr std::size_t linear_limit = 1024;
+constexpr std::size_t linear_classes = linear_limit / alignment;
+constexpr std::size_t largest = std::size_t{1} << 62;  // larger requests are refused outright
+constexpr std::size_t n_classes = linear_classes + (62 - 10) * 8;
 
-// Sizes up to small_limit have a list each, found by index; larger ones are found by hashing.
-constexpr std::size_t small_limit = 64 * 1024;
+struct SizeClass {
+  std::size_t index;
+  std::size_t bytes;  // what is allocated for every request of the class
+};
+
+inline SizeClass size_class(std::size_t bytes) {
+  if (bytes <= linear_limit) {
+    const std::size_t k = bytes ? (bytes + alignment - 1) / alignment : 1;
+    return {k - 1, k * alignment};
+  }
+  const std::size_t m = bytes - 1;
+  const int e = 63 - __builtin_clzll(m);       // 2^e <= m < 2^(e+1), e >= 10
+  const std::size_t sub = (m >> (e - 3)) & 7;  // the three bits after the leading one
+  return {linear_classes + static_cast<std::size_t>(e - 10) * 8 + sub, (9 + sub) << (e - 3)};
+}
+
+// ---- the bound ----
+// The cache keeps at most twice the working set: the largest rise of the bytes in use above their
+// lowest level (peak − floor of `live`) over the last few epochs of `epoch` allocations. A training
+// step allocates its tape's values and adjoints on top of a floor (parameters, optimizer state, data)
+// and frees them at its end, so the working set is one step's worth, and twice it covers a step that
+// frees some buffers and allocates others of other sizes before the end. Sizes that vary from step to
+// step can then no longer pile up to the limit: what does not fit is freed at once. Every epoch, a
+// class not asked for in the last two epochs gives its buffers back, and the bound is enforced again
+// as old peaks age out.
+constexpr std::uint64_t epoch = std::uint64_t{1} << 16;
+constexpr int epochs_kept = 4;
+
+struct FreeList {
+  void* head = nullptr;     // freed buffers, linked through their first bytes
+  std::uint64_t asked = 0;  // `tick` of the last request of this class
+};
 
 struct Cache {
-  std::vector<void*> small[small_limit / alignment + 1];      // by rounded size / alignment
-  std::unordered_map<std::size_t, std::vector<void*>> free;  // by rounded size, above small_limit
-  std::vector<void*>& list(std::size_t n) { return n <= small_limit ? small[n / alignment] : free[n]; }
+  FreeList lists[n_classes];
+  std::uint64_t held[(n_classes + 63) / 64] = {};  // bit i: lists[i] is not empty
   BufferCacheStats stats{0, REWIND_BUFFER_CACHE ? std::size_t{1} << 30 : 0, 0, 0};
-  ~Cache();
-  void trim(std::size_t limit) {
-    auto drop = [&](std::vector<void*>& l, std::size_t n) {
-      while (!l.empty() && stats.cached_bytes > limit) {
-        std::free(l.back());
-        l.pop_back();
-        stats.cached_bytes -= n;
+  std::uint64_t tick = 0;  // allocations so far
+  // Bytes handed out and not given back. Signed: a buffer made on another thread may be freed here.
+  std::int64_t live = 0;
+  std::int64_t peak[epochs_kept] = {}, floor[epochs_kept] = {};  // [0]: this epoch
+  std::int64_t old_peak = 0, old_floor = 0;                        // over the kept epochs before it
+
+  ~Cache() {
+    for (std::size_t i = 0; i < n_classes; ++i) drain(i);
+  }
+
+  std::size_t working_set() const {
+    return static_cast<std::size_t>(std::max(peak[0], old_peak) - std::min(floor[0], old_floor));
+  }
+  std::size_t bound() const { return std::min(stats.limit_bytes, 2 * working_set()); }
+
+  void push(std::size_t i, void* p) {
+    FreeList& l = lists[i];
+    REWIND_UNPOISON(p, sizeof(void*));
+    *static_cast<void**>(p) = l.head;
+    REWIND_POISON(p, class_bytes(i));
+    l.head = p;
+    held[i / 64] |= std::uint64_t{1} << (i % 64);
+  }
+  // The nonempty class asked for longest ago, n_classes if none.
+  std::size_t oldest() const {
+    std::size_t found = n_classes;
+    for (std::size_t w = 0; w < std::size(held); ++w)
+      for (std::uint64_t bits = held[w]; bits; bits &= bits - 1) {
+        const std::size_t i = w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits));
+        if (found == n_classes || lists[i].asked < lists[found].asked) found = i;
       }
-    };
-    for (auto& [n, l] : free) drop(l, n);
-    for (std::size_t i = 0; i <= small_limit / alignment; ++i) drop(small[i], i * alignment);
+    return found;
+  }
+  void drain(std::size_t i) {
+    FreeList& l = lists[i];
+    held[i / 64] &= ~(std::uint64_t{1} << (i % 64));
+    const std::size_t bytes = class_bytes(i);
+    while (l.head) {
+      void* p = l.head;
+      REWIND_UNPOISON(p, bytes);
+      l.head = *static_cast<void**>(p);
+      std::free(p);
+      stats.cached_bytes -= bytes;
+    }
+  }
+  static std::size_t class_bytes(std::size_t i) {
+    if (i < linear_classes) return (i + 1) * alignment;
+    const std::size_t e = 10 + (i - linear_classes) / 8, sub = (i - linear_classes) % 8;
+    return (9 + sub) << (e - 3);
+  }
+  // Frees whole classes, the longest unasked first, until at most `target` bytes are kept.
+  void trim(std::size_t target) {
+    while (stats.cached_bytes > target) {
+      const std::size_t i = oldest();
+      if (i == n_classes) return;
+      drain(i);
+    }
+  }
+  // Room for `bytes` more of class `k` within the bound, made by freeing classes asked for before k
+  // (the sizes a program has stopped using make way for the ones it uses now); false if there is none.
+  bool make_room(std::size_t k, std::size_t bytes) {
+    const std::size_t limit = bound();
+    while (stats.cached_bytes + bytes > limit) {
+      const std::size_t i = oldest();
+      if (i == n_classes || i == k || lists[i].asked >= lists[k].asked) return false;
+      drain(i);
+    }
+    return true;
+  }
+  // Once per epoch: idle classes give their buffers back, old peaks and floors age out.
+  void new_epoch() {
+    for (std::size_t i = 0; i < n_classes; ++i)
+      if (lists[i].head && tick - lists[i].asked > 2 * epoch) drain(i);  // idle for two epochs
+    for (int e = epochs_kept - 1; e > 0; --e) peak[e] = peak[e - 1], floor[e] = floor[e - 1];
+    peak[0] = floor[0] = live;
+    old_peak = peak[1], old_floor = floor[1];
+    for (int e = 2; e < epochs_kept; ++e) {
+      old_peak = std::max(old_peak, peak[e]);
+      old_floor = std::min(old_floor, floor[e]);
+    }
+    trim(bound());
   }
 };
 
@@ -68,51 +184,57 @@ Cache* cache() {
   return t_cache;
 }
 
-Cache::~Cache() { trim(0); }
+[[noreturn]] void throw_refused(std::size_t bytes) {
+  throw MemoryError("cannot allocate " + std::to_string(bytes) + " bytes: the system refused them (out of memory)");
+}
 
 }  // namespace
 
 namespace detail {
 
 void* buffer_allocate(std::size_t bytes) {
-  const std::size_t n = rounded(bytes);
-  if (Cache* cp = cache()) {
+  if (bytes > largest) throw_refused(bytes);
+  const SizeClass k = size_class(bytes);
+  Cache* cp = cache();
+  void* p = nullptr;
+  if (cp) {
     Cache& c = *cp;
-    std::vector<void*>* l = nullptr;
-    if (n <= small_limit) {
-      l = &c.small[n / alignment];
-    } else {
-      auto it = c.free.find(n);
-      if (it != c.free.end()) l = &it->second;
-    }
-    if (l && !l->empty()) {
-      void* p = l->back();
-      l->pop_back();
-      c.stats.cached_bytes -= n;
+    if ((++c.tick & (epoch - 1)) == 0) c.new_epoch();
+    FreeList& l = c.lists[k.index];
+    l.asked = c.tick;
+    if ((p = l.head)) {
+      REWIND_UNPOISON(p, sizeof(void*));
+      if (!(l.head = *static_cast<void**>(p))) c.held[k.index / 64] &= ~(std::uint64_t{1} << (k.index % 64));
+      c.stats.cached_bytes -= k.bytes;
       ++c.stats.hits;
-      return p;
+    } else {
+      ++c.stats.misses;
     }
-    ++c.stats.misses;
   }
-  void* p = std::aligned_alloc(alignment, n);
-  if (!p) throw std::bad_alloc();
+  if (!p && !(p = std::aligned_alloc(alignment, k.bytes))) throw_refused(bytes);
+  REWIND_POISON(p, k.bytes);  // only the bytes asked for are addressable
+  REWIND_UNPOISON(p, bytes);
+  if (cp) {
+    cp->live += static_cast<std::int64_t>(k.bytes);
+    if (cp->live > cp->peak[0]) cp->peak[0] = cp->live;
+  }
   return p;
 }
 
 void buffer_release(void* p, std::size_t bytes) noexcept {
   if (!p) return;
-  const std::size_t n = rounded(bytes);
+  const SizeClass k = size_class(bytes);
   if (Cache* cp = cache()) {
     Cache& c = *cp;
-    if (c.stats.cached_bytes + n <= c.stats.limit_bytes) {
-      try {
-        c.list(n).push_back(p);
-        c.stats.cached_bytes += n;
-        return;
-      } catch (...) {  // no memory for the list: fall through and free it
-      }
+    c.live -= static_cast<std::int64_t>(k.bytes);
+    if (c.live < c.floor[0]) c.floor[0] = c.live;
+    if (c.stats.cached_bytes + k.bytes <= c.bound() || c.make_room(k.index, k.bytes)) {
+      c.push(k.index, p);
+      c.stats.cached_bytes += k.bytes;
+      return;
     }
   }
+  REWIND_UNPOISON(p, k.bytes);
   std::free(p);
 }
 
@@ -126,12 +248,20 @@ void set_buffer_cache_limit(std::size_t bytes) {
 }
 
 void release_buffer_cache() {
-  if (Cache* c = cache()) c->trim(0);
+  if (Cache* c = cache()) {
+    c->trim(0);
+    // The working set is measured afresh from here: what came before no longer widens the bound.
+    for (int e = 0; e < epochs_kept; ++e) c->peak[e] = c->floor[e] = c->live;
+    c->old_peak = c->old_floor = c->live;
+  }
 }
 
 BufferCacheStats buffer_cache_stats() {
   const Cache* c = cache();
-  return c ? c->stats : BufferCacheStats{};
+  if (!c) return BufferCacheStats{};
+  BufferCacheStats s = c->stats;
+  s.working_set_bytes = c->working_set();
+  return s;
 }
 
 }  // namespace rwd

@@ -44,6 +44,13 @@ class IOError : public Error {
   using Error::Error;
 };
 
+/// Memory the system refused: a tensor's values could not be allocated. The message names the shape,
+/// the dtype and the byte count (an rwd::Error, unlike the std::bad_alloc it replaces).
+class MemoryError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// One operand named in a shape error: `{"lhs", a.shape()}`.
 struct Operand {
   const char* name;

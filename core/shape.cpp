@@ -7,14 +7,45 @@
 
 namespace rwd {
 
-Shape::Shape(std::initializer_list<std::size_t> dims) {
-  for (std::size_t d : dims) push_back(d);
-}
+Shape::Shape(std::initializer_list<std::size_t> dims) : Shape(dims.begin(), dims.end()) {}
 
 std::size_t Shape::numel() const {
+  check_size();  // operator[] may have changed a dimension since the shape was made
   std::size_t n = 1;
   for (std::size_t d : *this) n *= d;
   return n;
+}
+
+namespace {
+
+// The exact product of `dims` (zeros counted as 1) in decimal, however many digits it takes: a
+// message about an overflow should not print a wrapped number.
+std::string exact_extent(const std::size_t* dims, std::size_t n) {
+  std::string digits = "1";  // least significant first
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned __int128 d = dims[i] ? dims[i] : 1;
+    unsigned __int128 carry = 0;
+    for (char& c : digits) {
+      const unsigned __int128 v = static_cast<unsigned __int128>(c - '0') * d + carry;
+      c = static_cast<char>('0' + static_cast<int>(v % 10));
+      carry = v / 10;
+    }
+    for (; carry; carry /= 10) digits += static_cast<char>('0' + static_cast<int>(carry % 10));
+  }
+  return {digits.rbegin(), digits.rend()};
+}
+
+}  // namespace
+
+void Shape::throw_too_large(const char* op) const {
+  const bool has_zero = std::find(begin(), end(), std::size_t{0}) != end();
+  const std::string product = exact_extent(m_dims, m_ndim);
+  const std::string limit = std::to_string(max_extent);
+  throw ShapeError((op ? std::string(op) + ": " : std::string()) + "shape " + str() + ": " +
+                   (has_zero ? "its nonzero dimensions multiply to " + product + ", more than " + limit +
+                                   ": the strides of the axes after the zero would overflow"
+                             : product + " elements overflow: a tensor holds at most " + limit) +
+                   " (every byte offset, at 8 bytes an element, must fit in a signed 64-bit index)");
 }
 
 std::size_t Shape::dim(int axis) const { return m_dims[normalize_axis("shape", axis, *this)]; }
@@ -47,6 +78,12 @@ Shape broadcast_shapes(const char* op, const Shape& lhs, const Shape& rhs) {
                         "cannot broadcast: dimension -" + std::to_string(k) + " is " + std::to_string(a) +
                             " in lhs and " + std::to_string(b) + " in rhs (sizes must match or one must be 1)");
     out[n - k] = a == 1 ? b : a;
+  }
+  // Each operand fits, but their broadcast may not: (2^40, 1) with (1, 2^40).
+  try {
+    out.check_size();
+  } catch (const ShapeError& e) {
+    throw_shape_error(op, {{"lhs", lhs}, {"rhs", rhs}}, std::string("cannot broadcast: ") + e.what());
   }
   return out;
 }

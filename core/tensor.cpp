@@ -31,7 +31,11 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
 Tensor empty_tensor(const Shape& shape, Dtype dtype) {
   return visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    return Tensor(new_impl(std::in_place_type<Array<T>>, xshape(shape)));
+    try {
+      return Tensor(new_impl(std::in_place_type<Array<T>>, xshape(shape)));
+    } catch (const MemoryError& e) {  // buffer_allocate names the bytes; the shape is known here
+      throw MemoryError("tensor " + shape.str() + " " + dtype_name(dtype) + ": " + e.what());
+    }
   });
 }
 
@@ -63,12 +67,12 @@ static Tensor from_values(const V& values, const Shape& shape, Dtype dtype) {
   if (values.size() != shape.numel())
     throw ValueError("from_vector: " + std::to_string(values.size()) + " values do not fill shape " + shape.str() +
                      " (" + std::to_string(shape.numel()) + " elements)");
-  return detail::visit_dtype(dtype, [&](auto tag) {
+  Tensor t = detail::empty_tensor(shape, dtype);
+  detail::visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    Array<T> a(detail::xshape(shape));
-    std::copy(values.begin(), values.end(), a.begin());
-    return detail::make_tensor<T>(std::move(a));
+    std::copy(values.begin(), values.end(), t.data<T>());
   });
+  return t;
 }
 Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape, Dtype dtype) {
   return from_values(values, shape, dtype);
@@ -78,19 +82,24 @@ Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape,
 }
 
 Tensor Tensor::arange(std::size_t n, Dtype dtype) {
-  std::vector<double> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<double>(i);
-  return from_vector(v, Shape{n}, dtype);
+  Tensor t = detail::empty_tensor(Shape{n}, dtype);  // the shape checked before anything is allocated
+  detail::visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.data<T>();
+    for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<T>(i);
+  });
+  return t;
 }
 
 template <class Draw>
 static Tensor generate(const Shape& shape, Dtype dtype, Draw draw) {
-  return detail::visit_dtype(dtype, [&](auto tag) {
+  Tensor t = detail::empty_tensor(shape, dtype);
+  detail::visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    Array<T> a(detail::xshape(shape));
-    for (auto& v : a) v = static_cast<T>(draw());
-    return detail::make_tensor<T>(std::move(a));
+    T* p = t.data<T>();
+    for (std::size_t i = 0, n = shape.numel(); i < n; ++i) p[i] = static_cast<T>(draw());
   });
+  return t;
 }
 Tensor Tensor::randn(const Shape& shape, Generator& gen, Dtype dtype) {
   return generate(shape, dtype, [&] { return gen.normal(); });
@@ -291,7 +300,11 @@ std::string Tensor::str() const {
     return "tensor(released: " + m_impl->released_shape.str() + " from '" + m_impl->released_op + "')";
   const Shape s = shape();
   std::string out = "tensor(";
-  format_values(out, to_vector(), s, 0, 0, s.numel());
+  // No elements, whatever the shape: "[]" as NumPy prints it, the shape saying the rest.
+  if (s.numel() == 0)
+    out += "[]";
+  else
+    format_values(out, to_vector(), s, 0, 0, s.numel());
   out += ", shape=" + s.str() + ", dtype=" + dtype_name(dtype());
   if (m_impl->requires_grad) out += ", requires_grad";
   return out + ")";

@@ -1,5 +1,5 @@
 // rewind/core/detail/buffer.hpp — the allocator behind every tensor's values (library-internal).
-// Freed buffers wait in a per-thread cache keyed by byte size (see core/memory.hpp), so a training
+// Freed buffers wait in a per-thread cache keyed by size class (see core/memory.hpp), so a training
 // loop that repeats its shapes stops calling malloc, and faulting in fresh pages, after one step.
 #pragma once
 
@@ -7,7 +7,8 @@
 
 namespace rwd::detail {
 
-/// At least `bytes` bytes, 64-byte aligned: from this thread's cache when it holds that size.
+/// At least `bytes` bytes, 64-byte aligned: from this thread's cache when it holds that size class.
+/// Throws MemoryError naming the bytes if the system refuses them.
 void* buffer_allocate(std::size_t bytes);
 /// Gives a buffer back: into this thread's cache, or to the system when the cache is full.
 void buffer_release(void* p, std::size_t bytes) noexcept;

@@ -83,17 +83,22 @@ Tensor make_tensor(Array<T>&& a) {
 }
 
 /// A new constant tensor of `shape` whose values are not initialized (for kernels that write them all).
+/// Every factory makes its tensor here: a refused allocation becomes a MemoryError naming the shape.
 Tensor empty_tensor(const Shape& shape, Dtype dtype);
 
-/// Shape of an xtensor array as a rewind Shape.
+/// Shape of an xtensor array as a rewind Shape (not checked again: it was when the array was made).
 template <class A>
 Shape shape_of(const A& a) {
-  return Shape(a.shape().data(), a.shape().size());
+  return Shape(Shape::Checked{}, a.shape().data(), a.shape().size());
 }
 
-/// xtensor shape vector from a rewind Shape.
+/// xtensor shape vector from a rewind Shape, checked again (Shape::check_size), since a dimension
+/// may have been changed through operator[]: every array made from a Shape passes here.
 /// (An xtensor small vector, like the arrays' own shapes: up to 4 dimensions without allocating.)
-inline xt::svector<std::size_t, 4> xshape(const Shape& s) { return xt::svector<std::size_t, 4>(s.begin(), s.end()); }
+inline xt::svector<std::size_t, 4> xshape(const Shape& s) {
+  s.check_size();
+  return xt::svector<std::size_t, 4>(s.begin(), s.end());
+}
 
 /// Calls f(T{}) with T = float or double according to `dtype`.
 template <class F>
