@@ -358,7 +358,11 @@ NpyLayout read_npy_header(const ReadFn& read, std::optional<std::uint64_t> total
     if (d > max_bytes / span) throw IOError(what + ": shape " + repr + " is too large to address");
     span *= d;
   }
-  out.shape = Shape(h.shape.begin(), h.shape.end());
+  try {
+    out.shape = Shape(h.shape.begin(), h.shape.end());  // Shape's own limit (8 bytes an element) is stricter
+  } catch (const ShapeError& e) {
+    throw IOError(what + ": shape " + repr + " is too large to address (" + e.what() + ")");
+  }
   out.fortran_order = h.fortran_order;
   out.header_bytes = prefix + header_len;
   out.data_bytes = has_zero ? 0 : static_cast<std::size_t>(span);
