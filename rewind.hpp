@@ -23,6 +23,6 @@
 #include "nn/losses.hpp"
 #include "nn/nn.hpp"
 
-#include "optim/checkpoint.hpp"
+#include "train/checkpoint.hpp"
 #include "optim/optim.hpp"
-#include "optim/train.hpp"
+#include "train/train.hpp"

@@ -6,9 +6,6 @@
 
 #include <xtensor/xbuilder.hpp>
 
-#include "../autograd/backward.hpp"
-#include "../autograd/ops.hpp"
-#include "../autograd/tape.hpp"
 #include "detail/impl.hpp"
 
 namespace rwd {
@@ -191,14 +188,6 @@ void Tensor::fill(double value) {
 
 // ---- autograd ----
 
-Tensor& Tensor::set_requires_grad(bool enabled) {
-  detail::TensorImpl& p = impl();
-  if (p.node >= 0 && !enabled)
-    throw TapeError("set_requires_grad: '" + std::string((*p.tape)[p.node].op) +
-                    "' output is recorded on the tape; use detach() to cut its history");
-  p.requires_grad = enabled;
-  return *this;
-}
 bool Tensor::requires_grad() const { return m_impl && m_impl->requires_grad; }
 bool Tensor::is_leaf() const { return impl().node < 0; }
 std::int64_t Tensor::tape_index() const { return impl().node; }
@@ -225,10 +214,6 @@ void Tensor::zero_grad(bool set_to_none) {
   p.grad.fill(0.0);
 }
 
-void Tensor::backward() const { rwd::backward(*this); }
-void Tensor::backward(const Tensor& seed, bool retain, bool create_graph) const {
-  rwd::backward(*this, seed, SweepOptions{retain, create_graph, false});
-}
 
 Tensor Tensor::detach() const {
   auto p = detail::new_impl();
@@ -243,7 +228,6 @@ Tensor Tensor::clone() const {
   return t;
 }
 
-Tensor Tensor::to(Dtype dtype) const { return cast(*this, dtype); }
 
 const Tensor& Tensor::keep_on_clear() const {
   impl().keep_on_clear = true;

@@ -82,6 +82,7 @@ class Tensor {
   void fill(double value);
 
   // ---- autograd ----
+  // (set_requires_grad, backward and to() need the tape: they are defined in autograd/, one layer up.)
   /// Marks a leaf as a parameter whose gradient backward() accumulates. Returns *this.
   Tensor& set_requires_grad(bool enabled = true);
   bool requires_grad() const;

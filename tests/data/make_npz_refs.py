@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the NumPy reference files that tests/test_npz.cpp reads (run from anywhere; writes next to itself).
+"""Writes the NumPy reference files that tests/core/test_npz.cpp reads (run from anywhere; writes next to itself).
 
     $(command -p -v python3) tests/data/make_npz_refs.py        # Debian 12: python3-numpy 1.24.2
 

@@ -6,7 +6,14 @@
 // ASan+UBSan build too), and bounded memory.
 #include <doctest/doctest.h>
 
-#include <rewind.hpp>
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "core/memory.hpp"
+#include "core/npz.hpp"
+#include "core/random.hpp"
+#include "core/shape.hpp"
+#include "core/tensor.hpp"
+#include "core/threads.hpp"
 
 #include <unistd.h>
 #include <zip.h>

@@ -1,7 +1,14 @@
 // Resource limits: shapes too large to index, allocations the system refuses, tensors with no
 // elements, and the bound on the buffer cache under shapes that vary from step to step.
 #include <doctest/doctest.h>
-#include <rewind.hpp>
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "core/memory.hpp"
+#include "core/npz.hpp"
+#include "core/random.hpp"
+#include "core/shape.hpp"
+#include "core/tensor.hpp"
+#include "core/threads.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -10,7 +17,7 @@
 #include <random>
 #include <vector>
 
-#include "support.hpp"
+#include "../support.hpp"
 
 using namespace rwd;
 

@@ -10,10 +10,10 @@
 #include <iostream>
 
 #include "../autograd/ops.hpp"
-#include "../core/atomic_file.hpp"
 #include "../autograd/tape.hpp"
+#include "../core/atomic_file.hpp"
 #include "../nn/reset.hpp"
-#include "clip.hpp"
+#include "../optim/clip.hpp"
 
 namespace rwd {
 

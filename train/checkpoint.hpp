@@ -1,4 +1,4 @@
-// rewind/optim/checkpoint.hpp — a training run in one .npz file: the model's parameters and the
+// rewind/train/checkpoint.hpp — a training run in one .npz file: the model's parameters and the
 // optimizer's state, so that training resumes exactly where it stopped.
 //
 // Keys: "model/<parameter name>" and "optim/<state key>" (see Optimizer::state_dict). NumPy reads the
@@ -8,7 +8,7 @@
 #include <string>
 
 #include "../nn/module.hpp"
-#include "optimizer.hpp"
+#include "../optim/optimizer.hpp"
 
 namespace rwd {
 

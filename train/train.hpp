@@ -1,4 +1,4 @@
-// rewind/optim/train.hpp — the training loop as a helper (Flux's train!, Keras' fit).
+// rewind/train/train.hpp — the training loop as a helper (Flux's train!, Keras' fit).
 //
 // The classic loop needs no helper:
 //     opt.zero_grad();  Tensor loss = loss_fn(model(x), y);  loss.backward();  opt.step();
@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "../core/atomic_file.hpp"  // write_file_atomic, declared here before it moved to core/
+#include "../core/atomic_file.hpp"  // write_file_atomic (declared here before it moved to core/)
 #include "../core/tensor.hpp"
 #include "../nn/module.hpp"
-#include "optimizer.hpp"
+#include "../optim/optimizer.hpp"
 
 namespace rwd {
 

@@ -2,9 +2,16 @@
 // the error for every kind of bad file, and the atomicity of save_npz.
 #include <doctest/doctest.h>
 
-#include "support.hpp"
+#include "../support.hpp"
 
-#include <rewind.hpp>
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "core/memory.hpp"
+#include "core/npz.hpp"
+#include "core/random.hpp"
+#include "core/shape.hpp"
+#include "core/tensor.hpp"
+#include "core/threads.hpp"
 
 #include <sys/resource.h>
 #include <sys/wait.h>
