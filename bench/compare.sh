@@ -21,9 +21,10 @@
 #             report the median of the N medians, with their range (rewind_range, torch_range): on a
 #             shared machine one process can land in a slow spell (seen here at 2 threads)
 #   --markdown FILE  also write the lines as a Markdown table to FILE (for the README)
-# Without PyTorch (Debian's python3-torch under `command -p -v python3`) it says so and prints the
-# rewind side only (rewind then starts from its own weights and data). TORCH_PEER_PYTHON overrides
-# the interpreter.
+# The peer is Debian's python3-torch (/usr/bin/python3), installed when missing; if that fails it says
+# so and prints the rewind side only (rewind then starts from its own weights and data).
+# TORCH_PEER_PYTHON overrides the interpreter. When OpenBLAS would run generic kernels on this CPU,
+# OPENBLAS_CORETYPE is set for both sides (scripts/deps.sh: rewind_fix_openblas_core).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -56,7 +57,17 @@ fi
 [[ -x "$bench" ]] || { echo "no rewind_bench (build it, or pass --bench PATH)" >&2; exit 2; }
 sgemm=${SGEMM_GFLOPS:-130}
 
-PY=${TORCH_PEER_PYTHON:-$(command -p -v python3 || true)}
+# OpenBLAS's kernels for this CPU, for both sides (rewind_bench would restart itself anyway; the
+# peer's PyTorch reads the same variable).
+source "$root/scripts/deps.sh"
+rewind_fix_openblas_core "$(dirname "$bench")"
+
+PY=${TORCH_PEER_PYTHON:-$( [[ -x /usr/bin/python3 ]] && echo /usr/bin/python3 || command -p -v python3 || true)}
+# The peer is Debian's PyTorch: installed when missing (as for every other dependency of the scripts).
+if [[ -z ${TORCH_PEER_PYTHON:-} ]] && ! "$PY" -c "import torch, numpy" 2>/dev/null && command -v dpkg-query >/dev/null; then
+  rewind_install_packages python3-torch python3-numpy || echo "# could not install python3-torch" >&2
+  PY=/usr/bin/python3
+fi
 have_torch=0
 if [[ -n "$PY" ]] && "$PY" -c "import torch, numpy" 2>/dev/null; then
   have_torch=1

@@ -17,6 +17,7 @@
 // --short is for CI: no warm-up, one timed step, and smaller lstm_large (seq 10) and sine_epoch
 // (320 training / 64 validation series) so all cases run in a few seconds. It never checks a time.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -295,10 +296,11 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
   for (double v : ms) mean += v / static_cast<double>(ms.size());
   std::printf(
       "case=%s variant=rewind threads=%d median_ms=%.4f min_ms=%.4f max_ms=%.4f mean_ms=%.4f steps=%d warmup=%d "
-      "peak_rss_mib=%.1f loss0=%.6g loss_end=%.6g%s seq=%zu blas_threads=%d short=%d init=%s impl=rewind\n",
+      "peak_rss_mib=%.1f loss0=%.6g loss_end=%.6g%s seq=%zu blas_threads=%d blas_core=%s short=%d init=%s "
+      "impl=rewind\n",
       c.name.c_str(), threads, med, *std::min_element(ms.begin(), ms.end()), *std::max_element(ms.begin(), ms.end()),
       mean, c.steps, c.warmup, peak_rss_mib(), loss0, loss_end, extra.c_str(), c.seq, rwd::get_num_threads(),
-      short_mode ? 1 : 0, init.empty() ? "none" : init.c_str());
+      rwd::blas_info().core.c_str(), short_mode ? 1 : 0, init.empty() ? "none" : init.c_str());
   std::fflush(stdout);
 }
 
@@ -312,6 +314,19 @@ int usage(int rc) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenBLAS picks its kernels when it is loaded, from OPENBLAS_CORETYPE or the CPU it recognizes. When
+  // it falls back to generic kernels on a CPU with AVX2/AVX-512 (core/blas.hpp) and nobody chose a core,
+  // start again with the one that fits, so the benchmark measures rewind rather than a slow BLAS.
+  if (!std::getenv("OPENBLAS_CORETYPE")) {
+    const rwd::BlasInfo info = rwd::blas_info();
+    if (info.generic) {
+      std::fprintf(stderr, "rewind_bench: OpenBLAS chose generic '%s' kernels on this CPU (%s); restarting with "
+                   "OPENBLAS_CORETYPE=%s\n", info.core.c_str(), info.cpu.c_str(), info.suggested_coretype.c_str());
+      setenv("OPENBLAS_CORETYPE", info.suggested_coretype.c_str(), 1);
+      execv("/proc/self/exe", argv);
+      std::perror("rewind_bench: restarting failed; going on with the generic kernels");
+    }
+  }
   std::vector<std::string> cases;
   int threads = 1, warmup = -1, steps = -1;
   bool short_mode = false;

@@ -4,22 +4,21 @@
 
 #include "error.hpp"
 
-// Weak: rewind links whatever BLAS CMake found; these exist only when it is OpenBLAS.
+// OpenBLAS's own (CMakeLists.txt requires OpenBLAS). Strong references: weak ones read as null in a
+// program that links none of rewind's products (the linker's --as-needed drops an OpenBLAS that no
+// strong reference needs), where set_num_threads then claimed the BLAS was not OpenBLAS.
 extern "C" {
-void openblas_set_num_threads(int num_threads) __attribute__((weak));
-int openblas_get_num_threads(void) __attribute__((weak));
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
 }
 
 namespace rwd {
 
 void set_num_threads(int n) {
   if (n < 1) throw ValueError("set_num_threads: the thread count must be at least 1, got " + std::to_string(n));
-  if (!openblas_set_num_threads)
-    throw Error("set_num_threads: the BLAS rewind is linked with is not OpenBLAS; set its own thread variable "
-                "(e.g. OMP_NUM_THREADS) before the program starts");
   openblas_set_num_threads(n);
 }
 
-int get_num_threads() { return openblas_get_num_threads ? openblas_get_num_threads() : 1; }
+int get_num_threads() { return openblas_get_num_threads(); }
 
 }  // namespace rwd

@@ -8,10 +8,9 @@
 
 namespace rwd {
 
-/// Threads used by each matrix product from now on (n ≥ 1). Throws ValueError for n < 1, and Error
-/// when the BLAS rewind was linked with is not OpenBLAS (then set that library's own variable).
+/// Threads used by each matrix product from now on (n ≥ 1). Throws ValueError for n < 1.
 void set_num_threads(int n);
-/// Threads a matrix product uses now (1 when the BLAS is not OpenBLAS).
+/// Threads a matrix product uses now.
 int get_num_threads();
 
 }  // namespace rwd

@@ -6,6 +6,7 @@
 
 #include <xtensor-blas/xblas.hpp>
 
+#include "../core/detail/blas.hpp"
 #include "../core/detail/impl.hpp"
 
 namespace rwd::kernels {
@@ -52,6 +53,10 @@ void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_
       }
     return;
   }
+  // The first BLAS call says so once if OpenBLAS runs generic kernels on a CPU with AVX2/AVX-512
+  // (core/blas.hpp); afterwards this is one initialized-guard load.
+  static const bool blas_checked = (detail::warn_if_generic_blas(), true);
+  (void)blas_checked;
   using I = xt::blas_index_t;
   using cxxblas::Transpose;
   cxxblas::gemm<I>(cxxblas::StorageOrder::RowMajor, ta ? Transpose::Trans : Transpose::NoTrans,

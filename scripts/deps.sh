@@ -73,3 +73,19 @@ rewind_install_deps() {
   "${sudo[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
+
+# OpenBLAS picks its kernels when a program starts; on a CPU newer than Debian 12's OpenBLAS (a
+# Sapphire Rapids Xeon, say) it falls back to generic kernels, 5x slower, unless OPENBLAS_CORETYPE
+# names a kernel set. When the variable is unset and rewind's check (core/blas.hpp, asked through the
+# built rewind_blas_info in BUILD_DIR, default build/) finds generic kernels, this exports the set that
+# fits the CPU, for every program the script starts afterwards.
+rewind_fix_openblas_core() {
+  local build_dir=${1:-build} coretype
+  [[ -n ${OPENBLAS_CORETYPE:-} ]] && return 0
+  [[ -x $build_dir/rewind_blas_info ]] || return 0
+  coretype=$("$build_dir/rewind_blas_info" --coretype) || return 0
+  if [[ -n $coretype ]]; then
+    echo "deps: OpenBLAS runs generic kernels on this CPU; exporting OPENBLAS_CORETYPE=$coretype" >&2
+    export OPENBLAS_CORETYPE=$coretype
+  fi
+}

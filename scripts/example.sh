@@ -19,5 +19,6 @@ rewind_install_deps
 # shellcheck disable=SC2086
 rewind_install_packages ${REWIND_EXAMPLE_DEPS[$name]}
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)" --target "$name"
+cmake --build build -j "$(nproc)" --target "$name" rewind_blas_info
+rewind_fix_openblas_core build
 exec ./build/examples/"$name" "$@"

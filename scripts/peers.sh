@@ -36,7 +36,13 @@ peer=examples/peers/${name}_torch.py
 out=${OUT:-out/peers/$name}
 [[ -f $peer ]] || { echo "peers: no peer $peer" >&2; exit 2; }
 if [[ ! -d $build ]]; then cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null; fi
-cmake --build "$build" -j 2 --target "$name" >/dev/null
+cmake --build "$build" -j 2 --target "$name" rewind_blas_info >/dev/null
+source scripts/deps.sh
+rewind_fix_openblas_core "$build"
+# The peer is Debian's PyTorch: installed when missing.
+if [[ -z ${PYTHON:-} ]] && ! "$python" -c "import torch, numpy" 2>/dev/null; then
+  rewind_install_packages python3-torch python3-numpy
+fi
 mkdir -p "$out"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1  # one core per run, both sides
 

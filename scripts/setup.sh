@@ -8,6 +8,7 @@ source scripts/deps.sh
 
 rewind_install_deps
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j "$(nproc)" --target fit_tiny
+cmake --build build -j "$(nproc)" --target fit_tiny rewind_blas_info
+rewind_fix_openblas_core build
 echo
 ./build/examples/fit_tiny

@@ -1,0 +1,86 @@
+#include "blas.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+#include "detail/blas.hpp"
+#include "threads.hpp"
+
+// OpenBLAS's own entry points (CMakeLists.txt requires OpenBLAS: BLA_VENDOR=OpenBLAS). Strong
+// references, so a program that asks before its first product still links OpenBLAS: weak ones would
+// not keep it (the linker's --as-needed drops a library no strong reference needs) and read as null.
+extern "C" {
+char* openblas_get_corename(void);
+char* openblas_get_config(void);
+}
+
+namespace rwd {
+
+namespace detail {
+
+CpuVectors cpu_vectors() {
+  CpuVectors v;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  v.avx2 = __builtin_cpu_supports("avx2");
+  v.avx512f = __builtin_cpu_supports("avx512f");
+  v.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+  v.amd = __builtin_cpu_is("amd");
+#endif
+  return v;
+}
+
+std::string suggested_coretype(const std::string& core, const CpuVectors& cpu) {
+  if (core.empty() || !cpu.avx2) return "";
+  // OpenBLAS kernel sets with AVX2 (or wider) code; any other on an AVX2 CPU is a generic fallback.
+  static const char* const vector_cores[] = {"Haswell",    "Zen",        "SkylakeX", "Cooperlake",
+                                             "SapphireRapids", "Excavator"};
+  for (const char* c : vector_cores)
+    if (core == c) return "";
+  // The ranking measured on a Sapphire Rapids Xeon: Cooperlake > SkylakeX > Haswell.
+  if (cpu.avx512bf16) return "Cooperlake";
+  if (cpu.avx512f) return "SkylakeX";
+  return cpu.amd ? "Zen" : "Haswell";
+}
+
+void warn_if_generic_blas() {
+  static std::atomic<bool> done{false};
+  if (done.exchange(true)) return;
+  const char* quiet = std::getenv("REWIND_QUIET_BLAS");
+  if (quiet && *quiet && std::string(quiet) != "0") return;
+  const BlasInfo info = blas_info();
+  if (!info.generic) return;
+  const char* set = std::getenv("OPENBLAS_CORETYPE");
+  std::fprintf(stderr,
+               "rewind: OpenBLAS runs its generic '%s' kernels on this CPU (%s), so matrix products are "
+               "several times slower than they can be. Start the program with OPENBLAS_CORETYPE=%s "
+               "(export OPENBLAS_CORETYPE=%s)%s. REWIND_QUIET_BLAS=1 silences this.\n",
+               info.core.c_str(), info.cpu.c_str(), info.suggested_coretype.c_str(),
+               info.suggested_coretype.c_str(),
+               set ? (std::string("; it is set to '") + set + "' now, which OpenBLAS reads as generic").c_str() : "");
+}
+
+}  // namespace detail
+
+BlasInfo blas_info() {
+  BlasInfo info;
+  info.library = "OpenBLAS";
+  if (const char* c = openblas_get_corename()) info.core = c;
+  if (const char* c = openblas_get_config()) info.config = c;
+  info.threads = get_num_threads();
+  const detail::CpuVectors cpu = detail::cpu_vectors();
+  info.cpu = cpu.avx512bf16 ? "avx512-bf16" : cpu.avx512f ? "avx512" : cpu.avx2 ? "avx2" : "baseline";
+  info.suggested_coretype = detail::suggested_coretype(info.core, cpu);
+  info.generic = !info.suggested_coretype.empty();
+  return info;
+}
+
+std::string BlasInfo::str() const {
+  std::string s = library + " core=" + (core.empty() ? "?" : core) + " threads=" + std::to_string(threads) +
+                  " cpu=" + cpu;
+  if (generic) s += " generic=1 fix=OPENBLAS_CORETYPE=" + suggested_coretype;
+  return s;
+}
+
+}  // namespace rwd

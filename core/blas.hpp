@@ -1,0 +1,40 @@
+// rewind/core/blas.hpp — which BLAS kernels the matrix products run on, and a warning when they are
+// the slow generic ones.
+//
+// rewind's matrix products are OpenBLAS's sgemm/dgemm. OpenBLAS picks its kernels for the CPU when
+// the program starts, and an OpenBLAS older than the CPU may not know it: Debian 12's 0.3.21 reads a
+// Sapphire Rapids Xeon as "Prescott" and runs its generic kernels there, 5× slower than its AVX-512
+// ones, without a word. So the first matrix product checks: when OpenBLAS runs generic kernels on a
+// CPU with AVX2 or AVX-512, rewind warns once on stderr with the fix, an environment variable set
+// before the program starts (OpenBLAS reads it only then):
+//
+//     OPENBLAS_CORETYPE=Cooperlake   AVX-512 with BF16 (Cooper Lake, Sapphire Rapids, Zen 4: the
+//                                    fastest on a Sapphire Rapids Xeon, measured)
+//     OPENBLAS_CORETYPE=SkylakeX     AVX-512 without BF16
+//     OPENBLAS_CORETYPE=Zen          AMD with AVX2;   OPENBLAS_CORETYPE=Haswell   Intel with AVX2
+//
+// REWIND_QUIET_BLAS=1 silences the warning. The project's scripts (setup, examples, the benchmarks)
+// set the variable themselves in that case, and bench/rewind_bench restarts itself with it.
+#pragma once
+
+#include <string>
+
+namespace rwd {
+
+/// What the matrix products run on.
+struct BlasInfo {
+  std::string library;   ///< "OpenBLAS" (the BLAS rewind is built with)
+  std::string core;      ///< OpenBLAS's kernel set ("Haswell", "Cooperlake", "Prescott", …), "" if unknown
+  std::string config;    ///< OpenBLAS's build configuration line
+  int threads = 1;       ///< threads a product uses now
+  std::string cpu;       ///< the widest vectors this CPU has: "avx512-bf16", "avx512", "avx2" or "baseline"
+  bool generic = false;  ///< the kernels are generic (no AVX2) although the CPU has AVX2 or AVX-512
+  std::string suggested_coretype;  ///< OPENBLAS_CORETYPE to set when `generic`, else ""
+  /// One line: "OpenBLAS core=Haswell threads=2 cpu=avx512-bf16" (and the advice when generic).
+  std::string str() const;
+};
+
+/// The BLAS's kernels, threads and the CPU's vector width, read now.
+BlasInfo blas_info();
+
+}  // namespace rwd

@@ -1,0 +1,60 @@
+// The first matrix product warns once when OpenBLAS runs generic kernels on a CPU with AVX2/AVX-512.
+// CTest runs this case a second time with OPENBLAS_CORETYPE=Prescott (OpenBLAS's generic kernels) and
+// REWIND_EXPECT_GENERIC=1, where the warning must appear, naming the fix; in the ordinary run (the
+// machine's own kernels) nothing may be printed.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <rewind.hpp>
+
+using namespace rwd;
+
+namespace {
+
+// Runs f with stderr sent to a file, and returns what was written.
+template <class F>
+std::string stderr_of(F&& f) {
+  char path[] = "/tmp/rwd-stderr-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  std::fflush(stderr);
+  const int saved = ::dup(2);
+  ::dup2(fd, 2);
+  f();
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  ::close(fd);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  ::unlink(path);
+  return text.str();
+}
+
+}  // namespace
+
+TEST_CASE("blas: the first product warns once, with the fix, when OpenBLAS runs generic kernels") {
+  const BlasInfo info = blas_info();
+  Generator gen(1);
+  const Tensor a = Tensor::randn({40, 30}, gen), b = Tensor::randn({30, 20}, gen);  // past the tiny-loop cut
+  const std::string first = stderr_of([&] { (void)matmul(a, b); });
+  const std::string second = stderr_of([&] { (void)matmul(a, b); });
+  CHECK(second.empty());  // once per process
+  const char* expect = std::getenv("REWIND_EXPECT_GENERIC");
+  if (expect && std::string(expect) == "1") {
+    REQUIRE_MESSAGE(info.generic, "OPENBLAS_CORETYPE=Prescott should give generic kernels on this CPU: " << info.str());
+    CHECK(first.find("OpenBLAS runs its generic 'Prescott' kernels") != std::string::npos);
+    CHECK(first.find("OPENBLAS_CORETYPE=" + info.suggested_coretype) != std::string::npos);
+    CHECK(first.find("REWIND_QUIET_BLAS=1") != std::string::npos);
+  } else if (!info.generic) {
+    CHECK(first.empty());
+  }
+}
