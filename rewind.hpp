@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/memory.hpp"
 #include "core/threads.hpp"
+#include "core/npy.hpp"
 #include "core/npz.hpp"
 #include "core/random.hpp"
 #include "core/shape.hpp"
