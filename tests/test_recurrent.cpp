@@ -303,6 +303,16 @@ TEST_CASE("recurrent: a whole (time, features, batch) sequence through Recur, ag
         CHECK(r.state()[1].at({j, b}) == doctest::Approx(c[b][j]).epsilon(1e-12));
       }
   }
+  // And bit for bit what stepping the same Recur one call at a time gives (the same ops in the same order).
+  Tensor seq = Tensor::uniform({T, I, B}, -1, 1, gen, float64);
+  reset(r);
+  const std::vector<double> whole = r(seq).to_vector(), whole_c = r.state()[1].to_vector();
+  reset(r);
+  std::vector<double> stepped;
+  for (std::size_t t = 0; t < T; ++t)
+    for (double v : r(squeeze(slice(seq, 0, t, t + 1), 0)).to_vector()) stepped.push_back(v);
+  CHECK(whole == stepped);
+  CHECK(whole_c == r.state()[1].to_vector());
 }
 
 namespace {
