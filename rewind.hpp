@@ -10,6 +10,7 @@
 #include "core/memory.hpp"
 #include "core/threads.hpp"
 #include "core/blas.hpp"
+#include "core/npy.hpp"
 #include "core/npz.hpp"
 #include "core/random.hpp"
 #include "core/shape.hpp"

@@ -65,6 +65,7 @@
 #include <utility>
 #include <vector>
 
+#include "npy.hpp"  // encode_npy, decode_npy: one member's codec
 #include "tensor.hpp"
 
 namespace rwd {
@@ -80,11 +81,5 @@ void set_npz_member_limit(std::uint64_t bytes);
 
 /// The largest .npz member load_npz reads, in bytes (see set_npz_member_limit).
 std::uint64_t npz_member_limit();
-
-/// One tensor as the bytes of an .npy file (NPY v1.0, little-endian, C order).
-std::string encode_npy(const Tensor& tensor);
-
-/// Decodes the bytes of an .npy file; `what` names it in error messages (e.g. `"w.npz", key "b"`).
-Tensor decode_npy(const std::string& bytes, const std::string& what);
 
 }  // namespace rwd

@@ -1,8 +1,14 @@
 #include "cell.hpp"
 
+#include "../autograd/ops.hpp"
 #include "../autograd/tape.hpp"
 
 namespace rwd {
+
+Tensor initial_tensor(const Tensor& learned, std::size_t hidden, std::size_t batch, Dtype dtype) {
+  if (!learned.defined()) return batch ? Tensor::zeros({hidden, batch}, dtype) : Tensor::zeros({hidden}, dtype);
+  return batch ? broadcast_to(reshape(learned, {hidden, 1}), {hidden, batch}) : learned;
+}
 
 Tensor Cell::forward(const Tensor& x) {
   const std::size_t batch = x.ndim() == 2 ? x.dim(1) : 0;

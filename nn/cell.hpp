@@ -20,6 +20,13 @@ namespace rwd {
 /// The state a cell carries between steps: {h} for RNN and GRU, {h, c} for LSTM.
 using State = std::vector<Tensor>;
 
+/// Options of RNNCell: `{.learn_initial_state = true, .dtype = float64}` (LSTMOptions and GRUOptions
+/// repeat these two fields, flat, so that designated initializers work for every field).
+struct CellOptions {
+  bool learn_initial_state = false;  ///< h₋₁ (and c₋₁) a trained parameter, as in the seeds; else zeros
+  Dtype dtype = Dtype::f32;
+};
+
 /// A recurrent cell: a Module with a step function and an initial state.
 class Cell : public Module {
  public:
@@ -48,5 +55,9 @@ class Cell : public Module {
   /// (rows, batch), or (rows,) for batch 0 (a single vector): the shape of a built-in cell's state.
   static Shape column_shape(std::size_t rows, std::size_t batch) { return batch ? Shape{rows, batch} : Shape{rows}; }
 };
+
+/// The initial state of one tensor of `hidden` rows: zeros, or a learned (hidden,) vector broadcast
+/// to (hidden, batch). Shared by the built-in cells; a user's cell may use it too (examples/custom_cell.cpp).
+Tensor initial_tensor(const Tensor& learned, std::size_t hidden, std::size_t batch, Dtype dtype);
 
 }  // namespace rwd

@@ -37,7 +37,9 @@ Tensor glorot_normal(const Shape& shape, Generator& gen, Dtype dtype, double gai
 }
 
 // Gram–Schmidt (twice, for stability) on the rows of a Gaussian matrix with rows ≤ cols, then
-// transposed back if the shape was tall. Random signs come with the Gaussian draw.
+// transposed back if the shape was tall. Random signs come with the Gaussian draw. The rows are made
+// unit-length while later rows are projected off them (qi −= (qi·qj) qj holds for a unit qj only), and
+// scaled by gain at the end.
 Tensor orthogonal(const Shape& shape, Generator& gen, Dtype dtype, double gain) {
   if (shape.ndim() < 2) throw ShapeError("orthogonal: shape " + shape.str() + ": needs at least 2 dimensions");
   const std::size_t rows = shape[0], cols = shape.numel() / std::max<std::size_t>(rows, 1);
@@ -57,11 +59,11 @@ Tensor orthogonal(const Shape& shape, Generator& gen, Dtype dtype, double gain) 
     double norm = 0;
     for (std::size_t k = 0; k < c; ++k) norm += qi[k] * qi[k];
     norm = std::sqrt(norm);
-    for (std::size_t k = 0; k < c; ++k) qi[k] *= gain / norm;
+    for (std::size_t k = 0; k < c; ++k) qi[k] *= 1.0 / norm;
   }
   std::vector<double> out(rows * cols);
   for (std::size_t i = 0; i < r; ++i)
-    for (std::size_t k = 0; k < c; ++k) (tall ? out[k * cols + i] : out[i * cols + k]) = q[i * c + k];
+    for (std::size_t k = 0; k < c; ++k) (tall ? out[k * cols + i] : out[i * cols + k]) = gain * q[i * c + k];
   return Tensor::from_vector(out, shape, dtype);
 }
 

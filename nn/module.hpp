@@ -65,8 +65,17 @@ class Module {
   /// A table of every layer with its parameter count, and the total (like Keras' summary()).
   std::string summary() const;
 
-  /// Brings recurrent state back to its initial value (stateful layers override; see nn/reset.hpp).
+  // Stateful layers (Recur, or a user's layer that carries something between calls) override these
+  // three; every other module keeps the no-op. The free functions reset(model), detach_state(model)
+  // and reset_rows(model, done) of nn/reset.hpp call them on the model and every descendant, so a
+  // Chain or any other container reaches the stateful layers inside it without knowing their types.
+  /// Brings recurrent state back to its initial value.
   virtual void reset_state() {}
+  /// Keeps the carried state's value and drops its history, so the next backward stops here
+  /// (truncated BPTT).
+  virtual void detach_state() {}
+  /// Resets only the batch columns whose flag in `done` is set (the sequences that ended).
+  virtual void reset_rows(const std::vector<bool>& done) { (void)done; }
 
   // The checks every layer makes on what it is given, worded once here so the messages cannot drift.
   /// The dtype of the first parameter, its own or else its children's (every parameter of a model has

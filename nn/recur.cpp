@@ -1,6 +1,7 @@
 #include "recur.hpp"
 
 #include "../autograd/ops.hpp"
+#include "sequence.hpp"
 
 namespace rwd {
 
@@ -34,13 +35,18 @@ Tensor Recur::step(const Tensor& x) {
 
 Tensor Recur::forward(const Tensor& x) {
   if (x.ndim() != 3) return step(x);
-  const std::size_t T = x.dim(0);
-  if (T == 0)
+  if (x.dim(0) == 0)
     throw ValueError(repr() + ": sequence " + x.shape().str() + " has zero time steps: an empty sequence is refused");
-  std::vector<Tensor> ys;
-  ys.reserve(T);
-  for (std::size_t t = 0; t < T; ++t) ys.push_back(step(squeeze(slice(x, 0, t, t + 1), 0)));
-  return stack(ys, 0);
+  // The time loop is run_sequence's (nn/sequence.hpp), from the carried state; the checks a step makes
+  // come first, so that a refused sequence names this Recur and leaves the state as it was.
+  std::vector<Tensor> steps = split_steps(x);
+  refuse_batch_0(steps[0]);
+  check_batch(steps[0], *this);
+  SequenceRun run = run_sequence(*m_cell, steps, m_state);
+  // The state outlives the tape: when backward() clears it, these become constants with their values.
+  for (const Tensor& s : run.final_state) s.keep_on_clear();
+  m_state = std::move(run.final_state);
+  return stack_steps(run.outputs);
 }
 
 void Recur::reset_rows(const std::vector<bool>& done) {

@@ -37,9 +37,9 @@ class Recur : public Module {
   /// Back to the initial state (taken afresh at the next call, so a learned h₋₁ gets its gradient).
   void reset_state() override { m_state.clear(); }
   /// Resets only the columns where `done[b]` is true (sequences that ended), keeping the others.
-  void reset_rows(const std::vector<bool>& done);
+  void reset_rows(const std::vector<bool>& done) override;
   /// Keeps the state's value and drops its history: the next backward stops here (truncated BPTT).
-  void detach_state();
+  void detach_state() override;
 
   /// The carried state (empty before the first step and after reset).
   const State& state() const { return m_state; }
@@ -56,7 +56,7 @@ class Recur : public Module {
   State m_state;
 };
 
-// The factories RNN, LSTM and GRU (Flux's spellings) build a Recurrent (nn/sequence.hpp): one layer of
+// The factories RNN, LSTM and GRU (Flux's spellings) build a Recurrent (nn/recurrent.hpp): one layer of
 // it steps exactly like a Recur, and it also runs whole sequences, stacked and bidirectional.
 
 }  // namespace rwd

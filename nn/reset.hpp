@@ -3,6 +3,10 @@
 // Flux's `reset!`: independent sequences must not see each other's state. Call reset(model) before
 // each new sequence (inside the loss, for a batch of independent sequences), and the state of every
 // Recur in the model — however deep in Chains — returns to its initial value.
+//
+// Each function visits the model and every descendant (Module::apply) and calls the virtual of the
+// same name on each: Module::reset_state, detach_state and reset_rows are no-ops that stateful layers
+// override (Recur does; so can a user's layer that carries state between calls).
 #pragma once
 
 #include <vector>
@@ -11,7 +15,7 @@
 
 namespace rwd {
 
-/// Resets every stateful layer inside `model` (Recur states back to their initial value).
+/// Resets every stateful layer inside `model` (Recur states back to their initial value): reset_state() on each.
 void reset(Module& model);
 
 /// Cuts the history of every carried state inside `model`, keeping the values (truncated BPTT:

@@ -7,11 +7,6 @@
 
 namespace rwd {
 
-Tensor initial_tensor(const Tensor& learned, std::size_t hidden, std::size_t batch, Dtype dtype) {
-  if (!learned.defined()) return batch ? Tensor::zeros({hidden, batch}, dtype) : Tensor::zeros({hidden}, dtype);
-  return batch ? broadcast_to(reshape(learned, {hidden, 1}), {hidden, batch}) : learned;
-}
-
 RNNCell::RNNCell(std::size_t input, std::size_t hidden, Activation activation, CellOptions options, Generator& gen)
     : m_input(input), m_hidden(hidden), m_activation(std::move(activation)) {
   check_size("RNNCell", "input", input);

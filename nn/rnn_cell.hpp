@@ -8,13 +8,6 @@
 
 namespace rwd {
 
-/// Options of RNNCell: `{.learn_initial_state = true, .dtype = float64}` (LSTMOptions and GRUOptions
-/// repeat these two fields, flat, so that designated initializers work for every field).
-struct CellOptions {
-  bool learn_initial_state = false;  ///< h₋₁ (and c₋₁) a trained parameter, as in the seeds; else zeros
-  Dtype dtype = Dtype::f32;
-};
-
 /// h_t = act(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh),  y_t = h_t   (act = tanh or relu)
 ///
 /// Parameters as PyTorch's nn.RNN: weight_ih (hidden, input), weight_hh (hidden, hidden), bias_ih,
@@ -39,10 +32,5 @@ class RNNCell : public Cell {
   std::size_t m_input, m_hidden;
   Activation m_activation;
 };
-
-/// The initial state of one tensor of `hidden` rows: zeros, or a learned (hidden,) vector broadcast
-/// to (hidden, batch). Shared by the built-in cells.
-Tensor initial_tensor(const Tensor& learned, std::size_t hidden, std::size_t batch, Dtype dtype);
-
 
 }  // namespace rwd

@@ -1,5 +1,7 @@
-// rewind/nn/sequence.hpp — whole sequences: the time loop, masks for variable lengths, the stacked and
-// bidirectional layer `Recurrent` (what RNN, LSTM and GRU build), and TimeDistributed.
+// rewind/nn/sequence.hpp — whole sequences: the time loop and masks for variable lengths. The layers
+// built on them are in nn/recurrent.hpp (Recurrent: what RNN, LSTM and GRU build; it runs each layer
+// through run_sequence), nn/recur.hpp (Recur: a (time, features, batch) input runs through
+// run_sequence too) and nn/time_distributed.hpp.
 //
 // A sequence is a (time, features, batch) tensor — row-major, so each step x[t] is a contiguous
 // (features, batch) slice — or a std::vector<Tensor> of (features, batch) steps. Outputs come back in
@@ -22,21 +24,10 @@
 // Empty sequences are refused: zero time steps is a ValueError, batch 0 a ShapeError saying "batch 0"
 // (a (features,) step already means "no batch axis"; see nn/cell.hpp).
 #pragma once
-
 #include <cstddef>
-#include <functional>
-#include <memory>
-#include <string>
 #include <vector>
 
-#include "../core/random.hpp"
-#include "activation.hpp"
 #include "cell.hpp"
-#include "dropout.hpp"
-#include "gru_cell.hpp"
-#include "lstm_cell.hpp"
-#include "recur.hpp"
-#include "rnn_cell.hpp"
 
 namespace rwd {
 
@@ -69,162 +60,10 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
 /// The same for a (time, features, batch) tensor.
 SequenceRun run_sequence(Cell& cell, const Tensor& seq, State initial = {}, const Tensor& mask = {}, bool reverse = false);
 
-// ---- the whole-sequence layer ----
-
-/// How a bidirectional layer joins its two directions at each step.
-enum class Merge {
-  concat,  ///< [forward; reverse] along the features: 2·hidden rows (PyTorch, Keras' default)
-  sum,     ///< forward + reverse: hidden rows
-};
-
-/// Options of Recurrent: `{.num_layers = 2, .bidirectional = true}`.
-struct RecurrentOptions {
-  std::size_t num_layers = 1;     ///< layers stacked, each fed the previous one's (merged) outputs
-  bool bidirectional = false;     ///< each layer also runs a second cell over the reversed sequence
-  Merge merge = Merge::concat;    ///< how the two directions are joined
-  double dropout = 0.0;           ///< dropout on the outputs between stacked layers, in training mode only
-                                  ///< (not after the last layer); seeded from the generator at construction
-  bool return_sequences = true;   ///< a whole sequence gives every step's output, or only the last
-};
-
-/// Makes the cell of one layer from the size of that layer's input (called once per layer and
-/// direction, layers in order, forward direction first).
-using CellFactory = std::function<std::shared_ptr<Cell>(std::size_t input_size, std::size_t layer)>;
-
-/// The per-step outputs, the last outputs and the final states of a Recurrent over a sequence.
-struct RecurrentRun {
-  std::vector<Tensor> outputs;      ///< one (H·dirs, batch) per step (H with Merge::sum); zeros at padded steps
-  Tensor last;                      ///< (H·dirs, batch): each column's last real output (reverse half: at time 0)
-  std::vector<State> final_states;  ///< per layer and direction: index layer·dirs + (reverse ? 1 : 0)
-};
-
-/// A stack of recurrent layers over whole sequences — PyTorch's nn.LSTM, Keras' LSTM — that also steps
-/// one call at a time like Recur (Flux). Built by RNN, LSTM and GRU below, or from any cell:
-///
-///   Recurrent lstm = LSTM(32, 256, {}, {.num_layers = 2, .bidirectional = true});   // LSTM(32 => 256, layers=2, bidirectional)
-///   Tensor ys = lstm(x);                        // x (time, 32, batch) → (time, 512, batch)
-///   Tensor ys = lstm(x, mask_from_lengths(lengths));        // variable lengths
-///   lstm.final_state(1, true);                  // {h, c} of layer 1's reverse direction
-///   Recurrent mine(8, [](std::size_t in, std::size_t) { return std::make_shared<MyCell>(in, 16); });
-///
-/// Two ways to call it:
-///  - A whole sequence ((time, features, batch) tensor, or a vector of steps, optionally with a
-///    (time, batch) mask and initial states): each call starts afresh from the given initial states
-///    (or the cells' own) and returns every output (time, H·dirs, batch) or only the last (H·dirs,
-///    batch), per return_sequences. The carried step state is not touched.
-///  - One step ((features, batch) or (features,)), unidirectional only: stateful exactly like Recur —
-///    the state is kept between calls, reset(model) resets it, a batch-size change without reset is
-///    an error, and after backward the state keeps its value but not its history. So
-///    `Chain(RNN(2, 5), Dense(5, 1))` runs a sequence one call per step, as in Flux.
-/// final_state() holds the states after the calling thread's latest call of either kind.
-///
-/// Threads. A whole-sequence call writes nothing shared: its final states are kept per calling
-/// thread, and the parameters are only read. So one model may run inference from several threads at
-/// once, each under its own NoGradGuard (grad mode is per thread), provided it has no active dropout
-/// (eval(), or dropout 0: dropout draws from the layer's own generator). Everything that changes the
-/// model is not to overlap with any other call: stepping (the carried state is the model's), reset,
-/// train()/eval(), to(), loading, and training (backward writes the parameters' gradients).
-///
-/// Modules: layer k is the Recur `layer<k>` (and `layer<k>_reverse`), so parameters read
-/// `layer0.cell.weight_ih`, `layer1_reverse.cell.bias_hh`; `dropout` when there is dropout.
-/// PyTorch's keys (`weight_ih_l0_reverse`, …) are mapped by nn/torch_import.hpp.
-class Recurrent : public Module {
- public:
-  /// Builds num_layers (× 2 if bidirectional) cells with `make_cell`; `input_size` is the size of the
-  /// first layer's input. `gen` seeds the dropout between layers.
-  Recurrent(std::size_t input_size, const CellFactory& make_cell, RecurrentOptions options = {},
-            Generator& gen = default_generator());
-  /// Wraps given cells, layer by layer, forward before reverse: [l0, l0_reverse, l1, …]. The number of
-  /// layers is cells.size() / directions (options.num_layers must be 1 or agree).
-  explicit Recurrent(std::vector<std::shared_ptr<Cell>> cells, RecurrentOptions options = {},
-                     Generator& gen = default_generator());
-
-  /// (time, features, batch): the whole sequence. (features, batch) or (features,): one stateful step.
-  Tensor forward(const Tensor& x) override;
-  /// The whole (time, features, batch) sequence with a (time, batch) mask and initial states.
-  Tensor forward(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial = {});
-  /// The whole sequence given as steps.
-  Tensor forward(const std::vector<Tensor>& steps, const Tensor& mask = {}, const std::vector<State>& initial = {});
-  Tensor operator()(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial = {}) {
-    return forward(seq, mask, initial);
-  }
-  Tensor operator()(const std::vector<Tensor>& steps, const Tensor& mask = {}, const std::vector<State>& initial = {}) {
-    return forward(steps, mask, initial);
-  }
-  using Module::operator();
-
-  /// The whole sequence with everything: per-step outputs, last outputs and final states.
-  /// `initial`, when given, has one State per layer and direction (the order of final_states).
-  RecurrentRun run(const std::vector<Tensor>& steps, const Tensor& mask = {}, const std::vector<State>& initial = {});
-
-  /// Like `LSTM(32 => 256, layers=2, bidirectional)`; for a user's cell, `Recurrent(<cell>, …)`.
-  std::string repr() const override;
-  /// Forgets the final states, every thread's (the Recur layers reset their own carried state).
-  void reset_state() override;
-
-  /// The state of layer `layer` (and direction) after this thread's latest call; throws before any.
-  const State& final_state(std::size_t layer = 0, bool reverse = false) const;
-  /// Every final state of this thread's latest call, index layer·dirs + (reverse ? 1 : 0), like
-  /// PyTorch's h_n; empty before any.
-  const std::vector<State>& final_states() const;
-
-  /// The stateful wrapper of one layer and direction (its state() is the carried step state).
-  Recur& layer(std::size_t layer, bool reverse = false) const;
-  /// The cell of one layer and direction.
-  Cell& cell(std::size_t layer, bool reverse = false) const { return this->layer(layer, reverse).cell(); }
-  std::size_t num_layers() const { return m_options.num_layers; }
-  bool bidirectional() const { return m_options.bidirectional; }
-  std::size_t directions() const { return m_options.bidirectional ? 2 : 1; }
-  const RecurrentOptions& options() const { return m_options; }
-  std::size_t input_size() const;
-  /// Rows of each output: H·dirs with Merge::concat, H with Merge::sum.
-  std::size_t output_size() const;
-
- private:
-  struct FinalStates;
-  void build(std::vector<std::shared_ptr<Cell>> cells, Generator& gen);
-  Tensor step(const Tensor& x);
-  Tensor between_layers(const Tensor& y);
-  void set_final(std::vector<State> states);
-
-  RecurrentOptions m_options;
-  std::vector<std::shared_ptr<Recur>> m_layers;  // index layer·dirs + direction
-  std::shared_ptr<Dropout> m_dropout;            // null without dropout
-  std::shared_ptr<FinalStates> m_final;          // the final states, per calling thread
-};
-
-/// Elman RNN layers (nn.RNN): h_t = act(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh), act tanh or relu.
-Recurrent RNN(std::size_t input, std::size_t hidden, Activation activation = "tanh", CellOptions options = {},
-              RecurrentOptions recurrent = {}, Generator& gen = default_generator());
-Recurrent RNN(std::size_t input, std::size_t hidden, Activation activation, CellOptions options, Generator& gen);
-/// LSTM layers (nn.LSTM, gate order i, f, g, o; optional peepholes): see LSTMCell.
-Recurrent LSTM(std::size_t input, std::size_t hidden, LSTMOptions options = {}, RecurrentOptions recurrent = {},
-               Generator& gen = default_generator());
-Recurrent LSTM(std::size_t input, std::size_t hidden, LSTMOptions options, Generator& gen);
-/// GRU layers (nn.GRU with reset_after; Cho et al.'s form without): see GRUCell.
-Recurrent GRU(std::size_t input, std::size_t hidden, GRUOptions options = {}, RecurrentOptions recurrent = {},
-              Generator& gen = default_generator());
-Recurrent GRU(std::size_t input, std::size_t hidden, GRUOptions options, Generator& gen);
-
-// ---- per-step application ----
-
-/// Applies a (features, batch) module to every step of a (time, features, batch) sequence in one call:
-/// the steps are laid side by side as (features, time·batch), the module runs once, and the result
-/// is folded back to (time, out, batch). A 2-D or 1-D input is passed straight to the module.
-/// `TimeDistributed(Dense(256, 10))` is Keras' time-distributed Dense.
-class TimeDistributed : public Module {
- public:
-  explicit TimeDistributed(std::shared_ptr<Module> layer);
-  template <class M>
-    requires(std::is_base_of_v<Module, std::decay_t<M>> && !std::is_same_v<std::decay_t<M>, TimeDistributed>)
-  explicit TimeDistributed(M&& layer) : TimeDistributed(as_module(std::forward<M>(layer))) {}
-
-  Tensor forward(const Tensor& x) override;
-  std::string repr() const override { return "TimeDistributed(" + m_layer->repr() + ")"; }
-  Module& inner() const { return *m_layer; }
-
- private:
-  std::shared_ptr<Module> m_layer;
-};
-
 }  // namespace rwd
+
+// Recurrent (with RNN/LSTM/GRU) and TimeDistributed were declared here until they got files of their
+// own; code that included this header for them keeps compiling. (Included last: recurrent.hpp
+// includes this header, whose declarations are complete by now.)
+#include "recurrent.hpp"
+#include "time_distributed.hpp"

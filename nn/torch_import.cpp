@@ -7,7 +7,7 @@
 #include "lstm_cell.hpp"
 #include "recur.hpp"
 #include "rnn_cell.hpp"
-#include "sequence.hpp"
+#include "recurrent.hpp"
 
 namespace rwd {
 

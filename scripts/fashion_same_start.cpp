@@ -1,4 +1,5 @@
-// scripts/fashion_same_start.cpp — built and run by scripts/fashion_same_start.sh: the rewind side.
+// scripts/fashion_same_start.cpp — the rewind side, run by scripts/fashion_same_start.sh (CMake target
+// fashion_same_start, built with the examples, to build/scripts/).
 // Loads w0.npz (PyTorch's initial weights) into the same Chain(LSTM(28 => 128), Dense(128 => 10)) with
 // load_torch, trains on the same 300 batches in the same order with Adam(1e-3), one loss per batch in
 // rewind_losses.txt.

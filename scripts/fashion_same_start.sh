@@ -15,10 +15,12 @@ build=${REWIND_BUILD:-build}
 python=${PYTHON:-/usr/bin/python3}
 out=${OUT:-out/peers/fashion_same_start}
 mkdir -p "$out"
-cmake --build "$build" -j 2 --target rewind >/dev/null
-g++ -std=c++20 -O2 -I. scripts/fashion_same_start.cpp -o "$out/same_start" "$build/librewind.a" -lopenblas -lzip
+# The rewind side is the CMake target fashion_same_start (built with the examples).
+cmake --build "$build" -j 2 --target fashion_same_start >/dev/null ||
+  { echo "fashion_same_start.sh: cannot build the target fashion_same_start in $build (configure it with -DREWIND_BUILD_EXAMPLES=ON)" >&2; exit 1; }
+same_start="$(cd "$build" && pwd)/scripts/fashion_same_start"
 export OPENBLAS_NUM_THREADS=1
-(cd "$out" && nice -n 19 "$python" "$OLDPWD/scripts/fashion_same_start.py" && nice -n 19 ./same_start)
+(cd "$out" && nice -n 19 "$python" "$OLDPWD/scripts/fashion_same_start.py" && nice -n 19 "$same_start")
 paste "$out/torch_losses.txt" "$out/rewind_losses.txt" | awk '
   { d = ($4 - $2) / $2; if (d < 0) d = -d
     if ($1 % 25 == 0 || $1 == 299) printf "batch %3d  torch %.6f  rewind %.6f  relative difference %.1e\n", $1, $2, $4, d

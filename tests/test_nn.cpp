@@ -173,26 +173,82 @@ TEST_CASE("nn: to(float64) converts parameters in place") {
   CHECK(m(Tensor::ones({2, 1}, float64)).dtype() == float64);
 }
 
-TEST_CASE("nn: initializers") {
-  Generator gen(11);
-  Tensor g = init::glorot_uniform({30, 20}, gen, float64);
-  const double bound = std::sqrt(6.0 / 50.0);
-  double mx = 0;
-  for (double v : g.to_vector()) mx = std::max(mx, std::abs(v));
-  CHECK(mx <= bound);
-  CHECK(mx > 0.95 * bound);
-  for (Shape s : {Shape{6, 4}, Shape{4, 6}}) {
-    Tensor q = init::orthogonal(s, gen, float64);
-    const bool tall = s[0] > s[1];
-    Tensor qtq = tall ? matmul(q, q, true, false) : matmul(q, q, false, true);  // the small Gram matrix
-    const std::size_t n = std::min(s[0], s[1]);
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < n; ++j) CHECK(qtq.at({i, j}) == doctest::Approx(i == j ? 1.0 : 0.0).epsilon(1e-12));
+namespace {
+
+// Sample mean and variance (about the mean) of a tensor's values.
+std::pair<double, double> mean_var(const Tensor& t) {
+  const std::vector<double> v = t.to_vector();
+  double m = 0;
+  for (double x : v) m += x;
+  m /= static_cast<double>(v.size());
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return {m, s / static_cast<double>(v.size())};
+}
+
+// Checks n = numel draws against a zero-mean distribution of variance `var` and, for a uniform one,
+// bound `a` (0: unbounded, normal). Tolerances are 5 standard errors of the statistic for n draws, so
+// a correct initializer fails with probability under 1e-6 whatever the seed, while a wrong scale
+// (a factor √2 moves the variance by 100%, far past the 2-3% tolerances at n = 60,000) or all zeros fails:
+//  - the mean: its standard error is √(var / n);
+//  - the variance: relative standard error √(Var(x²)) / var / √n, i.e. √(2/n) for a normal
+//    (E x⁴ = 3σ⁴) and √(4/45)·3 / √n = 0.894 / √n for U(−a, a) (E x⁴ = a⁴/5, var = a²/3);
+//  - the bound: every |x| ≤ a, and the largest within a·(1 − 1e-3) (P(all n below that) = 0.999ⁿ ≈ 0).
+void check_draws(const Tensor& t, double var, double a, const std::string& what) {
+  const double n = static_cast<double>(t.numel());
+  const auto [m, v] = mean_var(t);
+  CHECK_MESSAGE(std::abs(m) <= 5 * std::sqrt(var / n), what << ": mean " << m);
+  const double rel = a > 0 ? 0.894 / std::sqrt(n) : std::sqrt(2 / n);
+  CHECK_MESSAGE(std::abs(v / var - 1) <= 5 * rel, what << ": variance " << v << ", expected " << var);
+  if (a > 0) {
+    double mx = 0;
+    for (double x : t.to_vector()) mx = std::max(mx, std::abs(x));
+    CHECK_MESSAGE(mx <= a, what << ": |x| up to " << mx << " past the bound " << a);
+    CHECK_MESSAGE(mx >= a * (1 - 1e-3), what << ": |x| only up to " << mx << " of the bound " << a);
   }
-  Tensor u = init::uniform_fan_in({8, 25}, 25, gen, float64);
-  for (double v : u.to_vector()) CHECK(std::abs(v) <= 0.2);
-  Generator a(5), b(5);
-  CHECK(init::glorot_normal({3, 3}, a).to_vector() == init::glorot_normal({3, 3}, b).to_vector());
+}
+
+}  // namespace
+
+TEST_CASE("nn: initializers draw from the published distributions") {
+  Generator gen(11);
+  // A (200, 300) weight: fan_in 300, fan_out 200, n = 60,000 draws.
+  const Shape s{200, 300};
+  const double fans = 300 + 200;
+  SUBCASE("glorot_uniform: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))") {
+    for (double gain : {1.0, 2.0}) {
+      const double a = gain * std::sqrt(6.0 / fans);
+      check_draws(init::glorot_uniform(s, gen, float64, gain), a * a / 3, a, "glorot_uniform");
+    }
+  }
+  SUBCASE("glorot_normal: N(0, sigma^2), sigma = gain * sqrt(2 / (fan_in + fan_out))") {
+    for (double gain : {1.0, 2.0}) {
+      const double sigma = gain * std::sqrt(2.0 / fans);
+      check_draws(init::glorot_normal(s, gen, float64, gain), sigma * sigma, 0, "glorot_normal");
+    }
+  }
+  SUBCASE("uniform_fan_in: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's nn.Linear)") {
+    const double a = 1 / std::sqrt(25.0);
+    check_draws(init::uniform_fan_in(s, 25, gen, float64), a * a / 3, a, "uniform_fan_in");
+  }
+  SUBCASE("orthogonal: Q^T Q = gain^2 I on the small side") {
+    for (double gain : {1.0, 1.5})
+      for (Shape q_shape : {Shape{6, 4}, Shape{4, 6}}) {
+        Tensor q = init::orthogonal(q_shape, gen, float64, gain);
+        const bool tall = q_shape[0] > q_shape[1];
+        Tensor qtq = tall ? matmul(q, q, true, false) : matmul(q, q, false, true);  // the small Gram matrix
+        const std::size_t n = std::min(q_shape[0], q_shape[1]);
+        for (std::size_t i = 0; i < n; ++i)
+          for (std::size_t j = 0; j < n; ++j)
+            CHECK(qtq.at({i, j}) == doctest::Approx(i == j ? gain * gain : 0.0).epsilon(1e-12));
+      }
+  }
+  SUBCASE("the same seed draws the same values, another seed others") {
+    Generator a(5), b(5), c(6);
+    const std::vector<double> va = init::glorot_normal({3, 3}, a).to_vector();
+    CHECK(va == init::glorot_normal({3, 3}, b).to_vector());
+    CHECK(va != init::glorot_normal({3, 3}, c).to_vector());
+  }
 }
 
 TEST_CASE("nn: parameters are displayed by their full keys, so reports tell layers apart") {

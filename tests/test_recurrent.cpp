@@ -260,16 +260,130 @@ TEST_CASE("recurrent: truncated BPTT — detach_state stops gradients between wi
   CHECK(cell.weight_hh.grad().to_vector() != truncated);
 }
 
-TEST_CASE("recurrent: a whole (time, features, batch) sequence through Recur") {
+TEST_CASE("recurrent: a whole (time, features, batch) sequence through Recur, against the LSTM equations by hand") {
+  // The reference is an independent loop of the published equations (gate order i, f, g, o) in plain
+  // C++, not Recur's own stepping: two 3-D calls in a row, so the second must start from the state the
+  // first left, which must be its last step's.
   Generator gen(9);
-  Recur r(LSTMCell(2, 3, {}, gen));
-  Tensor seq = Tensor::uniform({4, 2, 5}, -1, 1, gen);
-  Tensor ys = r(seq);
-  CHECK(ys.shape() == Shape{4, 3, 5});
+  const std::size_t I = 2, H = 3, B = 2, T = 3;
+  Recur r(LSTMCell(I, H, {.dtype = float64}, gen));
+  LSTMCell& cell = static_cast<LSTMCell&>(r.cell());
+  randomize(cell, gen);
+  auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
+  std::vector<std::vector<double>> h(B, std::vector<double>(H, 0.0)), c = h;  // per column b
+  for (int call = 0; call < 2; ++call) {
+    Tensor seq = Tensor::uniform({T, I, B}, -1, 1, gen, float64);
+    Tensor ys = r(seq);
+    REQUIRE(ys.shape() == Shape{T, H, B});
+    for (std::size_t t = 0; t < T; ++t)
+      for (std::size_t b = 0; b < B; ++b) {
+        auto pre = [&](std::size_t gate, std::size_t j) {
+          const std::size_t row = gate * H + j;
+          double v = cell.bias_ih.at({row}) + cell.bias_hh.at({row});
+          for (std::size_t k = 0; k < I; ++k) v += cell.weight_ih.at({row, k}) * seq.at({t, k, b});
+          for (std::size_t k = 0; k < H; ++k) v += cell.weight_hh.at({row, k}) * h[b][k];
+          return v;
+        };
+        std::vector<double> hn(H), cn(H);
+        for (std::size_t j = 0; j < H; ++j) {
+          const double i = sig(pre(0, j)), f = sig(pre(1, j)), g = std::tanh(pre(2, j)), o = sig(pre(3, j));
+          cn[j] = f * c[b][j] + i * g;
+          hn[j] = o * std::tanh(cn[j]);
+        }
+        h[b] = hn;
+        c[b] = cn;
+        for (std::size_t j = 0; j < H; ++j)
+          CHECK_MESSAGE(ys.at({t, j, b}) == doctest::Approx(h[b][j]).epsilon(1e-12), "call " << call << ", t " << t);
+      }
+    // The carried state is the last step's {h, c}.
+    REQUIRE(r.state().size() == 2);
+    for (std::size_t b = 0; b < B; ++b)
+      for (std::size_t j = 0; j < H; ++j) {
+        CHECK(r.state()[0].at({j, b}) == doctest::Approx(h[b][j]).epsilon(1e-12));
+        CHECK(r.state()[1].at({j, b}) == doctest::Approx(c[b][j]).epsilon(1e-12));
+      }
+  }
+  // And bit for bit what stepping the same Recur one call at a time gives (the same ops in the same order).
+  Tensor seq = Tensor::uniform({T, I, B}, -1, 1, gen, float64);
   reset(r);
-  for (std::size_t t = 0; t < 4; ++t) {
-    Tensor y = r(squeeze(slice(seq, 0, t, t + 1), 0));
-    CHECK(y.to_vector() == squeeze(slice(ys, 0, t, t + 1), 0).to_vector());
+  const std::vector<double> whole = r(seq).to_vector(), whole_c = r.state()[1].to_vector();
+  reset(r);
+  std::vector<double> stepped;
+  for (std::size_t t = 0; t < T; ++t)
+    for (double v : r(squeeze(slice(seq, 0, t, t + 1), 0)).to_vector()) stepped.push_back(v);
+  CHECK(whole == stepped);
+  CHECK(whole_c == r.state()[1].to_vector());
+}
+
+namespace {
+
+// A user's stateful layer, not a Recur: s_t = W x_t + ½ s_{t−1}, carried between calls. It overrides
+// Module's three state hooks and counts the detaches, and records whether each call found its carried
+// state cut from its history (a leaf).
+class Leaky : public Module {
+ public:
+  Leaky(std::size_t n, Generator& gen) { W = register_parameter("W", init::uniform_fan_in({n, n}, n, gen, float64)); }
+  Tensor forward(const Tensor& x) override {
+    found_leaf.push_back(!s.defined() || s.is_leaf());
+    Tensor next = matmul(W, x);
+    if (s.defined()) next = next + 0.5 * s;
+    next.keep_on_clear();  // the state outlives the tape, as Recur's does
+    s = next;
+    return s;
+  }
+  std::string repr() const override { return "Leaky"; }
+  void reset_state() override { s = Tensor(); }
+  void detach_state() override {
+    ++detaches;
+    if (s.defined()) s = s.detach();
+  }
+  void reset_rows(const std::vector<bool>& done) override {
+    if (!s.defined()) return;
+    std::vector<double> keep;
+    for (bool d : done) keep.push_back(d ? 0.0 : 1.0);
+    s = s * Tensor::from_vector(keep, {1, done.size()}, float64);
+  }
+  Tensor W, s;
+  int detaches = 0;
+  std::vector<bool> found_leaf;
+};
+
+}  // namespace
+
+TEST_CASE("recurrent: a user's stateful layer is detached and row-reset through a Chain (Module's virtual hooks)") {
+  Generator gen(12);
+  auto leaky = std::make_shared<Leaky>(3, gen);
+  Chain m(Dense(2, 3, {}, true, float64, gen), leaky);
+  Tensor x = Tensor::uniform({2, 3}, -1, 1, gen, float64);
+  SUBCASE("reset_rows") {
+    m(x);
+    m(x);
+    const Tensor before = leaky->s.detach();
+    reset_rows(m, {false, true, false});
+    for (std::size_t j = 0; j < 3; ++j) {
+      CHECK(leaky->s.at({j, 0}) == before.at({j, 0}));
+      CHECK(leaky->s.at({j, 1}) == 0.0);
+      CHECK(leaky->s.at({j, 2}) == before.at({j, 2}));
+    }
+  }
+  SUBCASE("detach_state") {
+    m(x);
+    m(x);
+    CHECK_FALSE(leaky->s.is_leaf());
+    detach_state(m);
+    CHECK(leaky->detaches == 1);
+    CHECK(leaky->s.is_leaf());
+    reset(m);
+    CHECK_FALSE(leaky->s.defined());
+  }
+  SUBCASE("train_truncated detaches it every k2 steps and after every window") {
+    SGD opt(m.parameters(), {.lr = 0.01});
+    const Tensor target = Tensor::zeros({3, 3}, float64);
+    // TBPTT(4, 2) over 8 steps: detached inside each window before steps 2 and 6, and after each window
+    // (before steps 4 and 8); a backward also leaves the kept state a leaf (before step 4).
+    train_truncated(m, opt, 8, [&](std::size_t) { return mse_loss(m(x), target); }, {.k1 = 4, .k2 = 2});
+    CHECK(leaky->detaches == 4);
+    CHECK(leaky->found_leaf == std::vector<bool>{true, false, true, false, true, false, true, false});
   }
 }
 

@@ -1,0 +1,28 @@
+#include "time_distributed.hpp"
+
+#include "../autograd/ops.hpp"
+
+namespace rwd {
+
+// ---- TimeDistributed ----
+
+TimeDistributed::TimeDistributed(std::shared_ptr<Module> layer) : m_layer(std::move(layer)) {
+  if (!m_layer) throw ValueError("TimeDistributed: the layer is null");
+  register_module("layer", m_layer);
+}
+
+Tensor TimeDistributed::forward(const Tensor& x) {
+  if (x.ndim() != 3) return (*m_layer)(x);
+  const std::size_t T = x.dim(0), F = x.dim(1), B = x.dim(2);
+  if (T == 0)
+    throw ValueError(repr() + ": sequence " + x.shape().str() + " has zero time steps: an empty sequence is refused");
+  refuse_batch_0(x, "sequence");
+  // (time, F, batch) → (F, time, batch) → (F, time·batch): step t's columns are t·batch … t·batch + batch − 1.
+  const Tensor y = (*m_layer)(reshape(permute(x, {1, 0, 2}), {F, T * B}));
+  if (y.ndim() != 2 || y.dim(1) != T * B)
+    throw ShapeError(repr() + ": the layer turned (" + std::to_string(F) + ", " + std::to_string(T * B) + ") into " +
+                     y.shape().str() + "; it must map (features, batch) to (out, batch)");
+  return permute(reshape(y, {y.dim(0), T, B}), {1, 0, 2});
+}
+
+}  // namespace rwd
