@@ -194,7 +194,7 @@ void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
     const auto i = static_cast<std::size_t>(p.node);
     if (p.output > 0) {  // output 1… of a multi-output entry: collected apart, always out of place
       std::vector<Tensor>& more = m_more_adjoints[i];
-      more.resize((*m_tape)[i].more_outputs.size());
+      more.resize((*m_tape)[i].num_outputs() - 1);
       Tensor& slot = more[p.output - 1];
       GradModeScope mode(graph);
       slot = slot.defined() ? add(slot, g) : g;
@@ -307,19 +307,19 @@ bool ReverseSweep::step() {
   const Node& node = (*m_tape)[i];
   Tensor dy = std::move(m_adjoints[i]);
   m_more_in.clear();
-  if (!node.more_outputs.empty()) {  // a multi-output entry: every output's adjoint, in order
+  if (node.num_outputs() > 1) {  // a multi-output entry: every output's adjoint, in order
     if (auto it = m_more_adjoints.find(i); it != m_more_adjoints.end()) {
       m_more_in = std::move(it->second);
       m_more_adjoints.erase(it);
     }
-    m_more_in.resize(node.more_outputs.size());
+    m_more_in.resize(node.num_outputs() - 1);
   }
   if (m_collect_only) {
     auto it = m_target_index.find(node.output.impl_ptr().get());
     if (it != m_target_index.end()) m_target_grads[it->second] = dy;
     for (std::size_t k = 0; k < m_more_in.size(); ++k)
       if (m_more_in[k].defined())
-        if (auto t = m_target_index.find(node.more_outputs[k].impl_ptr().get()); t != m_target_index.end())
+        if (auto t = m_target_index.find(node.output_at(k + 1).impl_ptr().get()); t != m_target_index.end())
           m_target_grads[t->second] = m_more_in[k];
   }
   if (m_trace) m_trace->entries[i].adjoints = adjoints_in_of(dy);
@@ -329,7 +329,7 @@ bool ReverseSweep::step() {
   m_deferred.clear();
   {
     GradModeScope mode(m_options.create_graph);
-    if (node.more_outputs.empty()) {
+    if (node.num_outputs() == 1) {
       BackwardContext ctx(node, dy, m_adjoints_out, m_deferred);
       node.backward(ctx);
     } else {

@@ -67,7 +67,7 @@ void Tape::clear() {
   m_trace.reset();
   for (Node& n : m_nodes) {
     release_output(this, n, n.output);
-    for (const Tensor& o : n.more_outputs) release_output(this, n, o);
+    for (std::size_t k = 1; k < n.num_outputs(); ++k) release_output(this, n, n.output_at(k));
   }
   // deque::clear frees the entries' blocks but keeps its map of block pointers, sized for the longest
   // tape so far (about 3 bytes an entry: 5 MB after a 100,000-step LSTM unroll, held for good). A long
@@ -230,7 +230,7 @@ std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs, std
   node.rule = rule;
   node.inputs = std::move(inputs);
   node.output = outputs[0];
-  node.more_outputs.assign(outputs.begin() + 1, outputs.end());
+  if (outputs.size() > 1) node.more_outputs = std::make_unique<std::vector<Tensor>>(outputs.begin() + 1, outputs.end());
   node.backward = std::move(backward);
   const std::int64_t index = tape->push(std::move(node));
   for (std::size_t k = 0; k < outputs.size(); ++k) {

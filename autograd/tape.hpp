@@ -93,13 +93,13 @@ struct Node {
   const char* rule = "";             // the backward rule as text (a Primitive's, autograd/primitives.hpp)
   std::vector<Tensor> inputs;        // the operands, as recorded
   Tensor output;                     // the value this entry produced (its output 0)
-  std::vector<Tensor> more_outputs;  // outputs 1, 2, … of a multi-output entry; empty (unallocated) otherwise
+  std::unique_ptr<std::vector<Tensor>> more_outputs;  // outputs 1, 2, … of a multi-output entry (else null)
   BackwardFn backward;               // turns the outputs' adjoints into inputs' adjoints (accumulating)
 
   /// Number of outputs (1 for every primitive).
-  std::size_t num_outputs() const { return 1 + more_outputs.size(); }
+  std::size_t num_outputs() const { return more_outputs ? 1 + more_outputs->size() : 1; }
   /// Output k (0 is `output`).
-  const Tensor& output_at(std::size_t k) const { return k == 0 ? output : more_outputs[k - 1]; }
+  const Tensor& output_at(std::size_t k) const { return k == 0 ? output : (*more_outputs)[k - 1]; }
 };
 
 /// Which output of its entry `t` is (0 for a single-output entry, a leaf or a constant).

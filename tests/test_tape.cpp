@@ -784,8 +784,10 @@ TEST_CASE("tape: record_multi rejects no outputs and the same tensor twice, nami
 // ---------------------------------------------------------------------------------------------
 
 TEST_CASE("tape: an entry holds only op, rule, inputs, outputs and backward — adjoints go to a SweepTrace") {
-  // The layout, pinned: two names, the inputs, output 0, the further outputs, the backward.
-  CHECK(sizeof(Node) == 2 * sizeof(const char*) + 2 * sizeof(std::vector<Tensor>) + sizeof(Tensor) + sizeof(BackwardFn));
+  // The layout, pinned: two names, the inputs, output 0, a pointer to any further outputs, the
+  // backward (96 bytes with libstdc++: five entries to a 512-byte block of the tape's deque).
+  CHECK(sizeof(Node) == 2 * sizeof(const char*) + sizeof(std::vector<Tensor>) + sizeof(Tensor) +
+                            sizeof(std::unique_ptr<std::vector<Tensor>>) + sizeof(BackwardFn));
   Tape tape;
   Tensor x = param({0.5, -1.0}, {2});
   Tensor loss = sum(tanh(x) * x);  // #0 tanh, #1 mul, #2 sum
