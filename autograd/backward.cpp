@@ -1,6 +1,7 @@
 #include "backward.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 
 #include "../core/detail/impl.hpp"
@@ -54,7 +55,68 @@ std::string describe(const Tensor& t) {
   return s;
 }
 
+// This thread's gradient-ready hooks, in registration order.
+std::vector<const GradReadyHook*>& ready_hooks() {
+  thread_local std::vector<const GradReadyHook*> hooks;
+  return hooks;
+}
+
 }  // namespace
+
+// ---- gradient-ready hooks ----
+
+GradReadyHook::GradReadyHook(GradReadyFn fn) : m_fn(std::move(fn)) {
+  if (!m_fn) throw ValueError("on_grad_ready: the hook is an empty function");
+  ready_hooks().push_back(this);
+}
+
+GradReadyHook::~GradReadyHook() {
+  auto& hooks = ready_hooks();
+  hooks.erase(std::find(hooks.begin(), hooks.end(), this));
+}
+
+GradReadyHook on_grad_ready(GradReadyFn fn) { return GradReadyHook(std::move(fn)); }
+
+// Stamps every leaf that entries 0…last use with its first consumer. Scanning forward, leaves turn
+// up in order of first use, so the list reversed is the order the sweep finishes them in.
+void ReverseSweep::stamp_leaves(std::int64_t last) {
+  m_hooks = true;
+  if (m_tape)
+    for (std::int64_t i = 0; i <= last; ++i)
+      for (const Tensor& x : (*m_tape)[static_cast<std::size_t>(i)].inputs) {
+        const detail::TensorImpl& p = x.impl();
+        if ((p.tape == m_tape && p.node >= 0) || !p.requires_grad) continue;  // an intermediate, a constant
+        if (m_ready_index.try_emplace(&p, m_ready.size()).second) m_ready.push_back({i, x});
+      }
+  std::reverse(m_ready.begin(), m_ready.end());
+  for (std::size_t k = 0; k < m_ready.size(); ++k) m_ready_index[m_ready[k].leaf.impl_ptr().get()] = k;
+}
+
+// A leaf's .grad() was just added to. A leaf the tape does not use is the root itself: it is done
+// when the sweep is.
+void ReverseSweep::mark_received(const detail::TensorImpl* leaf) {
+  auto [it, fresh] = m_ready_index.try_emplace(leaf, m_ready.size());
+  if (fresh) {
+    for (const Tensor& r : m_roots)
+      if (r.impl_ptr().get() == leaf) m_ready.push_back({-1, r});
+    if (m_ready.size() == it->second) {  // not found among the roots (cannot happen): nothing to fire
+      m_ready_index.erase(it);
+      return;
+    }
+  }
+  m_ready[it->second].received = true;
+}
+
+// Every entry from `passed` on has been swept: the leaves first used there are final.
+void ReverseSweep::fire_ready(std::int64_t passed) {
+  while (m_ready_next < m_ready.size() && m_ready[m_ready_next].first >= passed) {
+    const ReadyLeaf& r = m_ready[m_ready_next++];
+    if (!r.received) continue;
+    // Copied: a hook may register or remove hooks.
+    const std::vector<const GradReadyHook*> hooks = ready_hooks();
+    for (const GradReadyHook* h : hooks) h->m_fn(r.leaf);
+  }
+}
 
 ReverseSweep::ReverseSweep(const Tensor& root, const Tensor& seed, SweepOptions options)
     : ReverseSweep(std::vector<Tensor>{root}, std::vector<Tensor>{seed}, options, nullptr) {}
@@ -93,6 +155,13 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
   }
   m_adjoints.resize(static_cast<std::size_t>(last + 1));
   m_owned.assign(m_adjoints.size(), false);
+  m_roots = roots;
+  if (!m_collect_only && !ready_hooks().empty()) stamp_leaves(last);
+  if (m_options.keep_adjoints && m_tape) {
+    m_trace = std::make_shared<SweepTrace>();
+    m_trace->entries.resize(m_adjoints.size());
+    m_tape->set_last_trace(m_trace);
+  }
   std::optional<CurrentTape> recording;  // create_graph records onto the swept tape
   if (m_options.create_graph && m_tape) recording.emplace(*m_tape);
   for (std::size_t r = 0; r < roots.size(); ++r) {
@@ -113,7 +182,6 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
     add_adjoint(root, seed);
   }
   m_next = last;
-  m_roots = roots;
 }
 
 ReverseSweep::~ReverseSweep() = default;
@@ -124,6 +192,14 @@ void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
   if (p.tape == m_tape && p.node >= 0) {
     // An intermediate: its adjoint collects here until the sweep reaches its entry.
     const auto i = static_cast<std::size_t>(p.node);
+    if (p.output > 0) {  // output 1… of a multi-output entry: collected apart, always out of place
+      std::vector<Tensor>& more = m_more_adjoints[i];
+      more.resize((*m_tape)[i].num_outputs() - 1);
+      Tensor& slot = more[p.output - 1];
+      GradModeScope mode(graph);
+      slot = slot.defined() ? add(slot, g) : g;
+      return;
+    }
     Tensor& slot = m_adjoints[i];
     if (!slot.defined()) {
       slot = g;  // not ours yet: g may be shared with another input (add sends dz to both)
@@ -147,14 +223,14 @@ void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
     return;
   }
   // A leaf: accumulate into .grad() — the `+=` that lasts until zero_grad().
+  if (m_hooks) mark_received(&p);
   Tensor& acc = p.grad;
   if (graph) {
     GradModeScope mode(true);
     // A fresh tensor, never g itself: g may be the caller's seed or shared with another input (add
     // sends dz to both operands), and .grad() is later changed in place (zero_grad, a later +=).
     acc = acc.defined() ? add(acc, g)
-                        : record("clone", {g}, g.detach(), "dx += dy",
-                                 [](BackwardContext& c) { c.accumulate(0, c.grad_out()); });
+                        : record(prim::clone, {g}, g.detach(), [](BackwardContext& c) { c.accumulate(0, c.grad_out()); });
     if (acc.impl().tape) acc.keep_on_clear();
   } else if (!acc.defined()) {
     acc = g.detach();
@@ -175,6 +251,8 @@ Tensor* ReverseSweep::writable_slot(const Tensor& input) {
   const bool intermediate = p.tape == m_tape && p.node >= 0;
   if (!m_options.in_place || m_options.keep_adjoints || !(intermediate || (!m_collect_only && p.requires_grad)))
     return nullptr;
+  if (intermediate && p.output > 0) return nullptr;  // a multi-output entry's later outputs: added out of place
+  if (!intermediate && m_hooks) mark_received(&p);
   const auto node = static_cast<std::size_t>(intermediate ? p.node : 0);
   Tensor& slot = intermediate ? m_adjoints[node] : p.grad;
   if (slot.defined() && ((intermediate && !m_owned[node]) || slot.impl().tape)) slot = slot.detach();
@@ -210,9 +288,15 @@ void ReverseSweep::add_product(const Tensor& input, const BackwardContext::Produ
   kernels::gemm_into(q.a, q.b, q.ta, q.tb, *slot, fresh ? 0.0 : 1.0);
 }
 
+bool ReverseSweep::reached(std::int64_t i) const {
+  return m_adjoints[static_cast<std::size_t>(i)].defined() ||
+         (!m_more_adjoints.empty() && m_more_adjoints.count(static_cast<std::size_t>(i)));
+}
+
 bool ReverseSweep::step() {
   if (m_done) return false;
-  while (m_next >= 0 && !m_adjoints[static_cast<std::size_t>(m_next)].defined()) --m_next;
+  while (m_next >= 0 && !reached(m_next)) --m_next;
+  if (m_hooks) fire_ready(m_next + 1);  // the entries skipped sent nothing: leaves first used there are done
   if (m_next < 0) {
     finish();
     return false;
@@ -220,31 +304,61 @@ bool ReverseSweep::step() {
   const auto i = static_cast<std::size_t>(m_next--);
   std::optional<CurrentTape> recording;  // create_graph records onto the swept tape
   if (m_options.create_graph) recording.emplace(*m_tape);
-  Node& node = (*m_tape)[i];
+  const Node& node = (*m_tape)[i];
   Tensor dy = std::move(m_adjoints[i]);
+  m_more_in.clear();
+  if (node.num_outputs() > 1) {  // a multi-output entry: every output's adjoint, in order
+    if (auto it = m_more_adjoints.find(i); it != m_more_adjoints.end()) {
+      m_more_in = std::move(it->second);
+      m_more_adjoints.erase(it);
+    }
+    m_more_in.resize(node.num_outputs() - 1);
+  }
   if (m_collect_only) {
     auto it = m_target_index.find(node.output.impl_ptr().get());
     if (it != m_target_index.end()) m_target_grads[it->second] = dy;
+    for (std::size_t k = 0; k < m_more_in.size(); ++k)
+      if (m_more_in[k].defined())
+        if (auto t = m_target_index.find(node.output_at(k + 1).impl_ptr().get()); t != m_target_index.end())
+          m_target_grads[t->second] = m_more_in[k];
   }
-  if (m_options.keep_adjoints) node.adjoint = dy;
+  if (m_trace) m_trace->entries[i].adjoints = adjoints_in_of(dy);
   m_current = static_cast<std::int64_t>(i);
   m_adjoint_in = dy;
   m_adjoints_out.assign(node.inputs.size(), Tensor());
   m_deferred.clear();
   {
     GradModeScope mode(m_options.create_graph);
-    BackwardContext ctx(node, dy, m_adjoints_out, m_deferred);
-    node.backward(ctx);
+    if (node.num_outputs() == 1) {
+      BackwardContext ctx(node, dy, m_adjoints_out, m_deferred);
+      node.backward(ctx);
+    } else {
+      // Zeros for the outputs nothing used, so a backward can treat every output alike.
+      std::vector<Tensor> dys = adjoints_in_of(dy);
+      for (std::size_t k = 0; k < dys.size(); ++k)
+        if (!dys[k].defined()) dys[k] = Tensor::zeros(node.output_at(k).shape(), node.output_at(k).dtype());
+      BackwardContext ctx(node, dys.data(), m_adjoints_out, m_deferred);
+      node.backward(ctx);
+    }
   }
   for (const BackwardContext::Region& r : m_deferred.regions) add_region(node.inputs[r.input], r, m_adjoints_out[r.input]);
   for (const BackwardContext::Product& q : m_deferred.products)
     add_product(node.inputs[q.input], q, m_adjoints_out[q.input]);
   m_deferred.clear();
-  if (m_options.keep_adjoints) node.sent = m_adjoints_out;
+  if (m_trace) m_trace->entries[i].sent = m_adjoints_out;
   for (std::size_t k = 0; k < node.inputs.size(); ++k)
     if (m_adjoints_out[k].defined()) add_adjoint(node.inputs[k], m_adjoints_out[k]);
+  if (m_hooks) fire_ready(static_cast<std::int64_t>(i));
   return true;
 }
+
+std::vector<Tensor> ReverseSweep::adjoints_in_of(const Tensor& dy) const {
+  std::vector<Tensor> all{dy};
+  all.insert(all.end(), m_more_in.begin(), m_more_in.end());
+  return all;
+}
+
+std::vector<Tensor> ReverseSweep::adjoints_in() const { return adjoints_in_of(m_adjoint_in); }
 
 void ReverseSweep::run() {
   while (step()) {
@@ -253,7 +367,9 @@ void ReverseSweep::run() {
 
 void ReverseSweep::finish() {
   m_done = true;
+  if (m_hooks) fire_ready(std::numeric_limits<std::int64_t>::min());  // a leaf root, last
   m_adjoint_in = Tensor();
+  m_more_in.clear();
   m_adjoints_out.clear();
   if (m_tape && !m_options.retain) {
     for (const Tensor& r : m_roots) r.keep_on_clear();  // the loss stays readable, as a constant

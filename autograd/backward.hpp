@@ -1,7 +1,28 @@
-// rewind/autograd/backward.hpp — the reverse sweep: backward(), grad(), and a step-through sweep.
+// rewind/autograd/backward.hpp — the reverse sweep: backward(), grad(), a step-through sweep, the
+// side table the explain views read, and the gradient-ready hook.
+//
+// Gradient-ready hooks. A leaf's last contribution comes from the EARLIEST entry that uses it (the
+// sweep runs last entry to first). With a hook registered, a sweep that accumulates into .grad()
+// (backward(), or a ReverseSweep without targets) first stamps each leaf on the tape with that
+// first consumer, and calls the hook for the leaf as soon as the sweep has passed it:
+//
+//   auto ready = on_grad_ready([&](const Tensor& p) { bucket_of(p).add(p.grad()); });  // RAII
+//   backward(loss);  // each parameter's hook runs once, its .grad() final, while the sweep goes on
+//
+// What a hook may count on: it runs exactly once per leaf per sweep (retain and create_graph
+// included), after every contribution to that leaf's .grad() — plain adds, GEMMs with β = 1 into
+// .grad(), slice regions added in place, a .grad() replaced by a new tensor alike — and no entry
+// still to be swept reads the leaf, so it may all-reduce .grad(), batch it into a GEMM, or update
+// the leaf in place (an optimizer in the backward; with retain, a second backward would see the
+// updated value). It does not run for a leaf the sweep sends nothing to (used only by entries no
+// adjoint reached), nor in grad(), which leaves .grad() alone. A leaf that is itself the root fires
+// at the end. Hooks run in registration order, on the thread that runs the sweep; registrations are
+// per thread. With none registered the sweep pays one branch per entry.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -9,15 +30,57 @@
 
 namespace rwd {
 
+namespace detail {
+struct TensorImpl;
+}
+
 /// Options of a reverse sweep.
 struct SweepOptions {
   bool retain = false;         // keep the tape after the sweep (to call backward again)
   bool create_graph = false;   // record the backward computation too (implies retain): double backward
-  bool keep_adjoints = false;  // leave each entry's adjoint in Node::adjoint (explain view, DOT graph)
+  bool keep_adjoints = false;  // keep each entry's adjoints in a SweepTrace (explain view, DOT graph)
   bool in_place = false;       // matmul and slice gradients go straight into the adjoints they add to
                                // (fast, but adjoints_out() then omits them); backward() and grad()
                                // always sweep this way, a step-through by default shows every send
 };
+
+/// What a sweep with keep_adjoints saw at one entry.
+struct EntryTrace {
+  std::vector<Tensor> adjoints;  // the adjoint each output received (dy), by output; undefined for an
+                                 // output nothing used; empty when the sweep never reached the entry
+  std::vector<Tensor> sent;      // what it sent to each input (undefined where it sent nothing)
+  bool reached() const { return !adjoints.empty(); }
+};
+
+/// The side table of a keep_adjoints sweep: one EntryTrace per tape index. The sweep owns it and
+/// leaves it with the tape (Tape::last_trace()) until the tape is cleared; tape entries never hold it.
+struct SweepTrace {
+  std::vector<EntryTrace> entries;
+  /// Entry i's trace, or null when the sweep did not reach it.
+  const EntryTrace* at(std::size_t i) const {
+    return i < entries.size() && entries[i].reached() ? &entries[i] : nullptr;
+  }
+};
+
+/// A hook told that a leaf's gradient is final in the running sweep (see the top of this file).
+using GradReadyFn = std::function<void(const Tensor& leaf)>;
+
+/// A gradient-ready hook registered on this thread for as long as the object lives (RAII).
+class GradReadyHook {
+ public:
+  explicit GradReadyHook(GradReadyFn fn);
+  ~GradReadyHook();
+  GradReadyHook(const GradReadyHook&) = delete;
+  GradReadyHook& operator=(const GradReadyHook&) = delete;
+
+ private:
+  friend class ReverseSweep;
+  GradReadyFn m_fn;
+};
+
+/// Registers `fn` to run when each leaf's gradient is final in every backward sweep on this thread,
+/// until the returned registration is destroyed.
+[[nodiscard]] GradReadyHook on_grad_ready(GradReadyFn fn);
 
 /// The reverse sweep as an object that can be advanced one entry at a time (teaching, debugging).
 /// backward() and grad() are this class run to completion.
@@ -46,14 +109,19 @@ class ReverseSweep {
 
   /// Tape index of the entry processed by the last step() (-1 before the first).
   std::int64_t current() const { return m_current; }
-  /// The adjoint that entry received (dy).
+  /// The adjoint that entry received (dy; of its output 0 for a multi-output entry).
   const Tensor& adjoint_in() const { return m_adjoint_in; }
+  /// The adjoints of each of that entry's outputs (undefined for an output nothing used).
+  std::vector<Tensor> adjoints_in() const;
   /// What it sent to each of its inputs (undefined where an input takes no gradient).
   const std::vector<Tensor>& adjoints_out() const { return m_adjoints_out; }
   /// The adjoint accumulated so far for tape entry i (undefined if none yet or already consumed).
   Tensor pending_adjoint(std::int64_t i) const;
   /// The tape being swept; throws TapeError when the root was a leaf (there is no tape to sweep).
   Tape& tape() const;
+
+  /// With keep_adjoints: what each entry received and sent so far (null otherwise).
+  const SweepTrace* trace() const { return m_trace.get(); }
 
   /// After run(): the gradients of the targets, in order (undefined where a target was not reached).
   std::vector<Tensor> result() const;
@@ -63,7 +131,19 @@ class ReverseSweep {
   void add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent);
   void add_product(const Tensor& input, const BackwardContext::Product& q, Tensor& sent);
   Tensor* writable_slot(const Tensor& input);
+  bool reached(std::int64_t i) const;
+  std::vector<Tensor> adjoints_in_of(const Tensor& dy) const;
+  void stamp_leaves(std::int64_t last);
+  void mark_received(const detail::TensorImpl* leaf);
+  void fire_ready(std::int64_t passed);
   void finish();
+
+  /// A leaf stamped with its first consumer, for the gradient-ready hooks.
+  struct ReadyLeaf {
+    std::int64_t first;  // earliest entry that uses it (-1: the root itself)
+    Tensor leaf;
+    bool received = false;  // the sweep sent it something
+  };
 
   Tape* m_tape = nullptr;
   SweepOptions m_options;
@@ -71,7 +151,9 @@ class ReverseSweep {
   std::vector<bool> m_owned;       // m_adjoints[i] is ours to add into in place
   std::int64_t m_next = -1;        // next index to look at
   std::int64_t m_current = -1;
+  std::unordered_map<std::size_t, std::vector<Tensor>> m_more_adjoints;  // outputs 1… of multi-output entries
   Tensor m_adjoint_in;
+  std::vector<Tensor> m_more_in;  // the current entry's adjoints of outputs 1… (multi-output entries)
   std::vector<Tensor> m_adjoints_out;
   BackwardContext::Deferred m_deferred;  // slice and product gradients of the current step
   bool m_done = false;
@@ -80,6 +162,11 @@ class ReverseSweep {
   std::vector<Tensor> m_target_grads;
   bool m_collect_only = false;
   std::vector<Tensor> m_roots;  // kept readable after the clear: loss.item() after backward() works
+  std::shared_ptr<SweepTrace> m_trace;  // keep_adjoints: the side table
+  bool m_hooks = false;                 // gradient-ready hooks registered when the sweep began
+  std::vector<ReadyLeaf> m_ready;       // by first consumer, latest first
+  std::size_t m_ready_next = 0;         // m_ready[m_ready_next…] have not fired yet
+  std::unordered_map<const void*, std::size_t> m_ready_index;
 };
 
 /// Reverse sweep from `root`: adds d root/d leaf into every reachable leaf's .grad().

@@ -94,7 +94,10 @@ std::string table(const std::vector<std::vector<std::string>>& rows, const std::
 std::string label(const Tensor& x) {
   if (!x.defined()) return "?";
   const std::int64_t k = x.tape_index();
-  if (k >= 0) return "#" + std::to_string(k);
+  if (k >= 0) {
+    const std::size_t o = output_index(x);  // "#k" for output 0, "#k.1" for a later output
+    return "#" + std::to_string(k) + (o ? "." + std::to_string(o) : "");
+  }
   if (!x.name().empty()) return x.name();
   if (x.requires_grad()) return "leaf " + x.shape().str();
   if (x.numel() == 1) return "const " + num(x.item());
@@ -107,15 +110,25 @@ std::string inputs_of(const Node& n) {
   return s;
 }
 
-// "#4 tanh(#3) → (2, 1)"
-std::string headline(std::size_t i, const Node& n) {
-  return "#" + std::to_string(i) + " " + n.op + "(" + inputs_of(n) + ") → " + n.output.shape().str();
+// "(2, 1)", or "(2, 1), (3,)" for a multi-output entry.
+std::string output_shapes(const Node& n) {
+  std::string s;
+  for (std::size_t k = 0; k < n.num_outputs(); ++k) s += (k ? ", " : "") + n.output_at(k).shape().str();
+  return s;
 }
 
-// One entry of a sweep: its headline, then dy, the rule and one "→ input  adjoint" line per input.
-std::string render_step(std::size_t i, const Node& n, const Tensor& dy, const std::vector<Tensor>& sent) {
+// "#4 tanh(#3) → (2, 1)"
+std::string headline(std::size_t i, const Node& n) {
+  return "#" + std::to_string(i) + " " + n.op + "(" + inputs_of(n) + ") → " + output_shapes(n);
+}
+
+// One entry of a sweep: its headline, then dy (dy0, dy1, … for several outputs), the rule and one
+// "→ input  adjoint" line per input.
+std::string render_step(std::size_t i, const Node& n, const std::vector<Tensor>& dys, const std::vector<Tensor>& sent) {
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"dy", summarize(dy)});
+  if (dys.size() == 1) rows.push_back({"dy", summarize(dys[0])});
+  for (std::size_t k = 0; dys.size() > 1 && k < dys.size(); ++k)
+    rows.push_back({"dy" + std::to_string(k), dys[k].defined() ? summarize(dys[k]) : "— (output not used)"});
   rows.push_back({"rule", *n.rule ? n.rule : "(none recorded)"});
   for (std::size_t k = 0; k < n.inputs.size(); ++k) {
     const Tensor& g = k < sent.size() ? sent[k] : Tensor();
@@ -157,7 +170,9 @@ std::string print_tape(const Tape& tape) {
   std::vector<std::vector<std::string>> rows{{"#", "op", "inputs", "shape", "value"}};
   for (std::size_t i = 0; i < tape.size(); ++i) {
     const Node& n = tape[i];
-    rows.push_back({"#" + std::to_string(i), n.op, inputs_of(n), n.output.shape().str(), summarize(n.output)});
+    std::string values;
+    for (std::size_t k = 0; k < n.num_outputs(); ++k) values += (k ? "; " : "") + summarize(n.output_at(k));
+    rows.push_back({"#" + std::to_string(i), n.op, inputs_of(n), output_shapes(n), values});
   }
   return table(rows);
 }
@@ -177,18 +192,20 @@ std::string explain_backward(const Tensor& root, const Tensor& seed) {
 
 std::string explain_tape(const Tape& tape) {
   if (tape.empty()) return "(empty tape)\n";
+  const SweepTrace* trace = tape.last_trace();
   bool any = false;
-  for (const Node& n : tape.entries()) any = any || n.adjoint.defined();
+  for (std::size_t i = 0; trace && i < tape.size(); ++i) any = any || trace->at(i);
   if (!any) return "(no adjoints on this tape: sweep it with keep_adjoints, or use explain_backward)\n";
 
   std::string out;
   for (std::size_t i = tape.size(); i-- > 0;) {
     const Node& n = tape[i];
-    if (!n.adjoint.defined()) {
+    const EntryTrace* e = trace->at(i);
+    if (!e) {
       out += headline(i, n) + "\n    (no adjoint reached it)\n";
       continue;
     }
-    out += render_step(i, n, n.adjoint, n.sent);
+    out += render_step(i, n, e->adjoints, e->sent);
   }
 
   // What reached each leaf, summed: the accumulate rule made visible (a leaf used twice gets two).
@@ -196,14 +213,15 @@ std::string explain_tape(const Tape& tape) {
   std::unordered_map<const void*, std::size_t> where;
   for (std::size_t i = 0; i < tape.size(); ++i) {
     const Node& n = tape[i];
+    const EntryTrace* e = trace->at(i);
     for (std::size_t k = 0; k < n.inputs.size(); ++k) {
       const Tensor& x = n.inputs[k];
       if (x.tape_index() >= 0 || !x.requires_grad()) continue;
       auto [it, fresh] = where.try_emplace(x.impl_ptr().get(), leaves.size());
       if (fresh) leaves.push_back({x, {}, {}});
-      if (k >= n.sent.size() || !n.sent[k].defined()) continue;
+      if (!e || k >= e->sent.size() || !e->sent[k].defined()) continue;
       LeafSum& l = leaves[it->second];
-      const std::vector<double> g = n.sent[k].to_vector();
+      const std::vector<double> g = e->sent[k].to_vector();
       if (l.total.empty()) l.total.assign(g.size(), 0.0);
       for (std::size_t e = 0; e < g.size() && e < l.total.size(); ++e) l.total[e] += g[e];
       l.from.push_back("#" + std::to_string(i));
@@ -229,7 +247,7 @@ std::string describe_step(const ReverseSweep& sweep) {
   if (sweep.done()) return "(the sweep is finished)\n";
   if (sweep.current() < 0) return "(no step taken yet)\n";
   const auto i = static_cast<std::size_t>(sweep.current());
-  return render_step(i, sweep.tape()[i], sweep.adjoint_in(), sweep.adjoints_out());
+  return render_step(i, sweep.tape()[i], sweep.adjoints_in(), sweep.adjoints_out());
 }
 
 // ---- DOT ----
@@ -241,8 +259,10 @@ std::string to_dot(const Tape& tape) {
       "  node [shape=box, fontname=\"monospace\", fontsize=10];\n"
       "  edge [fontname=\"monospace\", fontsize=9, fontcolor=\"#b03020\"];\n";
   std::unordered_map<const void*, std::string> leaf_ids;
+  const SweepTrace* trace = tape.last_trace();
   for (std::size_t i = 0; i < tape.size(); ++i) {
     const Node& n = tape[i];
+    const EntryTrace* e = trace ? trace->at(i) : nullptr;
     const std::string id = "n" + std::to_string(i);
     // Leaves are declared where first used, so the text reads in recording order.
     for (const Tensor& x : n.inputs) {
@@ -254,14 +274,19 @@ std::string to_dot(const Tape& tape) {
       out += "  " + it->second + " [label=" + dot_label(lines) + ", shape=ellipse" +
              (x.requires_grad() ? ", style=filled, fillcolor=\"#dbe9f6\"" : ", color=gray") + "];\n";
     }
-    std::vector<std::string> lines{"#" + std::to_string(i) + " " + n.op, n.output.shape().str(), summarize(n.output)};
-    if (n.adjoint.defined()) lines.push_back("adj " + summarize(n.adjoint));
+    std::vector<std::string> lines{"#" + std::to_string(i) + " " + n.op};
+    for (std::size_t k = 0; k < n.num_outputs(); ++k) {
+      lines.push_back(n.output_at(k).shape().str());
+      lines.push_back(summarize(n.output_at(k)));
+    }
+    for (std::size_t k = 0; e && k < e->adjoints.size(); ++k)
+      if (e->adjoints[k].defined()) lines.push_back("adj " + summarize(e->adjoints[k]));
     out += "  " + id + " [label=" + dot_label(lines) + "];\n";
     for (std::size_t k = 0; k < n.inputs.size(); ++k) {
       const Tensor& x = n.inputs[k];
       const std::string from = x.tape_index() >= 0 ? "n" + std::to_string(x.tape_index()) : leaf_ids[x.impl_ptr().get()];
       out += "  " + from + " -> " + id;
-      if (k < n.sent.size() && n.sent[k].defined()) out += " [label=" + dot_label({summarize(n.sent[k])}) + "]";
+      if (e && k < e->sent.size() && e->sent[k].defined()) out += " [label=" + dot_label({summarize(e->sent[k])}) + "]";
       out += ";\n";
     }
   }
@@ -274,7 +299,8 @@ TapeStats tape_stats(const Tape& tape) {
   TapeStats s;
   std::map<std::string, OpStats> by_op;
   for (const Node& n : tape.entries()) {
-    const std::size_t bytes = n.output.numel() * dtype_size(n.output.dtype());
+    std::size_t bytes = 0;
+    for (std::size_t k = 0; k < n.num_outputs(); ++k) bytes += n.output_at(k).numel() * dtype_size(n.output_at(k).dtype());
     OpStats& o = by_op[n.op];
     o.op = n.op;
     ++o.count;

@@ -36,27 +36,38 @@ std::int64_t Tape::push(Node node) {
   return static_cast<std::int64_t>(m_nodes.size()) - 1;
 }
 
+namespace {
+
+// Detaches one output of entry `n` from `tape`: a constant if kept, released otherwise.
+void release_output(const Tape* tape, const Node& n, const Tensor& output) {
+  detail::TensorImpl* out = output.impl_ptr().get();
+  if (!out || out->tape != tape) return;
+  out->tape = nullptr;
+  out->node = -1;
+  out->output = 0;
+  if (out->keep_on_clear) {
+    // Becomes a constant: value kept, history and gradient dropped.
+    out->requires_grad = false;
+    out->keep_on_clear = false;
+    out->released_op = n.op;  // remembered, so a later backward from it can say what happened
+    out->grad = Tensor();
+  } else {
+    out->released = true;
+    out->released_op = n.op;
+    out->released_shape = std::visit([](const auto& a) { return detail::shape_of(a); }, out->value);
+    out->value = detail::Array<float>();
+    out->grad = Tensor();
+  }
+}
+
+}  // namespace
+
 // Releases in one forward loop: entries own tensors, tensors own no entries, so nothing recurses.
 void Tape::clear() {
+  m_trace.reset();
   for (Node& n : m_nodes) {
-    detail::TensorImpl* out = n.output.impl_ptr().get();
-    if (out && out->tape == this) {
-      out->tape = nullptr;
-      out->node = -1;
-      if (out->keep_on_clear) {
-        // Becomes a constant: value kept, history and gradient dropped.
-        out->requires_grad = false;
-        out->keep_on_clear = false;
-        out->released_op = n.op;  // remembered, so a later backward from it can say what happened
-        out->grad = Tensor();
-      } else {
-        out->released = true;
-        out->released_op = n.op;
-        out->released_shape = std::visit([](const auto& a) { return detail::shape_of(a); }, out->value);
-        out->value = detail::Array<float>();
-        out->grad = Tensor();
-      }
-    }
+    release_output(this, n, n.output);
+    for (std::size_t k = 1; k < n.num_outputs(); ++k) release_output(this, n, n.output_at(k));
   }
   // deque::clear frees the entries' blocks but keeps its map of block pointers, sized for the longest
   // tape so far (about 3 bytes an entry: 5 MB after a 100,000-step LSTM unroll, held for good). A long
@@ -137,13 +148,17 @@ void BackwardContext::accumulate_matmul(std::size_t i, const Tensor& a, const Te
 
 // ---- recording ----
 
-static Tensor record_impl(const char* op, std::vector<Tensor>&& inputs, Tensor output, const char* rule,
-                          BackwardFn&& backward) {
-  if (!GradMode::enabled()) return output;
+std::size_t output_index(const Tensor& t) { return t.defined() ? t.impl().output : 0; }
+
+namespace {
+
+// The tape to record onto, or null when nothing is recorded (grad mode off, or no input needs a
+// gradient). Checks every input belongs to that tape.
+Tape* recording_tape(const char* op, const std::vector<Tensor>& inputs) {
+  if (!GradMode::enabled()) return nullptr;
   bool any = false;
   for (const Tensor& x : inputs) any = any || x.requires_grad();
-  if (!any) return output;
-
+  if (!any) return nullptr;
   Tape& tape = Tape::current();
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const detail::TensorImpl& p = inputs[i].impl();
@@ -151,20 +166,33 @@ static Tensor record_impl(const char* op, std::vector<Tensor>&& inputs, Tensor o
       throw TapeError(std::string(op) + ": input " + std::to_string(i) +
                       " was recorded on another tape than the current one; detach() it to use it here");
   }
-  detail::TensorImpl& out = output.impl();
+  return &tape;
+}
+
+void check_fresh(const char* op, const detail::TensorImpl& out) {
   if (out.tape || out.requires_grad)
     throw TapeError(std::string(op) + ": the output must be a fresh tensor (it is already recorded or a parameter)");
+}
+
+Tensor record_impl(const char* op, std::vector<Tensor>&& inputs, Tensor output, const char* rule,
+                   BackwardFn&& backward) {
+  Tape* tape = recording_tape(op, inputs);
+  if (!tape) return output;
+  detail::TensorImpl& out = output.impl();
+  check_fresh(op, out);
   Node node;
   node.op = op;
   node.rule = rule;
   node.inputs = std::move(inputs);
   node.output = output;
   node.backward = std::move(backward);
-  out.tape = &tape;
+  out.tape = tape;
   out.requires_grad = true;
-  out.node = tape.push(std::move(node));
+  out.node = tape->push(std::move(node));
   return output;
 }
+
+}  // namespace
 
 Tensor record(const char* op, std::initializer_list<Tensor> inputs, Tensor output, const char* rule,
               BackwardFn backward) {
@@ -173,6 +201,46 @@ Tensor record(const char* op, std::initializer_list<Tensor> inputs, Tensor outpu
 
 Tensor record(const char* op, std::vector<Tensor> inputs, Tensor output, const char* rule, BackwardFn backward) {
   return record_impl(op, std::move(inputs), std::move(output), rule, std::move(backward));
+}
+
+Tensor record(const Primitive& prim, std::initializer_list<Tensor> inputs, Tensor output, BackwardFn backward) {
+  return record_impl(prim.op, std::vector<Tensor>(inputs), std::move(output), prim.rule, std::move(backward));
+}
+
+Tensor record(const Primitive& prim, std::vector<Tensor> inputs, Tensor output, BackwardFn backward) {
+  return record_impl(prim.op, std::move(inputs), std::move(output), prim.rule, std::move(backward));
+}
+
+std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs, std::vector<Tensor> outputs,
+                                 const char* rule, BackwardFn backward) {
+  if (outputs.empty()) throw TapeError(std::string(op) + ": an entry needs at least one output");
+  for (std::size_t k = 0; k < outputs.size(); ++k) {
+    if (!outputs[k].defined())
+      throw TapeError(std::string(op) + ": output " + std::to_string(k) + " is an undefined tensor");
+    for (std::size_t j = 0; j < k; ++j)
+      if (outputs[j].same(outputs[k]))
+        throw TapeError(std::string(op) + ": outputs " + std::to_string(j) + " and " + std::to_string(k) +
+                        " are the same tensor");
+  }
+  Tape* tape = recording_tape(op, inputs);
+  if (!tape) return outputs;
+  for (const Tensor& o : outputs) check_fresh(op, o.impl());
+  Node node;
+  node.op = op;
+  node.rule = rule;
+  node.inputs = std::move(inputs);
+  node.output = outputs[0];
+  if (outputs.size() > 1) node.more_outputs = std::make_unique<std::vector<Tensor>>(outputs.begin() + 1, outputs.end());
+  node.backward = std::move(backward);
+  const std::int64_t index = tape->push(std::move(node));
+  for (std::size_t k = 0; k < outputs.size(); ++k) {
+    detail::TensorImpl& out = outputs[k].impl();
+    out.tape = tape;
+    out.requires_grad = true;
+    out.node = index;
+    out.output = static_cast<std::uint32_t>(k);
+  }
+  return outputs;
 }
 
 const char* intern(const std::string& s) {
@@ -197,6 +265,30 @@ Tensor custom_op(const std::string& name, std::vector<Tensor> inputs,
   for (const Tensor& x : inputs)
     if (x.same(out)) out = out.detach();
   return record_impl(op, std::move(inputs), std::move(out), intern(rule), std::move(backward));
+}
+
+std::vector<Tensor> custom_op_multi(const std::string& name, std::vector<Tensor> inputs,
+                                    const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& forward,
+                                    BackwardFn backward, const std::string& rule) {
+  const char* op = intern(name);
+  std::vector<Tensor> outs;
+  {
+    NoGradGuard no_grad;
+    outs = forward(inputs);
+  }
+  if (outs.empty()) throw TapeError(name + ": custom op forward returned no outputs");
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    Tensor& out = outs[k];
+    if (!out.defined())
+      throw TapeError(name + ": custom op forward returned an undefined tensor as output " + std::to_string(k));
+    // As custom_op: an input, a parameter, a recorded value or an earlier output is copied, never
+    // recorded as this entry's output.
+    bool alias = out.impl().tape || out.requires_grad() || out.impl().grad.defined();
+    for (const Tensor& x : inputs) alias = alias || x.same(out);
+    for (std::size_t j = 0; j < k; ++j) alias = alias || outs[j].same(out);
+    if (alias) out = out.detach();
+  }
+  return record_multi(op, std::move(inputs), std::move(outs), intern(rule), std::move(backward));
 }
 
 }  // namespace rwd

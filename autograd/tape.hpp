@@ -3,7 +3,9 @@
 //  Reverse mode on a tape (a Wengert list)
 //  ---------------------------------------
 //  Every primitive op that sees an input requiring a gradient appends one *entry* to the current
-//  tape: its name, its input tensors, its output tensor and a backward function. The tape is a plain
+//  tape: its name and rule (one Primitive of autograd/primitives.hpp), its input tensors, its output
+//  tensor (or several: a custom op may return outputs and a final state as one entry) and a backward
+//  function — and nothing else, so a 10,000-step tape holds 10,000 small entries. The tape is a plain
 //  vector, so entries sit in the order they were computed, and every input of entry i was produced
 //  by an entry before i (or is a leaf: a parameter, an input, a constant).
 //
@@ -37,6 +39,28 @@
 //  intermediate handle kept past the clear is marked released; touching its value throws TapeError
 //  (call detach(), or keep_on_clear() for state carried between steps).
 //
+//  What the entry does NOT hold: the adjoints. The sweep keeps them by tape index while it runs and
+//  drops each one when its entry has been processed; a sweep with keep_adjoints copies what each
+//  entry received and sent into a side table (SweepTrace, backward.hpp) that the explain views and
+//  the DOT graph read — the tape points to the last one, the entries never carry it.
+//
+//  Several outputs. An entry may produce outputs y₀ … yₙ₋₁ (record_multi, custom_op_multi); each
+//  output tensor knows its (entry, output index). The sweep collects each output's adjoint, and
+//  when it reaches the entry calls the backward once, with grad_out(k) for each output — zeros for
+//  an output that nothing downstream used.
+//
+//  Gradient-ready. A leaf (a parameter) receives its last contribution at the EARLIEST entry that
+//  uses it, because the sweep runs from the last entry to the first. A sweep with a gradient-ready
+//  hook registered (on_grad_ready, backward.hpp) stamps each leaf with that first consumer and
+//  calls the hook as soon as the sweep has passed it: the .grad() it sees is final for this sweep
+//  (GEMMs into .grad() with β = 1 and slice regions included). That is where an overlapped
+//  all-reduce of gradient buckets, a batched weight-gradient GEMM or an optimizer step in the
+//  backward attaches; with no hook registered the sweep pays one branch per entry.
+//
+//        tape:   #0 matmul(W, x)   #1 add(#0, b)   #2 matmul(W, #1)   #3 sum(#2)
+//        first consumer:  W → #0,  b → #1
+//        sweep:  #3 → #2 → #1 [b ready] → #0 [W ready]
+//
 //  Each thread has a default tape; constructing a Tape makes it the current one for its scope
 //  (RAII), and destroying it clears it and restores the previous one.
 #pragma once
@@ -46,28 +70,40 @@
 #include <deque>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/tensor.hpp"
+#include "primitives.hpp"
 
 namespace rwd {
 
 class BackwardContext;
+struct SweepTrace;
 
 /// The backward function of one tape entry.
 using BackwardFn = std::function<void(BackwardContext&)>;
 
-/// One entry of the tape: output = op(inputs), with the function that sends adjoints back.
+/// One entry of the tape: output(s) = op(inputs), with the function that sends adjoints back.
+/// Nothing else: the adjoints live in the sweep (and, for the explain views, in a SweepTrace).
 struct Node {
-  const char* op = "";          // op name, as printed ("matmul", "tanh", or a custom op's name)
-  const char* rule = "";        // the backward rule as text, for the explain view ("dx += dy⊙(1−y²)")
-  std::vector<Tensor> inputs;   // the operands, as recorded
-  Tensor output;                // the value this entry produced
-  BackwardFn backward;          // turns the output's adjoint into inputs' adjoints (accumulating)
-  Tensor adjoint;               // the output's adjoint, kept only by a sweep with keep_adjoints
-  std::vector<Tensor> sent;     // what it sent to each input, kept only by a sweep with keep_adjoints
+  const char* op = "";               // op name, as printed ("matmul", "tanh", or a custom op's name)
+  const char* rule = "";             // the backward rule as text (a Primitive's, autograd/primitives.hpp)
+  std::vector<Tensor> inputs;        // the operands, as recorded
+  Tensor output;                     // the value this entry produced (its output 0)
+  std::unique_ptr<std::vector<Tensor>> more_outputs;  // outputs 1, 2, … of a multi-output entry (else null)
+  BackwardFn backward;               // turns the outputs' adjoints into inputs' adjoints (accumulating)
+
+  /// Number of outputs (1 for every primitive).
+  std::size_t num_outputs() const { return more_outputs ? 1 + more_outputs->size() : 1; }
+  /// Output k (0 is `output`).
+  const Tensor& output_at(std::size_t k) const { return k == 0 ? output : (*more_outputs)[k - 1]; }
 };
+
+/// Which output of its entry `t` is (0 for a single-output entry, a leaf or a constant).
+std::size_t output_index(const Tensor& t);
 
 /// A tape: the entries recorded since it was last cleared, in recording order.
 class Tape {
@@ -89,6 +125,12 @@ class Tape {
   Node& operator[](std::size_t i) { return m_nodes[i]; }
   const std::deque<Node>& entries() const { return m_nodes; }
 
+  /// What the last sweep with keep_adjoints saw on this tape (null if none since the last clear):
+  /// the adjoint each entry received and what it sent, read by explain_tape() and to_dot().
+  const SweepTrace* last_trace() const { return m_trace.get(); }
+  /// Keeps `trace` as this tape's last_trace() until the next clear (the sweep calls it).
+  void set_last_trace(std::shared_ptr<const SweepTrace> trace) { m_trace = std::move(trace); }
+
   /// Releases every entry and every intermediate value (those marked keep_on_clear become constants).
   void clear();
 
@@ -99,6 +141,7 @@ class Tape {
   struct RootTag {};
   explicit Tape(RootTag);
   std::deque<Node> m_nodes;  // a deque: entries stay put while a create_graph sweep appends
+  std::shared_ptr<const SweepTrace> m_trace;  // the side table of the last keep_adjoints sweep
   Tape* m_previous = nullptr;
   bool m_is_root = false;
 };
@@ -175,10 +218,19 @@ class BackwardContext {
   };
 
   BackwardContext(const Node& node, const Tensor& grad_out, std::vector<Tensor>& grads, Deferred& deferred)
-      : m_node(node), m_grad_out(grad_out), m_grads(grads), m_deferred(deferred) {}
+      : m_node(node), m_grad_outs(&grad_out), m_grads(grads), m_deferred(deferred) {}
+  /// For a multi-output entry: `grad_outs` holds one adjoint per output (node.num_outputs() of them).
+  BackwardContext(const Node& node, const Tensor* grad_outs, std::vector<Tensor>& grads, Deferred& deferred)
+      : m_node(node), m_grad_outs(grad_outs), m_grads(grads), m_deferred(deferred) {}
 
-  /// The adjoint of the output (dy), same shape as the output.
-  const Tensor& grad_out() const { return m_grad_out; }
+  /// The adjoint of the output (dy), same shape as the output; of output 0 for a multi-output entry.
+  const Tensor& grad_out() const { return m_grad_outs[0]; }
+  /// The adjoint of output k (zeros of its shape when nothing downstream used that output).
+  const Tensor& grad_out(std::size_t k) const { return m_grad_outs[k]; }
+  /// Number of outputs of the entry.
+  std::size_t num_outputs() const { return m_node.num_outputs(); }
+  /// Output k as produced.
+  const Tensor& output(std::size_t k) const { return m_node.output_at(k); }
   /// Operand i as recorded.
   const Tensor& input(std::size_t i) const { return m_node.inputs[i]; }
   std::size_t num_inputs() const { return m_node.inputs.size(); }
@@ -203,7 +255,7 @@ class BackwardContext {
 
  private:
   const Node& m_node;
-  const Tensor& m_grad_out;
+  const Tensor* m_grad_outs;  // one per output
   std::vector<Tensor>& m_grads;
   Deferred& m_deferred;
 };
@@ -215,6 +267,14 @@ class BackwardContext {
 Tensor record(const char* op, std::initializer_list<Tensor> inputs, Tensor output, const char* rule,
               BackwardFn backward);
 Tensor record(const char* op, std::vector<Tensor> inputs, Tensor output, const char* rule, BackwardFn backward);
+/// The same for a built-in primitive: its name and rule come from its one Primitive constant.
+Tensor record(const Primitive& prim, std::initializer_list<Tensor> inputs, Tensor output, BackwardFn backward);
+Tensor record(const Primitive& prim, std::vector<Tensor> inputs, Tensor output, BackwardFn backward);
+/// Records one entry with several outputs, `outputs = op(inputs)` (at least one; each a fresh
+/// tensor). The backward is called once per sweep with grad_out(k) for every output. Returns the
+/// outputs, each now knowing its (entry, output index); untouched if nothing was recorded.
+std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs, std::vector<Tensor> outputs,
+                                 const char* rule, BackwardFn backward);
 
 /// A stable copy of `s` that lives as long as the program (for names of custom ops).
 const char* intern(const std::string& s);
@@ -226,14 +286,25 @@ Tensor custom_op(const std::string& name, std::vector<Tensor> inputs,
                  const std::function<Tensor(const std::vector<Tensor>&)>& forward, BackwardFn backward,
                  const std::string& rule = "");
 
+/// A user-defined primitive with several outputs, recorded as ONE entry (a checkpointed RNN chunk
+/// returning its outputs and its final state): `forward` returns the outputs; `backward` reads
+/// grad_out(k) for each (zeros for an output nothing used) and is called once per sweep.
+std::vector<Tensor> custom_op_multi(const std::string& name, std::vector<Tensor> inputs,
+                                    const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& forward,
+                                    BackwardFn backward, const std::string& rule = "");
+
 /// The same from a struct with `static constexpr const char* name`, `static Tensor
-/// forward(const std::vector<Tensor>&)` and `static void backward(BackwardContext&)`
-/// (optionally `static constexpr const char* rule`).
+/// forward(const std::vector<Tensor>&)` (or `std::vector<Tensor>` for several outputs, recorded by
+/// custom_op_multi) and `static void backward(BackwardContext&)` (optionally
+/// `static constexpr const char* rule`).
 template <class Op>
-Tensor apply(std::vector<Tensor> inputs) {
+auto apply(std::vector<Tensor> inputs) {
   const char* rule = "";
   if constexpr (requires { Op::rule; }) rule = Op::rule;
-  return custom_op(Op::name, std::move(inputs), &Op::forward, &Op::backward, rule);
+  if constexpr (std::is_same_v<decltype(Op::forward(inputs)), std::vector<Tensor>>)
+    return custom_op_multi(Op::name, std::move(inputs), &Op::forward, &Op::backward, rule);
+  else
+    return custom_op(Op::name, std::move(inputs), &Op::forward, &Op::backward, rule);
 }
 
 }  // namespace rwd

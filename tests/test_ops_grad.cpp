@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <set>
 #include <source_location>
 #include <stdexcept>
@@ -437,6 +438,17 @@ std::vector<OpCase> build_table() {
                  return concat(p, 0);
                },
                .inputs = {{"x", smooth}}, .shapes = {{Shape{7}}, {Shape{5, 2}}, {Shape{3, 4}}}});
+  // The sweep's own primitive: backward(create_graph) gives a leaf's first gradient a clone entry
+  // (prim::clone), so .grad() is a fresh tensor with history; here .grad() = d Σ(p⊙x)/dp = x.
+  t.push_back({.signature = "clone — backward(create_graph) into a fresh .grad()",
+               .f = [](In in) {
+                 Tensor p = Tensor::zeros(in[0].shape(), in[0].dtype()).set_requires_grad();
+                 EnableGradGuard recording;  // gradcheck's numeric evaluations run without a tape
+                 backward(sum(p * in[0]), Tensor(), SweepOptions{.create_graph = true});
+                 return p.grad();
+               },
+               .inputs = {{"x", smooth}}, .shapes = {{Shape{}}, {Shape{3}}, {Shape{2, 3}}},
+               .second = SecondOrder::squared});
   t.push_back({.signature = "masked_fill(x, mask, value)", .f = [](In in) { return masked_fill(in[0], in[1], -2.5); },
                .inputs = {{"x", smooth}, {"mask", mask(), false}},
                .shapes = {{Shape{2, 3}, Shape{2, 3}}, {Shape{2, 3}, Shape{3}}, {Shape{3, 4}, Shape{3, 1}},
@@ -535,13 +547,44 @@ const int registered_rows = [] {
 TEST_CASE("op table: signatures are unique and every row has shapes") {
   (void)registered_rows;
   const auto& table = op_table();
-  CHECK(table.size() >= 50);
   std::set<std::string> seen;
   for (const OpCase& op : table) {
     CAPTURE(op.signature);
     CHECK(seen.insert(op.signature).second);
     CHECK_FALSE(op.shapes.empty());
     for (const Shapes& s : op.shapes) CHECK(s.size() == op.inputs.size());
+  }
+}
+
+// Enumerates the primitives (autograd/primitives.hpp) against the table, both ways: every primitive
+// — each rule variant — is recorded, with its non-empty rule, by some subcase of some row (so it has
+// a gradient check); and every entry any row records carries the text of one of those constants, so
+// a rule written (or edited) anywhere else fails here. (By text, not by address: the linker merges
+// equal string literals, so an address could not tell a copy from the constant.)
+TEST_CASE("op table: every primitive records its one rule and has a gradient-check row") {
+  std::map<std::string, std::vector<std::string>> rows_recording;  // rule → rows recording it
+  std::set<std::string> registered;
+  for (const Primitive* p : all_primitives()) registered.insert(p->rule);
+  for (const OpCase& op : op_table())
+    for (std::size_t k = 0; k < op.shapes.size(); ++k) {
+      Tape tape;
+      const std::vector<Tensor> in = draw_inputs(op, op.shapes[k], static_cast<std::uint32_t>(1000 + k));
+      (void)op.f(in);
+      for (const Node& n : tape.entries()) {
+        CAPTURE(op.signature);
+        const std::string entry = std::string(n.op) + ": " + n.rule;
+        CAPTURE(entry);
+        CHECK_MESSAGE(registered.count(n.rule), "an entry's rule is not a Primitive constant of primitives.hpp");
+        rows_recording[n.rule].push_back(op.signature);
+      }
+    }
+  CHECK(registered.size() == all_primitives().size());  // no two primitives share a rule
+  for (const Primitive* p : all_primitives()) {
+    const std::string primitive = std::string(p->op) + ": " + p->rule;
+    CAPTURE(primitive);
+    CHECK(std::strlen(p->op) > 0);
+    CHECK(std::strlen(p->rule) > 0);
+    CHECK_MESSAGE(rows_recording.count(p->rule), "no row of the gradient-check table records this primitive");
   }
 }
 

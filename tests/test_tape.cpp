@@ -671,6 +671,146 @@ TEST_CASE("tape: a custom op whose backward returns a wrong-shaped gradient is a
 }
 
 // ---------------------------------------------------------------------------------------------
+// Several outputs: one entry, one backward call
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+/// (s, p) = (a + b, a ⊙ b) as ONE entry:  da += ds + dp ⊙ b;  db += ds + dp ⊙ a. Counts its backward
+/// calls and remembers the adjoints it was given.
+struct SumProduct {
+  int calls = 0;
+  std::vector<Tensor> seen;  // grad_out(0), grad_out(1) of the last call
+  std::vector<Tensor> operator()(const Tensor& a, const Tensor& b) {
+    return custom_op_multi(
+        "sum_product", {a, b}, [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] + in[1], in[0] * in[1]}; },
+        [this](BackwardContext& c) {
+          ++calls;
+          seen = {c.grad_out(0).detach(), c.grad_out(1).detach()};
+          const Tensor &ds = c.grad_out(0), &dp = c.grad_out(1);
+          if (c.needs_grad(0)) c.accumulate(0, ds + dp * c.input(1));
+          if (c.needs_grad(1)) c.accumulate(1, ds + dp * c.input(0));
+        },
+        "da += ds + dp⊙b; db += ds + dp⊙a");
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tape: a two-output custom op is one entry whose outputs know their (entry, output index)") {
+  Tape tape;
+  SumProduct op;
+  Tensor a = param({0.5, -1.0}, {2}), b = param({2.0, 0.25}, {2});
+  const std::vector<Tensor> y = op(a, b);
+  REQUIRE(y.size() == 2);
+  CHECK(tape.size() == 1);
+  CHECK(y[0].tape_index() == 0);
+  CHECK(y[1].tape_index() == 0);
+  CHECK(output_index(y[0]) == 0);
+  CHECK(output_index(y[1]) == 1);
+  CHECK(tape[0].num_outputs() == 2);
+  CHECK(tape[0].output_at(1).same(y[1]));
+  check_values(y[0], {2.5, -0.75}, "a + b");
+  check_values(y[1], {1.0, -0.25}, "a ⊙ b");
+  // The printed tape names the second output #0.1.
+  Tensor z = y[1] * 3.0;
+  CHECK_CONTAINS(print_tape(tape), "#0.1");
+}
+
+TEST_CASE("tape: a two-output custom op's backward runs once, with zeros for an output nothing used") {
+  Tape tape;
+  SumProduct op;
+  const std::vector<double> av{0.5, -1.0}, bv{2.0, 0.25}, u{1.5, -2.0}, v{0.5, 3.0};
+  Tensor a = param(av, {2}), b = param(bv, {2});
+  SUBCASE("both outputs used, each twice") {
+    const std::vector<Tensor> y = op(a, b);
+    // L = Σ u⊙s + Σ v⊙p + Σ s⊙s:  dL/ds = u + 2s,  dL/dp = v
+    backward(sum(y[0] * f64(u, {2})) + sum(y[1] * f64(v, {2})) + sum(y[0] * y[0]));
+    CHECK(op.calls == 1);
+    check_values(op.seen[0], {u[0] + 2 * (av[0] + bv[0]), u[1] + 2 * (av[1] + bv[1])}, "ds");
+    check_values(op.seen[1], v, "dp");
+    check_values(a.grad(), elementwise(av, [&](double x, std::size_t i) { return u[i] + 2 * (x + bv[i]) + v[i] * bv[i]; }), "da");
+    check_values(b.grad(), elementwise(bv, [&](double x, std::size_t i) { return u[i] + 2 * (av[i] + x) + v[i] * av[i]; }), "db");
+  }
+  SUBCASE("only the second output used") {
+    const std::vector<Tensor> y = op(a, b);
+    backward(sum(y[1] * f64(v, {2})));
+    CHECK(op.calls == 1);
+    check_values(op.seen[0], {0.0, 0.0}, "ds (unused: zeros)");
+    check_values(a.grad(), {v[0] * bv[0], v[1] * bv[1]}, "da = v⊙b");
+    check_values(b.grad(), {v[0] * av[0], v[1] * av[1]}, "db = v⊙a");
+  }
+  SUBCASE("grad() collects the gradient of the second output itself") {
+    const std::vector<Tensor> y = op(a, b);
+    const std::vector<Tensor> g = grad({sum(y[1] * f64(v, {2}))}, {y[1], a});
+    check_values(g[0], v, "d/dp");
+    check_values(g[1], {v[0] * bv[0], v[1] * bv[1]}, "d/da");
+  }
+}
+
+TEST_CASE("tape: a two-output custom op passes gradcheck and gradgradcheck with one or both outputs used") {
+  SumProduct op;
+  std::vector<Tensor> in = {f64({0.3, -0.7, 1.2}, {3}).set_requires_grad().set_name("a"),
+                            f64({-0.4, 0.9, 0.6}, {3}).set_requires_grad().set_name("b")};
+  const Tensor u = f64({1.5, -2.0, 0.5}, {3}), v = f64({0.5, 3.0, -1.0}, {3});
+  const std::vector<std::pair<const char*, TensorFunction>> uses = {
+      {"both", [&](const std::vector<Tensor>& x) {
+         const std::vector<Tensor> y = op(x[0], x[1]);
+         return sum(y[0] * y[0] * u) + sum(tanh(y[1]) * v);
+       }},
+      {"first only", [&](const std::vector<Tensor>& x) { return sum(tanh(op(x[0], x[1])[0]) * u); }},
+      {"second only", [&](const std::vector<Tensor>& x) { return sum(op(x[0], x[1])[1] * op(x[0], x[1])[1] * v); }},
+  };
+  for (const auto& [name, f] : uses) {
+    CAPTURE(name);
+    const GradcheckReport r = gradcheck(f, in);
+    CHECK_MESSAGE(r.ok(), r.str());
+    const GradcheckReport r2 = gradgradcheck(f, in);  // the backward is written with rwd ops
+    CHECK_MESSAGE(r2.ok(), r2.str());
+  }
+}
+
+TEST_CASE("tape: record_multi rejects no outputs and the same tensor twice, naming the op") {
+  Tape tape;
+  Tensor a = param({1.0}, {1});
+  Tensor y = f64({2.0}, {1});
+  CHECK_CONTAINS(message_of<TapeError>([&] { record_multi("two", {a}, {}, "", [](BackwardContext&) {}); }), "two");
+  CHECK_CONTAINS(message_of<TapeError>([&] { record_multi("twice", {a}, {y, y}, "", [](BackwardContext&) {}); }),
+                 "outputs 0 and 1 are the same tensor");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A lean entry: the adjoints live in the sweep's side table, not on the tape
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("tape: an entry holds only op, rule, inputs, outputs and backward — adjoints go to a SweepTrace") {
+  // The layout, pinned: two names, the inputs, output 0, a pointer to any further outputs, the
+  // backward (96 bytes with libstdc++: five entries to a 512-byte block of the tape's deque).
+  CHECK(sizeof(Node) == 2 * sizeof(const char*) + sizeof(std::vector<Tensor>) + sizeof(Tensor) +
+                            sizeof(std::unique_ptr<std::vector<Tensor>>) + sizeof(BackwardFn));
+  Tape tape;
+  Tensor x = param({0.5, -1.0}, {2});
+  Tensor loss = sum(tanh(x) * x);  // #0 tanh, #1 mul, #2 sum
+  CHECK(tape.last_trace() == nullptr);
+  ReverseSweep sweep(loss, Tensor(), SweepOptions{.retain = true, .keep_adjoints = true});
+  REQUIRE(sweep.trace() != nullptr);
+  CHECK(tape.last_trace() == sweep.trace());  // the explain views find it through the tape
+  REQUIRE(sweep.step());
+  CHECK(sweep.current() == 2);
+  REQUIRE(sweep.trace()->at(2) != nullptr);
+  CHECK(sweep.trace()->at(2)->adjoints[0].same(sweep.adjoint_in()));
+  CHECK(sweep.trace()->at(1) == nullptr);  // not reached yet
+  sweep.run();
+  REQUIRE(sweep.trace()->at(0) != nullptr);
+  // #0 tanh received dL/d tanh = x and sent x ⊙ (1 − tanh² x) to x.
+  check_values(sweep.trace()->at(0)->adjoints[0], {0.5, -1.0}, "tanh's dy");
+  check_values(sweep.trace()->at(0)->sent[0],
+               {0.5 * (1 - std::tanh(0.5) * std::tanh(0.5)), -1.0 * (1 - std::tanh(-1.0) * std::tanh(-1.0))}, "sent");
+  tape.clear();
+  CHECK(tape.last_trace() == nullptr);  // dropped with the entries
+}
+
+// ---------------------------------------------------------------------------------------------
 // Tape scopes
 // ---------------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 // y = W·x + b    W (m, k); x (k, n) or (k,); b (m,) or (m, 1) — one bias per row, the same for every
 //                column — or (m, n), a whole base to add to (an earlier affine's output); or none.
-// dW += dy·xᵀ;  dx += Wᵀ·dy;  db += Σ_columns dy (a bias column), or dy (a base)
+// backward: prim::affine_rule[2·has_bias + has_base] (autograd/primitives.hpp) — a bias column takes
+// Σ_columns dy, a base takes dy
 //
 // One primitive for what matmul + reshape + add would record as three: the bias (or base) is written
 // into the output first and the product is added onto it by GEMM with β = 1, so the output is
@@ -49,16 +50,13 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b_in, const Tensor
   Tensor y = kernels::affine("affine", W, x, bias, base);
 
   // ---- backward ----
-  const char* rule = bias.defined() && base.defined() ? "dW += dy·xᵀ; dx += Wᵀ·dy; db += Σ_cols dy; dbase += dy"
-                     : base.defined()                 ? "dW += dy·xᵀ; dx += Wᵀ·dy; dbase += dy"
-                     : bias.defined()                 ? "dW += dy·xᵀ; dx += Wᵀ·dy; db += Σ_cols dy"
-                                                      : "dW += dy·xᵀ; dx += Wᵀ·dy";
+  const Primitive& rule = prim::affine_rule[2 * bias.defined() + base.defined()];
   std::vector<Tensor> inputs = {W, x};
   const std::size_t ib = bias.defined() ? inputs.size() : 0;
   if (bias.defined()) inputs.push_back(bias);
   const std::size_t ibase = base.defined() ? inputs.size() : 0;
   if (base.defined()) inputs.push_back(base);
-  return record("affine", std::move(inputs), y, rule, [vec, ib, ibase](BackwardContext& c) {
+  return record(rule, std::move(inputs), y, [vec, ib, ibase](BackwardContext& c) {
     const Tensor &W = c.input(0), &x = c.input(1), &dy = c.grad_out();
     const std::size_t m = W.dim(0), k = W.dim(1);
     const Tensor dy2 = vec ? reshape(dy, {m, 1}) : dy;

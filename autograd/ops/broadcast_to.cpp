@@ -1,5 +1,6 @@
 // y = x repeated along its size-1 (and missing leading) dimensions up to `shape` (NumPy rules)
-// dx += sum_to_shape(dy, x.shape)   — each copy sends its adjoint back to the one element it copied
+// backward: prim::broadcast_to (autograd/primitives.hpp) — sum_to_shape(dy, x.shape): each copy
+// sends its adjoint back to the one element it copied
 #include "op.hpp"
 
 namespace rwd {
@@ -16,7 +17,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
     throw_shape_error("broadcast_to", {{"input", sx}, {"target", shape}},
                       "each input dimension must equal the target's (aligned from the right) or be 1");
   Tensor y = kernels::broadcast_to("broadcast_to", x, shape);
-  return record("broadcast_to", {x}, y, "dx += Σ_broadcast dy", [](BackwardContext& c) {
+  return record(prim::broadcast_to, {x}, y, [](BackwardContext& c) {
     c.accumulate(0, sum_to_shape(c.grad_out(), c.input(0).shape()));
   });
 }

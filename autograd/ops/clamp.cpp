@@ -1,5 +1,5 @@
 // y = min(max(x, lo), hi)
-// dx += dy ⊙ [lo ≤ x ≤ hi]   (inclusive at the bounds, as PyTorch)
+// backward: prim::clamp (autograd/primitives.hpp), the mask inclusive at the bounds, as PyTorch
 #include "op.hpp"
 
 namespace rwd {
@@ -10,7 +10,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
     using T = decltype(v);
     return std::min(std::max(v, static_cast<T>(lo)), static_cast<T>(hi));
   });
-  return record("clamp", {x}, y, "dx += dy⊙[lo≤x≤hi]", [lo, hi](BackwardContext& c) {
+  return record(prim::clamp, {x}, y, [lo, hi](BackwardContext& c) {
     c.accumulate(0, c.grad_out() * kernels::mask("clamp", c.input(0), [lo, hi](auto v) { return v >= lo && v <= hi; }));
   });
 }

@@ -1,5 +1,5 @@
 // y = [x₀ x₁ … ] joined along `axis`
-// dxᵢ += dy[…, offᵢ : offᵢ + nᵢ, …]
+// backward: prim::concat (autograd/primitives.hpp): each input takes its own span of dy
 #include "op.hpp"
 
 namespace rwd {
@@ -21,7 +21,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
     so[ax] += si[ax];
   }
   Tensor y = kernels::concat("concat", xs, ax, so);
-  return record("concat", xs, y, "dxᵢ += dy[offᵢ : offᵢ+nᵢ]", [axis, ax](BackwardContext& c) {
+  return record(prim::concat, xs, y, [axis, ax](BackwardContext& c) {
     std::size_t offset = 0;
     for (std::size_t i = 0; i < c.num_inputs(); ++i) {
       const std::size_t n = c.input(i).shape()[ax];

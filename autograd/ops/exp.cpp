@@ -1,12 +1,12 @@
 // y = eˣ
-// dx += dy ⊙ y
+// backward: prim::exp (autograd/primitives.hpp): eˣ is its own derivative, so the output is reused
 #include "op.hpp"
 
 namespace rwd {
 
 Tensor exp(const Tensor& x) {
   Tensor y = kernels::unary("exp", x, kernels::Unary::exp);
-  return record("exp", {x}, y, "dx += dy⊙y", [](BackwardContext& c) { c.accumulate(0, c.grad_out() * c.output()); });
+  return record(prim::exp, {x}, y, [](BackwardContext& c) { c.accumulate(0, c.grad_out() * c.output()); });
 }
 
 }  // namespace rwd

@@ -1,8 +1,9 @@
 // y[…, j, …] = x[…, index[…, j, …], …] along `axis` (PyTorch's gather; picks a class's log-prob)
-// dx += scatter_add(dy)  — each picked element's adjoint added back where it was picked from
+// backward: prim::gather (autograd/primitives.hpp) — each picked element's adjoint added back where
+// it was picked from
 //
-// scatter_add is gather's adjoint and a primitive of its own (double backward stays on the tape):
-// g' = scatter_add(g)   dg += gather(dg')
+// scatter_add is gather's adjoint and a primitive of its own (prim::scatter_add), so double backward
+// stays on the tape: g' = scatter_add(g).
 #include "op.hpp"
 
 namespace rwd {
@@ -29,7 +30,7 @@ Tensor gather(const Tensor& x, int axis, const Indices& index, const Shape& inde
   const std::size_t ax = normalize_axis("gather", axis, sx);
   check_gather("gather", sx, index_shape, ax, index);
   Tensor y = kernels::gather("gather", x, ax, index.data(), index_shape);
-  return record("gather", {x}, y, "dx += scatter_add(dy)", [sx, axis, index, index_shape](BackwardContext& c) {
+  return record(prim::gather, {x}, y, [sx, axis, index, index_shape](BackwardContext& c) {
     c.accumulate(0, scatter_add(c.grad_out(), sx, axis, index, index_shape));
   });
 }
@@ -40,7 +41,7 @@ Tensor scatter_add(const Tensor& g, const Shape& shape, int axis, const Indices&
   if (g.shape() != index_shape)
     throw_shape_error("scatter_add", {{"source", g.shape()}, {"index", index_shape}}, "the source must have the index's shape");
   Tensor y = kernels::scatter_add("scatter_add", g, shape, ax, index.data());
-  return record("scatter_add", {g}, y, "dg += gather(dy)", [axis, index, index_shape](BackwardContext& c) {
+  return record(prim::scatter_add, {g}, y, [axis, index, index_shape](BackwardContext& c) {
     c.accumulate(0, gather(c.grad_out(), axis, index, index_shape));
   });
 }

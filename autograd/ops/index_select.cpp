@@ -1,8 +1,9 @@
 // y = x[…, indices, …] along `axis` (an embedding lookup: index_select(W, 0, ids))
-// dx += index_add(dy)  — each selected slice's adjoint added back at its index (repeats add up)
+// backward: prim::index_select (autograd/primitives.hpp) — each selected slice's adjoint added back
+// at its index (repeats add up)
 //
-// index_add is index_select's adjoint and a primitive of its own (double backward stays on the tape):
-// g' = index_add(g)   dg += index_select(dg')
+// index_add is index_select's adjoint and a primitive of its own (prim::index_add), so double
+// backward stays on the tape: g' = index_add(g).
 #include "op.hpp"
 
 namespace rwd {
@@ -22,7 +23,7 @@ Tensor index_select(const Tensor& x, int axis, const Indices& indices) {
   const std::size_t ax = normalize_axis("index_select", axis, sx);
   detail::check_indices("index_select", indices, sx[ax], ax, sx);
   Tensor y = kernels::index_select("index_select", x, ax, indices.data(), indices.size());
-  return record("index_select", {x}, y, "dx += index_add(dy)", [sx, axis, indices](BackwardContext& c) {
+  return record(prim::index_select, {x}, y, [sx, axis, indices](BackwardContext& c) {
     c.accumulate(0, index_add(c.grad_out(), sx, axis, indices));
   });
 }
@@ -36,7 +37,7 @@ Tensor index_add(const Tensor& g, const Shape& shape, int axis, const Indices& i
     throw_shape_error("index_add", {{"source", g.shape()}, {"target", shape}},
                       "the source must have shape " + expected.str() + " (one slice per index)");
   Tensor y = kernels::index_add("index_add", g, shape, ax, indices.data(), indices.size());
-  return record("index_add", {g}, y, "dg += index_select(dy)", [axis, indices](BackwardContext& c) {
+  return record(prim::index_add, {g}, y, [axis, indices](BackwardContext& c) {
     c.accumulate(0, index_select(c.grad_out(), axis, indices));
   });
 }

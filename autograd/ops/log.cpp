@@ -1,12 +1,12 @@
 // y = ln x
-// dx += dy / x
+// backward: prim::log (autograd/primitives.hpp)
 #include "op.hpp"
 
 namespace rwd {
 
 Tensor log(const Tensor& x) {
   Tensor y = kernels::log("log", x);
-  return record("log", {x}, y, "dx += dy/x", [](BackwardContext& c) { c.accumulate(0, c.grad_out() / c.input(0)); });
+  return record(prim::log, {x}, y, [](BackwardContext& c) { c.accumulate(0, c.grad_out() / c.input(0)); });
 }
 
 }  // namespace rwd

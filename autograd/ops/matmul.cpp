@@ -1,8 +1,6 @@
 // C = op(A)·op(B), op(X) = X or Xᵀ by flag; 2-D, or batched over a leading dimension.
-// For C = A·B:    dA += dC·Bᵀ      dB += Aᵀ·dC
-// For C = A·Bᵀ:   dA += dC·B       dB += dCᵀ·A
-// For C = Aᵀ·B:   dA += B·dCᵀ      dB += A·dC
-// For C = Aᵀ·Bᵀ:  dA += Bᵀ·dCᵀ     dB += dCᵀ·Aᵀ
+// backward: prim::matmul_rule[2·ta + tb] (autograd/primitives.hpp), one rule per transpose case; each
+// product below is commented with the case it computes.
 // Every product goes to BLAS gemm with its transpose flags, so no transpose is ever copied.
 #include "op.hpp"
 
@@ -18,11 +16,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   kernels::gemm_into(a, b, ta, tb, c, 0.0);
 
   // ---- backward ----
-  const char* rule = !ta && !tb ? "dA += dC·Bᵀ; dB += Aᵀ·dC"
-                     : !ta      ? "dA += dC·B; dB += dCᵀ·A"
-                     : !tb      ? "dA += B·dCᵀ; dB += A·dC"
-                                : "dA += Bᵀ·dCᵀ; dB += dCᵀ·Aᵀ";
-  return record("matmul", {a, b}, c, rule, [ta, tb](BackwardContext& ctx) {
+  return record(prim::matmul_rule[2 * ta + tb], {a, b}, c, [ta, tb](BackwardContext& ctx) {
     const Tensor &A = ctx.input(0), &B = ctx.input(1), &dC = ctx.grad_out();
     if (ctx.needs_grad(0)) {
       if (!ta) ctx.accumulate_matmul(0, dC, B, false, !tb);  // dC·Bᵀ or dC·B

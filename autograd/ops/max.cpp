@@ -1,5 +1,5 @@
 // y = max_axis x
-// dx += broadcast(dy) ⊙ onehot(argmax)   — the first maximal element takes the whole adjoint
+// backward: prim::max (autograd/primitives.hpp) — the first maximal element takes the whole adjoint
 #include "op.hpp"
 
 namespace rwd {
@@ -14,7 +14,7 @@ Tensor max(const Tensor& x, int axis, bool keepdims) {
     if (d != ax) reduced.push_back(sx[d]);
   Tensor mask;  // the one-hot of each lane's first maximum, x's shape
   Tensor y = kernels::max("max", x, ax, keepdims ? kept : reduced, mask);
-  return record("max", {x}, y, "dx += broadcast(dy)⊙onehot(argmax)", [kept, mask](BackwardContext& c) {
+  return record(prim::max, {x}, y, [kept, mask](BackwardContext& c) {
     c.accumulate(0, broadcast_to(reshape(c.grad_out(), kept), c.input(0).shape()) * mask);
   });
 }

@@ -11,6 +11,7 @@
 #include "../../kernels/gemm.hpp"
 #include "../../kernels/reduce.hpp"
 #include "../ops.hpp"
+#include "../primitives.hpp"
 #include "../tape.hpp"
 
 namespace rwd::detail {

@@ -1,5 +1,5 @@
 // y = x with its axes reordered: y.shape[i] = x.shape[axes[i]]
-// dx += permute(dy, axes⁻¹)
+// backward: prim::permute (autograd/primitives.hpp): the inverse permutation
 #include "op.hpp"
 
 namespace rwd {
@@ -20,7 +20,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& axes) {
   }
   Tensor y = kernels::permute("permute", x, perm);
   std::vector<int> inv(inverse.begin(), inverse.end());
-  return record("permute", {x}, y, "dx += permute(dy, axes⁻¹)", [inv](BackwardContext& c) {
+  return record(prim::permute, {x}, y, [inv](BackwardContext& c) {
     c.accumulate(0, permute(c.grad_out(), inv));
   });
 }

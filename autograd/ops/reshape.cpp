@@ -1,5 +1,5 @@
 // y = x viewed with a new shape (same elements, row-major order)
-// dx += reshape(dy, x.shape)
+// backward: prim::reshape (autograd/primitives.hpp)
 #include "op.hpp"
 
 namespace rwd {
@@ -12,7 +12,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
                           std::to_string(shape.numel()));
   if (sx == shape) return x;
   Tensor y = kernels::copy("reshape", x, shape);
-  return record("reshape", {x}, y, "dx += reshape(dy, x.shape)", [](BackwardContext& c) {
+  return record(prim::reshape, {x}, y, [](BackwardContext& c) {
     c.accumulate(0, reshape(c.grad_out(), c.input(0).shape()));
   });
 }

@@ -1,8 +1,8 @@
 // y = x[..., start:stop:step, ...] along `axis`
-// dx += unslice(dy)   — dy placed back at the sliced positions, zeros elsewhere
+// backward: prim::slice (autograd/primitives.hpp) — dy placed back at the sliced positions, zeros elsewhere
 //
-// unslice is slice's adjoint and a primitive of its own, so that double backward stays on the tape:
-// g' = unslice(g)   dg += slice(dg')
+// unslice is slice's adjoint and a primitive of its own (prim::unslice), so that double backward
+// stays on the tape: g' = unslice(g).
 #include "op.hpp"
 
 namespace rwd {
@@ -31,7 +31,7 @@ Tensor slice(const Tensor& x, int axis, std::size_t start, std::size_t stop, std
   const std::size_t count = slice_count(start, stop, step);
   if (start == 0 && stop == sx[ax] && step == 1) return x;
   Tensor y = kernels::slice("slice", x, ax, start, count, step);
-  return record("slice", {x}, y, "dx += unslice(dy)", [axis, start, stop, step](BackwardContext& c) {
+  return record(prim::slice, {x}, y, [axis, start, stop, step](BackwardContext& c) {
     c.accumulate_slice(0, c.grad_out(), axis, start, stop, step);  // in place: no zero tensor of x's size
   });
 }
@@ -46,7 +46,7 @@ Tensor unslice(const Tensor& g, const Shape& shape, int axis, std::size_t start,
     throw_shape_error("unslice", {{"gradient", g.shape()}, {"slice of", shape}},
                       "the gradient must have the slice's shape " + expected.str());
   Tensor y = kernels::unslice("unslice", g, shape, ax, start, count, step);
-  return record("unslice", {g}, y, "dg += slice(dy)", [axis, start, stop, step](BackwardContext& c) {
+  return record(prim::unslice, {g}, y, [axis, start, stop, step](BackwardContext& c) {
     c.accumulate(0, slice(c.grad_out(), axis, start, stop, step));
   });
 }

@@ -1,5 +1,5 @@
 // y = [x₀, x₁, …] along a new axis `axis`
-// dxᵢ += dy[…, i, …]
+// backward: prim::stack (autograd/primitives.hpp): each input takes its own index of dy
 #include "op.hpp"
 
 namespace rwd {
@@ -25,7 +25,7 @@ Tensor stack(const std::vector<Tensor>& xs, int axis) {
   if (ax == s0.ndim()) so.push_back(xs.size());
   Tensor y = kernels::stack("stack", xs, ax, so);
   const int a = static_cast<int>(ax);
-  return record("stack", xs, y, "dxᵢ += dy[i]", [a, s0](BackwardContext& c) {
+  return record(prim::stack, xs, y, [a, s0](BackwardContext& c) {
     for (std::size_t i = 0; i < c.num_inputs(); ++i)
       if (c.needs_grad(i)) c.accumulate(i, reshape(slice(c.grad_out(), a, i, i + 1), s0));
   });

@@ -1,5 +1,5 @@
 // y = Σ_axes x   (keepdims leaves the summed axes as size 1)
-// dx += broadcast(dy, x.shape)   — every summed element receives the adjoint of its sum
+// backward: prim::sum (autograd/primitives.hpp) — every summed element receives its sum's adjoint
 #include <algorithm>
 
 #include "op.hpp"
@@ -25,7 +25,7 @@ Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
   Tensor y = kernels::sum("sum", x, kept, keepdims ? kept : reduced);
 
   // ---- backward ----
-  return record("sum", {x}, y, "dx += broadcast(dy)", [kept](BackwardContext& c) {
+  return record(prim::sum, {x}, y, [kept](BackwardContext& c) {
     c.accumulate(0, broadcast_to(reshape(c.grad_out(), kept), c.input(0).shape()));
   });
 }

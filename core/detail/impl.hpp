@@ -26,6 +26,7 @@ struct TensorImpl {
   Tensor grad;                  // accumulated gradient (leaves)
   Tape* tape = nullptr;         // the tape that recorded this value (null for leaves and constants)
   std::int64_t node = -1;       // index of the producing entry on that tape
+  std::uint32_t output = 0;     // which output of that entry (0 but for a multi-output entry)
   bool requires_grad = false;   // a parameter, or a recorded value that depends on one
   bool keep_on_clear = false;   // survive a tape clear as a constant
   bool released = false;        // value freed when its tape was cleared
