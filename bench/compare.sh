@@ -12,8 +12,8 @@
 # matrix products, forward + backward, no dx for the first layer's data. SGEMM_GFLOPS defaults to 130
 # (OpenBLAS sgemm on one core of this machine).
 #
-# Usage: bench/compare.sh [--bench PATH] [--cases a,b] [--threads 1,2] [--steps N] [--rounds N] [--raw]
-#                         [--markdown FILE]
+# Usage: bench/compare.sh [--bench PATH] [--baseline PATH] [--cases a,b] [--threads 1,2] [--steps N]
+#                         [--rounds N] [--raw] [--markdown FILE]
 #   --bench   rewind_bench (default: build-bench/rewind_bench, else build/rewind_bench, under the project)
 #   --steps N caps the timed steps of each case (both sides); warm-ups stay as they are
 #   --raw     also print each side's own key=value line
@@ -21,6 +21,9 @@
 #             report the median of the N medians, with their range (rewind_range, torch_range): on a
 #             shared machine one process can land in a slow spell (seen here at 2 threads)
 #   --markdown FILE  also write the lines as a Markdown table to FILE (for the README)
+#   --baseline PATH  an older rewind_bench (a build of an earlier commit) measured in the same run,
+#             its turn rotating with the others: adds baseline_ms, vs_baseline (= baseline / rewind:
+#             above 1 when the new tree is faster), baseline_rss_mib and baseline_loss0
 # The peer is Debian's python3-torch (/usr/bin/python3), installed when missing; if that fails it says
 # so and prints the rewind side only (rewind then starts from its own weights and data).
 # TORCH_PEER_PYTHON overrides the interpreter. When OpenBLAS would run generic kernels on this CPU,
@@ -30,6 +33,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 bench=""
+baseline=""
 cases="tiny,lstm_medium,gru_medium,rnn_medium,lstm_large,sine_epoch"
 threads="1,2"
 steps=""
@@ -39,6 +43,7 @@ rounds=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bench) bench=$2; shift 2 ;;
+    --baseline) baseline=$2; shift 2 ;;
     --cases) cases=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
@@ -49,6 +54,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
+if [[ -n "$baseline" && ! -x "$baseline" ]]; then echo "no baseline rewind_bench at $baseline" >&2; exit 2; fi
 if [[ -z "$bench" ]]; then
   for b in "$root/build-bench/rewind_bench" "$root/build/rewind_bench"; do
     [[ -x "$b" ]] && { bench=$b; break; }
@@ -113,9 +119,10 @@ case_flops() {
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -1; }
 
 run_rewind() { OPENBLAS_NUM_THREADS=$2 "$bench" --cases "$1" --threads "$2" "${init_args[@]}" "${step_args[@]}"; }
+run_baseline() { OPENBLAS_NUM_THREADS=$2 "$baseline" --cases "$1" --threads "$2" "${init_args[@]}" "${step_args[@]}"; }
 run_torch() { "$PY" "$here/torch_peer.py" --cases "$1" --threads "$2" "${step_args[@]}"; }
 
-header="# compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) bench=$bench sgemm_gflops_per_core=$sgemm torch=$have_torch steps=${steps:-default}"
+header="# compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) bench=$bench baseline=${baseline:-none} sgemm_gflops_per_core=$sgemm torch=$have_torch steps=${steps:-default}"
 echo "$header"
 lines=()
 k=0
@@ -125,17 +132,20 @@ median_of() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { pr
 range_of() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 for c in "${case_list[@]}"; do
   for n in "${thread_list[@]}"; do
-    rs=""; ts=""; r=""; t=""
+    rs=""; ts=""; bs=""; r=""; t=""; b=""
     for ((round = 0; round < rounds; round++)); do
-      rr=""; tt=""
+      rr=""; tt=""; bb=""
       if [[ $have_torch == 1 && $((k % 2)) == 1 ]]; then tt=$(run_torch "$c" "$n"); fi
+      if [[ -n "$baseline" && $((k % 2)) == 1 ]]; then bb=$(run_baseline "$c" "$n"); fi
       rr=$(run_rewind "$c" "$n")
+      if [[ -n "$baseline" && $((k % 2)) == 0 ]]; then bb=$(run_baseline "$c" "$n"); fi
       if [[ $have_torch == 1 && $((k % 2)) == 0 ]]; then tt=$(run_torch "$c" "$n"); fi
       k=$((k + 1))
-      if [[ $raw == 1 ]]; then echo "# $rr"; [[ -n "$tt" ]] && echo "# $tt"; fi
-      r=$rr; t=$tt
+      if [[ $raw == 1 ]]; then echo "# $rr"; [[ -n "$tt" ]] && echo "# $tt"; [[ -n "$bb" ]] && echo "# baseline: $bb"; fi
+      r=$rr; t=$tt; b=$bb
       rs+=" $(field "$rr" median_ms)"
       [[ -n "$tt" ]] && ts+=" $(field "$tt" median_ms)"
+      [[ -n "$bb" ]] && bs+=" $(field "$bb" median_ms)"
     done
     rms=$(median_of <<<"$rs")
     floor_ms=$(awk -v f="$(case_flops "$c")" -v g="$sgemm" -v n="$n" 'BEGIN { printf "%.6g", f / (g * n * 1e9) * 1e3 }')
@@ -149,8 +159,14 @@ for c in "${case_list[@]}"; do
     line+=" floor_frac=$(awk -v a="$floor_ms" -v b="$rms" 'BEGIN { printf "%.3g", a / b }') floor_ms=$floor_ms"
     line+=" rewind_rss_mib=$(field "$r" peak_rss_mib) torch_rss_mib=$([[ -n "$t" ]] && field "$t" peak_rss_mib || echo NA)"
     line+=" rewind_loss0=$(field "$r" loss0) torch_loss0=$([[ -n "$t" ]] && field "$t" loss0 || echo NA)"
+    if [[ -n "$b" ]]; then
+      bms=$(median_of <<<"$bs")
+      line+=" baseline_ms=$bms vs_baseline=$(awk -v a="$bms" -v b="$rms" 'BEGIN { printf "%.3f", a / b }')"
+      line+=" baseline_rss_mib=$(field "$b" peak_rss_mib) baseline_loss0=$(field "$b" loss0)"
+    fi
     if ((rounds > 1)); then
       line+=" rounds=$rounds rewind_range=$(range_of <<<"$rs") torch_range=$([[ -n "$t" ]] && range_of <<<"$ts" || echo NA)"
+      [[ -n "$b" ]] && line+=" baseline_range=$(range_of <<<"$bs")"
     fi
     echo "$line"
     lines+=("$line")
