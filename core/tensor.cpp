@@ -193,6 +193,7 @@ void Tensor::assign(const Tensor& src) {
     throw_shape_error("assign", {{"target", shape()}, {"source", src.shape()}}, "shapes must be equal");
   std::visit(
       [&](auto& dst) {
+        // (Same dtype: std::copy is a memmove, right also for two overlapping views of one storage.)
         std::visit([&](const auto& s) { std::copy(s.begin(), s.end(), dst.begin()); }, src.impl().value);
       },
       impl().value);

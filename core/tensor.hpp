@@ -13,7 +13,8 @@
 // into a tensor only when what reads it (a view, a recorded value on a live tape) expects it. The
 // library itself never writes in place into storage another tensor reads: the backward sweep's adds
 // into adjoints and .grad() copy first when a view shares them. A tape clear releases a recorded view
-// or its base independently: the storage lives while any tensor holds it. detach() and clone() copy.
+// or its base independently: the storage lives while any tensor holds it — so a small view kept long
+// (a last step, a row) keeps its base's whole storage; detach() and clone() copy, and keep only theirs.
 #pragma once
 
 #include <cstddef>

@@ -251,3 +251,14 @@ TEST_CASE("views: gradcheck's float64 promotion of a view input leaves it sharin
   CHECK(v.shares_storage(base));
   CHECK(v.data<float>() == base.data<float>());
 }
+
+TEST_CASE("views: assign between overlapping views of one storage gives what a copy of the source would") {
+  Tensor x = f64({0, 1, 2, 3, 4, 5, 6, 7}, {4, 2});
+  Tensor head = slice(x, 0, 0, 3), tail = slice(x, 0, 1, 4);  // rows 0-2 and 1-3: they overlap
+  head.assign(tail);  // rows shift up
+  CHECK(x.to_vector() == std::vector<double>{2, 3, 4, 5, 6, 7, 6, 7});
+  x = f64({0, 1, 2, 3, 4, 5, 6, 7}, {4, 2});
+  head = slice(x, 0, 0, 3), tail = slice(x, 0, 1, 4);
+  tail.assign(head);  // rows shift down: a forward copy would smear row 0 over all of them
+  CHECK(x.to_vector() == std::vector<double>{0, 1, 0, 1, 2, 3, 4, 5});
+}

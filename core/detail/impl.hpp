@@ -144,26 +144,4 @@ decltype(auto) visit_dtype(Dtype dtype, F&& f) {
 /// Throws DtypeError unless a and b share a dtype.
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
 
-/// y = f(x) elementwise; f takes an Array<T> and returns an xtensor expression of the same shape.
-template <class F>
-Tensor map(const char* op, const Tensor& x, F&& f) {
-  return visit_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    Array<T> out = f(array<T>(x, op));
-    return make_tensor<T>(std::move(out));
-  });
-}
-
-/// z = f(a, b) elementwise with NumPy broadcasting (checked, naming `op`).
-template <class F>
-Tensor zip(const char* op, const Tensor& a, const Tensor& b, F&& f) {
-  check_same_dtype(op, a, b);
-  broadcast_shapes(op, a.shape(), b.shape());
-  return visit_dtype(a.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    Array<T> out = f(array<T>(a, op), array<T>(b, op));
-    return make_tensor<T>(std::move(out));
-  });
-}
-
 }  // namespace rwd::detail
