@@ -9,9 +9,11 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <iterator>
 #include <memory>
+#include <new>
 #include <utility>
 
 #include "buffer.hpp"
@@ -51,11 +53,7 @@ class SharedBuffer {
     allocate(other.m_size);
     std::copy_n(other.m_data, other.m_size, m_data);
   }
-  SharedBuffer(SharedBuffer&& other) noexcept
-      : m_block(std::move(other.m_block)),
-        m_data(std::exchange(other.m_data, nullptr)),
-        m_size(std::exchange(other.m_size, 0)),
-        m_view(std::exchange(other.m_view, false)) {}
+  SharedBuffer(SharedBuffer&& other) noexcept { steal(other); }
   SharedBuffer& operator=(const SharedBuffer& other) {
     if (this != &other) SharedBuffer(other).swap(*this);
     return *this;
@@ -64,22 +62,29 @@ class SharedBuffer {
     SharedBuffer(std::move(other)).swap(*this);
     return *this;
   }
+  ~SharedBuffer() { release(); }
 
   /// `n` elements from `offset` of this run, sharing its block (a view).
   SharedBuffer share(size_type offset, size_type n) const {
     SharedBuffer v;
-    v.m_block = m_block;
+    v.m_block.store(hold(), std::memory_order_relaxed);
     v.m_data = m_data + offset;
     v.m_size = n;
     v.m_view = true;
     return v;
   }
-  /// How many containers hold this block (1: no other tensor reads these values).
-  long owners() const noexcept { return m_block.use_count(); }
+  /// How many containers hold this run's block (1: no other tensor reads these values).
+  long owners() const noexcept {
+    const Block* b = m_block.load(std::memory_order_acquire);
+    return b ? b->refs.load(std::memory_order_acquire) : 1;
+  }
   /// True if this run was made by share(): a view of another tensor's values.
   bool is_view() const noexcept { return m_view; }
-  /// The block this run lies in (null for an empty array never given one): equal for a view and its base.
-  const void* block() const noexcept { return m_block.get(); }
+  /// Where this run's block starts (null for an empty array never given one): equal for a view and its base.
+  const void* block() const noexcept {
+    const Block* b = m_block.load(std::memory_order_acquire);
+    return b ? static_cast<const void*>(b->data) : static_cast<const void*>(m_data);
+  }
 
   allocator_type get_allocator() const noexcept { return {}; }
   bool empty() const noexcept { return m_size == 0; }
@@ -113,29 +118,73 @@ class SharedBuffer {
   const_reverse_iterator crend() const noexcept { return rend(); }
 
   void swap(SharedBuffer& other) noexcept {
-    std::swap(m_block, other.m_block);
+    Block* b = m_block.load(std::memory_order_relaxed);
+    m_block.store(other.m_block.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    other.m_block.store(b, std::memory_order_relaxed);
     std::swap(m_data, other.m_data);
     std::swap(m_size, other.m_size);
     std::swap(m_view, other.m_view);
   }
 
  private:
-  // The values' block and its reference count come from the buffer cache, like the values did when
-  // each array owned them (a 0-element array still takes a block, as xtensor's uvector did).
-  struct Release {
+  // The reference count of a block that views share. A tensor that was never viewed has none: it
+  // frees its values itself (most tensors: a count made for each would cost an allocation and an
+  // atomic for nothing). The first view makes one, counting the base and itself; from then on the
+  // block is freed when the count falls to 0. Made with a compare-and-swap, so that two threads
+  // viewing one base at once agree on one count.
+  struct Block {
+    std::atomic<long> refs;
+    T* data;
     size_type n;
-    void operator()(T* p) const noexcept { allocator_type().deallocate(p, n); }
   };
+  using BlockAllocator = BufferAllocator<Block>;
+
   void allocate(size_type n) {
-    T* p = allocator_type().allocate(n);
-    m_block = std::shared_ptr<T>(p, Release{n}, allocator_type());  // frees p if this throws
-    m_data = p;
+    m_data = allocator_type().allocate(n);  // a 0-element array still takes a buffer, as uvector did
     m_size = n;
+  }
+  // One more hold on this run's block, made on the first view.
+  Block* hold() const {
+    Block* b = m_block.load(std::memory_order_acquire);
+    if (!b) {
+      if (!m_data) return nullptr;  // an empty array never given a buffer: nothing to share
+      Block* fresh = BlockAllocator().allocate(1);
+      new (fresh) Block{{1}, m_data, m_size};  // (not a view: its run is its whole buffer)
+      if (m_block.compare_exchange_strong(b, fresh, std::memory_order_acq_rel)) {
+        b = fresh;
+      } else {
+        fresh->~Block();
+        BlockAllocator().deallocate(fresh, 1);
+      }
+    }
+    b->refs.fetch_add(1, std::memory_order_relaxed);
+    return b;
+  }
+  void release() noexcept {
+    if (Block* b = m_block.load(std::memory_order_relaxed)) {
+      if (b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        allocator_type().deallocate(b->data, b->n);
+        b->~Block();
+        BlockAllocator().deallocate(b, 1);
+      }
+    } else if (m_data) {  // never viewed: a base, its run its whole buffer
+      allocator_type().deallocate(m_data, m_size);
+    }
+    m_block.store(nullptr, std::memory_order_relaxed);
+    m_data = nullptr;
+    m_size = 0;
     m_view = false;
   }
+  void steal(SharedBuffer& other) noexcept {
+    m_block.store(other.m_block.exchange(nullptr, std::memory_order_relaxed), std::memory_order_relaxed);
+    m_data = std::exchange(other.m_data, nullptr);
+    m_size = std::exchange(other.m_size, 0);
+    m_view = std::exchange(other.m_view, false);
+  }
 
-  std::shared_ptr<T> m_block;
-  T* m_data = nullptr;
+  // A view always has a block; a base has one once viewed, and until then its run is its buffer.
+  mutable std::atomic<Block*> m_block{nullptr};
+  T* m_data = nullptr;  // the run: [m_data, m_data + m_size)
   size_type m_size = 0;
   bool m_view = false;
 };
