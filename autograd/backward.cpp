@@ -19,7 +19,7 @@ void add_in_place(const Tensor& dst, const Tensor& src) {
   std::visit(
       [&](auto& d) {
         using T = typename std::decay_t<decltype(d)>::value_type;
-        kernels::simd::binary(kernels::Binary::add, d.data(), detail::array<T>(src, "backward").data(), d.data(),
+        kernels::simd::binary(kernels::Binary::add, d.data(), detail::data<T>(src, "backward"), d.data(),
                               d.size());
       },
       dst.impl().value);
@@ -34,7 +34,7 @@ void add_region_in_place(const Tensor& dst, const BackwardContext::Region& r) {
   std::visit(
       [&](auto& d) {
         using T = typename std::decay_t<decltype(d)>::value_type;
-        kernels::slice_add(d.data(), detail::array<T>(r.g, "slice").data(), f, r.start, count, r.step, 0, f.outer);
+        kernels::slice_add(d.data(), detail::data<T>(r.g, "slice"), f, r.start, count, r.step, 0, f.outer);
       },
       dst.impl().value);
 }
@@ -204,7 +204,7 @@ void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
     if (!slot.defined()) {
       slot = g;  // not ours yet: g may be shared with another input (add sends dz to both)
       m_owned[i] = false;
-    } else if (!graph && m_owned[i]) {
+    } else if (!graph && m_owned[i] && detail::storage_owners(slot.impl()) == 1) {
       add_in_place(slot, g);
     } else {
       GradModeScope mode(graph);
@@ -234,7 +234,7 @@ void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
     if (acc.impl().tape) acc.keep_on_clear();
   } else if (!acc.defined()) {
     acc = g.detach();
-  } else if (acc.impl().tape) {
+  } else if (acc.impl().tape || detail::storage_owners(acc.impl()) > 1) {  // history, or a view reads it
     GradModeScope mode(false);
     acc = add(acc, g);
   } else {
@@ -255,7 +255,10 @@ Tensor* ReverseSweep::writable_slot(const Tensor& input) {
   if (!intermediate && m_hooks) mark_received(&p);
   const auto node = static_cast<std::size_t>(intermediate ? p.node : 0);
   Tensor& slot = intermediate ? m_adjoints[node] : p.grad;
-  if (slot.defined() && ((intermediate && !m_owned[node]) || slot.impl().tape)) slot = slot.detach();
+  // (Private also means no view shares its storage: an add in place would change what the view reads.)
+  if (slot.defined() &&
+      ((intermediate && !m_owned[node]) || slot.impl().tape || detail::storage_owners(slot.impl()) > 1))
+    slot = slot.detach();
   if (intermediate) m_owned[node] = true;
   return &slot;
 }

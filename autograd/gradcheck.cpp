@@ -24,8 +24,10 @@ class Promotion {
     for (const Tensor& t : inputs) {
       detail::TensorImpl& p = t.impl();
       if (p.dtype() != Dtype::f32) continue;
-      m_saved.push_back({t, p.value, p.grad});
-      p.value = std::move(kernels::cast("gradcheck", t, Dtype::f64).impl().value);
+      Tensor promoted = kernels::cast("gradcheck", t, Dtype::f64);
+      // Moved aside, not copied: restored, an input that is a view still shares its base's storage.
+      m_saved.push_back({t, std::move(p.value), p.grad});
+      p.value = std::move(promoted.impl().value);
       p.grad = Tensor();
     }
   }

@@ -56,11 +56,12 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b, const Tensor& b
 // ---- primitives: shape ----
 /// Reorders axes: out.shape[i] = x.shape[axes[i]].
 Tensor permute(const Tensor& x, const std::vector<int>& axes);
-/// Same elements, new shape (same count).
+/// Same elements, new shape (same count). A view: shares x's storage (core/tensor.hpp, Views).
 Tensor reshape(const Tensor& x, const Shape& shape);
 /// Repeats size-1 (and missing leading) dimensions up to `shape`, NumPy rules.
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
-/// x[..., start:stop:step, ...] along `axis`.
+/// x[..., start:stop:step, ...] along `axis`. A view of x's storage when only size-1 axes come before
+/// `axis` (the leading axis, most often) and step is 1; a copy otherwise.
 Tensor slice(const Tensor& x, int axis, std::size_t start, std::size_t stop, std::size_t step = 1);
 /// The adjoint of slice: zeros of `shape` with g placed at [start:stop:step] along `axis`.
 Tensor unslice(const Tensor& g, const Shape& shape, int axis, std::size_t start, std::size_t stop,
@@ -98,9 +99,9 @@ Tensor min(const Tensor& x, int axis, bool keepdims = false);
 Tensor square(const Tensor& x);
 /// Swaps the last two axes.
 Tensor transpose(const Tensor& x);
-/// Inserts a size-1 axis at `axis`.
+/// Inserts a size-1 axis at `axis` (a view, as reshape).
 Tensor unsqueeze(const Tensor& x, int axis);
-/// Removes size-1 axis `axis`.
+/// Removes size-1 axis `axis` (a view, as reshape).
 Tensor squeeze(const Tensor& x, int axis);
 /// log Σ exp(x) along `axis`, stable for large |x|.
 Tensor logsumexp(const Tensor& x, int axis, bool keepdims = false);
@@ -110,7 +111,7 @@ Tensor log_softmax(const Tensor& x, int axis = -1);
 Tensor softplus(const Tensor& x);
 /// log σ(x), stable.
 Tensor log_sigmoid(const Tensor& x);
-/// Pieces of the given sizes along `axis`.
+/// Pieces of the given sizes along `axis` (slices: views along the leading axis).
 std::vector<Tensor> split(const Tensor& x, const std::vector<std::size_t>& sizes, int axis = 0);
 /// n nearly equal pieces along `axis` (the last may be smaller), like torch.chunk.
 std::vector<Tensor> chunk(const Tensor& x, std::size_t n, int axis = 0);

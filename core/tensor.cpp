@@ -36,6 +36,23 @@ Tensor empty_tensor(const Shape& shape, Dtype dtype) {
   });
 }
 
+Tensor make_view(const Tensor& x, std::size_t offset, const Shape& shape, const char* op) {
+  const TensorImpl& base = x.impl();
+  const std::size_t n = shape.numel();
+  auto xs = xshape(shape);
+  return visit_dtype(base.dtype(), [&](auto tag) -> Tensor {
+    using T = decltype(tag);
+    const Array<T>& a = array<T>(x, op);
+    if (offset > a.size() || n > a.size() - offset)
+      throw_shape_error(op, {{"input", x.shape()}, {"view", shape}},
+                        "a view of elements [" + std::to_string(offset) + ", " + std::to_string(offset + n) +
+                            ") does not fit in the input's " + std::to_string(a.size()));
+    typename Array<T>::inner_strides_type strides(xs.size());
+    xt::compute_strides(xs, xt::layout_type::row_major, strides);
+    return Tensor(new_impl(Array<T>(a.storage().share(offset, n), std::move(xs), std::move(strides))));
+  });
+}
+
 }  // namespace detail
 
 using detail::Array;
@@ -160,11 +177,11 @@ double Tensor::at(std::initializer_list<std::size_t> index) const {
 
 template <class T>
 T* Tensor::data() {
-  return detail::array_mut<T>(*this, "data").data();
+  return detail::data_mut<T>(*this, "data");
 }
 template <class T>
 const T* Tensor::data() const {
-  return detail::array<T>(*this, "data").data();
+  return detail::data<T>(*this, "data");
 }
 template float* Tensor::data<float>();
 template double* Tensor::data<double>();
@@ -176,6 +193,7 @@ void Tensor::assign(const Tensor& src) {
     throw_shape_error("assign", {{"target", shape()}, {"source", src.shape()}}, "shapes must be equal");
   std::visit(
       [&](auto& dst) {
+        // (Same dtype: std::copy is a memmove, right also for two overlapping views of one storage.)
         std::visit([&](const auto& s) { std::copy(s.begin(), s.end(), dst.begin()); }, src.impl().value);
       },
       impl().value);
@@ -216,10 +234,22 @@ void Tensor::zero_grad(bool set_to_none) {
 
 
 Tensor Tensor::detach() const {
+  // A copy of the values (Array's copy is a deep one), never a second hold on the storage: the
+  // detached tensor is written apart from this one (a hidden state carried over, a gradient added
+  // into in place).
   auto p = detail::new_impl();
   p->value = impl().value;
   p->name = m_impl->name;
   return Tensor(std::move(p));
+}
+
+bool Tensor::is_view() const {
+  return std::visit([](const auto& a) { return a.storage().is_view(); }, impl().value);
+}
+
+bool Tensor::shares_storage(const Tensor& other) const {
+  const void* mine = detail::visit_storage(impl(), [](const auto& s) { return s.block(); });
+  return mine && mine == detail::visit_storage(other.impl(), [](const auto& s) { return s.block(); });
 }
 
 Tensor Tensor::clone() const {

@@ -1,9 +1,20 @@
 // rewind/core/tensor.hpp — the tensor handle users hold.
 //
 // A Tensor is a cheap, shared handle (like torch.Tensor): copies alias the same value. Values are
-// row-major xtensor arrays of float32 or float64, kept behind the handle so that this header stays
+// row-major, contiguous arrays of float32 or float64, kept behind the handle so that this header stays
 // light to compile. Arithmetic on tensors records onto the current tape (see autograd/tape.hpp) when
 // an input requires a gradient and grad mode is on.
+//
+// Views. reshape, squeeze, unsqueeze, and slice along an axis with only size-1 axes before it (the
+// leading axis, most often) with step 1, return a *view*: a new tensor with its own shape over the
+// same storage as its input (is_view(), shares_storage()), made without copying. Every tensor, view
+// or not, is contiguous and row-major. As in PyTorch, a view may be written to (assign, fill, data()):
+// the write reaches the tensor it views, and a write into that tensor shows through the view — write
+// into a tensor only when what reads it (a view, a recorded value on a live tape) expects it. The
+// library itself never writes in place into storage another tensor reads: the backward sweep's adds
+// into adjoints and .grad() copy first when a view shares them. A tape clear releases a recorded view
+// or its base independently: the storage lives while any tensor holds it — so a small view kept long
+// (a last step, a row) keeps its base's whole storage; detach() and clone() copy, and keep only theirs.
 #pragma once
 
 #include <cstddef>
@@ -70,13 +81,15 @@ class Tensor {
   std::vector<double> to_vector() const;
   /// One element by multi-index.
   double at(std::initializer_list<std::size_t> index) const;
-  /// Raw row-major storage; throws DtypeError if T does not match dtype().
+  /// Raw row-major values (for a view: where its run starts in the shared storage); throws
+  /// DtypeError if T does not match dtype(). Writing through it writes every view of the storage.
   template <class T>
   T* data();
   template <class T>
   const T* data() const;
   /// Overwrites this tensor's values with `src` (same shape; converted to this dtype), outside the tape.
-  /// For optimizers, loaders and tests: it never records and does not touch gradients.
+  /// For optimizers, loaders and tests: it never records and does not touch gradients. In place: a
+  /// view's base (or the views of this tensor) see the new values.
   void assign(const Tensor& src);
   /// Fills every element with `value`, outside the tape.
   void fill(double value);
@@ -119,6 +132,11 @@ class Tensor {
   /// The implementation object (for the library's own ops); throws TapeError if the value was freed.
   detail::TensorImpl& impl() const;
   const std::shared_ptr<detail::TensorImpl>& impl_ptr() const { return m_impl; }
+  /// True if this tensor's values are a view into storage it shares with the tensor it was made from
+  /// (reshape, squeeze, unsqueeze, a contiguous slice); false for a tensor that made its own storage.
+  bool is_view() const;
+  /// True if both tensors' values lie in one storage (a view and its base, two views of one base).
+  bool shares_storage(const Tensor& other) const;
   /// True if both handles refer to the same tensor.
   bool same(const Tensor& other) const { return m_impl == other.m_impl; }
 

@@ -20,7 +20,7 @@ Tensor produce(const char* op, const Tensor& x, const Shape& shape, bool zeroed,
   Tensor y = zeroed ? Tensor::zeros(shape, x.dtype()) : detail::empty_tensor(shape, x.dtype());
   detail::visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    body(detail::array<T>(x, op).data(), detail::array_mut<T>(y, op).data());
+    body(detail::data<T>(x, op), detail::data_mut<T>(y, op));
   });
   return y;
 }
@@ -75,12 +75,12 @@ Tensor concat(const char* op, const std::vector<Tensor>& xs, std::size_t axis, c
   Tensor y = detail::empty_tensor(so, xs[0].dtype());
   detail::visit_dtype(xs[0].dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T* out = detail::array_mut<T>(y, op).data();
+    T* out = detail::data_mut<T>(y, op);
     const AxisSplit f = split_at(so, axis);
     std::size_t offset = 0;
     for (const Tensor& x : xs) {
       const std::size_t n = x.shape()[axis];
-      place_blocks(detail::array<T>(x, op).data(), n * f.inner, out, f.n * f.inner, offset * f.inner, 0, f.outer);
+      place_blocks(detail::data<T>(x, op), n * f.inner, out, f.n * f.inner, offset * f.inner, 0, f.outer);
       offset += n;
     }
   });
@@ -91,10 +91,10 @@ Tensor stack(const char* op, const std::vector<Tensor>& xs, std::size_t axis, co
   Tensor y = detail::empty_tensor(so, xs[0].dtype());
   detail::visit_dtype(xs[0].dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T* out = detail::array_mut<T>(y, op).data();
+    T* out = detail::data_mut<T>(y, op);
     const AxisSplit f = split_at(so, axis);
     for (std::size_t i = 0; i < xs.size(); ++i)
-      place_blocks(detail::array<T>(xs[i], op).data(), f.inner, out, f.n * f.inner, i * f.inner, 0, f.outer);
+      place_blocks(detail::data<T>(xs[i], op), f.inner, out, f.n * f.inner, i * f.inner, 0, f.outer);
   });
   return y;
 }
@@ -133,10 +133,10 @@ Tensor cast(const char* op, const Tensor& x, Dtype dtype) {
   Tensor y = detail::empty_tensor(x.shape(), dtype);
   detail::visit_dtype(x.dtype(), [&](auto from) {
     using F = decltype(from);
-    const detail::Array<F>& a = detail::array<F>(x, op);
+    const F* pa = detail::data<F>(x, op);
     detail::visit_dtype(dtype, [&](auto to) {
       using T = decltype(to);
-      convert(a.data(), detail::array_mut<T>(y, op).data(), a.size());
+      convert(pa, detail::data_mut<T>(y, op), x.numel());
     });
   });
   return y;

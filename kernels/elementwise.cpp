@@ -9,8 +9,8 @@ Tensor log(const char* op, const Tensor& x) {
   Tensor y = detail::empty_tensor(x.shape(), x.dtype());
   detail::visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const detail::Array<T>& a = detail::array<T>(x, op);
-    simd::log(a.data(), detail::array_mut<T>(y, op).data(), a.size());
+    const T* pa = detail::data<T>(x, op);
+    simd::log(pa, detail::data_mut<T>(y, op), x.numel());
   });
   return y;
 }
@@ -19,8 +19,8 @@ Tensor pow(const char* op, const Tensor& x, double p) {
   Tensor y = detail::empty_tensor(x.shape(), x.dtype());
   detail::visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const detail::Array<T>& a = detail::array<T>(x, op);
-    simd::pow(a.data(), static_cast<T>(p), detail::array_mut<T>(y, op).data(), a.size());
+    const T* pa = detail::data<T>(x, op);
+    simd::pow(pa, static_cast<T>(p), detail::data_mut<T>(y, op), x.numel());
   });
   return y;
 }
@@ -32,9 +32,9 @@ Tensor pow(const char* op, const Tensor& x, const Tensor& p) {
   Tensor z = detail::empty_tensor(so, x.dtype());
   detail::visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* px = detail::array<T>(x, op).data();
-    const T* pp = detail::array<T>(p, op).data();
-    T* out = detail::array_mut<T>(z, op).data();
+    const T* px = detail::data<T>(x, op);
+    const T* pp = detail::data<T>(p, op);
+    T* out = detail::data_mut<T>(z, op);
     // A run where both operands are contiguous takes simd::pow, others std::pow: the bits xtensor's
     // strided assignment gave (it vectorizes the inner block that every operand walks contiguously).
     const Shape ops[3] = {so, sx, sp};
@@ -55,8 +55,8 @@ Tensor where(const char* op, const Tensor& cond, const Tensor& a, const Tensor& 
   Tensor z = detail::empty_tensor(so, a.dtype());
   detail::visit_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    select<T>(so, detail::array<T>(cond, op).data(), sc, detail::array<T>(a, op).data(), sa,
-              detail::array<T>(b, op).data(), sb, detail::array_mut<T>(z, op).data());
+    select<T>(so, detail::data<T>(cond, op), sc, detail::data<T>(a, op), sa,
+              detail::data<T>(b, op), sb, detail::data_mut<T>(z, op));
   });
   return z;
 }

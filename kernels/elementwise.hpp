@@ -67,8 +67,8 @@ Tensor map(const char* op, const Tensor& x, F f) {
   Tensor y = detail::empty_tensor(x.shape(), x.dtype());
   detail::visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const detail::Array<T>& a = detail::array<T>(x, op);
-    map<T>(a.data(), detail::array_mut<T>(y, op).data(), a.size(), f);
+    const T* pa = detail::data<T>(x, op);
+    map<T>(pa, detail::data_mut<T>(y, op), x.numel(), f);
   });
   return y;
 }
@@ -88,8 +88,8 @@ Tensor zip(const char* op, const Tensor& a, const Tensor& b, F f) {
   Tensor z = detail::empty_tensor(so, a.dtype());
   detail::visit_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    map_broadcast<T>(so, detail::array<T>(a, op).data(), sa, detail::array<T>(b, op).data(), sb,
-                     detail::array_mut<T>(z, op).data(), f);
+    map_broadcast<T>(so, detail::data<T>(a, op), sa, detail::data<T>(b, op), sb,
+                     detail::data_mut<T>(z, op), f);
   });
   return z;
 }
@@ -104,9 +104,9 @@ Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f, Binary kind
   Tensor z = detail::empty_tensor(so, a.dtype());
   detail::visit_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T* out = detail::array_mut<T>(z, op).data();
-    const T* pa = detail::array<T>(a, op).data();
-    const T* pb = detail::array<T>(b, op).data();
+    T* out = detail::data_mut<T>(z, op);
+    const T* pa = detail::data<T>(a, op);
+    const T* pb = detail::data<T>(b, op);
     if (sa == sb) simd::binary(kind, pa, pb, out, so.numel());
     else map_broadcast<T>(so, pa, sa, pb, sb, out, f);
   });
@@ -118,8 +118,8 @@ inline Tensor unary(const char* op, const Tensor& x, Unary kind) {
   Tensor y = detail::empty_tensor(x.shape(), x.dtype());
   detail::visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const detail::Array<T>& a = detail::array<T>(x, op);
-    simd::unary(kind, a.data(), detail::array_mut<T>(y, op).data(), a.size());
+    const T* pa = detail::data<T>(x, op);
+    simd::unary(kind, pa, detail::data_mut<T>(y, op), x.numel());
   });
   return y;
 }
@@ -130,8 +130,8 @@ inline Tensor unary_backward(const char* op, const Tensor& dy, const Tensor& y, 
   Tensor dx = detail::empty_tensor(y.shape(), y.dtype());
   detail::visit_dtype(y.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const detail::Array<T>& v = detail::array<T>(y, op);
-    simd::backward(kind, detail::array<T>(dy, op).data(), v.data(), detail::array_mut<T>(dx, op).data(), v.size());
+    const T* pv = detail::data<T>(y, op);
+    simd::backward(kind, detail::data<T>(dy, op), pv, detail::data_mut<T>(dx, op), y.numel());
   });
   return dx;
 }

@@ -77,9 +77,9 @@ void gemm_into(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor&
   const std::size_t m = so[r], n = so[r + 1], k = ta ? sa[r] : sa[r + 1];
   detail::visit_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* x = detail::array<T>(a, "matmul").data();
-    const T* y = detail::array<T>(b, "matmul").data();
-    T* out = detail::array_mut<T>(c, "matmul").data();
+    const T* x = detail::data<T>(a, "matmul");
+    const T* y = detail::data<T>(b, "matmul");
+    T* out = detail::data_mut<T>(c, "matmul");
     if (k == 0) {  // an empty sum: zeros (BLAS may return before touching C)
       if (beta == 0.0) std::fill(out, out + batch * m * n, T(0));
       return;
@@ -99,9 +99,9 @@ Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bi
   Tensor y = detail::empty_tensor(sx.ndim() == 1 ? Shape{m} : Shape{m, n}, W.dtype());
   detail::visit_dtype(W.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T* out = detail::array_mut<T>(y, op).data();
-    const T* pb = bias.defined() ? detail::array<T>(bias, op).data() : nullptr;
-    const T* pbase = base.defined() ? detail::array<T>(base, op).data() : nullptr;
+    T* out = detail::data_mut<T>(y, op);
+    const T* pb = bias.defined() ? detail::data<T>(bias, op) : nullptr;
+    const T* pbase = base.defined() ? detail::data<T>(base, op) : nullptr;
     // The base and the bias first, then the product added onto them by β = 1.
     if (pb && pbase) {
       for (std::size_t i = 0; i < m; ++i)
@@ -111,8 +111,8 @@ Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bi
     } else if (pbase) {
       std::copy(pbase, pbase + m * n, out);
     }
-    const T* pw = detail::array<T>(W, op).data();
-    const T* px = detail::array<T>(x, op).data();
+    const T* pw = detail::data<T>(W, op);
+    const T* px = detail::data<T>(x, op);
     if (k == 0) {  // an empty sum (BLAS may return before touching C)
       if (!pb && !pbase) std::fill(out, out + m * n, T(0));
       return;

@@ -11,7 +11,7 @@ Tensor sum(const char* op, const Tensor& x, const Shape& kept, const Shape& out_
   Tensor y = Tensor::zeros(out_shape, x.dtype());  // the same elements as `kept`
   detail::visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    sum_into<T>(detail::array<T>(x, op).data(), x.shape(), detail::array_mut<T>(y, op).data(), kept);
+    sum_into<T>(detail::data<T>(x, op), x.shape(), detail::data_mut<T>(y, op), kept);
   });
   return y;
 }
@@ -22,9 +22,9 @@ Tensor max(const char* op, const Tensor& x, std::size_t axis, const Shape& out_s
   onehot = Tensor::zeros(x.shape(), x.dtype());
   detail::visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* a = detail::array<T>(x, op).data();
-    T* out = detail::array_mut<T>(y, op).data();
-    T* hot = detail::array_mut<T>(onehot, op).data();
+    const T* a = detail::data<T>(x, op);
+    T* out = detail::data_mut<T>(y, op);
+    T* hot = detail::data_mut<T>(onehot, op);
     for (std::size_t o = 0; o < f.outer; ++o)
       for (std::size_t r = 0; r < f.inner; ++r) {
         std::size_t best = 0;

@@ -30,7 +30,13 @@ Tensor slice(const Tensor& x, int axis, std::size_t start, std::size_t stop, std
   check_slice("slice", sx, ax, start, stop, step);
   const std::size_t count = slice_count(start, stop, step);
   if (start == 0 && stop == sx[ax] && step == 1) return x;
-  Tensor y = kernels::slice("slice", x, ax, start, count, step);
+  // With only size-1 axes before `axis` (the leading axis, most often) and consecutive indices, the
+  // slice is the contiguous run [start·inner, (start + count)·inner) of x's values: a view. Else a copy.
+  const kernels::AxisSplit f = kernels::split_at(sx, ax);
+  Shape so = sx;
+  so[ax] = count;
+  Tensor y = f.outer == 1 && (step == 1 || count <= 1) ? detail::make_view(x, start * f.inner, so, "slice")
+                                                        : kernels::slice("slice", x, ax, start, count, step);
   return record(prim::slice, {x}, y, [axis, start, stop, step](BackwardContext& c) {
     c.accumulate_slice(0, c.grad_out(), axis, start, stop, step);  // in place: no zero tensor of x's size
   });

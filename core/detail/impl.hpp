@@ -10,6 +10,7 @@
 
 #include "../tensor.hpp"
 #include "buffer.hpp"
+#include "storage.hpp"
 
 namespace rwd {
 class Tape;
@@ -17,12 +18,16 @@ class Tape;
 
 namespace rwd::detail {
 
+/// A tensor's values: row-major, contiguous, over a run of a block that views share (storage.hpp).
+/// Every tensor is contiguous: a view is only made where its elements are a contiguous run of its
+/// base's, in the same order (make_view), so no tensor carries strides.
 template <class T>
-using Array = xt::xarray<T, xt::layout_type::row_major, BufferAllocator<T>>;
+using Array = xt::xarray_container<SharedBuffer<T>, xt::layout_type::row_major,
+                                   xt::svector<std::size_t, 4, std::allocator<std::size_t>, true>>;
 
 /// The storage and autograd bookkeeping of one tensor.
 struct TensorImpl {
-  std::variant<Array<float>, Array<double>> value;
+  std::variant<Array<float>, Array<double>> value;  // its shape, and its run of a (maybe shared) block
   Tensor grad;                  // accumulated gradient (leaves)
   Tape* tape = nullptr;         // the tape that recorded this value (null for leaves and constants)
   std::int64_t node = -1;       // index of the producing entry on that tape
@@ -70,6 +75,30 @@ Array<T>& array_mut(const Tensor& t, const char* op) {
   return const_cast<Array<T>&>(array<T>(t, op));
 }
 
+/// The first of the values of `t` as T (its storage plus its offset); checked as array() is. The
+/// shape is the tensor's (t.shape()); the values are contiguous and row-major.
+template <class T>
+const T* data(const Tensor& t, const char* op) {
+  return array<T>(t, op).data();
+}
+/// The same, to write through: a write into a view writes the tensor it views (tensor.hpp).
+template <class T>
+T* data_mut(const Tensor& t, const char* op) {
+  return array_mut<T>(t, op).data();
+}
+
+/// The storage of `p`'s values, whatever its dtype.
+template <class F>
+decltype(auto) visit_storage(const TensorImpl& p, F&& f) {
+  return p.value.index() == 0 ? f(std::get_if<0>(&p.value)->storage()) : f(std::get_if<1>(&p.value)->storage());
+}
+
+/// How many tensors hold the block under `p`'s values (1: no other tensor reads them). In-place
+/// writes the library makes on its own (the sweep's adds into adjoints) require 1.
+inline long storage_owners(const TensorImpl& p) {
+  return visit_storage(p, [](const auto& s) { return s.owners(); });
+}
+
 /// A fresh TensorImpl built from `args` (with its reference count, in one block from the buffer cache:
 /// a step that makes the same tensors again reuses the same blocks instead of calling malloc).
 template <class... Args>
@@ -82,6 +111,11 @@ template <class T>
 Tensor make_tensor(Array<T>&& a) {
   return Tensor(new_impl(std::move(a)));
 }
+
+/// A new constant tensor of `shape` over `x`'s values from element `offset` (a view: it shares x's
+/// storage, and writes through it reach x). The elements [offset, offset + shape.numel()) must lie
+/// in x; the caller checks that they are, in row-major order, the elements the view stands for.
+Tensor make_view(const Tensor& x, std::size_t offset, const Shape& shape, const char* op);
 
 /// A new constant tensor of `shape` whose values are not initialized (for kernels that write them all).
 /// Every factory makes its tensor here: a refused allocation becomes a MemoryError naming the shape.
@@ -110,27 +144,5 @@ decltype(auto) visit_dtype(Dtype dtype, F&& f) {
 
 /// Throws DtypeError unless a and b share a dtype.
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
-
-/// y = f(x) elementwise; f takes an Array<T> and returns an xtensor expression of the same shape.
-template <class F>
-Tensor map(const char* op, const Tensor& x, F&& f) {
-  return visit_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    Array<T> out = f(array<T>(x, op));
-    return make_tensor<T>(std::move(out));
-  });
-}
-
-/// z = f(a, b) elementwise with NumPy broadcasting (checked, naming `op`).
-template <class F>
-Tensor zip(const char* op, const Tensor& a, const Tensor& b, F&& f) {
-  check_same_dtype(op, a, b);
-  broadcast_shapes(op, a.shape(), b.shape());
-  return visit_dtype(a.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    Array<T> out = f(array<T>(a, op), array<T>(b, op));
-    return make_tensor<T>(std::move(out));
-  });
-}
 
 }  // namespace rwd::detail
