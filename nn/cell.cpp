@@ -37,16 +37,24 @@ std::size_t Cell::check_step(const Tensor& x, const State& state, std::size_t n_
   const std::size_t batch = s.ndim() == 2 ? s[1] : 0;
   // Every state tensor against its own expected shape: a (1, batch) one would otherwise broadcast
   // silently over the hidden rows.
-  const std::vector<Shape> want = state_shapes(batch);
   for (std::size_t k = 0; k < state.size(); ++k) {
     const Shape hs = state[k].shape();
-    if (k < want.size() && hs != want[k])
-      throw ShapeError(repr() + ": state " + std::to_string(k) + " is " + hs.str() + " but must be " + want[k].str() +
-                       " for the input " + s.str() + " — (hidden, batch) with the input's batch (" +
-                       (batch ? std::to_string(batch) : "a vector") + "); call reset() when the batch size changes");
-    check_dtype(state[k], "state " + std::to_string(k));
+    if (!state_matches(k, hs, batch)) {
+      const std::vector<Shape> want = state_shapes(batch);
+      throw ShapeError(repr() + ": state " + std::to_string(k) + " is " + hs.str() + " but must be " +
+                       (k < want.size() ? want[k].str() : "?") + " for the input " + s.str() +
+                       " — (hidden, batch) with the input's batch (" + (batch ? std::to_string(batch) : "a vector") +
+                       "); call reset() when the batch size changes");
+    }
+    // x has the parameters' dtype by now, so a state of x's dtype has it too (the message only if not).
+    if (state[k].dtype() != x.dtype()) check_dtype(state[k], "state " + std::to_string(k));
   }
   return batch;
+}
+
+bool Cell::state_matches(std::size_t k, const Shape& got, std::size_t batch) const {
+  const std::vector<Shape> want = state_shapes(batch);
+  return k >= want.size() || got == want[k];
 }
 
 }  // namespace rwd

@@ -43,6 +43,9 @@ class Cell : public Module {
   /// a state to. By default the shapes of initial_state(batch), taken without recording; the built-in
   /// cells say (hidden, batch) directly.
   virtual std::vector<Shape> state_shapes(std::size_t batch) const;
+  /// Whether state tensor k may have shape `got` for `batch` columns: got == state_shapes(batch)[k]
+  /// by default; the built-in cells answer without building the list (check_step asks every step).
+  virtual bool state_matches(std::size_t k, const Shape& got, std::size_t batch) const;
 
   /// A cell applied to one input from its initial state is the first step of a sequence.
   Tensor forward(const Tensor& x) override;

@@ -23,6 +23,9 @@ class RNNCell : public Cell {
   std::size_t input_size() const override { return m_input; }
   std::size_t output_size() const override { return m_hidden; }
   std::vector<Shape> state_shapes(std::size_t batch) const override { return std::vector<Shape>(1, column_shape(m_hidden, batch)); }
+  bool state_matches(std::size_t, const Shape& got, std::size_t batch) const override {
+    return got == column_shape(m_hidden, batch);
+  }
   std::string repr() const override;
   const Activation& activation() const { return m_activation; }
 

@@ -4,6 +4,7 @@
 
 #include "../autograd/ops.hpp"
 #include "../autograd/tape.hpp"
+#include "../core/detail/impl.hpp"  // make_view
 #include "detail/sequence_mask.hpp"
 
 namespace rwd {
@@ -16,19 +17,14 @@ std::vector<Tensor> split_steps(const Tensor& seq) {
   std::vector<Tensor> steps;
   const Shape s = seq.shape();
   steps.reserve(s[0]);
-  if (!seq.requires_grad() || !GradMode::enabled()) {
-    // Data (nothing to record): each step copied straight out, one copy instead of slice + squeeze.
+  // Each step is a view of its rows of the sequence: nothing is copied.
+  if (!seq.requires_grad() || !GradMode::enabled()) {  // data: nothing to record, one view a step
     const std::size_t n = s[1] * s[2];
-    for (std::size_t t = 0; t < s[0]; ++t) {
-      Tensor step = Tensor::zeros({s[1], s[2]}, seq.dtype());
-      if (seq.dtype() == Dtype::f32) std::copy_n(seq.data<float>() + t * n, n, step.data<float>());
-      else std::copy_n(seq.data<double>() + t * n, n, step.data<double>());
-      steps.push_back(std::move(step));
-    }
+    for (std::size_t t = 0; t < s[0]; ++t) steps.push_back(detail::make_view(seq, t * n, {s[1], s[2]}, "split_steps"));
     return steps;
   }
-  // Each slice's gradient is added into its own rows of the sequence's adjoint (accumulate_slice), so
-  // the backward is linear in the number of steps.
+  // Recorded: each slice's gradient is added into its own rows of the sequence's adjoint
+  // (accumulate_slice), so the backward is linear in the number of steps.
   for (std::size_t t = 0; t < s[0]; ++t) steps.push_back(squeeze(slice(seq, 0, t, t + 1), 0));
   return steps;
 }

@@ -33,7 +33,9 @@ namespace rwd {
 
 // ---- sequences and masks ----
 
-/// The steps of a (time, features, batch) tensor: `time` tensors of shape (features, batch).
+/// The steps of a (time, features, batch) tensor: `time` tensors of shape (features, batch), each a
+/// view of its rows of `seq` (nothing is copied; writing into `seq` later shows in the steps, like
+/// torch.unbind — detach() a step to keep its values apart).
 std::vector<Tensor> split_steps(const Tensor& seq);
 /// Steps of equal shape stacked into one (time, features, batch) tensor.
 Tensor stack_steps(const std::vector<Tensor>& steps);
