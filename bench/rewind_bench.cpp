@@ -178,6 +178,13 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// The share of buffer requests the cache served, over the whole run (warm-up included).
+double cache_hit_rate() {
+  const rwd::BufferCacheStats st = rwd::buffer_cache_stats();
+  const double all = static_cast<double>(st.hits + st.misses);
+  return all > 0 ? static_cast<double>(st.hits) / all : 0.0;
+}
+
 void run_case(Case c, int threads, bool short_mode, int warmup_override, int steps_override, const std::string& init) {
   if (short_mode) {
     c.warmup = 0;
@@ -296,11 +303,12 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
   for (double v : ms) mean += v / static_cast<double>(ms.size());
   std::printf(
       "case=%s variant=rewind threads=%d median_ms=%.4f min_ms=%.4f max_ms=%.4f mean_ms=%.4f steps=%d warmup=%d "
-      "peak_rss_mib=%.1f loss0=%.6g loss_end=%.6g%s seq=%zu blas_threads=%d blas_core=%s short=%d init=%s "
-      "impl=rewind\n",
+      "peak_rss_mib=%.1f loss0=%.6g loss_end=%.6g%s seq=%zu blas_threads=%d blas_core=%s cache_hit_rate=%.4f "
+      "cache_mib=%.1f short=%d init=%s impl=rewind\n",
       c.name.c_str(), threads, med, *std::min_element(ms.begin(), ms.end()), *std::max_element(ms.begin(), ms.end()),
       mean, c.steps, c.warmup, peak_rss_mib(), loss0, loss_end, extra.c_str(), c.seq, rwd::get_num_threads(),
-      rwd::blas_info().core.c_str(), short_mode ? 1 : 0, init.empty() ? "none" : init.c_str());
+      rwd::blas_info().core.c_str(), cache_hit_rate(), static_cast<double>(rwd::buffer_cache_stats().cached_bytes) / 1048576.0,
+      short_mode ? 1 : 0, init.empty() ? "none" : init.c_str());
   std::fflush(stdout);
 }
 
