@@ -174,6 +174,30 @@ void check_fresh(const char* op, const detail::TensorImpl& out) {
     throw TapeError(std::string(op) + ": the output must be a fresh tensor (it is already recorded or a parameter)");
 }
 
+// Appends the entry op(inputs) → outputs[0…n) (checked fresh) and marks each output as its k-th.
+void push_entry(Tape& tape, const char* op, const char* rule, std::vector<Tensor>&& inputs, const Tensor* outputs,
+                std::size_t n, BackwardFn&& backward) {
+  for (std::size_t k = 0; k < n; ++k) check_fresh(op, outputs[k].impl());
+  Node node;
+  node.op = op;
+  node.rule = rule;
+  node.inputs = std::move(inputs);
+  node.output = outputs[0];
+  if (n > 1) node.more_outputs = std::make_unique<std::vector<Tensor>>(outputs + 1, outputs + n);
+  node.backward = std::move(backward);
+  const std::int64_t index = tape.push(std::move(node));
+  for (std::size_t k = 0; k < n; ++k) {
+    detail::TensorImpl& out = outputs[k].impl();
+    out.tape = &tape;
+    out.requires_grad = true;
+    out.node = index;
+    out.output = static_cast<std::uint32_t>(k);
+  }
+}
+
+// The one-output case of push_entry, kept apart: it is every primitive's path, and sharing push_entry's
+// loops cost about 180 instructions a tiny training step (callgrind) through what the compiler then
+// stopped inlining.
 Tensor record_impl(const char* op, std::vector<Tensor>&& inputs, Tensor output, const char* rule,
                    BackwardFn&& backward) {
   Tape* tape = recording_tape(op, inputs);
@@ -190,6 +214,15 @@ Tensor record_impl(const char* op, std::vector<Tensor>&& inputs, Tensor output, 
   out.requires_grad = true;
   out.node = tape->push(std::move(node));
   return output;
+}
+
+// A custom op's forward returned `out`: an input, a parameter, a recorded value or one of `earlier`
+// (outputs before it) is copied, never recorded as the entry's output.
+Tensor fresh_output(Tensor out, const std::vector<Tensor>& inputs, const Tensor* earlier, std::size_t n_earlier) {
+  bool alias = out.impl().tape || out.requires_grad() || out.impl().grad.defined();
+  for (const Tensor& x : inputs) alias = alias || x.same(out);
+  for (std::size_t j = 0; j < n_earlier; ++j) alias = alias || earlier[j].same(out);
+  return alias ? out.detach() : out;
 }
 
 }  // namespace
@@ -222,24 +255,8 @@ std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs, std
         throw TapeError(std::string(op) + ": outputs " + std::to_string(j) + " and " + std::to_string(k) +
                         " are the same tensor");
   }
-  Tape* tape = recording_tape(op, inputs);
-  if (!tape) return outputs;
-  for (const Tensor& o : outputs) check_fresh(op, o.impl());
-  Node node;
-  node.op = op;
-  node.rule = rule;
-  node.inputs = std::move(inputs);
-  node.output = outputs[0];
-  if (outputs.size() > 1) node.more_outputs = std::make_unique<std::vector<Tensor>>(outputs.begin() + 1, outputs.end());
-  node.backward = std::move(backward);
-  const std::int64_t index = tape->push(std::move(node));
-  for (std::size_t k = 0; k < outputs.size(); ++k) {
-    detail::TensorImpl& out = outputs[k].impl();
-    out.tape = tape;
-    out.requires_grad = true;
-    out.node = index;
-    out.output = static_cast<std::uint32_t>(k);
-  }
+  if (Tape* tape = recording_tape(op, inputs))
+    push_entry(*tape, op, rule, std::move(inputs), outputs.data(), outputs.size(), std::move(backward));
   return outputs;
 }
 
@@ -260,10 +277,7 @@ Tensor custom_op(const std::string& name, std::vector<Tensor> inputs,
     out = forward(inputs);
   }
   if (!out.defined()) throw TapeError(name + ": custom op forward returned an undefined tensor");
-  // A forward that returned one of its inputs (or a parameter) must not become the recorded output.
-  if (out.impl().tape || out.requires_grad() || out.impl().grad.defined()) out = out.detach();
-  for (const Tensor& x : inputs)
-    if (x.same(out)) out = out.detach();
+  out = fresh_output(std::move(out), inputs, nullptr, 0);
   return record_impl(op, std::move(inputs), std::move(out), intern(rule), std::move(backward));
 }
 
@@ -281,12 +295,7 @@ std::vector<Tensor> custom_op_multi(const std::string& name, std::vector<Tensor>
     Tensor& out = outs[k];
     if (!out.defined())
       throw TapeError(name + ": custom op forward returned an undefined tensor as output " + std::to_string(k));
-    // As custom_op: an input, a parameter, a recorded value or an earlier output is copied, never
-    // recorded as this entry's output.
-    bool alias = out.impl().tape || out.requires_grad() || out.impl().grad.defined();
-    for (const Tensor& x : inputs) alias = alias || x.same(out);
-    for (std::size_t j = 0; j < k; ++j) alias = alias || outs[j].same(out);
-    if (alias) out = out.detach();
+    out = fresh_output(std::move(out), inputs, outs.data(), k);
   }
   return record_multi(op, std::move(inputs), std::move(outs), intern(rule), std::move(backward));
 }

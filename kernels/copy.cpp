@@ -1,6 +1,8 @@
 // The tensor-level copies of copy.hpp: each allocates its output and runs one loop over all of it.
 #include "copy.hpp"
 
+#include "output.hpp"
+
 namespace rwd::kernels {
 
 namespace {
@@ -14,23 +16,7 @@ void strides_of(const Shape& s, std::ptrdiff_t* out) {
   }
 }
 
-// A new tensor of `shape` and x's dtype, filled by body(x's values, the output's values).
-template <class Body>
-Tensor produce(const char* op, const Tensor& x, const Shape& shape, bool zeroed, Body body) {
-  Tensor y = zeroed ? Tensor::zeros(shape, x.dtype()) : detail::empty_tensor(shape, x.dtype());
-  detail::visit_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    body(detail::data<T>(x, op), detail::data_mut<T>(y, op));
-  });
-  return y;
-}
-
 }  // namespace
-
-Tensor copy(const char* op, const Tensor& x, const Shape& shape) {
-  const std::size_t n = x.numel();
-  return produce(op, x, shape, false, [&](const auto* in, auto* out) { std::copy_n(in, n, out); });
-}
 
 Tensor permute(const char* op, const Tensor& x, const std::vector<std::size_t>& perm) {
   const Shape sx = x.shape();
@@ -71,32 +57,35 @@ Tensor unslice(const char* op, const Tensor& g, const Shape& shape, std::size_t 
                  [&](const auto* in, auto* out) { slice_add(out, in, f, start, count, step, 0, f.outer); });
 }
 
-Tensor concat(const char* op, const std::vector<Tensor>& xs, std::size_t axis, const Shape& so) {
+namespace {
+
+// The tensors placed one after another along `axis` of a new tensor of shape so: piece k spans
+// extent(k) indices there (concat: its own size along the axis; stack: 1, the new axis).
+template <class Extent>
+Tensor join(const char* op, const std::vector<Tensor>& xs, std::size_t axis, const Shape& so, Extent extent) {
   Tensor y = detail::empty_tensor(so, xs[0].dtype());
   detail::visit_dtype(xs[0].dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* out = detail::data_mut<T>(y, op);
     const AxisSplit f = split_at(so, axis);
     std::size_t offset = 0;
-    for (const Tensor& x : xs) {
-      const std::size_t n = x.shape()[axis];
-      place_blocks(detail::data<T>(x, op), n * f.inner, out, f.n * f.inner, offset * f.inner, 0, f.outer);
+    for (std::size_t k = 0; k < xs.size(); ++k) {
+      const std::size_t n = extent(k);
+      place_blocks(detail::data<T>(xs[k], op), n * f.inner, out, f.n * f.inner, offset * f.inner, 0, f.outer);
       offset += n;
     }
   });
   return y;
 }
 
+}  // namespace
+
+Tensor concat(const char* op, const std::vector<Tensor>& xs, std::size_t axis, const Shape& so) {
+  return join(op, xs, axis, so, [&](std::size_t k) { return xs[k].shape()[axis]; });
+}
+
 Tensor stack(const char* op, const std::vector<Tensor>& xs, std::size_t axis, const Shape& so) {
-  Tensor y = detail::empty_tensor(so, xs[0].dtype());
-  detail::visit_dtype(xs[0].dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    T* out = detail::data_mut<T>(y, op);
-    const AxisSplit f = split_at(so, axis);
-    for (std::size_t i = 0; i < xs.size(); ++i)
-      place_blocks(detail::data<T>(xs[i], op), f.inner, out, f.n * f.inner, i * f.inner, 0, f.outer);
-  });
-  return y;
+  return join(op, xs, axis, so, [](std::size_t) { return std::size_t{1}; });
 }
 
 Tensor gather(const char* op, const Tensor& x, std::size_t axis, const std::int64_t* index, const Shape& index_shape) {

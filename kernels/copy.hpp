@@ -144,8 +144,6 @@ void convert(const From* in, To* out, std::size_t n) {
 
 // ---- on tensors: a new output, one loop ----
 
-/// x's values (row-major order) as a new tensor of `shape` (same element count).
-Tensor copy(const char* op, const Tensor& x, const Shape& shape);
 /// y (shape so) with y.shape[i] = x.shape[perm[i]], y[…] = x[…] with the axes reordered.
 Tensor permute(const char* op, const Tensor& x, const std::vector<std::size_t>& perm);
 /// x repeated along its size-1 (and missing leading) dimensions up to `shape` (checked by the op).

@@ -6,35 +6,21 @@
 namespace rwd::kernels {
 
 Tensor log(const char* op, const Tensor& x) {
-  Tensor y = detail::empty_tensor(x.shape(), x.dtype());
-  detail::visit_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* pa = detail::data<T>(x, op);
-    simd::log(pa, detail::data_mut<T>(y, op), x.numel());
-  });
-  return y;
+  const std::size_t n = x.numel();
+  return produce(op, x, x.shape(), false, [&](const auto* in, auto* out) { simd::log(in, out, n); });
 }
 
 Tensor pow(const char* op, const Tensor& x, double p) {
-  Tensor y = detail::empty_tensor(x.shape(), x.dtype());
-  detail::visit_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* pa = detail::data<T>(x, op);
-    simd::pow(pa, static_cast<T>(p), detail::data_mut<T>(y, op), x.numel());
+  const std::size_t n = x.numel();
+  return produce(op, x, x.shape(), false, [&](const auto* in, auto* out) {
+    using T = std::remove_pointer_t<decltype(out)>;
+    simd::pow(in, static_cast<T>(p), out, n);
   });
-  return y;
 }
 
 Tensor pow(const char* op, const Tensor& x, const Tensor& p) {
-  detail::check_same_dtype(op, x, p);
-  const Shape sx = x.shape(), sp = p.shape();
-  const Shape so = broadcast_shapes(op, sx, sp);
-  Tensor z = detail::empty_tensor(so, x.dtype());
-  detail::visit_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* px = detail::data<T>(x, op);
-    const T* pp = detail::data<T>(p, op);
-    T* out = detail::data_mut<T>(z, op);
+  return produce_broadcast(op, x, p, [&](const Shape& so, const auto* px, const Shape& sx, const auto* pp,
+                                         const Shape& sp, auto* out) {
     // A run where both operands are contiguous takes simd::pow, others std::pow: the bits xtensor's
     // strided assignment gave (it vectorizes the inner block that every operand walks contiguously).
     const Shape ops[3] = {so, sx, sp};
@@ -44,7 +30,6 @@ Tensor pow(const char* op, const Tensor& x, const Tensor& p) {
       for (std::size_t i = 0; i < n; ++i) out[off[0] + i] = std::pow(px[off[1] + i * s[1]], pp[off[2] + i * s[2]]);
     });
   });
-  return z;
 }
 
 Tensor where(const char* op, const Tensor& cond, const Tensor& a, const Tensor& b) {

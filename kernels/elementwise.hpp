@@ -9,9 +9,11 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 
 #include "../core/detail/impl.hpp"
 #include "loops.hpp"
+#include "output.hpp"
 #include "simd.hpp"
 
 namespace rwd::kernels {
@@ -64,13 +66,8 @@ void select(const Shape& so, const T* c, const Shape& sc, const T* a, const Shap
 /// A new tensor y = f(x) element-wise, f taking and returning a scalar of x's dtype.
 template <class F>
 Tensor map(const char* op, const Tensor& x, F f) {
-  Tensor y = detail::empty_tensor(x.shape(), x.dtype());
-  detail::visit_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* pa = detail::data<T>(x, op);
-    map<T>(pa, detail::data_mut<T>(y, op), x.numel(), f);
-  });
-  return y;
+  const std::size_t n = x.numel();
+  return produce(op, x, x.shape(), false, [&](const auto* in, auto* out) { map(in, out, n, f); });
 }
 
 /// A constant 0/1 tensor of x's shape and dtype: 1 where pred(x) holds (relu, clamp, abs masks).
@@ -82,58 +79,35 @@ Tensor mask(const char* op, const Tensor& x, Pred pred) {
 /// z = f(a, b) element-wise with NumPy broadcasting (checked, naming `op`), f on scalars.
 template <class F>
 Tensor zip(const char* op, const Tensor& a, const Tensor& b, F f) {
-  detail::check_same_dtype(op, a, b);
-  const Shape sa = a.shape(), sb = b.shape();
-  const Shape so = broadcast_shapes(op, sa, sb);
-  Tensor z = detail::empty_tensor(so, a.dtype());
-  detail::visit_dtype(a.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    map_broadcast<T>(so, detail::data<T>(a, op), sa, detail::data<T>(b, op), sb,
-                     detail::data_mut<T>(z, op), f);
-  });
-  return z;
+  return produce_broadcast(op, a, b, [&](const Shape& so, const auto* pa, const Shape& sa, const auto* pb,
+                                         const Shape& sb, auto* out) { map_broadcast(so, pa, sa, pb, sb, out, f); });
 }
 
 /// z = a ⊕ b with broadcasting (add, sub, mul, div): same-shape operands take simd::binary (the CPU's
 /// widest vectors), broadcast ones map_broadcast with f, the same formula on scalars.
 template <class F>
 Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f, Binary kind) {
-  detail::check_same_dtype(op, a, b);
-  const Shape sa = a.shape(), sb = b.shape();
-  const Shape so = broadcast_shapes(op, sa, sb);
-  Tensor z = detail::empty_tensor(so, a.dtype());
-  detail::visit_dtype(a.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    T* out = detail::data_mut<T>(z, op);
-    const T* pa = detail::data<T>(a, op);
-    const T* pb = detail::data<T>(b, op);
+  return produce_broadcast(op, a, b, [&](const Shape& so, const auto* pa, const Shape& sa, const auto* pb,
+                                         const Shape& sb, auto* out) {
     if (sa == sb) simd::binary(kind, pa, pb, out, so.numel());
-    else map_broadcast<T>(so, pa, sa, pb, sb, out, f);
+    else map_broadcast(so, pa, sa, pb, sb, out, f);
   });
-  return z;
 }
 
 /// y = f(x) for tanh, sigmoid, exp: simd::unary over the contiguous values.
 inline Tensor unary(const char* op, const Tensor& x, Unary kind) {
-  Tensor y = detail::empty_tensor(x.shape(), x.dtype());
-  detail::visit_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* pa = detail::data<T>(x, op);
-    simd::unary(kind, pa, detail::data_mut<T>(y, op), x.numel());
-  });
-  return y;
+  const std::size_t n = x.numel();
+  return produce(op, x, x.shape(), false, [&](const auto* in, auto* out) { simd::unary(kind, in, out, n); });
 }
 
 /// dx = dy ⊙ f'(y) for tanh and sigmoid from their output y (same shapes), in one simd::backward loop.
 inline Tensor unary_backward(const char* op, const Tensor& dy, const Tensor& y, Backward kind) {
   detail::check_same_dtype(op, dy, y);
-  Tensor dx = detail::empty_tensor(y.shape(), y.dtype());
-  detail::visit_dtype(y.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* pv = detail::data<T>(y, op);
-    simd::backward(kind, detail::data<T>(dy, op), pv, detail::data_mut<T>(dx, op), y.numel());
+  const std::size_t n = y.numel();
+  return produce(op, y, y.shape(), false, [&](const auto* pv, auto* out) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(pv)>>;
+    simd::backward(kind, detail::data<T>(dy, op), pv, out, n);
   });
-  return dx;
 }
 
 /// y = ln x (simd::log).

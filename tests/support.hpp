@@ -4,6 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 /// Runs `f`, which must throw an E, and returns the message; a failed check (and "") if it throws
@@ -24,3 +27,17 @@ std::string message_of(F&& f) {
 
 /// Whether `text` contains `part`.
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+/// The bytes of file `p` (a failed REQUIRE if it cannot be read).
+inline std::string read_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  REQUIRE_MESSAGE(in, "cannot read " << p);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// Writes `bytes` to file `p`, replacing it (a failed REQUIRE if it cannot be written).
+inline void write_bytes(const std::filesystem::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE_MESSAGE(out, "cannot write " << p);
+}

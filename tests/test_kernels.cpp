@@ -157,8 +157,7 @@ TEST_CASE_TEMPLATE("kernels: permute, broadcast_to, copy and cast match index-by
     const auto z = values_of<T>(kernels::broadcast_to("broadcast_to", tensor_of(b, sb), so));
     REQUIRE(z.size() == so.numel());
     for (std::size_t i = 0; i < z.size(); ++i) CHECK(z[i] == b[broadcast_at(unravel(i, so), sb)]);
-    // copy and cast keep the values in order
-    CHECK(values_of<T>(kernels::copy("reshape", tx, Shape{sx.numel()})) == x);
+    // cast keeps the values in order
     const Tensor other = kernels::cast("cast", tx, detail::dtype_of<T>() == Dtype::f32 ? Dtype::f64 : Dtype::f32);
     CHECK(other.to_vector() == std::vector<double>(x.begin(), x.end()));
   }

@@ -71,18 +71,6 @@ class TempDir {
   fs::path m_path;
 };
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  REQUIRE_MESSAGE(in, "cannot read " << p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE_MESSAGE(out, "cannot write " << p);
-}
-
 #define CHECK_CONTAINS(text, part) CHECK_MESSAGE(contains(text, part), "\"" << (text) << "\" lacks \"" << (part) << "\"")
 
 /// Same keys in order, dtypes, shapes and bit-identical values (so -0.0, inf and NaN count).

@@ -27,22 +27,12 @@
 #include <string>
 #include <vector>
 
+#include "../support.hpp"
+
 using namespace rwd;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  REQUIRE_MESSAGE(in, "cannot read " << p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void spill(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out);
-}
 
 std::uint32_t crc32(const std::string& s) {
   std::uint32_t c = 0xffffffffu;
@@ -100,7 +90,7 @@ std::string deflated_npz(const fs::path& path, const NamedTensors& tensors) {
     REQUIRE(zip_set_file_compression(z, idx, ZIP_CM_DEFLATE, 9) == 0);
   }
   REQUIRE(zip_close(z) == 0);
-  return slurp(path);
+  return read_bytes(path);
 }
 
 /// Peak resident memory in KiB (VmHWM), after resetting it to the current size if `reset`.
@@ -140,17 +130,17 @@ TEST_CASE("npz fuzz: damaged files load as the original, or throw IOError — ne
                            {"b", Tensor::randn({3}, gen, float32)},
                            {"s", Tensor::scalar(2.5, float32)},
                            {"e", Tensor::zeros({0, 2}, float32)}});
-  seeds.push_back({"stored float32, 0-d and empty", slurp(file)});
+  seeds.push_back({"stored float32, 0-d and empty", read_bytes(file)});
   save_npz(file.string(), {{"x", Tensor::randn({2, 2, 2}, gen, float64)}, {"ones8", Tensor::ones({1, 1, 1, 1, 1, 1, 2, 1}, float64)}});
-  seeds.push_back({"stored float64, 8-d", slurp(file)});
+  seeds.push_back({"stored float64, 8-d", read_bytes(file)});
   seeds.push_back({"deflated float32 and float64 (libzip)",
                    deflated_npz(file, {{"w", Tensor::randn({8, 5}, gen, float32)},
                                        {"d", Tensor::randn({6}, gen, float64)},
                                        {"z", Tensor::zeros({3, 0}, float64)}})});
-  seeds.push_back({"np.savez (zip64, Fortran order)", slurp(data_dir / "npz_savez.npz")});
-  seeds.push_back({"np.savez_compressed", slurp(data_dir / "npz_savez_compressed.npz")});
+  seeds.push_back({"np.savez (zip64, Fortran order)", read_bytes(data_dir / "npz_savez.npz")});
+  seeds.push_back({"np.savez_compressed", read_bytes(data_dir / "npz_savez_compressed.npz")});
   save_npz(file.string(), {});
-  seeds.push_back({"no arrays", slurp(file)});
+  seeds.push_back({"no arrays", read_bytes(file)});
 
   std::mt19937_64 rng(20240610);
   auto uniform = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
@@ -159,14 +149,14 @@ TEST_CASE("npz fuzz: damaged files load as the original, or throw IOError — ne
 
   for (const Seed& seed : seeds) {
     CAPTURE(seed.name);
-    spill(file, seed.bytes);
+    write_bytes(file, seed.bytes);
     const NamedTensors original = load_npz(file.string());
     const std::string& good = seed.bytes;
 
     // `valid_other`: the bytes may still be a valid file with other arrays (a crafted header).
     auto attempt = [&](const std::string& bytes, const std::string& what, bool valid_other = false) {
       ++cases;
-      spill(file, bytes);
+      write_bytes(file, bytes);
       try {
         const NamedTensors got = load_npz(file.string());
         ++loaded;
