@@ -5,6 +5,7 @@
 #include <map>
 
 #include "../core/detail/impl.hpp"
+#include "../kernels/copy.hpp"  // cast
 
 namespace rwd {
 
@@ -115,15 +116,10 @@ void Module::to(Dtype dtype) {
   for (auto& [n, p] : named_parameters()) {
     detail::TensorImpl& impl = p.impl();
     if (impl.dtype() == dtype) continue;
-    const auto old = std::move(impl.value);
-    std::visit(
-        [&](const auto& a) {
-          if (dtype == Dtype::f32)
-            impl.value = detail::Array<float>(xt::cast<float>(a));
-          else
-            impl.value = detail::Array<double>(xt::cast<double>(a));
-        },
-        old);
+    // Converted by the kernel every cast uses, then moved into the parameter's own impl, so every
+    // handle to the parameter (the optimizer's, the caller's) sees the new dtype.
+    Tensor converted = kernels::cast("Module::to", p, dtype);
+    impl.value = std::move(converted.impl().value);
     impl.grad = Tensor();
   }
 }
