@@ -54,8 +54,11 @@ void release_output(const Tape* tape, const Node& n, const Tensor& output) {
   } else {
     out->released = true;
     out->released_op = n.op;
-    out->released_shape = std::visit([](const auto& a) { return detail::shape_of(a); }, out->value);
-    out->value = detail::Array<float>();
+    // The values go back to the buffer cache; the array keeps its shape (for the messages that name
+    // it: detail::released_shape) rather than being replaced by a fresh empty array, which as a 0-d
+    // array would take a buffer of its own. Nothing reads a released array's values: every accessor
+    // checks `released` first (check_alive).
+    std::visit([](auto& a) { a.storage().clear(); }, out->value);
     out->grad = Tensor();
   }
 }
@@ -93,7 +96,7 @@ bool BackwardContext::needs_grad(std::size_t i) const { return m_node.inputs[i].
 void BackwardContext::accumulate(std::size_t i, const Tensor& g) {
   const Tensor& x = m_node.inputs[i];
   if (!x.requires_grad()) return;
-  if (g.shape() != x.shape())
+  if (!detail::same_shape(g.impl(), x.impl()))
     throw_shape_error(m_node.op, {{"input", x.shape()}, {"gradient", g.shape()}},
                       "backward produced a gradient for input " + std::to_string(i) +
                           " whose shape differs from the input's");

@@ -80,6 +80,9 @@ struct Cache {
   std::int64_t live = 0;
   std::int64_t peak[epochs_kept] = {}, floor[epochs_kept] = {};  // [0]: this epoch
   std::int64_t old_peak = 0, old_floor = 0;                        // over the kept epochs before it
+  // bound(), kept up to date by refresh() whenever what it is computed from changes (a new peak or
+  // floor, an epoch, the limit): release reads it on every call, and in a steady loop it never moves.
+  std::size_t cap = 0;
 
   ~Cache() {
     for (std::size_t i = 0; i < n_classes; ++i) drain(i);
@@ -89,6 +92,7 @@ struct Cache {
     return static_cast<std::size_t>(std::max(peak[0], old_peak) - std::min(floor[0], old_floor));
   }
   std::size_t bound() const { return std::min(stats.limit_bytes, 2 * working_set()); }
+  void refresh() { cap = bound(); }
 
   void push(std::size_t i, void* p) {
     FreeList& l = lists[i];
@@ -136,8 +140,7 @@ struct Cache {
   // Room for `bytes` more of class `k` within the bound, made by freeing classes asked for before k
   // (the sizes a program has stopped using make way for the ones it uses now); false if there is none.
   bool make_room(std::size_t k, std::size_t bytes) {
-    const std::size_t limit = bound();
-    while (stats.cached_bytes + bytes > limit) {
+    while (stats.cached_bytes + bytes > cap) {
       const std::size_t i = oldest();
       if (i == n_classes || i == k || lists[i].asked >= lists[k].asked) return false;
       drain(i);
@@ -155,7 +158,8 @@ struct Cache {
       old_peak = std::max(old_peak, peak[e]);
       old_floor = std::min(old_floor, floor[e]);
     }
-    trim(bound());
+    refresh();
+    trim(cap);
   }
 };
 
@@ -190,11 +194,12 @@ Cache* cache() {
 
 }  // namespace
 
-namespace detail {
+// The common case, a request its class's list can serve and a release its list can keep, is a few
+// loads and stores on the thread's cache, inline; everything else (the first call on a thread, a new
+// epoch, a miss, a release past the bound) is the out-of-line slow path beside it.
+namespace {
 
-void* buffer_allocate(std::size_t bytes) {
-  if (bytes > largest) throw_refused(bytes);
-  const SizeClass k = size_class(bytes);
+[[gnu::noinline]] void* allocate_slow(std::size_t bytes, SizeClass k) {
   Cache* cp = cache();
   void* p = nullptr;
   if (cp) {
@@ -216,26 +221,72 @@ void* buffer_allocate(std::size_t bytes) {
   REWIND_UNPOISON(p, bytes);
   if (cp) {
     cp->live += static_cast<std::int64_t>(k.bytes);
-    if (cp->live > cp->peak[0]) cp->peak[0] = cp->live;
+    if (cp->live > cp->peak[0]) {
+      cp->peak[0] = cp->live;
+      cp->refresh();
+    }
   }
   return p;
+}
+
+// A release that does not fit under the bound: room is made by freeing idle classes, else it is freed.
+[[gnu::noinline]] void release_slow(Cache* cp, void* p, SizeClass k) noexcept {
+  if (cp && cp->make_room(k.index, k.bytes)) {
+    cp->push(k.index, p);
+    cp->stats.cached_bytes += k.bytes;
+    return;
+  }
+  REWIND_UNPOISON(p, k.bytes);
+  std::free(p);
+}
+
+}  // namespace
+
+namespace detail {
+
+void* buffer_allocate(std::size_t bytes) {
+  if (bytes > largest) throw_refused(bytes);
+  const SizeClass k = size_class(bytes);
+  Cache* cp = t_cache;
+  if (cp && ((cp->tick + 1) & (epoch - 1)) != 0) {
+    Cache& c = *cp;
+    FreeList& l = c.lists[k.index];
+    if (void* p = l.head) {
+      l.asked = ++c.tick;
+      REWIND_UNPOISON(p, sizeof(void*));
+      if (!(l.head = *static_cast<void**>(p))) c.held[k.index / 64] &= ~(std::uint64_t{1} << (k.index % 64));
+      c.stats.cached_bytes -= k.bytes;
+      ++c.stats.hits;
+      REWIND_POISON(p, k.bytes);
+      REWIND_UNPOISON(p, bytes);
+      c.live += static_cast<std::int64_t>(k.bytes);
+      if (c.live > c.peak[0]) {
+        c.peak[0] = c.live;
+        c.refresh();
+      }
+      return p;
+    }
+  }
+  return allocate_slow(bytes, k);
 }
 
 void buffer_release(void* p, std::size_t bytes) noexcept {
   if (!p) return;
   const SizeClass k = size_class(bytes);
-  if (Cache* cp = cache()) {
-    Cache& c = *cp;
-    c.live -= static_cast<std::int64_t>(k.bytes);
-    if (c.live < c.floor[0]) c.floor[0] = c.live;
-    if (c.stats.cached_bytes + k.bytes <= c.bound() || c.make_room(k.index, k.bytes)) {
-      c.push(k.index, p);
-      c.stats.cached_bytes += k.bytes;
-      return;
-    }
+  Cache* cp = t_cache;
+  if (!cp && !(cp = cache())) return release_slow(nullptr, p, k);  // the thread's cache is gone
+  Cache& c = *cp;
+  c.live -= static_cast<std::int64_t>(k.bytes);
+  if (c.live < c.floor[0]) {
+    c.floor[0] = c.live;
+    c.refresh();
   }
-  REWIND_UNPOISON(p, k.bytes);
-  std::free(p);
+  if (c.stats.cached_bytes + k.bytes <= c.cap) {
+    c.push(k.index, p);
+    c.stats.cached_bytes += k.bytes;
+    return;
+  }
+  release_slow(cp, p, k);
 }
 
 }  // namespace detail
@@ -243,6 +294,7 @@ void buffer_release(void* p, std::size_t bytes) noexcept {
 void set_buffer_cache_limit(std::size_t bytes) {
   if (Cache* c = cache()) {
     c->stats.limit_bytes = bytes;
+    c->refresh();
     c->trim(bytes);
   }
 }
@@ -253,6 +305,7 @@ void release_buffer_cache() {
     // The working set is measured afresh from here: what came before no longer widens the bound.
     for (int e = 0; e < epochs_kept; ++e) c->peak[e] = c->floor[e] = c->live;
     c->old_peak = c->old_floor = c->live;
+    c->refresh();
   }
 }
 

@@ -12,14 +12,14 @@ namespace rwd {
 
 namespace detail {
 
-void check_alive(const TensorImpl& impl, const char* op) {
+[[gnu::noinline]] void check_alive(const TensorImpl& impl, const char* op) {
   if (!impl.released) return;
-  throw TapeError(std::string(op) + ": tensor " + impl.released_shape.str() + " produced by '" + impl.released_op +
+  throw TapeError(std::string(op) + ": tensor " + released_shape(impl).str() + " produced by '" + impl.released_op +
                   "' is no longer available: its tape was cleared (by backward() or Tape::clear()). "
                   "Keep a value past the sweep with detach(), keep_on_clear(), or backward with retain");
 }
 
-void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+void check_same_dtype_slow(const char* op, const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype())
     throw DtypeError(std::string(op) + ": lhs is " + dtype_name(a.dtype()) + " and rhs is " + dtype_name(b.dtype()) +
                      ": operands must share a dtype (convert one with .to())");
@@ -59,9 +59,17 @@ using detail::Array;
 
 Tensor::Tensor(std::shared_ptr<detail::TensorImpl> impl) : m_impl(std::move(impl)) {}
 
+namespace {
+[[noreturn, gnu::noinline, gnu::cold]] void throw_undefined() {
+  throw TapeError("tensor: this tensor is undefined (default-constructed, or a gradient not computed yet)");
+}
+}  // namespace
+
+// Two tests and the throws out of line, so that shape(), dtype() and the other accessors below, which
+// every op calls several times, inline it instead of calling it.
 detail::TensorImpl& Tensor::impl() const {
-  if (!m_impl) throw TapeError("tensor: this tensor is undefined (default-constructed, or a gradient not computed yet)");
-  if (m_impl->released) detail::check_alive(*m_impl, "tensor");
+  if (!m_impl) [[unlikely]] throw_undefined();
+  if (m_impl->released) [[unlikely]] detail::check_alive(*m_impl, "tensor");
   return *m_impl;
 }
 
@@ -141,8 +149,11 @@ std::size_t Tensor::numel() const {
   return std::visit([](const auto& a) { return a.size(); }, impl().value);
 }
 std::size_t Tensor::dim(int axis) const {
-  const Shape s = shape();
-  return s[normalize_axis("dim", axis, s)];
+  const auto& v = impl().value;
+  const auto& dims = v.index() == 0 ? std::get_if<0>(&v)->shape() : std::get_if<1>(&v)->shape();
+  const int n = static_cast<int>(dims.size());
+  if (axis < -n || axis >= n) normalize_axis("dim", axis, shape());  // throws, naming the shape
+  return dims[static_cast<std::size_t>(axis < 0 ? axis + n : axis)];
 }
 Dtype Tensor::dtype() const { return impl().dtype(); }
 
@@ -311,7 +322,7 @@ static void format_values(std::string& out, const std::vector<double>& v, const 
 std::string Tensor::str() const {
   if (!m_impl) return "tensor(undefined)";
   if (m_impl->released)
-    return "tensor(released: " + m_impl->released_shape.str() + " from '" + m_impl->released_op + "')";
+    return "tensor(released: " + detail::released_shape(*m_impl).str() + " from '" + m_impl->released_op + "')";
   const Shape s = shape();
   std::string out = "tensor(";
   // No elements, whatever the shape: "[]" as NumPy prints it, the shape saying the rest.

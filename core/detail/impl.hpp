@@ -2,6 +2,7 @@
 // pulls in xtensor, so only the library's .cpp files include it (public headers stay light).
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -36,7 +37,6 @@ struct TensorImpl {
   bool keep_on_clear = false;   // survive a tape clear as a constant
   bool released = false;        // value freed when its tape was cleared
   const char* released_op = ""; // what produced it, once its tape was cleared (released or kept)
-  Shape released_shape;
   std::string name;
 
   TensorImpl() = default;
@@ -121,6 +121,11 @@ Tensor make_view(const Tensor& x, std::size_t offset, const Shape& shape, const 
 /// Every factory makes its tensor here: a refused allocation becomes a MemoryError naming the shape.
 Tensor empty_tensor(const Shape& shape, Dtype dtype);
 
+/// The shape a released tensor had: its array keeps its shape when its values are freed (tape.cpp).
+inline Shape released_shape(const TensorImpl& p) {
+  return p.value.index() == 0 ? shape_of(*std::get_if<0>(&p.value)) : shape_of(*std::get_if<1>(&p.value));
+}
+
 /// Shape of an xtensor array as a rewind Shape (not checked again: it was when the array was made).
 template <class A>
 Shape shape_of(const A& a) {
@@ -135,6 +140,13 @@ inline xt::svector<std::size_t, 4> xshape(const Shape& s) {
   return xt::svector<std::size_t, 4>(s.begin(), s.end());
 }
 
+/// True if a and b (both alive) have the same shape, compared in place: no Shape is built.
+inline bool same_shape(const TensorImpl& a, const TensorImpl& b) {
+  const auto& sa = a.value.index() == 0 ? std::get_if<0>(&a.value)->shape() : std::get_if<1>(&a.value)->shape();
+  const auto& sb = b.value.index() == 0 ? std::get_if<0>(&b.value)->shape() : std::get_if<1>(&b.value)->shape();
+  return std::equal(sa.begin(), sa.end(), sb.begin(), sb.end());
+}
+
 /// Calls f(T{}) with T = float or double according to `dtype`.
 template <class F>
 decltype(auto) visit_dtype(Dtype dtype, F&& f) {
@@ -142,7 +154,16 @@ decltype(auto) visit_dtype(Dtype dtype, F&& f) {
   return f(double{});
 }
 
-/// Throws DtypeError unless a and b share a dtype.
-void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+/// check_same_dtype's out-of-line half: the checks of dtype(), and the message.
+void check_same_dtype_slow(const char* op, const Tensor& a, const Tensor& b);
+
+/// Throws DtypeError unless a and b share a dtype (TapeError if either is undefined or released).
+/// Inline: every binary op calls it, and two live operands of one dtype is the whole of the usual case.
+inline void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  const TensorImpl* pa = a.impl_ptr().get();
+  const TensorImpl* pb = b.impl_ptr().get();
+  if (pa && pb && !pa->released && !pb->released && pa->value.index() == pb->value.index()) return;
+  check_same_dtype_slow(op, a, b);
+}
 
 }  // namespace rwd::detail

@@ -62,7 +62,7 @@ class SharedBuffer {
     SharedBuffer(std::move(other)).swap(*this);
     return *this;
   }
-  ~SharedBuffer() { release(); }
+  ~SharedBuffer() { drop(); }
 
   /// `n` elements from `offset` of this run, sharing its block (a view).
   SharedBuffer share(size_type offset, size_type n) const {
@@ -161,6 +161,14 @@ class SharedBuffer {
     return b;
   }
   void release() noexcept {
+    drop();
+    m_block.store(nullptr, std::memory_order_relaxed);
+    m_data = nullptr;
+    m_size = 0;
+    m_view = false;
+  }
+  // Lets go of the values (the block's hold, or the buffer itself), leaving the members as they were.
+  void drop() noexcept {
     if (Block* b = m_block.load(std::memory_order_relaxed)) {
       if (b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         allocator_type().deallocate(b->data, b->n);
@@ -170,10 +178,6 @@ class SharedBuffer {
     } else if (m_data) {  // never viewed: a base, its run its whole buffer
       allocator_type().deallocate(m_data, m_size);
     }
-    m_block.store(nullptr, std::memory_order_relaxed);
-    m_data = nullptr;
-    m_size = 0;
-    m_view = false;
   }
   void steal(SharedBuffer& other) noexcept {
     m_block.store(other.m_block.exchange(nullptr, std::memory_order_relaxed), std::memory_order_relaxed);
