@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <ostream>
 #include <unordered_map>
 #include <utility>
 
@@ -322,5 +323,8 @@ std::string TapeStats::str() const {
   for (const OpStats& o : per_op) rows.push_back({o.op, std::to_string(o.count), std::to_string(o.bytes)});
   return out + table(rows, "  ", {false, true, true});
 }
+
+std::ostream& operator<<(std::ostream& os, const Tape& tape) { return os << print_tape(tape); }
+std::ostream& operator<<(std::ostream& os, const TapeStats& stats) { return os << stats.str(); }
 
 }  // namespace rwd

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstddef>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -61,5 +62,10 @@ struct TapeStats {
 
 /// Counts the entries of `tape` and the bytes of their output values.
 TapeStats tape_stats(const Tape& tape = Tape::current());
+
+/// Writes print_tape(tape), so that `std::cout << Tape::current()` works.
+std::ostream& operator<<(std::ostream& os, const Tape& tape);
+/// Writes stats.str().
+std::ostream& operator<<(std::ostream& os, const TapeStats& stats);
 
 }  // namespace rwd

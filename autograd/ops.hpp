@@ -117,6 +117,38 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<std::size_t>& sizes
 std::vector<Tensor> chunk(const Tensor& x, std::size_t n, int axis = 0);
 /// x where mask is 0, `value` where mask ≠ 0 (mask broadcasts; it is a constant).
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+/// Largest element of x, as a 0-d tensor (max over every axis); the gradient goes to the first
+/// maximal element in row-major order, as max(x, axis) does.
+Tensor max(const Tensor& x);
+/// Smallest element of x, as a 0-d tensor; the gradient goes to the first minimal element.
+Tensor min(const Tensor& x);
+
+// ---- where the extremes are, and comparisons: constants, nothing recorded ----
+/// Flat (row-major) index of the first largest element of x. A NaN counts as the largest (and the
+/// smallest) value: the first NaN is the answer if there is one (NumPy's and PyTorch's rule).
+std::int64_t argmax(const Tensor& x);
+/// Flat (row-major) index of the first smallest element of x (the first NaN if there is one).
+std::int64_t argmin(const Tensor& x);
+/// For every position of the other axes, the index along `axis` of the first largest element: the
+/// lanes in row-major order of x's shape without `axis` (keepdims changes nothing but the reading: the
+/// same values for that shape with `axis` as 1). Negative `axis` counts from the end.
+Indices argmax(const Tensor& x, int axis);
+/// As argmax(x, axis), for the first smallest element.
+Indices argmin(const Tensor& x, int axis);
+/// a < b element-wise with broadcasting: 1 where it holds, 0 elsewhere, in the operands' dtype; a
+/// constant (no gradient flows through a comparison). A NaN compares false (but ne: true), as IEEE does.
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);  ///< a ≤ b, as lt
+Tensor gt(const Tensor& a, const Tensor& b);  ///< a > b, as lt
+Tensor ge(const Tensor& a, const Tensor& b);  ///< a ≥ b, as lt
+Tensor eq(const Tensor& a, const Tensor& b);  ///< a = b, as lt
+Tensor ne(const Tensor& a, const Tensor& b);  ///< a ≠ b, as lt (true where either is NaN)
+Tensor lt(const Tensor& a, double b);  ///< a < b for a number b (in a's dtype), as lt
+Tensor le(const Tensor& a, double b);  ///< a ≤ b for a number b
+Tensor gt(const Tensor& a, double b);  ///< a > b for a number b
+Tensor ge(const Tensor& a, double b);  ///< a ≥ b for a number b
+Tensor eq(const Tensor& a, double b);  ///< a = b for a number b
+Tensor ne(const Tensor& a, double b);  ///< a ≠ b for a number b
 
 // ---- operators ----
 Tensor operator+(const Tensor& a, const Tensor& b);

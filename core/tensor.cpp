@@ -113,6 +113,25 @@ Tensor Tensor::arange(std::size_t n, Dtype dtype) {
   return t;
 }
 
+Tensor Tensor::linspace(double start, double stop, std::size_t n, Dtype dtype) {
+  if (!std::isfinite(start) || !std::isfinite(stop))
+    throw ValueError("linspace: start and stop must be finite, got " + std::to_string(start) + " and " +
+                     std::to_string(stop));
+  Tensor t = detail::empty_tensor(Shape{n}, dtype);
+  detail::visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.data<T>();
+    const T a = static_cast<T>(start), b = static_cast<T>(stop);
+    if (n == 1) p[0] = a;
+    if (n < 2) return;
+    const T step = (b - a) / static_cast<T>(n - 1);
+    const std::size_t half = n / 2;
+    for (std::size_t i = 0; i < n; ++i)
+      p[i] = i < half ? a + step * static_cast<T>(i) : b - step * static_cast<T>(n - 1 - i);
+  });
+  return t;
+}
+
 template <class Draw>
 static Tensor generate(const Shape& shape, Dtype dtype, Draw draw) {
   Tensor t = detail::empty_tensor(shape, dtype);

@@ -58,6 +58,11 @@ class Tensor {
   static Tensor from_vector(const std::vector<float>& values, const Shape& shape, Dtype dtype = Dtype::f32);
   /// 0, 1, …, n-1 as a vector.
   static Tensor arange(std::size_t n, Dtype dtype = Dtype::f32);
+  /// n evenly spaced values from start to stop, both included (n = 1: just start; n = 0: empty), as
+  /// numpy.linspace and torch.linspace, computed as PyTorch's scalar loop does: start + i·step for the
+  /// first half, stop − (n−1−i)·step for the rest, so both ends are exact. Throws ValueError if start or stop is
+  /// not finite.
+  static Tensor linspace(double start, double stop, std::size_t n, Dtype dtype = Dtype::f32);
   /// Standard normal draws (NumPy's order) from `gen`.
   static Tensor randn(const Shape& shape, Generator& gen, Dtype dtype = Dtype::f32);
   static Tensor randn(const Shape& shape, Dtype dtype = Dtype::f32);

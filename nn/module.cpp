@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <ostream>
 
 #include "../core/detail/impl.hpp"
 #include "../kernels/copy.hpp"  // cast
@@ -208,5 +209,7 @@ std::string Module::summary() const {
   out += "total: " + std::to_string(num_parameters()) + " parameters\n";
   return out;
 }
+
+std::ostream& operator<<(std::ostream& os, const Module& m) { return os << m.repr(); }
 
 }  // namespace rwd

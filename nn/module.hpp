@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <string>
 #include <utility>
@@ -130,5 +131,9 @@ std::shared_ptr<Module> as_module(M&& m) {
   else
     return std::make_shared<D>(std::forward<M>(m));
 }
+
+/// Writes m.repr() — the layer and its children, as Flux and PyTorch print a model — so that
+/// `std::cout << model` works; summary() is the table with parameter counts.
+std::ostream& operator<<(std::ostream& os, const Module& m);
 
 }  // namespace rwd

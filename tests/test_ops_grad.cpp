@@ -398,6 +398,10 @@ std::vector<OpCase> build_table() {
   t.push_back({.signature = "min(x, axis=0)", .f = [](In in) { return min(in[0], 0); }, .inputs = {{"x", distinct()}},
                .shapes = {{Shape{3, 4}}, {Shape{2, 3, 2}}, {Shape{1, 5}}, {Shape{4}}},
                .second = SecondOrder::squared});
+  t.push_back({.signature = "max(x)", .f = [](In in) { return max(in[0]); }, .inputs = {{"x", distinct()}},
+               .shapes = {{Shape{}}, {Shape{5}}, {Shape{3, 4}}, {Shape{2, 3, 2}}}, .second = SecondOrder::squared});
+  t.push_back({.signature = "min(x)", .f = [](In in) { return min(in[0]); }, .inputs = {{"x", distinct()}},
+               .shapes = {{Shape{}}, {Shape{4}}, {Shape{2, 5}}, {Shape{3, 1, 2}}}, .second = SecondOrder::squared});
   t.push_back({.signature = "square(x)", .f = [](In in) { return square(in[0]); }, .inputs = {{"x", smooth}},
                .shapes = unary_shapes(g)});
   t.push_back({.signature = "transpose(x)", .f = [](In in) { return transpose(in[0]); }, .inputs = {{"x", smooth}},
