@@ -213,3 +213,34 @@ TEST_CASE("mpi: validation and the history's loss are averaged over the ranks, t
     fs::remove_all(fs::path(path).parent_path());
   }
 }
+
+TEST_CASE("mpi: train_truncated over N ranks, one sequence each, equals one process with all of them as a batch") {
+  // Rank r runs sequence r (one batch column); the reference runs every rank's sequence as the columns
+  // of one batch. The mean over the columns is the mean of the ranks' means, so the updates agree.
+  const std::size_t steps = 24, ranks = static_cast<std::size_t>(world().size());
+  auto value = [](std::size_t seq, std::size_t t) { return std::sin(0.3 * double(t) + double(seq)); };
+  auto run = [&](Communicator& comm, std::vector<std::size_t> seqs) {
+    Generator gen(21 + static_cast<std::uint32_t>(comm.rank()));
+    Chain model(RNN(1, 5, "tanh", {}, gen), Dense(5, 1, {}, true, float64, gen));
+    model.to(float64);
+    Adam opt(model.parameters(), {.lr = 0.01});
+    DataParallel ddp(model, opt, comm);
+    const std::size_t n = seqs.size();
+    const double mean = train_truncated(model, opt, steps, [&](std::size_t t) {
+      std::vector<double> x(n), y(n);
+      for (std::size_t j = 0; j < n; ++j) x[j] = value(seqs[j], t), y[j] = value(seqs[j], t + 1);
+      return mse_loss(model(Tensor::from_vector(x, {1, n}, float64)), Tensor::from_vector(y, {1, n}, float64));
+    }, {.k1 = 6, .k2 = 3, .parallel = &ddp});
+    std::vector<std::vector<double>> v;
+    for (const Tensor& p : model.parameters()) v.push_back(p.to_vector());
+    return std::make_pair(v, mean);
+  };
+  SelfCommunicator self;
+  std::vector<std::size_t> all(ranks);
+  for (std::size_t r = 0; r < ranks; ++r) all[r] = r;
+  const auto [one, one_mean] = run(self, all);
+  const auto [many, many_mean] = run(world(), {static_cast<std::size_t>(world().rank())});
+  CHECK(same_on_every_rank(world(), many));
+  CHECK(max_difference(one, many) <= 1e-12);
+  CHECK(many_mean == doctest::Approx(one_mean).epsilon(1e-12));
+}
