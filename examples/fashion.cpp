@@ -24,9 +24,14 @@
 // Under mpirun (train/distributed.hpp) every rank draws the same shuffles from the seed, takes its part
 // of each global batch of `batch` images (64 = 32 + 32), and DataParallel averages the gradients, so
 // the run is the one-process run with the same global batch and seed, up to float32 rounding in the
-// order of the sums. Rank 0 alone prints, validates on the whole validation set, tests and writes the
-// files. Measured here (2 cores, epochs=1 train=12800, all 10,000 test images, OPENBLAS_NUM_THREADS=1):
-// 1 rank: test accuracy 0.7490, 97 images/s; 2 ranks: 0.7490, 155 images/s (README: "Training on several machines").
+// order of the sums. Rank 0 alone prints, tests and writes the files (every rank validates on the
+// whole validation set). Measured on this 2-core machine while other builds ran (load ~7;
+// OPENBLAS_NUM_THREADS=1, all 10,000 test images):
+//   epochs=1 train=1280 (20 steps)   1 rank: test accuracy 0.3709, val_loss 1.89157834   2 ranks: the same
+//   epochs=1 train=12800 (200 steps) 1 rank: 0.7241                                     2 ranks: 0.7250
+//   epochs=2 (1718 steps)            1 rank: 0.8329, 3,570 images/s                     2 ranks: 0.8360, 2,062 images/s
+// (float32 rounding differences grow over the steps as any reordering would; the two processes share
+// two busy cores and an all-reduce of 0.3 MB per step, so here 2 ranks are slower than 1.)
 //
 // The full run reached test accuracy 0.8722 (seed 0) in 9.5 minutes on a 2-core machine shared with
 // other builds (the process got 42% of a core; 244 s of CPU). The PyTorch peer, with the same model

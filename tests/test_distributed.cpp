@@ -27,6 +27,19 @@ TEST_CASE("distributed: a World outside mpirun is one process, and refuses when 
                        ValueError);
 }
 
+TEST_CASE("distributed: without MPI, a process that mpirun started is refused with what is missing") {
+  if (mpi_available() || launched_ranks() > 0) return;  // (a build without MPI, outside mpirun)
+  ::setenv("OMPI_COMM_WORLD_SIZE", "2", 1);  // what Open MPI's mpirun tells each rank
+  CHECK(launched_ranks() == 2);
+  CHECK_THROWS_WITH_AS(World(),
+                       "World: mpirun started this process as one of 2 ranks, but rewind was built without MPI "
+                       "(libopenmpi-dev was not found when it was configured): install it (scripts/deps.sh: "
+                       "rewind_install_mpi) and rebuild",
+                       ValueError);
+  ::unsetenv("OMPI_COMM_WORLD_SIZE");
+  CHECK(launched_ranks() == 0);
+}
+
 TEST_CASE("distributed: the sampler splits each global batch over any number of ranks, every example once") {
   const std::size_t n = 103, batch = 16;  // 6 batches of 16 and one of 7
   DistributedSampler one(n, batch, 42, 0, 1);
