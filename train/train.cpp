@@ -128,12 +128,9 @@ auto ending_the_job_on_error(DataParallel* parallel, F&& body) {
   std::abort();  // (not reached: abort() ends every rank)
 }
 
-}  // namespace
-
-History fit(Optimizer& optimizer, std::size_t batches,
-            const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
-  if (batches == 0) throw ValueError("fit: no batches");
-  return ending_the_job_on_error(options.parallel, [&] {
+// fit's loop (fit() below checks its arguments and runs this).
+History fit_loop(Optimizer& optimizer, std::size_t batches,
+                 const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
   DataParallel* const parallel = options.parallel;
   const bool root = !parallel || parallel->comm().is_root();
   History history;
@@ -178,22 +175,19 @@ History fit(Optimizer& optimizer, std::size_t batches,
     if (options.validate) {
       NoGradGuard no_grad;
       r.val_loss = options.validate();
-      if (parallel) r.val_loss = parallel->comm().mean(r.val_loss);  // each rank validated its part
+      if (parallel) r.val_loss = parallel->comm().mean(r.val_loss);  // the mean of the ranks' values
     }
     history.epochs.push_back(r);
     progress.epoch_done(r);
     if (options.on_epoch_end) options.on_epoch_end(r);
   }
   return history;
-  });
 }
 
-double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
-                       const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options) {
-  const std::size_t k1 = options.k1, k2 = options.k2 ? options.k2 : options.k1;
-  if (k1 == 0) throw ValueError("train_truncated: k1 must be at least 1");
-  if (k2 > k1) throw ValueError("train_truncated: k2 (" + std::to_string(k2) + ") must not exceed k1 (" + std::to_string(k1) + ")");
-  return ending_the_job_on_error(options.parallel, [&] {
+// train_truncated's loop, k1 and k2 checked.
+double truncated_loop(Module& model, Optimizer& optimizer, std::size_t steps,
+                      const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options,
+                      std::size_t k1, std::size_t k2) {
   DataParallel* const parallel = options.parallel;
   double total = 0;
   for (std::size_t start = 0; start < steps; start += k1) {
@@ -220,7 +214,23 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
   }
   const double mean = total / static_cast<double>(std::max<std::size_t>(steps, 1));
   return parallel ? parallel->comm().mean(mean) : mean;
-  });
+}
+
+}  // namespace
+
+History fit(Optimizer& optimizer, std::size_t batches,
+            const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
+  if (batches == 0) throw ValueError("fit: no batches");
+  return ending_the_job_on_error(options.parallel, [&] { return fit_loop(optimizer, batches, batch_loss, options); });
+}
+
+double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
+                       const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options) {
+  const std::size_t k1 = options.k1, k2 = options.k2 ? options.k2 : options.k1;
+  if (k1 == 0) throw ValueError("train_truncated: k1 must be at least 1");
+  if (k2 > k1) throw ValueError("train_truncated: k2 (" + std::to_string(k2) + ") must not exceed k1 (" + std::to_string(k1) + ")");
+  return ending_the_job_on_error(options.parallel,
+                                 [&] { return truncated_loop(model, optimizer, steps, step_loss, options, k1, k2); });
 }
 
 }  // namespace rwd
