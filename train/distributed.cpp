@@ -136,6 +136,7 @@ void DataParallel::begin_step(double share) {
   std::fill(m_final.begin(), m_final.end(), false);
   m_next = 0;
   m_first_start = m_last_start = 0;
+  m_in_sweep = 0;
   m_in_step = true;
   if (m_options.overlap) m_hook.emplace([this](const Tensor& leaf) { on_ready(leaf); });
 }
@@ -145,7 +146,9 @@ void DataParallel::on_ready(const Tensor& leaf) {
   if (it == m_index.end() || m_final[it->second]) return;  // an input, or a parameter seen already
   m_final[it->second] = true;
   --m_buckets[m_bucket_of[it->second]].waiting;
+  const std::size_t before = m_next;
   start_ready();
+  m_in_sweep += m_next - before;
   m_comm.progress();  // MPI moves the started sums on only inside its calls
 }
 
@@ -218,6 +221,7 @@ void DataParallel::synchronize() {
   m_stats.buckets = m_buckets.size();
   m_stats.bytes = 0;
   for (const Bucket& b : m_buckets) m_stats.bytes += b.elements * dtype_size(b.dtype);
+  m_stats.started_in_sweep += m_in_sweep;
   m_stats.exposed += end - sweep_end;
   m_stats.tail += end - m_last_start;
   m_stats.span += end - m_first_start;

@@ -58,6 +58,7 @@ struct ParallelStats {
   std::size_t steps = 0;
   std::size_t buckets = 0;        ///< per step
   std::size_t bytes = 0;          ///< per step, over all buckets
+  std::size_t started_in_sweep = 0;  ///< buckets whose all-reduce the backward sweep started (the rest: synchronize())
   double exposed = 0;             ///< synchronize(): from the end of the sweep to the last sum's arrival
   double tail = 0;                ///< from the last bucket's start to the last sum's arrival
   double span = 0;                ///< from the first bucket's start to the last sum's arrival
@@ -114,6 +115,7 @@ class DataParallel {
   std::vector<Bucket> m_buckets;
   std::vector<bool> m_final;  // by parameter, this step
   std::size_t m_next = 0;     // next bucket to start
+  std::size_t m_in_sweep = 0; // buckets started from the hook this step
   double m_share = 1;
   bool m_in_step = false;
   std::optional<GradReadyHook> m_hook;

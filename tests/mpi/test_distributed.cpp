@@ -91,7 +91,18 @@ TEST_CASE("mpi: the ranks' parameters are bit-identical after every step") {
       REQUIRE(same_on_every_rank(world(), s.values()));
     }
     CHECK(ddp.stats().steps == 20);
+    // every bucket was started by the backward sweep's gradient-ready hook, none left for synchronize()
+    CHECK(ddp.stats().started_in_sweep == 20 * ddp.buckets());
   }
+  // without overlap every bucket waits for synchronize()
+  Setup s(world(), Dtype::f32);
+  DataParallel ddp(s.model, s.opt, world(), {.bucket_bytes = 64, .overlap = false});
+  s.opt.zero_grad();
+  Tensor loss = s.loss({0, 1, 2, 3, 4, 5});
+  ddp.begin_step();
+  loss.backward();
+  ddp.synchronize();
+  CHECK(ddp.stats().started_in_sweep == 0);
 }
 
 TEST_CASE("mpi: the sampler gives every example to exactly one rank once per epoch") {
