@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "common.hpp"
 
@@ -206,10 +207,15 @@ TEST_CASE("mpi: validation and the history's loss are averaged over the ranks, t
   Setup s(world(), Dtype::f64);
   DataParallel ddp(s.model, s.opt, world());
   DistributedSampler sampler(s.examples(), kBatch, 3, world());
+  std::ostringstream progress;
   History h = fit(s.opt, sampler.batches(), [&](std::size_t e, std::size_t b) { return s.loss(sampler.indices(e, b)); },
-                  {.epochs = 1, .validate = [&] { return static_cast<double>(world().rank()); }, .parallel = &ddp,
-                   .share = sampler.share_fn()});
+                  {.epochs = 1, .validate = [&] { return static_cast<double>(world().rank()); }, .out = &progress,
+                   .tty = 0, .parallel = &ddp, .share = sampler.share_fn()});
   CHECK(h.epochs[0].val_loss == doctest::Approx((world().size() - 1) / 2.0));
+  if (world().is_root())  // rank 0 alone prints, with the averaged validation loss
+    CHECK(progress.str().find("epoch 1/1  loss") == 0);
+  else
+    CHECK(progress.str().empty());
   std::vector<double> loss{h.epochs[0].loss};
   CHECK(same_on_every_rank(world(), {loss}));
   const std::string path = shared_path(world(), "history.csv");
