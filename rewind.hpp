@@ -28,3 +28,7 @@
 #include "train/checkpoint.hpp"
 #include "optim/optim.hpp"
 #include "train/train.hpp"
+
+// Data-parallel training (one process without MPI or mpirun; MPI_COMM_WORLD under mpirun).
+#include "comm/communicator.hpp"
+#include "train/distributed.hpp"

@@ -2,11 +2,13 @@
 #
 #   core  ←  kernels  ←  autograd  ←  nn     ←  train
 #                                  ←  optim  ←
+#         ←  comm  ←─────────────────────────────
 #
 # A file in one of these folders may include headers of its own folder and of the folders it builds
 # on, never of one above: core/ knows nothing of tapes, kernels/ nothing of ops, autograd/ nothing of
 # layers; nn/ and optim/ stand side by side on autograd (an optimizer needs tensors and gradients,
-# not modules), and train/ (fit, truncated BPTT, checkpoints) uses both. So the linear order
+# not modules), and train/ (fit, truncated BPTT, checkpoints) uses both. comm/ (the communicator of
+# data-parallel training: MPI, or one process) needs only core/ (raw buffers and dtypes). So the linear order
 # core ← kernels ← autograd ← nn ← optim ← train holds too. (The link does the same for symbols: each
 # layer is its own library, linked only to the ones below it — CMakeLists.txt.)
 #
@@ -19,14 +21,15 @@ if(NOT SOURCE_DIR)
   message(FATAL_ERROR "check_layers: pass -DSOURCE_DIR=<the source tree>")
 endif()
 
-set(layers core kernels autograd nn optim train)
+set(layers core kernels autograd nn optim comm train)
 # What each layer may include, besides itself.
 set(below_core "")
 set(below_kernels core)
 set(below_autograd core kernels)
 set(below_nn core kernels autograd)
 set(below_optim core kernels autograd)
-set(below_train core kernels autograd nn optim)
+set(below_comm core)
+set(below_train core kernels autograd nn optim comm)
 
 set(violations "")
 set(checked 0)

@@ -74,6 +74,15 @@ void check_finite_grads(const std::vector<Tensor>& params, const std::string& wh
 }
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double norm_type, bool error_if_nonfinite) {
+  return clip_grad_norm(params, max_norm, norm_type, error_if_nonfinite, NormReduction{});
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double norm_type, bool error_if_nonfinite,
+                      const NormReduction& reduce) {
+  // An empty reduction is the one-process case (the overload above); a half-given one is a mistake.
+  const bool global = static_cast<bool>(reduce.max) || static_cast<bool>(reduce.sum);
+  if (global && !(reduce.max && reduce.sum))
+    throw ValueError("clip_grad_norm: the NormReduction needs both max and sum (one is empty)");
   check_hyper(max_norm >= 0, "clip_grad_norm", "max_norm", max_norm, "must be >= 0");
   check_hyper(norm_type > 0, "clip_grad_norm", "norm_type", norm_type, "must be > 0, or INFINITY");
   for (std::size_t i = 0; i < params.size(); ++i)
@@ -95,16 +104,25 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
     }
   });
 
+  // Over processes: the largest |g| of all, and whether any holds a NaN (2) or an ∞ (1) — three
+  // collectives, in the same order on every process whatever it found.
+  bool local_bad = has_nan || has_inf;
+  if (global) {
+    largest = reduce.max(largest);
+    const double flag = reduce.max(has_nan ? 2.0 : has_inf ? 1.0 : 0.0);
+    has_nan = flag == 2.0;
+    has_inf = flag == 1.0;
+  }
+
   // Pass 2: total = m·(Σ (|g|/m)ᵖ)^(1/p), m = largest — the same number as (Σ |g|ᵖ)^(1/p), without
   // overflow or underflow.
-  double total;
+  double total = largest;
   if (has_nan)
     total = NAN;
   else if (has_inf)
     total = INFINITY;
-  else if (std::isinf(norm_type) || largest == 0)
-    total = largest;
-  else {
+  // (has_nan, has_inf and largest are the same on every process here, so either all call sum() or none)
+  if (!has_nan && !has_inf && !std::isinf(norm_type) && largest != 0) {
     double acc = 0;
     const bool two = norm_type == 2.0, one = norm_type == 1.0;
     for_each_grad(params, [&](std::size_t, auto* g, std::size_t n) {
@@ -113,8 +131,16 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
         acc += two ? r * r : one ? r : std::pow(r, norm_type);
       }
     });
+    if (global) acc = reduce.sum(acc);
     total = largest * (two ? std::sqrt(acc) : one ? acc : std::pow(acc, 1.0 / norm_type));
   }
+
+  if (!std::isfinite(total) && error_if_nonfinite && global && !local_bad)
+    throw NonFiniteGradError("clip_grad_norm: the total norm of order " + format_number(norm_type) +
+                                 " of the gradients of every process is " + format_number(total) +
+                                 " (non-finite), so it cannot be clipped; the non-finite element is on another "
+                                 "process (this one's gradients are finite)",
+                             0, 0, total);
 
   if (!std::isfinite(total) && error_if_nonfinite) {
     const Tensor& p = params[bad_param];

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,23 @@ void check_finite_grads(const std::vector<Tensor>& params, const std::string& wh
 /// Throws ValueError for a negative or NaN max_norm, or norm_type ≤ 0 or NaN.
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double norm_type = 2.0,
                       bool error_if_nonfinite = false);
+
+/// How clip_grad_norm combines its partial results with other processes' when each holds only some of
+/// the gradients (data-parallel training with sharded gradients): `max` returns the largest of every
+/// process's value, `sum` their sum. Both are called the same number of times on every process.
+/// (Gradients already averaged over the ranks, as DataParallel leaves them, are whole on every rank:
+/// the plain clip_grad_norm then sees the global norm.)
+struct NormReduction {
+  std::function<double(double)> max;
+  std::function<double(double)> sum;
+};
+
+/// clip_grad_norm over the gradients of every process together: the total norm is that of all their
+/// gradients (the same on every process), and each scales its own by it. A non-finite element on
+/// any process makes the total non-finite on all (with `error_if_nonfinite` the process that holds
+/// it names it, the others name the norm). Throws ValueError if `reduce.max` or `reduce.sum` is empty.
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double norm_type, bool error_if_nonfinite,
+                      const NormReduction& reduce);
 
 /// Clamps every gradient element to [−clip, clip] (NaN stays NaN). Throws ValueError if clip < 0 or NaN.
 void clip_grad_value(const std::vector<Tensor>& params, double clip);

@@ -9,6 +9,8 @@
 #   libopenblas-dev             the BLAS itself: sgemm / dgemm
 #   libzip-dev                  zip archives for .npz files (core/npz.cpp: save_npz/load_npz, checkpoints)
 #   doctest-dev                 the test framework (tests only)
+# Optional (rewind_install_mpi): data-parallel training over MPI (comm/, train/distributed.hpp):
+#   libopenmpi-dev openmpi-bin  Open MPI's headers and library, and mpirun for the MPI tests
 
 REWIND_DEPS=(cmake make g++ libxtensor-dev libxsimd-dev libxtensor-blas-dev libopenblas-dev libzip-dev doctest-dev)
 
@@ -72,6 +74,17 @@ rewind_install_deps() {
   echo "deps: installing ${missing[*]}"
   "${sudo[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Open MPI, optional for the library (it builds and passes every other test without it); scripts/test.sh
+# installs it so that CI always builds and runs the MPI tests (CTest runs them under mpirun).
+REWIND_MPI_DEPS=(libopenmpi-dev openmpi-bin)
+rewind_install_mpi() {
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "deps: not a Debian system (no dpkg-query); for MPI install the equivalents of: ${REWIND_MPI_DEPS[*]}" >&2
+    return 0
+  fi
+  rewind_install_packages "${REWIND_MPI_DEPS[@]}"
 }
 
 # OpenBLAS picks its kernels when a program starts; on a CPU newer than Debian 12's OpenBLAS (a

@@ -27,6 +27,7 @@ t0=$SECONDS
 lap() { echo "-- $1: $((SECONDS - t0)) s"; t0=$SECONDS; }
 
 rewind_install_deps
+rewind_install_mpi            # Open MPI: CI always builds and runs the MPI tests (mpirun -np 2 and 3)
 rewind_install_example_deps   # the examples' data and gnuplot: ctest runs every example with --quick
 
 echo "== Release build (build/) =="

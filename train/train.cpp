@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "../core/atomic_file.hpp"
 #include "../nn/reset.hpp"
 #include "../optim/clip.hpp"
+#include "distributed.hpp"
 
 namespace rwd {
 
@@ -103,24 +105,44 @@ std::string History::csv() const {
   return s;
 }
 
-void History::write_csv(const std::string& path) const { write_file_atomic(path, csv()); }
+void History::write_csv(const std::string& path) const {
+  if (rank == 0) write_file_atomic(path, csv());
+}
 
 // write_file_atomic is core/atomic_file.cpp's: one atomic writer for .npz files and text alike.
 
 // ---- fit ----
 
-History fit(Optimizer& optimizer, std::size_t batches,
-            const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
-  if (batches == 0) throw ValueError("fit: no batches");
+namespace {
+
+// Under data parallelism an exception on one rank would leave the others in their next all-reduce
+// forever: it ends the whole job instead, with its message. One process rethrows as always.
+template <class F>
+auto ending_the_job_on_error(DataParallel* parallel, F&& body) {
+  if (!parallel || parallel->comm().size() == 1) return body();
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    parallel->comm().abort(e.what());
+  }
+  std::abort();  // (not reached: abort() ends every rank)
+}
+
+// fit's loop (fit() below checks its arguments and runs this).
+History fit_loop(Optimizer& optimizer, std::size_t batches,
+                 const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
+  DataParallel* const parallel = options.parallel;
+  const bool root = !parallel || parallel->comm().is_root();
   History history;
-  Progress progress(options.out, options.epochs, batches, options.tty);
+  history.rank = parallel ? parallel->comm().rank() : 0;
+  Progress progress(root ? options.out : nullptr, options.epochs, batches, options.tty);
   for (std::size_t epoch = 0; epoch < options.epochs; ++epoch) {
     const double start = now();
     EpochRecord r;
     r.epoch = epoch + 1;
     r.lr = optimizer.lr();
     r.batches = batches;
-    double sum = 0, norms = 0;
+    double sum = 0, norms = 0, weighted = 0;
     for (std::size_t b = 0; b < batches; ++b) {
       optimizer.zero_grad();
       Tensor loss = batch_loss(epoch, b);
@@ -128,7 +150,11 @@ History fit(Optimizer& optimizer, std::size_t batches,
       if (!std::isfinite(value))
         throw ValueError("fit: the loss is " + number(value) + " at epoch " + std::to_string(epoch + 1) + ", batch " +
                          std::to_string(b + 1));
+      const double share = !parallel ? 1.0 : options.share ? options.share(epoch, b) : 1.0 / parallel->comm().size();
+      if (parallel) parallel->begin_step(share);
       loss.backward();
+      if (parallel) parallel->synchronize();  // every rank now holds the global batch's gradient
+      weighted += share * value;
       // A finite loss can still have NaN or ±inf gradients (a log or sqrt at 0, an overflow inside);
       // one step would write them into every weight and the optimizer's state, so stop before it.
       // With clipping the norm's own pass finds them; without, one read of the gradients.
@@ -141,13 +167,15 @@ History fit(Optimizer& optimizer, std::size_t batches,
       sum += value;
       progress.update(epoch, b, sum / static_cast<double>(b + 1));
     }
-    r.loss = sum / static_cast<double>(batches);
+    // The global batches' mean loss: Σ_b Σ_r share_r·loss_r / batches (one sum over the ranks per epoch).
+    r.loss = (parallel ? parallel->comm().sum(weighted) : sum) / static_cast<double>(batches);
     r.grad_norm = options.clip_norm > 0 ? norms / static_cast<double>(batches) : std::nan("");
     r.seconds = now() - start;  // training only: validation is not part of the batch rate
     r.val_loss = std::nan("");
     if (options.validate) {
       NoGradGuard no_grad;
       r.val_loss = options.validate();
+      if (parallel) r.val_loss = parallel->comm().mean(r.val_loss);  // the mean of the ranks' values
     }
     history.epochs.push_back(r);
     progress.epoch_done(r);
@@ -156,11 +184,11 @@ History fit(Optimizer& optimizer, std::size_t batches,
   return history;
 }
 
-double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
-                       const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options) {
-  const std::size_t k1 = options.k1, k2 = options.k2 ? options.k2 : options.k1;
-  if (k1 == 0) throw ValueError("train_truncated: k1 must be at least 1");
-  if (k2 > k1) throw ValueError("train_truncated: k2 (" + std::to_string(k2) + ") must not exceed k1 (" + std::to_string(k1) + ")");
+// train_truncated's loop, k1 and k2 checked.
+double truncated_loop(Module& model, Optimizer& optimizer, std::size_t steps,
+                      const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options,
+                      std::size_t k1, std::size_t k2) {
+  DataParallel* const parallel = options.parallel;
   double total = 0;
   for (std::size_t start = 0; start < steps; start += k1) {
     optimizer.zero_grad();
@@ -171,7 +199,9 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
       total += l.item();
       window = window.defined() ? window + l : l;
     }
+    if (parallel) parallel->begin_step();
     window.backward();
+    if (parallel) parallel->synchronize();
     const auto where = [&] {
       return "train_truncated: steps " + std::to_string(start + 1) + "-" + std::to_string(std::min(start + k1, steps));
     };
@@ -182,7 +212,25 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
     optimizer.step();
     detach_state(model);  // the next window starts from this state's value, without its history
   }
-  return total / static_cast<double>(std::max<std::size_t>(steps, 1));
+  const double mean = total / static_cast<double>(std::max<std::size_t>(steps, 1));
+  return parallel ? parallel->comm().mean(mean) : mean;
+}
+
+}  // namespace
+
+History fit(Optimizer& optimizer, std::size_t batches,
+            const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
+  if (batches == 0) throw ValueError("fit: no batches");
+  return ending_the_job_on_error(options.parallel, [&] { return fit_loop(optimizer, batches, batch_loss, options); });
+}
+
+double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
+                       const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options) {
+  const std::size_t k1 = options.k1, k2 = options.k2 ? options.k2 : options.k1;
+  if (k1 == 0) throw ValueError("train_truncated: k1 must be at least 1");
+  if (k2 > k1) throw ValueError("train_truncated: k2 (" + std::to_string(k2) + ") must not exceed k1 (" + std::to_string(k1) + ")");
+  return ending_the_job_on_error(options.parallel,
+                                 [&] { return truncated_loop(model, optimizer, steps, step_loss, options, k1, k2); });
 }
 
 }  // namespace rwd

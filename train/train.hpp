@@ -29,6 +29,8 @@
 
 namespace rwd {
 
+class DataParallel;  // train/distributed.hpp
+
 /// One epoch of the history.
 struct EpochRecord {
   std::size_t epoch = 0;     ///< 1-based
@@ -53,14 +55,24 @@ struct FitOptions {
   std::ostream* out = nullptr;
   /// Treat `out` as a terminal (default: detected for std::cout / std::cerr).
   int tty = -1;
+  /// Data-parallel training (train/distributed.hpp): gradients averaged over the ranks before each
+  /// step; the history's losses are the global batches' (the same on every rank), validation the mean
+  /// of the ranks' values; only rank 0 prints and writes the CSV; an exception on any rank ends the
+  /// whole job with its message (MPI_Abort), since the others would wait for it forever.
+  DataParallel* parallel = nullptr;
+  /// With `parallel`: this rank's share of global batch `batch` of `epoch` (DistributedSampler::share_fn);
+  /// empty: 1/size.
+  std::function<double(std::size_t epoch, std::size_t batch)> share = {};
 };
 
 /// The per-epoch records fit() returns.
 struct History {
   std::vector<EpochRecord> epochs;
+  /// The rank that made it (fit with FitOptions::parallel): write_csv writes on rank 0 only.
+  int rank = 0;
   /// "epoch,loss,val_loss,grad_norm,lr,seconds,batches" and one row per epoch.
   std::string csv() const;
-  /// Writes csv() to `path` atomically (temp file + rename).
+  /// Writes csv() to `path` atomically (temp file + rename); does nothing on a rank other than 0.
   void write_csv(const std::string& path) const;
   /// The last epoch's loss.
   double final_loss() const { return epochs.empty() ? 0.0 : epochs.back().loss; }
@@ -78,6 +90,10 @@ struct TruncatedOptions {
   std::size_t k1 = 20;      ///< steps per update: the optimizer steps once every k1 steps
   std::size_t k2 = 0;       ///< gradient horizon: the carried state is detached every k2 steps (0: = k1)
   double clip_norm = 0.0;   ///< clip the gradients' global norm before each update (0: no clipping)
+  /// Data-parallel (train/distributed.hpp): each rank runs its own sequence, the gradients are averaged
+  /// before each update, the mean loss returned is over every rank's steps, and an exception on any
+  /// rank ends the whole job with its message.
+  DataParallel* parallel = nullptr;
 };
 
 /// Runs a stateful `model` over `steps` time steps of one long sequence, TBPTT(k1, k2): every k1

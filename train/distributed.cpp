@@ -1,0 +1,339 @@
+#include "distributed.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <limits>
+
+#include "../core/error.hpp"
+#include "checkpoint.hpp"
+
+namespace rwd {
+
+namespace {
+
+double seconds_now() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+// "'1.weight' (4, 3) float32": one line of the same-model check.
+std::string describe(const std::string& name, const Tensor& t) {
+  return "'" + name + "' " + t.shape().str() + " " + dtype_name(t.dtype());
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at < s.size()) {
+    const std::size_t end = s.find('\n', at);
+    out.push_back(s.substr(at, end - at));
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return out;
+}
+
+template <class T>
+void pack(T* dst, const Tensor& g, double share) {
+  const T* src = g.data<T>();
+  const std::size_t n = g.numel();
+  if (share == 1.0) {
+    std::memcpy(dst, src, n * sizeof(T));
+    return;
+  }
+  const T s = static_cast<T>(share);
+  for (std::size_t j = 0; j < n; ++j) dst[j] = src[j] * s;
+}
+
+}  // namespace
+
+// ---- DataParallel ----
+
+DataParallel::DataParallel(Module& model, Optimizer& optimizer, Communicator& comm, ParallelOptions options)
+    : m_comm(comm), m_model(model), m_options(options), m_params(optimizer.params()) {
+  if (m_options.bucket_bytes == 0) throw ValueError("DataParallel: bucket_bytes must be at least 1");
+  check_same_model(model);
+  broadcast_parameters();
+
+  // Buckets, last parameter first: the sweep finishes the parameters used last in the forward pass
+  // first, so the buckets fill (and start) in roughly the order the sweep makes them final.
+  m_bucket_of.assign(m_params.size(), 0);
+  std::size_t bytes = 0;
+  for (std::size_t k = m_params.size(); k-- > 0;) {
+    const Tensor& p = m_params[k];
+    if (!p.defined()) throw ValueError("DataParallel: optimizer parameter " + std::to_string(k) + " is undefined");
+    if (m_index.count(p.impl_ptr().get()))
+      throw ValueError("DataParallel: optimizer parameter " + std::to_string(k) + " appears twice");
+    m_index[p.impl_ptr().get()] = k;
+    if (m_buckets.empty() || m_buckets.back().dtype != p.dtype() || bytes >= m_options.bucket_bytes) {
+      m_buckets.emplace_back();
+      m_buckets.back().dtype = p.dtype();
+      bytes = 0;
+    }
+    Bucket& b = m_buckets.back();
+    b.params.push_back(k);
+    b.offsets.push_back(b.elements);
+    b.elements += p.numel();
+    bytes += p.numel() * dtype_size(p.dtype());
+    m_bucket_of[k] = m_buckets.size() - 1;
+  }
+  for (Bucket& b : m_buckets) {
+    b.elements += b.params.size();  // one count per parameter: 1 where this rank has a gradient
+    b.storage.assign((b.elements * dtype_size(b.dtype) + sizeof(double) - 1) / sizeof(double), 0.0);
+  }
+  m_final.assign(m_params.size(), false);
+}
+
+DataParallel::~DataParallel() = default;
+
+void DataParallel::check_same_model(Module& model) {
+  // Each rank lists what it has; rank 0's list goes to every rank, which finds its first difference.
+  std::vector<std::string> mine;
+  for (auto& [name, t] : model.state_dict()) mine.push_back("parameter " + describe(name, t));
+  for (std::size_t i = 0; i < m_params.size(); ++i)
+    mine.push_back("optimizer parameter " + std::to_string(i) + " " +
+                   (m_params[i].defined() ? m_params[i].shape().str() + " " + dtype_name(m_params[i].dtype()) : "undefined"));
+  std::string joined;
+  for (const std::string& s : mine) joined += s + "\n";
+  const std::vector<std::string> root = split_lines(m_comm.broadcast(joined, 0));
+
+  std::size_t first = std::numeric_limits<std::size_t>::max();
+  for (std::size_t i = 0; i < std::max(mine.size(), root.size()); ++i)
+    if (i >= mine.size() || i >= root.size() || mine[i] != root[i]) {
+      first = i;
+      break;
+    }
+  // The earliest difference over all ranks (then the lowest rank): key = entry · size + rank.
+  const auto size = static_cast<std::int64_t>(m_comm.size());
+  std::int64_t key = first == std::numeric_limits<std::size_t>::max() ? std::numeric_limits<std::int64_t>::max()
+                                                                      : static_cast<std::int64_t>(first) * size + m_comm.rank();
+  m_comm.allreduce_min(&key, 1);
+  if (key == std::numeric_limits<std::int64_t>::max()) return;
+  const auto entry = static_cast<std::size_t>(key / size);
+  const int rank = static_cast<int>(key % size);
+  const std::string theirs = m_comm.broadcast(
+      entry < mine.size() ? mine[entry] : "no entry " + std::to_string(entry + 1) + " (" + std::to_string(mine.size()) + " in all)",
+      rank);
+  const std::string ours = entry < root.size() ? root[entry] : "no entry " + std::to_string(entry + 1) + " (" + std::to_string(root.size()) + " in all)";
+  throw ValueError("DataParallel: the ranks' models differ at entry " + std::to_string(entry + 1) + ": rank 0 has " + ours +
+                   ", rank " + std::to_string(rank) + " has " + theirs + " (every rank must build the same model)");
+}
+
+void DataParallel::broadcast_parameters() {
+  for (auto& [name, t] : m_model.state_dict()) {
+    void* data = t.dtype() == Dtype::f32 ? static_cast<void*>(t.data<float>()) : static_cast<void*>(t.data<double>());
+    m_comm.broadcast(data, t.numel() * dtype_size(t.dtype()), 0);
+  }
+}
+
+void DataParallel::begin_step(double share) {
+  if (m_in_step) throw ValueError("DataParallel::begin_step: the previous step was not synchronized");
+  if (share < 0) share = 1.0 / m_comm.size();
+  if (!(share <= 1.0)) throw ValueError("DataParallel::begin_step: share " + format_number(share) + " is not in [0, 1]");
+  m_share = share;
+  for (Bucket& b : m_buckets) b.waiting = b.params.size();
+  std::fill(m_final.begin(), m_final.end(), false);
+  m_next = 0;
+  m_first_start = m_last_start = 0;
+  m_in_sweep = 0;
+  m_in_step = true;
+  if (m_options.overlap) m_hook.emplace([this](const Tensor& leaf) { on_ready(leaf); });
+}
+
+void DataParallel::on_ready(const Tensor& leaf) {
+  const auto it = m_index.find(leaf.impl_ptr().get());
+  if (it == m_index.end() || m_final[it->second]) return;  // an input, or a parameter seen already
+  m_final[it->second] = true;
+  --m_buckets[m_bucket_of[it->second]].waiting;
+  const std::size_t before = m_next;
+  start_ready();
+  m_in_sweep += m_next - before;
+  m_comm.progress();  // MPI moves the started sums on only inside its calls
+}
+
+void DataParallel::start_ready() {
+  // Strictly in order: every rank starts bucket k before bucket k+1, whatever order its sweep made
+  // the gradients final in, so the collectives match across ranks.
+  while (m_next < m_buckets.size() && m_buckets[m_next].waiting == 0) start(m_buckets[m_next++]);
+}
+
+void DataParallel::start(Bucket& b) {
+  const double t = seconds_now();
+  if (m_first_start == 0) m_first_start = t;
+  m_last_start = t;
+  const std::size_t counts = b.elements - b.params.size();
+  for (std::size_t j = 0; j < b.params.size(); ++j) {
+    const Tensor g = m_params[b.params[j]].grad();
+    const bool has = g.defined();
+    if (b.dtype == Dtype::f32) {
+      float* buf = reinterpret_cast<float*>(b.storage.data());
+      if (has)
+        pack(buf + b.offsets[j], g, m_share);
+      else
+        std::fill_n(buf + b.offsets[j], m_params[b.params[j]].numel(), 0.0f);
+      buf[counts + j] = has ? 1.0f : 0.0f;
+    } else {
+      double* buf = b.storage.data();
+      if (has)
+        pack(buf + b.offsets[j], g, m_share);
+      else
+        std::fill_n(buf + b.offsets[j], m_params[b.params[j]].numel(), 0.0);
+      buf[counts + j] = has ? 1.0 : 0.0;
+    }
+  }
+  m_comm.start_allreduce_sum(b.storage.data(), b.elements, b.dtype);
+}
+
+void DataParallel::synchronize() {
+  if (!m_in_step) throw ValueError("DataParallel::synchronize: no step was begun (call begin_step before backward)");
+  m_hook.reset();
+  const double sweep_end = seconds_now();
+  // Parameters the sweep did not reach (or every one, without overlap): their buckets start now.
+  for (Bucket& b : m_buckets) b.waiting = 0;
+  const bool any_before = m_first_start != 0;
+  start_ready();
+  m_comm.wait_all();
+  const double end = seconds_now();
+  m_in_step = false;
+
+  for (Bucket& b : m_buckets) {
+    const std::size_t counts = b.elements - b.params.size();
+    for (std::size_t j = 0; j < b.params.size(); ++j) {
+      Tensor& p = m_params[b.params[j]];
+      const double count = b.dtype == Dtype::f32 ? reinterpret_cast<const float*>(b.storage.data())[counts + j]
+                                                  : b.storage[counts + j];
+      if (count == 0) continue;  // no rank has a gradient for it: it stays without one, as in one process
+      Tensor g = p.grad();
+      if (!g.defined()) {
+        p.set_grad(Tensor::zeros(p.shape(), p.dtype()));
+        g = p.grad();
+      }
+      const std::size_t n = p.numel();
+      if (b.dtype == Dtype::f32)
+        std::memcpy(g.data<float>(), reinterpret_cast<const float*>(b.storage.data()) + b.offsets[j], n * sizeof(float));
+      else
+        std::memcpy(g.data<double>(), b.storage.data() + b.offsets[j], n * sizeof(double));
+    }
+  }
+
+  m_stats.steps += 1;
+  m_stats.buckets = m_buckets.size();
+  m_stats.bytes = 0;
+  for (const Bucket& b : m_buckets) m_stats.bytes += b.elements * dtype_size(b.dtype);
+  m_stats.started_in_sweep += m_in_sweep;
+  m_stats.exposed += end - sweep_end;
+  m_stats.tail += end - m_last_start;
+  m_stats.span += end - m_first_start;
+  m_stats.sweep_overlapped += any_before ? sweep_end - m_first_start : 0.0;
+}
+
+// ---- DistributedSampler ----
+
+DistributedSampler::DistributedSampler(std::size_t examples, std::size_t global_batch, std::uint32_t seed, int rank,
+                                       int size, bool shuffle)
+    : m_examples(examples), m_batch(global_batch), m_seed(seed), m_rank(rank), m_size(size), m_shuffle(shuffle) {
+  if (examples == 0 || global_batch == 0)
+    throw ValueError("DistributedSampler: " + std::string(examples == 0 ? "no examples" : "a global batch of 0"));
+  if (size < 1 || rank < 0 || rank >= size)
+    throw ValueError("DistributedSampler: rank " + std::to_string(rank) + " of " + std::to_string(size) + " does not exist");
+  const auto ranks = static_cast<std::size_t>(size);
+  const std::size_t last = examples - (batches() - 1) * global_batch;
+  if (std::min(global_batch, last) < ranks)
+    throw ValueError("DistributedSampler: " + std::to_string(examples) + " examples in global batches of " +
+                     std::to_string(global_batch) + " leave a batch of " + std::to_string(std::min(global_batch, last)) +
+                     ", fewer than the " + std::to_string(size) + " ranks (each needs at least one example)");
+}
+
+DistributedSampler::DistributedSampler(std::size_t examples, std::size_t global_batch, std::uint32_t seed,
+                                       const Communicator& comm, bool shuffle)
+    : DistributedSampler(examples, global_batch, seed, comm.rank(), comm.size(), shuffle) {}
+
+const std::vector<std::size_t>& DistributedSampler::order(std::size_t epoch) const {
+  if (m_cached_epoch == epoch) return m_order;
+  m_order.resize(m_examples);
+  for (std::size_t i = 0; i < m_examples; ++i) m_order[i] = i;
+  if (m_shuffle) {
+    // Fisher–Yates with rewind's MT19937 (the same permutation on every machine and for any number of
+    // ranks): epoch e's stream is seeded from (seed, e).
+    Generator gen(static_cast<std::uint32_t>(m_seed * 2654435761u + static_cast<std::uint32_t>(epoch) * 40503u + 1u));
+    for (std::size_t i = m_examples; i-- > 1;) std::swap(m_order[i], m_order[gen.integer(i + 1)]);
+  }
+  m_cached_epoch = epoch;
+  return m_order;
+}
+
+std::pair<std::size_t, std::size_t> DistributedSampler::part(std::size_t batch, int rank) const {
+  if (batch >= batches())
+    throw ValueError("DistributedSampler: batch " + std::to_string(batch) + " of " + std::to_string(batches()));
+  const std::size_t begin = batch * m_batch, n = std::min(m_batch, m_examples - begin);
+  const auto r = static_cast<std::size_t>(rank), s = static_cast<std::size_t>(m_size);
+  return {begin + r * n / s, begin + (r + 1) * n / s};
+}
+
+std::vector<std::size_t> DistributedSampler::global_batch(std::size_t epoch, std::size_t batch) const {
+  const auto& o = order(epoch);
+  const auto [b, e0] = part(batch, 0);
+  const auto [b1, e] = part(batch, m_size - 1);
+  (void)e0, (void)b1;
+  return {o.begin() + static_cast<std::ptrdiff_t>(b), o.begin() + static_cast<std::ptrdiff_t>(e)};
+}
+
+std::vector<std::size_t> DistributedSampler::indices(std::size_t epoch, std::size_t batch) const {
+  const auto& o = order(epoch);
+  const auto [b, e] = part(batch, m_rank);
+  return {o.begin() + static_cast<std::ptrdiff_t>(b), o.begin() + static_cast<std::ptrdiff_t>(e)};
+}
+
+double DistributedSampler::share(std::size_t, std::size_t batch) const {
+  const auto [b, e] = part(batch, m_rank);
+  const std::size_t begin = batch * m_batch, n = std::min(m_batch, m_examples - begin);
+  return static_cast<double>(e - b) / static_cast<double>(n);
+}
+
+std::function<double(std::size_t, std::size_t)> DistributedSampler::share_fn() const {
+  return [this](std::size_t epoch, std::size_t batch) { return share(epoch, batch); };
+}
+
+// ---- checkpoints ----
+
+void save_checkpoint(const std::string& path, const Module& model, const Optimizer& optimizer, Communicator& comm) {
+  // Rank 0 writes; a failure there (a full disk) must reach the others, which would otherwise go on.
+  std::int64_t ok = 1;
+  std::string message;
+  if (comm.is_root()) {
+    try {
+      save_checkpoint(path, model, optimizer);
+    } catch (const std::exception& e) {
+      ok = 0;
+      message = e.what();
+    }
+  }
+  comm.allreduce_min(&ok, 1);
+  if (!ok) throw IOError(comm.broadcast(message, 0));
+}
+
+void load_checkpoint(const std::string& path, Module& model, Optimizer& optimizer, Communicator& comm) {
+  NamedTensors model_before, optim_before;
+  for (auto& [k, p] : model.state_dict()) model_before.emplace_back(k, p.detach());
+  optim_before = optimizer.state_dict();
+  std::string message;
+  try {
+    load_checkpoint(path, model, optimizer);
+  } catch (const std::exception& e) {
+    message = e.what();
+  }
+  // The lowest rank that failed speaks for all; the ones that loaded put their state back.
+  std::int64_t failed = message.empty() ? std::numeric_limits<std::int64_t>::max() : comm.rank();
+  comm.allreduce_min(&failed, 1);
+  if (failed == std::numeric_limits<std::int64_t>::max()) return;
+  if (message.empty()) {
+    model.load_state_dict(model_before);
+    optimizer.load_state_dict(optim_before);
+  }
+  const std::string text = comm.broadcast(message, static_cast<int>(failed));
+  throw ValueError("load_checkpoint: rank " + std::to_string(failed) + " of " + std::to_string(comm.size()) +
+                   " could not load it (no rank changed): " + text);
+}
+
+}  // namespace rwd

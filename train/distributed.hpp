@@ -1,0 +1,172 @@
+// rewind/train/distributed.hpp — data-parallel training: every rank holds the whole model, trains on
+// its part of each global batch, and the gradients are averaged over the ranks before each step.
+//
+//     rwd::World world;                                        // comm/communicator.hpp: mpirun or one process
+//     rwd::DataParallel ddp(model, opt, world);                // rank 0's weights everywhere, same model checked
+//     rwd::DistributedSampler sampler(n, 64, /*seed=*/1, world);  // 64 examples a step, over all ranks
+//     fit(opt, sampler.batches(), [&](std::size_t e, std::size_t b) { return loss_of(sampler.indices(e, b)); },
+//         {.epochs = 10, .parallel = &ddp, .share = sampler.share_fn()});
+//
+// A hand-written loop adds two lines around backward(): `ddp.begin_step(share); loss.backward();
+// ddp.synchronize(); opt.step();`.
+//
+// Gradient averaging. The parameters are grouped, last to first (the order the sweep finishes them),
+// into buckets of about ParallelOptions::bucket_bytes of one dtype. The sweep's gradient-ready hook
+// (autograd/backward.hpp) tells when a parameter's .grad() is final; when a bucket's last one is, its
+// gradients — each scaled by this rank's share of the global batch — are packed into one buffer and a
+// non-blocking all-reduce (sum) starts while the sweep goes on. Buckets start strictly in order, so
+// every rank issues the same collectives in the same order even if its tape differs. synchronize()
+// starts what is left, waits, and writes the sums back into .grad(): Σ_r share_r·∇loss_r, the
+// gradient of the global batch's mean loss. A parameter with a gradient on any rank gets one on every
+// rank (a count travels with each bucket), so all ranks step the same parameters.
+//
+// Determinism. The sum is the same bits on every rank, so the ranks' parameters stay bit-identical
+// step after step. Against one process on the same global batch only the order of the additions
+// differs: float64 agrees to ~1e-15 relative, float32 within its rounding (tests/mpi).
+//
+// Clipping and the non-finite check need no collective of their own: after synchronize() every
+// rank holds the global gradient, so clip_grad_norm and check_finite_grads see the global norm and a
+// NaN from any rank (NaN + x is NaN), identically on every rank.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "../autograd/backward.hpp"
+#include "../comm/communicator.hpp"
+#include "../nn/module.hpp"
+#include "../optim/optimizer.hpp"
+
+namespace rwd {
+
+/// How DataParallel groups and sends the gradients.
+struct ParallelOptions {
+  /// Target size of one all-reduce (a bucket closes when it reaches this; one parameter is never split).
+  std::size_t bucket_bytes = std::size_t{1} << 20;
+  /// Start each bucket's all-reduce from the backward sweep (false: all of them after it — for
+  /// measuring how much the overlap hides).
+  bool overlap = true;
+};
+
+/// What the all-reduces cost, summed over the steps since the last reset (seconds, steady clock).
+struct ParallelStats {
+  std::size_t steps = 0;
+  std::size_t buckets = 0;        ///< per step
+  std::size_t bytes = 0;          ///< per step, over all buckets
+  std::size_t started_in_sweep = 0;  ///< buckets whose all-reduce the backward sweep started (the rest: synchronize())
+  double exposed = 0;             ///< synchronize(): from the end of the sweep to the last sum's arrival
+  double tail = 0;                ///< from the last bucket's start to the last sum's arrival
+  double span = 0;                ///< from the first bucket's start to the last sum's arrival
+  double sweep_overlapped = 0;    ///< from the first bucket's start to the end of the sweep
+};
+
+/// Data-parallel training of `model` with `optimizer` over the ranks of `comm` (see the top of this file).
+class DataParallel {
+ public:
+  /// Checks that every rank has the same model (parameter names, shapes, dtypes, in order) and the
+  /// same optimizer parameters — a ValueError on every rank naming the first difference otherwise —
+  /// then copies rank 0's parameter values to every rank. Collective: every rank constructs it.
+  DataParallel(Module& model, Optimizer& optimizer, Communicator& comm, ParallelOptions options = {});
+  ~DataParallel();
+  DataParallel(const DataParallel&) = delete;
+  DataParallel& operator=(const DataParallel&) = delete;
+
+  /// Before backward(): `share` is this rank's part of the global batch (its examples / the global
+  /// batch's; default, < 0: 1/size). Registers the gradient-ready hook on this thread.
+  void begin_step(double share = -1);
+  /// After backward(): starts the buckets not started yet, waits for every sum, writes them into the
+  /// parameters' .grad(). Every rank then holds the same (global) gradients.
+  void synchronize();
+
+  /// Copies rank 0's parameter values to every rank (the constructor does; after a load, to be sure).
+  void broadcast_parameters();
+  /// The communicator.
+  Communicator& comm() const { return m_comm; }
+  /// Number of buckets (all-reduces per step).
+  std::size_t buckets() const { return m_buckets.size(); }
+  const ParallelStats& stats() const { return m_stats; }
+  void reset_stats() { m_stats = {}; }
+
+ private:
+  struct Bucket {
+    Dtype dtype = Dtype::f32;
+    std::vector<std::size_t> params;   // indices into m_params
+    std::vector<std::size_t> offsets;  // element offset of each in the buffer
+    std::size_t elements = 0;          // gradients, then one count per parameter
+    std::vector<double> storage;       // the buffer (float32 buckets use its bytes as floats)
+    std::size_t waiting = 0;           // parameters not final yet this step
+  };
+  void on_ready(const Tensor& leaf);
+  void start_ready();
+  void start(Bucket& b);
+  void check_same_model(Module& model);
+
+  Communicator& m_comm;
+  Module& m_model;
+  ParallelOptions m_options;
+  std::vector<Tensor> m_params;
+  std::unordered_map<const void*, std::size_t> m_index;  // TensorImpl → position in m_params
+  std::vector<std::size_t> m_bucket_of;
+  std::vector<Bucket> m_buckets;
+  std::vector<bool> m_final;  // by parameter, this step
+  std::size_t m_next = 0;     // next bucket to start
+  std::size_t m_in_sweep = 0; // buckets started from the hook this step
+  double m_share = 1;
+  bool m_in_step = false;
+  std::optional<GradReadyHook> m_hook;
+  double m_first_start = 0, m_last_start = 0;
+  ParallelStats m_stats;
+};
+
+/// Which examples each rank trains on: every epoch a seeded permutation of 0 … examples − 1 (the same
+/// for any number of ranks), cut into global batches of `global_batch` (the last may be shorter), each
+/// cut into `size` contiguous parts that differ by at most one example; rank r takes part r. Over an
+/// epoch every example is used exactly once, by exactly one rank.
+class DistributedSampler {
+ public:
+  /// Throws ValueError if examples or global_batch is 0, or a global batch (the last one included)
+  /// has fewer examples than there are ranks.
+  DistributedSampler(std::size_t examples, std::size_t global_batch, std::uint32_t seed, int rank, int size,
+                     bool shuffle = true);
+  /// For this process's rank in `comm`.
+  DistributedSampler(std::size_t examples, std::size_t global_batch, std::uint32_t seed, const Communicator& comm,
+                     bool shuffle = true);
+
+  /// Global batches per epoch (⌈examples / global_batch⌉).
+  std::size_t batches() const { return (m_examples + m_batch - 1) / m_batch; }
+  /// Every rank's examples of global batch `batch` of `epoch`, in order (rank 0's first).
+  std::vector<std::size_t> global_batch(std::size_t epoch, std::size_t batch) const;
+  /// This rank's examples of that batch.
+  std::vector<std::size_t> indices(std::size_t epoch, std::size_t batch) const;
+  /// This rank's share of that batch: its examples / the batch's (what DataParallel weights by).
+  double share(std::size_t epoch, std::size_t batch) const;
+  /// share() as a function, for FitOptions::share.
+  std::function<double(std::size_t, std::size_t)> share_fn() const;
+  int rank() const { return m_rank; }
+  int size() const { return m_size; }
+
+ private:
+  const std::vector<std::size_t>& order(std::size_t epoch) const;
+  std::pair<std::size_t, std::size_t> part(std::size_t batch, int rank) const;  // [begin, end) in the epoch's order
+  std::size_t m_examples, m_batch;
+  std::uint32_t m_seed;
+  int m_rank, m_size;
+  bool m_shuffle;
+  mutable std::size_t m_cached_epoch = static_cast<std::size_t>(-1);
+  mutable std::vector<std::size_t> m_order;
+};
+
+/// save_checkpoint (train/checkpoint.hpp) by rank 0 alone — atomic as ever: a job killed mid-save
+/// leaves the last checkpoint whole — then a barrier, so the file is complete when any rank returns.
+void save_checkpoint(const std::string& path, const Module& model, const Optimizer& optimizer, Communicator& comm);
+
+/// load_checkpoint on every rank (the file must be on a file system every rank sees). All or none:
+/// if any rank fails, every rank throws ValueError with that rank's message, and no rank changes.
+void load_checkpoint(const std::string& path, Module& model, Optimizer& optimizer, Communicator& comm);
+
+}  // namespace rwd
