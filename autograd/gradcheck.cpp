@@ -157,6 +157,7 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
       const double minus = evaluate(f, inputs, w, options.seed);
       data[e] = x0;
       ElementError err;
+      err.value = x0;
       err.numeric = (plus - minus) / (2 * options.eps);
       err.analytic = g[k][e];
       err.abs_err = std::abs(err.analytic - err.numeric);
@@ -235,7 +236,7 @@ std::string GradcheckReport::str() const {
       for (const ElementError& e : r.worst) {
         std::string idx = "[";
         for (std::size_t d = 0; d < e.index.size(); ++d) idx += (d ? ", " : "") + std::to_string(e.index[d]);
-        s += "         at " + idx + "]: analytic " + fmt(e.analytic) + ", numeric " + fmt(e.numeric) + " (abs err " +
+        s += "         at " + idx + "] (value " + fmt(e.value) + "): analytic " + fmt(e.analytic) + ", numeric " + fmt(e.numeric) + " (abs err " +
              fmt(e.abs_err) + ")\n";
       }
     if (r.was_float32)

@@ -39,6 +39,7 @@ struct GradcheckOptions {
 /// One checked element.
 struct ElementError {
   std::vector<std::size_t> index;  // multi-index into the input
+  double value = 0;                // the input's value there (a bug only where x < 0 shows in it)
   double analytic = 0, numeric = 0, abs_err = 0, rel_err = 0;
 };
 

@@ -55,6 +55,9 @@ TEST_CASE("gradcheck: catches a wrong backward and names the input and the index
   CHECK(text.find("gradcheck: FAILED") == 0);
   CHECK(text.find("FAIL x (3, 4): 1 of 12 elements fail") != std::string::npos);
   CHECK(text.find("at [1, 2]") != std::string::npos);
+  // The input's value at the failing element is shown (a rule wrong only for x < 0 shows in it).
+  CHECK(r.inputs[1].worst[0].value == x.to_vector()[6]);
+  CHECK(text.find("at [1, 2] (value ") != std::string::npos);
 }
 
 TEST_CASE("gradcheck: a float32 model is checked against its float64 shadow and restored") {
