@@ -38,6 +38,8 @@ class Promotion {
       p.grad = std::move(s.grad);
     }
   }
+  /// Whether any input was promoted.
+  bool promoted() const { return !m_saved.empty(); }
   Promotion(const Promotion&) = delete;
   Promotion& operator=(const Promotion&) = delete;
 
@@ -137,7 +139,21 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
   for (const Tensor& t : checked) was_f32.push_back(t.dtype() == Dtype::f32);
 
   Promotion promotion(inputs);
-  const std::vector<std::vector<double>> g = analytic(f, inputs, checked, w, options.seed, &report.value);
+  // A float32 tensor the function uses but gradcheck was not given stays float32 and meets the
+  // promoted float64 inputs: the op's DtypeError alone would not say why there is a float64 at all.
+  TensorFunction checked_f = f;
+  if (promotion.promoted())
+    checked_f = [&f](const std::vector<Tensor>& in) {
+      try {
+        return f(in);
+      } catch (const DtypeError& e) {
+        throw DtypeError(std::string(e.what()) +
+                         " — inside gradcheck, which runs the function in float64: its float32 inputs were "
+                         "promoted in place for the check (and are restored afterwards); a float32 tensor the "
+                         "function uses must be among gradcheck's inputs, or be converted with .to(float64)");
+      }
+    };
+  const std::vector<std::vector<double>> g = analytic(checked_f, inputs, checked, w, options.seed, &report.value);
 
   for (std::size_t k = 0; k < checked.size(); ++k) {
     Tensor x = checked[k];
@@ -152,9 +168,9 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
       // Central difference: (L(x + ε) − L(x − ε)) / 2ε, one element at a time.
       const double x0 = data[e];
       data[e] = x0 + options.eps;
-      const double plus = evaluate(f, inputs, w, options.seed);
+      const double plus = evaluate(checked_f, inputs, w, options.seed);
       data[e] = x0 - options.eps;
-      const double minus = evaluate(f, inputs, w, options.seed);
+      const double minus = evaluate(checked_f, inputs, w, options.seed);
       data[e] = x0;
       ElementError err;
       err.value = x0;

@@ -28,8 +28,10 @@ namespace rwd {
 /// One line per tape entry: index, op, inputs, output shape and a value summary, column-aligned.
 std::string print_tape(const Tape& tape = Tape::current());
 
-/// Runs the reverse sweep from `root` (retaining the tape, keeping adjoints; leaves' .grad()
-/// accumulates as with backward()) and returns explain_tape() of the swept tape.
+/// Runs the reverse sweep from `root` (retaining the tape, keeping adjoints) and returns
+/// explain_tape() of the swept tape. It IS a backward: the leaves' .grad() accumulates as with
+/// backward() (so to_dot and the step-through show it filling up) — call zero_grad() before a
+/// backward() that follows it, or its gradients are counted twice.
 std::string explain_backward(const Tensor& root, const Tensor& seed = Tensor());
 
 /// For each entry from last to first: the adjoint it received, its rule, the adjoints it sent to

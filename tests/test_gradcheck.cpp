@@ -3,6 +3,8 @@
 
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 using namespace rwd;
 
 namespace {
@@ -114,4 +116,17 @@ TEST_CASE("gradcheck: a near-zero float32 gradient (at a minimum) is not a float
   GradcheckReport r = gradcheck([&](const std::vector<Tensor>&) { return mean(square(b - t)); }, {b, t});
   CHECK_MESSAGE(r.ok(), r.str());
   CHECK(r.inputs[0].was_float32);
+}
+
+TEST_CASE("gradcheck: a float32 tensor the function uses but was not given says why a float64 met it") {
+  Generator gen(4);
+  Tensor W = Tensor::uniform({3, 2}, -1, 1, gen, float32).set_requires_grad().set_name("W");
+  Tensor x = Tensor::uniform({2, 2}, -1, 1, gen, float32);
+  Tensor b = Tensor::uniform({3, 1}, -1, 1, gen, float32);  // captured, not passed: stays float32
+  const std::string m = message_of<DtypeError>([&] {
+    gradcheck([&](const std::vector<Tensor>& in) { return matmul(in[0], in[1]) + b; }, {W, x});
+  });
+  CHECK(contains(m, "inside gradcheck"));
+  CHECK(contains(m, "promoted"));
+  CHECK(W.dtype() == float32);  // restored after the throw
 }

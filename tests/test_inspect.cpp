@@ -27,6 +27,8 @@
 
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 #include <string>
 #include <vector>
 
