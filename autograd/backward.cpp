@@ -146,7 +146,8 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
     if (!p.requires_grad)
       throw TapeError(std::string(who) + ": the output " + root.shape().str() +
                       " does not require a gradient: no tensor with requires_grad reaches it (or it was "
-                      "computed under no_grad)");
+                      "computed under no_grad, or from a gradient computed without create_graph — to "
+                      "differentiate a gradient, compute it with create_graph: SweepOptions{.create_graph = true})");
     if (p.tape) {
       if (m_tape && m_tape != p.tape) throw TapeError(std::string(who) + ": the outputs were recorded on different tapes");
       m_tape = p.tape;

@@ -940,3 +940,15 @@ TEST_CASE("tape: slice gradients are added into their region in place, and a cus
       [](BackwardContext& c) { c.accumulate_slice(0, Tensor::ones({2, 2}, float64), 0, 2, 4, 1); });
   CHECK_THROWS_AS(out.backward(), ShapeError);
 }
+
+TEST_CASE("tape: differentiating a gradient computed without create_graph says to use create_graph") {
+  Tape tape;
+  Tensor x = Tensor::from_vector(std::vector<double>{0.5, -1.5}, {2}, float64).set_requires_grad();
+  const Tensor g = grad({sum(x * x * x)}, {x})[0];  // a plain gradient: a constant
+  const std::string m = message_of<TapeError>([&] { grad({sum(g)}, {x}); });
+  CHECK_CONTAINS(m, "does not require a gradient");
+  CHECK_CONTAINS(m, "create_graph");
+  // With create_graph the same second derivative works: d/dx Σ 3x² = 6x.
+  const Tensor g2 = grad({sum(x * x * x)}, {x}, {}, SweepOptions{.create_graph = true})[0];
+  CHECK(grad({sum(g2)}, {x})[0].to_vector() == std::vector<double>{3.0, -9.0});
+}
