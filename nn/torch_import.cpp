@@ -87,7 +87,7 @@ std::string quoted_list(const std::vector<std::string>& keys) {
 }
 
 // `source` names where the state_dict came from (the .npz file), for the messages; empty for a NamedTensors.
-void load_from(Module& model, const NamedTensors& state_dict, const std::string& prefix, bool strict,
+void load_from(Module& model, const NamedTensors& state_dict, const std::string& prefix, TorchKeys keys,
                const std::string& source) {
   const std::string from = source.empty() ? "" : " from '" + source + "'";
   std::vector<Entry> want;
@@ -117,10 +117,10 @@ void load_from(Module& model, const NamedTensors& state_dict, const std::string&
   }
   for (const auto& [k, t] : state_dict)
     if (k.compare(0, prefix.size(), prefix) == 0 && !known.count(k)) unexpected.push_back(k);
-  if (strict && !missing.empty())
+  if (keys != TorchKeys::partial && !missing.empty())
     throw ValueError(who + "missing key" + (missing.size() > 1 ? "s " : " ") + quoted_list(missing) +
                      (prefix.empty() ? "" : " (under the prefix '" + prefix + "')"));
-  if (strict && !unexpected.empty())
+  if (keys == TorchKeys::exact && !unexpected.empty())
     throw ValueError(who + "unexpected key" + (unexpected.size() > 1 ? "s " : " ") + quoted_list(unexpected) +
                      " (the model takes " + std::to_string(want.size()) + " keys" +
                      (prefix.empty() ? "" : " under the prefix '" + prefix + "'") + ")");
@@ -148,11 +148,17 @@ NamedTensors torch_keys(const Module& model, const std::string& prefix) {
 }
 
 void load_torch(Module& model, const NamedTensors& state_dict, const std::string& prefix, bool strict) {
-  load_from(model, state_dict, prefix, strict, "");
+  load_from(model, state_dict, prefix, strict ? TorchKeys::exact : TorchKeys::partial, "");
+}
+void load_torch(Module& model, const NamedTensors& state_dict, const std::string& prefix, TorchKeys keys) {
+  load_from(model, state_dict, prefix, keys, "");
 }
 
 void load_torch(Module& model, const std::string& npz_path, const std::string& prefix, bool strict) {
-  load_from(model, load_npz(npz_path), prefix, strict, npz_path);
+  load_from(model, load_npz(npz_path), prefix, strict ? TorchKeys::exact : TorchKeys::partial, npz_path);
+}
+void load_torch(Module& model, const std::string& npz_path, const std::string& prefix, TorchKeys keys) {
+  load_from(model, load_npz(npz_path), prefix, keys, npz_path);
 }
 
 }  // namespace rwd

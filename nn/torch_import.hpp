@@ -27,8 +27,8 @@
 // The nonlinearity of an nn.RNN (tanh/relu) is not in its state_dict: build the RNN with the same one.
 // A bidirectional layer must use Merge::concat to compute what PyTorch computes.
 //
-// Loading is all or nothing: every key is checked first — each expected key present, no unexpected
-// key under the prefix (strict), each shape equal — and a failure throws (ValueError for keys,
+// Loading is all or nothing: every key is checked first — each expected key present (unless
+// TorchKeys::partial), no unexpected key under the prefix (TorchKeys::exact), each shape equal — and a failure throws (ValueError for keys,
 // ShapeError for shapes, naming the PyTorch key, the rewind parameter and both shapes) before any
 // parameter changes.
 #pragma once
@@ -43,11 +43,22 @@ namespace rwd {
 /// Also an exporter: `save_npz(path, torch_keys(model))` writes a file torch can load_state_dict from.
 NamedTensors torch_keys(const Module& model, const std::string& prefix = "");
 
+/// Which keys of a state_dict load_torch insists on.
+enum class TorchKeys {
+  exact,              ///< every key the model takes, and no other under the prefix (strict = true)
+  ignore_unexpected,  ///< every key the model takes; keys it does not take are ignored (an optimizer's,
+                      ///< a head the model lacks) — a missing one is still an error
+  partial,            ///< what is there is loaded, what is missing keeps its value (strict = false)
+};
+
 /// Copies a PyTorch state_dict into `model` (see the top of this file). `strict` = false skips
 /// missing keys and ignores unexpected ones; shapes are always checked.
 void load_torch(Module& model, const NamedTensors& state_dict, const std::string& prefix = "", bool strict = true);
+/// The same, with the keys it insists on chosen by `keys`.
+void load_torch(Module& model, const NamedTensors& state_dict, const std::string& prefix, TorchKeys keys);
 
-/// The same from an .npz file (np.savez of the state_dict's arrays).
+/// The same from an .npz file (np.savez of the state_dict's arrays); errors name the file.
 void load_torch(Module& model, const std::string& npz_path, const std::string& prefix = "", bool strict = true);
+void load_torch(Module& model, const std::string& npz_path, const std::string& prefix, TorchKeys keys);
 
 }  // namespace rwd

@@ -15,6 +15,8 @@
 
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 using namespace rwd;
 
 namespace {
@@ -272,6 +274,21 @@ TEST_CASE("torch: missing, unexpected and misshapen keys are refused by name, an
   load_torch(m, without(sd, "bias_hh_l1"), "", false);
   CHECK(static_cast<LSTMCell&>(m.cell(1)).weight_hh.to_vector() == ref["state.weight_hh_l1"].to_vector());
   CHECK(static_cast<LSTMCell&>(m.cell(1)).bias_hh.to_vector() == before[7]);
+
+  // The middle way: every expected key, the others ignored — a 2-layer state_dict does not load into
+  // a 1-layer model silently (partial would), and extra keys do not stop a full one (exact would).
+  Recurrent one = LSTM(3, 4, {.dtype = float64});
+  CHECK_THROWS_AS(load_torch(one, sd), ValueError);                                  // exact: unexpected l1
+  CHECK_NOTHROW(load_torch(one, sd, "", TorchKeys::ignore_unexpected));                 // l0 is all there
+  CHECK(static_cast<LSTMCell&>(one.cell(0)).weight_ih.to_vector() == ref["state.weight_ih_l0"].to_vector());
+  Recurrent two = LSTM(3, 4, {.dtype = float64}, {.num_layers = 2});
+  const std::string missing =
+      message_of<ValueError>([&] { load_torch(two, without(sd, "bias_hh_l1"), "", TorchKeys::ignore_unexpected); });
+  CHECK(contains(missing, "missing key 'bias_hh_l1'"));
+  NamedTensors more = sd;
+  more.emplace_back("optimizer.step", Tensor::zeros({1}, float64));
+  CHECK_NOTHROW(load_torch(two, more, "", TorchKeys::ignore_unexpected));
+  CHECK_THROWS_AS(load_torch(two, more, "", TorchKeys::exact), ValueError);
 
   Dense d(4, 2);
   CHECK_THROWS_WITH_AS(load_torch(d, NamedTensors{{"weight", Tensor::zeros({2, 3})}, {"bias", Tensor::zeros({2})}}),
