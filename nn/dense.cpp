@@ -17,7 +17,10 @@ Tensor Dense::forward(const Tensor& x) {
   const Shape s = x.shape();
   if ((s.ndim() != 1 && s.ndim() != 2) || s[0] != m_in)
     throw ShapeError(repr() + ": input " + s.str() + ": expected (" + std::to_string(m_in) + ", batch) or (" +
-                     std::to_string(m_in) + ",) — features along axis 0");
+                     std::to_string(m_in) + ",) — features along axis 0" +
+                     (s.ndim() == 3 ? std::string("; for a sequence (time, features, batch), apply it at every step "
+                                                  "with TimeDistributed(Dense(…))")
+                                    : std::string()));
   refuse_batch_0(x);
   check_dtype(x);
   return m_activation(affine(weight, x, bias));

@@ -56,6 +56,11 @@ TEST_CASE("nn: Dense computes act(W x + b) on (features, batch) and on a vector"
   CHECK(v.at({0}) == doctest::Approx(std::tanh(0.35)));
   CHECK_THROWS_WITH_AS(d(Tensor::zeros({4, 2}, float64)),
                        "Dense(3 => 2, tanh): input (4, 2): expected (3, batch) or (3,) — features along axis 0", ShapeError);
+  // A sequence given to a Dense: the message points to TimeDistributed.
+  CHECK_THROWS_WITH_AS(d(Tensor::zeros({5, 3, 2})),
+                       "Dense(3 => 2, tanh): input (5, 3, 2): expected (3, batch) or (3,) — features along axis 0; for a "
+                       "sequence (time, features, batch), apply it at every step with TimeDistributed(Dense(…))",
+                       ShapeError);
 }
 
 TEST_CASE("nn: layer gradients match finite differences (float64)") {
