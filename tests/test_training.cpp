@@ -2,6 +2,7 @@
 // classification task to a stated loss; history, checkpoints that resume exactly, and bad files.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -135,6 +136,102 @@ TEST_CASE("training: fit's history, progress lines and CSV") {
   CHECK(back.str() == csv);
   CHECK_THROWS_WITH_AS(fit(opt, 1, [&](std::size_t, std::size_t) { return rwd::log(w - 1.0); }, {.epochs = 1}),
                        "fit: the loss is nan at epoch 1, batch 1", ValueError);
+}
+
+TEST_CASE("training: fit resumes at initial_epoch, continuing the count") {
+  // loss = (w − e)² at epoch e: the epoch index matters, so a resumed run must be given the same ones.
+  auto run = [](Tensor& w, SGD& opt, std::size_t from, std::size_t to, std::vector<std::size_t>& epochs_seen) {
+    return fit(opt, 2, [&](std::size_t e, std::size_t) {
+      epochs_seen.push_back(e);
+      return (w - static_cast<double>(e)) * (w - static_cast<double>(e));
+    }, {.epochs = to, .initial_epoch = from});
+  };
+  Tensor a = Tensor::scalar(3.0, float64).set_requires_grad();
+  SGD opt_a({a}, {.lr = 0.1});
+  std::vector<std::size_t> seen_a, seen_b;
+  run(a, opt_a, 0, 4, seen_a);
+  Tensor b = Tensor::scalar(3.0, float64).set_requires_grad();
+  SGD opt_b({b}, {.lr = 0.1});
+  const History first = run(b, opt_b, 0, 1, seen_b);
+  const History rest = run(b, opt_b, 1, 4, seen_b);
+  CHECK(seen_b == seen_a);
+  CHECK(b.item() == a.item());
+  REQUIRE(rest.epochs.size() == 3);
+  CHECK(first.epochs[0].epoch == 1);
+  CHECK(rest.epochs[0].epoch == 2);
+  CHECK(rest.epochs[2].epoch == 4);
+  CHECK(run(b, opt_b, 4, 4, seen_b).epochs.empty());  // nothing left to run
+  CHECK_THROWS_WITH_AS(run(b, opt_b, 5, 4, seen_b), "fit: initial_epoch (5) is past epochs (4), the epoch to end before",
+                       ValueError);
+}
+
+TEST_CASE("training: fit's metrics are recorded, printed and written next to the loss") {
+  Tensor w = Tensor::scalar(3.0, float64).set_requires_grad();
+  SGD opt({w}, {.lr = 0.25});
+  std::ostringstream log;
+  bool grad_mode_on = true;
+  History h = fit(opt, 1, [&](std::size_t, std::size_t) { return w * w; },
+                  {.epochs = 2,
+                   .metrics = {{"abs_w", [&] { grad_mode_on = GradMode::enabled(); return std::abs(w.item()); }},
+                               {"twice", [&] { return 2 * w.item(); }}},
+                   .out = &log, .tty = 0});
+  CHECK_FALSE(grad_mode_on);  // evaluated like validation
+  REQUIRE(h.epochs.size() == 2);
+  CHECK(h.epochs[0].metric("abs_w") == 1.5);
+  CHECK(h.epochs[1].metric("twice") == 1.5);
+  CHECK_THROWS_AS(h.epochs[0].metric("accuracy"), ValueError);
+  CHECK(log.str().find("epoch 1/2  loss 9  abs_w 1.5  twice 3  ") == 0);
+  CHECK(h.csv().rfind("epoch,loss,val_loss,grad_norm,lr,seconds,batches,abs_w,twice\n1,9,nan,nan,0.25,", 0) == 0);
+  CHECK(h.csv().find(",1,1.5,3\n2,") != std::string::npos);
+  auto loss = [&](std::size_t, std::size_t) { return w * w; };
+  auto one = [] { return 1.0; };
+  CHECK_THROWS_AS(fit(opt, 1, loss, {.metrics = {{"a,b", one}}}), ValueError);
+  CHECK_THROWS_AS(fit(opt, 1, loss, {.metrics = {{"lr", one}}}), ValueError);
+  CHECK_THROWS_AS(fit(opt, 1, loss, {.metrics = {{"m", one}, {"m", one}}}), ValueError);
+  CHECK_THROWS_AS(fit(opt, 1, loss, {.metrics = {{"m", {}}}}), ValueError);
+}
+
+TEST_CASE("training: early stopping ends fit when the monitored figure stops improving") {
+  Tensor w = Tensor::scalar(1.0, float64).set_requires_grad();
+  SGD opt({w}, {.lr = 0.25});
+  auto loss = [&](std::size_t, std::size_t) { return w * w; };  // w halves every epoch
+  const std::vector<double> val = {5, 4, 4.5, 4.6, 3, 2};   // best at epoch 2, then two worse
+  std::size_t calls = 0;
+  std::vector<double> w_after;
+  History h = fit(opt, 1, loss,
+                  {.epochs = 6, .early_stopping = {.monitor = "val_loss", .patience = 2, .restore_best = true},
+                   .validate = [&] { return val[calls++]; },
+                   .on_epoch_end = [&](const EpochRecord&) { w_after.push_back(w.item()); }});
+  CHECK(h.epochs.size() == 4);  // epochs 3 and 4 did not improve on epoch 2
+  CHECK(h.stopped_early);
+  CHECK(h.best_epoch == 2);
+  CHECK(w.item() == w_after[1]);  // the parameters of epoch 2, put back
+  CHECK(w.item() == 0.25);
+
+  // Larger is better for a metric with maximize; min_delta: a gain of 0.05 is not an improvement.
+  Tensor v = Tensor::scalar(1.0, float64).set_requires_grad();
+  SGD opt_v({v}, {.lr = 0.25});
+  const std::vector<double> acc = {0.5, 0.9, 0.95, 0.96, 0.99};
+  std::size_t k = 0;
+  History g = fit(opt_v, 1, [&](std::size_t, std::size_t) { return v * v; },
+                  {.epochs = 5, .metrics = {{"acc", [&] { return acc[k++]; }}},
+                   .early_stopping = {.monitor = "acc", .patience = 2, .min_delta = 0.1, .maximize = true}});
+  CHECK(g.epochs.size() == 4);
+  CHECK(g.best_epoch == 2);
+  CHECK(v.item() == 1.0 / 16);  // no restore_best: the last epoch's parameters stay
+
+  // Misconfigurations are refused before anything runs.
+  CHECK_THROWS_AS(fit(opt, 1, loss, {.early_stopping = {.monitor = "val_loss"}}), ValueError);  // no validate
+  CHECK_THROWS_AS(fit(opt, 1, loss, {.early_stopping = {.monitor = "accuracy"}}), ValueError);  // no such metric
+  // Patience 0: a loss that keeps falling runs to the end; the first epoch without improvement stops it.
+  History falling = fit(opt, 1, loss, {.epochs = 5, .early_stopping = {.monitor = "loss"}});
+  CHECK(falling.epochs.size() == 5);
+  CHECK_FALSE(falling.stopped_early);
+  std::size_t n = 0;
+  History once = fit(opt, 1, loss, {.epochs = 5, .early_stopping = {.monitor = "val_loss"},
+                                    .validate = [&] { return n++ == 0 ? 1.0 : 2.0; }});
+  CHECK(once.epochs.size() == 2);
+  CHECK(once.stopped_early);
 }
 
 TEST_CASE("training: a checkpoint resumes training exactly") {

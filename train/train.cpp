@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -89,6 +90,7 @@ void Progress::epoch_done(const EpochRecord& r) {
   const double eta = elapsed / static_cast<double>(r.epoch) * static_cast<double>(m_epochs - r.epoch);
   *m_out << "epoch " << r.epoch << "/" << m_epochs << "  loss " << number(r.loss, "%.4g");
   if (!std::isnan(r.val_loss)) *m_out << "  val_loss " << number(r.val_loss, "%.4g");
+  for (const auto& [name, value] : r.metrics) *m_out << "  " << name << " " << number(value, "%.4g");
   *m_out << "  " << number(static_cast<double>(r.batches) / std::max(r.seconds, 1e-9), "%.1f") << " batch/s  "
          << number(r.seconds, "%.2f") << " s  ETA " << clock_text(eta) << "\n"
          << std::flush;
@@ -96,12 +98,30 @@ void Progress::epoch_done(const EpochRecord& r) {
 
 // ---- history ----
 
+double EpochRecord::metric(const std::string& name) const {
+  for (const auto& [n, v] : metrics)
+    if (n == name) return v;
+  throw ValueError("EpochRecord: no metric '" + name + "' at epoch " + std::to_string(epoch));
+}
+
 std::string History::csv() const {
-  std::string s = "epoch,loss,val_loss,grad_norm,lr,seconds,batches\n";
-  for (const EpochRecord& r : epochs)
+  std::string s = "epoch,loss,val_loss,grad_norm,lr,seconds,batches";
+  if (!epochs.empty())
+    for (const auto& m : epochs.front().metrics) {
+      s += ',';
+      s += m.first;
+    }
+  s += "\n";
+  for (const EpochRecord& r : epochs) {
     s += std::to_string(r.epoch) + "," + number(r.loss, "%.9g") + "," + number(r.val_loss, "%.9g") + "," +
          number(r.grad_norm, "%.9g") + "," + number(r.lr, "%.9g") + "," + number(r.seconds, "%.6f") + "," +
-         std::to_string(r.batches) + "\n";
+         std::to_string(r.batches);
+    for (const auto& m : r.metrics) {
+      s += ',';
+      s += number(m.second, "%.9g");
+    }
+    s += "\n";
+  }
   return s;
 }
 
@@ -135,8 +155,12 @@ History fit_loop(Optimizer& optimizer, std::size_t batches,
   const bool root = !parallel || parallel->comm().is_root();
   History history;
   history.rank = parallel ? parallel->comm().rank() : 0;
-  Progress progress(root ? options.out : nullptr, options.epochs, batches, options.tty);
-  for (std::size_t epoch = 0; epoch < options.epochs; ++epoch) {
+  Progress progress(root ? options.out : nullptr, options.epochs - options.initial_epoch, batches, options.tty);
+  const EarlyStopping& stop = options.early_stopping;
+  double best = std::nan("");
+  std::size_t waited = 0;
+  std::vector<Tensor> best_params;  // copies, for restore_best
+  for (std::size_t epoch = options.initial_epoch; epoch < options.epochs; ++epoch) {
     const double start = now();
     EpochRecord r;
     r.epoch = epoch + 1;
@@ -177,11 +201,69 @@ History fit_loop(Optimizer& optimizer, std::size_t batches,
       r.val_loss = options.validate();
       if (parallel) r.val_loss = parallel->comm().mean(r.val_loss);  // the mean of the ranks' values
     }
+    for (const Metric& m : options.metrics) {
+      NoGradGuard no_grad;
+      double v = m.fn();
+      if (parallel) v = parallel->comm().mean(v);
+      r.metrics.emplace_back(m.name, v);
+    }
     history.epochs.push_back(r);
     progress.epoch_done(r);
     if (options.on_epoch_end) options.on_epoch_end(r);
+    if (!stop.monitor.empty()) {
+      // The same figure on every rank (global loss, averaged validation and metrics): all stop together.
+      const double v = stop.monitor == "loss" ? r.loss : stop.monitor == "val_loss" ? r.val_loss : r.metric(stop.monitor);
+      const bool better = std::isnan(best) ? !std::isnan(v)
+                                           : (stop.maximize ? v > best + stop.min_delta : v < best - stop.min_delta);
+      if (better) {
+        best = v;
+        waited = 0;
+        history.best_epoch = r.epoch;
+        if (stop.restore_best) {
+          best_params.clear();
+          for (const Tensor& p : optimizer.params()) best_params.push_back(p.detach());  // a copy of the values
+        }
+      } else if (++waited >= std::max<std::size_t>(stop.patience, 1)) {
+        history.stopped_early = epoch + 1 < options.epochs;
+        break;
+      }
+    }
+  }
+  if (stop.restore_best && !best_params.empty() && history.best_epoch != history.epochs.back().epoch) {
+    const std::vector<Tensor>& params = optimizer.params();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      Tensor p = params[i];  // a handle on the same parameter
+      p.assign(best_params[i]);
+    }
   }
   return history;
+}
+
+// The options fit() refuses before it starts.
+void check_fit_options(const FitOptions& o) {
+  if (o.initial_epoch > o.epochs)
+    throw ValueError("fit: initial_epoch (" + std::to_string(o.initial_epoch) + ") is past epochs (" +
+                     std::to_string(o.epochs) + "), the epoch to end before");
+  const char* builtin[] = {"epoch", "loss", "val_loss", "grad_norm", "lr", "seconds", "batches"};
+  for (std::size_t i = 0; i < o.metrics.size(); ++i) {
+    const std::string& n = o.metrics[i].name;
+    if (n.empty() || n.find_first_of(",\"\n\r") != std::string::npos)
+      throw ValueError("fit: metric name '" + n + "' cannot be a CSV column (empty, or has ',', '\"' or a newline)");
+    for (const char* b : builtin)
+      if (n == b) throw ValueError("fit: metric name '" + n + "' is a column fit already writes");
+    for (std::size_t j = 0; j < i; ++j)
+      if (o.metrics[j].name == n) throw ValueError("fit: metric '" + n + "' is given twice");
+    if (!o.metrics[i].fn) throw ValueError("fit: metric '" + n + "' has no function");
+  }
+  const std::string& m = o.early_stopping.monitor;
+  if (m.empty()) return;
+  if (m == "val_loss" && !o.validate)
+    throw ValueError("fit: early_stopping monitors 'val_loss', but there is no validate function");
+  bool known = m == "loss" || m == "val_loss";
+  for (const Metric& x : o.metrics) known = known || x.name == m;
+  if (!known) throw ValueError("fit: early_stopping monitors '" + m + "', which is neither loss, val_loss nor a metric");
+  if (!(o.early_stopping.min_delta >= 0))
+    throw ValueError("fit: early_stopping.min_delta must be ≥ 0, got " + number(o.early_stopping.min_delta));
 }
 
 // train_truncated's loop, k1 and k2 checked.
@@ -221,6 +303,7 @@ double truncated_loop(Module& model, Optimizer& optimizer, std::size_t steps,
 History fit(Optimizer& optimizer, std::size_t batches,
             const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
   if (batches == 0) throw ValueError("fit: no batches");
+  check_fit_options(options);
   return ending_the_job_on_error(options.parallel, [&] { return fit_loop(optimizer, batches, batch_loss, options); });
 }
 

@@ -20,6 +20,7 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../core/atomic_file.hpp"  // write_file_atomic (declared here before it moved to core/)
@@ -40,11 +41,40 @@ struct EpochRecord {
   double lr = 0;             ///< learning rate during the epoch
   double seconds = 0;        ///< wall time of the epoch's training (validation excluded)
   std::size_t batches = 0;
+  /// FitOptions::metrics' values after the epoch, by name, in their order.
+  std::vector<std::pair<std::string, double>> metrics;
+  /// The value of metric `name` (ValueError if there is none).
+  double metric(const std::string& name) const;
+};
+
+/// A figure computed after each epoch (with grad mode off), recorded, printed and written to the CSV
+/// next to the loss: accuracy, a validation metric, a perplexity.
+struct Metric {
+  std::string name;             ///< a CSV column: not empty, no ',', '"' or newline, not a built-in column
+  std::function<double()> fn;   ///< its value after the epoch (under data parallelism: averaged over the ranks)
+};
+
+/// Stop training when a monitored figure has stopped improving (Keras' EarlyStopping).
+struct EarlyStopping {
+  std::string monitor;          ///< "val_loss", "loss" or a metric's name; empty: never stop early
+  std::size_t patience = 0;     ///< epochs in a row without improvement that stop training (0: the first)
+  double min_delta = 0;         ///< an improvement must beat the best by more than this
+  bool maximize = false;        ///< larger is better (accuracy); the default, smaller (a loss)
+  /// When training ends, put back the parameters of the best epoch (Keras' restore_best_weights).
+  bool restore_best = false;
 };
 
 /// What fit() does besides the loop.
 struct FitOptions {
+  /// The epoch to end before: fit runs epochs initial_epoch … epochs − 1 (0-based, as batch_loss sees
+  /// them; the records number them from 1), so a resumed run continues the count (Keras' fit).
   std::size_t epochs = 1;
+  /// The epoch to start at (a run resumed from a checkpoint taken after initial_epoch epochs).
+  std::size_t initial_epoch = 0;
+  /// Figures recorded after each epoch beside the loss (printed, in the CSV).
+  std::vector<Metric> metrics = {};
+  /// Stop before `epochs` when a figure stops improving.
+  EarlyStopping early_stopping = {};
   /// Clip the gradients' global 2-norm to this before each step (0: no clipping).
   double clip_norm = 0.0;
   /// Called after each epoch, with grad mode off; its value is recorded as val_loss.
@@ -70,12 +100,16 @@ struct History {
   std::vector<EpochRecord> epochs;
   /// The rank that made it (fit with FitOptions::parallel): write_csv writes on rank 0 only.
   int rank = 0;
-  /// "epoch,loss,val_loss,grad_norm,lr,seconds,batches" and one row per epoch.
+  /// "epoch,loss,val_loss,grad_norm,lr,seconds,batches" (then the metrics' names) and one row per epoch.
   std::string csv() const;
   /// Writes csv() to `path` atomically (temp file + rename); does nothing on a rank other than 0.
   void write_csv(const std::string& path) const;
   /// The last epoch's loss.
   double final_loss() const { return epochs.empty() ? 0.0 : epochs.back().loss; }
+  /// With FitOptions::early_stopping: the epoch (1-based) whose figure was best, 0 if none was
+  /// recorded; and whether training stopped before `epochs`.
+  std::size_t best_epoch = 0;
+  bool stopped_early = false;
 };
 
 /// Runs `epochs` × `batches`: zero_grad, loss = batch_loss(epoch, batch), backward, optional clip,
