@@ -212,7 +212,9 @@ History fit_loop(Optimizer& optimizer, std::size_t batches,
     if (options.on_epoch_end) options.on_epoch_end(r);
     if (!stop.monitor.empty()) {
       // The same figure on every rank (global loss, averaged validation and metrics): all stop together.
-      const double v = stop.monitor == "loss" ? r.loss : stop.monitor == "val_loss" ? r.val_loss : r.metric(stop.monitor);
+      const double v = stop.monitor == "loss"       ? r.loss
+                       : stop.monitor == "val_loss" ? r.val_loss
+                                                    : r.metric(std::string(stop.monitor));
       const bool better = std::isnan(best) ? !std::isnan(v)
                                            : (stop.maximize ? v > best + stop.min_delta : v < best - stop.min_delta);
       if (better) {
@@ -255,7 +257,7 @@ void check_fit_options(const FitOptions& o) {
       if (o.metrics[j].name == n) throw ValueError("fit: metric '" + n + "' is given twice");
     if (!o.metrics[i].fn) throw ValueError("fit: metric '" + n + "' has no function");
   }
-  const std::string& m = o.early_stopping.monitor;
+  const std::string m(o.early_stopping.monitor);
   if (m.empty()) return;
   if (m == "val_loss" && !o.validate)
     throw ValueError("fit: early_stopping monitors 'val_loss', but there is no validate function");

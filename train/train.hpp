@@ -20,6 +20,7 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -56,7 +57,10 @@ struct Metric {
 
 /// Stop training when a monitored figure has stopped improving (Keras' EarlyStopping).
 struct EarlyStopping {
-  std::string monitor;          ///< "val_loss", "loss" or a metric's name; empty: never stop early
+  /// "val_loss", "loss" or a metric's name; empty: never stop early. (A view: the text it names must
+  /// outlive the fit() call — a literal, or a metric's name. Not a std::string, which in this nested
+  /// aggregate sets off a false -Wmaybe-uninitialized in GCC 12 wherever FitOptions is initialized.)
+  std::string_view monitor;
   std::size_t patience = 0;     ///< epochs in a row without improvement that stop training (0: the first)
   double min_delta = 0;         ///< an improvement must beat the best by more than this
   bool maximize = false;        ///< larger is better (accuracy); the default, smaller (a loss)
