@@ -35,12 +35,12 @@ void add_region_in_place(const Tensor& dst, const BackwardContext::Region& r) {
       [&](auto& d) {
         using T = typename std::decay_t<decltype(d)>::value_type;
         const T* g = detail::data<T>(r.g, "slice");
-        if (r.step != 1 || f.outer == 1) {
+        if (r.step != 1 || f.outer == 1 || count * f.inner < 16) {
           kernels::slice_add(d.data(), g, f, r.start, count, r.step, 0, f.outer);
           return;
         }
         // Consecutive indices: one contiguous run of count·inner per outer index, added as a vector
-        // (a step's block of columns of a sequence's input projection: a short run per row).
+        // (a step's block of columns of a sequence's input projection: a run of `batch` per row).
         const std::size_t run = count * f.inner;
         for (std::size_t o = 0; o < f.outer; ++o) {
           T* row = d.data() + (o * f.n + r.start) * f.inner;
@@ -331,8 +331,9 @@ void ReverseSweep::add_product(const Tensor& input, const BackwardContext::Produ
 bool ReverseSweep::defer_product(const Tensor& input, const BackwardContext::Product& q) {
   const detail::TensorImpl& p = input.impl();
   if ((p.tape == m_tape && p.node >= 0) || !p.requires_grad || q.a.ndim() != 2) return false;
+  // Neither a long product (already near BLAS's peak) nor a tiny one (a plain loop: no call to save).
   const std::size_t k = q.ta ? q.a.dim(0) : q.a.dim(1);
-  if (k >= kLongInner) return false;
+  if (k >= kLongInner || input.numel() * k <= kernels::kTinyProduct) return false;
   ProductGroup* g = nullptr;
   for (ProductGroup& x : m_groups)
     if (x.leaf.impl_ptr().get() == &p && x.ta == q.ta && x.tb == q.tb) g = &x;

@@ -42,7 +42,7 @@ Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bo
 template <class T>
 void gemm_ld(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc, std::size_t m,
              std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
-  if (m * n * k <= 512) {  // tiny products: a plain loop costs less than the BLAS call
+  if (m * n * k <= kTinyProduct) {  // tiny products: a plain loop costs less than the BLAS call
     // Element strides of op(a) (i, p) and op(b) (p, j), so one loop serves all four transposes.
     const std::size_t ai = ta ? 1 : lda, ap = ta ? lda : 1, bp = tb ? 1 : ldb, bj = tb ? ldb : 1;
     for (std::size_t i = 0; i < m; ++i)

@@ -12,6 +12,9 @@
 
 namespace rwd::kernels {
 
+/// Products up to this many multiply-adds (m·n·k) run as a plain loop: below it a BLAS call costs more.
+inline constexpr std::size_t kTinyProduct = 512;
+
 /// The shape of op(a)·op(b) (2-D, or 3-D batches); throws ShapeError/DtypeError naming `op`.
 Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bool tb);
 

@@ -103,7 +103,9 @@ std::size_t affines_with(const Tape& tape, const Tensor& W) {
 TEST_CASE("batched products: Recurrent RNN, LSTM and GRU gradients by finite differences through 4 steps") {
   // Through backward() (the deferred, batched weight gradients) and through grad() (gradcheck: the
   // per-entry path), with the input projection hoisted in both.
-  const std::size_t T = 4, F = 3, H = 2, B = 3;
+  // Batch 24: the per-step products (e.g. W_hh's, 5·5·24 multiply-adds) are past the plain-loop size,
+  // so they are gathered.
+  const std::size_t T = 4, F = 3, H = 5, B = 24;
   for (Kind kind : {Kind::rnn, Kind::lstm, Kind::gru}) {
     const std::string which = name_of(kind);
     CAPTURE(which);
@@ -123,11 +125,14 @@ TEST_CASE("batched products: Recurrent RNN, LSTM and GRU gradients by finite dif
       Generator gen(5);
       Recurrent r = make(kind, F, H, cfg.ro, gen);
       Tensor seq = Tensor::uniform({T, F, B}, -1, 1, gen, float64).set_requires_grad().set_name("seq");
-      Tensor mask = cfg.masked ? mask_from_lengths({4, 2, 3}, T, float64) : Tensor();
+      std::vector<std::size_t> lengths(B);
+      for (std::size_t b = 0; b < B; ++b) lengths[b] = 1 + (b * 7) % T;
+      Tensor mask = cfg.masked ? mask_from_lengths(lengths, T, float64) : Tensor();
       Tensor y = r(seq, mask);
       Tensor w = Tensor::uniform(y.shape(), -1, 1, gen, float64);
       auto loss = [&] { return sum(r(seq, mask) * w); };
       check_backward_by_differences(r, loss);
+      CHECK(last_sweep_stats().products_deferred > last_sweep_stats().batched_gemms);
       std::vector<Tensor> inputs = r.parameters();
       inputs.push_back(seq);
       GradcheckReport rep = gradcheck([&](const std::vector<Tensor>&) { return r(seq, mask); }, inputs);
@@ -164,8 +169,8 @@ TEST_CASE("batched products: a weight used at every step gets its gradient as on
     const std::string which = name_of(kind);
     CAPTURE(which);
     Generator gen(4);
-    Recurrent r = make(kind, 3, 4, {}, gen);
-    Tensor seq = Tensor::uniform({T, 3, 2}, -1, 1, gen, float64);
+    Recurrent r = make(kind, 3, 8, {}, gen);
+    Tensor seq = Tensor::uniform({T, 3, 16}, -1, 1, gen, float64);
     r.zero_grad();
     backward(sum(r(seq) * r(seq)));  // two runs: W_hh is used by 2·T affine entries
     const SweepStats st = last_sweep_stats();
@@ -186,17 +191,18 @@ TEST_CASE("batched products: equal to the per-step path (float64 and float32)") 
       Generator gen(9);
       Recurrent r = make(kind, 5, 6, {}, gen);
       r.to(dt);
-      Tensor seq = Tensor::uniform({7, 5, 4}, -1, 1, gen, dt);
-      Tensor w = Tensor::uniform({7, 6, 4}, -1, 1, gen, dt);
+      Tensor seq = Tensor::uniform({7, 5, 16}, -1, 1, gen, dt);
+      Tensor w = Tensor::uniform({7, 6, 16}, -1, 1, gen, dt);
       // The whole sequence: hoisted projection, batched weight gradients.
       r.zero_grad();
       Tensor y = r(seq);
       y.keep_on_clear();
       backward(sum(y * w));
+      CHECK(last_sweep_stats().batched_gemms >= 1);
       // Step by step through the cell (each step projects its own input), gradients by grad(), which
       // never defers: the per-entry path.
       Cell& cell = r.cell(0);
-      State s = cell.initial_state(4);
+      State s = cell.initial_state(16);
       std::vector<Tensor> ys;
       for (const Tensor& x : split_steps(seq)) {
         auto [yt, next] = cell.step(x, s);
@@ -220,7 +226,7 @@ TEST_CASE("batched products: equal to the per-step path (float64 and float32)") 
 TEST_CASE("batched products: a gradient-ready hook fires once, after the batched product has landed") {
   Generator gen(6);
   Recurrent r = make(Kind::lstm, 3, 4, {.num_layers = 2}, gen);
-  Tensor seq = Tensor::uniform({5, 3, 2}, -1, 1, gen, float64);
+  Tensor seq = Tensor::uniform({5, 3, 16}, -1, 1, gen, float64);
   std::vector<std::pair<Tensor, std::vector<double>>> seen;
   r.zero_grad();
   {
@@ -245,20 +251,20 @@ TEST_CASE("batched products: a gradient-ready hook fires once, after the batched
 }
 
 TEST_CASE("batched products: a leaf used by batched matmuls and by other ops, onto an existing .grad()") {
-  // L = Σ_t ⟨w_t, W·x_t⟩ + Σ_t ⟨v_t, xᵀ_t·Wᵀ⟩ (matmul with W as the transposed rhs) + ⟨W, W⟩ + ⟨c, W·u⟩
-  // dL/dW = Σ_t w_t x_tᵀ + Σ_t v_tᵀ x_tᵀ … checked by differences and against grad().
+  // W in a recurrence h = tanh(W·x_t + h) (affine), as the transposed rhs of x_tᵀ·Wᵀ (matmul), and in
+  // ⟨W, W⟩ and a vector affine (not gathered): dL/dW by differences, and against grad().
   Generator gen(8);
-  Tensor W = Tensor::uniform({4, 3}, -1, 1, gen, float64).set_requires_grad().set_name("W");
+  Tensor W = Tensor::uniform({8, 6}, -1, 1, gen, float64).set_requires_grad().set_name("W");
   std::vector<Tensor> xs, ws, vs;
   for (int t = 0; t < 5; ++t) {
-    xs.push_back(Tensor::uniform({3, 2}, -1, 1, gen, float64));
-    ws.push_back(Tensor::uniform({4, 2}, -1, 1, gen, float64));
-    vs.push_back(Tensor::uniform({2, 4}, -1, 1, gen, float64));
+    xs.push_back(Tensor::uniform({6, 16}, -1, 1, gen, float64));
+    ws.push_back(Tensor::uniform({8, 16}, -1, 1, gen, float64));
+    vs.push_back(Tensor::uniform({16, 8}, -1, 1, gen, float64));
   }
-  Tensor u = Tensor::uniform({3}, -1, 1, gen, float64), c = Tensor::uniform({4}, -1, 1, gen, float64);
+  Tensor u = Tensor::uniform({6}, -1, 1, gen, float64), c = Tensor::uniform({8}, -1, 1, gen, float64);
   auto loss = [&] {
     Tensor L = sum(W * W) + sum(affine(W, u) * c);
-    Tensor h = Tensor::zeros({4, 2}, float64);
+    Tensor h = Tensor::zeros({8, 16}, float64);
     for (int t = 0; t < 5; ++t) {
       h = tanh(affine(W, xs[t], Tensor(), h));  // W at every step, through a recurrence
       L = L + sum(h * ws[t]) + sum(matmul(xs[t], W, true, true) * vs[t]);
@@ -266,7 +272,7 @@ TEST_CASE("batched products: a leaf used by batched matmuls and by other ops, on
     return L;
   };
   const Tensor numeric = numeric_grad(loss, W);
-  const Tensor before = Tensor::uniform({4, 3}, -1, 1, gen, float64);
+  const Tensor before = Tensor::uniform({8, 6}, -1, 1, gen, float64);
   W.set_grad(before.detach());
   backward(loss());
   CHECK(last_sweep_stats().products_deferred >= 10);
@@ -274,7 +280,7 @@ TEST_CASE("batched products: a leaf used by batched matmuls and by other ops, on
   CHECK(max_abs_diff(W.grad() - before, grad({loss()}, {W})[0]) <= 1e-12);
   // A .grad() that a view reads is not written in place: the view keeps the old values.
   W.set_grad(before.detach());
-  Tensor view = reshape(W.grad(), {12});
+  Tensor view = reshape(W.grad(), {48});
   const std::vector<double> old = view.to_vector();
   backward(loss());
   CHECK(view.to_vector() == old);
@@ -283,8 +289,8 @@ TEST_CASE("batched products: a leaf used by batched matmuls and by other ops, on
 
 TEST_CASE("batched products: retain_graph and create_graph keep their meaning") {
   Generator gen(10);
-  Tensor W = Tensor::uniform({3, 3}, -0.5, 0.5, gen, float64).set_requires_grad().set_name("W");
-  Tensor x0 = Tensor::uniform({3, 2}, -1, 1, gen, float64);
+  Tensor W = Tensor::uniform({8, 8}, -0.3, 0.3, gen, float64).set_requires_grad().set_name("W");
+  Tensor x0 = Tensor::uniform({8, 16}, -1, 1, gen, float64);
   auto f = [&](const std::vector<Tensor>& in) {
     Tensor h = x0;
     for (int t = 0; t < 4; ++t) h = tanh(matmul(in[0], h));
@@ -293,6 +299,7 @@ TEST_CASE("batched products: retain_graph and create_graph keep their meaning") 
   // retain: a second sweep adds the same gradient again.
   Tensor L = sum(f({W}) * x0);
   backward(L, Tensor(), {.retain = true});
+  CHECK(last_sweep_stats().batched_gemms >= 1);
   const Tensor once = W.grad().detach();
   backward(L);
   CHECK(max_abs_diff(W.grad(), once * 2.0) <= 1e-12);
