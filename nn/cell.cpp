@@ -71,7 +71,7 @@ void Cell::check_state(const State& state, std::size_t n_state, std::size_t batc
   }
 }
 
-Tensor Cell::project_input(const Tensor&) {
+Tensor Cell::project_input(const std::vector<Tensor>&) {
   throw ValueError(repr() + ": project_input: this cell does not split its step (projects_input() is false)");
 }
 

@@ -9,9 +9,9 @@
 // batch 0 — (input, 0) — is refused (ShapeError saying "batch 0"), as is every size 0 of a cell.
 //
 // The input projection. A cell whose step starts with a product of the input alone (W_ih·x + b_ih)
-// may say so (projects_input) and split its step in two: project_input(x), which works on the
-// columns of any number of steps side by side, and step_projected, the rest of the step reading its
-// step's block of columns. The sequence runner then projects every step of a known sequence as ONE
+// may say so (projects_input) and split its step in two: project_input(xs), the projections of any
+// number of steps side by side, and step_projected, the rest of the step reading its step's block of
+// columns. The sequence runner then projects every step of a known sequence as ONE
 // product (nn/sequence.cpp) — a GEMM T times wider, with a better shape for BLAS — and the cell
 // stays a composition of primitives. A cell that does not opt in is simply stepped.
 #pragma once
@@ -57,9 +57,10 @@ class Cell : public Module {
   /// Whether the cell splits its step into project_input and step_projected (false by default: the
   /// sequence runner then calls step).
   virtual bool projects_input() const { return false; }
-  /// The input projection (W_ih·x + b_ih for the built-in cells) of x (input, n): the columns of one
-  /// step or of several steps side by side. Throws ValueError unless projects_input().
-  virtual Tensor project_input(const Tensor& x);
+  /// The input projections (W_ih·x + b_ih for the built-in cells) of the (input, batch) steps xs,
+  /// side by side as one (rows, Σ batch) tensor, computed as one product. Throws ValueError unless
+  /// projects_input().
+  virtual Tensor project_input(const std::vector<Tensor>& xs);
   /// One step from its input projection: columns [first, first + batch) of `projected` (a
   /// project_input result, possibly of many steps), batch being the state's. The same as
   /// step(x, state) when those columns are project_input(x). Throws ValueError unless projects_input().

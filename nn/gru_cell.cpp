@@ -20,10 +20,10 @@ GRUCell::GRUCell(std::size_t input, std::size_t hidden, GRUOptions options, Gene
 
 std::pair<Tensor, State> GRUCell::step(const Tensor& x, const State& state) {
   const std::size_t batch = check_step(x, state, 1);
-  return advance(project_input(x), 0, batch, state);
+  return advance(affine(weight_ih, x, bias_ih), 0, batch, state);
 }
 
-Tensor GRUCell::project_input(const Tensor& x) { return affine(weight_ih, x, bias_ih); }
+Tensor GRUCell::project_input(const std::vector<Tensor>& xs) { return affine_steps(weight_ih, xs, bias_ih); }
 
 std::pair<Tensor, State> GRUCell::step_projected(const Tensor& projected, std::size_t first, const State& state) {
   const std::size_t batch = check_projected(projected, first, 3 * m_hidden, state, 1);

@@ -28,8 +28,8 @@ class GRUCell : public Cell {
 
   std::pair<Tensor, State> step(const Tensor& x, const State& state) override;
   bool projects_input() const override { return true; }
-  /// W_ih·x + b_ih, (3·hidden, n).
-  Tensor project_input(const Tensor& x) override;
+  /// W_ih·[x₀ x₁ …] + b_ih, (3·hidden, Σ batch).
+  Tensor project_input(const std::vector<Tensor>& xs) override;
   std::pair<Tensor, State> step_projected(const Tensor& projected, std::size_t first, const State& state) override;
   State initial_state(std::size_t batch) const override;
   std::size_t input_size() const override { return m_input; }

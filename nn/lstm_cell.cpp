@@ -34,10 +34,10 @@ LSTMCell::LSTMCell(std::size_t input, std::size_t hidden, LSTMOptions options, G
 
 std::pair<Tensor, State> LSTMCell::step(const Tensor& x, const State& state) {
   const std::size_t batch = check_step(x, state, 2);
-  return advance(project_input(x), 0, batch, state);
+  return advance(affine(weight_ih, x, bias_ih), 0, batch, state);
 }
 
-Tensor LSTMCell::project_input(const Tensor& x) { return affine(weight_ih, x, bias_ih); }
+Tensor LSTMCell::project_input(const std::vector<Tensor>& xs) { return affine_steps(weight_ih, xs, bias_ih); }
 
 std::pair<Tensor, State> LSTMCell::step_projected(const Tensor& projected, std::size_t first, const State& state) {
   const std::size_t batch = check_projected(projected, first, 4 * m_hidden, state, 2);

@@ -23,10 +23,10 @@ RNNCell::RNNCell(std::size_t input, std::size_t hidden, Activation activation, C
 
 std::pair<Tensor, State> RNNCell::step(const Tensor& x, const State& state) {
   check_step(x, state, 1);
-  return advance(project_input(x), 0, state);
+  return advance(affine(weight_ih, x, bias_ih), 0, state);
 }
 
-Tensor RNNCell::project_input(const Tensor& x) { return affine(weight_ih, x, bias_ih); }
+Tensor RNNCell::project_input(const std::vector<Tensor>& xs) { return affine_steps(weight_ih, xs, bias_ih); }
 
 std::pair<Tensor, State> RNNCell::step_projected(const Tensor& projected, std::size_t first, const State& state) {
   check_projected(projected, first, m_hidden, state, 1);

@@ -98,7 +98,7 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
   }
 
   // The input projections of a chunk of steps as one product, [W_ih x_a … W_ih x_b] = W_ih [x_a … x_b]
-  // (+ b_ih), made when the first of its steps is reached; step t reads its block of columns. Only
+  // (+ b_ih; affine_steps, which does not keep the steps twice), made when the first of its steps is reached; step t reads its block of columns. Only
   // for a cell that splits its step (Cell::projects_input) and steps the cell takes; otherwise, and
   // for (features,) vectors, step() reports what is wrong with them as it always has.
   const bool project = cell.projects_input() && batch > 0 && s0[0] == cell.input_size();
@@ -109,7 +109,7 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
     Tensor& p = projections[t / per];
     if (!p.defined()) {
       const std::size_t a = t / per * per, b = std::min(T, a + per);
-      p = cell.project_input(b - a == 1 ? steps[a] : concat(std::vector<Tensor>(steps.begin() + a, steps.begin() + b), 1));
+      p = cell.project_input(std::vector<Tensor>(steps.begin() + a, steps.begin() + b));
     }
     return p;
   };

@@ -323,7 +323,7 @@ TEST_CASE("batched products: step_projected on a block of a wider projection equ
     const Tensor x0 = Tensor::uniform({3, 2}, -1, 1, gen, float64), x1 = Tensor::uniform({3, 2}, -1, 1, gen, float64);
     State s;
     for (const Tensor& t : cell->initial_state(2)) s.push_back(Tensor::uniform(t.shape(), -1, 1, gen, float64));
-    const Tensor P = cell->project_input(concat({x0, x1}, 1));  // both steps' projections side by side
+    const Tensor P = cell->project_input({x0, x1});  // both steps' projections side by side
     auto [y, next] = cell->step_projected(P, 2, s);                // step 1's block
     auto [y_ref, next_ref] = cell->step(x1, s);
     CHECK(max_abs_diff(y, y_ref) <= 1e-15);
@@ -337,7 +337,7 @@ TEST_CASE("batched products: step_projected on a block of a wider projection equ
     using RNNCell::RNNCell;
     bool projects_input() const override { return false; }
   } plain(3, 4, "tanh", {.dtype = float64}, gen);
-  CHECK_THROWS_AS(plain.Cell::project_input(Tensor::zeros({3, 2}, float64)), ValueError);
+  CHECK_THROWS_AS(plain.Cell::project_input({Tensor::zeros({3, 2}, float64)}), ValueError);
   CHECK_THROWS_AS(plain.Cell::step_projected(Tensor::zeros({4, 2}, float64), 0, plain.initial_state(2)), ValueError);
   // …and a Recurrent of it steps it (one projection per step), with the same outputs.
   Recurrent a(std::vector<std::shared_ptr<Cell>>{std::make_shared<Plain>(3, 4, "tanh", CellOptions{.dtype = float64}, gen)});
@@ -348,4 +348,34 @@ TEST_CASE("batched products: step_projected on a block of a wider projection equ
   CHECK(max_abs_diff(a(seq), b(seq)) <= 1e-14);
   CHECK(affines_with(tape, param_of(a.cell(0), "weight_ih")) == 5);
   CHECK(affines_with(tape, param_of(b.cell(0), "weight_ih")) == 1);
+}
+
+TEST_CASE("batched products: affine_steps(W, {x0, x1, x2}, b) equals affine(W, concat(xs, 1), b), to second order") {
+  Generator gen(12);
+  Tensor W = Tensor::uniform({4, 3}, -1, 1, gen, float64).set_requires_grad().set_name("W");
+  Tensor b = Tensor::uniform({4}, -1, 1, gen, float64).set_requires_grad().set_name("b");
+  std::vector<Tensor> xs;
+  for (std::size_t cols : {2, 1, 3})
+    xs.push_back(Tensor::uniform({3, cols}, -1, 1, gen, float64).set_requires_grad().set_name("x" + std::to_string(xs.size())));
+  const Tensor wy = Tensor::uniform({4, 6}, -1, 1, gen, float64);
+  std::vector<Tensor> inputs = {W, b};
+  inputs.insert(inputs.end(), xs.begin(), xs.end());
+  auto fused = [&](const std::vector<Tensor>& in) {
+    return affine_steps(in[0], std::vector<Tensor>(in.begin() + 2, in.end()), in[1]);
+  };
+  auto composed = [&](const std::vector<Tensor>& in) {
+    return affine(in[0], concat(std::vector<Tensor>(in.begin() + 2, in.end()), 1), in[1]);
+  };
+  CHECK(max_abs_diff(fused(inputs), composed(inputs)) <= 1e-15);
+  const std::vector<Tensor> g1 = grad({sum(fused(inputs) * wy)}, inputs);
+  const std::vector<Tensor> g2 = grad({sum(composed(inputs) * wy)}, inputs);
+  for (std::size_t i = 0; i < inputs.size(); ++i) CHECK(max_abs_diff(g1[i], g2[i]) <= 1e-15);
+  GradcheckReport r1 = gradcheck(fused, inputs);
+  CHECK_MESSAGE(r1.ok(), r1.str());
+  GradcheckReport r2 = gradgradcheck([&](const std::vector<Tensor>& in) { return tanh(fused(in)); }, inputs);
+  CHECK_MESSAGE(r2.ok(), r2.str());
+  // Checked shapes, named.
+  CHECK_THROWS_AS(affine_steps(W, {Tensor::zeros({2, 2}, float64)}), ShapeError);
+  CHECK_THROWS_AS(affine_steps(W, {}), ValueError);
+  CHECK_THROWS_AS(affine_steps(W, xs, Tensor::zeros({3}, float64)), ShapeError);
 }

@@ -5,6 +5,10 @@
 // backward: prim::affine_rule[2·has_bias + has_base] (autograd/primitives.hpp) — a bias column takes
 // Σ_columns dy, a base takes dy (a wider base: into its columns [j, j + n), added in place)
 //
+// affine_steps: y = W·[x₀ x₁ …] + b, the blocks side by side (a sequence's steps); backward the same
+// rule with x = [x₀ x₁ …] gathered again (dW += dy·xᵀ as one product), each block taking its columns
+// of Wᵀ·dy.
+//
 // One primitive for what matmul + reshape + add would record as three: the bias (or base) is written
 // into the output first and the product is added onto it by GEMM with β = 1, so the output is
 // written once and no broadcast add runs. The same value as the composition (tested).
@@ -101,6 +105,63 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b, const Tensor& b
 
 Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b, const Tensor& base, std::size_t base_first) {
   return affine_impl(W, x, b, base, base_first, true);
+}
+
+Tensor affine_steps(const Tensor& W, const std::vector<Tensor>& xs, const Tensor& b) {
+  // ---- shape check ----
+  if (xs.empty()) throw ValueError("affine_steps: no blocks to project");
+  const Shape sw = W.shape();
+  if (sw.ndim() != 2) throw_shape_error("affine_steps", {{"W", sw}}, "W must be a 2-D (rows, cols) matrix");
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const Shape si = xs[i].shape();
+    if (si.ndim() != 2 || si[0] != sw[1])
+      throw_shape_error("affine_steps", {{"W", sw}, {("x" + std::to_string(i)).c_str(), si}},
+                        "every block must be (" + std::to_string(sw[1]) + ", batch): W.shape[1] rows");
+    detail::check_same_dtype("affine_steps", W, xs[i]);
+    n += si[1];
+  }
+  const std::size_t m = sw[0];
+  if (b.defined()) {
+    detail::check_same_dtype("affine_steps", W, b);
+    if (b.shape() != Shape{m} && b.shape() != Shape{m, 1})
+      throw_shape_error("affine_steps", {{"W", sw}, {"b", b.shape()}},
+                        "b must be (" + std::to_string(m) + ",) or (" + std::to_string(m) + ", 1), one bias per row");
+  }
+
+  // ---- forward: the blocks gathered for one product, then let go ----
+  Tensor y = kernels::affine("affine_steps", W, kernels::concat("affine_steps", xs, 1, Shape{sw[1], n}), b, Tensor());
+
+  // ---- backward ----
+  std::vector<Tensor> inputs = {W};
+  inputs.insert(inputs.end(), xs.begin(), xs.end());
+  const std::size_t ib = b.defined() ? inputs.size() : 0;
+  if (b.defined()) inputs.push_back(b);
+  return record(prim::affine_rule[2 * b.defined()], std::move(inputs), y, [ib](BackwardContext& c) {
+    const Tensor &W = c.input(0), &dy = c.grad_out();
+    const std::size_t blocks = c.num_inputs() - 1 - (ib ? 1 : 0);
+    std::vector<Tensor> xs;
+    bool any_x = false;
+    for (std::size_t i = 1; i <= blocks; ++i) {
+      xs.push_back(c.input(i));
+      any_x = any_x || c.needs_grad(i);
+    }
+    if (c.needs_grad(0)) c.accumulate_matmul(0, dy, concat(xs, 1), false, true);  // dW += dy·[x₀ x₁ …]ᵀ
+    if (any_x) {
+      const Tensor dx = matmul(W, dy, true, false);  // Wᵀ·dy, then each block its own columns
+      std::size_t at = 0;
+      for (std::size_t i = 1; i <= blocks; ++i) {
+        const std::size_t cols = c.input(i).dim(1);
+        if (c.needs_grad(i)) c.accumulate(i, slice(dx, 1, at, at + cols));
+        at += cols;
+      }
+    }
+    if (ib && c.needs_grad(ib)) {
+      const Shape sb = c.input(ib).shape();
+      if (GradMode::enabled()) c.accumulate(ib, reshape(sum(dy, {1}), sb));  // create_graph
+      else c.accumulate(ib, kernels::sum("affine", dy, Shape{W.dim(0), 1}, sb));  // Σ over columns, one pass
+    }
+  });
 }
 
 }  // namespace rwd
