@@ -25,10 +25,12 @@
 // copying the output adjoint and the other operand into two panels, side by side — and when the
 // leaf's gradient must be final (before any gradient-ready hook runs, and at the end of the sweep)
 // runs them as ONE product: dW += [dy₀ dy₁ …]·[x₀ x₁ …]ᵀ (kernels::ProductPanel). The panels are
-// bounded (kDeferBytes a group; full, they run and start again), so a long unroll's memory does not
-// grow with it; a product whose inner dimension is already long runs where it is. Only backward()'s in-place sweep into .grad() defers: grad(), a step-through, the
-// explain view and create_graph (which records its products) run each product where it is.
-// last_sweep_stats() says what the latest backward() on this thread batched.
+// bounded (2 MiB a group; full, they run and start again), so a long unroll's memory does not grow
+// with it. Gathered are 2-D products into a leaf's .grad() with an inner dimension under 256 and more
+// than kernels::kTinyProduct multiply-adds; a longer one already runs near BLAS's peak, a tiny one is
+// a plain loop. Only backward()'s in-place sweep gathers: grad(), a step-through, the explain view
+// and create_graph (which records its products) run each product where it is. last_sweep_stats()
+// says what the latest sweep on this thread gathered.
 #pragma once
 
 #include <cstdint>

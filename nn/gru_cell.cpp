@@ -19,23 +19,10 @@ GRUCell::GRUCell(std::size_t input, std::size_t hidden, GRUOptions options, Gene
 }
 
 std::pair<Tensor, State> GRUCell::step(const Tensor& x, const State& state) {
-  const std::size_t batch = check_step(x, state, 1);
-  return advance(affine(weight_ih, x, bias_ih), 0, batch, state);
-}
-
-Tensor GRUCell::project_input(const std::vector<Tensor>& xs) { return affine_steps(weight_ih, xs, bias_ih); }
-
-std::pair<Tensor, State> GRUCell::step_projected(const Tensor& projected, std::size_t first, const State& state) {
-  const std::size_t batch = check_projected(projected, first, 3 * m_hidden, state, 1);
-  return advance(projected, first, batch, state);
-}
-
-std::pair<Tensor, State> GRUCell::advance(const Tensor& px, std::size_t first, std::size_t batch, const State& state) {
+  check_step(x, state, 1);
   const Tensor& h = state[0];
   const std::size_t H = m_hidden;
-  // The step's columns of the input projection W_ih x + b_ih (all of it when it is this step's alone).
-  const bool whole = first == 0 && (batch == 0 || px.dim(1) == batch);
-  std::vector<Tensor> gx = chunk(whole ? px : slice(px, 1, first, first + batch), 3, 0);
+  std::vector<Tensor> gx = chunk(affine(weight_ih, x, bias_ih), 3, 0);
   Tensor r, z, n;
   if (m_reset_after) {
     std::vector<Tensor> gh = chunk(affine(weight_hh, h, bias_hh), 3, 0);
