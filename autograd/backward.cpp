@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "../core/detail/impl.hpp"
+#include "../core/threads.hpp"
 #include "ops.hpp"
 #include "../kernels/copy.hpp"
 #include "../kernels/gemm.hpp"
@@ -73,6 +74,11 @@ constexpr std::size_t kDeferBytes = std::size_t(2) << 20;
 // A product whose inner dimension is at least this long already runs near BLAS's peak: it runs where
 // it is instead of being copied into a panel.
 constexpr std::size_t kLongInner = 256;
+// Products are gathered only when the BLAS runs on at least this many threads. On one, a per-step
+// product (k = the batch) already runs at the kernel's full speed — lstm_medium measured the same sgemm
+// kernel time either way — so gathering would only add its copies (+2.5% a step, +4 MB); the gain is
+// with several threads, which split one long product better than T short ones.
+constexpr int kGatherMinThreads = 2;
 
 thread_local SweepStats t_stats;
 
@@ -334,6 +340,8 @@ bool ReverseSweep::defer_product(const Tensor& input, const BackwardContext::Pro
   // Neither a long product (already near BLAS's peak) nor a tiny one (a plain loop: no call to save).
   const std::size_t k = q.ta ? q.a.dim(0) : q.a.dim(1);
   if (k >= kLongInner || input.numel() * k <= kernels::kTinyProduct) return false;
+  if (m_gather_threads < 0) m_gather_threads = get_num_threads();  // asked once a sweep, when it matters
+  if (m_gather_threads < kGatherMinThreads) return false;
   ProductGroup* g = nullptr;
   for (ProductGroup& x : m_groups)
     if (x.leaf.impl_ptr().get() == &p && x.ta == q.ta && x.tb == q.tb) g = &x;

@@ -27,10 +27,11 @@
 // runs them as ONE product: dW += [dy₀ dy₁ …]·[x₀ x₁ …]ᵀ (kernels::ProductPanel). The panels are
 // bounded (2 MiB a group; full, they run and start again), so a long unroll's memory does not grow
 // with it. Gathered are 2-D products into a leaf's .grad() with an inner dimension under 256 and more
-// than kernels::kTinyProduct multiply-adds; a longer one already runs near BLAS's peak, a tiny one is
-// a plain loop. Only backward()'s in-place sweep gathers: grad(), a step-through, the explain view
-// and create_graph (which records its products) run each product where it is. last_sweep_stats()
-// says what the latest sweep on this thread gathered.
+// than 512 multiply-adds (kernels::kTinyProduct), while the BLAS runs on more than one thread; a
+// longer product already runs near BLAS's peak, a tiny one is a plain loop, and on one thread a short
+// product runs at full speed too (backward.cpp says what was measured). Only backward()'s in-place
+// sweep gathers: grad(), a step-through, the explain view and create_graph (which records its
+// products) run each product where it is. last_sweep_stats() says what the latest sweep gathered.
 #pragma once
 
 #include <cstdint>
@@ -203,6 +204,7 @@ class ReverseSweep {
   };
   void flush_group(ProductGroup& g);
   bool m_defer = false;               // backward()'s in-place sweep into .grad(): products are batched
+  int m_gather_threads = -1;          // the BLAS's threads, read at the first product that could be gathered
   std::vector<ProductGroup> m_groups;  // few (one per weight and flags): searched in order
 };
 

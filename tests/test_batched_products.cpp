@@ -66,6 +66,13 @@ void check_backward_by_differences(Module& model, const std::function<Tensor()>&
   }
 }
 
+/// BLAS threads for one scope: products are gathered only when the BLAS runs on several.
+struct BlasThreads {
+  int previous;
+  explicit BlasThreads(int n) : previous(get_num_threads()) { set_num_threads(n); }
+  ~BlasThreads() { set_num_threads(previous); }
+};
+
 /// A (time, features, batch) float64 sequence and a fixed asymmetric weighting of the outputs.
 struct Problem {
   Tensor seq, mask, weights;
@@ -101,6 +108,7 @@ std::size_t affines_with(const Tape& tape, const Tensor& W) {
 }  // namespace
 
 TEST_CASE("batched products: Recurrent RNN, LSTM and GRU gradients by finite differences through 4 steps") {
+  BlasThreads threads(2);
   // Through backward() (the deferred, batched weight gradients) and through grad() (gradcheck: the
   // per-entry path), with the input projection hoisted in both.
   // Batch 24: the per-step products (e.g. W_hh's, 5·5·24 multiply-adds) are past the plain-loop size,
@@ -166,6 +174,7 @@ TEST_CASE("batched products: the input projection of every step is one product i
 }
 
 TEST_CASE("batched products: a weight used at every step gets its gradient as one product") {
+  BlasThreads threads(2);
   const std::size_t T = 6;
   for (Kind kind : {Kind::rnn, Kind::lstm, Kind::gru}) {
     const std::string which = name_of(kind);
@@ -184,6 +193,7 @@ TEST_CASE("batched products: a weight used at every step gets its gradient as on
 }
 
 TEST_CASE("batched products: equal to the per-step path (float64 and float32)") {
+  BlasThreads threads(2);
   for (Dtype dt : {float64, float32}) {
     for (Kind kind : {Kind::rnn, Kind::lstm, Kind::gru}) {
       const std::string which = name_of(kind);
@@ -226,6 +236,7 @@ TEST_CASE("batched products: equal to the per-step path (float64 and float32)") 
 }
 
 TEST_CASE("batched products: a gradient-ready hook fires once, after the batched product has landed") {
+  BlasThreads threads(2);
   Generator gen(6);
   Recurrent r = make(Kind::lstm, 3, 4, {.num_layers = 2}, gen);
   Tensor seq = Tensor::uniform({5, 3, 16}, -1, 1, gen, float64);
@@ -253,6 +264,7 @@ TEST_CASE("batched products: a gradient-ready hook fires once, after the batched
 }
 
 TEST_CASE("batched products: a leaf used by batched matmuls and by other ops, onto an existing .grad()") {
+  BlasThreads threads(2);
   // W in a recurrence h = tanh(W·x_t + h) (affine), as the transposed rhs of x_tᵀ·Wᵀ (matmul), and in
   // ⟨W, W⟩ and a vector affine (not gathered): dL/dW by differences, and against grad().
   Generator gen(8);
@@ -290,6 +302,7 @@ TEST_CASE("batched products: a leaf used by batched matmuls and by other ops, on
 }
 
 TEST_CASE("batched products: retain_graph and create_graph keep their meaning") {
+  BlasThreads threads(2);
   Generator gen(10);
   Tensor W = Tensor::uniform({8, 8}, -0.3, 0.3, gen, float64).set_requires_grad().set_name("W");
   Tensor x0 = Tensor::uniform({8, 16}, -1, 1, gen, float64);
@@ -380,4 +393,23 @@ TEST_CASE("batched products: affine_steps(W, {x0, x1, x2}, b) equals affine(W, c
   CHECK_THROWS_AS(affine_steps(W, {Tensor::zeros({2, 2}, float64)}), ShapeError);
   CHECK_THROWS_AS(affine_steps(W, {}), ValueError);
   CHECK_THROWS_AS(affine_steps(W, xs, Tensor::zeros({3}, float64)), ShapeError);
+}
+
+TEST_CASE("batched products: with the BLAS on one thread nothing is gathered, and the gradients are the same") {
+  Generator gen(13);
+  Recurrent r = make(Kind::lstm, 3, 8, {}, gen);
+  Tensor seq = Tensor::uniform({6, 3, 16}, -1, 1, gen, float64);
+  std::vector<Tensor> gathered;
+  for (int n : {2, 1}) {
+    BlasThreads threads(n);
+    r.zero_grad();
+    backward(sum(r(seq) * r(seq)));
+    CHECK((last_sweep_stats().products_deferred > 0) == (n > 1));
+    if (n > 1) {
+      for (const Tensor& p : r.parameters()) gathered.push_back(p.grad().detach());
+    } else {
+      const std::vector<Tensor> params = r.parameters();
+      for (std::size_t i = 0; i < params.size(); ++i) CHECK(max_abs_diff(params[i].grad(), gathered[i]) <= 1e-12);
+    }
+  }
 }
