@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "../core/detail/impl.hpp"
+#include "../core/threads.hpp"
 #include "ops.hpp"
 #include "../kernels/copy.hpp"
 #include "../kernels/gemm.hpp"
@@ -34,7 +35,18 @@ void add_region_in_place(const Tensor& dst, const BackwardContext::Region& r) {
   std::visit(
       [&](auto& d) {
         using T = typename std::decay_t<decltype(d)>::value_type;
-        kernels::slice_add(d.data(), detail::data<T>(r.g, "slice"), f, r.start, count, r.step, 0, f.outer);
+        const T* g = detail::data<T>(r.g, "slice");
+        if (r.step != 1 || f.outer == 1 || count * f.inner < 16) {
+          kernels::slice_add(d.data(), g, f, r.start, count, r.step, 0, f.outer);
+          return;
+        }
+        // Consecutive indices: one contiguous run of count·inner per outer index, added as a vector
+        // (a step's block of columns of a sequence's input projection: a run of `batch` per row).
+        const std::size_t run = count * f.inner;
+        for (std::size_t o = 0; o < f.outer; ++o) {
+          T* row = d.data() + (o * f.n + r.start) * f.inner;
+          kernels::simd::binary(kernels::Binary::add, row, g + o * run, row, run);
+        }
       },
       dst.impl().value);
 }
@@ -54,6 +66,21 @@ std::string describe(const Tensor& t) {
   if (!t.name().empty()) s = "'" + t.name() + "' " + s;
   return s;
 }
+
+// The panels of one group of gathered products hold at most this many bytes: a few steps of an
+// LSTM's W_hh at batch 64 (6 at hidden 256, 3 at hidden 512), small next to a training step's
+// activations, so gathering does not raise the peak memory; full, they run and start again.
+constexpr std::size_t kDeferBytes = std::size_t(2) << 20;
+// A product whose inner dimension is at least this long already runs near BLAS's peak: it runs where
+// it is instead of being copied into a panel.
+constexpr std::size_t kLongInner = 256;
+// Products are gathered only when the BLAS runs on at least this many threads. On one, a per-step
+// product (k = the batch) already runs at the kernel's full speed — lstm_medium measured the same sgemm
+// kernel time either way — so gathering would only add its copies (+2.5% a step, +4 MB); the gain is
+// with several threads, which split one long product better than T short ones.
+constexpr int kGatherMinThreads = 2;
+
+thread_local SweepStats t_stats;
 
 // This thread's gradient-ready hooks, in registration order.
 std::vector<const GradReadyHook*>& ready_hooks() {
@@ -76,6 +103,8 @@ GradReadyHook::~GradReadyHook() {
 }
 
 GradReadyHook on_grad_ready(GradReadyFn fn) { return GradReadyHook(std::move(fn)); }
+
+SweepStats last_sweep_stats() { return t_stats; }
 
 // Stamps every leaf that entries 0…last use with its first consumer. Scanning forward, leaves turn
 // up in order of first use, so the list reversed is the order the sweep finishes them in.
@@ -110,11 +139,14 @@ void ReverseSweep::mark_received(const detail::TensorImpl* leaf) {
 // Every entry from `passed` on has been swept: the leaves first used there are final.
 void ReverseSweep::fire_ready(std::int64_t passed) {
   while (m_ready_next < m_ready.size() && m_ready[m_ready_next].first >= passed) {
-    const ReadyLeaf& r = m_ready[m_ready_next++];
-    if (!r.received) continue;
+    if (!m_ready[m_ready_next++].received) continue;
+    // Every deferred product lands first: the hook's leaf may have some, and a hook may change a leaf
+    // in place (an optimizer in the backward) that another leaf's deferred product reads.
+    if (!m_groups.empty()) flush_products();
+    const Tensor leaf = m_ready[m_ready_next - 1].leaf;
     // Copied: a hook may register or remove hooks.
     const std::vector<const GradReadyHook*> hooks = ready_hooks();
-    for (const GradReadyHook* h : hooks) h->m_fn(r.leaf);
+    for (const GradReadyHook* h : hooks) h->m_fn(leaf);
   }
 }
 
@@ -156,6 +188,8 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
   }
   m_adjoints.resize(static_cast<std::size_t>(last + 1));
   m_owned.assign(m_adjoints.size(), false);
+  t_stats = SweepStats{};
+  m_defer = m_options.in_place && !m_options.keep_adjoints && !m_options.create_graph && !m_collect_only;
   m_roots = roots;
   if (!m_collect_only && !ready_hooks().empty()) stamp_leaves(last);
   if (m_options.keep_adjoints && m_tape) {
@@ -185,7 +219,13 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
   m_next = last;
 }
 
-ReverseSweep::~ReverseSweep() = default;
+ReverseSweep::~ReverseSweep() {
+  if (m_groups.empty()) return;
+  try {  // a sweep left before its end: what it deferred still reaches .grad(), as it would have
+    flush_products();
+  } catch (...) {
+  }
+}
 
 void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
   detail::TensorImpl& p = input.impl();
@@ -280,6 +320,7 @@ void ReverseSweep::add_region(const Tensor& input, const BackwardContext::Region
 // A matrix product for an input's gradient (matmul's and affine's backward), run straight into the
 // adjoint by GEMM with β = 1 (β = 0 into a fresh buffer when there is none yet).
 void ReverseSweep::add_product(const Tensor& input, const BackwardContext::Product& q, Tensor& sent) {
+  if (m_defer && defer_product(input, q)) return;
   Tensor* slot = writable_slot(input);
   if (!slot) {
     GradModeScope mode(false);  // not create_graph here (that records matmul in the backward itself)
@@ -290,6 +331,54 @@ void ReverseSweep::add_product(const Tensor& input, const BackwardContext::Produ
   const bool fresh = !slot->defined();
   if (fresh) *slot = detail::empty_tensor(input.shape(), input.dtype());
   kernels::gemm_into(q.a, q.b, q.ta, q.tb, *slot, fresh ? 0.0 : 1.0);
+}
+
+// A product into a leaf's .grad() (2-D, short inner dimension), gathered with the others for that
+// leaf and flags to run as one GEMM (see "Batched weight gradients", backward.hpp). False: run it now.
+bool ReverseSweep::defer_product(const Tensor& input, const BackwardContext::Product& q) {
+  const detail::TensorImpl& p = input.impl();
+  if ((p.tape == m_tape && p.node >= 0) || !p.requires_grad || q.a.ndim() != 2) return false;
+  // Neither a long product (already near BLAS's peak) nor a tiny one (a plain loop: no call to save).
+  const std::size_t k = q.ta ? q.a.dim(0) : q.a.dim(1);
+  if (k >= kLongInner || input.numel() * k <= kernels::kTinyProduct) return false;
+  if (m_gather_threads < 0) m_gather_threads = get_num_threads();  // asked once a sweep, when it matters
+  if (m_gather_threads < kGatherMinThreads) return false;
+  ProductGroup* g = nullptr;
+  for (ProductGroup& x : m_groups)
+    if (x.leaf.impl_ptr().get() == &p && x.ta == q.ta && x.tb == q.tb) g = &x;
+  if (!g) {
+    const Shape s = input.shape();
+    const std::size_t per_column = (s[0] + s[1]) * dtype_size(input.dtype());
+    // Room for up to 16 such products, as the byte bound allows (at least this one).
+    const std::size_t capacity = std::max(k, std::min(16 * k, kDeferBytes / per_column));
+    g = &m_groups.emplace_back(ProductGroup{
+        input, q.ta, q.tb, std::make_unique<kernels::ProductPanel>(s[0], s[1], capacity, q.ta, q.tb, input.dtype())});
+  }
+  if (g->panel->room() < k) flush_group(*g);
+  if (g->panel->room() < k) return false;  // longer than the panel (a later product of a wider batch)
+  if (m_hooks) mark_received(&p);
+  g->panel->add(q.a, q.b);
+  ++t_stats.products_deferred;
+  return true;
+}
+
+// dW (+)= Σ op(aᵢ)·op(bᵢ) over a group's panels, as one GEMM into the leaf's .grad() (made private first).
+void ReverseSweep::flush_group(ProductGroup& g) {
+  if (g.panel->used() == 0) return;
+  Tensor* slot = writable_slot(g.leaf);
+  if (!slot) {  // the leaf no longer takes a gradient (a hook turned requires_grad off): dropped
+    g.panel->run_into(detail::empty_tensor(g.leaf.shape(), g.leaf.dtype()), 0.0);
+    return;
+  }
+  const bool fresh = !slot->defined();
+  if (fresh) *slot = detail::empty_tensor(g.leaf.shape(), g.leaf.dtype());
+  g.panel->run_into(*slot, fresh ? 0.0 : 1.0);
+  ++t_stats.batched_gemms;
+}
+
+void ReverseSweep::flush_products() {
+  for (ProductGroup& g : m_groups) flush_group(g);
+  m_groups.clear();
 }
 
 bool ReverseSweep::reached(std::int64_t i) const {
@@ -371,6 +460,7 @@ void ReverseSweep::run() {
 
 void ReverseSweep::finish() {
   m_done = true;
+  if (!m_groups.empty()) flush_products();
   if (m_hooks) fire_ready(std::numeric_limits<std::int64_t>::min());  // a leaf root, last
   m_adjoint_in = Tensor();
   m_more_in.clear();

@@ -18,6 +18,20 @@
 // adjoint reached), nor in grad(), which leaves .grad() alone. A leaf that is itself the root fires
 // at the end. Hooks run in registration order, on the thread that runs the sweep; registrations are
 // per thread. With none registered the sweep pays one branch per entry.
+//
+// Batched weight gradients. A weight used by many matmul/affine entries (W_hh at every step of an
+// unrolled RNN, a head applied step by step) gets one product per use, dW += dyₜ·xₜᵀ, each with a
+// small inner dimension (the batch). backward() gathers those products instead of running them —
+// copying the output adjoint and the other operand into two panels, side by side — and when the
+// leaf's gradient must be final (before any gradient-ready hook runs, and at the end of the sweep)
+// runs them as ONE product: dW += [dy₀ dy₁ …]·[x₀ x₁ …]ᵀ (kernels::ProductPanel). The panels are
+// bounded (2 MiB a group; full, they run and start again), so a long unroll's memory does not grow
+// with it. Gathered are 2-D products into a leaf's .grad() with an inner dimension under 256 and more
+// than 512 multiply-adds (kernels::kTinyProduct), while the BLAS runs on more than one thread; a
+// longer product already runs near BLAS's peak, a tiny one is a plain loop, and on one thread a short
+// product runs at full speed too (backward.cpp says what was measured). Only backward()'s in-place
+// sweep gathers: grad(), a step-through, the explain view and create_graph (which records its
+// products) run each product where it is. last_sweep_stats() says what the latest sweep gathered.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +46,9 @@ namespace rwd {
 
 namespace detail {
 struct TensorImpl;
+}
+namespace kernels {
+class ProductPanel;
 }
 
 /// Options of a reverse sweep.
@@ -77,6 +94,15 @@ class GradReadyHook {
   friend class ReverseSweep;
   GradReadyFn m_fn;
 };
+
+/// What the latest sweep on this thread did with weight-gradient products (tests, profiling).
+struct SweepStats {
+  std::size_t products_deferred = 0;  ///< products into a leaf's .grad() kept to be summed later
+  std::size_t batched_gemms = 0;      ///< GEMMs that summed them (fewer than products_deferred when batched)
+};
+
+/// The SweepStats of the latest sweep on this thread (zeros before any).
+SweepStats last_sweep_stats();
 
 /// Registers `fn` to run when each leaf's gradient is final in every backward sweep on this thread,
 /// until the returned registration is destroyed.
@@ -130,6 +156,8 @@ class ReverseSweep {
   void add_adjoint(const Tensor& input, const Tensor& g);
   void add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent);
   void add_product(const Tensor& input, const BackwardContext::Product& q, Tensor& sent);
+  bool defer_product(const Tensor& input, const BackwardContext::Product& q);
+  void flush_products();
   Tensor* writable_slot(const Tensor& input);
   bool reached(std::int64_t i) const;
   std::vector<Tensor> adjoints_in_of(const Tensor& dy) const;
@@ -167,6 +195,17 @@ class ReverseSweep {
   std::vector<ReadyLeaf> m_ready;       // by first consumer, latest first
   std::size_t m_ready_next = 0;         // m_ready[m_ready_next…] have not fired yet
   std::unordered_map<const void*, std::size_t> m_ready_index;
+
+  /// Products for one leaf's .grad() with one pair of transpose flags, gathered to run as one GEMM.
+  struct ProductGroup {
+    Tensor leaf;
+    bool ta = false, tb = false;
+    std::unique_ptr<kernels::ProductPanel> panel;
+  };
+  void flush_group(ProductGroup& g);
+  bool m_defer = false;               // backward()'s in-place sweep into .grad(): products are batched
+  int m_gather_threads = -1;          // the BLAS's threads, read at the first product that could be gathered
+  std::vector<ProductGroup> m_groups;  // few (one per weight and flags): searched in order
 };
 
 /// Reverse sweep from `root`: adds d root/d leaf into every reachable leaf's .grad().

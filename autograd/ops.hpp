@@ -52,6 +52,15 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b = Tensor());
 /// W·x + b + base: a per-row bias b (or undefined) and a base of the output's shape, e.g. a cell's
 /// W_hh·h + b_hh added onto W_ih·x + b_ih in one entry.
 Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b, const Tensor& base);
+/// W·x + b + base[:, base_first : base_first + batch]: the base a wider (rows, N) matrix of which
+/// only x's batch of columns from base_first on is added — one step's block of a whole sequence's
+/// input projection (nn/sequence.hpp), read in place instead of sliced out first. x is (cols, batch).
+Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b, const Tensor& base, std::size_t base_first);
+/// W·[x₀ x₁ … xₙ₋₁] + b: one affine of several (cols, batchᵢ) blocks side by side, (rows, Σ batchᵢ) —
+/// the same value and gradients as affine(W, concat(xs, 1), b), as one product, but the concatenation
+/// is not kept: the backward gathers the blocks again (a sequence's steps, already kept, are not
+/// held twice).
+Tensor affine_steps(const Tensor& W, const std::vector<Tensor>& xs, const Tensor& b = Tensor());
 
 // ---- primitives: shape ----
 /// Reorders axes: out.shape[i] = x.shape[axes[i]].

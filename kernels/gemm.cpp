@@ -38,18 +38,20 @@ Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bo
   return r == 1 ? Shape{sa[0], m, n} : Shape{m, n};
 }
 
+// gemm with explicit row strides (leading dimensions) of a, b and c.
 template <class T>
-void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
-  if (m * n * k <= 512) {  // tiny products: a plain loop costs less than the BLAS call
+void gemm_ld(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc, std::size_t m,
+             std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
+  if (m * n * k <= kTinyProduct) {  // tiny products: a plain loop costs less than the BLAS call
     // Element strides of op(a) (i, p) and op(b) (p, j), so one loop serves all four transposes.
-    const std::size_t ai = ta ? 1 : k, ap = ta ? m : 1, bp = tb ? 1 : n, bj = tb ? k : 1;
+    const std::size_t ai = ta ? 1 : lda, ap = ta ? lda : 1, bp = tb ? 1 : ldb, bj = tb ? ldb : 1;
     for (std::size_t i = 0; i < m; ++i)
       for (std::size_t j = 0; j < n; ++j) {
         const T* x = a + i * ai;
         const T* y = b + j * bj;
         T acc = 0;
         for (std::size_t p = 0; p < k; ++p) acc += x[p * ap] * y[p * bp];
-        c[i * n + j] = beta == T(0) ? acc : acc + beta * c[i * n + j];
+        c[i * ldc + j] = beta == T(0) ? acc : acc + beta * c[i * ldc + j];
       }
     return;
   }
@@ -61,9 +63,13 @@ void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_
   using cxxblas::Transpose;
   cxxblas::gemm<I>(cxxblas::StorageOrder::RowMajor, ta ? Transpose::Trans : Transpose::NoTrans,
                    tb ? Transpose::Trans : Transpose::NoTrans, static_cast<I>(m), static_cast<I>(n),
-                   static_cast<I>(k), T(1), a, static_cast<I>(std::max<std::size_t>(ta ? m : k, 1)), b,
-                   static_cast<I>(std::max<std::size_t>(tb ? k : n, 1)), beta, c,
-                   static_cast<I>(std::max<std::size_t>(n, 1)));
+                   static_cast<I>(k), T(1), a, static_cast<I>(std::max<std::size_t>(lda, 1)), b,
+                   static_cast<I>(std::max<std::size_t>(ldb, 1)), beta, c, static_cast<I>(std::max<std::size_t>(ldc, 1)));
+}
+
+template <class T>
+void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
+  gemm_ld<T>(a, ta ? m : k, b, tb ? k : n, c, n, m, n, k, ta, tb, beta);
 }
 
 template void gemm<float>(const float*, const float*, float*, std::size_t, std::size_t, std::size_t, bool, bool, float);
@@ -93,23 +99,70 @@ void gemm_into(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor&
 
 namespace rwd::kernels {
 
-Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias, const Tensor& base) {
+ProductPanel::ProductPanel(std::size_t m, std::size_t n, std::size_t capacity, bool ta, bool tb, Dtype dtype)
+    : m_m(m), m_n(n), m_capacity(capacity), m_ta(ta), m_tb(tb) {
+  m_a = detail::empty_tensor(ta ? Shape{capacity, m} : Shape{m, capacity}, dtype);
+  m_b = detail::empty_tensor(tb ? Shape{n, capacity} : Shape{capacity, n}, dtype);
+}
+
+void ProductPanel::add(const Tensor& a, const Tensor& b) {
+  const std::size_t k = m_ta ? a.shape()[0] : a.shape()[1];
+  detail::visit_dtype(m_a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    // x (rows, cols) into a panel: side by side, its rows at columns [used, used + cols) of rows
+    // `capacity` long; or stacked, as rows [used, used + rows) in one copy.
+    auto place = [&](const Tensor& x, const Tensor& panel, bool side_by_side) {
+      const T* src = detail::data<T>(x, "ProductPanel");
+      T* dst = detail::data_mut<T>(panel, "ProductPanel");
+      const std::size_t rows = x.shape()[0], cols = x.shape()[1];
+      if (side_by_side)
+        for (std::size_t r = 0; r < rows; ++r) std::copy(src + r * cols, src + (r + 1) * cols, dst + r * m_capacity + m_used);
+      else
+        std::copy(src, src + rows * cols, dst + m_used * cols);
+    };
+    place(a, m_a, !m_ta);
+    place(b, m_b, m_tb);
+  });
+  m_used += k;
+}
+
+void ProductPanel::run_into(const Tensor& c, double beta) {
+  detail::visit_dtype(m_a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* out = detail::data_mut<T>(c, "ProductPanel");
+    if (m_used == 0) {
+      if (beta == 0.0) std::fill(out, out + m_m * m_n, T(0));
+      return;
+    }
+    // A side-by-side panel's rows are `capacity` long whatever part of them is filled.
+    gemm_ld<T>(detail::data<T>(m_a, "ProductPanel"), m_ta ? m_m : m_capacity, detail::data<T>(m_b, "ProductPanel"),
+               m_tb ? m_capacity : m_n, out, m_n, m_m, m_n, m_used, m_ta, m_tb, static_cast<T>(beta));
+  });
+  m_used = 0;
+}
+
+Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias, const Tensor& base,
+              std::size_t base_first) {
   const Shape sx = x.shape();
   const std::size_t m = W.shape()[0], k = W.shape()[1], n = sx.ndim() == 1 ? 1 : sx[1];
+  // Row i of the base starts at pbase + i·base_ld (a wider base: its columns [base_first, …) only).
+  const std::size_t base_ld = base.defined() && base.ndim() == 2 ? base.shape()[1] : n;
   Tensor y = detail::empty_tensor(sx.ndim() == 1 ? Shape{m} : Shape{m, n}, W.dtype());
   detail::visit_dtype(W.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* out = detail::data_mut<T>(y, op);
     const T* pb = bias.defined() ? detail::data<T>(bias, op) : nullptr;
-    const T* pbase = base.defined() ? detail::data<T>(base, op) : nullptr;
+    const T* pbase = base.defined() ? detail::data<T>(base, op) + base_first : nullptr;
     // The base and the bias first, then the product added onto them by β = 1.
     if (pb && pbase) {
       for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t j = 0; j < n; ++j) out[i * n + j] = pbase[i * n + j] + pb[i];
+        for (std::size_t j = 0; j < n; ++j) out[i * n + j] = pbase[i * base_ld + j] + pb[i];
     } else if (pb) {
       for (std::size_t i = 0; i < m; ++i) std::fill(out + i * n, out + (i + 1) * n, pb[i]);
     } else if (pbase) {
-      std::copy(pbase, pbase + m * n, out);
+      if (base_ld == n) std::copy(pbase, pbase + m * n, out);
+      else
+        for (std::size_t i = 0; i < m; ++i) std::copy(pbase + i * base_ld, pbase + i * base_ld + n, out + i * n);
     }
     const T* pw = detail::data<T>(W, op);
     const T* px = detail::data<T>(x, op);

@@ -12,6 +12,9 @@
 
 namespace rwd::kernels {
 
+/// Products up to this many multiply-adds (m·n·k) run as a plain loop: below it a BLAS call costs more.
+inline constexpr std::size_t kTinyProduct = 512;
+
 /// The shape of op(a)·op(b) (2-D, or 3-D batches); throws ShapeError/DtypeError naming `op`.
 Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bool tb);
 
@@ -24,9 +27,34 @@ void gemm(const T* a, const T* b, T* c, std::size_t m, std::size_t n, std::size_
 /// already be checked (matmul_shape).
 void gemm_into(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor& c, double beta);
 
+/// A sum of products Σᵢ op(aᵢ)·op(bᵢ) into one (m, n) matrix (2-D; every op(aᵢ) (m, kᵢ), op(bᵢ) (kᵢ, n),
+/// one pair of transpose flags), gathered to run as ONE gemm with k = Σ kᵢ: each pair is copied, as
+/// it comes, into two panels of `capacity` inner columns — [op(a₀) op(a₁) …] and [op(b₀); op(b₁); …]
+/// in the operands' own layouts (side by side a row at a time, or stacked in one copy) — so the
+/// caller need not keep the operands. The panels come from the buffer cache and go back with it.
+class ProductPanel {
+ public:
+  ProductPanel(std::size_t m, std::size_t n, std::size_t capacity, bool ta, bool tb, Dtype dtype);
+  /// Inner columns still free.
+  std::size_t room() const { return m_capacity - m_used; }
+  /// Inner columns gathered so far.
+  std::size_t used() const { return m_used; }
+  /// Gathers op(a)·op(b); a's inner size must fit room(). Shapes must already be checked.
+  void add(const Tensor& a, const Tensor& b);
+  /// c = Σ op(aᵢ)·op(bᵢ) + beta·c (beta 0 or 1) as one gemm, then starts empty again.
+  void run_into(const Tensor& c, double beta);
+
+ private:
+  std::size_t m_m, m_n, m_capacity, m_used = 0;
+  bool m_ta, m_tb;
+  Tensor m_a, m_b;  // the panels, (m, capacity) or (capacity, m); (capacity, n) or (n, capacity)
+};
+
 /// y = W·x + bias + base: W (m, k), x (k, n) or (k,) (a one-column matrix), bias (m,) or (m, 1) or
-/// undefined, base of y's shape or undefined. Written once: bias and base first, then the product
+/// undefined, base undefined or of y's shape — or, with base_first, columns [base_first,
+/// base_first + n) of a wider (m, N) base. Written once: bias and base first, then the product
 /// added onto them by gemm with β = 1. Shapes must already be checked (the affine op).
-Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias, const Tensor& base);
+Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias, const Tensor& base,
+              std::size_t base_first = 0);
 
 }  // namespace rwd::kernels

@@ -31,10 +31,30 @@ std::size_t Cell::check_step(const Tensor& x, const State& state, std::size_t n_
                      " features");
   refuse_batch_0(x);
   check_dtype(x);
+  const std::size_t batch = s.ndim() == 2 ? s[1] : 0;
+  check_state(state, n_state, batch, s, x.dtype());
+  return batch;
+}
+
+std::size_t Cell::check_projected(const Tensor& projected, std::size_t first, std::size_t rows, const State& state,
+                                  std::size_t n_state) const {
+  if (state.empty()) check_state(state, n_state, 0, projected.shape(), projected.dtype());  // throws: the count
+  const Shape s = projected.shape(), h = state[0].shape();
+  const std::size_t batch = h.ndim() == 2 ? h[1] : 0;
+  const bool fits = batch ? s.ndim() == 2 && s[0] == rows && first + batch <= s[1] : s == Shape{rows} && first == 0;
+  if (!fits)
+    throw ShapeError(repr() + ": input projection " + s.str() + " from column " + std::to_string(first) +
+                     ": expected (" + std::to_string(rows) + ", N) holding the state's batch (" +
+                     (batch ? std::to_string(batch) : "a vector") + ") of columns from there");
+  check_dtype(projected, "input projection");
+  check_state(state, n_state, batch, column_shape(input_size(), batch), projected.dtype());  // named as step's input
+  return batch;
+}
+
+void Cell::check_state(const State& state, std::size_t n_state, std::size_t batch, const Shape& s, Dtype dtype) const {
   if (state.size() != n_state)
     throw ValueError(repr() + ": expected a state of " + std::to_string(n_state) + " tensor" + (n_state > 1 ? "s" : "") +
                      ", got " + std::to_string(state.size()));
-  const std::size_t batch = s.ndim() == 2 ? s[1] : 0;
   // Every state tensor against its own expected shape: a (1, batch) one would otherwise broadcast
   // silently over the hidden rows.
   for (std::size_t k = 0; k < state.size(); ++k) {
@@ -46,10 +66,17 @@ std::size_t Cell::check_step(const Tensor& x, const State& state, std::size_t n_
                        " — (hidden, batch) with the input's batch (" + (batch ? std::to_string(batch) : "a vector") +
                        "); call reset() when the batch size changes");
     }
-    // x has the parameters' dtype by now, so a state of x's dtype has it too (the message only if not).
-    if (state[k].dtype() != x.dtype()) check_dtype(state[k], "state " + std::to_string(k));
+    // The input has the parameters' dtype by now, so a state of its dtype has it too (the message only if not).
+    if (state[k].dtype() != dtype) check_dtype(state[k], "state " + std::to_string(k));
   }
-  return batch;
+}
+
+Tensor Cell::project_input(const std::vector<Tensor>&) {
+  throw ValueError(repr() + ": project_input: this cell does not split its step (projects_input() is false)");
+}
+
+std::pair<Tensor, State> Cell::step_projected(const Tensor&, std::size_t, const State&) {
+  throw ValueError(repr() + ": step_projected: this cell does not split its step (projects_input() is false)");
 }
 
 bool Cell::state_matches(std::size_t k, const Shape& got, std::size_t batch) const {

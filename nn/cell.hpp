@@ -7,6 +7,16 @@
 // Layout (Flux's): x is (input, batch), y and every state tensor (hidden, batch). A (input,) vector is
 // a batch of one and gives (hidden,) outputs. Since `batch` 0 stands for that vector, an input with
 // batch 0 — (input, 0) — is refused (ShapeError saying "batch 0"), as is every size 0 of a cell.
+//
+// The input projection. A cell whose step starts with a product of the input alone (W_ih·x + b_ih)
+// may say so (projects_input) and split its step in two: project_input(xs), the projections of any
+// number of steps side by side, and step_projected, the rest of the step reading its step's block of
+// columns. The sequence runner then projects every step of a known sequence as ONE
+// product (nn/sequence.cpp) — a GEMM T times wider, with a better shape for BLAS — and the cell
+// stays a composition of primitives. A cell that does not opt in is simply stepped. LSTMCell and
+// RNNCell opt in (each step adds W_hh·h + b_hh onto its block in place, affine's wide base); GRUCell
+// does not: its n gate needs W_in·x + b_in apart from W_hn·h + b_hn, so a step would first copy its
+// strided block out — slower than projecting it on its own (gru_medium +12%, and more memory).
 #pragma once
 
 #include <cstddef>
@@ -47,6 +57,18 @@ class Cell : public Module {
   /// by default; the built-in cells answer without building the list (check_step asks every step).
   virtual bool state_matches(std::size_t k, const Shape& got, std::size_t batch) const;
 
+  /// Whether the cell splits its step into project_input and step_projected (false by default: the
+  /// sequence runner then calls step).
+  virtual bool projects_input() const { return false; }
+  /// The input projections (W_ih·x + b_ih for the built-in cells) of the (input, batch) steps xs,
+  /// side by side as one (rows, Σ batch) tensor, computed as one product. Throws ValueError unless
+  /// projects_input().
+  virtual Tensor project_input(const std::vector<Tensor>& xs);
+  /// One step from its input projection: columns [first, first + batch) of `projected` (a
+  /// project_input result, possibly of many steps), batch being the state's. The same as
+  /// step(x, state) when those columns are project_input(x). Throws ValueError unless projects_input().
+  virtual std::pair<Tensor, State> step_projected(const Tensor& projected, std::size_t first, const State& state);
+
   /// A cell applied to one input from its initial state is the first step of a sequence.
   Tensor forward(const Tensor& x) override;
 
@@ -55,8 +77,16 @@ class Cell : public Module {
   /// state has n_state tensors (ValueError) each of its state_shapes(batch) (ShapeError), and x and the
   /// state have the parameters' dtype (DtypeError). Returns the batch size (0 for a vector).
   std::size_t check_step(const Tensor& x, const State& state, std::size_t n_state) const;
+  /// The same for step_projected: `projected` has `rows` rows and the state's batch of columns from
+  /// `first` on ((rows,) with first 0 for a single vector), the state n_state tensors of the cell's
+  /// shapes, all of the parameters' dtype. Returns the batch size (0 for a vector).
+  std::size_t check_projected(const Tensor& projected, std::size_t first, std::size_t rows, const State& state,
+                              std::size_t n_state) const;
   /// (rows, batch), or (rows,) for batch 0 (a single vector): the shape of a built-in cell's state.
   static Shape column_shape(std::size_t rows, std::size_t batch) { return batch ? Shape{rows, batch} : Shape{rows}; }
+
+ private:
+  void check_state(const State& state, std::size_t n_state, std::size_t batch, const Shape& input, Dtype dtype) const;
 };
 
 /// The initial state of one tensor of `hidden` rows: zeros, or a learned (hidden,) vector broadcast

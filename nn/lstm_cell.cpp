@@ -34,12 +34,23 @@ LSTMCell::LSTMCell(std::size_t input, std::size_t hidden, LSTMOptions options, G
 
 std::pair<Tensor, State> LSTMCell::step(const Tensor& x, const State& state) {
   const std::size_t batch = check_step(x, state, 2);
+  return advance(affine(weight_ih, x, bias_ih), 0, batch, state);
+}
+
+Tensor LSTMCell::project_input(const std::vector<Tensor>& xs) { return affine_steps(weight_ih, xs, bias_ih); }
+
+std::pair<Tensor, State> LSTMCell::step_projected(const Tensor& projected, std::size_t first, const State& state) {
+  const std::size_t batch = check_projected(projected, first, 4 * m_hidden, state, 2);
+  return advance(projected, first, batch, state);
+}
+
+std::pair<Tensor, State> LSTMCell::advance(const Tensor& px, std::size_t first, std::size_t batch, const State& state) {
   const Tensor &h = state[0], &c = state[1];
   const Shape col = batch ? Shape{m_hidden, 1} : Shape{m_hidden};
   auto peep = [&](const Tensor& w, const Tensor& cell) { return reshape(w, col) * cell; };
 
-  // W_ih x + b_ih + W_hh h + b_hh, as two affines: the second adds its product and bias onto the first's output.
-  std::vector<Tensor> gates = chunk(affine(weight_hh, h, bias_hh, affine(weight_ih, x, bias_ih)), 4, 0);
+  // W_ih x + b_ih + W_hh h + b_hh: W_hh h + b_hh added onto the step's columns of the input projection.
+  std::vector<Tensor> gates = chunk(affine(weight_hh, h, bias_hh, px, first), 4, 0);
   Tensor i = gates[0], f = gates[1], g = tanh(gates[2]), o = gates[3];
   if (w_ci.defined()) {
     i = i + peep(w_ci, c);

@@ -27,6 +27,10 @@ class LSTMCell : public Cell {
   LSTMCell(std::size_t input, std::size_t hidden, LSTMOptions options = {}, Generator& gen = default_generator());
 
   std::pair<Tensor, State> step(const Tensor& x, const State& state) override;
+  bool projects_input() const override { return true; }
+  /// W_ih·[x₀ x₁ …] + b_ih, (4·hidden, Σ batch).
+  Tensor project_input(const std::vector<Tensor>& xs) override;
+  std::pair<Tensor, State> step_projected(const Tensor& projected, std::size_t first, const State& state) override;
   State initial_state(std::size_t batch) const override;
   std::size_t input_size() const override { return m_input; }
   std::size_t output_size() const override { return m_hidden; }
@@ -40,6 +44,8 @@ class LSTMCell : public Cell {
   Tensor weight_ih, weight_hh, bias_ih, bias_hh, w_ci, w_cf, w_co, h0, c0;
 
  private:
+  // The step after the input projection (checked by the caller): the equations above.
+  std::pair<Tensor, State> advance(const Tensor& px, std::size_t first, std::size_t batch, const State& state);
   std::size_t m_input, m_hidden;
 };
 

@@ -23,8 +23,19 @@ RNNCell::RNNCell(std::size_t input, std::size_t hidden, Activation activation, C
 
 std::pair<Tensor, State> RNNCell::step(const Tensor& x, const State& state) {
   check_step(x, state, 1);
-  // W_ih x + b_ih + W_hh h + b_hh, as two affines: the second adds its product and bias onto the first's output.
-  Tensor h = m_activation(affine(weight_hh, state[0], bias_hh, affine(weight_ih, x, bias_ih)));
+  return advance(affine(weight_ih, x, bias_ih), 0, state);
+}
+
+Tensor RNNCell::project_input(const std::vector<Tensor>& xs) { return affine_steps(weight_ih, xs, bias_ih); }
+
+std::pair<Tensor, State> RNNCell::step_projected(const Tensor& projected, std::size_t first, const State& state) {
+  check_projected(projected, first, m_hidden, state, 1);
+  return advance(projected, first, state);
+}
+
+std::pair<Tensor, State> RNNCell::advance(const Tensor& px, std::size_t first, const State& state) {
+  // W_ih x + b_ih + W_hh h + b_hh: W_hh h + b_hh added onto the step's columns of the input projection.
+  Tensor h = m_activation(affine(weight_hh, state[0], bias_hh, px, first));
   return {h, {h}};
 }
 

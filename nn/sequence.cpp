@@ -73,6 +73,11 @@ std::vector<Tensor> mask_rows(const std::string& who, const Tensor& mask, std::s
   return rows;
 }
 
+// A hoisted input projection covers at most this many columns (steps × batch): 4 steps at batch 64
+// already make a GEMM 4 times wider than a step's, and a wider one would only make the backward hold
+// a bigger adjoint of it at once (lstm_large's peak memory).
+constexpr std::size_t kProjectionColumns = 256;
+
 }  // namespace
 
 SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask, bool reverse) {
@@ -92,12 +97,29 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
     valid = mask_rows("run_sequence: " + cell.repr(), mask, T, batch, steps[0].dtype());
   }
 
+  // The input projections of a chunk of steps as one product, [W_ih x_a … W_ih x_b] = W_ih [x_a … x_b]
+  // (+ b_ih; affine_steps, which does not keep the steps twice), made when the first of its steps is reached; step t reads its block of columns. Only
+  // for a cell that splits its step (Cell::projects_input) and steps the cell takes; otherwise, and
+  // for (features,) vectors, step() reports what is wrong with them as it always has.
+  const bool project = cell.projects_input() && batch > 0 && s0[0] == cell.input_size();
+  if (project) cell.check_dtype(steps[0]);
+  const std::size_t per = project ? std::max<std::size_t>(1, kProjectionColumns / batch) : 1;
+  std::vector<Tensor> projections(project ? (T + per - 1) / per : 0);
+  auto projection = [&](std::size_t t) -> const Tensor& {
+    Tensor& p = projections[t / per];
+    if (!p.defined()) {
+      const std::size_t a = t / per * per, b = std::min(T, a + per);
+      p = cell.project_input(std::vector<Tensor>(steps.begin() + a, steps.begin() + b));
+    }
+    return p;
+  };
+
   SequenceRun run;
   run.outputs.resize(T);
   State state = initial.empty() ? cell.initial_state(batch) : std::move(initial);
   for (std::size_t k = 0; k < T; ++k) {
     const std::size_t t = reverse ? T - 1 - k : k;
-    auto [y, next] = cell.step(steps[t], state);
+    auto [y, next] = project ? cell.step_projected(projection(t), t % per * batch, state) : cell.step(steps[t], state);
     if (!valid.empty()) {
       // A padded step keeps the old state and outputs zeros: it neither moves the state nor reaches the loss.
       const Tensor& m = valid[t];

@@ -1,7 +1,13 @@
 // y = W·x + b    W (m, k); x (k, n) or (k,); b (m,) or (m, 1) — one bias per row, the same for every
 //                column — or (m, n), a whole base to add to (an earlier affine's output); or none.
+//                The base may also be a wider (m, N) matrix of which columns [j, j + n) are added
+//                (a sequence's input projection, one step's block of it).
 // backward: prim::affine_rule[2·has_bias + has_base] (autograd/primitives.hpp) — a bias column takes
-// Σ_columns dy, a base takes dy
+// Σ_columns dy, a base takes dy (a wider base: into its columns [j, j + n), added in place)
+//
+// affine_steps: y = W·[x₀ x₁ …] + b, the blocks side by side (a sequence's steps); backward the same
+// rule with x = [x₀ x₁ …] gathered again (dW += dy·xᵀ as one product), each block taking its columns
+// of Wᵀ·dy.
 //
 // One primitive for what matmul + reshape + add would record as three: the bias (or base) is written
 // into the output first and the product is added onto it by GEMM with β = 1, so the output is
@@ -10,9 +16,11 @@
 
 namespace rwd {
 
-Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b) { return affine(W, x, b, Tensor()); }
+namespace {
 
-Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b_in, const Tensor& base_in) {
+// `wide`: the base may be wider than the output (the five-argument form).
+Tensor affine_impl(const Tensor& W, const Tensor& x, const Tensor& b_in, const Tensor& base_in, std::size_t base_first,
+                   bool wide) {
   // ---- shape check ----
   const Shape sw = W.shape(), sx = x.shape();
   const bool vec = sx.ndim() == 1;
@@ -41,13 +49,21 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b_in, const Tensor
       fail("b must be (" + std::to_string(m) + ",) or (" + std::to_string(m) + ", 1), one bias per row" +
            (base_in.defined() ? std::string() : ", or " + so.str() + ", the output's shape"));
   }
+  // A base wider than the output: only columns [base_first, base_first + n) are added.
+  const bool window = wide && base_in.defined() && !(base_first == 0 && base_in.shape() == so);
   if (base_in.defined()) {
     detail::check_same_dtype("affine", W, base_in);
-    if (base_in.shape() != so) fail("base must have the output's shape " + so.str());
+    const Shape sb = base_in.shape();
+    if (window && (vec || sb.ndim() != 2 || sb[0] != m || base_first + n > sb[1]))
+      fail("base must have the output's shape " + so.str() + ", or be (" + std::to_string(m) + ", N) with columns [" +
+           std::to_string(base_first) + ", " + std::to_string(base_first + n) + ") inside it");
+    if (!window && sb != so) fail("base must have the output's shape " + so.str());
+  } else if (base_first != 0) {
+    fail("base_first " + std::to_string(base_first) + " given without a base");
   }
 
   // ---- forward: the base and the bias first, then the product added onto them ----
-  Tensor y = kernels::affine("affine", W, x, bias, base);
+  Tensor y = kernels::affine("affine", W, x, bias, base, window ? base_first : 0);
 
   // ---- backward ----
   const Primitive& rule = prim::affine_rule[2 * bias.defined() + base.defined()];
@@ -56,7 +72,8 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b_in, const Tensor
   if (bias.defined()) inputs.push_back(bias);
   const std::size_t ibase = base.defined() ? inputs.size() : 0;
   if (base.defined()) inputs.push_back(base);
-  return record(rule, std::move(inputs), y, [vec, ib, ibase](BackwardContext& c) {
+  const std::size_t first = window ? base_first : 0;
+  return record(rule, std::move(inputs), y, [vec, ib, ibase, window, first](BackwardContext& c) {
     const Tensor &W = c.input(0), &x = c.input(1), &dy = c.grad_out();
     const std::size_t m = W.dim(0), k = W.dim(1);
     const Tensor dy2 = vec ? reshape(dy, {m, 1}) : dy;
@@ -71,7 +88,79 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b_in, const Tensor
       else if (GradMode::enabled()) c.accumulate(ib, reshape(sum(dy, {1}), sb));  // create_graph
       else c.accumulate(ib, kernels::sum("affine", dy, Shape{m, 1}, sb));  // Σ over columns, one pass
     }
-    if (ibase && c.needs_grad(ibase)) c.accumulate(ibase, dy);
+    if (ibase && c.needs_grad(ibase)) {
+      if (window) c.accumulate_slice(ibase, dy, 1, first, first + dy.dim(1), 1);  // dbase[:, j:j+n] += dy
+      else c.accumulate(ibase, dy);
+    }
+  });
+}
+
+}  // namespace
+
+Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b) { return affine_impl(W, x, b, Tensor(), 0, false); }
+
+Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b, const Tensor& base) {
+  return affine_impl(W, x, b, base, 0, false);
+}
+
+Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b, const Tensor& base, std::size_t base_first) {
+  return affine_impl(W, x, b, base, base_first, true);
+}
+
+Tensor affine_steps(const Tensor& W, const std::vector<Tensor>& xs, const Tensor& b) {
+  // ---- shape check ----
+  if (xs.empty()) throw ValueError("affine_steps: no blocks to project");
+  const Shape sw = W.shape();
+  if (sw.ndim() != 2) throw_shape_error("affine_steps", {{"W", sw}}, "W must be a 2-D (rows, cols) matrix");
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const Shape si = xs[i].shape();
+    if (si.ndim() != 2 || si[0] != sw[1])
+      throw_shape_error("affine_steps", {{"W", sw}, {("x" + std::to_string(i)).c_str(), si}},
+                        "every block must be (" + std::to_string(sw[1]) + ", batch): W.shape[1] rows");
+    detail::check_same_dtype("affine_steps", W, xs[i]);
+    n += si[1];
+  }
+  const std::size_t m = sw[0];
+  if (b.defined()) {
+    detail::check_same_dtype("affine_steps", W, b);
+    if (b.shape() != Shape{m} && b.shape() != Shape{m, 1})
+      throw_shape_error("affine_steps", {{"W", sw}, {"b", b.shape()}},
+                        "b must be (" + std::to_string(m) + ",) or (" + std::to_string(m) + ", 1), one bias per row");
+  }
+
+  // ---- forward: the blocks gathered for one product, then let go ----
+  Tensor y = kernels::affine("affine_steps", W, kernels::concat("affine_steps", xs, 1, Shape{sw[1], n}), b, Tensor());
+
+  // ---- backward ----
+  std::vector<Tensor> inputs = {W};
+  inputs.insert(inputs.end(), xs.begin(), xs.end());
+  const std::size_t ib = b.defined() ? inputs.size() : 0;
+  if (b.defined()) inputs.push_back(b);
+  return record(prim::affine_rule[2 * b.defined()], std::move(inputs), y, [ib](BackwardContext& c) {
+    const Tensor &W = c.input(0), &dy = c.grad_out();
+    const std::size_t blocks = c.num_inputs() - 1 - (ib ? 1 : 0);
+    std::vector<Tensor> xs;
+    bool any_x = false;
+    for (std::size_t i = 1; i <= blocks; ++i) {
+      xs.push_back(c.input(i));
+      any_x = any_x || c.needs_grad(i);
+    }
+    if (c.needs_grad(0)) c.accumulate_matmul(0, dy, concat(xs, 1), false, true);  // dW += dy·[x₀ x₁ …]ᵀ
+    if (any_x) {
+      const Tensor dx = matmul(W, dy, true, false);  // Wᵀ·dy, then each block its own columns
+      std::size_t at = 0;
+      for (std::size_t i = 1; i <= blocks; ++i) {
+        const std::size_t cols = c.input(i).dim(1);
+        if (c.needs_grad(i)) c.accumulate(i, slice(dx, 1, at, at + cols));
+        at += cols;
+      }
+    }
+    if (ib && c.needs_grad(ib)) {
+      const Shape sb = c.input(ib).shape();
+      if (GradMode::enabled()) c.accumulate(ib, reshape(sum(dy, {1}), sb));  // create_graph
+      else c.accumulate(ib, kernels::sum("affine", dy, Shape{W.dim(0), 1}, sb));  // Σ over columns, one pass
+    }
   });
 }
 
