@@ -1,0 +1,213 @@
+// The pool of pool.hpp: workers, the hand-off of one loop, and its join.
+//
+// One loop at a time (m_lock). The caller publishes the loop (m_job), bumps m_generation and wakes
+// the sleeping workers (only when some sleep: a futex call costs a system call); every participant
+// then claims chunks from job.next until none is left. The caller returns once job.done counts every
+// chunk and no worker still holds a pointer to the job (m_holding), which lives on the caller's stack.
+#include "pool.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "../core/threads.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace rwd::kernels {
+
+namespace {
+
+void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+// The caller's wait for chunks running elsewhere: spin a little, then give up the core (a worker
+// preempted mid-chunk needs it more than this loop does).
+void backoff(unsigned i) {
+  if (i < 4096) pause();
+  else std::this_thread::yield();
+}
+
+// How long an idle worker watches for the next loop before it sleeps. A step's kernels come a few
+// microseconds apart, so a short spin catches the next one without a futex wake (~10–50 µs);
+// longer, and the spinning worker takes its core from OpenBLAS's threads during the products that
+// sit between the kernels. bench/PROFILE.md ("Threads inside a step") has the measurements.
+std::chrono::nanoseconds spin_time() {
+  static const std::chrono::nanoseconds t = [] {
+    if (const char* s = std::getenv("REWIND_POOL_SPIN_US")) return std::chrono::nanoseconds(std::atoll(s) * 1000);
+    return std::chrono::nanoseconds(50'000);
+  }();
+  return t;
+}
+
+// Chunks per thread: more than one, so a participant that starts late (a worker still waking, a core
+// busy with something else) leaves its share to the others instead of holding up the join.
+constexpr std::size_t kChunksPerThread = 4;
+
+struct Job {
+  RangeFn fn;
+  void* body;
+  std::size_t n, chunk, chunks;
+  std::atomic<std::size_t> next{0};  // the next chunk to claim
+  std::atomic<std::size_t> done{0};  // chunks finished (or skipped after a failure)
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;  // the first exception, written by the one that set `failed`
+};
+
+// True on a worker, and on a caller while it runs chunks: a parallel loop started there runs inline
+// (the pool is busy with the loop it is part of).
+thread_local bool t_inside = false;
+
+// Claims and runs chunks until none is left.
+void run_chunks(Job& job) {
+  for (;;) {
+    const std::size_t c = job.next.fetch_add(1, std::memory_order_relaxed);
+    if (c >= job.chunks) return;
+    if (!job.failed.load(std::memory_order_relaxed)) {
+      const std::size_t begin = c * job.chunk, end = std::min(job.n, begin + job.chunk);
+      try {
+        job.fn(job.body, begin, end);
+      } catch (...) {
+        if (!job.failed.exchange(true)) job.error = std::current_exception();
+      }
+    }
+    job.done.fetch_add(1, std::memory_order_release);
+  }
+}
+
+class Pool {
+ public:
+  // Runs the job on the caller and up to `threads` − 1 workers; false when another loop holds the
+  // pool (the caller then runs it inline).
+  bool run(Job& job, std::size_t threads) {
+    std::unique_lock<std::mutex> lock(m_lock, std::try_to_lock);
+    if (!lock.owns_lock()) return false;
+    if (m_workers.size() != threads - 1 && !resize(threads - 1)) return false;
+    m_job.store(&job);
+    m_generation.fetch_add(1);
+    if (m_sleepers.load() > 0) m_generation.notify_all();
+    run_chunks(job);
+    // The chunks still running are on workers: wait for them.
+    for (unsigned i = 0; job.done.load(std::memory_order_acquire) < job.chunks; ++i) backoff(i);
+    m_job.store(nullptr);
+    for (unsigned i = 0; m_holding.load() > 0; ++i) backoff(i);
+    m_regions.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  std::size_t regions() const { return m_regions.load(std::memory_order_relaxed); }
+
+ private:
+  // Stops every worker and starts `count` new ones; false (and no workers) if the system refuses.
+  bool resize(std::size_t count) {
+    m_stop.store(true);
+    m_generation.fetch_add(1);
+    m_generation.notify_all();
+    for (std::thread& t : m_workers) t.join();
+    m_workers.clear();
+    m_stop.store(false);
+    try {
+      // Each starts from the generation now, so the loop about to be published is one it runs.
+      const std::uint32_t now = m_generation.load();
+      for (std::size_t i = 0; i < count; ++i) m_workers.emplace_back([this, now] { work(now); });
+    } catch (const std::system_error&) {
+      resize(0);
+      return count == 0;
+    }
+    return true;
+  }
+
+  // A worker: wait for the next generation, run the loop's chunks, repeat.
+  void work(std::uint32_t seen) {
+    t_inside = true;
+    for (;;) {
+      wait_for_next(seen);
+      seen = m_generation.load(std::memory_order_acquire);
+      if (m_stop.load()) return;
+      m_holding.fetch_add(1);  // before reading m_job: run() waits for 0 after clearing it
+      if (Job* job = m_job.load()) run_chunks(*job);
+      m_holding.fetch_sub(1);
+    }
+  }
+
+  // Spins for spin_time() watching m_generation, then sleeps on it (futex) until it moves.
+  void wait_for_next(std::uint32_t seen) {
+    const auto until = std::chrono::steady_clock::now() + spin_time();
+    for (unsigned i = 1;; ++i) {
+      if (m_generation.load(std::memory_order_acquire) != seen) return;
+      pause();
+      if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) break;
+    }
+    // Announce the sleep before the last look (run() bumps, then reads m_sleepers: one of the two sees
+    // the other).
+    m_sleepers.fetch_add(1);
+    while (m_generation.load() == seen) m_generation.wait(seen);
+    m_sleepers.fetch_sub(1);
+  }
+
+  std::mutex m_lock;  // one loop at a time
+  std::vector<std::thread> m_workers;
+  std::atomic<std::uint32_t> m_generation{0};  // bumped for each loop (and to stop the workers)
+  std::atomic<Job*> m_job{nullptr};            // the loop running now
+  std::atomic<int> m_sleepers{0};              // workers asleep (or about to be) on m_generation
+  std::atomic<int> m_holding{0};               // workers that may hold m_job's pointer
+  std::atomic<bool> m_stop{false};
+  std::atomic<std::size_t> m_regions{0};
+};
+
+// Never destroyed: its sleeping workers end with the process, and a kernel run from another static
+// object's destructor still finds it.
+Pool& pool() {
+  static Pool* p = new Pool;
+  return *p;
+}
+
+// Sets t_inside for one scope.
+struct Inside {
+  bool previous = t_inside;
+  Inside() { t_inside = true; }
+  ~Inside() { t_inside = previous; }
+};
+
+}  // namespace
+
+void run_parallel(std::size_t n, std::size_t grain, std::size_t align, RangeFn fn, void* body) {
+  const int threads = get_num_threads();
+  if (threads < 2 || t_inside) return fn(body, 0, n);
+  align = std::max<std::size_t>(align, 1);
+  const std::size_t t = static_cast<std::size_t>(threads);
+  // Chunks of at least `grain`, about kChunksPerThread per thread, at multiples of `align`.
+  std::size_t chunk = std::max(grain, (n + t * kChunksPerThread - 1) / (t * kChunksPerThread));
+  chunk = (chunk + align - 1) / align * align;
+  const std::size_t chunks = (n + chunk - 1) / chunk;
+  if (chunks < 2) return fn(body, 0, n);
+  Job job;
+  job.fn = fn;
+  job.body = body;
+  job.n = n;
+  job.chunk = chunk;
+  job.chunks = chunks;
+  bool ran;
+  {
+    Inside inside;
+    ran = pool().run(job, t);  // the workers stay t − 1 (no resize for a loop of few chunks)
+  }
+  if (!ran) return fn(body, 0, n);
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+std::size_t parallel_regions() { return pool().regions(); }
+
+}  // namespace rwd::kernels

@@ -1,0 +1,62 @@
+// rewind/kernels/pool.hpp — the threads that split one large kernel call (library-internal).
+//
+//   parallel_for(n, grain, body)        body(begin, end) over ranges that cover [0, n) once each
+//
+// Small work stays on the caller: when n < 2·grain the call is body(0, n), a compare and nothing
+// more (a batch-1 step never leaves it). Larger work is cut into chunks of at least `grain` items,
+// about four per thread, which the caller and the pool's workers claim one at a time from a shared
+// counter; the caller works too and returns when every chunk is done. A worker that has not woken
+// by the time the caller runs out leaves its chunks to the caller, so a busy core (OpenBLAS's thread,
+// another program) delays nothing but its own share.
+//
+// Who does which chunk varies; what a chunk computes does not. Every kernel that splits a loop here
+// splits it where the result cannot depend on the split: disjoint outputs, each element computed by
+// the same formula in the same order as on one thread (a sum splits its output elements, never a
+// summed axis). So results are the same bits at every thread count (tests/test_pool.cpp).
+//
+// The workers: get_num_threads() − 1 of them (core/threads.hpp owns the count; the pool reads it at
+// each parallel call and resizes when it changed), started on first use and kept. Between calls an
+// idle worker spins for a short time (kSpin in pool.cpp — a step's kernels come microseconds apart),
+// then sleeps on a futex (std::atomic::wait), so it does not take a core from OpenBLAS's threads
+// while the products run. Only one parallel loop runs at a time: a loop started inside a chunk (a
+// nested call), or on another thread while one runs, runs inline on its own thread. An exception
+// thrown by a chunk stops the chunks not yet started and is rethrown on the caller.
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+
+namespace rwd::kernels {
+
+// parallel_for's part out of line (namespace kernels, not detail: rwd::detail holds the tensor
+// internals that kernels/ reaches as detail::).
+using RangeFn = void (*)(void* body, std::size_t begin, std::size_t end);
+/// Splits [0, n) into chunks of at least `grain` items, each a multiple of `align` long (the last
+/// excepted), and runs fn(body, …) on them on the pool and the caller. Inline when it cannot split.
+void run_parallel(std::size_t n, std::size_t grain, std::size_t align, RangeFn fn, void* body);
+
+/// body(begin, end) on ranges covering [0, n) once each: split across threads when n ≥ 2·grain (chunk
+/// boundaries at multiples of `align`), else body(0, n) on the caller.
+template <class Body>
+void parallel_for(std::size_t n, std::size_t grain, Body&& body, std::size_t align = 1) {
+  if (n < 2 * grain) {
+    if (n) body(std::size_t{0}, n);
+    return;
+  }
+  using B = std::remove_reference_t<Body>;
+  run_parallel(
+      n, grain, align, [](void* b, std::size_t begin, std::size_t end) { (*static_cast<B*>(b))(begin, end); },
+      const_cast<void*>(static_cast<const void*>(&body)));
+}
+
+/// The number of loops split across threads so far (a test's proof that a kernel did split).
+std::size_t parallel_regions();
+
+// Grains: the fewest items a chunk takes, so that its work (at 1–3 GB/s-per-core rates for plain
+// loops) is several times the cost of handing it to a waiting worker (~1–2 µs here when it spins,
+// ~10–50 µs when it must be woken). Measured: bench/PROFILE.md, "Threads inside a step".
+inline constexpr std::size_t grain_cheap = 16384;   // add, mul, copies, casts: a load and a store
+inline constexpr std::size_t grain_math = 2048;     // tanh, sigmoid, exp, log, pow: ~10–30 flops each
+inline constexpr std::size_t grain_update = 4096;   // an optimizer's update (Adam: sqrt and a divide)
+
+}  // namespace rwd::kernels
