@@ -10,7 +10,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <system_error>
@@ -40,17 +39,19 @@ void backoff(unsigned i) {
   else std::this_thread::yield();
 }
 
-// How long an idle worker watches for the next loop before it sleeps. A step's kernels come a few
-// microseconds apart, so a short spin catches the next one without a futex wake (~10–50 µs);
-// longer, and the spinning worker takes its core from OpenBLAS's threads during the products that
-// sit between the kernels. bench/PROFILE.md ("Threads inside a step") has the measurements.
-std::chrono::nanoseconds spin_time() {
-  static const std::chrono::nanoseconds t = [] {
-    if (const char* s = std::getenv("REWIND_POOL_SPIN_US")) return std::chrono::nanoseconds(std::atoll(s) * 1000);
-    return std::chrono::nanoseconds(50'000);
-  }();
-  return t;
-}
+// How an idle worker waits for the next loop: it watches for kSpinPause with the pause instruction
+// (the kernels of one cell step come a few microseconds apart; a spinning worker takes a loop in
+// ~0.15 µs), then up to kSpinYield calling sched_yield between looks, then sleeps on a futex (a wake
+// costs the caller ~0.3 µs and the worker 10–50 µs, so the caller then does most chunks itself).
+// Yielding is how it cooperates with OpenBLAS's threads, which wait the same way (sched_yield) after
+// each product: a worker and an OpenBLAS thread sharing a core each give it up when the other has
+// work. Measured on this 2-core machine while it was busy (load 6–8; lstm_medium / gru_medium at 2
+// threads, ms per step, 3 alternated rounds): without the pool 85–93 / 70–72; pause alone for 50 µs
+// after each loop 103–143 / 86–145 (the spinning worker held the core OpenBLAS's thread needed for
+// the next product); no spin 90–99 / 68–98; yield for 50 µs 89–94 / 70–74. The short pause phase
+// is for the back-to-back loops, where a yield's system call would cost more than the wait.
+constexpr auto kSpinPause = std::chrono::microseconds(5);
+constexpr auto kSpinYield = std::chrono::microseconds(50);
 
 // Chunks per thread: more than one, so a participant that starts late (a worker still waking, a core
 // busy with something else) leaves its share to the others instead of holding up the join.
@@ -142,13 +143,17 @@ class Pool {
     }
   }
 
-  // Spins for spin_time() watching m_generation, then sleeps on it (futex) until it moves.
+  // Watches m_generation (pause, then yield: see kSpinPause), then sleeps on it (futex) until it moves.
   void wait_for_next(std::uint32_t seen) {
-    const auto until = std::chrono::steady_clock::now() + spin_time();
+    const auto start = std::chrono::steady_clock::now();
     for (unsigned i = 1;; ++i) {
       if (m_generation.load(std::memory_order_acquire) != seen) return;
       pause();
-      if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) break;
+      if (i % 64 == 0 && std::chrono::steady_clock::now() - start >= kSpinPause) break;
+    }
+    while (std::chrono::steady_clock::now() - start < kSpinYield) {
+      if (m_generation.load(std::memory_order_acquire) != seen) return;
+      std::this_thread::yield();
     }
     // Announce the sleep before the last look (run() bumps, then reads m_sleepers: one of the two sees
     // the other).
