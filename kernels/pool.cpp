@@ -32,8 +32,8 @@ void pause() {
 #endif
 }
 
-// The caller's wait for chunks running elsewhere: spin a little, then give up the core (a worker
-// preempted mid-chunk needs it more than this loop does).
+// The caller's wait for a worker to let go of the job (it is between two instructions: brief): spin
+// a little, then give up the core.
 void backoff(unsigned i) {
   if (i < 4096) pause();
   else std::this_thread::yield();
@@ -60,9 +60,11 @@ constexpr std::size_t kChunksPerThread = 4;
 struct Job {
   RangeFn fn;
   void* body;
-  std::size_t n, chunk, chunks;
+  std::size_t n, chunk;
+  std::uint32_t chunks;
   std::atomic<std::size_t> next{0};  // the next chunk to claim
-  std::atomic<std::size_t> done{0};  // chunks finished (or skipped after a failure)
+  std::atomic<std::uint32_t> done{0};  // chunks finished (or skipped after a failure); a futex word
+  std::atomic<bool> caller_sleeps{false};  // the caller waits on `done` (the last chunk's finisher wakes it)
   std::atomic<bool> failed{false};
   std::exception_ptr error;  // the first exception, written by the one that set `failed`
 };
@@ -71,7 +73,8 @@ struct Job {
 // (the pool is busy with the loop it is part of).
 thread_local bool t_inside = false;
 
-// Claims and runs chunks until none is left.
+// Claims and runs chunks until none is left. (At most threads·kChunksPerThread + 1 chunks: `done`
+// fits 32 bits.)
 void run_chunks(Job& job) {
   for (;;) {
     const std::size_t c = job.next.fetch_add(1, std::memory_order_relaxed);
@@ -84,7 +87,9 @@ void run_chunks(Job& job) {
         if (!job.failed.exchange(true)) job.error = std::current_exception();
       }
     }
-    job.done.fetch_add(1, std::memory_order_release);
+    // The caller announces its sleep, then looks at `done`; this adds, then looks at the announcement:
+    // one of the two sees the other. The job outlives this: run() waits for m_holding to drop.
+    if (job.done.fetch_add(1) + 1 == job.chunks && job.caller_sleeps.load()) job.done.notify_one();
   }
 }
 
@@ -100,8 +105,19 @@ class Pool {
     m_generation.fetch_add(1);
     if (m_sleepers.load() > 0) m_generation.notify_all();
     run_chunks(job);
-    // The chunks still running are on workers: wait for them.
-    for (unsigned i = 0; job.done.load(std::memory_order_acquire) < job.chunks; ++i) backoff(i);
+    // The chunks still running are on workers: wait for them, spinning a little, then asleep (a worker
+    // preempted mid-chunk on a busy machine may take milliseconds to finish it; yielding in a loop
+    // meanwhile burnt whole seconds of system time in a benchmark run).
+    for (unsigned i = 0;; ++i) {
+      const std::uint32_t done = job.done.load(std::memory_order_acquire);
+      if (done >= job.chunks) break;
+      if (i < 4096) {
+        pause();
+        continue;
+      }
+      job.caller_sleeps.store(true);
+      if (job.done.load() == done) job.done.wait(done);
+    }
     m_job.store(nullptr);
     for (unsigned i = 0; m_holding.load() > 0; ++i) backoff(i);
     m_regions.fetch_add(1, std::memory_order_relaxed);
@@ -203,7 +219,7 @@ void run_parallel(std::size_t n, std::size_t grain, std::size_t align, RangeFn f
   job.body = body;
   job.n = n;
   job.chunk = chunk;
-  job.chunks = chunks;
+  job.chunks = static_cast<std::uint32_t>(chunks);
   bool ran;
   {
     Inside inside;
