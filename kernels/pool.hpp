@@ -55,12 +55,17 @@ void parallel_for(std::size_t n, std::size_t grain, Body&& body, std::size_t ali
 std::size_t parallel_regions();
 
 // Grains: the fewest items a chunk takes; a loop splits from 2·grain. Measured on 2 cores (AVX2,
-// float32, 10th percentile of 2000 calls on a busy machine): an add of n elements on 1 thread / split on 2 takes 1.01 / 0.95 µs
-// at n = 16384, 2.00 / 1.48 at 32768, 4.01 / 2.73 at 65536; tanh 1.40 / 1.01 at 8192, 2.68 / 1.76 at
-// 16384; handing a loop to a waiting worker and joining it costs ~0.15 µs back to back, ~0.4 µs
-// when the worker sleeps (the caller then does all the chunks itself).
-inline constexpr std::size_t grain_cheap = 16384;   // add, mul, copies, casts: a load and a store
-inline constexpr std::size_t grain_math = 4096;     // tanh, sigmoid, exp, log, pow: ~10–30 flops each
+// float32, 10th percentile of 2000 calls on a busy machine), the same buffers again and again: an add
+// of n elements on 1 thread / split on 2 takes 1.01 / 0.95 µs at n = 16384, 2.00 / 1.48 at 32768,
+// 4.01 / 2.73 at 65536; tanh 1.40 / 1.01 at 8192, 2.68 / 1.76 at 16384; handing a loop to a waiting
+// worker and joining it costs ~0.15 µs back to back, ~0.4 µs when the worker sleeps. In a training
+// step, though, each op reads what the one before wrote, and a chunk split off to another core moves
+// its data between the cores' caches: with these grains at 16384 / 4096, lstm_medium and gru_medium
+// at 2 threads ran 4–6% slower than without the pool (best rounds: 58.9 / 47.5 ms against 56.3 /
+// 44.6); at 65536 / 16384 level with it (56.4 / 45.1). So only the large shapes split (lstm_large's
+// gates, the weight updates).
+inline constexpr std::size_t grain_cheap = 65536;   // add, mul, copies, casts: a load and a store
+inline constexpr std::size_t grain_math = 16384;    // tanh, sigmoid, exp, log, pow: ~10–30 flops each
 inline constexpr std::size_t grain_update = 4096;   // an optimizer's update (Adam: sqrt and a divide)
 
 }  // namespace rwd::kernels
