@@ -1,5 +1,6 @@
 #include "threads.hpp"
 
+#include <atomic>
 #include <string>
 
 #include "error.hpp"
@@ -14,11 +15,28 @@ int openblas_get_num_threads(void);
 
 namespace rwd {
 
+namespace {
+
+// The count, 0 until first read or set. core owns it; kernels/pool.cpp reads it (through
+// get_num_threads) at each parallel loop and resizes its workers when it changed.
+std::atomic<int> g_threads{0};
+
+}  // namespace
+
 void set_num_threads(int n) {
   if (n < 1) throw ValueError("set_num_threads: the thread count must be at least 1, got " + std::to_string(n));
   openblas_set_num_threads(n);
+  g_threads.store(n, std::memory_order_relaxed);
 }
 
-int get_num_threads() { return openblas_get_num_threads(); }
+int get_num_threads() {
+  const int n = g_threads.load(std::memory_order_relaxed);
+  if (n > 0) return n;
+  // OpenBLAS read OPENBLAS_NUM_THREADS / OMP_NUM_THREADS (else counted the cores) when it loaded:
+  // its count is the default. A set_num_threads racing with this first read wins.
+  int expected = 0;
+  g_threads.compare_exchange_strong(expected, openblas_get_num_threads(), std::memory_order_relaxed);
+  return g_threads.load(std::memory_order_relaxed);
+}
 
 }  // namespace rwd

@@ -4,9 +4,9 @@
 //
 // Most of these see a shape as (outer, n, inner) around one axis (AxisSplit): element [o, i, r] sits
 // at (o·n + i)·inner + r, so a slice, a piece of a concat or a selected index is `outer` blocks of
-// `inner` contiguous elements. The loops on raw pointers take the split and go over o; a thread pool
-// would split o into ranges [o0, o1) (or i for index_add and scatter_add, whose targets may repeat
-// along the axis but never across o). The Tensor functions allocate the output and call one loop.
+// `inner` contiguous elements. The loops on raw pointers take the split and go over o in [o0, o1)
+// (and split that work across threads, below). The Tensor functions allocate the output and call one
+// loop.
 // Indices are checked by the ops (in range) before they reach these loops.
 #pragma once
 
@@ -17,6 +17,7 @@
 
 #include "../core/detail/impl.hpp"
 #include "loops.hpp"
+#include "pool.hpp"
 
 namespace rwd::kernels {
 
@@ -35,6 +36,13 @@ inline AxisSplit split_at(const Shape& s, std::size_t axis) {
 }
 
 // ---- loops on raw pointers ----
+//
+// Each splits across threads (pool.hpp) when large enough, at any element: the blocks of `inner`
+// elements are cut by for_blocks (loops.hpp), so a slice of one block (outer 1, a gate's rows) splits
+// as well as many small ones. An accumulating loop (slice_add, scatter_add, index_add) splits only
+// where its targets cannot meet: slice_add's targets are distinct for distinct (o, i); scatter_add's
+// and index_add's may repeat along the axis, so they split over (o, r) and each thread adds along the
+// axis in the order one thread would.
 
 /// out (contiguous, shape `so`)[i] = in[Σ i_d · in_strides[d]]: a permuted, strided or broadcast
 /// (stride 0) copy.
@@ -48,7 +56,7 @@ void strided_copy(const Shape& so, const T* in, const std::ptrdiff_t* in_strides
     stride *= static_cast<std::ptrdiff_t>(so[d]);
   }
   const LoopPlan p = plan_loops(so, full, 2);
-  for_each_run<2>(p, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
+  parallel_runs<2>(p, grain_cheap, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
     T* o = out + off[0];
     const T* v = in + off[1];
     if (s[1] == 1)
@@ -65,21 +73,27 @@ void strided_copy(const Shape& so, const T* in, const std::ptrdiff_t* in_strides
 template <class T>
 void slice_copy(const T* full, T* part, const AxisSplit& f, std::size_t start, std::size_t count, std::size_t step,
                 std::size_t o0, std::size_t o1) {
-  for (std::size_t o = o0; o < o1; ++o)
-    for (std::size_t i = 0; i < count; ++i)
-      std::copy_n(full + (o * f.n + start + i * step) * f.inner, f.inner, part + (o * count + i) * f.inner);
+  parallel_for((o1 - o0) * count * f.inner, grain_cheap, [&](std::size_t b, std::size_t e) {
+    for_blocks(b, e, count, f.inner, [&](std::size_t o, std::size_t i, std::size_t r0, std::size_t r1) {
+      o += o0;
+      std::copy(full + (o * f.n + start + i * step) * f.inner + r0, full + (o * f.n + start + i * step) * f.inner + r1,
+                part + (o * count + i) * f.inner + r0);
+    });
+  });
 }
 
 /// full[…, start : start + count·step : step, …] += part: slice's adjoint, in place. For o in [o0, o1).
 template <class T>
 void slice_add(T* full, const T* part, const AxisSplit& f, std::size_t start, std::size_t count, std::size_t step,
                std::size_t o0, std::size_t o1) {
-  for (std::size_t o = o0; o < o1; ++o)
-    for (std::size_t i = 0; i < count; ++i) {
+  parallel_for((o1 - o0) * count * f.inner, grain_cheap, [&](std::size_t b, std::size_t e) {
+    for_blocks(b, e, count, f.inner, [&](std::size_t o, std::size_t i, std::size_t r0, std::size_t r1) {
+      o += o0;
       T* dst = full + (o * f.n + start + i * step) * f.inner;
       const T* src = part + (o * count + i) * f.inner;
-      for (std::size_t r = 0; r < f.inner; ++r) dst[r] += src[r];
-    }
+      for (std::size_t r = r0; r < r1; ++r) dst[r] += src[r];
+    });
+  });
 }
 
 /// For o in [o0, o1): dst[o·dst_block + offset, + src_block) = src[o·src_block, + src_block) — one
@@ -87,40 +101,57 @@ void slice_add(T* full, const T* part, const AxisSplit& f, std::size_t start, st
 template <class T>
 void place_blocks(const T* src, std::size_t src_block, T* dst, std::size_t dst_block, std::size_t offset,
                   std::size_t o0, std::size_t o1) {
-  for (std::size_t o = o0; o < o1; ++o) std::copy_n(src + o * src_block, src_block, dst + o * dst_block + offset);
+  parallel_for((o1 - o0) * src_block, grain_cheap, [&](std::size_t b, std::size_t e) {
+    for_blocks(b, e, 1, src_block, [&](std::size_t o, std::size_t, std::size_t r0, std::size_t r1) {
+      o += o0;
+      std::copy(src + o * src_block + r0, src + o * src_block + r1, dst + o * dst_block + offset + r0);
+    });
+  });
 }
 
 /// out[o, j, r] = x[o, index[o, j, r], r] (out split by fi, x has n along the axis). For o in [o0, o1).
 template <class T>
 void gather(const T* x, std::size_t n, const std::int64_t* index, const AxisSplit& fi, T* out, std::size_t o0,
             std::size_t o1) {
-  for (std::size_t o = o0; o < o1; ++o)
-    for (std::size_t j = 0; j < fi.n; ++j)
-      for (std::size_t r = 0; r < fi.inner; ++r) {
+  parallel_for((o1 - o0) * fi.n * fi.inner, grain_cheap, [&](std::size_t b, std::size_t e) {
+    for_blocks(b, e, fi.n, fi.inner, [&](std::size_t o, std::size_t j, std::size_t r0, std::size_t r1) {
+      o += o0;
+      for (std::size_t r = r0; r < r1; ++r) {
         const std::size_t at = (o * fi.n + j) * fi.inner + r;
         out[at] = x[(o * n + static_cast<std::size_t>(index[at])) * fi.inner + r];
       }
+    });
+  });
 }
 
 /// out[o, index[o, j, r], r] += g[o, j, r] (gather's adjoint; g split by fi, out has n along the axis).
 template <class T>
 void scatter_add(const T* g, const std::int64_t* index, const AxisSplit& fi, T* out, std::size_t n, std::size_t o0,
                  std::size_t o1) {
-  for (std::size_t o = o0; o < o1; ++o)
-    for (std::size_t j = 0; j < fi.n; ++j)
-      for (std::size_t r = 0; r < fi.inner; ++r) {
-        const std::size_t at = (o * fi.n + j) * fi.inner + r;
-        out[(o * n + static_cast<std::size_t>(index[at])) * fi.inner + r] += g[at];
-      }
+  parallel_for((o1 - o0) * fi.inner, std::max<std::size_t>(1, grain_cheap / std::max<std::size_t>(fi.n, 1)),
+               [&](std::size_t b, std::size_t e) {
+                 for_blocks(b, e, 1, fi.inner, [&](std::size_t o, std::size_t, std::size_t r0, std::size_t r1) {
+                   o += o0;
+                   for (std::size_t j = 0; j < fi.n; ++j)
+                     for (std::size_t r = r0; r < r1; ++r) {
+                       const std::size_t at = (o * fi.n + j) * fi.inner + r;
+                       out[(o * n + static_cast<std::size_t>(index[at])) * fi.inner + r] += g[at];
+                     }
+                 });
+               });
 }
 
 /// out[o, j, :] = x[o, indices[j], :] for j < k (x split by f). For o in [o0, o1).
 template <class T>
 void index_select(const T* x, const AxisSplit& f, const std::int64_t* indices, std::size_t k, T* out, std::size_t o0,
                   std::size_t o1) {
-  for (std::size_t o = o0; o < o1; ++o)
-    for (std::size_t j = 0; j < k; ++j)
-      std::copy_n(x + (o * f.n + static_cast<std::size_t>(indices[j])) * f.inner, f.inner, out + (o * k + j) * f.inner);
+  parallel_for((o1 - o0) * k * f.inner, grain_cheap, [&](std::size_t b, std::size_t e) {
+    for_blocks(b, e, k, f.inner, [&](std::size_t o, std::size_t j, std::size_t r0, std::size_t r1) {
+      o += o0;
+      const T* src = x + (o * f.n + static_cast<std::size_t>(indices[j])) * f.inner;
+      std::copy(src + r0, src + r1, out + (o * k + j) * f.inner + r0);
+    });
+  });
 }
 
 /// out[o, indices[j], :] += g[o, j, :] for j < k (index_select's adjoint; out split by f). For o in
@@ -128,18 +159,25 @@ void index_select(const T* x, const AxisSplit& f, const std::int64_t* indices, s
 template <class T>
 void index_add(const T* g, const std::int64_t* indices, std::size_t k, const AxisSplit& f, T* out, std::size_t o0,
                std::size_t o1) {
-  for (std::size_t o = o0; o < o1; ++o)
-    for (std::size_t j = 0; j < k; ++j) {
-      const T* src = g + (o * k + j) * f.inner;
-      T* dst = out + (o * f.n + static_cast<std::size_t>(indices[j])) * f.inner;
-      for (std::size_t r = 0; r < f.inner; ++r) dst[r] += src[r];
-    }
+  parallel_for((o1 - o0) * f.inner, std::max<std::size_t>(1, grain_cheap / std::max<std::size_t>(k, 1)),
+               [&](std::size_t b, std::size_t e) {
+                 for_blocks(b, e, 1, f.inner, [&](std::size_t o, std::size_t, std::size_t r0, std::size_t r1) {
+                   o += o0;
+                   for (std::size_t j = 0; j < k; ++j) {
+                     const T* src = g + (o * k + j) * f.inner;
+                     T* dst = out + (o * f.n + static_cast<std::size_t>(indices[j])) * f.inner;
+                     for (std::size_t r = r0; r < r1; ++r) dst[r] += src[r];
+                   }
+                 });
+               });
 }
 
 /// out[i] = To(in[i]) for i in [0, n) (float ↔ double: exact one way, rounded to nearest the other).
 template <class From, class To>
 void convert(const From* in, To* out, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<To>(in[i]);
+  parallel_for(n, grain_cheap, [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) out[i] = static_cast<To>(in[i]);
+  });
 }
 
 // ---- on tensors: a new output, one loop ----

@@ -25,7 +25,7 @@ Tensor pow(const char* op, const Tensor& x, const Tensor& p) {
     // strided assignment gave (it vectorizes the inner block that every operand walks contiguously).
     const Shape ops[3] = {so, sx, sp};
     const LoopPlan plan = plan_broadcast(so, ops, 3);
-    for_each_run<3>(plan, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
+    parallel_runs<3>(plan, grain_math, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
       if (s[1] == 1 && s[2] == 1) return simd::pow(px + off[1], pp + off[2], out + off[0], n);
       for (std::size_t i = 0; i < n; ++i) out[off[0] + i] = std::pow(px[off[1] + i * s[1]], pp[off[2] + i * s[2]]);
     });

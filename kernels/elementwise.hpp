@@ -1,8 +1,7 @@
 // rewind/kernels/elementwise.hpp — element-wise maps, with and without broadcasting (library-internal).
 //
-// Two levels. The loops work on raw pointers: map (one contiguous range [0, n), the unit a thread
-// pool splits: a call on [b, e) is map(x + b, y + b, e − b, f)), map_broadcast and select (planned by
-// loops.hpp; a pool splits their runs). The Tensor functions below them allocate the output, pick the
+// Two levels. The loops work on raw pointers: map (one contiguous range [0, n)), map_broadcast and
+// select (planned by loops.hpp); each splits across threads (pool.hpp) when it is large enough. The Tensor functions below them allocate the output, pick the
 // dtype and call one loop: what an op's forward calls, so an op file reads math → shape check →
 // kernel → record. Formulas are the std:: scalar ones, written at the call (`[](auto v) { return -v; }`),
 // except where simd.hpp has a vector loop (same-shape + − ⊙ ÷, tanh, sigmoid, exp, log, pow).
@@ -23,7 +22,12 @@ namespace rwd::kernels {
 /// y[i] = f(x[i]) for i in [0, n).
 template <class T, class F>
 void map(const T* x, T* y, std::size_t n, F f) {
-  for (std::size_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  parallel_for(
+      n, grain_cheap,
+      [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) y[i] = f(x[i]);
+      },
+      16);
 }
 
 /// out[i] = f(a[i'], b[i'']) over a contiguous output of shape `so` (a, b broadcast to it, NumPy rules).
@@ -31,7 +35,7 @@ template <class T, class F>
 void map_broadcast(const Shape& so, const T* a, const Shape& sa, const T* b, const Shape& sb, T* out, F f) {
   const Shape ops[3] = {so, sa, sb};
   const LoopPlan p = plan_broadcast(so, ops, 3);
-  for_each_run<3>(p, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
+  parallel_runs<3>(p, grain_cheap, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
     T* o = out + off[0];
     const T* x = a + off[1];
     const T* y = b + off[2];
@@ -54,7 +58,7 @@ void select(const Shape& so, const T* c, const Shape& sc, const T* a, const Shap
             T* out) {
   const Shape ops[4] = {so, sc, sa, sb};
   const LoopPlan p = plan_broadcast(so, ops, 4);
-  for_each_run<4>(p, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
+  parallel_runs<4>(p, grain_cheap, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
     T* o = out + off[0];
     const T *pc = c + off[1], *pa = a + off[2], *pb = b + off[3];
     for (std::size_t i = 0; i < n; ++i) o[i] = pc[i * s[1]] != T(0) ? pa[i * s[2]] : pb[i * s[3]];

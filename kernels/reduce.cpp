@@ -25,15 +25,20 @@ Tensor max(const char* op, const Tensor& x, std::size_t axis, const Shape& out_s
     const T* a = detail::data<T>(x, op);
     T* out = detail::data_mut<T>(y, op);
     T* hot = detail::data_mut<T>(onehot, op);
-    for (std::size_t o = 0; o < f.outer; ++o)
-      for (std::size_t r = 0; r < f.inner; ++r) {
-        std::size_t best = 0;
-        const T* base = a + o * f.n * f.inner + r;
-        for (std::size_t i = 1; i < f.n; ++i)
-          if (base[i * f.inner] > base[best * f.inner]) best = i;
-        out[o * f.inner + r] = base[best * f.inner];
-        hot[(o * f.n + best) * f.inner + r] = T(1);
-      }
+    // One lane (o, r) per output element, scanned along the axis; lanes split across threads.
+    parallel_for(f.outer * f.inner, std::max<std::size_t>(1, grain_cheap / std::max<std::size_t>(f.n, 1)),
+                 [&](std::size_t b, std::size_t e) {
+                   for_blocks(b, e, 1, f.inner, [&](std::size_t o, std::size_t, std::size_t r0, std::size_t r1) {
+                     for (std::size_t r = r0; r < r1; ++r) {
+                       std::size_t best = 0;
+                       const T* base = a + o * f.n * f.inner + r;
+                       for (std::size_t i = 1; i < f.n; ++i)
+                         if (base[i * f.inner] > base[best * f.inner]) best = i;
+                       out[o * f.inner + r] = base[best * f.inner];
+                       hot[(o * f.n + best) * f.inner + r] = T(1);
+                     }
+                   });
+                 });
   });
   return y;
 }

@@ -2,8 +2,10 @@
 //
 // A sum is loops.hpp's plan read the other way: planned over the input, the output has stride 0
 // along the summed axes. A run that sums into one element keeps eight partial sums (so the compiler
-// vectorizes it); their order is fixed, so a sum's bits do not depend on anything but its shape. A
-// thread pool would split the runs that write different outputs, never one output's runs.
+// vectorizes it); their order is fixed, so a sum's bits do not depend on anything but its shape. Large
+// sums split across threads (loops.hpp's parallel_runs) along a kept axis, never a summed one: each
+// output element is summed by one thread, in the order one thread would sum it. A sum over every axis
+// (a 0-d result) has no kept axis and stays on one thread.
 #pragma once
 
 #include <cstddef>
@@ -20,7 +22,7 @@ void sum_into(const T* x, const Shape& sx, T* out, const Shape& so) {
   const Shape ops[2] = {so, sx};
   // Plan over x's shape: x walks contiguously, the output stays put along summed axes.
   const LoopPlan p = plan_broadcast(sx, ops, 2);
-  for_each_run<2>(p, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
+  parallel_runs<2>(p, grain_cheap, [&](const std::ptrdiff_t* off, std::size_t n, const std::ptrdiff_t* s) {
     T* o = out + off[0];
     const T* v = x + off[1];
     if (s[0] == 0 && s[1] == 1) {  // a run that sums into one output element

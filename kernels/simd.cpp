@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include "pool.hpp"
+
 namespace rwd::kernels::simd {
 
 namespace avx2 {  // instantiated for float and double in simd_avx2.cpp
@@ -22,17 +24,39 @@ bool wide() {
   return yes;
 }
 
+// Each entry splits its range across threads (pool.hpp) when it is long enough, at multiples of 16
+// elements: whole batches of every width (16 floats is AVX-512's), so each element takes the batch
+// formula or the scalar tail's exactly as on one thread (the two may round differently where FMA
+// contracts one of them, and log and pow's tails are std:: functions).
+constexpr std::size_t kSplit = 16;
+
 template <class T>
 void binary(Binary op, const T* a, const T* b, T* out, std::size_t n) {
-  wide() ? avx2::binary_t(op, a, b, out, n) : base::binary_t(op, a, b, out, n);
+  parallel_for(
+      n, grain_cheap,
+      [&](std::size_t i, std::size_t e) {
+        wide() ? avx2::binary_t(op, a + i, b + i, out + i, e - i) : base::binary_t(op, a + i, b + i, out + i, e - i);
+      },
+      kSplit);
 }
 template <class T>
 void unary(Unary op, const T* x, T* y, std::size_t n) {
-  wide() ? avx2::unary_t(op, x, y, n) : base::unary_t(op, x, y, n);
+  parallel_for(
+      n, grain_math,
+      [&](std::size_t i, std::size_t e) {
+        wide() ? avx2::unary_t(op, x + i, y + i, e - i) : base::unary_t(op, x + i, y + i, e - i);
+      },
+      kSplit);
 }
 template <class T>
 void backward(Backward op, const T* dy, const T* y, T* dx, std::size_t n) {
-  wide() ? avx2::backward_t(op, dy, y, dx, n) : base::backward_t(op, dy, y, dx, n);
+  parallel_for(
+      n, grain_cheap,
+      [&](std::size_t i, std::size_t e) {
+        wide() ? avx2::backward_t(op, dy + i, y + i, dx + i, e - i)
+               : base::backward_t(op, dy + i, y + i, dx + i, e - i);
+      },
+      kSplit);
 }
 
 // Always the baseline batches (simd.hpp: the bits xtensor gave these ops).
@@ -42,15 +66,15 @@ std::size_t width() {
 }
 template <class T>
 void log(const T* x, T* y, std::size_t n) {
-  base::log_t(x, y, n);
+  parallel_for(n, grain_math, [&](std::size_t i, std::size_t e) { base::log_t(x + i, y + i, e - i); }, kSplit);
 }
 template <class T>
 void pow(const T* x, T p, T* y, std::size_t n) {
-  base::pow_t(x, p, y, n);
+  parallel_for(n, grain_math, [&](std::size_t i, std::size_t e) { base::pow_t(x + i, p, y + i, e - i); }, kSplit);
 }
 template <class T>
 void pow(const T* x, const T* p, T* y, std::size_t n) {
-  base::pow_t(x, p, y, n);
+  parallel_for(n, grain_math, [&](std::size_t i, std::size_t e) { base::pow_t(x + i, p + i, y + i, e - i); }, kSplit);
 }
 
 #define REWIND_SIMD_INSTANTIATE(T)                                             \

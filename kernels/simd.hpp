@@ -12,10 +12,10 @@
 // which differ from std::log in about 7% of values by 1 ulp and from std::pow in about half of them by
 // up to 3 ulp. Keeping them keeps every figure the examples print.
 //
-// Every function here works on one contiguous range of n elements, so a thread pool can split a call
-// into calls on sub-ranges. For log and pow a split point must be a multiple of `width<T>()` (the
-// elements past the last whole batch take the scalar formula); the others give the same bits at any
-// split (their last elements run the batch formula on a padded batch).
+// Every function here works on one contiguous range of n elements and splits it across threads
+// (pool.hpp) when it is long enough, at multiples of 16 elements: whole batches of every width, so
+// each element gets the formula it gets on one thread (log and pow's elements past the last whole
+// batch take the scalar std:: function; the others run the batch formula on a padded batch).
 #pragma once
 
 #include <cstddef>
@@ -42,7 +42,7 @@ void unary(Unary op, const T* x, T* y, std::size_t n);
 template <class T>
 void backward(Backward op, const T* dy, const T* y, T* dx, std::size_t n);
 
-/// Elements per baseline batch (the split granularity of log and pow).
+/// Elements per baseline batch (log and pow: the elements past the last whole batch take std::).
 template <class T>
 std::size_t width();
 /// y[i] = ln x[i] for i in [0, n) (baseline batches, see above).

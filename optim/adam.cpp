@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../kernels/pool.hpp"
+
 namespace rwd {
 
 namespace {
@@ -75,15 +77,22 @@ void Adam::update(std::size_t i, Tensor& param, const Tensor& grad) {
   c.decay = o.decoupled_weight_decay ? 1.0 - lr() * o.weight_decay : o.weight_decay;
   c.step_size = lr() / (1.0 - std::pow(o.betas.first, t));
   c.bc2_sqrt = std::sqrt(1.0 - std::pow(o.betas.second, t));
-  const std::size_t n = param.numel();
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T* p = param.data<T>();
+    const T* g = grad.data<T>();
+    T* m = state(i, k_exp_avg).data<T>();
+    T* v = state(i, k_exp_avg_sq).data<T>();
+    T* vmax = o.amsgrad ? state(i, k_max_exp_avg_sq).data<T>() : nullptr;
+    // Element-wise: split across threads when large (kernels/pool.hpp), the same bits at any count.
+    kernels::parallel_for(param.numel(), kernels::grain_update, [&](std::size_t b, std::size_t e) {
+      adam_step<T>(p + b, g + b, m + b, v + b, vmax ? vmax + b : nullptr, e - b, o, c);
+    });
+  };
   if (param.dtype() == Dtype::f32)
-    adam_step<float>(param.data<float>(), grad.data<float>(), state(i, k_exp_avg).data<float>(),
-                     state(i, k_exp_avg_sq).data<float>(),
-                     o.amsgrad ? state(i, k_max_exp_avg_sq).data<float>() : nullptr, n, o, c);
+    run(float{});
   else
-    adam_step<double>(param.data<double>(), grad.data<double>(), state(i, k_exp_avg).data<double>(),
-                      state(i, k_exp_avg_sq).data<double>(),
-                      o.amsgrad ? state(i, k_max_exp_avg_sq).data<double>() : nullptr, n, o, c);
+    run(double{});
 }
 
 std::string Adam::str() const {

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <bit>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <type_traits>
 
 #include "optimizer.hpp"
+#include "../kernels/pool.hpp"
 
 namespace rwd {
 
@@ -28,21 +31,36 @@ void for_each_grad(const std::vector<Tensor>& params, F&& f) {
 
 // The flat index of the first NaN or ±inf in g[0, n), or n. The exponent bits are tested as integers,
 // which the compiler vectorizes (a floating-point test would not be: NaN compares are not reassociable),
-// block by block, so a finite gradient costs one streaming read.
+// block by block, so a finite gradient costs one streaming read. Large gradients are read by several
+// threads (kernels/pool.hpp), each range's first hit kept, the lowest of them returned.
 template <class T>
 std::size_t first_nonfinite(const T* g, std::size_t n) {
   using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
   constexpr U exponent = static_cast<U>(sizeof(T) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull);
   constexpr std::size_t block = 1024;
-  for (std::size_t start = 0; start < n; start += block) {
-    const std::size_t end = std::min(n, start + block);
-    bool bad = false;
-    for (std::size_t j = start; j < end; ++j) bad |= (std::bit_cast<U>(g[j]) & exponent) == exponent;
-    if (!bad) continue;
-    for (std::size_t j = start; j < end; ++j)
-      if (!std::isfinite(g[j])) return j;
-  }
-  return n;
+  auto scan = [&](std::size_t from, std::size_t to) {
+    for (std::size_t start = from; start < to; start += block) {
+      const std::size_t end = std::min(to, start + block);
+      bool bad = false;
+      for (std::size_t j = start; j < end; ++j) bad |= (std::bit_cast<U>(g[j]) & exponent) == exponent;
+      if (!bad) continue;
+      for (std::size_t j = start; j < end; ++j)
+        if (!std::isfinite(g[j])) return j;
+    }
+    return to;
+  };
+  std::atomic<std::size_t> first{n};
+  kernels::parallel_for(
+      n, kernels::grain_cheap,
+      [&](std::size_t b, std::size_t e) {
+        const std::size_t j = scan(b, e);
+        if (j == e) return;
+        std::size_t seen = first.load();
+        while (j < seen && !first.compare_exchange_weak(seen, j)) {
+        }
+      },
+      block);
+  return first.load();
 }
 
 // "[1, 2]": the multi-index of flat index `flat` in `shape` ("[]" for a 0-d tensor).
@@ -88,20 +106,36 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
   for (std::size_t i = 0; i < params.size(); ++i)
     if (!params[i].defined()) throw ValueError("clip_grad_norm: parameter " + std::to_string(i) + " is undefined");
 
-  // Pass 1: the largest |g| (the ∞-norm, and the scale for pass 2), and the first NaN or ∞.
+  // Pass 1: the largest |g| (the ∞-norm, and the scale for pass 2), and the first NaN or ∞. Large
+  // gradients are read by several threads (kernels/pool.hpp): a maximum and a first index do not
+  // depend on how the range is cut.
   double largest = 0;
   bool has_nan = false, has_inf = false;
   std::size_t bad_param = 0, bad_index = 0;
   for_each_grad(params, [&](std::size_t i, auto* g, std::size_t n) {
-    for (std::size_t j = 0; j < n; ++j) {
-      const double a = std::fabs(static_cast<double>(g[j]));
-      if (std::isfinite(a)) {
-        largest = std::max(largest, a);
-        continue;
+    const bool earlier_bad = has_nan || has_inf;  // an earlier parameter had the first one
+    std::mutex m;
+    std::size_t first_bad = n;
+    kernels::parallel_for(n, kernels::grain_cheap, [&](std::size_t b, std::size_t e) {
+      double part_largest = 0;
+      bool part_nan = false, part_inf = false;
+      std::size_t part_first = n;
+      for (std::size_t j = b; j < e; ++j) {
+        const double a = std::fabs(static_cast<double>(g[j]));
+        if (std::isfinite(a)) {
+          part_largest = std::max(part_largest, a);
+          continue;
+        }
+        if (part_first == n) part_first = j;
+        (std::isnan(a) ? part_nan : part_inf) = true;
       }
-      if (!has_nan && !has_inf) bad_param = i, bad_index = j;
-      (std::isnan(a) ? has_nan : has_inf) = true;
-    }
+      std::lock_guard<std::mutex> lock(m);
+      largest = std::max(largest, part_largest);
+      has_nan |= part_nan;
+      has_inf |= part_inf;
+      first_bad = std::min(first_bad, part_first);
+    });
+    if (!earlier_bad && first_bad < n) bad_param = i, bad_index = first_bad;
   });
 
   // Over processes: the largest |g| of all, and whether any holds a NaN (2) or an ∞ (1) — three
@@ -115,7 +149,7 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
   }
 
   // Pass 2: total = m·(Σ (|g|/m)ᵖ)^(1/p), m = largest — the same number as (Σ |g|ᵖ)^(1/p), without
-  // overflow or underflow.
+  // overflow or underflow. One thread: split, the sum's order (and so its last bits) would change.
   double total = largest;
   if (has_nan)
     total = NAN;
@@ -161,7 +195,9 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
     for_each_grad(params, [&](std::size_t, auto* g, std::size_t n) {
       using T = std::remove_pointer_t<decltype(g)>;
       const T s = static_cast<T>(scale);
-      for (std::size_t j = 0; j < n; ++j) g[j] = g[j] * s;
+      kernels::parallel_for(n, kernels::grain_cheap, [&](std::size_t b, std::size_t e) {
+        for (std::size_t j = b; j < e; ++j) g[j] = g[j] * s;
+      });
     });
   }
   return total;
@@ -174,7 +210,9 @@ void clip_grad_value(const std::vector<Tensor>& params, double clip) {
   for_each_grad(params, [&](std::size_t, auto* g, std::size_t n) {
     using T = std::remove_pointer_t<decltype(g)>;
     const T hi = static_cast<T>(clip), lo = -hi;
-    for (std::size_t j = 0; j < n; ++j) g[j] = g[j] < lo ? lo : hi < g[j] ? hi : g[j];  // NaN passes through
+    kernels::parallel_for(n, kernels::grain_cheap, [&](std::size_t b, std::size_t e) {
+      for (std::size_t j = b; j < e; ++j) g[j] = g[j] < lo ? lo : hi < g[j] ? hi : g[j];  // NaN passes through
+    });
   });
 }
 

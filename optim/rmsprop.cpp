@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "../kernels/pool.hpp"
+
 namespace rwd {
 
 namespace {
@@ -85,12 +87,17 @@ void RMSprop::update(std::size_t i, Tensor& param, const Tensor& grad) {
   step.fill(step.item() + 1);
   const RMSpropOptions& o = m_options;
   const std::size_t k_buf = 2, k_gavg = o.momentum > 0 ? 3 : 2;
-  const std::size_t n = param.numel();
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    rmsprop_step<T>(param.data<T>(), grad.data<T>(), state(i, 1).data<T>(),
-                    o.momentum > 0 ? state(i, k_buf).data<T>() : nullptr,
-                    o.centered ? state(i, k_gavg).data<T>() : nullptr, n, o, lr());
+    T* p = param.data<T>();
+    const T* g = grad.data<T>();
+    T* v = state(i, 1).data<T>();
+    T* buf = o.momentum > 0 ? state(i, k_buf).data<T>() : nullptr;
+    T* gavg = o.centered ? state(i, k_gavg).data<T>() : nullptr;
+    // Element-wise: split across threads when large (kernels/pool.hpp), the same bits at any count.
+    kernels::parallel_for(param.numel(), kernels::grain_update, [&](std::size_t b, std::size_t e) {
+      rmsprop_step<T>(p + b, g + b, v + b, buf ? buf + b : nullptr, gavg ? gavg + b : nullptr, e - b, o, lr());
+    });
   };
   if (param.dtype() == Dtype::f32)
     run(float{});

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "../kernels/pool.hpp"
+
 namespace rwd {
 
 namespace {
@@ -50,13 +52,20 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions options)
 
 void SGD::update(std::size_t i, Tensor& param, const Tensor& grad) {
   const bool first = m_options.momentum != 0 && init_state(i);
-  const std::size_t n = param.numel();
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T* p = param.data<T>();
+    const T* g = grad.data<T>();
+    T* buf = m_options.momentum != 0 ? state(i, 0).data<T>() : nullptr;
+    // Element-wise: split across threads when large (kernels/pool.hpp), the same bits at any count.
+    kernels::parallel_for(param.numel(), kernels::grain_update, [&](std::size_t b, std::size_t e) {
+      sgd_step<T>(p + b, g + b, buf ? buf + b : nullptr, e - b, m_options, lr(), first);
+    });
+  };
   if (param.dtype() == Dtype::f32)
-    sgd_step<float>(param.data<float>(), grad.data<float>(),
-                    m_options.momentum != 0 ? state(i, 0).data<float>() : nullptr, n, m_options, lr(), first);
+    run(float{});
   else
-    sgd_step<double>(param.data<double>(), grad.data<double>(),
-                     m_options.momentum != 0 ? state(i, 0).data<double>() : nullptr, n, m_options, lr(), first);
+    run(double{});
 }
 
 std::string SGD::str() const {

@@ -1,0 +1,234 @@
+// The pool of pool.hpp: workers, the hand-off of one loop, and its join.
+//
+// One loop at a time (m_lock). The caller publishes the loop (m_job), bumps m_generation and wakes
+// the sleeping workers (only when some sleep: a futex call costs a system call); every participant
+// then claims chunks from job.next until none is left. The caller returns once job.done counts every
+// chunk and no worker still holds a pointer to the job (m_holding), which lives on the caller's stack.
+#include "pool.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "../core/threads.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace rwd::kernels {
+
+namespace {
+
+void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+// The caller's wait for a worker to let go of the job (it is between two instructions: brief): spin
+// a little, then give up the core.
+void backoff(unsigned i) {
+  if (i < 4096) pause();
+  else std::this_thread::yield();
+}
+
+// How an idle worker waits for the next loop: it watches for kSpinPause with the pause instruction
+// (the kernels of one cell step come a few microseconds apart; a spinning worker takes a loop in
+// ~0.15 µs), then up to kSpinYield calling sched_yield between looks, then sleeps on a futex (a wake
+// costs the caller ~0.3 µs and the worker 10–50 µs, so the caller then does most chunks itself).
+// Yielding is how it cooperates with OpenBLAS's threads, which wait the same way (sched_yield) after
+// each product: a worker and an OpenBLAS thread sharing a core each give it up when the other has
+// work. Measured on this 2-core machine while it was busy (load 6–8; lstm_medium / gru_medium at 2
+// threads, ms per step, 3 alternated rounds): without the pool 85–93 / 70–72; pause alone for 50 µs
+// after each loop 103–143 / 86–145 (the spinning worker held the core OpenBLAS's thread needed for
+// the next product); no spin 90–99 / 68–98; yield for 50 µs 89–94 / 70–74. The short pause phase
+// is for the back-to-back loops, where a yield's system call would cost more than the wait.
+constexpr auto kSpinPause = std::chrono::microseconds(5);
+constexpr auto kSpinYield = std::chrono::microseconds(50);
+
+// Chunks per thread: more than one, so a participant that starts late (a worker still waking, a core
+// busy with something else) leaves its share to the others instead of holding up the join.
+constexpr std::size_t kChunksPerThread = 4;
+
+struct Job {
+  RangeFn fn;
+  void* body;
+  std::size_t n, chunk;
+  std::uint32_t chunks;
+  std::atomic<std::size_t> next{0};  // the next chunk to claim
+  std::atomic<std::uint32_t> done{0};  // chunks finished (or skipped after a failure); a futex word
+  std::atomic<bool> caller_sleeps{false};  // the caller waits on `done` (the last chunk's finisher wakes it)
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;  // the first exception, written by the one that set `failed`
+};
+
+// True on a worker, and on a caller while it runs chunks: a parallel loop started there runs inline
+// (the pool is busy with the loop it is part of).
+thread_local bool t_inside = false;
+
+// Claims and runs chunks until none is left. (At most threads·kChunksPerThread + 1 chunks: `done`
+// fits 32 bits.)
+void run_chunks(Job& job) {
+  for (;;) {
+    const std::size_t c = job.next.fetch_add(1, std::memory_order_relaxed);
+    if (c >= job.chunks) return;
+    if (!job.failed.load(std::memory_order_relaxed)) {
+      const std::size_t begin = c * job.chunk, end = std::min(job.n, begin + job.chunk);
+      try {
+        job.fn(job.body, begin, end);
+      } catch (...) {
+        if (!job.failed.exchange(true)) job.error = std::current_exception();
+      }
+    }
+    // The caller announces its sleep, then looks at `done`; this adds, then looks at the announcement:
+    // one of the two sees the other. The job outlives this: run() waits for m_holding to drop.
+    if (job.done.fetch_add(1) + 1 == job.chunks && job.caller_sleeps.load()) job.done.notify_one();
+  }
+}
+
+class Pool {
+ public:
+  // Runs the job on the caller and up to `threads` − 1 workers; false when another loop holds the
+  // pool (the caller then runs it inline).
+  bool run(Job& job, std::size_t threads) {
+    std::unique_lock<std::mutex> lock(m_lock, std::try_to_lock);
+    if (!lock.owns_lock()) return false;
+    if (m_workers.size() != threads - 1 && !resize(threads - 1)) return false;
+    m_job.store(&job);
+    m_generation.fetch_add(1);
+    if (m_sleepers.load() > 0) m_generation.notify_all();
+    run_chunks(job);
+    // The chunks still running are on workers: wait for them, spinning a little, then asleep (a worker
+    // preempted mid-chunk on a busy machine may take milliseconds to finish it; yielding in a loop
+    // meanwhile burnt whole seconds of system time in a benchmark run).
+    for (unsigned i = 0;; ++i) {
+      const std::uint32_t done = job.done.load(std::memory_order_acquire);
+      if (done >= job.chunks) break;
+      if (i < 4096) {
+        pause();
+        continue;
+      }
+      job.caller_sleeps.store(true);
+      if (job.done.load() == done) job.done.wait(done);
+    }
+    m_job.store(nullptr);
+    for (unsigned i = 0; m_holding.load() > 0; ++i) backoff(i);
+    m_regions.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  std::size_t regions() const { return m_regions.load(std::memory_order_relaxed); }
+
+ private:
+  // Stops every worker and starts `count` new ones; false (and no workers) if the system refuses.
+  bool resize(std::size_t count) {
+    m_stop.store(true);
+    m_generation.fetch_add(1);
+    m_generation.notify_all();
+    for (std::thread& t : m_workers) t.join();
+    m_workers.clear();
+    m_stop.store(false);
+    try {
+      // Each starts from the generation now, so the loop about to be published is one it runs.
+      const std::uint32_t now = m_generation.load();
+      for (std::size_t i = 0; i < count; ++i) m_workers.emplace_back([this, now] { work(now); });
+    } catch (const std::system_error&) {
+      resize(0);
+      return count == 0;
+    }
+    return true;
+  }
+
+  // A worker: wait for the next generation, run the loop's chunks, repeat.
+  void work(std::uint32_t seen) {
+    t_inside = true;
+    for (;;) {
+      wait_for_next(seen);
+      seen = m_generation.load(std::memory_order_acquire);
+      if (m_stop.load()) return;
+      m_holding.fetch_add(1);  // before reading m_job: run() waits for 0 after clearing it
+      if (Job* job = m_job.load()) run_chunks(*job);
+      m_holding.fetch_sub(1);
+    }
+  }
+
+  // Watches m_generation (pause, then yield: see kSpinPause), then sleeps on it (futex) until it moves.
+  void wait_for_next(std::uint32_t seen) {
+    const auto start = std::chrono::steady_clock::now();
+    for (unsigned i = 1;; ++i) {
+      if (m_generation.load(std::memory_order_acquire) != seen) return;
+      pause();
+      if (i % 64 == 0 && std::chrono::steady_clock::now() - start >= kSpinPause) break;
+    }
+    while (std::chrono::steady_clock::now() - start < kSpinYield) {
+      if (m_generation.load(std::memory_order_acquire) != seen) return;
+      std::this_thread::yield();
+    }
+    // Announce the sleep before the last look (run() bumps, then reads m_sleepers: one of the two sees
+    // the other).
+    m_sleepers.fetch_add(1);
+    while (m_generation.load() == seen) m_generation.wait(seen);
+    m_sleepers.fetch_sub(1);
+  }
+
+  std::mutex m_lock;  // one loop at a time
+  std::vector<std::thread> m_workers;
+  std::atomic<std::uint32_t> m_generation{0};  // bumped for each loop (and to stop the workers)
+  std::atomic<Job*> m_job{nullptr};            // the loop running now
+  std::atomic<int> m_sleepers{0};              // workers asleep (or about to be) on m_generation
+  std::atomic<int> m_holding{0};               // workers that may hold m_job's pointer
+  std::atomic<bool> m_stop{false};
+  std::atomic<std::size_t> m_regions{0};
+};
+
+// Never destroyed: its sleeping workers end with the process, and a kernel run from another static
+// object's destructor still finds it.
+Pool& pool() {
+  static Pool* p = new Pool;
+  return *p;
+}
+
+// Sets t_inside for one scope.
+struct Inside {
+  bool previous = t_inside;
+  Inside() { t_inside = true; }
+  ~Inside() { t_inside = previous; }
+};
+
+}  // namespace
+
+void run_parallel(std::size_t n, std::size_t grain, std::size_t align, RangeFn fn, void* body) {
+  const int threads = get_num_threads();
+  if (threads < 2 || t_inside) return fn(body, 0, n);
+  align = std::max<std::size_t>(align, 1);
+  const std::size_t t = static_cast<std::size_t>(threads);
+  // Chunks of at least `grain`, about kChunksPerThread per thread, at multiples of `align`.
+  std::size_t chunk = std::max(grain, (n + t * kChunksPerThread - 1) / (t * kChunksPerThread));
+  chunk = (chunk + align - 1) / align * align;
+  const std::size_t chunks = (n + chunk - 1) / chunk;
+  if (chunks < 2) return fn(body, 0, n);
+  Job job;
+  job.fn = fn;
+  job.body = body;
+  job.n = n;
+  job.chunk = chunk;
+  job.chunks = static_cast<std::uint32_t>(chunks);
+  bool ran;
+  {
+    Inside inside;
+    ran = pool().run(job, t);  // the workers stay t − 1 (no resize for a loop of few chunks)
+  }
+  if (!ran) return fn(body, 0, n);
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+std::size_t parallel_regions() { return pool().regions(); }
+
+}  // namespace rwd::kernels

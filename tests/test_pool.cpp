@@ -1,0 +1,367 @@
+// The thread pool inside a step (kernels/pool.hpp): every kernel kind that splits across threads gives
+// the same bits at 1, 2, 3 and 4 threads on large random shapes (and did split: the pool counts its
+// loops); an exception in a chunk reaches the caller; a loop started inside a chunk, or from two
+// threads at once, neither deadlocks nor loses work; set_num_threads sets the pool and OpenBLAS.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <rewind.hpp>
+
+#include "kernels/copy.hpp"
+#include "kernels/elementwise.hpp"
+#include "kernels/pool.hpp"
+#include "kernels/reduce.hpp"
+#include "kernels/simd.hpp"
+#include "support.hpp"
+
+extern "C" int openblas_get_num_threads(void);
+
+using namespace rwd;
+using kernels::Backward;
+using kernels::Binary;
+using kernels::Unary;
+
+namespace {
+
+// Restores the thread count a test found.
+struct ThreadCountGuard {
+  int before = get_num_threads();
+  ~ThreadCountGuard() { set_num_threads(before); }
+};
+
+// A tensor's values as bytes: equal strings are equal bits.
+std::string bits(const Tensor& t) {
+  if (t.dtype() == Dtype::f32) return std::string(reinterpret_cast<const char*>(t.data<float>()), t.numel() * 4);
+  return std::string(reinterpret_cast<const char*>(t.data<double>()), t.numel() * 8);
+}
+
+Tensor random(const Shape& s, Dtype dtype = Dtype::f32, double lo = -2, double hi = 2) {
+  static Generator gen(20261130);
+  return Tensor::uniform(s, lo, hi, gen, dtype);
+}
+
+using Outputs = std::vector<Tensor>;
+using Case = std::pair<std::string, std::function<Outputs()>>;
+
+// Runs each case at 1 thread, then at 2, 3 and 4: each time every tensor it returns must have the
+// 1-thread bits, and at more than one thread it must have split at least one loop across threads.
+void same_bits_at_every_count(const std::vector<Case>& cases) {
+  ThreadCountGuard guard;
+  for (const auto& [what, make] : cases) {
+    set_num_threads(1);
+    const std::size_t regions_at_one = kernels::parallel_regions();
+    const Outputs one = make();
+    CHECK_MESSAGE(kernels::parallel_regions() == regions_at_one, what << ": split at 1 thread");
+    for (int threads : {2, 3, 4}) {
+      set_num_threads(threads);
+      const std::size_t regions = kernels::parallel_regions();
+      const Outputs got = make();
+      CHECK_MESSAGE(kernels::parallel_regions() > regions, what << ": nothing split at " << threads << " threads");
+      REQUIRE(got.size() == one.size());
+      for (std::size_t i = 0; i < one.size(); ++i) {
+        CHECK_MESSAGE(got[i].shape() == one[i].shape(), what << " output " << i);
+        CHECK_MESSAGE(bits(got[i]) == bits(one[i]), what << " output " << i << ": other bits at " << threads << " threads");
+      }
+    }
+  }
+}
+
+std::vector<std::int64_t> random_indices(std::size_t count, std::size_t below) {
+  static std::mt19937 rng(7);
+  std::vector<std::int64_t> v(count);
+  for (auto& i : v) i = static_cast<std::int64_t>(std::uniform_int_distribution<std::size_t>(0, below - 1)(rng));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("pool: element-wise kernels give the same bits at 1 to 4 threads") {
+  const auto plus = [](auto x, auto y) { return x + y; };
+  const auto minus = [](auto x, auto y) { return x - y; };
+  const auto times = [](auto x, auto y) { return x * y; };
+  const auto over = [](auto x, auto y) { return x / y; };
+  for (Dtype dt : {Dtype::f32, Dtype::f64}) {
+    const Tensor a = random({517, 301}, dt), b = random({517, 301}, dt), pos = random({517, 301}, dt, 0.1, 3);
+    const Tensor bias = random({517, 1}, dt), row = random({301}, dt), scalar = random({}, dt);
+    const Tensor cond = kernels::mask("mask", b, [](auto v) { return v > 0; });
+    same_bits_at_every_count({
+        {"add", [&] { return Outputs{kernels::binary("add", a, b, plus, Binary::add)}; }},
+        {"sub", [&] { return Outputs{kernels::binary("sub", a, b, minus, Binary::sub)}; }},
+        {"mul", [&] { return Outputs{kernels::binary("mul", a, b, times, Binary::mul)}; }},
+        {"div", [&] { return Outputs{kernels::binary("div", a, pos, over, Binary::div)}; }},
+        {"tanh", [&] { return Outputs{kernels::unary("tanh", a, Unary::tanh)}; }},
+        {"sigmoid", [&] { return Outputs{kernels::unary("sigmoid", a, Unary::sigmoid)}; }},
+        {"exp", [&] { return Outputs{kernels::unary("exp", a, Unary::exp)}; }},
+        {"tanh backward", [&] { return Outputs{kernels::unary_backward("tanh", a, b, Backward::tanh)}; }},
+        {"sigmoid backward", [&] { return Outputs{kernels::unary_backward("sigmoid", a, b, Backward::sigmoid)}; }},
+        {"log", [&] { return Outputs{kernels::log("log", pos)}; }},
+        {"pow by a number", [&] { return Outputs{kernels::pow("pow", pos, 2.37)}; }},
+        {"pow same shape", [&] { return Outputs{kernels::pow("pow", pos, b)}; }},
+        {"pow by a row", [&] { return Outputs{kernels::pow("pow", pos, row)}; }},
+        {"pow by a column", [&] { return Outputs{kernels::pow("pow", pos, bias)}; }},
+        {"map", [&] { return Outputs{kernels::map("map", a, [](auto v) { return -v * v + 1; })}; }},
+        {"mask", [&] { return Outputs{kernels::mask("mask", a, [](auto v) { return v > 0; })}; }},
+        {"bias column add", [&] { return Outputs{kernels::binary("add", a, bias, plus, Binary::add)}; }},
+        {"row add", [&] { return Outputs{kernels::binary("add", row, a, plus, Binary::add)}; }},
+        {"scalar sub", [&] { return Outputs{kernels::binary("sub", a, scalar, minus, Binary::sub)}; }},
+        {"zip", [&] { return Outputs{kernels::zip("max", a, bias, [](auto x, auto y) { return std::max(x, y); })}; }},
+        {"where", [&] { return Outputs{kernels::where("where", cond, a, bias)}; }},
+    });
+  }
+}
+
+TEST_CASE("pool: sums and max give the same bits at 1 to 4 threads") {
+  for (Dtype dt : {Dtype::f32, Dtype::f64}) {
+    const Tensor wide = random({1031, 301}, dt);  // bias gradient: Σ over the columns
+    const Tensor tall = random({301, 1031}, dt);  // Σ over the rows
+    const Tensor cube = random({23, 301, 47}, dt);
+    auto max = [](const Tensor& x, std::size_t axis, const Shape& so) {
+      Tensor hot;
+      const Tensor m = kernels::max("max", x, axis, so, hot);
+      return Outputs{m, hot};
+    };
+    same_bits_at_every_count({
+        {"sum over columns", [&] { return Outputs{kernels::sum("sum", wide, {1031, 1}, {1031, 1})}; }},
+        {"sum over rows", [&] { return Outputs{kernels::sum("sum", tall, {1, 1031}, {1031})}; }},
+        {"sum over a middle axis", [&] { return Outputs{kernels::sum("sum", cube, {23, 1, 47}, {23, 47})}; }},
+        {"sum over two leading axes", [&] { return Outputs{kernels::sum("sum", cube, {1, 1, 47}, {47})}; }},
+        {"sum over two trailing axes", [&] { return Outputs{kernels::sum("sum", cube, {23, 1, 1}, {23})}; }},
+        {"sum over the outer axes", [&] { return Outputs{kernels::sum("sum", cube, {1, 301, 1}, {301})}; }},
+        {"max along 0", [&] { return max(cube, 0, {301, 47}); }},
+        {"max along 1", [&] { return max(cube, 1, {23, 47}); }},
+        {"max along the last", [&] { return max(wide, 1, {1031}); }},
+    });
+  }
+}
+
+TEST_CASE("pool: copies, slices, concat and gathers give the same bits at 1 to 4 threads") {
+  const Tensor x = random({1031, 301}), cube = random({23, 301, 47}), col = random({1031, 1});
+  const std::vector<std::int64_t> rows = random_indices(700, 1031), cols = random_indices(1031 * 300, 301);
+  const Tensor gate = kernels::slice("slice", x, 0, 257, 512, 1), strided = kernels::slice("slice", cube, 1, 3, 140, 2);
+  const Tensor cols_part = kernels::slice("slice", x, 1, 1, 150, 2);
+  const Tensor gathered = kernels::gather("gather", x, 1, cols.data(), {1031, 300});
+  const Tensor picked = kernels::index_select("index_select", x, 0, rows.data(), rows.size());
+  const Tensor picked1 = kernels::index_select("index_select", x, 1, cols.data(), 200);
+  same_bits_at_every_count({
+      {"permute 2-D", [&] { return Outputs{kernels::permute("permute", x, {1, 0})}; }},
+      {"permute 3-D", [&] { return Outputs{kernels::permute("permute", cube, {2, 0, 1})}; }},
+      {"broadcast_to", [&] { return Outputs{kernels::broadcast_to("broadcast_to", col, {1031, 160})}; }},
+      {"cast up", [&] { return Outputs{kernels::cast("cast", x, Dtype::f64)}; }},
+      {"cast down", [&] { return Outputs{kernels::cast("cast", kernels::cast("cast", cube, Dtype::f64), Dtype::f32)}; }},
+      {"slice of one block", [&] { return Outputs{kernels::slice("slice", x, 0, 257, 512, 1)}; }},
+      {"strided slice", [&] { return Outputs{kernels::slice("slice", cube, 1, 3, 140, 2)}; }},
+      {"slice of columns", [&] { return Outputs{kernels::slice("slice", x, 1, 1, 150, 2)}; }},
+      {"unslice one block", [&] { return Outputs{kernels::unslice("slice", gate, {1031, 301}, 0, 257, 512, 1)}; }},
+      {"unslice strided", [&] { return Outputs{kernels::unslice("slice", strided, {23, 301, 47}, 1, 3, 140, 2)}; }},
+      {"unslice columns", [&] { return Outputs{kernels::unslice("slice", cols_part, {1031, 301}, 1, 1, 150, 2)}; }},
+      {"concat along 0", [&] { return Outputs{kernels::concat("concat", {x, x, gate}, 0, {1031 * 2 + 512, 301})}; }},
+      {"concat along 1", [&] { return Outputs{kernels::concat("concat", {x, col, x}, 1, {1031, 603})}; }},
+      {"stack", [&] { return Outputs{kernels::stack("stack", {x, x, x}, 1, {1031, 3, 301})}; }},
+      {"gather", [&] { return Outputs{kernels::gather("gather", x, 1, cols.data(), {1031, 300})}; }},
+      {"scatter_add", [&] { return Outputs{kernels::scatter_add("scatter_add", gathered, {1031, 301}, 1, cols.data())}; }},
+      {"index_select along 0", [&] { return Outputs{kernels::index_select("index_select", x, 0, rows.data(), rows.size())}; }},
+      {"index_select along 1", [&] { return Outputs{kernels::index_select("index_select", x, 1, cols.data(), 200)}; }},
+      {"index_add along 0",
+       [&] { return Outputs{kernels::index_add("index_add", picked, {1031, 301}, 0, rows.data(), rows.size())}; }},
+      {"index_add along 1",
+       [&] { return Outputs{kernels::index_add("index_add", picked1, {1031, 301}, 1, cols.data(), 200)}; }},
+  });
+}
+
+TEST_CASE("pool: optimizer updates and gradient clipping give the same bits at 1 to 4 threads") {
+  for (Dtype dt : {Dtype::f32, Dtype::f64}) {
+    const Tensor start = random({613, 301}, dt), grad1 = random({613, 301}, dt), grad2 = random({613, 301}, dt);
+    // Two steps of an optimizer from the same start and gradients: the parameter and every slot.
+    auto run = [&](auto make_optimizer) {
+      Tensor p = start.clone();
+      auto opt = make_optimizer(std::vector<Tensor>{p});
+      for (const Tensor& g : {grad1, grad2}) {
+        p.set_grad(g.clone().detach());
+        opt.step();
+      }
+      Outputs out{p.detach()};
+      for (const auto& [key, value] : opt.state_dict()) out.push_back(value);
+      return out;
+    };
+    RMSpropOptions keras = RMSprop::keras_defaults();
+    keras.momentum = 0.5;
+    keras.weight_decay = 0.1;
+    same_bits_at_every_count({
+        {"SGD", [&] {
+           return run([](std::vector<Tensor> ps) {
+             return SGD(ps, {.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
+           });
+         }},
+        {"Adam", [&] {
+           return run([](std::vector<Tensor> ps) { return Adam(ps, {.lr = 0.01, .weight_decay = 0.1, .amsgrad = true}); });
+         }},
+        {"AdamW", [&] { return run([](std::vector<Tensor> ps) { return AdamW(ps, {.lr = 0.01, .weight_decay = 0.1}); }); }},
+        {"RMSprop", [&] {
+           return run([](std::vector<Tensor> ps) {
+             return RMSprop(ps, {.lr = 0.01, .weight_decay = 0.1, .momentum = 0.5, .centered = true});
+           });
+         }},
+        {"RMSprop keras", [&] { return run([&](std::vector<Tensor> ps) { return RMSprop(ps, keras); }); }},
+        {"clip_grad_norm", [&] {
+           Tensor p = start.clone(), q = start.clone();
+           p.set_grad(grad1.clone().detach());
+           q.set_grad(grad2.clone().detach());
+           const double norm2 = clip_grad_norm({p}, 1.0);
+           const double norm3 = clip_grad_norm({q}, 1.0, 3.0);
+           return Outputs{p.grad(), q.grad(), Tensor::scalar(norm2, Dtype::f64), Tensor::scalar(norm3, Dtype::f64)};
+         }},
+        {"clip_grad_value", [&] {
+           Tensor q = start.clone();
+           q.set_grad(grad2.clone().detach());
+           clip_grad_value({q}, 0.001);
+           return Outputs{q.grad()};
+         }},
+    });
+  }
+}
+
+TEST_CASE("pool: the first non-finite gradient element is found at every thread count") {
+  ThreadCountGuard guard;
+  const Tensor start = random({613, 301});
+  std::vector<double> values = random({613, 301}).to_vector();
+  values[150000] = INFINITY;  // the first, in the second half
+  values[170000] = NAN;
+  const Tensor grad = Tensor::from_vector(values, {613, 301});
+  for (int threads : {1, 2, 3, 4}) {
+    set_num_threads(threads);
+    Tensor small = random({3}), p = start.clone();
+    small.set_grad(random({3}));
+    p.set_grad(grad);
+    const std::string where = "parameter 1 (613, 301) is inf at [498, 102] (flat index 150000)";
+    CHECK(contains(message_of<NonFiniteGradError>([&] { check_finite_grads({small, p}, "here"); }), where));
+    CHECK(contains(message_of<NonFiniteGradError>([&] { clip_grad_norm({small, p}, 1.0, 2.0, true); }),
+                   "parameter 1 (613, 301), flat index 150000"));
+  }
+}
+
+TEST_CASE("pool: parallel_for covers the range once, across threads, chunks aligned") {
+  ThreadCountGuard guard;
+  set_num_threads(4);
+  const std::size_t n = 1'000'003;
+  std::vector<std::atomic<int>> hits(n);
+  std::mutex m;
+  std::set<std::thread::id> ids;
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  kernels::parallel_for(
+      n, 1000,
+      [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) hits[i].fetch_add(1, std::memory_order_relaxed);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let every worker take a chunk
+        std::lock_guard<std::mutex> lock(m);
+        ids.insert(std::this_thread::get_id());
+        ranges.emplace_back(b, e);
+      },
+      16);
+  CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h.load() == 1; }));
+  CHECK(ids.size() > 1);
+  CHECK(ids.size() <= 4);
+  CHECK(ranges.size() > 1);
+  for (const auto& [b, e] : ranges) CHECK((b % 16 == 0 && (e % 16 == 0 || e == n)));
+
+  // Small work stays on the caller, in one piece.
+  const std::size_t regions = kernels::parallel_regions();
+  std::vector<std::pair<std::size_t, std::size_t>> small;
+  std::thread::id where;
+  kernels::parallel_for(1999, 1000, [&](std::size_t b, std::size_t e) {
+    small.emplace_back(b, e);
+    where = std::this_thread::get_id();
+  });
+  CHECK(small == std::vector<std::pair<std::size_t, std::size_t>>{{0, 1999}});
+  CHECK(where == std::this_thread::get_id());
+  CHECK(kernels::parallel_regions() == regions);
+}
+
+TEST_CASE("pool: an exception thrown in a chunk on a worker reaches the caller, and the pool goes on") {
+  ThreadCountGuard guard;
+  set_num_threads(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int> on_worker{0};
+  const std::string message = message_of<ValueError>([&] {
+    kernels::parallel_for(64, 1, [&](std::size_t, std::size_t) {
+      if (std::this_thread::get_id() == caller) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // leaves chunks to the worker
+        return;
+      }
+      on_worker.fetch_add(1);
+      throw ValueError("thrown in a worker's chunk");
+    });
+  });
+  CHECK(on_worker.load() >= 1);
+  CHECK(message == "thrown in a worker's chunk");
+  // A throw on the caller's own chunk too.
+  CHECK(message_of<ShapeError>([&] {
+          kernels::parallel_for(64, 1, [&](std::size_t b, std::size_t) {
+            if (b == 0) throw ShapeError("first chunk");
+          });
+        }) == "first chunk");
+  // The pool still runs loops, split.
+  const std::size_t regions = kernels::parallel_regions();
+  std::atomic<std::size_t> total{0};
+  kernels::parallel_for(100000, 1000, [&](std::size_t b, std::size_t e) { total.fetch_add(e - b); });
+  CHECK(total.load() == 100000);
+  CHECK(kernels::parallel_regions() == regions + 1);
+}
+
+TEST_CASE("pool: a parallel loop inside a chunk, or from two threads at once, does not deadlock") {
+  ThreadCountGuard guard;
+  set_num_threads(3);
+  // Nested: every chunk of the outer loop starts an inner one (on a worker or on the caller).
+  std::atomic<std::size_t> total{0};
+  kernels::parallel_for(64, 1, [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i)
+      kernels::parallel_for(100000, 1000, [&](std::size_t ib, std::size_t ie) { total.fetch_add(ie - ib); });
+  });
+  CHECK(total.load() == 64 * 100000);
+  // Two user threads running large kernels at once: each gets the whole right answer.
+  const Tensor a = random({700, 300}), b = random({700, 300});
+  const std::string expected = bits(kernels::unary("tanh", a, Unary::tanh));
+  std::atomic<int> wrong{0};
+  auto worker = [&] {
+    for (int k = 0; k < 50; ++k)
+      if (bits(kernels::unary("tanh", a, Unary::tanh)) != expected) wrong.fetch_add(1);
+  };
+  std::thread t1(worker), t2(worker);
+  t1.join();
+  t2.join();
+  CHECK(wrong.load() == 0);
+}
+
+TEST_CASE("pool: set_num_threads sets the pool's and OpenBLAS's thread counts, and round trips") {
+  ThreadCountGuard guard;
+  for (int n : {3, 1, 4, 2}) {
+    set_num_threads(n);
+    CHECK(get_num_threads() == n);
+    CHECK(openblas_get_num_threads() == n);
+    // The loop runs on at most n distinct threads (the caller and n − 1 workers).
+    std::mutex m;
+    std::set<std::thread::id> ids;
+    kernels::parallel_for(64, 1, [&](std::size_t, std::size_t) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      std::lock_guard<std::mutex> lock(m);
+      ids.insert(std::this_thread::get_id());
+    });
+    CHECK(ids.size() <= static_cast<std::size_t>(n));
+    if (n == 1) CHECK(ids.size() == 1);
+    else CHECK(ids.size() > 1);
+  }
+  CHECK(message_of<ValueError>([] { set_num_threads(-2); }) == "set_num_threads: the thread count must be at least 1, got -2");
+  CHECK(get_num_threads() == 2);
+}
