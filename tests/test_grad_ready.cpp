@@ -144,7 +144,7 @@ TEST_CASE("grad ready: a 3-step RNN with shared weights fires each once, after s
   seen.check_final();
 }
 
-TEST_CASE("grad ready: not in grad(), not after the registration ends; a leaf root fires at the end") {
+TEST_CASE("grad ready: not in grad(), not after the registration ends, and a leaf root fires at the end") {
   Tape tape;
   std::vector<std::string> log;
   Tensor w = param({0.5, 2.0}, {2}, "w");
@@ -163,7 +163,7 @@ TEST_CASE("grad ready: not in grad(), not after the registration ends; a leaf ro
   CHECK(w.grad().to_vector() == std::vector<double>{1.0, 4.0});
 }
 
-TEST_CASE("grad ready: hooks run in registration order; an optimizer step in the hook equals one after") {
+TEST_CASE("grad ready: hooks run in registration order, and an optimizer step in the hook equals one after") {
   std::vector<double> after;
   {
     Tape tape;
