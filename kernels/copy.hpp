@@ -36,6 +36,16 @@ inline AxisSplit split_at(const Shape& s, std::size_t axis) {
 }
 
 // ---- loops on raw pointers ----
+
+/// dst[0, n) = src[0, n): a short run element by element (no call), a long one by std::copy (memmove).
+template <class T>
+inline void copy_run(const T* src, std::size_t n, T* dst) {
+  if (n <= 16) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else {
+    std::copy(src, src + n, dst);
+  }
+}
 //
 // Each splits across threads (pool.hpp) when large enough, at any element: the blocks of `inner`
 // elements are cut by for_blocks (loops.hpp), so a slice of one block (outer 1, a gate's rows) splits
@@ -73,11 +83,13 @@ void strided_copy(const Shape& so, const T* in, const std::ptrdiff_t* in_strides
 template <class T>
 void slice_copy(const T* full, T* part, const AxisSplit& f, std::size_t start, std::size_t count, std::size_t step,
                 std::size_t o0, std::size_t o1) {
-  parallel_for((o1 - o0) * count * f.inner, grain_cheap, [&](std::size_t b, std::size_t e) {
-    for_blocks(b, e, count, f.inner, [&](std::size_t o, std::size_t i, std::size_t r0, std::size_t r1) {
+  // With step 1 an o's `count` blocks are one run in both tensors: copied as runs of count·inner, not
+  // count runs of inner (a column slice, inner 1, would otherwise copy one element per call).
+  const std::size_t run = step == 1 ? count * f.inner : f.inner, runs = step == 1 ? 1 : count;
+  parallel_for((o1 - o0) * runs * run, grain_cheap, [&](std::size_t b, std::size_t e) {
+    for_blocks(b, e, runs, run, [&](std::size_t o, std::size_t i, std::size_t r0, std::size_t r1) {
       o += o0;
-      std::copy(full + (o * f.n + start + i * step) * f.inner + r0, full + (o * f.n + start + i * step) * f.inner + r1,
-                part + (o * count + i) * f.inner + r0);
+      copy_run(full + (o * f.n + start + i * step) * f.inner + r0, r1 - r0, part + (o * runs + i) * run + r0);
     });
   });
 }
@@ -86,11 +98,12 @@ void slice_copy(const T* full, T* part, const AxisSplit& f, std::size_t start, s
 template <class T>
 void slice_add(T* full, const T* part, const AxisSplit& f, std::size_t start, std::size_t count, std::size_t step,
                std::size_t o0, std::size_t o1) {
-  parallel_for((o1 - o0) * count * f.inner, grain_cheap, [&](std::size_t b, std::size_t e) {
-    for_blocks(b, e, count, f.inner, [&](std::size_t o, std::size_t i, std::size_t r0, std::size_t r1) {
+  const std::size_t run = step == 1 ? count * f.inner : f.inner, runs = step == 1 ? 1 : count;  // as slice_copy
+  parallel_for((o1 - o0) * runs * run, grain_cheap, [&](std::size_t b, std::size_t e) {
+    for_blocks(b, e, runs, run, [&](std::size_t o, std::size_t i, std::size_t r0, std::size_t r1) {
       o += o0;
       T* dst = full + (o * f.n + start + i * step) * f.inner;
-      const T* src = part + (o * count + i) * f.inner;
+      const T* src = part + (o * runs + i) * run;
       for (std::size_t r = r0; r < r1; ++r) dst[r] += src[r];
     });
   });
@@ -104,7 +117,7 @@ void place_blocks(const T* src, std::size_t src_block, T* dst, std::size_t dst_b
   parallel_for((o1 - o0) * src_block, grain_cheap, [&](std::size_t b, std::size_t e) {
     for_blocks(b, e, 1, src_block, [&](std::size_t o, std::size_t, std::size_t r0, std::size_t r1) {
       o += o0;
-      std::copy(src + o * src_block + r0, src + o * src_block + r1, dst + o * dst_block + offset + r0);
+      copy_run(src + o * src_block + r0, r1 - r0, dst + o * dst_block + offset + r0);
     });
   });
 }
@@ -149,7 +162,7 @@ void index_select(const T* x, const AxisSplit& f, const std::int64_t* indices, s
     for_blocks(b, e, k, f.inner, [&](std::size_t o, std::size_t j, std::size_t r0, std::size_t r1) {
       o += o0;
       const T* src = x + (o * f.n + static_cast<std::size_t>(indices[j])) * f.inner;
-      std::copy(src + r0, src + r1, out + (o * k + j) * f.inner + r0);
+      copy_run(src + r0, r1 - r0, out + (o * k + j) * f.inner + r0);
     });
   });
 }
