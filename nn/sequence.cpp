@@ -1,5 +1,7 @@
 #include "sequence.hpp"
 
+#include <atomic>
+
 #include <algorithm>
 
 #include "../autograd/ops.hpp"
@@ -82,7 +84,7 @@ constexpr std::size_t kProjectionColumns = 256;
 // a step's product is a few hundred multiply-adds, and gathering the steps for one product and
 // reading its columns back cost more than the calls saved (sine_epoch, an RNN 1 → 20 at batch 32,
 // ran 14% slower hoisted than per step).
-constexpr std::size_t kProjectionMinInputs = 512;
+std::atomic<std::size_t> projection_min_inputs{512};
 
 }  // namespace
 
@@ -108,7 +110,7 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
   // for a cell that splits its step (Cell::projects_input) and steps the cell takes; otherwise, and
   // for (features,) vectors, step() reports what is wrong with them as it always has.
   const bool project = cell.projects_input() && batch > 0 && s0[0] == cell.input_size() &&
-                       s0[0] * batch >= kProjectionMinInputs;
+                       s0[0] * batch >= projection_min_inputs.load(std::memory_order_relaxed);
   if (project) cell.check_dtype(steps[0]);
   const std::size_t per = project ? std::max<std::size_t>(1, kProjectionColumns / batch) : 1;
   std::vector<Tensor> projections(project ? (T + per - 1) / per : 0);
@@ -147,4 +149,8 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
 SequenceRun run_sequence(Cell& cell, const Tensor& seq, State initial, const Tensor& mask, bool reverse) {
   return run_sequence(cell, split_steps(seq), std::move(initial), mask, reverse);
 }
+namespace detail {
+std::size_t set_projection_min_inputs(std::size_t n) { return projection_min_inputs.exchange(n); }
+}  // namespace detail
+
 }  // namespace rwd

@@ -62,6 +62,13 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
 /// The same for a (time, features, batch) tensor.
 SequenceRun run_sequence(Cell& cell, const Tensor& seq, State initial = {}, const Tensor& mask = {}, bool reverse = false);
 
+namespace detail {
+/// run_sequence hoists a cell's input projection (one product for many steps) only when the step's
+/// inputs × batch reach this (512 by default; smaller products gain nothing from it). Sets it, for
+/// tests that run the hoisted path at gradcheck sizes, and returns the previous value.
+std::size_t set_projection_min_inputs(std::size_t n);
+}  // namespace detail
+
 }  // namespace rwd
 
 // Recurrent (with RNN/LSTM/GRU) and TimeDistributed were declared here until they got files of their

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <rewind.hpp>
@@ -105,9 +106,17 @@ std::size_t affines_with(const Tape& tape, const Tensor& W) {
   return n;
 }
 
+// These tests run the hoisted path at gradcheck sizes (run_sequence hoists only from inputs × batch
+// 512 on by default): every case takes one of these first.
+struct HoistAlways {
+  std::size_t old = detail::set_projection_min_inputs(0);
+  ~HoistAlways() { detail::set_projection_min_inputs(old); }
+};
+
 }  // namespace
 
 TEST_CASE("batched products: Recurrent RNN, LSTM and GRU gradients by finite differences through 4 steps") {
+  HoistAlways hoist;
   BlasThreads threads(2);
   // Through backward() (the deferred, batched weight gradients) and through grad() (gradcheck: the
   // per-entry path), with the input projection hoisted in both.
@@ -150,6 +159,7 @@ TEST_CASE("batched products: Recurrent RNN, LSTM and GRU gradients by finite dif
 }
 
 TEST_CASE("batched products: the input projection of every step is one product in Recurrent") {
+  HoistAlways hoist;
   const std::size_t T = 5;
   for (Kind kind : {Kind::rnn, Kind::lstm, Kind::gru}) {
     const std::string which = name_of(kind);
@@ -174,6 +184,7 @@ TEST_CASE("batched products: the input projection of every step is one product i
 }
 
 TEST_CASE("batched products: a weight used at every step gets its gradient as one product") {
+  HoistAlways hoist;
   BlasThreads threads(2);
   const std::size_t T = 6;
   for (Kind kind : {Kind::rnn, Kind::lstm, Kind::gru}) {
@@ -193,6 +204,7 @@ TEST_CASE("batched products: a weight used at every step gets its gradient as on
 }
 
 TEST_CASE("batched products: equal to the per-step path (float64 and float32)") {
+  HoistAlways hoist;
   BlasThreads threads(2);
   for (Dtype dt : {float64, float32}) {
     for (Kind kind : {Kind::rnn, Kind::lstm, Kind::gru}) {
@@ -236,6 +248,7 @@ TEST_CASE("batched products: equal to the per-step path (float64 and float32)") 
 }
 
 TEST_CASE("batched products: a gradient-ready hook fires once, after the batched product has landed") {
+  HoistAlways hoist;
   BlasThreads threads(2);
   Generator gen(6);
   Recurrent r = make(Kind::lstm, 3, 4, {.num_layers = 2}, gen);
@@ -264,6 +277,7 @@ TEST_CASE("batched products: a gradient-ready hook fires once, after the batched
 }
 
 TEST_CASE("batched products: a leaf used by batched matmuls and by other ops, onto an existing .grad()") {
+  HoistAlways hoist;
   BlasThreads threads(2);
   // W in a recurrence h = tanh(W·x_t + h) (affine), as the transposed rhs of x_tᵀ·Wᵀ (matmul), and in
   // ⟨W, W⟩ and a vector affine (not gathered): dL/dW by differences, and against grad().
@@ -302,6 +316,7 @@ TEST_CASE("batched products: a leaf used by batched matmuls and by other ops, on
 }
 
 TEST_CASE("batched products: retain_graph and create_graph keep their meaning") {
+  HoistAlways hoist;
   BlasThreads threads(2);
   Generator gen(10);
   Tensor W = Tensor::uniform({8, 8}, -0.3, 0.3, gen, float64).set_requires_grad().set_name("W");
@@ -328,6 +343,7 @@ TEST_CASE("batched products: retain_graph and create_graph keep their meaning") 
 }
 
 TEST_CASE("batched products: step_projected on a block of a wider projection equals step, and is checked") {
+  HoistAlways hoist;
   Generator gen(11);
   LSTMCell lstm(3, 4, {.dtype = float64}, gen);
   RNNCell rnn(3, 4, "tanh", {.dtype = float64}, gen);
@@ -366,6 +382,7 @@ TEST_CASE("batched products: step_projected on a block of a wider projection equ
 }
 
 TEST_CASE("batched products: affine_steps(W, {x0, x1, x2}, b) equals affine(W, concat(xs, 1), b), to second order") {
+  HoistAlways hoist;
   Generator gen(12);
   Tensor W = Tensor::uniform({4, 3}, -1, 1, gen, float64).set_requires_grad().set_name("W");
   Tensor b = Tensor::uniform({4}, -1, 1, gen, float64).set_requires_grad().set_name("b");
@@ -396,6 +413,7 @@ TEST_CASE("batched products: affine_steps(W, {x0, x1, x2}, b) equals affine(W, c
 }
 
 TEST_CASE("batched products: with the BLAS on one thread nothing is gathered, and the gradients are the same") {
+  HoistAlways hoist;
   Generator gen(13);
   Recurrent r = make(Kind::lstm, 3, 8, {}, gen);
   Tensor seq = Tensor::uniform({6, 3, 16}, -1, 1, gen, float64);
@@ -411,5 +429,17 @@ TEST_CASE("batched products: with the BLAS on one thread nothing is gathered, an
       const std::vector<Tensor> params = r.parameters();
       for (std::size_t i = 0; i < params.size(); ++i) CHECK(max_abs_diff(params[i].grad(), gathered[i]) <= 1e-12);
     }
+  }
+}
+
+TEST_CASE("batched products: by default only a step of inputs × batch ≥ 512 is hoisted") {
+  for (auto [in, batch, hoisted] : {std::tuple{3, 2, false}, std::tuple{1, 32, false}, std::tuple{32, 16, true}}) {
+    CAPTURE(in);
+    CAPTURE(batch);
+    Generator gen(5);
+    Recurrent r = make(Kind::lstm, static_cast<std::size_t>(in), 4, {}, gen);
+    Tape tape;
+    r(Tensor::uniform({6, static_cast<std::size_t>(in), static_cast<std::size_t>(batch)}, -1, 1, gen, float64));
+    CHECK(affines_with(tape, param_of(r.cell(0), "weight_ih")) == (hoisted ? 1u : 6u));
   }
 }
