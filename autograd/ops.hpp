@@ -85,7 +85,8 @@ Tensor stack(const std::vector<Tensor>& xs, int axis = 0);
 Tensor sum(const Tensor& x);
 /// Sum over `axes` (negative allowed); keepdims leaves them as size 1.
 Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdims = false);
-/// Maximum along `axis`; the gradient goes to the first maximal element.
+/// Maximum along `axis`; the gradient goes to the first maximal element. A NaN counts as the largest
+/// value: a lane with a NaN has NaN as its maximum (PyTorch's and NumPy's rule), and min alike.
 Tensor max(const Tensor& x, int axis, bool keepdims = false);
 
 // ---- primitives: indexing ----

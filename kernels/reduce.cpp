@@ -2,6 +2,7 @@
 #include "reduce.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "copy.hpp"
 
@@ -30,10 +31,20 @@ Tensor max(const char* op, const Tensor& x, std::size_t axis, const Shape& out_s
                  [&](std::size_t b, std::size_t e) {
                    for_blocks(b, e, 1, f.inner, [&](std::size_t o, std::size_t, std::size_t r0, std::size_t r1) {
                      for (std::size_t r = r0; r < r1; ++r) {
+                       // The first largest; a NaN is larger than everything (the first NaN wins), so
+                       // a lane with a NaN has a NaN maximum, as in PyTorch and NumPy.
                        std::size_t best = 0;
                        const T* base = a + o * f.n * f.inner + r;
-                       for (std::size_t i = 1; i < f.n; ++i)
-                         if (base[i * f.inner] > base[best * f.inner]) best = i;
+                       T cur = base[0];
+                       if (!std::isnan(cur))
+                         for (std::size_t i = 1; i < f.n; ++i) {
+                           const T v = base[i * f.inner];
+                           if (std::isnan(v)) {
+                             best = i;
+                             break;
+                           }
+                           if (v > cur) best = i, cur = v;
+                         }
                        out[o * f.inner + r] = base[best * f.inner];
                        hot[(o * f.n + best) * f.inner + r] = T(1);
                      }

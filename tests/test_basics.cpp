@@ -183,3 +183,20 @@ TEST_CASE("basics: a model, a tape and its statistics print with <<") {
   CHECK(s.str() == tape_stats(tape).str());
   CHECK_FALSE(s.str().empty());
 }
+
+TEST_CASE("basics: max and min along an axis and over everything propagate NaN, the gradient to the first NaN") {
+  Tensor x = vec({1, NaN, 3, 4, 5, NaN}, {2, 3}).set_requires_grad(true);
+  const Tensor m = max(x, 1);
+  CHECK(std::isnan(m.to_vector()[0]));
+  CHECK(std::isnan(m.to_vector()[1]));
+  const Tensor n = min(x, 0);
+  CHECK(n.to_vector()[0] == 1);
+  CHECK(std::isnan(n.to_vector()[1]));
+  CHECK(std::isnan(n.to_vector()[2]));  // min(3, NaN)
+  CHECK(std::isnan(max(x).item()));
+  CHECK(std::isnan(min(x).item()));
+  Tensor y = vec({2, NaN, 7, NaN}, {4}).set_requires_grad(true);
+  max(y, 0).backward();
+  CHECK(y.grad().to_vector() == std::vector<double>{0, 1, 0, 0});  // the first NaN
+  CHECK(max(vec({-1, 2, 2}, {3}), 0).item() == 2);                 // without NaN: as before
+}
