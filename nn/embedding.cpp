@@ -39,9 +39,25 @@ Tensor Embedding::forward(const Tensor& ids) {
     }
     flat[k] = static_cast<std::int64_t>(v[k]);
   }
-  if (s.ndim() == 1) return forward(flat);
+  return forward(flat, s);
+}
+
+Tensor Embedding::forward(const Indices& ids, const Shape& s) {
+  if (s.ndim() != 1 && s.ndim() != 2)
+    throw ShapeError(repr() + ": ids of shape " + s.str() + ": expected (batch,) or (time, batch)");
+  if (ids.size() != s.numel())
+    throw ShapeError(repr() + ": " + std::to_string(ids.size()) + " ids do not fill the shape " + s.str() + " (" +
+                     std::to_string(s.numel()) + ")");
+  if (s.ndim() == 2 && s[0] == 0)
+    throw ValueError(repr() + ": ids " + s.str() + " have zero time steps: an empty sequence is refused");
+  refuse_batch_0(s, "ids");
+  if (s.ndim() == 1) return forward(ids);
+  for (std::size_t k = 0; k < ids.size(); ++k)
+    if (ids[k] < 0 || static_cast<std::size_t>(ids[k]) >= m_num)
+      throw ValueError(repr() + ": id " + std::to_string(ids[k]) + " at position (" + std::to_string(k / s[1]) + ", " +
+                       std::to_string(k % s[1]) + ") is out of range [0, " + std::to_string(m_num) + ")");
   // (time·batch, dim) → (time, batch, dim) → (time, dim, batch)
-  Tensor rows = reshape(transpose(forward(flat)), {s[0], s[1], m_dim});
+  Tensor rows = reshape(transpose(forward(ids)), {s[0], s[1], m_dim});
   return permute(rows, {0, 2, 1});
 }
 

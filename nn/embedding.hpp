@@ -17,6 +17,9 @@ class Embedding : public Module {
 
   /// ids as integers: (batch,) → (dim, batch).
   Tensor forward(const Indices& ids);
+  /// ids as integers laid out as `shape`, (batch,) → (dim, batch) or (time, batch) row-major → (time,
+  /// dim, batch): a batch of token sequences straight from integer data (an .npz's labels, a tokenizer).
+  Tensor forward(const Indices& ids, const Shape& shape);
   /// ids as a tensor of whole numbers of shape (batch,) or (time, batch).
   Tensor forward(const Tensor& ids) override;
   Tensor operator()(const Indices& ids) { return forward(ids); }

@@ -114,6 +114,16 @@ TEST_CASE("nn: Embedding looks up rows as (dim, batch) and (time, dim, batch)") 
   CHECK(z.at({0, 0, 1}) == 20);  // time 0, feature 0, batch 1 → id 2
   CHECK(z.at({2, 1, 1}) == 11);  // time 2, feature 1, batch 1 → id 1
   CHECK_THROWS_AS(e(Indices{4}), ValueError);
+  // The same (time, batch) ids as integers: the same lookup, with no detour through doubles.
+  const Tensor w = e.forward(Indices{1, 2, 3, 0, 0, 1}, Shape{3, 2});
+  CHECK(w.shape() == z.shape());
+  CHECK(w.to_vector() == z.to_vector());
+  CHECK_THROWS_WITH_AS(e.forward(Indices{1, 2, 4, 0}, Shape{2, 2}),
+                       "Embedding(4 => 2): id 4 at position (1, 0) is out of range [0, 4)", ValueError);
+  CHECK_THROWS_WITH_AS(e.forward(Indices{1, 2, 3}, Shape{2, 2}),
+                       "Embedding(4 => 2): 3 ids do not fill the shape (2, 2) (4)", ShapeError);
+  CHECK_THROWS_AS(e.forward(Indices{1, 2}, Shape{1, 1, 2}), ShapeError);
+  CHECK(e.forward(Indices{3, 0}, Shape{2}).to_vector() == y.to_vector());
 }
 
 TEST_CASE("nn: Dropout is active in training only, scaled, seeded, and its gradient is the mask") {
