@@ -268,7 +268,8 @@ const void* detail::raw_data(const Tensor& t) {
 
 /// Reads and checks the magic, version and header from the start of `read`; `total` is the size of the
 /// whole .npy if known (then a header length past it is refused before anything is read).
-detail::NpyLayout detail::read_npy_header(const ReadFn& read, std::optional<std::uint64_t> total, const std::string& what) {
+detail::NpyLayout detail::read_npy_header(const ReadFn& read, std::optional<std::uint64_t> total, const std::string& what,
+                                          bool integers) {
   // ---- magic, version, header length ----
   char start[12];
   std::size_t got = read(start, 8);
@@ -306,10 +307,21 @@ detail::NpyLayout detail::read_npy_header(const ReadFn& read, std::optional<std:
   const NpyHeader h = HeaderParser(text, what).parse();
   const bool wide = h.descr.size() >= 2 && h.descr.substr(h.descr.size() - 1) == "8";
   const std::string fix = std::string("; rewind reads only float32 '<f4' and float64 '<f8' (convert in NumPy with ") +
-                          "a.astype('" + (wide ? "<f8" : "<f4") + "'), or leave this key out)";
+                          "a.astype('" + (wide ? "<f8" : "<f4") + "'), or leave this key out" +
+                          (integers ? ")" : "; integer and boolean arrays load as indices with load_npz_all)");
   if (h.descr_is_structured) throw IOError(what + ": unsupported dtype: a structured array" + fix);
   NpyLayout out;
-  if (h.descr == "<f4") {
+  out.descr = h.descr;
+  // Integers and booleans, little-endian (or byte-sized, '|'): '<i1' … '<i8', '<u1' … '<u8', '|b1'.
+  const bool int_like = h.descr.size() == 3 && (h.descr[0] == '<' || h.descr[0] == '|') &&
+                        (h.descr[1] == 'i' || h.descr[1] == 'u' || h.descr[1] == 'b') &&
+                        (h.descr[2] == '1' || h.descr[2] == '2' || h.descr[2] == '4' || h.descr[2] == '8') &&
+                        (h.descr[1] != 'b' || h.descr[2] == '1') && (h.descr[0] == '<' || h.descr[2] == '1');
+  if (integers && int_like) {
+    out.int_bytes = static_cast<std::size_t>(h.descr[2] - '0');
+    out.int_signed = h.descr[1] == 'i';
+    out.boolean = h.descr[1] == 'b';
+  } else if (h.descr == "<f4") {
     out.dtype = Dtype::f32;
   } else if (h.descr == "<f8") {
     out.dtype = Dtype::f64;
@@ -325,7 +337,7 @@ detail::NpyLayout detail::read_npy_header(const ReadFn& read, std::optional<std:
   // The byte count, checked here whatever Shape checks: the product of the nonzero dimensions times the
   // item size must fit a signed 64-bit offset (array strides are signed), zero dimensions included —
   // (0, 2^62, 2^62) holds no element, but its strides would still overflow.
-  const std::size_t item = dtype_size(out.dtype);
+  const std::size_t item = out.int_bytes ? out.int_bytes : dtype_size(out.dtype);
   const std::uint64_t max_bytes = static_cast<std::uint64_t>(std::numeric_limits<std::ptrdiff_t>::max());
   std::uint64_t span = item;  // bytes spanned by the nonzero dimensions
   bool has_zero = false;
@@ -400,6 +412,59 @@ Tensor detail::read_npy_data(const ReadFn& read, const NpyLayout& layout, const 
     done += got;
   }
   return t;
+}
+
+std::string detail::element_name(const NpyLayout& layout) {
+  return layout.int_bytes ? "'" + layout.descr + "'" : dtype_name(layout.dtype);
+}
+
+std::vector<std::int64_t> detail::read_npy_integers(const ReadFn& read, const NpyLayout& layout, const std::string& what) {
+  const std::size_t item = layout.int_bytes, n_bytes = layout.data_bytes, n = item ? n_bytes / item : 0;
+  std::vector<char> raw(n_bytes);  // the file's bytes (bounded by the member limit), then converted
+  const std::size_t got = n_bytes ? read(raw.data(), n_bytes) : 0;
+  if (got < n_bytes) {
+    throw IOError(what + ": data is " + std::to_string(got) + " bytes, but shape " + layout.shape.str() + " of " +
+                  element_name(layout) + " needs " + std::to_string(n_bytes) + " (truncated)");
+  }
+  // Element f of the file, as an int64 (little-endian bytes; this library runs on little-endian hosts).
+  auto value = [&](std::size_t f) -> std::int64_t {
+    const char* p = raw.data() + f * item;
+    std::uint64_t u = 0;
+    std::memcpy(&u, p, item);
+    if (layout.boolean) return u != 0;
+    if (layout.int_signed && item < 8 && (u >> (8 * item - 1)) & 1) u |= ~std::uint64_t{0} << (8 * item);  // sign-extend
+    if (!layout.int_signed && u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      throw IOError(what + ": value " + std::to_string(u) + " at element " + std::to_string(f) + " of the '" +
+                    layout.descr + "' array does not fit an int64 index");
+    return static_cast<std::int64_t>(u);
+  };
+  std::vector<std::int64_t> out(n);
+  const Shape& shape = layout.shape;
+  if (!layout.fortran_order || shape.ndim() <= 1) {
+    for (std::size_t f = 0; f < n; ++f) out[f] = value(f);
+    return out;
+  }
+  // Fortran order, as in read_npy_data: file element f has multi-index (i0, i1, …), i0 fastest.
+  std::size_t cstride[Shape::max_dims];
+  std::size_t stride = 1;
+  for (std::size_t k = shape.ndim(); k-- > 0;) {
+    cstride[k] = stride;
+    stride *= shape[k];
+  }
+  std::size_t index[Shape::max_dims] = {};
+  std::size_t to = 0;
+  for (std::size_t f = 0; f < n; ++f) {
+    out[to] = value(f);
+    for (std::size_t k = 0; k < shape.ndim(); ++k) {
+      if (++index[k] < shape[k]) {
+        to += cstride[k];
+        break;
+      }
+      to -= (shape[k] - 1) * cstride[k];
+      index[k] = 0;
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -175,8 +176,16 @@ void check_key(const std::string& key, const std::string& where) {
 
 std::atomic<std::uint64_t> member_limit{std::uint64_t{16} << 30};
 
-/// Member `index` of the archive as a tensor: the .npy header first, then exactly the bytes it needs.
-Tensor read_member(zip_t* archive, zip_uint64_t index, const zip_stat_t& st, const std::string& what) {
+/// A member's array: a tensor, or (with integers) an integer or boolean array.
+struct MemberArray {
+  Tensor tensor;
+  std::optional<IndexArray> indices;
+};
+
+/// Member `index` of the archive: the .npy header first, then exactly the bytes it needs. Integer and
+/// boolean arrays are read (as indices) only when `integers`, refused otherwise.
+MemberArray read_member(zip_t* archive, zip_uint64_t index, const zip_stat_t& st, const std::string& what,
+                        bool integers = false) {
   // What the zip directory says, checked against the limit and what the compressed bytes can hold,
   // before anything is inflated.
   std::optional<std::uint64_t> size;
@@ -218,22 +227,26 @@ Tensor read_member(zip_t* archive, zip_uint64_t index, const zip_stat_t& st, con
     return done;
   };
 
-  const NpyLayout layout = read_npy_header(read, size, what);
+  const NpyLayout layout = read_npy_header(read, size, what, integers);
   const std::uint64_t need = layout.header_bytes + static_cast<std::uint64_t>(layout.data_bytes);
   if (need < layout.data_bytes || need > limit) throw over_limit(need, "by its .npy header");
   if (size && *size != need) {
     throw IOError(what + ": data is " + std::to_string(*size - layout.header_bytes) + " bytes, but shape " +
-                  layout.shape.str() + " of " + dtype_name(layout.dtype) + " needs " + std::to_string(layout.data_bytes) +
+                  layout.shape.str() + " of " + detail::element_name(layout) + " needs " + std::to_string(layout.data_bytes) +
                   (*size < need ? " (truncated)" : "") + " (by the zip directory's size of the member)");
   }
-  Tensor t = read_npy_data(read, layout, what);
+  MemberArray out;
+  if (layout.int_bytes)
+    out.indices = IndexArray{detail::read_npy_integers(read, layout, what), layout.shape};
+  else
+    out.tensor = read_npy_data(read, layout, what);
   // Nothing may follow the data. Reading on to the member's end is also when libzip checks its CRC.
   char extra;
   if (read(&extra, 1) != 0) {
     throw IOError(what + ": the member holds more than the " + std::to_string(need) +
                   " bytes its .npy header and the zip directory say: the archive is corrupt");
   }
-  return t;
+  return out;
 }
 
 /// The name of a member that appears twice in the archive at `path` (opened without libzip's
@@ -274,8 +287,12 @@ void save_npz(const std::string& path, const NamedTensors& tensors) {
   write_atomically(path, where, [&](const std::string& tmp) { write_archive(tmp, tensors, where); });
 }
 
-NamedTensors load_npz(const std::string& path) {
-  const std::string where = "load_npz: " + quoted(path);
+namespace {
+
+// Opens the archive at `path` and calls visit(archive, index, stat, key, what) for each member in
+// archive order, after checking its name and that its key is not repeated.
+template <class Visit>
+void for_each_member(const std::string& path, const std::string& where, Visit visit) {
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
   if (status.type() == fs::file_type::not_found) throw IOError(where + ": no such file");
@@ -302,7 +319,6 @@ NamedTensors load_npz(const std::string& path) {
     throw IOError(where + ": cannot open: " + why);
   }
 
-  NamedTensors out;
   std::set<std::string> keys;
   const zip_int64_t n = zip_get_num_entries(archive.get(), 0);
   for (zip_int64_t i = 0; i < n; ++i) {
@@ -323,10 +339,68 @@ NamedTensors load_npz(const std::string& path) {
     const std::string key = name.substr(0, name.size() - ext.size());
     const std::string what = where + ": key " + quoted(printable(key));
     if (!keys.insert(key).second) throw IOError(what + ": appears twice in the archive");
-    Tensor t = read_member(archive.get(), index, st, what);
-    t.set_name(key);
-    out.emplace_back(key, std::move(t));
+    visit(archive.get(), index, st, key, what);
   }
+}
+
+}  // namespace
+
+NamedTensors load_npz(const std::string& path) {
+  NamedTensors out;
+  for_each_member(path, "load_npz: " + quoted(path),
+                  [&](zip_t* archive, zip_uint64_t index, const zip_stat_t& st, const std::string& key,
+                      const std::string& what) {
+                    Tensor t = read_member(archive, index, st, what).tensor;
+                    t.set_name(key);
+                    out.emplace_back(key, std::move(t));
+                  });
+  return out;
+}
+
+NamedTensors load_npz(const std::string& path, const std::vector<std::string>& keys) {
+  const std::string where = "load_npz: " + quoted(path);
+  std::map<std::string, std::size_t> wanted;  // key → its place in `keys`
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    if (!wanted.emplace(keys[i], i).second)
+      throw ValueError(where + ": key " + quoted(printable(keys[i], 60)) + " is asked for twice");
+  std::vector<Tensor> found(keys.size());
+  std::vector<std::string> held;
+  for_each_member(path, where,
+                  [&](zip_t* archive, zip_uint64_t index, const zip_stat_t& st, const std::string& key,
+                      const std::string& what) {
+                    held.push_back(key);
+                    auto it = wanted.find(key);
+                    if (it == wanted.end()) return;  // not asked for: not read
+                    found[it->second] = read_member(archive, index, st, what).tensor;
+                    found[it->second].set_name(key);
+                  });
+  NamedTensors out;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (!found[i].defined()) {
+      std::string list;
+      for (std::size_t k = 0; k < held.size() && k < 20; ++k) list += (k ? ", " : "") + quoted(printable(held[k], 60));
+      if (held.size() > 20) list += ", …";
+      throw IOError(where + ": key " + quoted(printable(keys[i], 60)) + " is not in the file (it holds " +
+                    (held.empty() ? std::string("no arrays") : list) + ")");
+    }
+    out.emplace_back(keys[i], std::move(found[i]));
+  }
+  return out;
+}
+
+NpzContents load_npz_all(const std::string& path) {
+  NpzContents out;
+  for_each_member(path, "load_npz_all: " + quoted(path),
+                  [&](zip_t* archive, zip_uint64_t index, const zip_stat_t& st, const std::string& key,
+                      const std::string& what) {
+                    MemberArray m = read_member(archive, index, st, what, /*integers=*/true);
+                    if (m.indices) {
+                      out.indices.emplace_back(key, std::move(*m.indices));
+                    } else {
+                      m.tensor.set_name(key);
+                      out.tensors.emplace_back(key, std::move(m.tensor));
+                    }
+                  });
   return out;
 }
 

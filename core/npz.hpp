@@ -41,8 +41,9 @@
 // header could ask for) is refused before anything is allocated, as is a directory size that its
 // compressed bytes cannot hold (deflate expands at most 1032:1) and an .npy header over 64 KiB.
 //
-// Those dtypes are rejected rather than converted: big-endian ('>f4'), integers ('<i8', '<i4'),
-// bool, float16, complex and structured arrays. Rewind's tensors are float32 or float64 only, and
+// load_npz rejects rather than converts: big-endian ('>f4'), integers ('<i8', '<i4'), bool, float16,
+// complex and structured arrays — load_npz_all reads the integer and boolean ones as indices, and
+// load_npz(path, keys) reads just the keys asked for. Rewind's tensors are float32 or float64 only, and
 // converting quietly would hide a mistake (an array of token ids or a step counter saved next to the
 // weights, like PyTorch's `num_batches_tracked`) and round integers above 2^53. The message names
 // the key, the dtype and the fix on the Python side (`a.astype('<f4')`, or leave the key out).
@@ -75,6 +76,28 @@ void save_npz(const std::string& path, const NamedTensors& tensors);
 
 /// Reads an .npz written by rewind, np.savez or np.savez_compressed; each tensor is named by its key.
 NamedTensors load_npz(const std::string& path);
+
+/// Reads only `keys` of the .npz at `path`, in that order; the other members are not read at all
+/// (an integer array or anything else beside the weights is no obstacle). An IOError names a key the
+/// file does not hold (and the keys it does); a key asked for twice is a ValueError.
+NamedTensors load_npz(const std::string& path, const std::vector<std::string>& keys);
+
+/// An integer or boolean array of an .npz (labels, token ids, a mask): its values as int64 — the
+/// element type of rwd::Indices — row-major, and its shape.
+struct IndexArray {
+  std::vector<std::int64_t> values;
+  Shape shape;
+};
+
+/// Everything an .npz holds: float arrays ('<f4', '<f8') as tensors, integer and boolean arrays
+/// ('<i1'/'|i1' … '<i8', '<u1'/'|u1' … '<u8', '|b1') as IndexArray, each in archive order. Big-endian
+/// arrays, float16, complex and structured arrays, and a '<u8' value above 2^63 − 1, are IOErrors
+/// naming the key. An integer array is read whole before conversion (its bytes, then 8 per element).
+struct NpzContents {
+  NamedTensors tensors;
+  std::vector<std::pair<std::string, IndexArray>> indices;
+};
+NpzContents load_npz_all(const std::string& path);
 
 /// Sets the largest .npz member (.npy header and data, in bytes) that load_npz reads; default 16 GiB.
 void set_npz_member_limit(std::uint64_t bytes);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "../tensor.hpp"
 
@@ -28,6 +29,11 @@ using ReadFn = std::function<std::size_t(char* dst, std::size_t n)>;
 /// What an .npy header says: the dtype, shape and order, and where the data starts and how long it is.
 struct NpyLayout {
   Dtype dtype = Dtype::f32;
+  /// An integer or boolean array (read_npy_header with integers = true): its item size in bytes,
+  /// whether it is signed, whether it is '|b1'; int_bytes is 0 for a float array.
+  std::size_t int_bytes = 0;
+  bool int_signed = false, boolean = false;
+  std::string descr;  // as the header spells it ('<f4', '<i8', '|b1', …)
   Shape shape;
   bool fortran_order = false;
   std::size_t header_bytes = 0;  // magic, version, length and header: the data's offset
@@ -36,7 +42,15 @@ struct NpyLayout {
 
 /// Reads and checks the magic, version and header from the start of `read`; `total` is the size of the
 /// whole .npy if known (then a header length past it is refused before anything is read).
-NpyLayout read_npy_header(const ReadFn& read, std::optional<std::uint64_t> total, const std::string& what);
+NpyLayout read_npy_header(const ReadFn& read, std::optional<std::uint64_t> total, const std::string& what,
+                          bool integers = false);
+
+/// The element type of `layout` for messages: "float32", "float64", or the integer descr ('<i8').
+std::string element_name(const NpyLayout& layout);
+
+/// Reads exactly `layout.data_bytes` of an integer or boolean array (int_bytes ≠ 0) as int64 values,
+/// row-major (a Fortran-order array reordered). A '<u8' value above 2^63 − 1 is an IOError naming it.
+std::vector<std::int64_t> read_npy_integers(const ReadFn& read, const NpyLayout& layout, const std::string& what);
 
 /// Reads exactly `layout.data_bytes` from `read` into a new tensor (reordering Fortran order to C order
 /// on the way, in chunks, so no second full-size buffer is ever held).

@@ -31,6 +31,8 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <limits>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
@@ -388,6 +390,56 @@ TEST_CASE("npz: load_npz names the file and the key of a bad member") {
     if (c.key) CHECK_CONTAINS(msg, std::string("key \"") + c.key + "\": ");
     CHECK_CONTAINS(msg, c.message);
   }
+}
+
+TEST_CASE("npz: load_npz_all reads integer and boolean arrays as indices, NumPy's values exactly") {
+  const std::string path = (data_dir / "npz_mixed.npz").string();
+  // load_npz refuses the file (an integer array is not a tensor), and says where integers go.
+  CHECK_CONTAINS(message_of<IOError>([&] { load_npz(path); }), "load_npz_all");
+  const NpzContents all = load_npz_all(path);
+  REQUIRE(all.tensors.size() == 1);
+  CHECK(all.tensors[0].first == "weight");
+  CHECK(all.tensors[0].second.to_vector() == std::vector<double>{0.5, -1.0, 2.0, 4.0});
+  std::map<std::string, IndexArray> ix(all.indices.begin(), all.indices.end());
+  CHECK(all.indices.size() == 10);
+  CHECK(ix.at("labels").values == std::vector<std::int64_t>{3, 0, 9, -1});
+  CHECK(ix.at("labels").shape == Shape{4});
+  CHECK(ix.at("tokens").values == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6});
+  CHECK(ix.at("tokens").shape == Shape{2, 3});
+  CHECK(ix.at("tokens_f").values == std::vector<std::int64_t>{-3, -2, -1, 0, 1, 2});  // Fortran order, reordered
+  CHECK(ix.at("mask").values == std::vector<std::int64_t>{1, 0, 1});
+  CHECK(ix.at("small").values == std::vector<std::int64_t>{0, 255});
+  CHECK(ix.at("tiny").values == std::vector<std::int64_t>{-128, 127});  // sign-extended
+  CHECK(ix.at("u16").values == std::vector<std::int64_t>{65535});
+  CHECK(ix.at("u32").values == std::vector<std::int64_t>{4294967295});
+  CHECK(ix.at("u64").values == std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::max()});
+  CHECK(ix.at("count").shape == Shape{});
+  CHECK(ix.at("count").values == std::vector<std::int64_t>{7});
+  // What has no int64 or is big-endian is refused, naming the file, the key and why.
+  const std::string big = (data_dir / "bad_u64_too_big.npz").string();
+  const std::string m = message_of<IOError>([&] { load_npz_all(big); });
+  CHECK_CONTAINS(m, "load_npz_all: \"" + big + "\": key \"ids\": value 9223372036854775808 at element 1");
+  CHECK_CONTAINS(message_of<IOError>([&] { load_npz_all((data_dir / "bad_int_big_endian.npz").string()); }),
+                 "unsupported dtype '>i4'");
+  CHECK_CONTAINS(message_of<IOError>([&] { load_npz_all((data_dir / "bad_big_endian.npz").string()); }),
+                 "unsupported dtype '>f8' (big-endian)");
+}
+
+TEST_CASE("npz: load_npz with keys reads just those, in that order, and names a missing one") {
+  const std::string path = (data_dir / "npz_mixed.npz").string();
+  const NamedTensors w = load_npz(path, {"weight"});  // the integer arrays beside it are not read
+  REQUIRE(w.size() == 1);
+  CHECK(w[0].second.to_vector() == std::vector<double>{0.5, -1.0, 2.0, 4.0});
+  const std::string saved = (data_dir / "npz_savez.npz").string();
+  const NamedTensors two = load_npz(saved, {"scalar", "0.bias"});
+  REQUIRE(two.size() == 2);
+  CHECK(two[0].first == "scalar");
+  CHECK(two[1].first == "0.bias");
+  CHECK(two[0].second.item() == 3.141592653589793);
+  const std::string m = message_of<IOError>([&] { load_npz(path, {"weight", "bias"}); });
+  CHECK_CONTAINS(m, "key \"bias\" is not in the file (it holds \"weight\", \"labels\"");
+  CHECK_CONTAINS(message_of<ValueError>([&] { load_npz(path, {"weight", "weight"}); }), "asked for twice");
+  CHECK_CONTAINS(message_of<IOError>([&] { load_npz(path, {"labels"}); }), "unsupported dtype '<i8'");
 }
 
 TEST_CASE("npz: truncated, garbage, corrupt and missing files are clear IOErrors") {

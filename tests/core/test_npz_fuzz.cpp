@@ -291,3 +291,39 @@ TEST_CASE("npz fuzz: damaged files load as the original, or throw IOError — ne
   std::error_code ec;
   fs::remove_all(dir, ec);
 }
+
+TEST_CASE("npz fuzz: load_npz_all and load_npz with keys on damaged integer arrays throw IOError or load — never anything else") {
+  std::error_code shm_ec;
+  const fs::path base = fs::is_directory("/dev/shm", shm_ec) && ::access("/dev/shm", W_OK) == 0 ? fs::path("/dev/shm")
+                                                                                                : fs::temp_directory_path();
+  const fs::path dir = base / ("rewind-npz-fuzz-int-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path file = dir / "mixed.npz";
+  const std::string good = read_bytes(fs::path(REWIND_TEST_DATA_DIR) / "npz_mixed.npz");
+  std::mt19937_64 rng(20261130);
+  std::size_t loaded = 0, refused = 0;
+  for (int k = 0; k < 1500; ++k) {
+    std::string bytes = good;
+    const int kind = k % 3;
+    if (kind == 0) {  // one byte changed
+      bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    } else if (kind == 1) {  // cut short
+      bytes.resize(rng() % bytes.size());
+    } else {  // a run of bytes overwritten
+      const std::size_t at = rng() % bytes.size(), n = std::min<std::size_t>(1 + rng() % 16, bytes.size() - at);
+      for (std::size_t i = 0; i < n; ++i) bytes[at + i] = static_cast<char>(rng());
+    }
+    write_bytes(file, bytes);
+    try {
+      (k % 2 ? (void)load_npz_all(file.string()) : (void)load_npz(file.string(), {"weight"}));
+      ++loaded;
+    } catch (const IOError&) {
+      ++refused;
+    } catch (const std::exception& e) {
+      FAIL_CHECK("damage " << k << " threw something other than IOError: " << e.what());
+    }
+  }
+  fs::remove_all(dir);
+  CHECK(refused > 100);  // most damage is caught (by the CRC, the header, the sizes)
+  MESSAGE(loaded << " loaded, " << refused << " refused");
+}

@@ -85,4 +85,23 @@ write_zip("bad_size.npz", [("w.npy", npy_bytes(np.zeros((2, 3), dtype="<f4"))[:-
 np.savez(path("bad_big_endian.npz"), w=np.array([1.0, 2.0], dtype=">f8"))
 np.savez(path("bad_int64.npz"), **{"0.weight": np.ones(2, dtype="<f4"), "steps": np.arange(3, dtype="<i8")})
 
+# Integer and boolean arrays beside a float one, as a dataset or a training state holds them
+# (load_npz_all reads them as indices; load_npz with keys skips them).
+tokens = np.array([[1, 2, 3], [4, 5, 6]], dtype="<i4")
+np.savez(path("npz_mixed.npz"), **{
+    "weight": np.array([[0.5, -1.0], [2.0, 4.0]], dtype="<f4"),
+    "labels": np.array([3, 0, 9, -1], dtype="<i8"),
+    "tokens": tokens,
+    "tokens_f": np.asfortranarray(np.arange(6, dtype="<i2").reshape(2, 3) - 3),  # Fortran order
+    "mask": np.array([True, False, True]),
+    "small": np.array([0, 255], dtype="|u1"),
+    "tiny": np.array([-128, 127], dtype="|i1"),
+    "u16": np.array([65535], dtype="<u2"),
+    "u32": np.array([4294967295], dtype="<u4"),
+    "u64": np.array([2**63 - 1], dtype="<u8"),
+    "count": np.array(7, dtype="<i8"),                                              # 0-d
+})
+np.savez(path("bad_u64_too_big.npz"), ids=np.array([1, 2**63], dtype="<u8"))
+np.savez(path("bad_int_big_endian.npz"), ids=np.array([1, 2], dtype=">i4"))
+
 print("numpy", np.__version__, "wrote the reference files in", HERE)
