@@ -268,4 +268,40 @@ Recurrent GRU(std::size_t input, std::size_t hidden, GRUOptions options, Generat
   return GRU(input, hidden, options, {}, gen);
 }
 
+std::vector<Tensor> to_torch_states(const std::vector<State>& states) {
+  if (states.empty()) throw ValueError("to_torch_states: no states");
+  const std::size_t parts = states[0].size();
+  std::vector<Tensor> out;
+  for (std::size_t k = 0; k < parts; ++k) {
+    std::vector<Tensor> rows;  // (batch, hidden) per layer and direction
+    for (std::size_t i = 0; i < states.size(); ++i) {
+      if (states[i].size() != parts)
+        throw ShapeError("to_torch_states: state " + std::to_string(i) + " has " + std::to_string(states[i].size()) +
+                         " components, state 0 has " + std::to_string(parts));
+      const Shape s = states[i][k].shape(), s0 = states[0][k].shape();
+      if (s.ndim() != 2 || s != s0)
+        throw ShapeError("to_torch_states: component " + std::to_string(k) + " of state " + std::to_string(i) + " is " +
+                         s.str() + "; expected (hidden, batch) like state 0's " + s0.str());
+      rows.push_back(transpose(states[i][k]));
+    }
+    out.push_back(stack(rows, 0));
+  }
+  return out;
+}
+
+std::vector<State> from_torch_states(const std::vector<Tensor>& stacked) {
+  if (stacked.empty()) throw ValueError("from_torch_states: no tensors (h0, and c0 for an LSTM)");
+  const Shape s0 = stacked[0].shape();
+  for (std::size_t k = 0; k < stacked.size(); ++k) {
+    const Shape s = stacked[k].shape();
+    if (s.ndim() != 3 || s != s0)
+      throw ShapeError("from_torch_states: tensor " + std::to_string(k) + " is " + s.str() +
+                       "; expected (layers·dirs, batch, hidden) like tensor 0's " + s0.str());
+  }
+  std::vector<State> out(s0[0]);
+  for (std::size_t i = 0; i < s0[0]; ++i)
+    for (const Tensor& t : stacked) out[i].push_back(transpose(squeeze(slice(t, 0, i, i + 1), 0)));
+  return out;
+}
+
 }  // namespace rwd

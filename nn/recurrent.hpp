@@ -156,4 +156,13 @@ Recurrent LSTM(std::size_t input, std::size_t hidden, LSTMOptions options, Gener
 Recurrent GRU(std::size_t input, std::size_t hidden, GRUOptions options = {}, RecurrentOptions recurrent = {},
               Generator& gen = default_generator());
 Recurrent GRU(std::size_t input, std::size_t hidden, GRUOptions options, Generator& gen);
+
+/// rewind's per-layer states (Recurrent::final_states(), or `initial`: one State per layer and
+/// direction, each component (hidden, batch)) as PyTorch stacks them: one (layers·dirs, batch, hidden)
+/// tensor per component — nn.RNN/GRU's h_n, nn.LSTM's (h_n, c_n). Differentiable. Throws ShapeError
+/// if the states do not all have the same components of one shape.
+std::vector<Tensor> to_torch_states(const std::vector<State>& states);
+/// The inverse: PyTorch's h0 (and c0), each (layers·dirs, batch, hidden), as one State per layer and
+/// direction for Recurrent's `initial`. Differentiable.
+std::vector<State> from_torch_states(const std::vector<Tensor>& stacked);
 }  // namespace rwd

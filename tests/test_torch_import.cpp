@@ -319,3 +319,33 @@ TEST_CASE("torch: cells PyTorch has no keys for are refused, naming why") {
                        "LSTMCell or GRUCell — PyTorch's nn.RNN/LSTM/GRU keys do not describe it",
                        ValueError);
 }
+
+TEST_CASE("torch: h0/c0 and h_n/c_n convert between PyTorch's stacked layout and per-layer states") {
+  const Ref ref = load_ref("torch_lstm.npz");  // 2 layers, hidden 4, batch 3; states stored (layers, H, B)
+  Recurrent m = LSTM(3, 4, {.dtype = float64}, {.num_layers = 2});
+  load_torch(m, ref.raw, "state.");
+  // PyTorch's own layout, (layers·dirs, batch, hidden), as torch.nn.LSTM takes h0 and returns h_n.
+  const Tensor h0 = permute(ref["h0"], {0, 2, 1}), c0 = permute(ref["c0"], {0, 2, 1});
+  const std::vector<State> initial = from_torch_states({h0, c0});
+  REQUIRE(initial.size() == 2);
+  CHECK(initial[1][1].shape() == Shape{4, 3});
+  RecurrentRun run = m.run(split_steps(ref["x"]), {}, initial);
+  const std::vector<Tensor> hn = to_torch_states(run.final_states);
+  REQUIRE(hn.size() == 2);
+  CHECK(hn[0].shape() == Shape{2, 3, 4});
+  CHECK(max_abs_diff(hn[0], permute(ref["h_n"], {0, 2, 1}), "h_n") <= 1e-12);
+  CHECK(max_abs_diff(hn[1], permute(ref["c_n"], {0, 2, 1}), "c_n") <= 1e-12);
+  // Round trip, exactly.
+  const std::vector<Tensor> back = to_torch_states(initial);
+  CHECK(back[0].to_vector() == h0.to_vector());
+  CHECK(back[1].to_vector() == c0.to_vector());
+  // Differentiable: a loss on the stacked h_n reaches h0 through both conversions.
+  Tensor h0v = h0.detach().set_requires_grad();
+  RecurrentRun again = m.run(split_steps(ref["x"]), {}, from_torch_states({h0v, c0}));
+  sum(to_torch_states(again.final_states)[0]).backward();
+  CHECK(h0v.grad().shape() == h0.shape());
+  // Mismatched inputs are refused by name.
+  CHECK_THROWS_AS(from_torch_states({h0, Tensor::zeros({2, 3}, float64)}), ShapeError);
+  CHECK_THROWS_AS(to_torch_states({State{Tensor::zeros({4, 3})}, State{Tensor::zeros({4, 2})}}), ShapeError);
+  CHECK_THROWS_AS(to_torch_states({}), ValueError);
+}
