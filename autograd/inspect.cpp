@@ -97,7 +97,8 @@ std::string label(const Tensor& x) {
   const std::int64_t k = x.tape_index();
   if (k >= 0) {
     const std::size_t o = output_index(x);  // "#k" for output 0, "#k.1" for a later output
-    return "#" + std::to_string(k) + (o ? "." + std::to_string(o) : "");
+    // A recorded value the user named (set_name("h1")) carries its name: "#8:h1".
+    return "#" + std::to_string(k) + (o ? "." + std::to_string(o) : "") + (x.name().empty() ? "" : ":" + x.name());
   }
   if (!x.name().empty()) return x.name();
   if (x.requires_grad()) return "leaf " + x.shape().str();
@@ -119,8 +120,14 @@ std::string output_shapes(const Node& n) {
 }
 
 // "#4 tanh(#3) → (2, 1)"
+// "#9" or "#9:h1" when the entry's output was named.
+std::string entry_label(std::size_t i, const Node& n) {
+  const std::string& name = n.output.defined() ? n.output.name() : std::string();
+  return "#" + std::to_string(i) + (name.empty() ? "" : ":" + name);
+}
+
 std::string headline(std::size_t i, const Node& n) {
-  return "#" + std::to_string(i) + " " + n.op + "(" + inputs_of(n) + ") → " + output_shapes(n);
+  return entry_label(i, n) + " " + n.op + "(" + inputs_of(n) + ") → " + output_shapes(n);
 }
 
 // One entry of a sweep: its headline, then dy (dy0, dy1, … for several outputs), the rule and one
@@ -173,7 +180,7 @@ std::string print_tape(const Tape& tape) {
     const Node& n = tape[i];
     std::string values;
     for (std::size_t k = 0; k < n.num_outputs(); ++k) values += (k ? "; " : "") + summarize(n.output_at(k));
-    rows.push_back({"#" + std::to_string(i), n.op, inputs_of(n), output_shapes(n), values});
+    rows.push_back({entry_label(i, n), n.op, inputs_of(n), output_shapes(n), values});
   }
   return table(rows);
 }

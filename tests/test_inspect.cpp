@@ -379,3 +379,16 @@ TEST_CASE("inspect: tape_stats counts entries and output bytes per op") {
           "  sum       1      4\n");
   }
 }
+
+TEST_CASE("inspect: a recorded value the user names shows its name in the tape and the explanation") {
+  Tape tape;
+  Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2}, float64).set_name("x").set_requires_grad();
+  Tensor h = tanh(x).set_name("h1");
+  Tensor loss = sum(h * h);
+  const std::string printed = print_tape(tape);
+  CHECK(contains(printed, "#0:h1"));
+  CHECK(contains(printed, "mul   #0:h1, #0:h1"));
+  const std::string explained = explain_backward(loss);
+  CHECK(contains(explained, "#0:h1 tanh(x) → (2,)"));
+  CHECK(contains(explained, "→ #0:h1"));
+}
