@@ -126,13 +126,16 @@ std::string entry_label(std::size_t i, const Node& n) {
   return "#" + std::to_string(i) + (name.empty() ? "" : ":" + name);
 }
 
-std::string headline(std::size_t i, const Node& n) {
-  return entry_label(i, n) + " " + n.op + "(" + inputs_of(n) + ") → " + output_shapes(n);
+std::string headline(const Tape& tape, std::size_t i, const Node& n) {
+  const std::int64_t t = tape.step_of(i);  // the time step of a recurrent layer, if any
+  return entry_label(i, n) + (t >= 0 ? " t=" + std::to_string(t) : "") + " " + n.op + "(" + inputs_of(n) + ") → " +
+         output_shapes(n);
 }
 
 // One entry of a sweep: its headline, then dy (dy0, dy1, … for several outputs), the rule and one
 // "→ input  adjoint" line per input.
-std::string render_step(std::size_t i, const Node& n, const std::vector<Tensor>& dys, const std::vector<Tensor>& sent) {
+std::string render_step(const Tape& tape, std::size_t i, const Node& n, const std::vector<Tensor>& dys,
+                        const std::vector<Tensor>& sent) {
   std::vector<std::vector<std::string>> rows;
   if (dys.size() == 1) rows.push_back({"dy", summarize(dys[0])});
   for (std::size_t k = 0; dys.size() > 1 && k < dys.size(); ++k)
@@ -143,7 +146,7 @@ std::string render_step(std::size_t i, const Node& n, const std::vector<Tensor>&
     std::string what = g.defined() ? summarize(g) : n.inputs[k].requires_grad() ? "— (nothing sent)" : "— (constant)";
     rows.push_back({"→ " + label(n.inputs[k]), what});
   }
-  return headline(i, n) + "\n" + table(rows, "    ");
+  return headline(tape, i, n) + "\n" + table(rows, "    ");
 }
 
 // A leaf taking a gradient, in the order leaves first appear on the tape.
@@ -175,12 +178,20 @@ std::string dot_label(const std::vector<std::string>& lines) {
 
 std::string print_tape(const Tape& tape) {
   if (tape.empty()) return "(empty tape)\n";
+  // A "t" column (a recurrent layer's time step) when some entry has one.
+  bool steps = false;
+  for (std::size_t i = 0; i < tape.size() && !steps; ++i) steps = tape.step_of(i) >= 0;
   std::vector<std::vector<std::string>> rows{{"#", "op", "inputs", "shape", "value"}};
+  if (steps) rows[0].insert(rows[0].begin() + 1, "t");
   for (std::size_t i = 0; i < tape.size(); ++i) {
     const Node& n = tape[i];
     std::string values;
     for (std::size_t k = 0; k < n.num_outputs(); ++k) values += (k ? "; " : "") + summarize(n.output_at(k));
     rows.push_back({entry_label(i, n), n.op, inputs_of(n), output_shapes(n), values});
+    if (steps) {
+      const std::int64_t t = tape.step_of(i);
+      rows.back().insert(rows.back().begin() + 1, t >= 0 ? std::to_string(t) : "");
+    }
   }
   return table(rows);
 }
@@ -210,10 +221,10 @@ std::string explain_tape(const Tape& tape) {
     const Node& n = tape[i];
     const EntryTrace* e = trace->at(i);
     if (!e) {
-      out += headline(i, n) + "\n    (no adjoint reached it)\n";
+      out += headline(tape, i, n) + "\n    (no adjoint reached it)\n";
       continue;
     }
-    out += render_step(i, n, e->adjoints, e->sent);
+    out += render_step(tape, i, n, e->adjoints, e->sent);
   }
 
   // What reached each leaf, summed: the accumulate rule made visible (a leaf used twice gets two).
@@ -255,7 +266,7 @@ std::string describe_step(const ReverseSweep& sweep) {
   if (sweep.done()) return "(the sweep is finished)\n";
   if (sweep.current() < 0) return "(no step taken yet)\n";
   const auto i = static_cast<std::size_t>(sweep.current());
-  return render_step(i, sweep.tape()[i], sweep.adjoints_in(), sweep.adjoints_out());
+  return render_step(sweep.tape(), i, sweep.tape()[i], sweep.adjoints_in(), sweep.adjoints_out());
 }
 
 // ---- DOT ----

@@ -1,5 +1,7 @@
 #include "tape.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <mutex>
 #include <unordered_set>
 
@@ -66,8 +68,16 @@ void release_output(const Tape* tape, const Node& n, const Tensor& output) {
 }  // namespace
 
 // Releases in one forward loop: entries own tensors, tensors own no entries, so nothing recurses.
+std::int64_t Tape::step_of(std::size_t i) const {
+  // The last mark at or before entry i.
+  auto it = std::upper_bound(m_steps.begin(), m_steps.end(), i,
+                             [](std::size_t at, const std::pair<std::size_t, std::int64_t>& m) { return at < m.first; });
+  return it == m_steps.begin() ? -1 : std::prev(it)->second;
+}
+
 void Tape::clear() {
   m_trace.reset();
+  m_steps.clear();
   for (Node& n : m_nodes) {
     release_output(this, n, n.output);
     for (std::size_t k = 1; k < n.num_outputs(); ++k) release_output(this, n, n.output_at(k));

@@ -73,6 +73,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../core/tensor.hpp"
@@ -137,9 +138,22 @@ class Tape {
   /// Appends an entry; used by record(). Returns its index.
   std::int64_t push(Node node);
 
+  /// The entries recorded from now on belong to time step `t` of a recurrent layer (−1: to none);
+  /// run_sequence marks each step, and the teaching views label its entries "t=2". A mark with no
+  /// entry recorded since the last one replaces it, so a tape that records nothing holds one mark.
+  void mark_step(std::int64_t t) {
+    if (!m_steps.empty() && m_steps.back().first == m_nodes.size())
+      m_steps.back().second = t;
+    else if (!m_steps.empty() || t >= 0)
+      m_steps.emplace_back(m_nodes.size(), t);
+  }
+  /// The time step entry `i` was recorded in (mark_step), −1 if none.
+  std::int64_t step_of(std::size_t i) const;
+
  private:
   struct RootTag {};
   explicit Tape(RootTag);
+  std::vector<std::pair<std::size_t, std::int64_t>> m_steps;  // (first entry, time step), in order
   std::deque<Node> m_nodes;  // a deque: entries stay put while a create_graph sweep appends
   std::shared_ptr<const SweepTrace> m_trace;  // the side table of the last keep_adjoints sweep
   Tape* m_previous = nullptr;

@@ -1,8 +1,7 @@
 #include "sequence.hpp"
 
-#include <atomic>
-
 #include <algorithm>
+#include <atomic>
 
 #include "../autograd/ops.hpp"
 #include "../autograd/tape.hpp"
@@ -126,8 +125,15 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
   SequenceRun run;
   run.outputs.resize(T);
   State state = initial.empty() ? cell.initial_state(batch) : std::move(initial);
+  // Each step's entries are marked with their time step (the teaching views' "t=2"); the entries
+  // after the loop, with none, also when a step throws.
+  struct StepMarks {
+    Tape& tape = Tape::current();
+    ~StepMarks() { tape.mark_step(-1); }
+  } marks;
   for (std::size_t k = 0; k < T; ++k) {
     const std::size_t t = reverse ? T - 1 - k : k;
+    marks.tape.mark_step(static_cast<std::int64_t>(t));
     auto [y, next] = project ? cell.step_projected(projection(t), t % per * batch, state) : cell.step(steps[t], state);
     if (!valid.empty()) {
       // A padded step keeps the old state and outputs zeros: it neither moves the state nor reaches the loss.

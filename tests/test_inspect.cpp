@@ -392,3 +392,33 @@ TEST_CASE("inspect: a recorded value the user names shows its name in the tape a
   CHECK(contains(explained, "#0:h1 tanh(x) → (2,)"));
   CHECK(contains(explained, "→ #0:h1"));
 }
+
+TEST_CASE("inspect: a recurrent layer's entries carry their time step (t=2), the rest none") {
+  Generator gen(7);
+  Recurrent rnn = RNN(1, 2, "tanh", {.dtype = float64}, {}, gen);
+  Tape tape;
+  const Tensor seq = Tensor::uniform({3, 1, 1}, -1, 1, gen, float64);
+  Tensor loss = sum(rnn(seq));
+  std::size_t last_step_entry = 0;
+  for (std::size_t i = 0; i < tape.size(); ++i) {
+    if (tape.step_of(i) == 2) last_step_entry = i;
+    CHECK(tape.step_of(i) <= 2);
+  }
+  CHECK(tape.step_of(0) == 0);
+  CHECK(tape.step_of(tape.size() - 1) == -1);  // the loss's sum, after the loop
+  CHECK(last_step_entry > 0);
+  const std::string printed = print_tape(tape);
+  CHECK(contains(printed.substr(0, printed.find('\n')), " t  op "));  // the header has a t column
+  CHECK(contains(printed, "\n#8   2  tanh"));
+  const std::string explained = explain_backward(loss);
+  CHECK(contains(explained, "#" + std::to_string(last_step_entry) + " t=2 "));
+  CHECK(contains(explained, "#" + std::to_string(tape.size() - 1) + " sum("));
+  // Nothing recorded (no_grad): the marks do not pile up on the tape (one at most), and a cleared
+  // tape has none.
+  {
+    NoGradGuard no_grad;
+    for (int k = 0; k < 100; ++k) rnn(seq);
+  }
+  tape.clear();
+  CHECK(tape.step_of(0) == -1);
+}
