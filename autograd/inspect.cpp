@@ -271,18 +271,37 @@ std::string describe_step(const ReverseSweep& sweep) {
 
 // ---- DOT ----
 
-std::string to_dot(const Tape& tape) {
-  std::string out =
-      "digraph tape {\n"
-      "  rankdir=LR;\n"
-      "  node [shape=box, fontname=\"monospace\", fontsize=10];\n"
-      "  edge [fontname=\"monospace\", fontsize=9, fontcolor=\"#b03020\"];\n";
+std::string to_dot(const Tape& tape) { return to_dot(tape, DotOptions{}); }
+
+std::string to_dot(const Tape& tape, const DotOptions& options) {
+  std::string out = std::string("digraph tape {\n") + "  rankdir=" + (options.top_to_bottom ? "TB" : "LR") + ";\n" +
+                    "  node [shape=box, fontname=\"monospace\", fontsize=10];\n"
+                    "  edge [fontname=\"monospace\", fontsize=9, fontcolor=\"#b03020\"];\n";
   std::unordered_map<const void*, std::string> leaf_ids;
   const SweepTrace* trace = tape.last_trace();
+  // A recurrent layer's steps as clusters: one per run of entries recorded in one time step.
+  std::string edges;             // edges and leaves stay outside the clusters (a weight serves every step)
+  std::int64_t open_step = -1;   // the time step of the cluster being written, −1 outside
+  std::size_t clusters = 0;
+  auto close_cluster = [&] {
+    if (open_step >= 0) out += "  }\n";
+    open_step = -1;
+  };
   for (std::size_t i = 0; i < tape.size(); ++i) {
     const Node& n = tape[i];
     const EntryTrace* e = trace ? trace->at(i) : nullptr;
     const std::string id = "n" + std::to_string(i);
+    const std::int64_t t = options.cluster_steps ? tape.step_of(i) : -1;
+    if (t != open_step || (t >= 0 && i > 0 && tape.step_of(i - 1) != t)) {
+      close_cluster();
+      if (t >= 0) {
+        out += "  subgraph cluster_" + std::to_string(clusters++) + " {\n    label=\"t=" + std::to_string(t) +
+               "\"; style=rounded; color=\"#999999\"; fontname=\"monospace\";\n";
+        open_step = t;
+      }
+    }
+    // Outside a cluster leaves and edges are written in place; inside one they wait for its end.
+    std::string& side = open_step >= 0 ? edges : out;
     // Leaves are declared where first used, so the text reads in recording order.
     for (const Tensor& x : n.inputs) {
       if (x.tape_index() >= 0) continue;
@@ -290,8 +309,8 @@ std::string to_dot(const Tape& tape) {
       if (!fresh) continue;
       std::vector<std::string> lines{label(x), x.shape().str(), summarize(x)};
       if (x.requires_grad() && x.grad().defined()) lines.push_back("grad " + summarize(x.grad()));
-      out += "  " + it->second + " [label=" + dot_label(lines) + ", shape=ellipse" +
-             (x.requires_grad() ? ", style=filled, fillcolor=\"#dbe9f6\"" : ", color=gray") + "];\n";
+      side += "  " + it->second + " [label=" + dot_label(lines) + ", shape=ellipse" +
+               (x.requires_grad() ? ", style=filled, fillcolor=\"#dbe9f6\"" : ", color=gray") + "];\n";
     }
     std::vector<std::string> lines{"#" + std::to_string(i) + " " + n.op};
     for (std::size_t k = 0; k < n.num_outputs(); ++k) {
@@ -300,16 +319,17 @@ std::string to_dot(const Tape& tape) {
     }
     for (std::size_t k = 0; e && k < e->adjoints.size(); ++k)
       if (e->adjoints[k].defined()) lines.push_back("adj " + summarize(e->adjoints[k]));
-    out += "  " + id + " [label=" + dot_label(lines) + "];\n";
+    out += std::string(open_step >= 0 ? "    " : "  ") + id + " [label=" + dot_label(lines) + "];\n";
     for (std::size_t k = 0; k < n.inputs.size(); ++k) {
       const Tensor& x = n.inputs[k];
       const std::string from = x.tape_index() >= 0 ? "n" + std::to_string(x.tape_index()) : leaf_ids[x.impl_ptr().get()];
-      out += "  " + from + " -> " + id;
-      if (e && k < e->sent.size() && e->sent[k].defined()) out += " [label=" + dot_label({summarize(e->sent[k])}) + "]";
-      out += ";\n";
+      side += "  " + from + " -> " + id;
+      if (e && k < e->sent.size() && e->sent[k].defined()) side += " [label=" + dot_label({summarize(e->sent[k])}) + "]";
+      side += ";\n";
     }
   }
-  return out + "}\n";
+  close_cluster();
+  return out + edges + "}\n";
 }
 
 // ---- statistics ----

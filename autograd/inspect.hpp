@@ -46,6 +46,14 @@ std::string describe_step(const ReverseSweep& sweep);
 /// back along it when kept).
 std::string to_dot(const Tape& tape = Tape::current());
 
+/// How to_dot lays the graph out.
+struct DotOptions {
+  bool top_to_bottom = false;  ///< rankdir=TB (a long unroll reads down the page) instead of LR
+  bool cluster_steps = true;   ///< a box per time step around a recurrent layer's entries (Tape::step_of)
+};
+/// to_dot with options: `to_dot(tape, {.top_to_bottom = true})`.
+std::string to_dot(const Tape& tape, const DotOptions& options);
+
 /// Entries and value bytes recorded by one op.
 struct OpStats {
   std::string op;

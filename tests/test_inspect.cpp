@@ -25,6 +25,8 @@
 //         dWh = [0.271, -0.2057, -0.1807, 0.1372]  db = [0.4737, -0.5464].
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <rewind.hpp>
 
 #include "support.hpp"
@@ -421,4 +423,21 @@ TEST_CASE("inspect: a recurrent layer's entries carry their time step (t=2), the
   }
   tape.clear();
   CHECK(tape.step_of(0) == -1);
+}
+
+TEST_CASE("inspect: to_dot boxes a recurrent layer's time steps and lays out top to bottom on request") {
+  Generator gen(7);
+  Recurrent rnn = RNN(1, 2, "tanh", {.dtype = float64}, {}, gen);
+  Tape tape;
+  Tensor loss = sum(rnn(Tensor::uniform({3, 1, 1}, -1, 1, gen, float64)));
+  const std::string dot = to_dot(tape);
+  CHECK(contains(dot, "rankdir=LR;"));
+  for (const char* t : {"label=\"t=0\"", "label=\"t=1\"", "label=\"t=2\""}) CHECK(contains(dot, t));
+  CHECK(contains(dot, "subgraph cluster_2 {"));
+  CHECK_FALSE(contains(dot, "subgraph cluster_3"));
+  // Every node is declared once, clusters balanced.
+  CHECK(std::count(dot.begin(), dot.end(), '{') == std::count(dot.begin(), dot.end(), '}'));
+  const std::string tb = to_dot(tape, {.top_to_bottom = true, .cluster_steps = false});
+  CHECK(contains(tb, "rankdir=TB;"));
+  CHECK_FALSE(contains(tb, "subgraph"));
 }
