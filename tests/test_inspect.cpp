@@ -25,12 +25,11 @@
 //         dWh = [0.271, -0.2057, -0.1807, 0.1372]  db = [0.4737, -0.5464].
 #include <doctest/doctest.h>
 
-#include <algorithm>
-
 #include <rewind.hpp>
 
 #include "support.hpp"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
