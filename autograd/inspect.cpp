@@ -2,6 +2,7 @@
 #include "inspect.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <ostream>
@@ -330,6 +331,27 @@ std::string to_dot(const Tape& tape, const DotOptions& options) {
   }
   close_cluster();
   return out + edges + "}\n";
+}
+
+// ---- gradient flow ----
+
+std::vector<double> gradient_flow(const Tensor& loss, const std::vector<Tensor>& steps) {
+  if (steps.empty()) throw ValueError("gradient_flow: no steps");
+  if (!loss.defined() || loss.numel() != 1)
+    throw ShapeError("gradient_flow: the loss must be one number, got " + (loss.defined() ? loss.shape().str() : "undefined"));
+  for (std::size_t t = 0; t < steps.size(); ++t)
+    if (!steps[t].defined() || !steps[t].requires_grad())
+      throw TapeError("gradient_flow: step " + std::to_string(t) +
+                      " is not a recorded value the loss can depend on (undefined, a constant, or made under no_grad)");
+  const std::vector<Tensor> g = grad({loss}, steps, {}, SweepOptions{.retain = true}, /*allow_unused=*/true);
+  std::vector<double> out(steps.size(), 0.0);
+  for (std::size_t t = 0; t < steps.size(); ++t) {
+    if (!g[t].defined()) continue;
+    double s = 0;
+    for (double v : g[t].to_vector()) s += v * v;
+    out[t] = std::sqrt(s);
+  }
+  return out;
 }
 
 // ---- statistics ----

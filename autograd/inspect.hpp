@@ -54,6 +54,13 @@ struct DotOptions {
 /// to_dot with options: `to_dot(tape, {.top_to_bottom = true})`.
 std::string to_dot(const Tape& tape, const DotOptions& options);
 
+/// How much of the gradient reaches each step of a recurrence: ‖∂loss/∂h_t‖ (the 2-norm over all of
+/// h_t's elements) for each of `steps` — e.g. RecurrentRun::outputs, or the states of a hand-written
+/// loop — through every path, the later steps included. A tanh RNN's values shrink geometrically
+/// towards t = 0 (vanishing gradients); an LSTM's cell state carries them further. 0 for a step the
+/// loss does not depend on. The tape is kept (retain), so the caller may still backward().
+std::vector<double> gradient_flow(const Tensor& loss, const std::vector<Tensor>& steps);
+
 /// Entries and value bytes recorded by one op.
 struct OpStats {
   std::string op;

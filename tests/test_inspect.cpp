@@ -30,6 +30,7 @@
 #include "support.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -439,4 +440,42 @@ TEST_CASE("inspect: to_dot boxes a recurrent layer's time steps and lays out top
   const std::string tb = to_dot(tape, {.top_to_bottom = true, .cluster_steps = false});
   CHECK(contains(tb, "rankdir=TB;"));
   CHECK_FALSE(contains(tb, "subgraph"));
+}
+
+TEST_CASE("inspect: gradient_flow gives ‖∂L/∂h_t‖ per step, vanishing towards t = 0 in a tanh RNN") {
+  Generator gen(1);
+  RNNCell cell(1, 8, "tanh", {.dtype = float64}, gen);
+  Tape tape;
+  const Tensor seq = Tensor::uniform({30, 1, 4}, -1, 1, gen, float64);
+  State s = cell.initial_state(4);
+  std::vector<Tensor> hs;
+  for (const Tensor& x : split_steps(seq)) {
+    auto [y, next] = cell.step(x, s);
+    s = next;
+    hs.push_back(y);
+  }
+  Tensor loss = sum(hs[27] * hs[27]);  // steps 28 and 29 do not reach the loss
+  const std::vector<double> f = gradient_flow(loss, hs);
+  REQUIRE(f.size() == 30);
+  // The same numbers as grad() by hand.
+  const std::vector<Tensor> g = grad({loss}, {hs[27], hs[10], hs[0]}, {}, SweepOptions{.retain = true});
+  auto norm = [](const Tensor& t) {
+    double a = 0;
+    for (double v : t.to_vector()) a += v * v;
+    return std::sqrt(a);
+  };
+  CHECK(f[27] == doctest::Approx(norm(g[0])).epsilon(1e-12));
+  CHECK(f[10] == doctest::Approx(norm(g[1])).epsilon(1e-12));
+  CHECK(f[0] == doctest::Approx(norm(g[2])).epsilon(1e-12));
+  CHECK(f[28] == 0);
+  CHECK(f[29] == 0);
+  // Vanishing: each step back multiplies by about ‖W_hh‖·tanh' < 1.
+  CHECK(f[0] < 1e-3 * f[27]);
+  CHECK(f[10] < f[20]);
+  // Errors name what is wrong; the tape is kept, so a backward still works.
+  CHECK_THROWS_AS(gradient_flow(loss, {Tensor::zeros({8, 4}, float64)}), TapeError);  // a constant step
+  CHECK_THROWS_AS(gradient_flow(hs[0], {hs[0]}), ShapeError);                         // not one number
+  CHECK_THROWS_AS(gradient_flow(loss, {}), ValueError);
+  loss.backward();
+  CHECK(cell.weight_hh.grad().defined());
 }
