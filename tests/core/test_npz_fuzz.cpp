@@ -106,16 +106,22 @@ std::uint64_t peak_kb(bool reset) {
   return 0;
 }
 
+/// A fresh directory `prefix<pid>` for thousands of rewrites of one small file: in memory (/dev/shm)
+/// where there is one, since a disk file system may flush each truncate-and-rewrite (ext4's
+/// auto_da_alloc) and take a minute over it.
+fs::path fuzz_dir(const std::string& prefix) {
+  std::error_code ec;
+  const fs::path base = fs::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0 ? fs::path("/dev/shm")
+                                                                                            : fs::temp_directory_path();
+  const fs::path dir = base / (prefix + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
 }  // namespace
 
 TEST_CASE("npz fuzz: damaged files load as the original, or throw IOError — never anything else") {
-  // Thousands of rewrites of one small file: in memory (/dev/shm) where there is one, since a disk file
-  // system may flush each truncate-and-rewrite (ext4's auto_da_alloc) and take a minute over it.
-  std::error_code shm_ec;
-  const fs::path base = fs::is_directory("/dev/shm", shm_ec) && ::access("/dev/shm", W_OK) == 0 ? fs::path("/dev/shm")
-                                                                                                : fs::temp_directory_path();
-  const fs::path dir = base / ("rewind-npz-fuzz-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = fuzz_dir("rewind-npz-fuzz-");
   const fs::path file = dir / "fuzz.npz";
   const fs::path data_dir = REWIND_TEST_DATA_DIR;
 
@@ -293,11 +299,7 @@ TEST_CASE("npz fuzz: damaged files load as the original, or throw IOError — ne
 }
 
 TEST_CASE("npz fuzz: load_npz_all and load_npz with keys on damaged integer arrays throw IOError or load — never anything else") {
-  std::error_code shm_ec;
-  const fs::path base = fs::is_directory("/dev/shm", shm_ec) && ::access("/dev/shm", W_OK) == 0 ? fs::path("/dev/shm")
-                                                                                                : fs::temp_directory_path();
-  const fs::path dir = base / ("rewind-npz-fuzz-int-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = fuzz_dir("rewind-npz-fuzz-int-");
   const fs::path file = dir / "mixed.npz";
   const std::string good = read_bytes(fs::path(REWIND_TEST_DATA_DIR) / "npz_mixed.npz");
   std::mt19937_64 rng(20261130);
