@@ -35,18 +35,7 @@ void add_region_in_place(const Tensor& dst, const BackwardContext::Region& r) {
   std::visit(
       [&](auto& d) {
         using T = typename std::decay_t<decltype(d)>::value_type;
-        const T* g = detail::data<T>(r.g, "slice");
-        if (r.step != 1 || f.outer == 1 || count * f.inner < 16) {
-          kernels::slice_add(d.data(), g, f, r.start, count, r.step, 0, f.outer);
-          return;
-        }
-        // Consecutive indices: one contiguous run of count·inner per outer index, added as a vector
-        // (a step's block of columns of a sequence's input projection: a run of `batch` per row).
-        const std::size_t run = count * f.inner;
-        for (std::size_t o = 0; o < f.outer; ++o) {
-          T* row = d.data() + (o * f.n + r.start) * f.inner;
-          kernels::simd::binary(kernels::Binary::add, row, g + o * run, row, run);
-        }
+        kernels::slice_add(d.data(), detail::data<T>(r.g, "slice"), f, r.start, count, r.step, 0, f.outer);
       },
       dst.impl().value);
 }

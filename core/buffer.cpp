@@ -94,6 +94,25 @@ struct Cache {
   std::size_t bound() const { return std::min(stats.limit_bytes, 2 * working_set()); }
   void refresh() { cap = bound(); }
 
+  // A cached buffer of class k taken off its list (null when it is empty), counted as a hit.
+  void* pop(const SizeClass& k) {
+    FreeList& l = lists[k.index];
+    void* p = l.head;
+    if (!p) return nullptr;
+    REWIND_UNPOISON(p, sizeof(void*));
+    if (!(l.head = *static_cast<void**>(p))) held[k.index / 64] &= ~(std::uint64_t{1} << (k.index % 64));
+    stats.cached_bytes -= k.bytes;
+    ++stats.hits;
+    return p;
+  }
+  // `bytes` more handed out: a new peak widens the working set, and with it the bound.
+  void lend(std::size_t bytes) {
+    live += static_cast<std::int64_t>(bytes);
+    if (live > peak[0]) {
+      peak[0] = live;
+      refresh();
+    }
+  }
   void push(std::size_t i, void* p) {
     FreeList& l = lists[i];
     REWIND_UNPOISON(p, sizeof(void*));
@@ -205,27 +224,13 @@ namespace {
   if (cp) {
     Cache& c = *cp;
     if ((++c.tick & (epoch - 1)) == 0) c.new_epoch();
-    FreeList& l = c.lists[k.index];
-    l.asked = c.tick;
-    if ((p = l.head)) {
-      REWIND_UNPOISON(p, sizeof(void*));
-      if (!(l.head = *static_cast<void**>(p))) c.held[k.index / 64] &= ~(std::uint64_t{1} << (k.index % 64));
-      c.stats.cached_bytes -= k.bytes;
-      ++c.stats.hits;
-    } else {
-      ++c.stats.misses;
-    }
+    c.lists[k.index].asked = c.tick;
+    if (!(p = c.pop(k))) ++c.stats.misses;
   }
   if (!p && !(p = std::aligned_alloc(alignment, k.bytes))) throw_refused(bytes);
   REWIND_POISON(p, k.bytes);  // only the bytes asked for are addressable
   REWIND_UNPOISON(p, bytes);
-  if (cp) {
-    cp->live += static_cast<std::int64_t>(k.bytes);
-    if (cp->live > cp->peak[0]) {
-      cp->peak[0] = cp->live;
-      cp->refresh();
-    }
-  }
+  if (cp) cp->lend(k.bytes);
   return p;
 }
 
@@ -250,20 +255,11 @@ void* buffer_allocate(std::size_t bytes) {
   Cache* cp = t_cache;
   if (cp && ((cp->tick + 1) & (epoch - 1)) != 0) {
     Cache& c = *cp;
-    FreeList& l = c.lists[k.index];
-    if (void* p = l.head) {
-      l.asked = ++c.tick;
-      REWIND_UNPOISON(p, sizeof(void*));
-      if (!(l.head = *static_cast<void**>(p))) c.held[k.index / 64] &= ~(std::uint64_t{1} << (k.index % 64));
-      c.stats.cached_bytes -= k.bytes;
-      ++c.stats.hits;
+    if (void* p = c.pop(k)) {
+      c.lists[k.index].asked = ++c.tick;
       REWIND_POISON(p, k.bytes);
       REWIND_UNPOISON(p, bytes);
-      c.live += static_cast<std::int64_t>(k.bytes);
-      if (c.live > c.peak[0]) {
-        c.peak[0] = c.live;
-        c.refresh();
-      }
+      c.lend(k.bytes);
       return p;
     }
   }

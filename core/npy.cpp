@@ -365,6 +365,41 @@ detail::NpyLayout detail::read_npy_header(const ReadFn& read, std::optional<std:
 
 /// Reads exactly `layout.data_bytes` from `read` into a new tensor (reordering Fortran order to C order
 /// on the way, in chunks, so no second full-size buffer is ever held).
+namespace {
+
+// Where each element of a Fortran-order array goes in C order: the file's element f has multi-index
+// (i0, i1, …) with i0 fastest, and goes to C offset Σ ik · cstride[k]. at() is the current element's
+// C offset (in elements); next() moves to the file's next element.
+class FortranOrder {
+ public:
+  explicit FortranOrder(const Shape& shape) : m_shape(shape) {
+    std::size_t stride = 1;
+    for (std::size_t k = shape.ndim(); k-- > 0;) {
+      m_cstride[k] = stride;
+      stride *= shape[k];
+    }
+  }
+  std::size_t at() const { return m_to; }
+  void next() {
+    for (std::size_t k = 0; k < m_shape.ndim(); ++k) {
+      if (++m_index[k] < m_shape[k]) {
+        m_to += m_cstride[k];
+        return;
+      }
+      m_to -= (m_shape[k] - 1) * m_cstride[k];
+      m_index[k] = 0;
+    }
+  }
+
+ private:
+  const Shape& m_shape;
+  std::size_t m_cstride[Shape::max_dims] = {};
+  std::size_t m_index[Shape::max_dims] = {};
+  std::size_t m_to = 0;
+};
+
+}  // namespace
+
 Tensor detail::read_npy_data(const ReadFn& read, const NpyLayout& layout, const std::string& what) {
   Tensor t = Tensor::zeros(layout.shape, layout.dtype);
   const std::size_t n_bytes = layout.data_bytes;
@@ -380,35 +415,16 @@ Tensor detail::read_npy_data(const ReadFn& read, const NpyLayout& layout, const 
     if (got < n_bytes) throw truncated(got);
     return t;
   }
-  // Fortran order: the file's element f has multi-index (i0, i1, …) with i0 fastest; it goes to C offset
-  // Σ ik · cstride[k]. Walk the multi-index in file order, chunk by chunk.
+  // Fortran order: the elements in file order, chunk by chunk, each to its C offset.
   const std::size_t item = dtype_size(layout.dtype);
-  const std::size_t n = shape.ndim();
-  std::size_t cstride[Shape::max_dims];
-  std::size_t stride = 1;
-  for (std::size_t k = n; k-- > 0;) {
-    cstride[k] = stride;
-    stride *= shape[k];
-  }
-  std::size_t index[Shape::max_dims] = {};
-  std::size_t to = 0;  // the element's C offset, in elements
+  FortranOrder order(shape);
   char chunk[1 << 16];
   std::size_t done = 0;
   while (done < n_bytes) {
     const std::size_t want = std::min(sizeof chunk, n_bytes - done);  // a multiple of 8, so of the item size
     const std::size_t got = read(chunk, want);
     if (got < want) throw truncated(done + got);
-    for (std::size_t at = 0; at < got; at += item) {
-      std::memcpy(dst + to * item, chunk + at, item);
-      for (std::size_t k = 0; k < n; ++k) {  // advance the Fortran-order multi-index
-        if (++index[k] < shape[k]) {
-          to += cstride[k];
-          break;
-        }
-        to -= (shape[k] - 1) * cstride[k];
-        index[k] = 0;
-      }
-    }
+    for (std::size_t at = 0; at < got; at += item, order.next()) std::memcpy(dst + order.at() * item, chunk + at, item);
     done += got;
   }
   return t;
@@ -444,26 +460,8 @@ std::vector<std::int64_t> detail::read_npy_integers(const ReadFn& read, const Np
     for (std::size_t f = 0; f < n; ++f) out[f] = value(f);
     return out;
   }
-  // Fortran order, as in read_npy_data: file element f has multi-index (i0, i1, …), i0 fastest.
-  std::size_t cstride[Shape::max_dims];
-  std::size_t stride = 1;
-  for (std::size_t k = shape.ndim(); k-- > 0;) {
-    cstride[k] = stride;
-    stride *= shape[k];
-  }
-  std::size_t index[Shape::max_dims] = {};
-  std::size_t to = 0;
-  for (std::size_t f = 0; f < n; ++f) {
-    out[to] = value(f);
-    for (std::size_t k = 0; k < shape.ndim(); ++k) {
-      if (++index[k] < shape[k]) {
-        to += cstride[k];
-        break;
-      }
-      to -= (shape[k] - 1) * cstride[k];
-      index[k] = 0;
-    }
-  }
+  FortranOrder order(shape);
+  for (std::size_t f = 0; f < n; ++f, order.next()) out[order.at()] = value(f);
   return out;
 }
 

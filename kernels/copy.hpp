@@ -18,6 +18,7 @@
 #include "../core/detail/impl.hpp"
 #include "loops.hpp"
 #include "pool.hpp"
+#include "simd.hpp"
 
 namespace rwd::kernels {
 
@@ -36,6 +37,18 @@ inline AxisSplit split_at(const Shape& s, std::size_t axis) {
 }
 
 // ---- loops on raw pointers ----
+
+/// dst[0, n) += src[0, n): a short run element by element, a long one by simd::binary (the CPU's
+/// widest vectors; an add rounds the same either way). A step's block of columns of a sequence's input
+/// projection is such a run per row, in the backward.
+template <class T>
+inline void add_run(const T* src, std::size_t n, T* dst) {
+  if (n < 16) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] += src[i];
+  } else {
+    simd::binary(Binary::add, dst, src, dst, n);
+  }
+}
 
 /// dst[0, n) = src[0, n): a short run element by element (no call), a long one by std::copy (memmove).
 template <class T>
@@ -102,9 +115,9 @@ void slice_add(T* full, const T* part, const AxisSplit& f, std::size_t start, st
   parallel_for((o1 - o0) * runs * run, grain_cheap, [&](std::size_t b, std::size_t e) {
     for_blocks(b, e, runs, run, [&](std::size_t o, std::size_t i, std::size_t r0, std::size_t r1) {
       o += o0;
-      T* dst = full + (o * f.n + start + i * step) * f.inner;
-      const T* src = part + (o * runs + i) * run;
-      for (std::size_t r = r0; r < r1; ++r) dst[r] += src[r];
+      T* dst = full + (o * f.n + start + i * step) * f.inner + r0;
+      const T* src = part + (o * runs + i) * run + r0;
+      add_run(src, r1 - r0, dst);
     });
   });
 }

@@ -104,8 +104,17 @@ double EpochRecord::metric(const std::string& name) const {
   throw ValueError("EpochRecord: no metric '" + name + "' at epoch " + std::to_string(epoch));
 }
 
+namespace {
+// The columns History::csv() writes before the metrics' (which may not take these names).
+constexpr const char* kColumns[] = {"epoch", "loss", "val_loss", "grad_norm", "lr", "seconds", "batches"};
+}  // namespace
+
 std::string History::csv() const {
-  std::string s = "epoch,loss,val_loss,grad_norm,lr,seconds,batches";
+  std::string s;
+  for (const char* c : kColumns) {
+    if (!s.empty()) s += ',';
+    s += c;
+  }
   if (!epochs.empty())
     for (const auto& m : epochs.front().metrics) {
       s += ',';
@@ -246,12 +255,11 @@ void check_fit_options(const FitOptions& o) {
   if (o.initial_epoch > o.epochs)
     throw ValueError("fit: initial_epoch (" + std::to_string(o.initial_epoch) + ") is past epochs (" +
                      std::to_string(o.epochs) + "), the epoch to end before");
-  const char* builtin[] = {"epoch", "loss", "val_loss", "grad_norm", "lr", "seconds", "batches"};
   for (std::size_t i = 0; i < o.metrics.size(); ++i) {
     const std::string& n = o.metrics[i].name;
     if (n.empty() || n.find_first_of(",\"\n\r") != std::string::npos)
       throw ValueError("fit: metric name '" + n + "' cannot be a CSV column (empty, or has ',', '\"' or a newline)");
-    for (const char* b : builtin)
+    for (const char* b : kColumns)
       if (n == b) throw ValueError("fit: metric name '" + n + "' is a column fit already writes");
     for (std::size_t j = 0; j < i; ++j)
       if (o.metrics[j].name == n) throw ValueError("fit: metric '" + n + "' is given twice");
