@@ -67,7 +67,7 @@ class Module {
   std::string summary() const;
 
   // Stateful layers (Recur, or a user's layer that carries something between calls) override these
-  // three; every other module keeps the no-op. The free functions reset(model), detach_state(model)
+  // five; every other module keeps the no-op. The free functions reset(model), detach_state(model)
   // and reset_rows(model, done) of nn/reset.hpp call them on the model and every descendant, so a
   // Chain or any other container reaches the stateful layers inside it without knowing their types.
   /// Brings recurrent state back to its initial value.
@@ -77,6 +77,11 @@ class Module {
   virtual void detach_state() {}
   /// Resets only the batch columns whose flag in `done` is set (the sequences that ended).
   virtual void reset_rows(const std::vector<bool>& done) { (void)done; }
+  /// The carried state's values, without history (empty when nothing is carried), to come back to
+  /// later with restore_state — train_truncated rewinds to them for TBPTT(k1, k2) with k2 > k1.
+  virtual std::vector<Tensor> save_state() const { return {}; }
+  /// Puts back a carried state that save_state() returned.
+  virtual void restore_state(const std::vector<Tensor>& saved) { (void)saved; }
 
   // The checks every layer makes on what it is given, worded once here so the messages cannot drift.
   /// The dtype of the first parameter, its own or else its children's (every parameter of a model has

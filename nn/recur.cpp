@@ -68,4 +68,18 @@ void Recur::detach_state() {
   for (Tensor& s : m_state) s = s.detach();
 }
 
+std::vector<Tensor> Recur::save_state() const {
+  std::vector<Tensor> saved;
+  for (const Tensor& s : m_state) saved.push_back(s.detach());
+  return saved;
+}
+
+void Recur::restore_state(const std::vector<Tensor>& saved) {
+  m_state.clear();
+  for (const Tensor& s : saved) {
+    m_state.push_back(s.detach());
+    m_state.back().keep_on_clear();
+  }
+}
+
 }  // namespace rwd

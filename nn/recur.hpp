@@ -40,6 +40,10 @@ class Recur : public Module {
   void reset_rows(const std::vector<bool>& done) override;
   /// Keeps the state's value and drops its history: the next backward stops here (truncated BPTT).
   void detach_state() override;
+  /// The carried state's values, detached (empty before the first step and after reset).
+  std::vector<Tensor> save_state() const override;
+  /// Carries `saved` on (empty: back to the initial state, as after reset).
+  void restore_state(const std::vector<Tensor>& saved) override;
 
   /// The carried state (empty before the first step and after reset).
   const State& state() const { return m_state; }

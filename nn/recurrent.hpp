@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <concepts>
 #include <functional>
 #include <memory>
 #include <string>
@@ -96,8 +97,25 @@ class Recurrent : public Module {
   Tensor forward(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial = {});
   /// The whole sequence given as steps.
   Tensor forward(const std::vector<Tensor>& steps, const Tensor& mask = {}, const std::vector<State>& initial = {});
+  /// The whole sequence from initial states, without a mask: `lstm(x, states)` with states a
+  /// std::vector<State> (one per layer and direction, the order of final_states(); from PyTorch's
+  /// stacked h0/c0 by from_torch_states). A template only so that `lstm(x, {})` keeps meaning "no mask".
+  template <std::same_as<std::vector<State>> States>
+  Tensor forward(const Tensor& seq, const States& initial) {
+    return forward(seq, Tensor(), initial);
+  }
+  /// One layer, one direction: `lstm(x, State{h0, c0})`.
+  template <std::same_as<State> S>
+  Tensor forward(const Tensor& seq, const S& initial) {
+    return forward(seq, Tensor(), std::vector<State>{initial});
+  }
   Tensor operator()(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial = {}) {
     return forward(seq, mask, initial);
+  }
+  template <class S>
+    requires std::same_as<S, std::vector<State>> || std::same_as<S, State>
+  Tensor operator()(const Tensor& seq, const S& initial) {
+    return forward(seq, initial);
   }
   Tensor operator()(const std::vector<Tensor>& steps, const Tensor& mask = {}, const std::vector<State>& initial = {}) {
     return forward(steps, mask, initial);

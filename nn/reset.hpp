@@ -26,4 +26,12 @@ void detach_state(Module& model);
 /// sequences that ended), keeping the others running.
 void reset_rows(Module& model, const std::vector<bool>& done);
 
+/// The carried states of `model` and every descendant, values only: one entry per module in
+/// Module::apply order (empty for the stateless ones). Cheap: the values are shared, not copied.
+std::vector<std::vector<Tensor>> save_states(Module& model);
+
+/// Rewinds every stateful layer of `model` to what save_states(model) returned. Throws ValueError
+/// when `saved` was taken from a model with another number of modules.
+void restore_states(Module& model, const std::vector<std::vector<Tensor>>& saved);
+
 }  // namespace rwd

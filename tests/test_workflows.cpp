@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <tuple>
+#include <vector>
 
 #include <rewind.hpp>
 
@@ -200,5 +202,66 @@ TEST_CASE("workflow: truncated BPTT built in — windows of k1 steps, gradients 
   // A shorter gradient horizon changes the update; a longer window (one update) changes it too.
   CHECK(run(4, 2).second != w44);
   CHECK(run(12, 12).second != w44);
-  CHECK_THROWS_AS(run(2, 4), ValueError);
+}
+
+TEST_CASE("workflow: TBPTT(k1, k2) with k2 > k1 — each window's losses reach k2 steps back") {
+  Generator gen(8);
+  const std::size_t n = 11;  // k1 = 3: windows 0-2, 3-5, 6-8 and a short 9-10
+  auto xs = steps(n, 2, 1, gen), ys = steps(n, 1, 1, gen);
+  auto run = [&](std::size_t k1, std::size_t k2) {
+    Model M;
+    reset(M.m);
+    SGD opt(M.m.parameters(), {.lr = 0.1});
+    std::vector<std::size_t> calls;
+    const double mean = train_truncated(M.m, opt, n, [&](std::size_t t) {
+      calls.push_back(t);
+      return mse_loss(M.m(xs[t]), ys[t]);
+    }, {.k1 = k1, .k2 = k2});
+    return std::tuple{mean, M.m.parameters()[1].to_vector(), calls};
+  };
+  // Williams & Peng's BPTT(k2; k1) by explicit cell steps: the state before each step is the one of
+  // the first pass through it; every k1 steps, the k1 losses are backpropagated from the state k2
+  // steps back, run again with the current weights; then an SGD step.
+  auto by_hand = [&](std::size_t k1, std::size_t k2) {
+    Model H;
+    SGD opt(H.m.parameters(), {.lr = 0.1});
+    std::vector<Tensor> before(n + 1);  // before[t]: the state before step t
+    before[0] = Tensor::zeros({5, 1}, float64);
+    double total = 0;
+    for (std::size_t start = 0; start < n; start += k1) {
+      const std::size_t end = std::min(start + k1, n), from = end > k2 ? end - k2 : 0;
+      opt.zero_grad();
+      Tensor h = before[from], l = Tensor::scalar(0.0, float64);
+      for (std::size_t t = from; t < end; ++t) {
+        if (t >= start) before[t] = h.detach();
+        auto [y, h2] = H.step(xs[t], h);
+        h = h2;
+        if (t >= start) {
+          l = l + mse_loss(y, ys[t]);
+          total += mse_loss(y, ys[t]).item();
+        }
+      }
+      before[end] = h.detach();
+      l.backward();
+      opt.step();
+    }
+    return std::pair{total / n, H.m.parameters()[1].to_vector()};
+  };
+  for (auto [k1, k2] : {std::pair{3, 5}, std::pair{2, 4}, std::pair{3, 11}}) {
+    CAPTURE(k1);
+    CAPTURE(k2);
+    const auto [mean, w, calls] = run(k1, k2);
+    const auto [expected_mean, expected_w] = by_hand(k1, k2);
+    REQUIRE(w.size() == expected_w.size());
+    for (std::size_t k = 0; k < w.size(); ++k) CHECK(w[k] == doctest::Approx(expected_w[k]).epsilon(1e-12));
+    CHECK(mean == doctest::Approx(expected_mean).epsilon(1e-12));
+    CHECK(std::get<1>(run(k1, k1)) != w);  // the longer horizon changes the updates
+    // The steps re-run: window [start, end) calls step_loss from max(0, end − k2) up.
+    std::vector<std::size_t> expected_calls;
+    for (std::size_t start = 0; start < n; start += k1) {
+      const std::size_t end = std::min<std::size_t>(start + k1, n);
+      for (std::size_t t = end > std::size_t(k2) ? end - k2 : 0; t < end; ++t) expected_calls.push_back(t);
+    }
+    CHECK(calls == expected_calls);
+  }
 }

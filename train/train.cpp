@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include "../autograd/ops.hpp"
 #include "../autograd/tape.hpp"
@@ -308,6 +309,52 @@ double truncated_loop(Module& model, Optimizer& optimizer, std::size_t steps,
   return parallel ? parallel->comm().mean(mean) : mean;
 }
 
+// TBPTT(k1, k2) with k2 > k1 (Williams & Peng's BPTT(h; h') with h = k2, h' = k1): every k1 steps,
+// the losses of those k1 steps are backpropagated through the last k2 steps. The tape cannot hold
+// steps across an update (their values would meet the updated weights), so each window rewinds the
+// model to the state saved before step end − k2 and runs the k2 steps again under recording — k2/k1
+// times the forward work, and the memory of k2 steps. The states saved before each step are the
+// ones of the first pass through it, so the sequence is run forward once, continuously, as in the
+// online algorithm; only the recomputations see the weights of their window.
+double truncated_rewinding_loop(Module& model, Optimizer& optimizer, std::size_t steps,
+                                const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options,
+                                std::size_t k1, std::size_t k2) {
+  DataParallel* const parallel = options.parallel;
+  double total = 0;
+  std::map<std::size_t, std::vector<std::vector<Tensor>>> saved;  // step s → the states before it
+  saved[0] = save_states(model);
+  for (std::size_t start = 0; start < steps; start += k1) {
+    const std::size_t end = std::min(start + k1, steps);
+    const std::size_t from = end > k2 ? end - k2 : 0;  // the gradient horizon: back to step `from`
+    optimizer.zero_grad();
+    restore_states(model, saved.at(from));
+    Tensor window;
+    for (std::size_t t = from; t < end; ++t) {
+      if (t >= start) saved.try_emplace(t, save_states(model));  // first pass through step t
+      Tensor l = step_loss(t);
+      if (t < start) continue;  // counted in its own window; here only the way back to it
+      total += l.item();
+      window = window.defined() ? window + l : l;
+    }
+    const std::size_t next_end = std::min(end + k1, steps);  // what the next window rewinds to
+    saved.erase(saved.begin(), saved.lower_bound(next_end > k2 ? next_end - k2 : 0));
+    if (parallel) parallel->begin_step();
+    window.backward();
+    if (parallel) parallel->synchronize();
+    const auto where = [&] {
+      return "train_truncated: steps " + std::to_string(start + 1) + "-" + std::to_string(end);
+    };
+    if (options.clip_norm > 0)
+      clip_norm_checked(optimizer.params(), options.clip_norm, where);
+    else
+      check_finite_grads(optimizer.params(), where());
+    optimizer.step();
+    detach_state(model);
+  }
+  const double mean = total / static_cast<double>(std::max<std::size_t>(steps, 1));
+  return parallel ? parallel->comm().mean(mean) : mean;
+}
+
 }  // namespace
 
 History fit(Optimizer& optimizer, std::size_t batches,
@@ -321,9 +368,10 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
                        const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options) {
   const std::size_t k1 = options.k1, k2 = options.k2 ? options.k2 : options.k1;
   if (k1 == 0) throw ValueError("train_truncated: k1 must be at least 1");
-  if (k2 > k1) throw ValueError("train_truncated: k2 (" + std::to_string(k2) + ") must not exceed k1 (" + std::to_string(k1) + ")");
-  return ending_the_job_on_error(options.parallel,
-                                 [&] { return truncated_loop(model, optimizer, steps, step_loss, options, k1, k2); });
+  return ending_the_job_on_error(options.parallel, [&] {
+    return k2 > k1 ? truncated_rewinding_loop(model, optimizer, steps, step_loss, options, k1, k2)
+                   : truncated_loop(model, optimizer, steps, step_loss, options, k1, k2);
+  });
 }
 
 }  // namespace rwd

@@ -126,7 +126,7 @@ History fit(Optimizer& optimizer, std::size_t batches,
 /// Truncated backprop-through-time over one long sequence.
 struct TruncatedOptions {
   std::size_t k1 = 20;      ///< steps per update: the optimizer steps once every k1 steps
-  std::size_t k2 = 0;       ///< gradient horizon: the carried state is detached every k2 steps (0: = k1)
+  std::size_t k2 = 0;       ///< gradient horizon in steps (0: = k1); see train_truncated for k2 < k1 and k2 > k1
   double clip_norm = 0.0;   ///< clip the gradients' global norm before each update (0: no clipping)
   /// Data-parallel (train/distributed.hpp): each rank runs its own sequence, the gradients are averaged
   /// before each update, the mean loss returned is over every rank's steps, and an exception on any
@@ -135,8 +135,18 @@ struct TruncatedOptions {
 };
 
 /// Runs a stateful `model` over `steps` time steps of one long sequence, TBPTT(k1, k2): every k1
-/// steps the summed losses of the window are backpropagated and the optimizer steps; the state is
-/// carried on (never reset) but detached every k2 steps, so no gradient spans more than k2 steps.
+/// steps the summed losses of those k1 steps are backpropagated and the optimizer steps; the state
+/// is carried on (never reset). How far back the gradient goes is k2:
+///  - k2 ≤ k1: the carried state is detached every k2 steps inside the window, so no gradient spans
+///    more than k2 steps (k2 = k1, the default: each window back to its own start).
+///  - k2 > k1 (Williams & Peng's BPTT(h; h'), the form usually quoted): each window's losses are
+///    backpropagated through the last k2 steps, into the windows before it. The model is rewound
+///    to its state saved before step end − k2 (Module::save_state, nn/reset.hpp) and those steps
+///    are run again under recording — k2/k1 times the forward work, the memory of k2 steps. So
+///    `step_loss` is called again for steps already seen, in increasing order from the rewound
+///    state: it must feed the same step t each time (index the data by t; don't read a stream), and
+///    every stateful layer must implement save_state/restore_state (Recur does). The returned mean
+///    counts each step's loss once. Dropout inside draws new masks on the re-run.
 /// `step_loss(t)` feeds step t to the model and returns that step's loss. Returns the mean loss per step.
 /// A NaN or ±inf gradient stops it before the update, as in fit() (NonFiniteGradError naming the window).
 double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
