@@ -1,5 +1,7 @@
 #include "chain.hpp"
 
+#include "../core/error.hpp"
+
 namespace rwd {
 
 void Chain::push(std::shared_ptr<Module> layer) {
@@ -11,6 +13,36 @@ Tensor Chain::forward(const Tensor& x) {
   Tensor h = x;
   for (auto& layer : m_layers) h = layer->forward(h);
   return h;
+}
+
+Tensor Chain::forward(const Tensor& x, const Tensor& mask) {
+  if (!mask.defined()) return forward(x);
+  if (mask.ndim() != 2)
+    throw ShapeError(repr() + ": mask " + mask.shape().str() + ": expected (time, batch), 1 at real steps and 0 at padding");
+  Tensor h = x;
+  bool used = false, live = true;  // live: the values still have the time axis the mask describes
+  for (auto& layer : m_layers) {
+    if (live && layer->takes_mask()) {
+      if (h.ndim() != 3 || h.dim(0) != mask.dim(0) || h.dim(2) != mask.dim(1))
+        throw ShapeError(repr() + ": mask " + mask.shape().str() + " does not fit the sequence " + h.shape().str() +
+                         " reaching " + layer->repr() + " (expected a (time, features, batch) sequence and a (time, batch) mask)");
+      h = layer->forward_masked(h, mask);
+      used = true;
+    } else {
+      h = layer->forward(h);
+    }
+    live = live && h.ndim() == 3 && h.dim(0) == mask.dim(0);
+  }
+  if (!used)
+    throw ValueError(repr() + ": a mask was given but no layer takes one (only sequence layers such as Recurrent do), "
+                              "so it would be ignored");
+  return h;
+}
+
+bool Chain::takes_mask() const {
+  for (const auto& layer : m_layers)
+    if (layer->takes_mask()) return true;
+  return false;
 }
 
 std::string Chain::repr() const {

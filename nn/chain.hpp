@@ -20,6 +20,22 @@ class Chain : public Module {
   }
 
   Tensor forward(const Tensor& x) override;
+  /// A padded batch: the (time, batch) `mask` goes to every layer that takes one (Recurrent), as long
+  /// as the values keep their (time, features, batch) form — a layer that ends the time axis (a
+  /// Recurrent with return_sequences = false) ends the mask's use. So a padded classifier is a Chain:
+  ///
+  ///   Chain m(Embedding(vocab, 16), GRU(16, 32, {}, {.bidirectional = true, .return_sequences = false}),
+  ///           Dense(64, classes));
+  ///   Tensor logits = m(ids, mask_from_lengths(lengths));   // ids (time, batch) → (classes, batch)
+  ///
+  /// Throws ValueError when no layer took the mask (it would be ignored silently) and ShapeError when
+  /// the mask's (time, batch) does not match the sequence reaching the first layer that takes it.
+  Tensor forward(const Tensor& x, const Tensor& mask);
+  Tensor operator()(const Tensor& x, const Tensor& mask) { return forward(x, mask); }
+  using Module::operator();
+  /// True when a layer inside takes a mask (so a Chain nests in a Chain).
+  bool takes_mask() const override;
+  Tensor forward_masked(const Tensor& x, const Tensor& mask) override { return forward(x, mask); }
   std::string repr() const override;
 
   /// Appends a layer.

@@ -14,6 +14,11 @@ Tensor Module::forward(const Tensor&) {
   throw ValueError(repr() + ": this module does not take a single tensor (call it with its own arguments)");
 }
 
+Tensor Module::forward_masked(const Tensor& x, const Tensor& mask) {
+  throw ValueError(repr() + ": this layer takes no mask (given " + x.shape().str() + " with a " + mask.shape().str() +
+                   " mask); a sequence layer such as Recurrent does");
+}
+
 void check_size(const char* layer, const char* what, std::size_t n) {
   if (n == 0)
     throw ValueError(std::string(layer) + ": " + what + " must be at least 1, got 0 (a layer of size 0 computes nothing)");

@@ -32,6 +32,13 @@ class Module {
   virtual Tensor forward(const Tensor& x);
   Tensor operator()(const Tensor& x) { return forward(x); }
 
+  /// Whether forward_masked takes a (time, batch) mask of padded steps (sequence layers: Recurrent;
+  /// Chain when a layer inside does). Chain(…)(x, mask) hands the mask to these layers.
+  virtual bool takes_mask() const { return false; }
+  /// forward on a (time, features, batch) sequence with its (time, batch) mask (1: a real step, 0:
+  /// padding). The default refuses: a layer that takes no mask.
+  virtual Tensor forward_masked(const Tensor& x, const Tensor& mask);
+
   /// One line, like Flux's `Dense(5 => 1, tanh)`.
   virtual std::string repr() const = 0;
 

@@ -121,6 +121,9 @@ class Recurrent : public Module {
     return forward(steps, mask, initial);
   }
   using Module::operator();
+  /// A sequence layer: Chain(…)(x, mask) gives it the mask (forward(x, mask)).
+  bool takes_mask() const override { return true; }
+  Tensor forward_masked(const Tensor& x, const Tensor& mask) override { return forward(x, mask); }
 
   /// The whole sequence with everything: per-step outputs, last outputs and final states.
   /// `initial`, when given, has one State per layer and direction (the order of final_states).
