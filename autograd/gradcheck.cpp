@@ -110,6 +110,107 @@ std::string fmt(double v) {
   return buf;
 }
 
+// "#14 t=2 my_softplus", as the teaching views name an entry.
+std::string entry_name(const Tape& tape, std::size_t i) {
+  const Node& n = tape[i];
+  const std::int64_t t = tape.step_of(i);
+  return "#" + std::to_string(i) + (n.output.name().empty() ? "" : ":" + n.output.name()) +
+         (t >= 0 ? " t=" + std::to_string(t) : "") + " " + n.op;
+}
+
+// The scalarized f with entry `entry`'s output nudged by `delta` at `element` as it is recorded.
+double evaluate_nudged(const TensorFunction& f, const std::vector<Tensor>& inputs, Tensor& w, std::uint32_t seed,
+                       std::int64_t entry, std::size_t element, double delta) {
+  Tape tape;  // a fresh tape: f records the same entries, at the same indices, as in locate()
+  EnableGradGuard grad_mode;
+  const Tape::OutputProbe probe{entry, element, delta};
+  tape.set_output_probe(&probe);
+  return scalarize(f(inputs), w, seed).item();
+}
+
+// Where the wrong gradient of `leaf` comes from (gradcheck.hpp, "Which op"): the entries that use
+// it, and the first entries on the way to the output whose received adjoint passes a finite-difference
+// check — the error enters at their backward.
+void locate(const TensorFunction& f, const std::vector<Tensor>& inputs, const Tensor& leaf, Tensor& w,
+            const GradcheckOptions& options, InputReport& report) {
+  Tape tape;
+  EnableGradGuard grad_mode;
+  const Tensor L = scalarize(f(inputs), w, options.seed);
+  if (!L.requires_grad()) return;
+  const std::vector<Tensor> targets{leaf};
+  ReverseSweep sweep({L}, {Tensor()}, SweepOptions{.retain = true, .keep_adjoints = true}, &targets);
+  sweep.run();
+  const SweepTrace* trace = sweep.trace();
+  // Entry i's users: the entries that read one of its outputs.
+  std::vector<std::vector<std::size_t>> users(tape.size());
+  std::vector<std::size_t> leaf_users;
+  for (std::size_t k = 0; k < tape.size(); ++k)
+    for (const Tensor& x : tape[k].inputs) {
+      if (x.same(leaf) && (leaf_users.empty() || leaf_users.back() != k)) leaf_users.push_back(k);
+      const std::int64_t j = x.tape_index();
+      if (j >= 0 && x.impl().tape == &tape && (users[j].empty() || users[j].back() != k)) users[j].push_back(k);
+    }
+  for (std::size_t k : leaf_users) report.used_by.push_back(entry_name(tape, k));
+
+  // Does entry c's received adjoint match a finite difference through its output? A few elements:
+  // the largest adjoints (where a wrong rule shows most) and some spread over the rest.
+  std::size_t budget = 1000;  // evaluations of f
+  auto adjoint_right = [&](std::size_t c) {
+    const Tensor& out = tape[c].output;
+    const EntryTrace* t = trace ? trace->at(c) : nullptr;
+    const std::vector<double> a = t && t->adjoints[0].defined() ? t->adjoints[0].to(Dtype::f64).to_vector()
+                                                               : std::vector<double>(out.numel(), 0.0);
+    std::vector<std::size_t> order(a.size());
+    for (std::size_t e = 0; e < order.size(); ++e) order[e] = e;
+    const std::size_t n = std::min<std::size_t>(order.size(), 8);
+    std::partial_sort(order.begin(), order.begin() + n, order.end(),
+                      [&](std::size_t x, std::size_t y) { return std::abs(a[x]) > std::abs(a[y]); });
+    std::vector<std::size_t> elements(order.begin(), order.begin() + n);
+    for (std::size_t e = 0; e < a.size() && elements.size() < 16; e += std::max<std::size_t>(a.size() / 8, 1))
+      if (std::find(elements.begin(), elements.end(), e) == elements.end()) elements.push_back(e);
+    for (std::size_t e : elements) {
+      if (budget < 2) return true;  // out of budget: stop here, say nothing more
+      budget -= 2;
+      const auto idx = static_cast<std::int64_t>(c);
+      const double numeric = (evaluate_nudged(f, inputs, w, options.seed, idx, e, options.eps) -
+                              evaluate_nudged(f, inputs, w, options.seed, idx, e, -options.eps)) /
+                             (2 * options.eps);
+      if (!(std::abs(a[e] - numeric) <= options.atol + options.rtol * std::abs(numeric))) return false;
+    }
+    return true;
+  };
+  // A value whose adjoint is wrong, read only by entries whose adjoints are right: a correct backward
+  // of each would sum to a right adjoint, so at least one of theirs is wrong — they are the suspects.
+  // A user with a wrong adjoint of its own is followed instead (the error may come from further on).
+  // A view can't be nudged apart from its base: it is followed as if wrong.
+  std::vector<int> verdict(tape.size(), -1);  // −1 not checked, 0 wrong, 1 right
+  std::vector<bool> followed(tape.size(), false), suspect(tape.size(), false);
+  std::vector<const std::vector<std::size_t>*> todo{&leaf_users};  // the users of each wrong value
+  while (!todo.empty() && budget >= 2) {
+    const std::vector<std::size_t>& readers = *todo.back();
+    todo.pop_back();
+    bool all_right = !readers.empty();
+    for (std::size_t c : readers) {
+      if (verdict[c] < 0) {
+        const Tensor& out = tape[c].output;
+        const bool nudgeable = out.dtype() == Dtype::f64 && !out.is_view() && out.numel() > 0;
+        verdict[c] = nudgeable && adjoint_right(c) ? 1 : 0;
+      }
+      if (verdict[c] == 0) {
+        all_right = false;
+        if (!followed[c]) {
+          followed[c] = true;
+          todo.push_back(&users[c]);
+        }
+      }
+    }
+    if (all_right)
+      for (std::size_t c : readers) suspect[c] = true;
+  }
+  for (std::size_t c = 0; c < tape.size(); ++c)
+    if (suspect[c]) report.suspects.push_back(entry_name(tape, c));
+}
+
 }  // namespace
 
 GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs, GradcheckOptions options) {
@@ -190,6 +291,7 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
     });
     errors.resize(std::min(errors.size(), options.worst));
     r.worst = std::move(errors);
+    if (r.n_failed) locate(checked_f, inputs, x, w, options, r);
     if (r.was_float32) {
       std::vector<double> diff(g[k].size());
       for (std::size_t e = 0; e < diff.size(); ++e) diff[e] = g32[k][e] - g[k][e];
@@ -255,6 +357,16 @@ std::string GradcheckReport::str() const {
         s += "         at " + idx + "] (value " + fmt(e.value) + "): analytic " + fmt(e.analytic) + ", numeric " + fmt(e.numeric) + " (abs err " +
              fmt(e.abs_err) + ")\n";
       }
+    auto list = [](const std::vector<std::string>& names) {
+      std::string out;
+      for (std::size_t i = 0; i < names.size() && i < 8; ++i) out += (i ? ", " : "") + names[i];
+      return names.size() > 8 ? out + " and " + std::to_string(names.size() - 8) + " more" : out;
+    };
+    if (!r.used_by.empty()) s += "         used by " + list(r.used_by) + "\n";
+    if (!r.suspects.empty())
+      s += "         the error enters at " + list(r.suspects) +
+           (r.suspects.size() == 1 ? ": the adjoint it receives checks out, what its backward sends on does not\n"
+                                   : ": the adjoints they receive check out, what one of their backwards sends on does not\n");
     if (r.was_float32)
       s += "         float32 gradient vs float64 shadow: relative difference " + fmt(r.float32_rel_diff) +
            (r.float32_ok ? " (ok)\n"

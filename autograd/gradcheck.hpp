@@ -13,6 +13,14 @@
 // inputs are promoted to float64 in place for the check (the function, and anything that captured
 // the same handles — a model's parameters — sees float64) and restored afterwards; the float32
 // gradient is also compared with the float64 one (the "float64 shadow" of a float32 model).
+//
+// Which op. When an input's gradient is wrong, the report names the entries that use it and then
+// looks for the op whose backward is at fault: from each user, forward toward the output, it checks
+// the adjoint each entry received against a finite difference taken by nudging that entry's output
+// as it is recorded (Tape::set_output_probe; a few elements per entry, the largest adjoints first).
+// A value with a wrong adjoint whose readers all receive right ones is where the error enters: a
+// reader's backward rule (a custom op's, typically) sends a wrong adjoint. A few hundred extra
+// evaluations of f, only when something failed.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +61,10 @@ struct InputReport {
   std::vector<ElementError> worst;  // largest errors first
   double float32_rel_diff = 0;      // ‖g₃₂ − g₆₄‖ / ‖g₆₄‖ when was_float32
   bool float32_ok = true;
+  // When elements fail, where the error comes from (see "Which op" at the top of this file):
+  std::vector<std::string> used_by;   // the tape entries that use this input ("#6 t=1 matmul")
+  std::vector<std::string> suspects;  // entries whose own adjoint is right but one of whose backwards
+                                      // sends a wrong one on, toward this input
   bool ok() const { return n_failed == 0 && float32_ok; }
 };
 

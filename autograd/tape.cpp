@@ -35,7 +35,15 @@ Tape& Tape::current() {
 
 std::int64_t Tape::push(Node node) {
   m_nodes.push_back(std::move(node));
-  return static_cast<std::int64_t>(m_nodes.size()) - 1;
+  const std::int64_t index = static_cast<std::int64_t>(m_nodes.size()) - 1;
+  if (m_probe && m_probe->entry == index) [[unlikely]] {
+    Tensor& out = m_nodes.back().output;
+    if (out.dtype() != Dtype::f64 || out.is_view() || m_probe->element >= out.numel())
+      throw TapeError(std::string("output probe: entry #") + std::to_string(index) + " (" + m_nodes.back().op +
+                      ") " + out.shape().str() + " cannot be nudged at element " + std::to_string(m_probe->element));
+    out.data<double>()[m_probe->element] += m_probe->delta;
+  }
+  return index;
 }
 
 namespace {

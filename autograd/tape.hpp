@@ -138,6 +138,18 @@ class Tape {
   /// Appends an entry; used by record(). Returns its index.
   std::int64_t push(Node node);
 
+  /// A finite difference with respect to an intermediate value (gradcheck's search for the op that
+  /// gets a gradient wrong): while set, entry `entry` recorded on this tape gets `delta` added to
+  /// element `element` (row-major) of its output 0 as it is pushed, so everything computed after it
+  /// sees the nudged value. The output must be float64 and not a view.
+  struct OutputProbe {
+    std::int64_t entry = -1;
+    std::size_t element = 0;
+    double delta = 0;
+  };
+  /// Sets the probe (null: none). The probe must outlive its use.
+  void set_output_probe(const OutputProbe* probe) { m_probe = probe; }
+
   /// The entries recorded from now on belong to time step `t` of a recurrent layer (−1: to none);
   /// run_sequence marks each step, and the teaching views label its entries "t=2". A mark with no
   /// entry recorded since the last one replaces it, so a tape that records nothing holds one mark.
@@ -156,6 +168,7 @@ class Tape {
   std::vector<std::pair<std::size_t, std::int64_t>> m_steps;  // (first entry, time step), in order
   std::deque<Node> m_nodes;  // a deque: entries stay put while a create_graph sweep appends
   std::shared_ptr<const SweepTrace> m_trace;  // the side table of the last keep_adjoints sweep
+  const OutputProbe* m_probe = nullptr;
   Tape* m_previous = nullptr;
   bool m_is_root = false;
 };

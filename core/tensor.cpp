@@ -102,6 +102,9 @@ Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape
 Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape, Dtype dtype) {
   return from_values(values, shape, dtype);
 }
+Tensor Tensor::from_vector(std::initializer_list<double> values, const Shape& shape, Dtype dtype) {
+  return from_values(std::vector<double>(values), shape, dtype);
+}
 
 Tensor Tensor::arange(std::size_t n, Dtype dtype) {
   Tensor t = detail::empty_tensor(Shape{n}, dtype);  // the shape checked before anything is allocated

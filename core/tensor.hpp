@@ -56,6 +56,9 @@ class Tensor {
   /// Values in row-major order; throws ValueError if their count is not shape.numel().
   static Tensor from_vector(const std::vector<double>& values, const Shape& shape, Dtype dtype = Dtype::f32);
   static Tensor from_vector(const std::vector<float>& values, const Shape& shape, Dtype dtype = Dtype::f32);
+  /// Values written in place: `Tensor::from_vector({0.5, -1, 2}, {3, 1})` (a braced list of numbers
+  /// would otherwise fit both overloads above).
+  static Tensor from_vector(std::initializer_list<double> values, const Shape& shape, Dtype dtype = Dtype::f32);
   /// 0, 1, …, n-1 as a vector.
   static Tensor arange(std::size_t n, Dtype dtype = Dtype::f32);
   /// n evenly spaced values from start to stop, both included (n = 1: just start; n = 0: empty), as

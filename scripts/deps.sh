@@ -26,6 +26,7 @@ declare -A REWIND_EXAMPLE_DEPS=(
   [holt]="gnuplot-nox"
   [seeing]="gnuplot-nox graphviz"
   [custom_cell]="gnuplot-nox"
+  [hvp]=""
 )
 
 # Installs the given packages when missing (an `apt-get update` only when something is).
