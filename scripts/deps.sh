@@ -27,6 +27,7 @@ declare -A REWIND_EXAMPLE_DEPS=(
   [seeing]="gnuplot-nox graphviz"
   [custom_cell]="gnuplot-nox"
   [hvp]=""
+  [gradient_flow]="gnuplot-nox"
 )
 
 # Installs the given packages when missing (an `apt-get update` only when something is).
