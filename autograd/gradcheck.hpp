@@ -35,44 +35,44 @@ namespace rwd {
 
 /// Tolerances of gradcheck: an element fails when |analytic − numeric| > atol + rtol·|numeric|.
 struct GradcheckOptions {
-  double eps = 1e-6;             // central-difference step
+  double eps = 1e-6;             ///< central-difference step
   double atol = 1e-5;
   double rtol = 1e-3;
-  std::uint32_t seed = 0;        // for the scalarizing weights
-  std::size_t worst = 3;         // how many worst elements each input lists
-  double float32_rtol = 1e-3;    // float32 inputs pass when ‖g₃₂ − g₆₄‖ ≤ float32_atol + float32_rtol·‖g₆₄‖
-  double float32_atol = 1e-5;    // (a floor: a near-zero gradient, e.g. at a minimum, is all rounding)
+  std::uint32_t seed = 0;        ///< for the scalarizing weights
+  std::size_t worst = 3;         ///< how many worst elements each input lists
+  double float32_rtol = 1e-3;    ///< float32 inputs pass when ‖g₃₂ − g₆₄‖ ≤ float32_atol + float32_rtol·‖g₆₄‖
+  double float32_atol = 1e-5;    ///< (a floor: a near-zero gradient, e.g. at a minimum, is all rounding)
 };
 
 /// One checked element.
 struct ElementError {
-  std::vector<std::size_t> index;  // multi-index into the input
-  double value = 0;                // the input's value there (a bug only where x < 0 shows in it)
+  std::vector<std::size_t> index;  ///< multi-index into the input
+  double value = 0;                ///< the input's value there (a bug only where x < 0 shows in it)
   double analytic = 0, numeric = 0, abs_err = 0, rel_err = 0;
 };
 
 /// The verdict for one input.
 struct InputReport {
-  std::string name;                // the tensor's name, or "input <i>"
+  std::string name;                ///< the tensor's name, or "input <i>"
   Shape shape;
   bool was_float32 = false;
   double max_abs_err = 0, max_rel_err = 0;
   std::size_t n_checked = 0, n_failed = 0;
-  std::vector<ElementError> worst;  // largest errors first
-  double float32_rel_diff = 0;      // ‖g₃₂ − g₆₄‖ / ‖g₆₄‖ when was_float32
+  std::vector<ElementError> worst;  ///< largest errors first
+  double float32_rel_diff = 0;      ///< ‖g₃₂ − g₆₄‖ / ‖g₆₄‖ when was_float32
   bool float32_ok = true;
   // When elements fail, where the error comes from (see "Which op" at the top of this file):
-  std::vector<std::string> used_by;   // the tape entries that use this input ("#6 t=1 matmul")
-  std::vector<std::string> suspects;  // entries whose own adjoint is right but one of whose backwards
-                                      // sends a wrong one on, toward this input
+  std::vector<std::string> used_by;   ///< the tape entries that use this input ("#6 t=1 matmul")
+  std::vector<std::string> suspects;  ///< entries whose own adjoint is right but one of whose backwards
+                                      ///< sends a wrong one on, toward this input
   bool ok() const { return n_failed == 0 && float32_ok; }
 };
 
 /// The report gradcheck returns: per input, by name. Converts to false when anything failed.
 struct GradcheckReport {
-  std::string what = "gradcheck";  // "gradcheck" or "gradgradcheck"
+  std::string what = "gradcheck";  ///< "gradcheck" or "gradgradcheck"
   GradcheckOptions options;
-  double value = 0;                // the scalarized output at the given inputs
+  double value = 0;                ///< the scalarized output at the given inputs
   std::vector<InputReport> inputs;
   bool ok() const;
   explicit operator bool() const { return ok(); }

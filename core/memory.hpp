@@ -25,11 +25,11 @@ namespace rwd {
 
 /// What this thread's buffer cache holds and has done.
 struct BufferCacheStats {
-  std::size_t cached_bytes = 0;       // held now, ready for reuse
-  std::size_t limit_bytes = 0;        // the most it keeps, whatever the working set
-  std::size_t hits = 0;               // allocations served from the cache
-  std::size_t misses = 0;             // allocations that went to the system
-  std::size_t working_set_bytes = 0;  // the working set measured now; cached_bytes <= 2 × this
+  std::size_t cached_bytes = 0;       ///< held now, ready for reuse
+  std::size_t limit_bytes = 0;        ///< the most it keeps, whatever the working set
+  std::size_t hits = 0;               ///< allocations served from the cache
+  std::size_t misses = 0;             ///< allocations that went to the system
+  std::size_t working_set_bytes = 0;  ///< the working set measured now; cached_bytes <= 2 × this
 };
 
 /// The most this thread's cache keeps (default 1 GiB; 0 turns caching off). Buffers beyond it are

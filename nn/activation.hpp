@@ -15,8 +15,8 @@ struct Activation {
   std::function<Tensor(const Tensor&)> fn;
 
   Activation();
-  Activation(const char* name);         // NOLINT: implicit, so Dense(5, 1, "tanh") reads naturally
-  Activation(const std::string& name);  // NOLINT
+  Activation(const char* name);         ///< NOLINT: implicit, so Dense(5, 1, "tanh") reads naturally
+  Activation(const std::string& name);  ///< NOLINT
   Activation(std::string name, std::function<Tensor(const Tensor&)> fn);
 
   Tensor operator()(const Tensor& x) const { return fn ? fn(x) : x; }

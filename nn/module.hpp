@@ -24,7 +24,7 @@ class Module {
   Module() = default;
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
-  Module(Module&&) = default;  // a copy would alias the parameters; moving hands them over
+  Module(Module&&) = default;  ///< a copy would alias the parameters; moving hands them over
   Module& operator=(Module&&) = default;
   virtual ~Module() = default;
 
