@@ -36,8 +36,8 @@ namespace rwd {
 /// Tolerances of gradcheck: an element fails when |analytic − numeric| > atol + rtol·|numeric|.
 struct GradcheckOptions {
   double eps = 1e-6;             ///< central-difference step
-  double atol = 1e-5;
-  double rtol = 1e-3;
+  double atol = 1e-5;            ///< absolute tolerance per element
+  double rtol = 1e-3;            ///< relative tolerance per element, times |numeric|
   std::uint32_t seed = 0;        ///< for the scalarizing weights
   std::size_t worst = 3;         ///< how many worst elements each input lists
   double float32_rtol = 1e-3;    ///< float32 inputs pass when ‖g₃₂ − g₆₄‖ ≤ float32_atol + float32_rtol·‖g₆₄‖
@@ -48,33 +48,41 @@ struct GradcheckOptions {
 struct ElementError {
   std::vector<std::size_t> index;  ///< multi-index into the input
   double value = 0;                ///< the input's value there (a bug only where x < 0 shows in it)
-  double analytic = 0, numeric = 0, abs_err = 0, rel_err = 0;
+  double analytic = 0;             ///< the tape's gradient (float64)
+  double numeric = 0;              ///< the central difference (L(x + ε) − L(x − ε)) / 2ε
+  double abs_err = 0;              ///< |analytic − numeric|
+  double rel_err = 0;              ///< abs_err / max(|analytic|, |numeric|); 0 when both are 0
 };
 
 /// The verdict for one input.
 struct InputReport {
   std::string name;                ///< the tensor's name, or "input <i>"
-  Shape shape;
-  bool was_float32 = false;
-  double max_abs_err = 0, max_rel_err = 0;
-  std::size_t n_checked = 0, n_failed = 0;
+  Shape shape;                     ///< the input's shape
+  bool was_float32 = false;        ///< the input was float32 (promoted to float64 for the check)
+  double max_abs_err = 0;          ///< largest abs_err over the input's elements
+  double max_rel_err = 0;          ///< largest rel_err over the input's elements
+  std::size_t n_checked = 0;       ///< elements checked (all of them: the input's numel)
+  std::size_t n_failed = 0;        ///< elements outside atol + rtol·|numeric| (NaN counts as failed)
   std::vector<ElementError> worst;  ///< largest errors first
   double float32_rel_diff = 0;      ///< ‖g₃₂ − g₆₄‖ / ‖g₆₄‖ when was_float32
-  bool float32_ok = true;
+  bool float32_ok = true;           ///< float32 gradient within the float32 tolerances (true when not was_float32)
   // When elements fail, where the error comes from (see "Which op" at the top of this file):
   std::vector<std::string> used_by;   ///< the tape entries that use this input ("#6 t=1 matmul")
   std::vector<std::string> suspects;  ///< entries whose own adjoint is right but one of whose backwards
                                       ///< sends a wrong one on, toward this input
+  /// True when no element failed and the float32 gradient (if any) agrees with the float64 one.
   bool ok() const { return n_failed == 0 && float32_ok; }
 };
 
 /// The report gradcheck returns: per input, by name. Converts to false when anything failed.
 struct GradcheckReport {
   std::string what = "gradcheck";  ///< "gradcheck" or "gradgradcheck"
-  GradcheckOptions options;
+  GradcheckOptions options;        ///< the options the check ran with
   double value = 0;                ///< the scalarized output at the given inputs
-  std::vector<InputReport> inputs;
+  std::vector<InputReport> inputs;  ///< one per checked input (those with requires_grad), in argument order
+  /// True when every checked input is ok() — and false when no input was checked at all.
   bool ok() const;
+  /// ok(): `if (!report)` reads as "the check failed".
   explicit operator bool() const { return ok(); }
   /// The diagnosis as text: a verdict line, then each input with its worst elements.
   std::string str() const;

@@ -94,6 +94,7 @@ int launched_ranks();
 /// launcher started it, or when a World already exists (or MPI was already finalized).
 class World final : public Communicator {
  public:
+  /// Joins MPI_COMM_WORLD when mpirun started the process, else one rank; require_mpi: throw instead.
   explicit World(bool require_mpi = false);
   ~World() override;
   World(const World&) = delete;

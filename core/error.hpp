@@ -53,8 +53,8 @@ class MemoryError : public Error {
 
 /// One operand named in a shape error: `{"lhs", a.shape()}`.
 struct Operand {
-  const char* name;
-  Shape shape;
+  const char* name;  ///< how the message calls it: "lhs", "input", "h0"
+  Shape shape;       ///< its shape, printed as "(3, 4)"
 };
 
 /// Builds "op: lhs (3, 4) and rhs (5, 2): rule" — the one place shape messages are worded.

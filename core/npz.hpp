@@ -85,8 +85,8 @@ NamedTensors load_npz(const std::string& path, const std::vector<std::string>& k
 /// An integer or boolean array of an .npz (labels, token ids, a mask): its values as int64 — the
 /// element type of rwd::Indices — row-major, and its shape.
 struct IndexArray {
-  std::vector<std::int64_t> values;
-  Shape shape;
+  std::vector<std::int64_t> values;  ///< the elements as int64, row-major (a '|b1' array as 0 and 1)
+  Shape shape;                       ///< the array's shape, as the .npy header gives it
 };
 
 /// Everything an .npz holds: float arrays ('<f4', '<f8') as tensors, integer and boolean arrays
@@ -94,8 +94,8 @@ struct IndexArray {
 /// arrays, float16, complex and structured arrays, and a '<u8' value above 2^63 − 1, are IOErrors
 /// naming the key. An integer array is read whole before conversion (its bytes, then 8 per element).
 struct NpzContents {
-  NamedTensors tensors;
-  std::vector<std::pair<std::string, IndexArray>> indices;
+  NamedTensors tensors;                                     ///< the float arrays, by key
+  std::vector<std::pair<std::string, IndexArray>> indices;  ///< the integer and boolean arrays, by key
 };
 NpzContents load_npz_all(const std::string& path);
 

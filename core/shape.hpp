@@ -24,11 +24,13 @@ Shape shape_of(const A& a);
 /// operator[] or begin() is checked again by numel() and by everything that makes a tensor.
 class Shape {
  public:
+  /// The most dimensions a Shape holds (stored inline); more is a ShapeError.
   static constexpr std::size_t max_dims = 8;
   /// The largest product of dimensions (zeros counted as 1): PTRDIFF_MAX / 8, about 1.15e18.
   static constexpr std::size_t max_extent = static_cast<std::size_t>(PTRDIFF_MAX) / 8;
 
   Shape() = default;
+  /// `Shape{3, 4}`; throws ShapeError past max_dims or max_extent.
   Shape(std::initializer_list<std::size_t> dims);
   /// The first n entries of `dims`.
   Shape(const std::size_t* dims, std::size_t n) {
@@ -37,6 +39,7 @@ class Shape {
     m_ndim = n;
     check_size();
   }
+  /// The dimensions in [first, last), each cast to std::size_t (any integer range, e.g. an xtensor shape).
   template <class It>
   Shape(It first, It last) {
     for (; first != last; ++first) {
@@ -58,19 +61,27 @@ class Shape {
 
   /// Number of dimensions.
   std::size_t ndim() const { return m_ndim; }
+  /// Number of dimensions, as a container's size (the same as ndim(), not numel()).
   std::size_t size() const { return m_ndim; }
+  /// True for a scalar's shape (no dimensions).
   bool empty() const { return m_ndim == 0; }
   /// Product of the dimensions (1 for a scalar); checks the shape first (check_size).
   std::size_t numel() const;
 
+  /// Dimension i, unchecked (i < ndim() is the caller's); see dim() for a checked, negative axis.
   std::size_t operator[](std::size_t i) const { return m_dims[i]; }
+  /// Dimension i, writable and unchecked; a change is checked again by numel() (see the class comment).
   std::size_t& operator[](std::size_t i) { return m_dims[i]; }
   /// Dimension `axis`, negative counting from the end; throws if out of range.
   std::size_t dim(int axis) const;
 
+  /// The first dimension (a range over the ndim() dimensions, for range-for and std algorithms).
   const std::size_t* begin() const { return m_dims; }
+  /// One past the last dimension.
   const std::size_t* end() const { return m_dims + m_ndim; }
+  /// The first dimension, writable (a change is checked again by numel()).
   std::size_t* begin() { return m_dims; }
+  /// One past the last dimension (writable).
   std::size_t* end() { return m_dims + m_ndim; }
 
   /// Appends a dimension; throws ShapeError (and leaves the shape as it was) if it would not fit.
@@ -85,12 +96,14 @@ class Shape {
     }
   }
 
+  /// Same number of dimensions and the same dimensions: (3, 1) ≠ (3,).
   bool operator==(const Shape& other) const {
     if (m_ndim != other.m_ndim) return false;
     for (std::size_t i = 0; i < m_ndim; ++i)
       if (m_dims[i] != other.m_dims[i]) return false;
     return true;
   }
+  /// !(a == b).
   bool operator!=(const Shape& other) const { return !(*this == other); }
 
   /// "(3, 4)", "(5,)" for one dimension, "()" for a scalar — NumPy's spelling.

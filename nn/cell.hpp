@@ -34,7 +34,7 @@ using State = std::vector<Tensor>;
 /// repeat these two fields, flat, so that designated initializers work for every field).
 struct CellOptions {
   bool learn_initial_state = false;  ///< h₋₁ (and c₋₁) a trained parameter, as in the seeds; else zeros
-  Dtype dtype = Dtype::f32;
+  Dtype dtype = Dtype::f32;          ///< the parameters' (and so the inputs' and states') dtype
 };
 
 /// A recurrent cell: a Module with a step function and an initial state.

@@ -14,6 +14,7 @@ namespace rwd {
 /// as shared_ptr (to keep a handle), or activations.
 class Chain : public Module {
  public:
+  /// The layers in order: modules (by value or shared_ptr) or activations ("relu" becomes Act("relu")).
   template <class... Layers>
   explicit Chain(Layers&&... layers) {
     (push(wrap(std::forward<Layers>(layers))), ...);
@@ -31,6 +32,7 @@ class Chain : public Module {
   /// Throws ValueError when no layer took the mask (it would be ignored silently) and ShapeError when
   /// the mask's (time, batch) does not match the sequence reaching the first layer that takes it.
   Tensor forward(const Tensor& x, const Tensor& mask);
+  /// forward(x, mask): `model(ids, mask)`.
   Tensor operator()(const Tensor& x, const Tensor& mask) { return forward(x, mask); }
   using Module::operator();
   /// True when a layer inside takes a mask (so a Chain nests in a Chain).
@@ -40,8 +42,11 @@ class Chain : public Module {
 
   /// Appends a layer.
   void push(std::shared_ptr<Module> layer);
+  /// Number of layers.
   std::size_t size() const { return m_layers.size(); }
+  /// Layer i (bounds-checked: std::out_of_range past the end).
   Module& operator[](std::size_t i) const { return *m_layers.at(i); }
+  /// Layer i as a shared handle, to keep or downcast (bounds-checked like operator[]).
   std::shared_ptr<Module> layer(std::size_t i) const { return m_layers.at(i); }
 
  private:

@@ -13,13 +13,16 @@ namespace rwd {
 /// `Dense(5 => 1, tanh)`.
 class Dense : public Module {
  public:
+  /// `Dense(in, out, "tanh")`: weight (out, in) Glorot-uniform from `gen`, bias zeros (none when !bias).
   Dense(std::size_t in, std::size_t out, Activation activation = {}, bool bias = true, Dtype dtype = Dtype::f32,
         Generator& gen = default_generator());
 
   Tensor forward(const Tensor& x) override;
   std::string repr() const override;
 
+  /// Size of x along axis 0 (PyTorch's in_features).
   std::size_t in_features() const { return m_in; }
+  /// Size of y along axis 0 (PyTorch's out_features).
   std::size_t out_features() const { return m_out; }
 
   Tensor weight;  ///< (out, in)

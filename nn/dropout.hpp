@@ -14,10 +14,12 @@ namespace rwd {
 /// seeded with `seed`, or drawn from the default generator (so manual_seed() fixes it too).
 class Dropout : public Module {
  public:
+  /// Drop probability p in [0, 1) (else ValueError), as PyTorch's nn.Dropout(p); see the class for `seed`.
   explicit Dropout(double p, std::optional<std::uint32_t> seed = std::nullopt);
 
   Tensor forward(const Tensor& x) override;
   std::string repr() const override;
+  /// The drop probability.
   double p() const { return m_p; }
 
  private:

@@ -13,6 +13,7 @@ namespace rwd {
 /// rows looked up (repeats add up).
 class Embedding : public Module {
  public:
+  /// A table of `num` vectors of `dim` features, weight (num, dim) drawn N(0, 1) from `gen`.
   Embedding(std::size_t num, std::size_t dim, Dtype dtype = Dtype::f32, Generator& gen = default_generator());
 
   /// ids as integers: (batch,) → (dim, batch).
@@ -22,6 +23,7 @@ class Embedding : public Module {
   Tensor forward(const Indices& ids, const Shape& shape);
   /// ids as a tensor of whole numbers of shape (batch,) or (time, batch).
   Tensor forward(const Tensor& ids) override;
+  /// forward(ids): `emb({3, 1, 4})`; an id outside [0, num) is a ValueError.
   Tensor operator()(const Indices& ids) { return forward(ids); }
   using Module::operator();
   std::string repr() const override;

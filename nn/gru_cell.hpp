@@ -12,7 +12,7 @@ struct GRUOptions {
   /// default (reset_after=True). false: it scales the state before it, W_hn (r ⊙ h) + b_hn — Cho et al.
   bool reset_after = true;
   bool learn_initial_state = false;  ///< h₋₁ a trained parameter; else zeros
-  Dtype dtype = Dtype::f32;
+  Dtype dtype = Dtype::f32;          ///< the parameters' (and so the inputs' and state's) dtype
 };
 
 /// Gate order (r, z, n), as PyTorch:
@@ -24,6 +24,7 @@ struct GRUOptions {
 /// Parameters: weight_ih (3h, input), weight_hh (3h, h), bias_ih, bias_hh (3h,), U(−1/√h, 1/√h); h0 when learned.
 class GRUCell : public Cell {
  public:
+  /// PyTorch's nn.GRUCell(input, hidden): parameters drawn from `gen` as listed above.
   GRUCell(std::size_t input, std::size_t hidden, GRUOptions options = {}, Generator& gen = default_generator());
 
   std::pair<Tensor, State> step(const Tensor& x, const State& state) override;
@@ -35,9 +36,14 @@ class GRUCell : public Cell {
     return got == column_shape(m_hidden, batch);
   }
   std::string repr() const override;
+  /// Which form of the n gate the cell computes (GRUOptions::reset_after).
   bool reset_after() const { return m_reset_after; }
 
-  Tensor weight_ih, weight_hh, bias_ih, bias_hh, h0;
+  Tensor weight_ih;  ///< (3·hidden, input): W_ir, W_iz, W_in stacked
+  Tensor weight_hh;  ///< (3·hidden, hidden): W_hr, W_hz, W_hn stacked
+  Tensor bias_ih;    ///< (3·hidden,): b_ir, b_iz, b_in
+  Tensor bias_hh;    ///< (3·hidden,): b_hr, b_hz, b_hn
+  Tensor h0;         ///< (hidden,) learned initial state, starting at 0; undefined unless learn_initial_state
 
  private:
   std::size_t m_input, m_hidden;

@@ -10,6 +10,7 @@ namespace rwd {
 /// bias at 0, both (features,) as in PyTorch's nn.LayerNorm (Ba et al. 2016).
 class LayerNorm : public Module {
  public:
+  /// PyTorch's nn.LayerNorm(features, eps, elementwise_affine): eps finite and ≥ 0 (else ValueError).
   explicit LayerNorm(std::size_t features, double eps = 1e-5, bool affine = true, Dtype dtype = Dtype::f32);
 
   Tensor forward(const Tensor& x) override;

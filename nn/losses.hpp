@@ -49,21 +49,21 @@ enum class Reduction { mean, sum, none };
 
 /// Options of the elementwise losses (mse_loss, l1_loss, huber_loss, the binary cross-entropies).
 struct LossOptions {
-  Reduction reduction = Reduction::mean;
+  Reduction reduction = Reduction::mean;  ///< mean (Σ w ⊙ ℓ / Σ w), sum, or none (ℓ's shape): PyTorch's `reduction`
   Tensor weight = {};  ///< per-element weight or 0/1 mask, broadcastable to the per-element loss; undefined = 1
 };
 
 /// Options of the classification losses (cross_entropy, nll_loss).
 struct ClassLossOptions {
-  Reduction reduction = Reduction::mean;
+  Reduction reduction = Reduction::mean;  ///< over the per-example losses, as in LossOptions
   Tensor weight = {};  ///< per-example weight or mask, broadcastable to the per-example loss; undefined = 1
   int axis = 0;   ///< the class axis of the logits / log-probabilities
-  // Examples whose label equals this contribute nothing and are not counted by the mean (their weight
-  // is 0); they are exempt from the range check (PyTorch uses -100). Index labels only.
+  /// Examples whose label equals this contribute nothing and are not counted by the mean (their weight
+  /// is 0); they are exempt from the range check (PyTorch uses -100). Index labels only.
   std::optional<std::int64_t> ignore_index = std::nullopt;
-  // A (classes,) rescaling of each class, like PyTorch's `weight`: with index labels example i gets
-  // weight class_weight[yᵢ] (and the mean divides by their sum); with probability targets the terms
-  // become −Σ_c class_weight[c]·y_c·log p_c (and the mean divides by the example count, as PyTorch).
+  /// A (classes,) rescaling of each class, like PyTorch's `weight`: with index labels example i gets
+  /// weight class_weight[yᵢ] (and the mean divides by their sum); with probability targets the terms
+  /// become −Σ_c class_weight[c]·y_c·log p_c (and the mean divides by the example count, as PyTorch).
   Tensor class_weight = {};
 };
 

@@ -11,7 +11,7 @@ struct LSTMOptions {
   double forget_bias = 0.0;          ///< added to the forget gate's bias_ih at initialization (Keras' unit_forget_bias is 1)
   bool peephole = false;             ///< gates also see the cell state (Gers & Schmidhuber 2000)
   bool learn_initial_state = false;  ///< h₋₁ and c₋₁ trained parameters; else zeros
-  Dtype dtype = Dtype::f32;
+  Dtype dtype = Dtype::f32;          ///< the parameters' (and so the inputs' and states') dtype
 };
 
 /// Gate order (i, f, g, o), as PyTorch:
@@ -24,6 +24,7 @@ struct LSTMOptions {
 /// peepholes w_ci, w_cf, w_co (h,) start at 0; h0, c0 (h,) when learned.
 class LSTMCell : public Cell {
  public:
+  /// PyTorch's nn.LSTMCell(input, hidden): parameters drawn from `gen` as listed above.
   LSTMCell(std::size_t input, std::size_t hidden, LSTMOptions options = {}, Generator& gen = default_generator());
 
   std::pair<Tensor, State> step(const Tensor& x, const State& state) override;
@@ -39,9 +40,18 @@ class LSTMCell : public Cell {
     return got == column_shape(m_hidden, batch);
   }
   std::string repr() const override;
+  /// Whether the gates see the cell state (LSTMOptions::peephole).
   bool peephole() const { return w_ci.defined(); }
 
-  Tensor weight_ih, weight_hh, bias_ih, bias_hh, w_ci, w_cf, w_co, h0, c0;
+  Tensor weight_ih;  ///< (4·hidden, input): W_ii, W_if, W_ig, W_io stacked
+  Tensor weight_hh;  ///< (4·hidden, hidden): W_hi, W_hf, W_hg, W_ho stacked
+  Tensor bias_ih;    ///< (4·hidden,): b_ii, b_if (plus forget_bias), b_ig, b_io
+  Tensor bias_hh;    ///< (4·hidden,): b_hi, b_hf, b_hg, b_ho
+  Tensor w_ci;       ///< (hidden,) input gate's peephole, starting at 0; undefined without peepholes
+  Tensor w_cf;       ///< (hidden,) forget gate's peephole, starting at 0; undefined without peepholes
+  Tensor w_co;       ///< (hidden,) output gate's peephole, starting at 0; undefined without peepholes
+  Tensor h0;         ///< (hidden,) learned initial h, starting at 0; undefined unless learn_initial_state
+  Tensor c0;         ///< (hidden,) learned initial c, starting at 0; undefined unless learn_initial_state
 
  private:
   // The step after the input projection (checked by the caller): the equations above.

@@ -25,11 +25,12 @@ class Module {
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
   Module(Module&&) = default;  ///< a copy would alias the parameters; moving hands them over
-  Module& operator=(Module&&) = default;
+  Module& operator=(Module&&) = default;  ///< moves the parameters and children over, like the constructor
   virtual ~Module() = default;
 
   /// Applies the module to one input. Layers of a Chain implement this.
   virtual Tensor forward(const Tensor& x);
+  /// forward(x): `model(x)`, as in PyTorch.
   Tensor operator()(const Tensor& x) { return forward(x); }
 
   /// Whether forward_masked takes a (time, batch) mask of padded steps (sequence layers: Recurrent;
@@ -44,6 +45,7 @@ class Module {
 
   /// Every parameter of this module and its descendants, keyed like PyTorch ("0.weight", "encoder.bias").
   NamedTensors named_parameters() const;
+  /// The same parameters as handles only, in the same order (what an optimizer takes).
   std::vector<Tensor> parameters() const;
   /// Total number of scalar parameters.
   std::size_t num_parameters() const;
@@ -54,6 +56,7 @@ class Module {
   void train(bool on = true);
   /// Evaluation mode: train(false).
   void eval() { train(false); }
+  /// True in training mode (the default, as in PyTorch), false after eval().
   bool training() const { return m_training; }
 
   /// Zeroes (or drops) every parameter's gradient.

@@ -26,7 +26,9 @@ namespace rwd {
 /// A batch of another size without reset() is an error, not a silent broadcast.
 class Recur : public Module {
  public:
+  /// Shares `cell` (a handle kept outside sees the same parameters), registered as child "cell"; null is a ValueError.
   explicit Recur(std::shared_ptr<Cell> cell);
+  /// Takes a cell by value: `Recur(LSTMCell(2, 5))`.
   template <class C, class = std::enable_if_t<std::is_base_of_v<Cell, std::decay_t<C>>>>
   explicit Recur(C&& cell) : Recur(std::make_shared<std::decay_t<C>>(std::forward<C>(cell))) {}
 
@@ -49,6 +51,7 @@ class Recur : public Module {
   const State& state() const { return m_state; }
   /// Replaces the carried state (shapes are checked at the next step).
   void set_state(State state) { m_state = std::move(state); }
+  /// The wrapped cell (its parameters, its step).
   Cell& cell() const { return *m_cell; }
   /// Throws ShapeError, naming `who` (this Recur or a layer built on it), when x's batch differs from
   /// the carried state's.

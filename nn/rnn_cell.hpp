@@ -15,6 +15,7 @@ namespace rwd {
 /// `RNNCell(2 => 5, tanh)`.
 class RNNCell : public Cell {
  public:
+  /// PyTorch's nn.RNNCell(input, hidden, nonlinearity): activation "tanh" or "relu" (else ValueError).
   RNNCell(std::size_t input, std::size_t hidden, Activation activation = "tanh", CellOptions options = {},
           Generator& gen = default_generator());
 
@@ -31,9 +32,14 @@ class RNNCell : public Cell {
     return got == column_shape(m_hidden, batch);
   }
   std::string repr() const override;
+  /// The nonlinearity, tanh or relu.
   const Activation& activation() const { return m_activation; }
 
-  Tensor weight_ih, weight_hh, bias_ih, bias_hh, h0;
+  Tensor weight_ih;  ///< (hidden, input)
+  Tensor weight_hh;  ///< (hidden, hidden)
+  Tensor bias_ih;    ///< (hidden,)
+  Tensor bias_hh;    ///< (hidden,)
+  Tensor h0;         ///< (hidden,) learned initial state, starting at 0; undefined unless learn_initial_state
 
  private:
   // The step after the input projection (checked by the caller).

@@ -17,13 +17,16 @@ namespace rwd {
 /// `TimeDistributed(Dense(256, 10))` is Keras' time-distributed Dense.
 class TimeDistributed : public Module {
  public:
+  /// Shares `layer`, registered as child "layer" (keys "layer.weight"); null is a ValueError.
   explicit TimeDistributed(std::shared_ptr<Module> layer);
+  /// Takes a module by value: `TimeDistributed(Dense(256, 10))`.
   template <class M>
     requires(std::is_base_of_v<Module, std::decay_t<M>> && !std::is_same_v<std::decay_t<M>, TimeDistributed>)
   explicit TimeDistributed(M&& layer) : TimeDistributed(as_module(std::forward<M>(layer))) {}
 
   Tensor forward(const Tensor& x) override;
   std::string repr() const override { return "TimeDistributed(" + m_layer->repr() + ")"; }
+  /// The per-step module.
   Module& inner() const { return *m_layer; }
 
  private:

@@ -23,11 +23,11 @@ namespace rwd {
 
 /// Adam's hyper-parameters (PyTorch's names and defaults).
 struct AdamOptions {
-  double lr = 1e-3;
-  std::pair<double, double> betas{0.9, 0.999};
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  bool amsgrad = false;
+  double lr = 1e-3;                             ///< initial learning rate (lr() holds the current one)
+  std::pair<double, double> betas{0.9, 0.999};  ///< (β₁, β₂): decay rates of m and v, each in [0, 1)
+  double eps = 1e-8;                            ///< ε, added to the bias-corrected √v
+  double weight_decay = 0.0;                    ///< λ: L2 added to the gradient (see decoupled_weight_decay)
+  bool amsgrad = false;                         ///< use max(v̂, v) for v (Reddi et al. 2018)
   /// AdamW's rule for weight_decay (p ← p·(1 − lr·λ) before the update) instead of L2.
   bool decoupled_weight_decay = false;
 };
@@ -35,13 +35,15 @@ struct AdamOptions {
 /// Adam: `Adam opt(params, {.lr = 1e-3, .amsgrad = true});`
 class Adam : public Optimizer {
  public:
-  using Options = AdamOptions;
+  using Options = AdamOptions;  ///< the options type, for code generic over optimizers
   /// Throws ValueError for lr, eps or weight_decay < 0, or a beta outside [0, 1).
   explicit Adam(std::vector<Tensor> params, AdamOptions options = {});
+  /// The options as constructed (options().lr stays the initial rate when a schedule moves lr()).
   const AdamOptions& options() const { return m_options; }
   std::string str() const override;
 
  protected:
+  /// For AdamW: the same optimizer under another `name` (a string literal) for str() and messages.
   Adam(const char* name, std::vector<Tensor> params, AdamOptions options);
   void update(std::size_t i, Tensor& param, const Tensor& grad) override;
 
@@ -51,17 +53,18 @@ class Adam : public Optimizer {
 
 /// AdamW's hyper-parameters: Adam's, with weight_decay 1e-2 applied decoupled.
 struct AdamWOptions {
-  double lr = 1e-3;
-  std::pair<double, double> betas{0.9, 0.999};
-  double eps = 1e-8;
-  double weight_decay = 1e-2;
-  bool amsgrad = false;
+  double lr = 1e-3;                             ///< initial learning rate (lr() holds the current one)
+  std::pair<double, double> betas{0.9, 0.999};  ///< (β₁, β₂): decay rates of m and v, each in [0, 1)
+  double eps = 1e-8;                            ///< ε, added to the bias-corrected √v
+  double weight_decay = 1e-2;                   ///< λ, decoupled: p ← p·(1 − lr·λ) before each update
+  bool amsgrad = false;                         ///< use max(v̂, v) for v (Reddi et al. 2018)
 };
 
 /// AdamW: Adam with decoupled weight decay. `AdamW opt(params, {.lr = 1e-3, .weight_decay = 0.1});`
 class AdamW : public Adam {
  public:
-  using Options = AdamWOptions;
+  using Options = AdamWOptions;  ///< the options type, for code generic over optimizers
+  /// Throws ValueError as Adam's; options() gives them back as AdamOptions with decoupled_weight_decay.
   explicit AdamW(std::vector<Tensor> params, AdamWOptions options = {});
 };
 

@@ -21,10 +21,12 @@ namespace rwd {
 /// parameter's position in the list given, `index` the element's flat (row-major) index, `value` it.
 class NonFiniteGradError : public ValueError {
  public:
+  /// The error with its message and where the element is.
   NonFiniteGradError(const std::string& message, std::size_t param, std::size_t index, double value)
       : ValueError(message), param(param), index(index), value(value) {}
-  std::size_t param, index;
-  double value;
+  std::size_t param;  ///< the parameter's position in the list (0 when the element is on another process)
+  std::size_t index;  ///< the element's flat row-major index in that gradient (0 when on another process)
+  double value;       ///< the element: NaN or ±inf (the non-finite total when on another process)
 };
 
 /// Throws NonFiniteGradError if any gradient holds a NaN or ±inf: "<who>: the gradient of parameter 2
@@ -55,8 +57,8 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
 /// (Gradients already averaged over the ranks, as DataParallel leaves them, are whole on every rank:
 /// the plain clip_grad_norm then sees the global norm.)
 struct NormReduction {
-  std::function<double(double)> max;
-  std::function<double(double)> sum;
+  std::function<double(double)> max;  ///< this process's value → the largest over every process (MPI_MAX)
+  std::function<double(double)> sum;  ///< this process's value → the sum over every process (MPI_SUM)
 };
 
 /// clip_grad_norm over the gradients of every process together: the total norm is that of all their

@@ -84,8 +84,8 @@ class Optimizer {
  protected:
   /// A per-parameter state slot: parameter-shaped (in its dtype), or a float64 0-d counter.
   struct Slot {
-    std::string name;
-    bool counter = false;
+    std::string name;      ///< the state key's last part, PyTorch's: "exp_avg", "momentum_buffer", "step"
+    bool counter = false;  ///< a float64 0-d counter (like "step") instead of a parameter-shaped tensor
   };
 
   /// `name` must be a string literal. Throws ValueError for an undefined, non-leaf or repeated

@@ -44,24 +44,25 @@ enum class RMSpropFlavor { pytorch, keras };
 
 /// RMSprop's hyper-parameters (PyTorch's names and defaults; RMSprop::keras_defaults() for Keras').
 struct RMSpropOptions {
-  double lr = 1e-2;
-  double alpha = 0.99;  ///< decay of the squared-gradient average (Keras: rho)
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  double momentum = 0.0;
-  bool centered = false;
-  RMSpropFlavor flavor = RMSpropFlavor::pytorch;
+  double lr = 1e-2;           ///< initial learning rate (lr() holds the current one)
+  double alpha = 0.99;        ///< decay of the squared-gradient average (Keras: rho)
+  double eps = 1e-8;          ///< ε: outside the square root (pytorch flavour) or inside it (keras)
+  double weight_decay = 0.0;  ///< λ: L2 added to the gradient (pytorch flavour), decoupled p ← p − lr·λ·p (keras)
+  double momentum = 0.0;      ///< μ: with μ > 0 the steps accumulate in a momentum buffer
+  bool centered = false;      ///< divide by an estimate of the variance, v − ḡ², instead of v
+  RMSpropFlavor flavor = RMSpropFlavor::pytorch;  ///< whose formula: PyTorch's or Keras 3's
 };
 
 /// RMSprop: `RMSprop opt(params, {.lr = 1e-2, .centered = true});` or, Keras' way,
 /// `RMSprop opt(params, RMSprop::keras_defaults());`
 class RMSprop : public Optimizer {
  public:
-  using Options = RMSpropOptions;
+  using Options = RMSpropOptions;  ///< the options type, for code generic over optimizers
   /// Throws ValueError for lr, alpha, eps, momentum or weight_decay < 0.
   explicit RMSprop(std::vector<Tensor> params, RMSpropOptions options = {});
   /// Keras' RMSprop: lr = 1e-3, alpha (rho) = 0.9, eps = 1e-7, keras flavour.
   static RMSpropOptions keras_defaults();
+  /// The options as constructed (options().lr stays the initial rate when a schedule moves lr()).
   const RMSpropOptions& options() const { return m_options; }
   std::string str() const override;
 

@@ -39,6 +39,7 @@ class LRScheduler {
   std::int64_t last_epoch() const { return m_last_epoch; }
   /// The optimizer's lr when the schedule was made.
   double base_lr() const { return m_base_lr; }
+  /// The optimizer whose lr this schedule sets.
   Optimizer& optimizer() const { return m_opt; }
 
   /// "last_epoch" and "base_lr", copies.
@@ -48,6 +49,7 @@ class LRScheduler {
   void load_state_dict(const StateDict& state);
 
  protected:
+  /// Takes the optimizer's current lr as base_lr and last_lr, at epoch 0; keeps a reference to `opt`.
   explicit LRScheduler(Optimizer& opt);
   /// The lr for epoch last_epoch() (already advanced), given the optimizer's current lr.
   virtual double next_lr(double current) const = 0;
@@ -76,6 +78,7 @@ class StepLR : public LRScheduler {
 /// lr = base_lr · γ^e: multiplied by γ every epoch.
 class ExponentialLR : public LRScheduler {
  public:
+  /// PyTorch's ExponentialLR(opt, gamma); throws ValueError unless γ is finite and ≥ 0.
   ExponentialLR(Optimizer& opt, double gamma);
 
  protected:
@@ -108,7 +111,7 @@ struct PlateauOptions {
   double threshold = 1e-4;      ///< what counts as an improvement (see relative_threshold)
   bool relative_threshold = true;  ///< "rel": better than best·(1 ∓ threshold); false = "abs": best ∓ threshold
   std::int64_t cooldown = 0;    ///< epochs to wait after a reduction before counting again
-  double min_lr = 0.0;
+  double min_lr = 0.0;          ///< a reduction never takes the lr below this
   double eps = 1e-8;            ///< a reduction smaller than this is skipped
 };
 
@@ -119,13 +122,19 @@ class ReduceLROnPlateau {
   explicit ReduceLROnPlateau(Optimizer& opt, PlateauOptions options = {});
   /// One epoch's metric (NaN counts as no improvement).
   void step(double metric);
+  /// The best metric so far (+inf when minimizing, −inf when maximizing, before any step).
   double best() const { return m_best; }
+  /// Epochs since the last improvement (reset by a reduction, and held at 0 during cooldown).
   std::int64_t num_bad_epochs() const { return m_num_bad_epochs; }
+  /// Epochs stepped so far (0 after construction).
   std::int64_t last_epoch() const { return m_last_epoch; }
+  /// The optimizer's current lr.
   double last_lr() const { return m_opt.lr(); }
 
   /// "last_epoch", "best", "num_bad_epochs", "cooldown_counter".
   StateDict state_dict() const;
+  /// Restores state_dict()'s output after checking it (keys, shapes, counts whole and ≥ 0, best not NaN); on
+  /// error nothing changes. Does not touch the optimizer's lr (its own state has it).
   void load_state_dict(const StateDict& state);
 
  private:

@@ -17,19 +17,20 @@ namespace rwd {
 
 /// SGD's hyper-parameters (PyTorch's names and defaults).
 struct SGDOptions {
-  double lr = 1e-3;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  double weight_decay = 0.0;
-  bool nesterov = false;
+  double lr = 1e-3;            ///< initial learning rate (lr() holds the current one)
+  double momentum = 0.0;       ///< μ; 0 is plain gradient descent (no state kept)
+  double dampening = 0.0;      ///< τ: the momentum buffer adds (1 − τ)·g after the first step
+  double weight_decay = 0.0;   ///< λ: L2, added to the gradient
+  bool nesterov = false;       ///< Nesterov momentum, g ← g + μ·b (needs μ > 0 and τ = 0)
 };
 
 /// Stochastic gradient descent: `SGD opt(params, {.lr = 0.1, .momentum = 0.9, .nesterov = true});`
 class SGD : public Optimizer {
  public:
-  using Options = SGDOptions;
+  using Options = SGDOptions;  ///< the options type, for code generic over optimizers
   /// Throws ValueError for a negative lr, momentum or weight_decay, or Nesterov without momentum.
   explicit SGD(std::vector<Tensor> params, SGDOptions options = {});
+  /// The options as constructed (options().lr stays the initial rate when a schedule moves lr()).
   const SGDOptions& options() const { return m_options; }
   std::string str() const override;
 

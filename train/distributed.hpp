@@ -55,7 +55,7 @@ struct ParallelOptions {
 
 /// What the all-reduces cost, summed over the steps since the last reset (seconds, steady clock).
 struct ParallelStats {
-  std::size_t steps = 0;
+  std::size_t steps = 0;          ///< synchronize() calls counted
   std::size_t buckets = 0;        ///< per step
   std::size_t bytes = 0;          ///< per step, over all buckets
   std::size_t started_in_sweep = 0;  ///< buckets whose all-reduce the backward sweep started (the rest: synchronize())
@@ -89,7 +89,9 @@ class DataParallel {
   Communicator& comm() const { return m_comm; }
   /// Number of buckets (all-reduces per step).
   std::size_t buckets() const { return m_buckets.size(); }
+  /// The all-reduce costs summed over the steps since construction or reset_stats().
   const ParallelStats& stats() const { return m_stats; }
+  /// Zeroes stats() (e.g. after warm-up steps, before measuring).
   void reset_stats() { m_stats = {}; }
 
  private:
@@ -147,7 +149,9 @@ class DistributedSampler {
   double share(std::size_t epoch, std::size_t batch) const;
   /// share() as a function, for FitOptions::share.
   std::function<double(std::size_t, std::size_t)> share_fn() const;
+  /// This process's rank, in [0, size()).
   int rank() const { return m_rank; }
+  /// Number of ranks the batches are cut among.
   int size() const { return m_size; }
 
  private:

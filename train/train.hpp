@@ -41,7 +41,7 @@ struct EpochRecord {
   double grad_norm = 0;      ///< mean global gradient norm before clipping (NaN without clipping)
   double lr = 0;             ///< learning rate during the epoch
   double seconds = 0;        ///< wall time of the epoch's training (validation excluded)
-  std::size_t batches = 0;
+  std::size_t batches = 0;   ///< batches trained in the epoch
   /// FitOptions::metrics' values after the epoch, by name, in their order.
   std::vector<std::pair<std::string, double>> metrics;
   /// The value of metric `name` (ValueError if there is none).
@@ -101,7 +101,7 @@ struct FitOptions {
 
 /// The per-epoch records fit() returns.
 struct History {
-  std::vector<EpochRecord> epochs;
+  std::vector<EpochRecord> epochs;  ///< one record per epoch run, in order (numbered from initial_epoch + 1)
   /// The rank that made it (fit with FitOptions::parallel): write_csv writes on rank 0 only.
   int rank = 0;
   /// "epoch,loss,val_loss,grad_norm,lr,seconds,batches" (then the metrics' names) and one row per epoch.
@@ -111,8 +111,9 @@ struct History {
   /// The last epoch's loss.
   double final_loss() const { return epochs.empty() ? 0.0 : epochs.back().loss; }
   /// With FitOptions::early_stopping: the epoch (1-based) whose figure was best, 0 if none was
-  /// recorded; and whether training stopped before `epochs`.
+  /// recorded.
   std::size_t best_epoch = 0;
+  /// With FitOptions::early_stopping: whether training stopped before `epochs`.
   bool stopped_early = false;
 };
 
@@ -155,6 +156,7 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
 /// A progress line: "epoch 3/10  batch 45/100  loss 0.1234  210.5 batch/s  ETA 0:12". Usable by hand.
 class Progress {
  public:
+  /// Writes to `out` (nullptr: nothing) for `epochs` × `batches`; tty as FitOptions::tty (−1: detect).
   Progress(std::ostream* out, std::size_t epochs, std::size_t batches, int tty = -1);
   /// After batch `batch` (0-based) of `epoch` (0-based) with the running mean loss.
   void update(std::size_t epoch, std::size_t batch, double mean_loss);
