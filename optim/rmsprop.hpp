@@ -49,7 +49,7 @@ struct RMSpropOptions {
   double eps = 1e-8;          ///< ε: outside the square root (pytorch flavour) or inside it (keras)
   double weight_decay = 0.0;  ///< λ: L2 added to the gradient (pytorch flavour), decoupled p ← p − lr·λ·p (keras)
   double momentum = 0.0;      ///< μ: with μ > 0 the steps accumulate in a momentum buffer
-  bool centered = false;      ///< divide by an estimate of the variance, v − ḡ², instead of v
+  bool centered = false;      ///< use v − ḡ² (ḡ: running mean of g, so a variance) in place of v under the root
   RMSpropFlavor flavor = RMSpropFlavor::pytorch;  ///< whose formula: PyTorch's or Keras 3's
 };
 
