@@ -10,6 +10,8 @@
 
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 using namespace rwd;
 namespace fs = std::filesystem;
 
@@ -163,6 +165,24 @@ TEST_CASE("training: fit resumes at initial_epoch, continuing the count") {
   CHECK(run(b, opt_b, 4, 4, seen_b).epochs.empty());  // nothing left to run
   CHECK_THROWS_WITH_AS(run(b, opt_b, 5, 4, seen_b), "fit: initial_epoch (5) is past epochs (4), the epoch to end before",
                        ValueError);
+}
+
+TEST_CASE("training: a resumed fit prints the epochs as counted from the start, and an ETA for what is left") {
+  Tensor w = Tensor::scalar(1.0, float64).set_requires_grad();
+  SGD opt({w}, {.lr = 0.1});
+  std::ostringstream out;
+  fit(opt, 3, [&](std::size_t, std::size_t) { return w * w; }, {.epochs = 5, .initial_epoch = 3, .out = &out, .tty = 0});
+  const std::string text = out.str();
+  CHECK(contains(text, "epoch 4/5"));
+  CHECK(contains(text, "epoch 5/5"));
+  CHECK_FALSE(contains(text, "epoch 6/"));
+  CHECK(contains(text.substr(text.find("epoch 5/5")), "ETA 0:00"));  // nothing left after the last epoch
+  CHECK_FALSE(contains(text, "ETA ?"));
+  // A progress line drawn by hand for a resumed run: done and total count this run's batches only.
+  std::ostringstream drawn;
+  Progress progress(&drawn, 5, 3, /*tty=*/1, /*first_epoch=*/3);
+  progress.update(3, 2, 0.5);
+  CHECK(contains(drawn.str(), "epoch 4/5  batch 3/3"));
 }
 
 TEST_CASE("training: fit's metrics are recorded, printed and written next to the loss") {

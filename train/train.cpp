@@ -62,8 +62,8 @@ double clip_norm_checked(const std::vector<Tensor>& params, double max_norm, con
 
 // ---- progress ----
 
-Progress::Progress(std::ostream* out, std::size_t epochs, std::size_t batches, int tty)
-    : m_out(out), m_epochs(epochs), m_batches(batches), m_start(now()) {
+Progress::Progress(std::ostream* out, std::size_t epochs, std::size_t batches, int tty, std::size_t first_epoch)
+    : m_out(out), m_epochs(epochs), m_batches(batches), m_first(std::min(first_epoch, epochs)), m_start(now()) {
   if (tty >= 0)
     m_tty = tty != 0;
   else
@@ -76,8 +76,8 @@ void Progress::update(std::size_t epoch, std::size_t batch, double mean_loss) {
   const bool last = batch + 1 == m_batches;
   if (!last && t - m_last_draw < 0.1) return;  // redraw at most 10 times a second
   m_last_draw = t;
-  const double done = static_cast<double>(epoch * m_batches + batch + 1);
-  const double total = static_cast<double>(m_epochs * m_batches);
+  const double done = static_cast<double>((epoch - std::min(epoch, m_first)) * m_batches + batch + 1);
+  const double total = static_cast<double>((m_epochs - m_first) * m_batches);
   const double rate = done / std::max(t - m_start, 1e-9);
   *m_out << "\r\033[K" << "epoch " << epoch + 1 << "/" << m_epochs << "  batch " << batch + 1 << "/" << m_batches
          << "  loss " << number(mean_loss, "%.4g") << "  " << number(rate, "%.1f") << " batch/s  ETA "
@@ -88,7 +88,9 @@ void Progress::epoch_done(const EpochRecord& r) {
   if (!m_out) return;
   if (m_tty) *m_out << "\r\033[K";
   const double elapsed = now() - m_start;
-  const double eta = elapsed / static_cast<double>(r.epoch) * static_cast<double>(m_epochs - r.epoch);
+  // Per epoch of this run (a resumed run started at m_first), times the epochs left.
+  const std::size_t run = r.epoch > m_first ? r.epoch - m_first : 1, left = m_epochs > r.epoch ? m_epochs - r.epoch : 0;
+  const double eta = elapsed / static_cast<double>(run) * static_cast<double>(left);
   *m_out << "epoch " << r.epoch << "/" << m_epochs << "  loss " << number(r.loss, "%.4g");
   if (!std::isnan(r.val_loss)) *m_out << "  val_loss " << number(r.val_loss, "%.4g");
   for (const auto& [name, value] : r.metrics) *m_out << "  " << name << " " << number(value, "%.4g");
@@ -165,7 +167,7 @@ History fit_loop(Optimizer& optimizer, std::size_t batches,
   const bool root = !parallel || parallel->comm().is_root();
   History history;
   history.rank = parallel ? parallel->comm().rank() : 0;
-  Progress progress(root ? options.out : nullptr, options.epochs - options.initial_epoch, batches, options.tty);
+  Progress progress(root ? options.out : nullptr, options.epochs, batches, options.tty, options.initial_epoch);
   const EarlyStopping& stop = options.early_stopping;
   double best = std::nan("");
   std::size_t waited = 0;

@@ -156,8 +156,10 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
 /// A progress line: "epoch 3/10  batch 45/100  loss 0.1234  210.5 batch/s  ETA 0:12". Usable by hand.
 class Progress {
  public:
-  /// Writes to `out` (nullptr: nothing) for `epochs` × `batches`; tty as FitOptions::tty (−1: detect).
-  Progress(std::ostream* out, std::size_t epochs, std::size_t batches, int tty = -1);
+  /// Writes to `out` (nullptr: nothing) for epochs `first_epoch` … `epochs` − 1 (0-based, printed
+  /// from 1: a run resumed at first_epoch shows "epoch 4/5") × `batches`; tty as FitOptions::tty
+  /// (−1: detect). The rate and ETA count this run's batches only.
+  Progress(std::ostream* out, std::size_t epochs, std::size_t batches, int tty = -1, std::size_t first_epoch = 0);
   /// After batch `batch` (0-based) of `epoch` (0-based) with the running mean loss.
   void update(std::size_t epoch, std::size_t batch, double mean_loss);
   /// After an epoch: a final line for it.
@@ -165,7 +167,7 @@ class Progress {
 
  private:
   std::ostream* m_out;
-  std::size_t m_epochs, m_batches;
+  std::size_t m_epochs, m_batches, m_first;
   bool m_tty;
   double m_start;
   double m_last_draw = -1;
