@@ -60,8 +60,8 @@ std::string nested(const std::vector<double>& v, const Shape& shape, std::size_t
 
 // As summarize, but nested by the shape when in full, and with the shape first when summarised: a
 // gradient reads as the tensor it is, not as a flat list.
-std::string shaped(const std::vector<double>& v, const Shape& shape) {
-  if (v.size() > 4) return shape.str() + " " + summarize(v, shape);
+std::string shaped(const std::vector<double>& v, const Shape& shape, std::size_t full = 4) {
+  if (v.size() > full) return shape.str() + " " + summarize(v, shape);
   std::size_t at = 0;
   return v.size() == shape.numel() ? nested(v, shape, 0, at) : summarize(v, shape);
 }
@@ -391,10 +391,14 @@ std::string rule_with_operands(const Tape& tape, std::size_t i) {
   return out.empty() ? rule : out + note;
 }
 
-std::string shaped_value(const Tensor& t) {
+std::string shaped_value(const Tensor& t, std::size_t full) {
   if (!t.defined()) return "—";
-  return shaped(t.to_vector(), t.shape());
+  return shaped(t.to_vector(), t.shape(), full);
 }
+
+std::string entry_headline(const Tape& tape, std::size_t i) { return headline(tape, i, tape[i]); }
+
+std::string operand_label(const Tensor& x) { return label(x); }
 
 std::string describe_step(const ReverseSweep& sweep) {
   if (sweep.done()) return "(the sweep is finished)\n";

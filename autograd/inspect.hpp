@@ -48,9 +48,16 @@ std::string describe_step(const ReverseSweep& sweep);
 /// returned as recorded; "(none recorded)" when there is none.
 std::string rule_with_operands(const Tape& tape, std::size_t i);
 
-/// A value as the explain views show it: up to four elements in full, nested by their shape
+/// A value as the explain views show it: up to `full` elements in full, nested by their shape
 /// ("[[0.1, -0.2], [0.4, 0.3]]" for (2, 2), "1" for 0-d), else "(3, 4) mean=… min=… max=…"; %.4g.
-std::string shaped_value(const Tensor& t);
+std::string shaped_value(const Tensor& t, std::size_t full = 4);
+
+/// Entry i's first line in the explain views: "#4 t=0 tanh(#3) → (2, 1)".
+std::string entry_headline(const Tape& tape, std::size_t i);
+
+/// How the views name a tensor: "#4" (or "#4:h1") for an entry, a leaf's name, "leaf (2, 1)",
+/// "const 0.5" or "const (2, 1)".
+std::string operand_label(const Tensor& x);
 
 /// The tape as a Graphviz digraph: leaves and entries as nodes (op, shape, values, and the adjoint
 /// when kept), an edge from each input to the entry that used it (labelled with the adjoint sent
