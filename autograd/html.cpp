@@ -138,6 +138,9 @@ std::string build(const Tensor& root, const HtmlOptions& options) {
     throw TapeError("write_html: the root " + operand_label(root) +
                     " is not a recorded value (a leaf, or its tape was cleared by a backward()): write the page "
                     "before the backward, from the value the tape recorded");
+  if (!options.seed.defined() && root.numel() != 1)
+    throw ShapeError("write_html: the root has shape " + root.shape().str() +
+                     "; pass HtmlOptions::seed of that shape, or reduce the root to one number first");
   // The sweep first, grad()'s way: targets given (none), so nothing reaches .grad(); retained, so the
   // tape and its values stay for the forward half of the page and for the caller.
   const std::vector<Tensor> no_targets;
@@ -169,7 +172,8 @@ std::string build(const Tensor& root, const HtmlOptions& options) {
       const Tensor& x = node.inputs[k];
       const Tensor g = k < out.size() ? out[k] : Tensor();
       const std::string what = g.defined() ? shaped_value(g) : x.requires_grad() ? "— (nothing sent)" : "— (constant)";
-      sent += (k ? "," : "") + std::string("[") + js(operand_label(x)) + "," + js(what) + "]";
+      if (k) sent += ",";
+      sent.append("[").append(js(operand_label(x))).append(",").append(js(what)).append("]");
       if (!g.defined() || x.tape_index() >= 0) continue;
       // A leaf's gradient so far: the sum of what it was sent, the accumulate rule made visible.
       Leaf& l = leaves[leaf_index(x)];
@@ -248,8 +252,10 @@ std::string build(const Tensor& root, const HtmlOptions& options) {
       }
       row[i - band.first] = r;
       rows = std::max(rows, r + 1);
-      node_label[i] = "#" + std::to_string(i) + (node.output.name().empty() ? "" : ":" + node.output.name()) + " " +
-                      node.op;
+      // "#8:h1 tanh": the entry's label as the explain views write it, then the op.
+      node_label[i] = std::string("#").append(std::to_string(i));
+      if (!node.output.name().empty()) node_label[i].append(":").append(node.output.name());
+      node_label[i].append(" ").append(node.op);
       short_value[i] = cut(shaped_value(node.output), kShortValue);
       const double w = box_width({node_label[i], short_value[i]});
       const double want = count ? sum / static_cast<double>(count) - w / 2 : kMargin + 12;
@@ -287,7 +293,8 @@ std::string build(const Tensor& root, const HtmlOptions& options) {
     std::string in = "[", shapes = "[";
     for (std::size_t k = 0; k < ins.size(); ++k) {
       in += (k ? "," : "") + ins[k];
-      shapes += (k ? "," : "") + js(node.inputs[k].shape().str());
+      if (k) shapes += ",";
+      shapes += js(node.inputs[k].shape().str());
     }
     std::string value;
     for (std::size_t k = 0; k < node.num_outputs(); ++k)
@@ -301,7 +308,10 @@ std::string build(const Tensor& root, const HtmlOptions& options) {
   for (std::size_t j = 0; j < leaves.size(); ++j) {
     const Leaf& l = leaves[j];
     std::string refs = "[";
-    for (const auto& [b, at] : l.refs) refs += (refs.size() > 1 ? "," : "") + std::string("[") + js(static_cast<long>(b)) + "," + xywh(at) + "]";
+    for (const auto& [b, at] : l.refs) {
+      if (refs.size() > 1) refs += ",";
+      refs.append("[").append(js(static_cast<long>(b))).append(",").append(xywh(at)).append("]");
+    }
     data += std::string(j ? ",\n" : "\n") + "{\"label\":" + js(l.name) + ",\"shape\":" + js(l.t.shape().str()) +
             ",\"grad\":" + (l.t.requires_grad() ? "true" : "false") + ",\"value\":" +
             js(shaped_value(l.t, options.full_values)) + ",\"check\":" + js(verdict(options.gradcheck, l.t.name())) +

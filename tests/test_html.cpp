@@ -129,6 +129,10 @@ TEST_CASE("html: write_html refuses a leaf or a cleared tape, and names the file
   Tape tape;
   Rnn rnn;
   CHECK(contains(message_of<TapeError>([&] { tape_html(rnn.W_x); }), "write_html: the root W_x is not a recorded value"));
+  CHECK(contains(message_of<ShapeError>([&] { tape_html(matmul(rnn.W_h, rnn.W_x)); }),
+                 "write_html: the root has shape (2, 1); pass HtmlOptions::seed"));
+  const Tensor seeded = matmul(rnn.W_h, rnn.W_x);
+  CHECK(contains(tape_html(seeded, {.seed = Tensor::ones({2, 1}, float64)}), "\"steps\":[{\"e\":"));
   Tensor loss = rnn.loss();
   const std::string missing = "/nonexistent-dir-of-rewind/tape.html";
   CHECK(contains(message_of<IOError>([&] { write_html(missing, loss); }), missing));
