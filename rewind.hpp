@@ -19,6 +19,7 @@
 #include "autograd/backward.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/inspect.hpp"
+#include "autograd/html.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/tape.hpp"
 

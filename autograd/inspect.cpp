@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <ostream>
 #include <unordered_map>
@@ -46,6 +48,22 @@ std::string summarize(const std::vector<double>& v, const Shape& shape) {
 std::string summarize(const Tensor& t) {
   if (!t.defined()) return "—";
   return summarize(t.to_vector(), t.shape());
+}
+
+// The elements [at, at + size of dims d…) nested by the shape: "[[0.1, -0.2], [0.4, 0.3]]".
+std::string nested(const std::vector<double>& v, const Shape& shape, std::size_t d, std::size_t& at) {
+  if (d == shape.ndim()) return num(v[at++]);
+  std::string s = "[";
+  for (std::size_t k = 0; k < shape[d]; ++k) s += (k ? ", " : "") + nested(v, shape, d + 1, at);
+  return s + "]";
+}
+
+// As summarize, but nested by the shape when in full, and with the shape first when summarised: a
+// gradient reads as the tensor it is, not as a flat list.
+std::string shaped(const std::vector<double>& v, const Shape& shape, std::size_t full = 4) {
+  if (v.size() > full) return shape.str() + " " + summarize(v, shape);
+  std::size_t at = 0;
+  return v.size() == shape.numel() ? nested(v, shape, 0, at) : summarize(v, shape);
 }
 
 // Terminal columns of a UTF-8 string: one per code point (the rules use ⊙, −, ², ᵀ, ·).
@@ -138,13 +156,13 @@ std::string headline(const Tape& tape, std::size_t i, const Node& n) {
 std::string render_step(const Tape& tape, std::size_t i, const Node& n, const std::vector<Tensor>& dys,
                         const std::vector<Tensor>& sent) {
   std::vector<std::vector<std::string>> rows;
-  if (dys.size() == 1) rows.push_back({"dy", summarize(dys[0])});
+  if (dys.size() == 1) rows.push_back({"dy", shaped_value(dys[0])});
   for (std::size_t k = 0; dys.size() > 1 && k < dys.size(); ++k)
-    rows.push_back({"dy" + std::to_string(k), dys[k].defined() ? summarize(dys[k]) : "— (output not used)"});
-  rows.push_back({"rule", *n.rule ? n.rule : "(none recorded)"});
+    rows.push_back({"dy" + std::to_string(k), dys[k].defined() ? shaped_value(dys[k]) : "— (output not used)"});
+  rows.push_back({"rule", rule_with_operands(tape, i)});
   for (std::size_t k = 0; k < n.inputs.size(); ++k) {
     const Tensor& g = k < sent.size() ? sent[k] : Tensor();
-    std::string what = g.defined() ? summarize(g) : n.inputs[k].requires_grad() ? "— (nothing sent)" : "— (constant)";
+    std::string what = g.defined() ? shaped_value(g) : n.inputs[k].requires_grad() ? "— (nothing sent)" : "— (constant)";
     rows.push_back({"→ " + label(n.inputs[k]), what});
   }
   return headline(tape, i, n) + "\n" + table(rows, "    ");
@@ -258,10 +276,129 @@ std::string explain_tape(const Tape& tape) {
     // Reverse order of arrival reads as the sweep ran: last entry first.
     std::string from;
     for (auto f = l->from.rbegin(); f != l->from.rend(); ++f) from += (from.empty() ? "" : " + ") + *f;
-    rows.push_back({label(l->leaf), summarize(l->total, l->leaf.shape()), "from " + from});
+    rows.push_back({label(l->leaf), shaped(l->total, l->leaf.shape()), "from " + from});
   }
   return out + table(rows, "    ");
 }
+
+// ---- the rule with its operands ----
+
+namespace {
+
+// An operand as a rule shows it: "#9" for an entry (its name is in the headline), a leaf's name, a
+// one-element constant's value, else the label in parentheses ("(leaf (2,))").
+std::string operand(const Tensor& x) {
+  if (x.tape_index() >= 0) {
+    const std::size_t o = output_index(x);
+    return "#" + std::to_string(x.tape_index()) + (o ? "." + std::to_string(o) : "");
+  }
+  if (!x.name().empty()) return x.name();
+  if (!x.requires_grad() && x.numel() == 1) {
+    const std::string v = num(x.item());
+    return v[0] == '-' ? "(" + v + ")" : v;
+  }
+  return "(" + label(x) + ")";
+}
+
+bool ident_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
+bool ident_char(char c) { return ident_start(c) || (c >= '0' && c <= '9'); }
+
+// A rule clause "dS += expr" (or "−=") split into S and the rest; false if it does not read so.
+bool split_clause(const std::string& clause, std::string& symbol) {
+  if (clause.size() < 2 || clause[0] != 'd' || !ident_start(clause[1])) return false;
+  std::size_t e = 1;
+  while (e < clause.size() && ident_char(clause[e])) ++e;
+  symbol = clause.substr(1, e - 1);
+  return clause.compare(e, 4, " += ") == 0 || clause.compare(e, std::strlen(" −= "), " −= ") == 0;
+}
+
+}  // namespace
+
+// The rule's text is written once, with symbols (primitives.hpp); its clauses "dS += …" name the
+// inputs in order, and the one other d-symbol (dy, dz, dC) is the output's adjoint. Each identifier
+// is replaced by what it stands for in this entry; the rest (⊙, ᵀ, broadcast(…)) is kept as written.
+std::string rule_with_operands(const Tape& tape, std::size_t i) {
+  const Node& n = tape[i];
+  const std::string rule = n.rule;
+  if (rule.empty()) return "(none recorded)";
+  if (n.num_outputs() != 1) return rule;
+  // A note at the end, " (summed to shape)", is kept apart: it is prose, not symbols.
+  std::string body = rule, note;
+  if (const auto open = body.rfind(" ("); open != std::string::npos && body.back() == ')' &&
+                                          body.find(')', open) == body.size() - 1) {
+    note = body.substr(open);
+    body = body.substr(0, open);
+    while (!body.empty() && body.back() == ' ') body.pop_back();
+  }
+  std::vector<std::string> clauses, symbols;
+  for (std::size_t from = 0;;) {
+    const std::size_t semi = body.find("; ", from);
+    clauses.push_back(body.substr(from, semi == std::string::npos ? std::string::npos : semi - from));
+    if (semi == std::string::npos) break;
+    from = semi + 2;
+  }
+  for (const std::string& c : clauses) {
+    std::string symbol;
+    if (!split_clause(c, symbol)) return rule;
+    symbols.push_back(symbol);
+  }
+  if (symbols.size() != n.inputs.size()) return rule;
+  std::map<std::string, std::string> to;  // symbol → what it stands for here
+  for (std::size_t k = 0; k < symbols.size(); ++k) {
+    to[symbols[k]] = operand(n.inputs[k]);
+    to["d" + symbols[k]] = "d" + operand(n.inputs[k]);
+  }
+  // The identifiers of each clause, from `at`: [begin, end) of each in the clause.
+  auto identifiers = [](const std::string& c) {
+    std::vector<std::pair<std::size_t, std::size_t>> ids;
+    for (std::size_t p = 0; p < c.size();) {
+      if (!ident_start(c[p])) {
+        ++p;
+        continue;
+      }
+      std::size_t e = p;
+      while (e < c.size() && ident_char(c[e])) ++e;
+      ids.emplace_back(p, e);
+      p = e;
+    }
+    return ids;
+  };
+  // The output's adjoint: the one d-letter that is not an input's (dy, dz, dC); its letter alone is
+  // the output's value, this entry.
+  for (const std::string& c : clauses)
+    for (auto [b, e] : identifiers(c))
+      if (e - b == 2 && c[b] == 'd' && !to.count(c.substr(b, 2))) {
+        to[c.substr(b, 2)] = "dy";
+        to[c.substr(b + 1, 1)] = "#" + std::to_string(i);
+      }
+  std::string out;
+  for (std::size_t k = 0; k < clauses.size(); ++k) {
+    if (!n.inputs[k].requires_grad()) continue;  // a constant takes no gradient
+    const std::string& c = clauses[k];
+    std::string line;
+    std::size_t copied = 0;
+    for (auto [b, e] : identifiers(c)) {
+      const auto it = to.find(c.substr(b, e - b));
+      if (it == to.end()) continue;
+      line += c.substr(copied, b - copied);
+      // "2y" with y = #9 reads "2·#9".
+      if (b > 0 && std::isdigit(static_cast<unsigned char>(c[b - 1]))) line += "·";
+      line += it->second;
+      copied = e;
+    }
+    out += (out.empty() ? "" : "; ") + line + c.substr(copied);
+  }
+  return out.empty() ? rule : out + note;
+}
+
+std::string shaped_value(const Tensor& t, std::size_t full) {
+  if (!t.defined()) return "—";
+  return shaped(t.to_vector(), t.shape(), full);
+}
+
+std::string entry_headline(const Tape& tape, std::size_t i) { return headline(tape, i, tape[i]); }
+
+std::string operand_label(const Tensor& x) { return label(x); }
 
 std::string describe_step(const ReverseSweep& sweep) {
   if (sweep.done()) return "(the sweep is finished)\n";

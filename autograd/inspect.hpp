@@ -41,6 +41,24 @@ std::string explain_tape(const Tape& tape = Tape::current());
 /// The entry processed by the sweep's last step(): index, op, adjoint in, rule, adjoints out.
 std::string describe_step(const ReverseSweep& sweep);
 
+/// Entry i's backward rule with its own operands in place of the rule's symbols, as the explain
+/// views show it: matmul(W_h, #4)'s "dA += dC·Bᵀ; dB += Aᵀ·dC" reads "dW_h += dy·#4ᵀ; d#4 += W_hᵀ·dy".
+/// The output's adjoint is always dy and the output itself #i; a clause for an input that takes no
+/// gradient is left out. A rule whose symbols do not match the inputs one to one (concat's dxᵢ) is
+/// returned as recorded; "(none recorded)" when there is none.
+std::string rule_with_operands(const Tape& tape, std::size_t i);
+
+/// A value as the explain views show it: up to `full` elements in full, nested by their shape
+/// ("[[0.1, -0.2], [0.4, 0.3]]" for (2, 2), "1" for 0-d), else "(3, 4) mean=… min=… max=…"; %.4g.
+std::string shaped_value(const Tensor& t, std::size_t full = 4);
+
+/// Entry i's first line in the explain views: "#4 t=0 tanh(#3) → (2, 1)".
+std::string entry_headline(const Tape& tape, std::size_t i);
+
+/// How the views name a tensor: "#4" (or "#4:h1") for an entry, a leaf's name, "leaf (2, 1)",
+/// "const 0.5" or "const (2, 1)".
+std::string operand_label(const Tensor& x);
+
 /// The tape as a Graphviz digraph: leaves and entries as nodes (op, shape, values, and the adjoint
 /// when kept), an edge from each input to the entry that used it (labelled with the adjoint sent
 /// back along it when kept).

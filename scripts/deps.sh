@@ -104,3 +104,15 @@ rewind_fix_openblas_core() {
     export OPENBLAS_CORETYPE=$coretype
   fi
 }
+
+# A headless browser for the tape page's test (tests/browser/check_page.py, CTest browser_tape_page):
+# Chromium, its WebDriver and Python's Selenium. Optional: without them that one test is skipped
+# (visibly, as SKIPPED in CTest's summary); scripts/test.sh installs them so that CI runs it.
+REWIND_BROWSER_DEPS=(chromium chromium-driver python3-selenium)
+rewind_install_browser_deps() {
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "deps: not a Debian system (no dpkg-query); for the browser test install the equivalents of: ${REWIND_BROWSER_DEPS[*]}" >&2
+    return 0
+  fi
+  rewind_install_packages "${REWIND_BROWSER_DEPS[@]}"
+}

@@ -120,65 +120,65 @@ TEST_CASE("inspect: explain_backward walks the RNN's tape from the loss back to 
   CHECK(text ==
         "#11 sum(#10) → ()\n"
         "    dy     1\n"
-        "    rule   dx += broadcast(dy)\n"
-        "    → #10  [1, 1]\n"
+        "    rule   d#10 += broadcast(dy)\n"
+        "    → #10  [[1], [1]]\n"
         "#10 mul(#9, v) → (2, 1)\n"
-        "    dy    [1, 1]\n"
-        "    rule  da += dz⊙b; db += dz⊙a\n"
-        "    → #9  [1, -0.5]\n"
+        "    dy    [[1], [1]]\n"
+        "    rule  d#9 += dy⊙v\n"
+        "    → #9  [[1], [-0.5]]\n"
         "    → v   — (constant)\n"
         "#9 tanh(#8) → (2, 1)\n"
-        "    dy    [1, -0.5]\n"
-        "    rule  dx += dy⊙(1−y²)\n"
-        "    → #8  [0.5414, -0.361]\n"
+        "    dy    [[1], [-0.5]]\n"
+        "    rule  d#8 += dy⊙(1−#9²)\n"
+        "    → #8  [[0.5414], [-0.361]]\n"
         "#8 add(#7, b) → (2, 1)\n"
-        "    dy    [0.5414, -0.361]\n"
-        "    rule  da += dz; db += dz (summed to shape)\n"
-        "    → #7  [0.5414, -0.361]\n"
-        "    → b   [0.5414, -0.361]\n"
+        "    dy    [[0.5414], [-0.361]]\n"
+        "    rule  d#7 += dy; db += dy (summed to shape)\n"
+        "    → #7  [[0.5414], [-0.361]]\n"
+        "    → b   [[0.5414], [-0.361]]\n"
         "#7 add(#5, #6) → (2, 1)\n"
-        "    dy    [0.5414, -0.361]\n"
-        "    rule  da += dz; db += dz (summed to shape)\n"
-        "    → #5  [0.5414, -0.361]\n"
-        "    → #6  [0.5414, -0.361]\n"
+        "    dy    [[0.5414], [-0.361]]\n"
+        "    rule  d#5 += dy; d#6 += dy (summed to shape)\n"
+        "    → #5  [[0.5414], [-0.361]]\n"
+        "    → #6  [[0.5414], [-0.361]]\n"
         "#6 matmul(W_h, #4) → (2, 1)\n"
-        "    dy     [0.5414, -0.361]\n"
-        "    rule   dA += dC·Bᵀ; dB += Aᵀ·dC\n"
-        "    → W_h  [0.271, -0.2057, -0.1807, 0.1372]\n"
-        "    → #4   [-0.09028, -0.2166]\n"
+        "    dy     [[0.5414], [-0.361]]\n"
+        "    rule   dW_h += dy·#4ᵀ; d#4 += W_hᵀ·dy\n"
+        "    → W_h  [[0.271, -0.2057], [-0.1807, 0.1372]]\n"
+        "    → #4   [[-0.09028], [-0.2166]]\n"
         "#5 matmul(W_x, x2) → (2, 1)\n"
-        "    dy     [0.5414, -0.361]\n"
-        "    rule   dA += dC·Bᵀ; dB += Aᵀ·dC\n"
-        "    → W_x  [-1.083, 0.7221]\n"
+        "    dy     [[0.5414], [-0.361]]\n"
+        "    rule   dW_x += dy·x2ᵀ\n"
+        "    → W_x  [[-1.083], [0.7221]]\n"
         "    → x2   — (constant)\n"
         "#4 tanh(#3) → (2, 1)\n"
-        "    dy    [-0.09028, -0.2166]\n"
-        "    rule  dx += dy⊙(1−y²)\n"
-        "    → #3  [-0.06766, -0.1853]\n"
+        "    dy    [[-0.09028], [-0.2166]]\n"
+        "    rule  d#3 += dy⊙(1−#4²)\n"
+        "    → #3  [[-0.06766], [-0.1853]]\n"
         "#3 add(#2, b) → (2, 1)\n"
-        "    dy    [-0.06766, -0.1853]\n"
-        "    rule  da += dz; db += dz (summed to shape)\n"
-        "    → #2  [-0.06766, -0.1853]\n"
-        "    → b   [-0.06766, -0.1853]\n"
+        "    dy    [[-0.06766], [-0.1853]]\n"
+        "    rule  d#2 += dy; db += dy (summed to shape)\n"
+        "    → #2  [[-0.06766], [-0.1853]]\n"
+        "    → b   [[-0.06766], [-0.1853]]\n"
         "#2 add(#0, #1) → (2, 1)\n"
-        "    dy    [-0.06766, -0.1853]\n"
-        "    rule  da += dz; db += dz (summed to shape)\n"
-        "    → #0  [-0.06766, -0.1853]\n"
-        "    → #1  [-0.06766, -0.1853]\n"
+        "    dy    [[-0.06766], [-0.1853]]\n"
+        "    rule  d#0 += dy; d#1 += dy (summed to shape)\n"
+        "    → #0  [[-0.06766], [-0.1853]]\n"
+        "    → #1  [[-0.06766], [-0.1853]]\n"
         "#1 matmul(W_h, h0) → (2, 1)\n"
-        "    dy     [-0.06766, -0.1853]\n"
-        "    rule   dA += dC·Bᵀ; dB += Aᵀ·dC\n"
-        "    → W_h  [0, 0, 0, 0]\n"
+        "    dy     [[-0.06766], [-0.1853]]\n"
+        "    rule   dW_h += dy·h0ᵀ\n"
+        "    → W_h  [[0, 0], [0, 0]]\n"
         "    → h0   — (constant)\n"
         "#0 matmul(W_x, x1) → (2, 1)\n"
-        "    dy     [-0.06766, -0.1853]\n"
-        "    rule   dA += dC·Bᵀ; dB += Aᵀ·dC\n"
-        "    → W_x  [-0.06766, -0.1853]\n"
+        "    dy     [[-0.06766], [-0.1853]]\n"
+        "    rule   dW_x += dy·x1ᵀ\n"
+        "    → W_x  [[-0.06766], [-0.1853]]\n"
         "    → x1   — (constant)\n"
         "leaf gradients (the sum of what each leaf was sent):\n"
-        "    W_x  [-1.15, 0.5368]                    from #5 + #0\n"
-        "    W_h  [0.271, -0.2057, -0.1807, 0.1372]  from #6 + #1\n"
-        "    b    [0.4737, -0.5464]                  from #8 + #3\n");
+        "    W_x  [[-1.15], [0.5368]]                    from #5 + #0\n"
+        "    W_h  [[0.271, -0.2057], [-0.1807, 0.1372]]  from #6 + #1\n"
+        "    b    [[0.4737], [-0.5464]]                  from #8 + #3\n");
 
   SUBCASE("it accumulates into .grad() like backward, and keeps the tape") {
     check_close(rnn.W_x.grad(), {-1.15, 0.5368});
@@ -203,16 +203,16 @@ TEST_CASE("inspect: explain shows fan-out as several contributions to one leaf")
   CHECK(explain_backward(y) ==
         "#2 sum(#1) → ()\n"
         "    dy    1\n"
-        "    rule  dx += broadcast(dy)\n"
+        "    rule  d#1 += broadcast(dy)\n"
         "    → #1  [1, 1]\n"
         "#1 add(#0, x) → (2,)\n"
         "    dy    [1, 1]\n"
-        "    rule  da += dz; db += dz (summed to shape)\n"
+        "    rule  d#0 += dy; dx += dy (summed to shape)\n"
         "    → #0  [1, 1]\n"
         "    → x   [1, 1]\n"
         "#0 mul(x, x) → (2,)\n"
         "    dy    [1, 1]\n"
-        "    rule  da += dz⊙b; db += dz⊙a\n"
+        "    rule  dx += dy⊙x; dx += dy⊙x\n"
         "    → x   [1, 2]\n"
         "    → x   [1, 2]\n"
         "leaf gradients (the sum of what each leaf was sent):\n"
@@ -237,7 +237,7 @@ TEST_CASE("inspect: explain_tape needs kept adjoints — entries off the path sa
         "    (no adjoint reached it)\n"
         "#0 exp(x) → (1,)\n"
         "    dy    [1]\n"
-        "    rule  dx += dy⊙y\n"
+        "    rule  dx += dy⊙#0\n"
         "    → x   [1.649]\n"
         "leaf gradients (the sum of what each leaf was sent):\n"
         "    x  [1.649]  from #0\n");
@@ -253,22 +253,22 @@ TEST_CASE("inspect: describe_step renders one step of a ReverseSweep") {
   CHECK(describe_step(sweep) ==
         "#11 sum(#10) → ()\n"
         "    dy     1\n"
-        "    rule   dx += broadcast(dy)\n"
-        "    → #10  [1, 1]\n");
+        "    rule   d#10 += broadcast(dy)\n"
+        "    → #10  [[1], [1]]\n");
   REQUIRE(sweep.step());
   REQUIRE(sweep.step());
   CHECK(describe_step(sweep) ==
         "#9 tanh(#8) → (2, 1)\n"
-        "    dy    [1, -0.5]\n"
-        "    rule  dx += dy⊙(1−y²)\n"
-        "    → #8  [0.5414, -0.361]\n");
+        "    dy    [[1], [-0.5]]\n"
+        "    rule  d#8 += dy⊙(1−#9²)\n"
+        "    → #8  [[0.5414], [-0.361]]\n");
   // Seven steps later the sweep reaches #1, whose constant input h0 gets nothing.
   for (int k = 0; k < 8; ++k) REQUIRE(sweep.step());
   CHECK(describe_step(sweep) ==
         "#1 matmul(W_h, h0) → (2, 1)\n"
-        "    dy     [-0.06766, -0.1853]\n"
-        "    rule   dA += dC·Bᵀ; dB += Aᵀ·dC\n"
-        "    → W_h  [0, 0, 0, 0]\n"
+        "    dy     [[-0.06766], [-0.1853]]\n"
+        "    rule   dW_h += dy·h0ᵀ\n"
+        "    → W_h  [[0, 0], [0, 0]]\n"
         "    → h0   — (constant)\n");
   REQUIRE(sweep.step());  // #0
   CHECK(!sweep.step());
@@ -478,4 +478,42 @@ TEST_CASE("inspect: gradient_flow gives ‖∂L/∂h_t‖ per step, vanishing to
   CHECK_THROWS_AS(gradient_flow(loss, {}), ValueError);
   loss.backward();
   CHECK(cell.weight_hh.grad().defined());
+}
+
+TEST_CASE("inspect: the explain view shows each rule with the entry's own operands and values with their shape") {
+  Tape tape;
+  Rnn rnn;
+  Tensor loss = rnn.loss();
+  // The rule's symbols (A, B, dC; x, y) become the operands: a leaf's name, "#k" for an entry, dy
+  // for the adjoint that arrived. A clause for an input that takes no gradient (x2, v) is dropped.
+  CHECK(rule_with_operands(tape, 6) == "dW_h += dy·#4ᵀ; d#4 += W_hᵀ·dy");
+  CHECK(rule_with_operands(tape, 5) == "dW_x += dy·x2ᵀ");
+  CHECK(rule_with_operands(tape, 9) == "d#8 += dy⊙(1−#9²)");
+  CHECK(rule_with_operands(tape, 10) == "d#9 += dy⊙v");
+  CHECK(rule_with_operands(tape, 8) == "d#7 += dy; db += dy (summed to shape)");
+  CHECK(rule_with_operands(tape, 11) == "d#10 += broadcast(dy)");
+  const std::string text = explain_backward(loss);
+  CHECK(contains(text, "#6 matmul(W_h, #4) → (2, 1)\n"
+                       "    dy     [[0.5414], [-0.361]]\n"
+                       "    rule   dW_h += dy·#4ᵀ; d#4 += W_hᵀ·dy\n"
+                       "    → W_h  [[0.271, -0.2057], [-0.1807, 0.1372]]\n"
+                       "    → #4   [[-0.09028], [-0.2166]]\n"));
+  // The sum of what each leaf was sent, with its shape and where it came from.
+  CHECK(contains(text, "    W_h  [[0.271, -0.2057], [-0.1807, 0.1372]]  from #6 + #1\n"));
+
+  SUBCASE("a division uses its output (z), a one-element constant shows its value, a custom op's rule too") {
+    Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2}, float64).set_name("x").set_requires_grad();
+    Tensor d = Tensor::from_vector(std::vector<double>{3, 4}, {2}, float64).set_requires_grad();
+    Tensor q = x / d;                                                                            // #12
+    Tensor s = q * -0.5;                                                                         // #13
+    Tensor c = custom_op("softsign", {s}, [](const std::vector<Tensor>& in) { return in[0] / (1.0 + abs(in[0])); },
+                         [](BackwardContext& ctx) { ctx.accumulate(0, ctx.grad_out()); }, "dx += dy/(1+|x|)²");
+    CHECK(rule_with_operands(tape, 12) == "dx += dy/(leaf (2,)); d(leaf (2,)) −= dy⊙#12/(leaf (2,))");
+    CHECK(rule_with_operands(tape, 13) == "d#12 += dy⊙(-0.5)");
+    CHECK(rule_with_operands(tape, c.tape_index()) == "d#13 += dy/(1+|#13|)²");
+    // A big gradient is summarised, with its shape first.
+    Tape fresh;
+    Tensor big = sum(matmul(Tensor::ones({3, 4}, float64).set_name("M").set_requires_grad(), Tensor::ones({4, 2}, float64)));
+    CHECK(contains(explain_backward(big), "    M  (3, 4) mean=2 min=2 max=2  from #0\n"));
+  }
 }
