@@ -237,6 +237,12 @@ std::string Recurrent::repr() const {
     std::snprintf(buf, sizeof buf, ", dropout=%g", m_options.dropout);
     extra += buf;
   }
+  for (auto [p, name] : {std::pair{m_options.input_dropout, "input_dropout"}, {m_options.recurrent_dropout, "recurrent_dropout"}})
+    if (p > 0.0 && p < 1.0) {  // (a p out of range is being refused, by a message that names it)
+      char buf[48];
+      std::snprintf(buf, sizeof buf, ", %s=%g", name, p);
+      extra += buf;
+    }
   if (!m_options.return_sequences) extra += ", return_sequences=false";
   // "LSTMCell(2 => 3, peephole)" → "LSTM(2 => 3, peephole, …)"; any other cell is shown whole.
   const std::string c = m_layers.front()->cell().repr();

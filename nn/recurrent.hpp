@@ -77,7 +77,7 @@ struct RecurrentRun {
 /// Threads. A whole-sequence call writes nothing shared: its final states are kept per calling
 /// thread, and the parameters are only read. So one model may run inference from several threads at
 /// once, each under its own NoGradGuard (grad mode is per thread), provided it has no active dropout
-/// (eval(), or dropout 0: dropout draws from the layer's own generator). Everything that changes the
+/// (eval(), or dropout 0, variational too: dropout draws from the layer's own generator). Everything that changes the
 /// model is not to overlap with any other call: stepping (the carried state is the model's), reset,
 /// train()/eval(), to(), loading, and training (backward writes the parameters' gradients).
 ///
