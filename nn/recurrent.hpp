@@ -90,9 +90,9 @@ struct RecurrentRun {
 /// So each example of the batch and each call gets its own masks; the same units are dropped at
 /// every step of one sequence. The recurrent mask applies only to state[0], the h carried into the
 /// next step (from the initial state on) — for an LSTM not to c, whose path stays undropped; the
-/// carried state itself is kept unmasked (the masked padded steps of a mask keep it as it was). For
-/// RNN, LSTM and the LayerNorm cells this is exactly Keras' "linear transformation of the recurrent
-/// state"; a GRU's h also enters its update z ⊙ h_{t−1}, which therefore sees m_h ⊙ h_{t−1} too
+/// carried state itself is kept unmasked (a padded step keeps it as it was). For RNN, LSTM and
+/// LayerNorm-LSTM this is exactly Keras' "linear transformation of the recurrent state"; a GRU's (and
+/// LayerNorm-GRU's) h also enters its update z ⊙ h_{t−1}, which therefore sees m_h ⊙ h_{t−1} too
 /// (Keras' GRU drops h only in the product). A user's cell gets the same: its state[0] is masked.
 /// Between stacked layers `dropout` (fresh mask every step) still applies, before m_x of the layer above.
 /// Stepping one call at a time: the masks are drawn at the first step after reset (reset(model) or
