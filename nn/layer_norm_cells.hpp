@@ -8,6 +8,11 @@
 // its tanh. The carried c_t itself stays un-normalised. These cells do the same; each LayerNorm is a
 // submodule (nn/layer_norm.hpp), so the parameters save and load by name (nn/serialize.hpp):
 //   weight_ih, weight_hh, bias, ln_ih.weight, ln_ih.bias, ln_hh.weight, ln_hh.bias[, ln_c.weight, ln_c.bias][, h0, c0]
+//
+// A consequence of normalising W_ih·x on its own: with a single input feature, W_ih·x = x·w and
+// LN_ih(x·w) = sign(x)·(w − mean w)/std w (up to ε) — the cell sees only the sign of its input, not
+// its size (|x| matters only below about √ε / std w). examples/forecast.cpp shows what that costs on a
+// one-feature series; give such a cell a wider input (a Dense or Embedding first), or use LSTMCell.
 #pragma once
 
 #include "cell.hpp"

@@ -224,3 +224,17 @@ TEST_CASE("ln cells: parameters by name, save and load round trip, printing") {
   CHECK(gru(x).to_vector() == gru2(x).to_vector());
   std::filesystem::remove(gfile);
 }
+
+TEST_CASE("ln cells: with one input feature a LayerNormLSTMCell sees only the sign of its input (W_ih x normalised alone)") {
+  // LN_ih(x·w) = sign(x)·(w − mean w)/std w once x²·var w ≫ ε: the documented consequence of Ba et al.'s
+  // separate normalisation. Had the sum W_ih x + W_hh h been normalised instead, a nonzero h would
+  // let |x| through.
+  Generator gen(35);
+  LayerNormLSTMCell cell(1, 4, {.eps = 1e-12, .dtype = float64}, gen);
+  randomize(cell, gen);
+  const State s{Tensor::uniform({4, 2}, -1, 1, gen, float64), Tensor::uniform({4, 2}, -1, 1, gen, float64)};
+  auto y = [&](double x) { return cell.step(Tensor::full({1, 2}, x, float64), s).first.to_vector(); };
+  const std::vector<double> small = y(0.5), big = y(2.0), negative = y(-2.0);
+  for (std::size_t k = 0; k < small.size(); ++k) CHECK(small[k] == doctest::Approx(big[k]).epsilon(1e-9));
+  CHECK(negative != big);
+}
