@@ -19,6 +19,16 @@
 //   deep_rnn    SimpleRNN(20) → SimpleRNN(20) → Dense(20 => 1) on the last step    Adam lr 1e-3 (Géron)
 //   lstm        LSTM(20) → LSTM(20) → Dense(20 => 1) on the last step             Adam lr 5e-3 (the seed)
 //   gru         GRU(20) → GRU(20) → Dense(20 => 1) on the last step               Adam lr 5e-3 (the seed)
+//   ln_lstm     LayerNormLSTM(20) → LayerNormLSTM(20) → Dense(20 => 1)            Adam lr 5e-3 (as lstm)
+//   lstm_vd     lstm with variational recurrent dropout 0.2 (one mask on h per sequence, Gal &
+//               Ghahramani 2016; Keras' recurrent_dropout)                        Adam lr 5e-3 (as lstm)
+//
+// The last two regularise or normalise the lstm model (issue 16): the LayerNorm-LSTM of Ba et al.
+// (nn/layer_norm_cells.hpp) and RecurrentOptions::recurrent_dropout. No input dropout: the first
+// layer's input is a single feature, so a mask on it would blank whole series. Their weights are drawn
+// from a generator of their own (seeded from --seed), so adding them changes none of the other models'
+// figures; they are initialized like lstm (Keras' way; for the LN-LSTM its one bias takes the forget
+// gate's 1, the LayerNorms start at gain 1 and bias 0).
 //
 // initialized as Keras does (input weights Glorot-uniform, recurrent weights orthogonal, biases zero,
 // LSTM forget bias 1). Keras' SimpleRNN has one bias b; rewind's RNNCell has PyTorch's two, b_ih and
@@ -118,6 +128,23 @@ int main(int argc, char** argv) {
                     1e-3, "0.0029"});
   models.push_back({"lstm", std::make_shared<Chain>(recurrent(LSTM(1, 20, {}, last_of_2, gen)), Dense(20, 1, {}, true, float32, gen)), 5e-3, "-"});
   models.push_back({"gru", std::make_shared<Chain>(recurrent(GRU(1, 20, {}, last_of_2, gen)), Dense(20, 1, {}, true, float32, gen)), 5e-3, "-"});
+  // Issue 16's regularisation comparison, from a generator of their own (see the top).
+  Generator extra_gen(args.seed ^ 0x16u);
+  auto ln_lstm = std::make_shared<Recurrent>(LayerNormLSTM(1, 20, {}, last_of_2, extra_gen));
+  for (std::size_t l = 0; l < ln_lstm->num_layers(); ++l) {
+    auto& c = dynamic_cast<LayerNormLSTMCell&>(ln_lstm->cell(l));
+    c.weight_ih.assign(init::glorot_uniform(c.weight_ih.shape(), extra_gen));
+    c.weight_hh.assign(init::orthogonal(c.weight_hh.shape(), extra_gen));
+    std::vector<double> b(c.bias.numel(), 0.0);
+    std::fill(b.begin() + 20, b.begin() + 40, 1.0);  // gates i, f, g, o: the forget gate's rows
+    c.bias.assign(Tensor::from_vector(b, c.bias.shape()));
+  }
+  models.push_back({"ln_lstm", std::make_shared<Chain>(ln_lstm, Dense(20, 1, {}, true, float32, extra_gen)), 5e-3, "-"});
+  RecurrentOptions vd = last_of_2;
+  vd.recurrent_dropout = 0.2;
+  auto lstm_vd = std::make_shared<Recurrent>(LSTM(1, 20, {}, vd, extra_gen));
+  ex::keras_init(*lstm_vd, extra_gen);
+  models.push_back({"lstm_vd", std::make_shared<Chain>(lstm_vd, Dense(20, 1, {}, true, float32, extra_gen)), 5e-3, "-"});
 
   if (!args.rest.empty())  // `forecast lstm gru`: only the models named
     std::erase_if(models, [&](const Model& m) { return std::find(args.rest.begin(), args.rest.end(), m.name) == args.rest.end(); });

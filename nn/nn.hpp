@@ -10,6 +10,7 @@
 #include "cell.hpp"
 #include "gru_cell.hpp"
 #include "layer_norm.hpp"
+#include "layer_norm_cells.hpp"
 #include "lstm_cell.hpp"
 #include "module.hpp"
 #include "recur.hpp"

@@ -75,6 +75,10 @@ void Recurrent::build(std::vector<std::shared_ptr<Cell>> cells, Generator& gen) 
   const std::uint32_t seed = gen.next_u32();
   if (m_options.dropout != 0.0 && m_options.num_layers > 1)
     m_dropout = register_module("dropout", std::make_shared<Dropout>(m_options.dropout, seed));
+  for (auto [p, name] : {std::pair{m_options.input_dropout, "input_dropout"}, {m_options.recurrent_dropout, "recurrent_dropout"}})
+    if (!(p >= 0.0 && p < 1.0)) throw ValueError(repr() + ": " + name + " must be in [0, 1), got " + format_value(p));
+  // The same draw as `dropout`'s, moved to another stream: no extra draw from `gen`.
+  m_variational_gen.seed(seed ^ 0x9e3779b9u);
 }
 
 Recur& Recurrent::layer(std::size_t layer, bool reverse) const {
@@ -97,6 +101,7 @@ void Recurrent::set_final(std::vector<State> states) {
 }
 
 void Recurrent::reset_state() {
+  m_step_masks.clear();  // stepping draws new variational masks at its next step
   if (!m_final) return;  // moved from
   std::lock_guard<std::mutex> lock(m_final->mutex);
   m_final->by_thread.clear();
@@ -135,7 +140,10 @@ Tensor Recurrent::step(const Tensor& x) {
   check_dtype(x);
   m_layers[0]->check_batch(x, *this);
   Tensor h = x;
-  for (std::size_t l = 0; l < m_layers.size(); ++l) h = (*m_layers[l])(l == 0 ? h : between_layers(h));
+  for (std::size_t l = 0; l < m_layers.size(); ++l) {
+    if (l > 0) h = between_layers(h);
+    h = variational() ? variational_step(l, h) : (*m_layers[l])(h);
+  }
   std::vector<State> final;
   for (const auto& r : m_layers) final.push_back(r->state());
   set_final(std::move(final));
@@ -179,7 +187,11 @@ RecurrentRun Recurrent::run(const std::vector<Tensor>& steps, const Tensor& mask
     std::vector<SequenceRun> runs;
     for (std::size_t d = 0; d < dirs; ++d) {
       const std::size_t i = l * dirs + d;
-      runs.push_back(run_sequence(m_layers[i]->cell(), xs, initial.empty() ? State{} : initial[i], mask, d == 1));
+      const State init = initial.empty() ? State{} : initial[i];
+      if (variational())
+        runs.push_back(variational_sequence(m_layers[i]->cell(), xs, init, mask, d == 1));
+      else
+        runs.push_back(run_sequence(m_layers[i]->cell(), xs, init, mask, d == 1));
       out.final_states.push_back(runs.back().final_state);
     }
     if (dirs == 1) {
@@ -225,6 +237,12 @@ std::string Recurrent::repr() const {
     std::snprintf(buf, sizeof buf, ", dropout=%g", m_options.dropout);
     extra += buf;
   }
+  for (auto [p, name] : {std::pair{m_options.input_dropout, "input_dropout"}, {m_options.recurrent_dropout, "recurrent_dropout"}})
+    if (p > 0.0 && p < 1.0) {  // (a p out of range is being refused, by a message that names it)
+      char buf[48];
+      std::snprintf(buf, sizeof buf, ", %s=%g", name, p);
+      extra += buf;
+    }
   if (!m_options.return_sequences) extra += ", return_sequences=false";
   // "LSTMCell(2 => 3, peephole)" → "LSTM(2 => 3, peephole, …)"; any other cell is shown whole.
   const std::string c = m_layers.front()->cell().repr();
@@ -232,6 +250,96 @@ std::string Recurrent::repr() const {
   if (open != std::string::npos && open > 4 && c.compare(open - 4, 4, "Cell") == 0 && c.back() == ')')
     return c.substr(0, open - 4) + c.substr(open, c.size() - open - 1) + extra + ")";
   return "Recurrent(" + c + extra + ")";
+}
+
+// ---- variational dropout ----
+
+namespace {
+
+// A cell seen through a recurrent dropout mask: the same cell, stepped from {m_h ⊙ h, rest of the
+// state}. Lives for one run_sequence; the state the runner carries (and keeps at padded steps) stays
+// unmasked. Everything else is the wrapped cell's, so its checks and messages are unchanged.
+class RecurrentDropoutCell final : public Cell {
+ public:
+  RecurrentDropoutCell(Cell& cell, Tensor mask) : m_cell(cell), m_mask(std::move(mask)) {}
+
+  std::pair<Tensor, State> step(const Tensor& x, const State& state) override { return m_cell.step(x, dropped(state)); }
+  bool projects_input() const override { return m_cell.projects_input(); }
+  Tensor project_input(const std::vector<Tensor>& xs) override { return m_cell.project_input(xs); }
+  std::pair<Tensor, State> step_projected(const Tensor& projected, std::size_t first, const State& state) override {
+    return m_cell.step_projected(projected, first, dropped(state));
+  }
+  State initial_state(std::size_t batch) const override { return m_cell.initial_state(batch); }
+  std::size_t input_size() const override { return m_cell.input_size(); }
+  std::size_t output_size() const override { return m_cell.output_size(); }
+  std::vector<Shape> state_shapes(std::size_t batch) const override { return m_cell.state_shapes(batch); }
+  bool state_matches(std::size_t k, const Shape& got, std::size_t batch) const override {
+    return m_cell.state_matches(k, got, batch);
+  }
+  std::string repr() const override { return m_cell.repr(); }
+
+ private:
+  State dropped(State state) const {
+    // A state of the wrong shape is left for the cell's own check to name.
+    if (!state.empty() && state[0].shape() == m_mask.shape()) state[0] = state[0] * m_mask;
+    return state;
+  }
+  Cell& m_cell;
+  Tensor m_mask;
+};
+
+}  // namespace
+
+bool Recurrent::variational() const {
+  return training() && (m_options.input_dropout != 0.0 || m_options.recurrent_dropout != 0.0);
+}
+
+// m = [u ≥ p] / (1 − p), a constant: the gradient through x ⊙ m is dy ⊙ m, as Dropout's.
+Tensor Recurrent::variational_mask(double p, const Shape& shape, Dtype dtype) {
+  if (p == 0.0) return Tensor();
+  std::vector<double> m(shape.numel());
+  const double keep = 1.0 / (1.0 - p);
+  for (double& v : m) v = m_variational_gen.uniform() >= p ? keep : 0.0;
+  return Tensor::from_vector(m, shape, dtype);
+}
+
+SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
+                                            bool reverse) {
+  // One m_x for every step of this call (the steps all have step 0's shape: run_sequence checks).
+  std::vector<Tensor> xs = steps;
+  const Tensor m_x = variational_mask(m_options.input_dropout, steps[0].shape(), steps[0].dtype());
+  if (m_x.defined())
+    for (Tensor& x : xs) x = x * m_x;
+  const std::size_t batch = steps[0].ndim() == 2 ? steps[0].dim(1) : 0;
+  const Tensor m_h = variational_mask(m_options.recurrent_dropout, cell.state_shapes(batch).at(0), steps[0].dtype());
+  if (!m_h.defined()) return run_sequence(cell, xs, std::move(initial), mask, reverse);
+  RecurrentDropoutCell dropped(cell, m_h);
+  return run_sequence(dropped, xs, std::move(initial), mask, reverse);
+}
+
+Tensor Recurrent::variational_step(std::size_t l, const Tensor& x) {
+  Recur& r = *m_layers[l];
+  const std::size_t batch = x.ndim() == 2 ? x.dim(1) : 0;
+  if (m_step_masks.size() <= l) {  // the first step after reset: this layer's masks (leaves, so they
+                                   // outlive the tape's clear), kept until reset
+    const Tensor m_x = variational_mask(m_options.input_dropout, x.shape(), x.dtype());
+    const Tensor m_h = variational_mask(m_options.recurrent_dropout, r.cell().state_shapes(batch).at(0), x.dtype());
+    m_step_masks.emplace_back(m_x, m_h);
+  }
+  const auto& [m_x, m_h] = m_step_masks[l];
+  if (!m_h.defined()) return r(m_x.defined() ? x * m_x : x);
+  // Recur steps from its carried state: hand it {m_h ⊙ h, …} for this step only. Its next state
+  // replaces it on success; a refused step puts the unmasked one back.
+  const State carried = r.state();
+  State dropped = carried.empty() ? r.cell().initial_state(batch) : carried;
+  if (dropped[0].shape() == m_h.shape()) dropped[0] = dropped[0] * m_h;
+  r.set_state(std::move(dropped));
+  try {
+    return r(m_x.defined() ? x * m_x : x);
+  } catch (...) {
+    r.set_state(carried);
+    throw;
+  }
 }
 
 // ---- factories ----

@@ -37,6 +37,11 @@ struct RecurrentOptions {
   double dropout = 0.0;           ///< dropout on the outputs between stacked layers, in training mode only
                                   ///< (not after the last layer); seeded from the generator at construction
   bool return_sequences = true;   ///< a whole sequence gives every step's output, or only the last
+  /// Variational dropout (Gal & Ghahramani 2016; Keras' `dropout` and `recurrent_dropout`), in training
+  /// mode only: see "Variational dropout" below. input_dropout drops each layer's input features with
+  /// one mask per sequence; recurrent_dropout the h each step receives (state[0]), one mask per sequence.
+  double input_dropout = 0.0;
+  double recurrent_dropout = 0.0;
 };
 
 /// Makes the cell of one layer from the size of that layer's input (called once per layer and
@@ -73,9 +78,28 @@ struct RecurrentRun {
 /// Threads. A whole-sequence call writes nothing shared: its final states are kept per calling
 /// thread, and the parameters are only read. So one model may run inference from several threads at
 /// once, each under its own NoGradGuard (grad mode is per thread), provided it has no active dropout
-/// (eval(), or dropout 0: dropout draws from the layer's own generator). Everything that changes the
+/// (eval(), or dropout 0, variational too: dropout draws from the layer's own generator). Everything that changes the
 /// model is not to overlap with any other call: stepping (the carried state is the model's), reset,
 /// train()/eval(), to(), loading, and training (backward writes the parameters' gradients).
+///
+/// Variational dropout (options input_dropout = p_x, recurrent_dropout = p_h; Gal & Ghahramani 2016,
+/// Keras' dropout / recurrent_dropout, DyNet's set_dropout(d, d_h)). In training mode each layer and
+/// direction draws, once per call of a whole sequence, a mask m_x of its input's shape (features,
+/// batch) and a mask m_h of its h's shape (hidden, batch), entries 0 with probability p and 1/(1 − p)
+/// otherwise (inverted scaling: evaluation needs no rescaling and is the identity), and reuses them at
+/// every step:  y_t, state_t = cell.step(m_x ⊙ x_t, {m_h ⊙ h_{t−1}, rest of state_{t−1}}).
+/// So each example of the batch and each call gets its own masks; the same units are dropped at
+/// every step of one sequence. The recurrent mask applies only to state[0], the h carried into the
+/// next step (from the initial state on) — for an LSTM not to c, whose path stays undropped; the
+/// carried state itself is kept unmasked (a padded step keeps it as it was). For RNN, LSTM and
+/// LayerNorm-LSTM this is exactly Keras' "linear transformation of the recurrent state"; a GRU's (and
+/// LayerNorm-GRU's) h also enters its update z ⊙ h_{t−1}, which therefore sees m_h ⊙ h_{t−1} too
+/// (Keras' GRU drops h only in the product). A user's cell gets the same: its state[0] is masked.
+/// Between stacked layers `dropout` (fresh mask every step) still applies, before m_x of the layer above.
+/// Stepping one call at a time: the masks are drawn at the first step after reset (reset(model) or
+/// reset_state()) and reused at every step until the next reset. Seeded like `dropout`: from the
+/// same draw of the generator at construction (so turning it on shifts no later draws of `gen`).
+/// Eval mode, or p = 0: exactly the layer without it.
 ///
 /// Modules: layer k is the Recur `layer<k>` (and `layer<k>_reverse`), so parameters read
 /// `layer0.cell.weight_ih`, `layer1_reverse.cell.bias_hh`; `dropout` when there is dropout.
@@ -158,11 +182,20 @@ class Recurrent : public Module {
   Tensor step(const Tensor& x);
   Tensor between_layers(const Tensor& y);
   void set_final(std::vector<State> states);
+  // Variational dropout (RecurrentOptions::input_dropout, recurrent_dropout): whether it acts now, a
+  // fresh mask, and one layer's step with the stateful mode's masks.
+  bool variational() const;
+  Tensor variational_mask(double p, const Shape& shape, Dtype dtype);
+  Tensor variational_step(std::size_t i, const Tensor& x);
+  SequenceRun variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
+                                   bool reverse);
 
   RecurrentOptions m_options;
   std::vector<std::shared_ptr<Recur>> m_layers;  // index layer·dirs + direction
   std::shared_ptr<Dropout> m_dropout;            // null without dropout
   std::shared_ptr<FinalStates> m_final;          // the final states, per calling thread
+  Generator m_variational_gen;                   // draws the variational dropout masks
+  std::vector<std::pair<Tensor, Tensor>> m_step_masks;  // stepping: (m_x, m_h) per layer, until reset
 };
 
 /// Elman RNN layers (nn.RNN): h_t = act(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh), act tanh or relu.

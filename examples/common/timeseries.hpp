@@ -123,9 +123,16 @@ inline double mse(const std::vector<double>& pred, const std::vector<float>& tar
   return s / static_cast<double>(target.size());
 }
 
-/// A model's predictions of the next value for every series of `split` (no tape: grad mode off).
+/// A model's predictions of the next value for every series of `split` (no tape: grad mode off; eval mode).
 inline std::vector<double> predict(rwd::Module& model, const Split& split) {
   rwd::NoGradGuard no_grad;
+  // In evaluation mode (dropout off), then back to the mode the model was in.
+  struct EvalMode {
+    rwd::Module& m;
+    bool was = m.training();
+    ~EvalMode() { m.train(was); }
+  } mode{model};
+  model.eval();
   return model(split.all().first).to_vector();
 }
 
