@@ -237,7 +237,7 @@ TEST_CASE("variational dropout: eval mode and p = 0 are exactly the layer withou
   for (std::size_t k = 0; k < pp.size(); ++k) CHECK(pp[k].grad().to_vector() == zp[k].grad().to_vector());
 }
 
-TEST_CASE("variational dropout: a p outside [0, 1) is refused, naming the layer; a p in it is printed") {
+TEST_CASE("variational dropout: a p outside 0 ≤ p < 1 is refused, naming the layer, and a p in it is printed") {
   CHECK(LSTM(1, 20, {}, {.num_layers = 2, .input_dropout = 0.1, .recurrent_dropout = 0.25}).repr() ==
         "LSTM(1 => 20, layers=2, input_dropout=0.1, recurrent_dropout=0.25)");
   CHECK(GRU(1, 2, {}, {.return_sequences = false, .recurrent_dropout = 0.5}).repr() ==
