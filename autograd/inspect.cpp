@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <ostream>
 #include <unordered_map>
@@ -218,15 +219,27 @@ std::string explain_tape(const Tape& tape) {
   if (!any) return "(no adjoints on this tape: sweep it with keep_adjoints, or use explain_backward)\n";
 
   std::string out;
-  for (std::size_t i = tape.size(); i-- > 0;) {
+  // A checkpoint's re-run entries (autograd/checkpoint.hpp) sit at the end of the tape but were swept
+  // in its place: they are shown there, under it, and skipped where they sit.
+  std::vector<bool> rerun(tape.size(), false);
+  for (const EntryTrace& e : trace->entries)
+    for (std::size_t j = e.rerun_first; j < e.rerun_end && j < rerun.size(); ++j) rerun[j] = true;
+  std::function<void(std::size_t)> show = [&](std::size_t i) {
     const Node& n = tape[i];
     const EntryTrace* e = trace->at(i);
     if (!e) {
       out += headline(tape, i, n) + "\n    (no adjoint reached it)\n";
-      continue;
+      return;
     }
     out += render_step(tape, i, n, e->adjoints, e->sent);
-  }
+    if (e->rerun_end <= e->rerun_first) return;
+    out += "    checkpoint: re-running " + std::to_string(e->rerun_end - e->rerun_first) + " entries (#" +
+           std::to_string(e->rerun_first) + "…#" + std::to_string(e->rerun_end - 1) + "), swept here:\n";
+    for (std::size_t j = e->rerun_end; j-- > e->rerun_first;) show(j);
+    out += "    checkpoint: re-run of #" + std::to_string(i) + " done\n";
+  };
+  for (std::size_t i = tape.size(); i-- > 0;)
+    if (!rerun[i]) show(i);
 
   // What reached each leaf, summed: the accumulate rule made visible (a leaf used twice gets two).
   std::vector<LeafSum> leaves;

@@ -91,6 +91,18 @@ void Tape::clear() {
     m_nodes.clear();
 }
 
+void Tape::truncate(std::size_t size) {
+  if (size >= m_nodes.size()) return;
+  for (std::size_t i = size; i < m_nodes.size(); ++i) {
+    const Node& n = m_nodes[i];
+    release_output(this, n, n.output);
+    for (std::size_t k = 1; k < n.num_outputs(); ++k) release_output(this, n, n.output_at(k));
+  }
+  m_nodes.erase(m_nodes.begin() + static_cast<std::ptrdiff_t>(size), m_nodes.end());
+  while (!m_steps.empty() && m_steps.back().first >= size) m_steps.pop_back();
+  if (!m_steps.empty() && m_steps.back().second >= 0) m_steps.emplace_back(size, -1);  // nor what comes next
+}
+
 CurrentTape::CurrentTape(Tape& tape) : m_previous(t_current) { t_current = &tape; }
 CurrentTape::~CurrentTape() { t_current = m_previous; }
 

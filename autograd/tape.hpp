@@ -137,6 +137,9 @@ class Tape {
 
   /// Appends an entry; used by record(). Returns its index.
   std::int64_t push(Node node);
+  /// Releases the entries from `size` on, as clear() does, and drops them (a checkpoint's re-run,
+  /// once swept). Their outputs are released, or become constants if marked keep_on_clear.
+  void truncate(std::size_t size);
 
   /// The entries recorded from now on belong to time step `t` of a recurrent layer (−1: to none);
   /// run_sequence marks each step, and the teaching views label its entries "t=2". A mark with no
@@ -221,13 +224,18 @@ class BackwardContext {
     Tensor a, b;
     bool ta, tb;
   };
-  /// What a backward function handed to the sweep to add in place (regions, products).
+  /// A sub-computation to run again under recording (checkpoint, autograd/checkpoint.hpp): it
+  /// returns one tensor per output of the entry, recorded onto the swept tape.
+  using Rerun = std::function<std::vector<Tensor>()>;
+  /// What a backward function handed to the sweep to add in place (regions, products), or to run.
   struct Deferred {
     std::vector<Region> regions;
     std::vector<Product> products;
+    Rerun rerun;
     void clear() {
       regions.clear();
       products.clear();
+      if (rerun) rerun = nullptr;
     }
   };
 
@@ -265,6 +273,14 @@ class BackwardContext {
   /// when it owns it (GEMM with β = 1: no temporary, no extra pass). Under create_graph it records
   /// matmul, so it stays differentiable.
   void accumulate_matmul(std::size_t i, const Tensor& a, const Tensor& b, bool ta = false, bool tb = false);
+  /// Instead of sending adjoints itself, the entry has the sweep run `fn` — which records onto the
+  /// swept tape, with grad mode on, and returns one tensor per output of the entry, each of that
+  /// output's shape and dtype — then seed each returned tensor with that output's adjoint and sweep
+  /// the entries `fn` recorded before going on below this entry. So the inputs get their adjoints
+  /// from the re-run entries, one contribution at a time, in the order an unrecomputed sweep sends
+  /// them (checkpoint, autograd/checkpoint.hpp). Without retain, the re-run entries are dropped once
+  /// swept.
+  void rerun(Rerun fn) { m_deferred.rerun = std::move(fn); }
   const Node& node() const { return m_node; }
 
  private:

@@ -179,7 +179,10 @@ RecurrentRun Recurrent::run(const std::vector<Tensor>& steps, const Tensor& mask
     std::vector<SequenceRun> runs;
     for (std::size_t d = 0; d < dirs; ++d) {
       const std::size_t i = l * dirs + d;
-      runs.push_back(run_sequence(m_layers[i]->cell(), xs, initial.empty() ? State{} : initial[i], mask, d == 1));
+      const State init = initial.empty() ? State{} : initial[i];
+      runs.push_back(m_options.checkpoint.on
+                         ? run_sequence_checkpointed(m_layers[i]->cell(), xs, init, mask, d == 1, m_options.checkpoint.every)
+                         : run_sequence(m_layers[i]->cell(), xs, init, mask, d == 1));
       out.final_states.push_back(runs.back().final_state);
     }
     if (dirs == 1) {
@@ -226,6 +229,8 @@ std::string Recurrent::repr() const {
     extra += buf;
   }
   if (!m_options.return_sequences) extra += ", return_sequences=false";
+  if (m_options.checkpoint.on)
+    extra += ", checkpoint" + (m_options.checkpoint.every ? "=" + std::to_string(m_options.checkpoint.every) : std::string());
   // "LSTMCell(2 => 3, peephole)" → "LSTM(2 => 3, peephole, …)"; any other cell is shown whole.
   const std::string c = m_layers.front()->cell().repr();
   const std::size_t open = c.find('(');

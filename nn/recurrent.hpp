@@ -36,6 +36,14 @@ struct RecurrentOptions {
   double dropout = 0.0;           ///< dropout on the outputs between stacked layers, in training mode only
                                   ///< (not after the last layer); seeded from the generator at construction
   bool return_sequences = true;   ///< a whole sequence gives every step's output, or only the last
+  /// Checkpointed BPTT over whole sequences (run_sequence_checkpointed): `{.on = true}` keeps every
+  /// k-th step's state and recomputes the steps between in the backward — O(T/k + k) steps of tape
+  /// memory instead of O(T), the same gradients bit for bit. `every` is k; 0 means ⌈√T⌉.
+  struct Checkpointing {
+    bool on = false;
+    std::size_t every = 0;
+  };
+  Checkpointing checkpoint{};
 };
 
 /// Makes the cell of one layer from the size of that layer's input (called once per layer and
