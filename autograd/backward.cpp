@@ -175,6 +175,9 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
       last = std::max(last, p.node);
     }
   }
+  // Values no backward reads whose last handle went since their time step: freed before the adjoints
+  // arrive (the peak). Not for a retained tape, which the teaching views may print afterwards.
+  if (m_tape && !m_options.retain) m_tape->drop_unread(true);
   m_adjoints.resize(static_cast<std::size_t>(last + 1));
   m_owned.assign(m_adjoints.size(), false);
   t_stats = SweepStats{};

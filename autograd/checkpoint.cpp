@@ -161,7 +161,7 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
       for (std::size_t k = 0; k < replay->where.size(); ++k) {
         const Tensor& now = again[replay->where[k]];
         if (now.defined() && now.shape() == was[k].shape() && now.dtype() == was[k].dtype() &&
-            !same_bits(now, was[k], replay->op))
+            !was[k].value_dropped() && !same_bits(now, was[k], replay->op))
           throw TapeError(who + ": re-run in the backward, output " + std::to_string(k) + " " + now.shape().str() +
                           " differs from the first run's: an input was changed in place since, or the function "
                           "draws random numbers other than from a Generator — it must compute the same from the "
@@ -171,7 +171,9 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
       return outs;
     });
   });
-  (void)outs;  // the same tensors as recorded_outputs, now the entry's: results already hold them
+  // No backward reads the outputs (the re-run compares those still kept): a piece's outputs that only
+  // a stack reads may go, like any unread value (Tape::drop_unread); its inputs stay, for the re-run.
+  for (const Tensor& out : outs) out.impl().read_by_backward = false;
   return results;
 }
 

@@ -46,6 +46,7 @@ std::string summarize(const std::vector<double>& v, const Shape& shape) {
 
 std::string summarize(const Tensor& t) {
   if (!t.defined()) return "—";
+  if (t.value_dropped()) return "(not kept: no backward reads it)";
   return summarize(t.to_vector(), t.shape());
 }
 
@@ -374,7 +375,8 @@ TapeStats tape_stats(const Tape& tape) {
   std::map<std::string, OpStats> by_op;
   for (const Node& n : tape.entries()) {
     std::size_t bytes = 0;
-    for (std::size_t k = 0; k < n.num_outputs(); ++k) bytes += n.output_at(k).numel() * dtype_size(n.output_at(k).dtype());
+    for (std::size_t k = 0; k < n.num_outputs(); ++k)  // a value dropped early (Tape::drop_unread) holds none
+      if (!n.output_at(k).value_dropped()) bytes += n.output_at(k).numel() * dtype_size(n.output_at(k).dtype());
     OpStats& o = by_op[n.op];
     o.op = n.op;
     ++o.count;

@@ -144,12 +144,22 @@ class Tape {
   /// The entries recorded from now on belong to time step `t` of a recurrent layer (−1: to none);
   /// run_sequence marks each step, and the teaching views label its entries "t=2". A mark with no
   /// entry recorded since the last one replaces it, so a tape that records nothing holds one mark.
+  /// Each mark also drops the values recorded since the last one that nothing will read (drop_unread).
   void mark_step(std::int64_t t) {
+    drop_unread();
     if (!m_steps.empty() && m_steps.back().first == m_nodes.size())
       m_steps.back().second = t;
     else if (!m_steps.empty() || t >= 0)
       m_steps.emplace_back(m_nodes.size(), t);
   }
+  /// Frees the values of the entries recorded since the last call (and of their inputs) that no
+  /// backward reads — each Primitive says what its backward reads — and that nothing outside the
+  /// tape holds: a gate block once cut into slices, a sigmoid's input, the terms of a sum. Their
+  /// entries, shapes and dtypes stay; reading such a value throws TapeError (value_dropped()).
+  /// run_sequence calls it at every time step (through mark_step), Recur after each step, and a
+  /// sweep that will not retain the tape over the whole tape (`whole_tape`) before it starts. The
+  /// gradients are unchanged: only values no backward reads are freed.
+  void drop_unread(bool whole_tape = false);
   /// The time step entry `i` was recorded in (mark_step), −1 if none.
   std::int64_t step_of(std::size_t i) const;
 
@@ -157,6 +167,7 @@ class Tape {
   struct RootTag {};
   explicit Tape(RootTag);
   std::vector<std::pair<std::size_t, std::int64_t>> m_steps;  // (first entry, time step), in order
+  std::size_t m_drop_from = 0;  // drop_unread looks at the entries from here on
   std::deque<Node> m_nodes;  // a deque: entries stay put while a create_graph sweep appends
   std::shared_ptr<const SweepTrace> m_trace;  // the side table of the last keep_adjoints sweep
   Tape* m_previous = nullptr;

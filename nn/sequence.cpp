@@ -154,6 +154,8 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
     }
     run.outputs[t] = y;
     state = std::move(next);
+    // A block's last step: its projection's handle goes, so the next mark may drop the value (no backward reads it).
+    if (project && (reverse ? t % per == 0 : (t + 1) % per == 0 || t + 1 == T)) projections[t / per] = Tensor();
   }
   run.final_state = std::move(state);
   return run;
