@@ -284,7 +284,16 @@ Tensor* ReverseSweep::writable_slot(const Tensor& input) {
   const bool intermediate = p.tape == m_tape && p.node >= 0;
   if (!m_options.in_place || m_options.keep_adjoints || !(intermediate || (!m_collect_only && p.requires_grad)))
     return nullptr;
-  if (intermediate && p.output > 0) return nullptr;  // a multi-output entry's later outputs: added out of place
+  if (intermediate && p.output > 0) {
+    // A multi-output entry's later outputs (a checkpoint's states): made private by a copy, so a product
+    // runs into it with β = 1 as into any adjoint — the same bits as without the checkpoint (a GEMM
+    // whose inner dimension is cut into blocks adds each block into C: C + (P₁ + P₂) ≠ (C + P₁) + P₂).
+    std::vector<Tensor>& more = m_more_adjoints[static_cast<std::size_t>(p.node)];
+    more.resize((*m_tape)[static_cast<std::size_t>(p.node)].num_outputs() - 1);
+    Tensor& slot = more[p.output - 1];
+    if (slot.defined()) slot = slot.detach();
+    return &slot;
+  }
   if (!intermediate && m_hooks) mark_received(&p);
   const auto node = static_cast<std::size_t>(intermediate ? p.node : 0);
   Tensor& slot = intermediate ? m_adjoints[node] : p.grad;

@@ -61,6 +61,16 @@
 //        first consumer:  W → #0,  b → #1
 //        sweep:  #3 → #2 → #1 [b ready] → #0 [W ready]
 //
+//  Values no backward reads. Each Primitive says which values its backward reads (Primitive::reads:
+//  sigmoid its output, mul its operands, add and slice none). The tape counts the entries that take
+//  each value, and drop_unread() frees a value that no backward reads once nothing outside the tape
+//  holds it — the entry, its shape and its history stay. A recurrent layer calls it at every time
+//  step, so an LSTM step keeps its gates and states, not its pre-activations (tests/test_tape_memory).
+//
+//  Re-runs. A checkpoint entry (autograd/checkpoint.hpp) keeps only its inputs and outputs; when the
+//  sweep reaches it, it has the sweep record its computation again at the end of the tape
+//  (BackwardContext::rerun), sweeps those entries in its place, and drops them.
+//
 //  Each thread has a default tape; constructing a Tape makes it the current one for its scope
 //  (RAII), and destroying it clears it and restores the previous one.
 #pragma once

@@ -164,6 +164,7 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
 SequenceRun run_sequence(Cell& cell, const Tensor& seq, State initial, const Tensor& mask, bool reverse) {
   return run_sequence(cell, split_steps(seq), std::move(initial), mask, reverse);
 }
+
 // ---- checkpointed BPTT ----
 
 // Pieces of `every` steps — absolute blocks [j·k, (j+1)·k), taken last first when reversed — each one
