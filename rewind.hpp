@@ -17,6 +17,7 @@
 #include "core/tensor.hpp"
 
 #include "autograd/backward.hpp"
+#include "autograd/checkpoint.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/inspect.hpp"
 #include "autograd/html.hpp"

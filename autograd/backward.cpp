@@ -175,6 +175,9 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
       last = std::max(last, p.node);
     }
   }
+  // Values no backward reads whose last handle went since their time step: freed before the adjoints
+  // arrive (the peak). Not for a retained tape, which the teaching views may print afterwards.
+  if (m_tape && !m_options.retain) m_tape->drop_unread(true);
   m_adjoints.resize(static_cast<std::size_t>(last + 1));
   m_owned.assign(m_adjoints.size(), false);
   t_stats = SweepStats{};
@@ -281,7 +284,16 @@ Tensor* ReverseSweep::writable_slot(const Tensor& input) {
   const bool intermediate = p.tape == m_tape && p.node >= 0;
   if (!m_options.in_place || m_options.keep_adjoints || !(intermediate || (!m_collect_only && p.requires_grad)))
     return nullptr;
-  if (intermediate && p.output > 0) return nullptr;  // a multi-output entry's later outputs: added out of place
+  if (intermediate && p.output > 0) {
+    // A multi-output entry's later outputs (a checkpoint's states): made private by a copy, so a product
+    // runs into it with β = 1 as into any adjoint — the same bits as without the checkpoint (a GEMM
+    // whose inner dimension is cut into blocks adds each block into C: C + (P₁ + P₂) ≠ (C + P₁) + P₂).
+    std::vector<Tensor>& more = m_more_adjoints[static_cast<std::size_t>(p.node)];
+    more.resize((*m_tape)[static_cast<std::size_t>(p.node)].num_outputs() - 1);
+    Tensor& slot = more[p.output - 1];
+    if (slot.defined()) slot = slot.detach();
+    return &slot;
+  }
   if (!intermediate && m_hooks) mark_received(&p);
   const auto node = static_cast<std::size_t>(intermediate ? p.node : 0);
   Tensor& slot = intermediate ? m_adjoints[node] : p.grad;
@@ -377,7 +389,13 @@ bool ReverseSweep::reached(std::int64_t i) const {
 
 bool ReverseSweep::step() {
   if (m_done) return false;
-  while (m_next >= 0 && !reached(m_next)) --m_next;
+  for (;;) {
+    // Inside a re-run (a checkpoint's), its own entries first; when they are done, on below its entry.
+    const std::int64_t floor = m_reruns.empty() ? 0 : static_cast<std::int64_t>(m_reruns.back().first);
+    while (m_next >= floor && !reached(m_next)) --m_next;
+    if (m_next >= floor || m_reruns.empty()) break;
+    end_rerun();
+  }
   if (m_hooks) fire_ready(m_next + 1);  // the entries skipped sent nothing: leaves first used there are done
   if (m_next < 0) {
     finish();
@@ -426,12 +444,74 @@ bool ReverseSweep::step() {
   for (const BackwardContext::Region& r : m_deferred.regions) add_region(node.inputs[r.input], r, m_adjoints_out[r.input]);
   for (const BackwardContext::Product& q : m_deferred.products)
     add_product(node.inputs[q.input], q, m_adjoints_out[q.input]);
+  BackwardContext::Rerun rerun = std::move(m_deferred.rerun);
   m_deferred.clear();
   if (m_trace) m_trace->entries[i].sent = m_adjoints_out;
   for (std::size_t k = 0; k < node.inputs.size(); ++k)
     if (m_adjoints_out[k].defined()) add_adjoint(node.inputs[k], m_adjoints_out[k]);
+  if (rerun) {
+    begin_rerun(i, rerun);  // its leaves are final only once the re-run entries are swept (end_rerun)
+    return true;
+  }
   if (m_hooks) fire_ready(static_cast<std::int64_t>(i));
   return true;
+}
+
+// Entry i asked for its sub-computation to run again (BackwardContext::rerun): record it at the end of
+// the tape, hand each output's adjoint to the tensor the re-run made for it, and sweep the new entries
+// next. Each of them sends to the real inputs and parameters as it would have without the checkpoint,
+// so the adjoints add up in the same order — bit for bit the same gradients.
+void ReverseSweep::begin_rerun(std::size_t i, const BackwardContext::Rerun& rerun) {
+  const Node& node = (*m_tape)[i];
+  const std::size_t first = m_tape->size();
+  std::vector<Tensor> outs;
+  {
+    CurrentTape on(*m_tape);
+    GradModeScope mode(true);
+    outs = rerun();
+  }
+  const std::size_t end = m_tape->size();
+  m_adjoints.resize(end);
+  m_owned.resize(end, false);
+  if (m_trace) {
+    m_trace->entries.resize(end);
+    m_trace->entries[i].rerun_first = first;
+    m_trace->entries[i].rerun_end = end;
+  }
+  m_reruns.push_back({first, i});
+  auto fail = [&](const std::string& why) {
+    throw TapeError(std::string(node.op) + ": re-run in the backward: " + why +
+                    " — the function must compute the same from the same inputs");
+  };
+  if (outs.size() != node.num_outputs())
+    fail("it gave " + std::to_string(outs.size()) + " outputs, the first run " + std::to_string(node.num_outputs()));
+  const std::vector<Tensor> dys = adjoints_in();
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    const Tensor& was = node.output_at(k);
+    const Tensor& now = outs[k];
+    if (!now.defined() || now.shape() != was.shape() || now.dtype() != was.dtype())
+      fail("output " + std::to_string(k) + " is " + (now.defined() ? now.shape().str() + " " + dtype_name(now.dtype()) : "undefined") +
+           ", the first run's " + was.shape().str() + " " + dtype_name(was.dtype()));
+    const detail::TensorImpl& p = now.impl();
+    if (p.tape != m_tape || p.node < static_cast<std::int64_t>(first))
+      fail("output " + std::to_string(k) + " was not computed by the re-run (it has no history there)");
+    if (k < dys.size() && dys[k].defined()) add_adjoint(now, dys[k]);
+  }
+  m_next = static_cast<std::int64_t>(end) - 1;
+}
+
+// A re-run's entries are all swept: drop them (unless the tape is retained) and go on below its entry.
+void ReverseSweep::end_rerun() {
+  const Rerun r = m_reruns.back();
+  m_reruns.pop_back();
+  if (!m_options.retain) {
+    m_tape->truncate(r.first);
+    m_adjoints.resize(r.first);
+    m_owned.resize(r.first);
+    for (auto it = m_more_adjoints.begin(); it != m_more_adjoints.end();)
+      it = it->first >= r.first ? m_more_adjoints.erase(it) : std::next(it);
+  }
+  m_next = static_cast<std::int64_t>(r.entry) - 1;
 }
 
 std::vector<Tensor> ReverseSweep::adjoints_in_of(const Tensor& dy) const {

@@ -66,6 +66,8 @@ struct EntryTrace {
   std::vector<Tensor> adjoints;  // the adjoint each output received (dy), by output; undefined for an
                                  // output nothing used; empty when the sweep never reached the entry
   std::vector<Tensor> sent;      // what it sent to each input (undefined where it sent nothing)
+  std::size_t rerun_first = 0;   // a checkpoint: the entries [rerun_first, rerun_end) it re-ran,
+  std::size_t rerun_end = 0;     // swept in its place (empty otherwise)
   bool reached() const { return !adjoints.empty(); }
 };
 
@@ -165,6 +167,14 @@ class ReverseSweep {
   void mark_received(const detail::TensorImpl* leaf);
   void fire_ready(std::int64_t passed);
   void finish();
+  void begin_rerun(std::size_t i, const BackwardContext::Rerun& rerun);
+  void end_rerun();
+
+  /// A re-run being swept: its entries start at `first`; `entry` asked for it.
+  struct Rerun {
+    std::size_t first, entry;
+  };
+  std::vector<Rerun> m_reruns;  // nested checkpoints: innermost last
 
   /// A leaf stamped with its first consumer, for the gradient-ready hooks.
   struct ReadyLeaf {

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <ostream>
 #include <unordered_map>
@@ -47,6 +48,7 @@ std::string summarize(const std::vector<double>& v, const Shape& shape) {
 
 std::string summarize(const Tensor& t) {
   if (!t.defined()) return "—";
+  if (t.value_dropped()) return "(not kept: no backward reads it)";
   return summarize(t.to_vector(), t.shape());
 }
 
@@ -236,15 +238,27 @@ std::string explain_tape(const Tape& tape) {
   if (!any) return "(no adjoints on this tape: sweep it with keep_adjoints, or use explain_backward)\n";
 
   std::string out;
-  for (std::size_t i = tape.size(); i-- > 0;) {
+  // A checkpoint's re-run entries (autograd/checkpoint.hpp) sit at the end of the tape but were swept
+  // in its place: they are shown there, under it, and skipped where they sit.
+  std::vector<bool> rerun(tape.size(), false);
+  for (const EntryTrace& e : trace->entries)
+    for (std::size_t j = e.rerun_first; j < e.rerun_end && j < rerun.size(); ++j) rerun[j] = true;
+  std::function<void(std::size_t)> show = [&](std::size_t i) {
     const Node& n = tape[i];
     const EntryTrace* e = trace->at(i);
     if (!e) {
       out += headline(tape, i, n) + "\n    (no adjoint reached it)\n";
-      continue;
+      return;
     }
     out += render_step(tape, i, n, e->adjoints, e->sent);
-  }
+    if (e->rerun_end <= e->rerun_first) return;
+    out += "    checkpoint: re-running " + std::to_string(e->rerun_end - e->rerun_first) + " entries (#" +
+           std::to_string(e->rerun_first) + "…#" + std::to_string(e->rerun_end - 1) + "), swept here:\n";
+    for (std::size_t j = e->rerun_end; j-- > e->rerun_first;) show(j);
+    out += "    checkpoint: re-run of #" + std::to_string(i) + " done\n";
+  };
+  for (std::size_t i = tape.size(); i-- > 0;)
+    if (!rerun[i]) show(i);
 
   // What reached each leaf, summed: the accumulate rule made visible (a leaf used twice gets two).
   std::vector<LeafSum> leaves;
@@ -498,7 +512,8 @@ TapeStats tape_stats(const Tape& tape) {
   std::map<std::string, OpStats> by_op;
   for (const Node& n : tape.entries()) {
     std::size_t bytes = 0;
-    for (std::size_t k = 0; k < n.num_outputs(); ++k) bytes += n.output_at(k).numel() * dtype_size(n.output_at(k).dtype());
+    for (std::size_t k = 0; k < n.num_outputs(); ++k)  // a value dropped early (Tape::drop_unread) holds none
+      if (!n.output_at(k).value_dropped()) bytes += n.output_at(k).numel() * dtype_size(n.output_at(k).dtype());
     OpStats& o = by_op[n.op];
     o.op = n.op;
     ++o.count;

@@ -15,72 +15,80 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 namespace rwd {
+
+/// Which values a backward reads (Primitive::reads): bit k for input k, kReadsOutput for the output.
+inline constexpr std::uint32_t kReadsNothing = 0, kReadsAB = 3, kReadsOutput = 1u << 31, kReadsAll = ~0u;
 
 /// A primitive as the tape records it: the op's name and its backward rule as text.
 struct Primitive {
   const char* op;    // as printed ("matmul", "tanh")
   const char* rule;  // the backward rule ("dx += dy⊙(1−y²)"), for the explain views
+  // The values its backward reads, both ways (plain and create_graph): the tape may drop a value
+  // that no backward reads once nothing else holds it (Tape::drop_unread) — sigmoid's input, the
+  // operands of an add, a gate block cut into slices. Shapes and dtypes stay readable. All by default.
+  std::uint32_t reads = kReadsAll;
 };
 
 namespace prim {
 
 // ---- arithmetic (NumPy broadcasting; each operand's adjoint summed back to its shape) ----
-inline constexpr Primitive add{"add", "da += dz; db += dz (summed to shape)"};
-inline constexpr Primitive sub{"sub", "da += dz; db −= dz (summed to shape)"};
-inline constexpr Primitive mul{"mul", "da += dz⊙b; db += dz⊙a"};
+inline constexpr Primitive add{"add", "da += dz; db += dz (summed to shape)", kReadsNothing};
+inline constexpr Primitive sub{"sub", "da += dz; db −= dz (summed to shape)", kReadsNothing};
+inline constexpr Primitive mul{"mul", "da += dz⊙b; db += dz⊙a", kReadsAB};
 // ∂(a/b)/∂b = −a/b² = −z/b: the output is reused instead of squaring b.
 inline constexpr Primitive div{"div", "da += dz/b; db −= dz⊙z/b"};
-inline constexpr Primitive neg{"neg", "dx −= dy"};
+inline constexpr Primitive neg{"neg", "dx −= dy", kReadsNothing};
 inline constexpr Primitive pow{"pow", "dx += dy⊙p·xᵖ⁻¹"};  // p a number
 // p a tensor: ∂(xᵖ)/∂p = xᵖ·ln x = z·ln x.
 inline constexpr Primitive pow_tensor{"pow", "dx += dz⊙p·xᵖ⁻¹; dp += dz⊙z·ln x"};
 
 // ---- element-wise functions ----
-inline constexpr Primitive exp{"exp", "dx += dy⊙y"};
+inline constexpr Primitive exp{"exp", "dx += dy⊙y", kReadsOutput};
 inline constexpr Primitive log{"log", "dx += dy/x"};
 inline constexpr Primitive log1p{"log1p", "dx += dy/(1+x)"};
-inline constexpr Primitive sqrt{"sqrt", "dx += dy/(2y)"};
-inline constexpr Primitive tanh{"tanh", "dx += dy⊙(1−y²)"};
-inline constexpr Primitive sigmoid{"sigmoid", "dx += dy⊙y⊙(1−y)"};
+inline constexpr Primitive sqrt{"sqrt", "dx += dy/(2y)", kReadsOutput};
+inline constexpr Primitive tanh{"tanh", "dx += dy⊙(1−y²)", kReadsOutput};
+inline constexpr Primitive sigmoid{"sigmoid", "dx += dy⊙y⊙(1−y)", kReadsOutput};
 inline constexpr Primitive relu{"relu", "dx += dy⊙[x>0]"};  // the mask is a constant
 inline constexpr Primitive abs{"abs", "dx += dy⊙sign(x)"};  // sign(0) = 0, as in PyTorch
 inline constexpr Primitive clamp{"clamp", "dx += dy⊙[lo≤x≤hi]"};  // inclusive at the bounds, as PyTorch
-inline constexpr Primitive where{"where", "da += where(c, dz, 0); db += where(c, 0, dz)"};
-inline constexpr Primitive cast{"cast", "dx += cast(dy, x.dtype)"};
+inline constexpr Primitive where{"where", "da += where(c, dz, 0); db += where(c, 0, dz)", kReadsNothing};
+inline constexpr Primitive cast{"cast", "dx += cast(dy, x.dtype)", kReadsNothing};
 
 // ---- linear algebra ----
 /// matmul's rule by its transpose flags: matmul_rule[2·ta + tb] for C = op(A)·op(B).
 inline constexpr Primitive matmul_rule[4] = {
-    {"matmul", "dA += dC·Bᵀ; dB += Aᵀ·dC"},    // C = A·B
-    {"matmul", "dA += dC·B; dB += dCᵀ·A"},     // C = A·Bᵀ
-    {"matmul", "dA += B·dCᵀ; dB += A·dC"},     // C = Aᵀ·B
-    {"matmul", "dA += Bᵀ·dCᵀ; dB += dCᵀ·Aᵀ"},  // C = Aᵀ·Bᵀ
+    {"matmul", "dA += dC·Bᵀ; dB += Aᵀ·dC", kReadsAB},    // C = A·B
+    {"matmul", "dA += dC·B; dB += dCᵀ·A", kReadsAB},     // C = A·Bᵀ
+    {"matmul", "dA += B·dCᵀ; dB += A·dC", kReadsAB},     // C = Aᵀ·B
+    {"matmul", "dA += Bᵀ·dCᵀ; dB += dCᵀ·Aᵀ", kReadsAB},  // C = Aᵀ·Bᵀ
 };
 /// affine's rule by what it adds: affine_rule[2·has_bias + has_base] for y = W·x (+ b) (+ base).
 inline constexpr Primitive affine_rule[4] = {
-    {"affine", "dW += dy·xᵀ; dx += Wᵀ·dy"},
-    {"affine", "dW += dy·xᵀ; dx += Wᵀ·dy; dbase += dy"},
-    {"affine", "dW += dy·xᵀ; dx += Wᵀ·dy; db += Σ_cols dy"},
-    {"affine", "dW += dy·xᵀ; dx += Wᵀ·dy; db += Σ_cols dy; dbase += dy"},
+    {"affine", "dW += dy·xᵀ; dx += Wᵀ·dy", kReadsAB},
+    {"affine", "dW += dy·xᵀ; dx += Wᵀ·dy; dbase += dy", kReadsAB},
+    {"affine", "dW += dy·xᵀ; dx += Wᵀ·dy; db += Σ_cols dy", kReadsAB},
+    {"affine", "dW += dy·xᵀ; dx += Wᵀ·dy; db += Σ_cols dy; dbase += dy", kReadsAB},
 };
 
 // ---- shape ----
-inline constexpr Primitive reshape{"reshape", "dx += reshape(dy, x.shape)"};
-inline constexpr Primitive permute{"permute", "dx += permute(dy, axes⁻¹)"};
+inline constexpr Primitive reshape{"reshape", "dx += reshape(dy, x.shape)", kReadsNothing};
+inline constexpr Primitive permute{"permute", "dx += permute(dy, axes⁻¹)", kReadsNothing};
 // Each copy sends its adjoint back to the one element it copied.
-inline constexpr Primitive broadcast_to{"broadcast_to", "dx += Σ_broadcast dy"};
+inline constexpr Primitive broadcast_to{"broadcast_to", "dx += Σ_broadcast dy", kReadsNothing};
 // dy placed back at the sliced positions, zeros elsewhere; unslice is slice's adjoint and a
 // primitive of its own, so double backward stays on the tape.
-inline constexpr Primitive slice{"slice", "dx += unslice(dy)"};
-inline constexpr Primitive unslice{"unslice", "dg += slice(dy)"};
-inline constexpr Primitive concat{"concat", "dxᵢ += dy[offᵢ : offᵢ+nᵢ]"};
-inline constexpr Primitive stack{"stack", "dxᵢ += dy[i]"};
+inline constexpr Primitive slice{"slice", "dx += unslice(dy)", kReadsNothing};
+inline constexpr Primitive unslice{"unslice", "dg += slice(dy)", kReadsNothing};
+inline constexpr Primitive concat{"concat", "dxᵢ += dy[offᵢ : offᵢ+nᵢ]", kReadsNothing};
+inline constexpr Primitive stack{"stack", "dxᵢ += dy[i]", kReadsNothing};
 
 // ---- reductions ----
-inline constexpr Primitive sum{"sum", "dx += broadcast(dy)"};  // every summed element gets its sum's adjoint
+inline constexpr Primitive sum{"sum", "dx += broadcast(dy)", kReadsNothing};  // every summed element gets its sum's adjoint
 // The first maximal element takes the whole adjoint.
 inline constexpr Primitive max{"max", "dx += broadcast(dy)⊙onehot(argmax)"};
 

@@ -55,6 +55,8 @@ void release_output(const Tape* tape, const Node& n, const Tensor& output) {
   out->tape = nullptr;
   out->node = -1;
   out->output = 0;
+  out->tape_uses = 0;  // counted again if it is recorded on another tape
+  out->read_by_backward = false;
   if (out->keep_on_clear) {
     // Becomes a constant: value kept, history and gradient dropped.
     out->requires_grad = false;
@@ -85,6 +87,7 @@ std::int64_t Tape::step_of(std::size_t i) const {
 
 void Tape::clear() {
   m_trace.reset();
+  m_drop_from = 0;
   m_steps.clear();
   for (Node& n : m_nodes) {
     release_output(this, n, n.output);
@@ -97,6 +100,45 @@ void Tape::clear() {
     std::deque<Node>().swap(m_nodes);
   else
     m_nodes.clear();
+}
+
+namespace {
+
+// Frees t's value if it belongs to `tape`, no backward reads it, and nothing but the tape holds it:
+// its own entry (1) and the entries that take it as an input (tape_uses). Its shape stays.
+void drop_if_unread(const Tape* tape, const Tensor& t) {
+  detail::TensorImpl* p = t.impl_ptr().get();
+  if (!p || p->tape != tape || p->read_by_backward || p->dropped || p->released || p->keep_on_clear) return;
+  if (t.impl_ptr().use_count() != 1 + static_cast<long>(p->tape_uses)) return;  // a handle or a closure holds it
+  std::visit([](auto& a) { a.storage().clear(); }, p->value);
+  p->dropped = true;
+}
+
+}  // namespace
+
+void Tape::drop_unread(bool whole_tape) {
+  const std::size_t end = m_nodes.size();
+  if (whole_tape) m_drop_from = 0;
+  for (std::size_t i = std::min(m_drop_from, end); i < end; ++i) {
+    const Node& n = m_nodes[i];
+    for (std::size_t k = 0; k < n.num_outputs(); ++k) drop_if_unread(this, n.output_at(k));
+    for (const Tensor& x : n.inputs)  // values from before, whose last handle outside went since
+      if (x.impl_ptr()->node >= 0 && static_cast<std::size_t>(x.impl_ptr()->node) < m_drop_from) drop_if_unread(this, x);
+  }
+  m_drop_from = end;
+}
+
+void Tape::truncate(std::size_t size) {
+  if (size >= m_nodes.size()) return;
+  for (std::size_t i = size; i < m_nodes.size(); ++i) {
+    const Node& n = m_nodes[i];
+    release_output(this, n, n.output);
+    for (std::size_t k = 1; k < n.num_outputs(); ++k) release_output(this, n, n.output_at(k));
+  }
+  m_nodes.erase(m_nodes.begin() + static_cast<std::ptrdiff_t>(size), m_nodes.end());
+  while (!m_steps.empty() && m_steps.back().first >= size) m_steps.pop_back();
+  m_drop_from = std::min(m_drop_from, size);
+  if (!m_steps.empty() && m_steps.back().second >= 0) m_steps.emplace_back(size, -1);  // nor what comes next
 }
 
 CurrentTape::CurrentTape(Tape& tape) : m_previous(t_current) { t_current = &tape; }
@@ -195,10 +237,23 @@ void check_fresh(const char* op, const detail::TensorImpl& out) {
     throw TapeError(std::string(op) + ": the output must be a fresh tensor (it is already recorded or a parameter)");
 }
 
+// The entry about to be recorded takes `inputs`, and its backward reads those `reads` says (a
+// Primitive's bits): counted on each input of this tape, for Tape::drop_unread.
+void note_uses(const Tape& tape, const std::vector<Tensor>& inputs, std::uint32_t reads) {
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    detail::TensorImpl& p = *inputs[k].impl_ptr();
+    if (p.tape != &tape) continue;
+    ++p.tape_uses;
+    if (k >= 31 || (reads >> k & 1u)) p.read_by_backward = true;
+  }
+}
+
 // Appends the entry op(inputs) → outputs[0…n) (checked fresh) and marks each output as its k-th.
 void push_entry(Tape& tape, const char* op, const char* rule, std::vector<Tensor>&& inputs, const Tensor* outputs,
                 std::size_t n, BackwardFn&& backward) {
   for (std::size_t k = 0; k < n; ++k) check_fresh(op, outputs[k].impl());
+  note_uses(tape, inputs, kReadsAll);
+  for (std::size_t k = 0; k < n; ++k) outputs[k].impl().read_by_backward = true;
   Node node;
   node.op = op;
   node.rule = rule;
@@ -220,11 +275,13 @@ void push_entry(Tape& tape, const char* op, const char* rule, std::vector<Tensor
 // loops cost about 180 instructions a tiny training step (callgrind) through what the compiler then
 // stopped inlining.
 Tensor record_impl(const char* op, std::vector<Tensor>&& inputs, Tensor output, const char* rule,
-                   BackwardFn&& backward) {
+                   BackwardFn&& backward, std::uint32_t reads = kReadsAll) {
   Tape* tape = recording_tape(op, inputs);
   if (!tape) return output;
   detail::TensorImpl& out = output.impl();
   check_fresh(op, out);
+  note_uses(*tape, inputs, reads);
+  out.read_by_backward = (reads & kReadsOutput) != 0;
   Node node;
   node.op = op;
   node.rule = rule;
@@ -258,11 +315,11 @@ Tensor record(const char* op, std::vector<Tensor> inputs, Tensor output, const c
 }
 
 Tensor record(const Primitive& prim, std::initializer_list<Tensor> inputs, Tensor output, BackwardFn backward) {
-  return record_impl(prim.op, std::vector<Tensor>(inputs), std::move(output), prim.rule, std::move(backward));
+  return record_impl(prim.op, std::vector<Tensor>(inputs), std::move(output), prim.rule, std::move(backward), prim.reads);
 }
 
 Tensor record(const Primitive& prim, std::vector<Tensor> inputs, Tensor output, BackwardFn backward) {
-  return record_impl(prim.op, std::move(inputs), std::move(output), prim.rule, std::move(backward));
+  return record_impl(prim.op, std::move(inputs), std::move(output), prim.rule, std::move(backward), prim.reads);
 }
 
 std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs, std::vector<Tensor> outputs,

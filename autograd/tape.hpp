@@ -61,6 +61,16 @@
 //        first consumer:  W → #0,  b → #1
 //        sweep:  #3 → #2 → #1 [b ready] → #0 [W ready]
 //
+//  Values no backward reads. Each Primitive says which values its backward reads (Primitive::reads:
+//  sigmoid its output, mul its operands, add and slice none). The tape counts the entries that take
+//  each value, and drop_unread() frees a value that no backward reads once nothing outside the tape
+//  holds it — the entry, its shape and its history stay. A recurrent layer calls it at every time
+//  step, so an LSTM step keeps its gates and states, not its pre-activations (tests/test_tape_memory).
+//
+//  Re-runs. A checkpoint entry (autograd/checkpoint.hpp) keeps only its inputs and outputs; when the
+//  sweep reaches it, it has the sweep record its computation again at the end of the tape
+//  (BackwardContext::rerun), sweeps those entries in its place, and drops them.
+//
 //  Each thread has a default tape; constructing a Tape makes it the current one for its scope
 //  (RAII), and destroying it clears it and restores the previous one.
 #pragma once
@@ -137,6 +147,9 @@ class Tape {
 
   /// Appends an entry; used by record(). Returns its index.
   std::int64_t push(Node node);
+  /// Releases the entries from `size` on, as clear() does, and drops them (a checkpoint's re-run,
+  /// once swept). Their outputs are released, or become constants if marked keep_on_clear.
+  void truncate(std::size_t size);
 
   /// A finite difference with respect to an intermediate value (gradcheck's search for the op that
   /// gets a gradient wrong): while set, entry `entry` recorded on this tape gets `delta` added to
@@ -153,12 +166,22 @@ class Tape {
   /// The entries recorded from now on belong to time step `t` of a recurrent layer (−1: to none);
   /// run_sequence marks each step, and the teaching views label its entries "t=2". A mark with no
   /// entry recorded since the last one replaces it, so a tape that records nothing holds one mark.
+  /// Each mark also drops the values recorded since the last one that nothing will read (drop_unread).
   void mark_step(std::int64_t t) {
+    drop_unread();
     if (!m_steps.empty() && m_steps.back().first == m_nodes.size())
       m_steps.back().second = t;
     else if (!m_steps.empty() || t >= 0)
       m_steps.emplace_back(m_nodes.size(), t);
   }
+  /// Frees the values of the entries recorded since the last call (and of their inputs) that no
+  /// backward reads — each Primitive says what its backward reads — and that nothing outside the
+  /// tape holds: a gate block once cut into slices, a sigmoid's input, the terms of a sum. Their
+  /// entries, shapes and dtypes stay; reading such a value throws TapeError (value_dropped()).
+  /// run_sequence calls it at every time step (through mark_step), Recur after each step, and a
+  /// sweep that will not retain the tape over the whole tape (`whole_tape`) before it starts. The
+  /// gradients are unchanged: only values no backward reads are freed.
+  void drop_unread(bool whole_tape = false);
   /// The time step entry `i` was recorded in (mark_step), −1 if none.
   std::int64_t step_of(std::size_t i) const;
 
@@ -166,6 +189,7 @@ class Tape {
   struct RootTag {};
   explicit Tape(RootTag);
   std::vector<std::pair<std::size_t, std::int64_t>> m_steps;  // (first entry, time step), in order
+  std::size_t m_drop_from = 0;  // drop_unread looks at the entries from here on
   std::deque<Node> m_nodes;  // a deque: entries stay put while a create_graph sweep appends
   std::shared_ptr<const SweepTrace> m_trace;  // the side table of the last keep_adjoints sweep
   const OutputProbe* m_probe = nullptr;
@@ -234,13 +258,18 @@ class BackwardContext {
     Tensor a, b;
     bool ta, tb;
   };
-  /// What a backward function handed to the sweep to add in place (regions, products).
+  /// A sub-computation to run again under recording (checkpoint, autograd/checkpoint.hpp): it
+  /// returns one tensor per output of the entry, recorded onto the swept tape.
+  using Rerun = std::function<std::vector<Tensor>()>;
+  /// What a backward function handed to the sweep to add in place (regions, products), or to run.
   struct Deferred {
     std::vector<Region> regions;
     std::vector<Product> products;
+    Rerun rerun;
     void clear() {
       regions.clear();
       products.clear();
+      if (rerun) rerun = nullptr;
     }
   };
 
@@ -278,6 +307,14 @@ class BackwardContext {
   /// when it owns it (GEMM with β = 1: no temporary, no extra pass). Under create_graph it records
   /// matmul, so it stays differentiable.
   void accumulate_matmul(std::size_t i, const Tensor& a, const Tensor& b, bool ta = false, bool tb = false);
+  /// Instead of sending adjoints itself, the entry has the sweep run `fn` — which records onto the
+  /// swept tape, with grad mode on, and returns one tensor per output of the entry, each of that
+  /// output's shape and dtype — then seed each returned tensor with that output's adjoint and sweep
+  /// the entries `fn` recorded before going on below this entry. So the inputs get their adjoints
+  /// from the re-run entries, one contribution at a time, in the order an unrecomputed sweep sends
+  /// them (checkpoint, autograd/checkpoint.hpp). Without retain, the re-run entries are dropped once
+  /// swept.
+  void rerun(Rerun fn) { m_deferred.rerun = std::move(fn); }
   const Node& node() const { return m_node; }
 
  private:

@@ -11,6 +11,21 @@ struct Generator::State {
   double gauss = 0.0;
 };
 
+namespace {
+thread_local GeneratorLog* t_log = nullptr;  // the innermost live GeneratorLog of this thread
+}  // namespace
+
+GeneratorLog::GeneratorLog() : m_outer(t_log) { t_log = this; }
+GeneratorLog::~GeneratorLog() { t_log = m_outer; }
+
+void Generator::noticed() {
+  for (GeneratorLog* log = t_log; log; log = log->m_outer) {
+    bool seen = false;
+    for (const auto& s : log->m_seen) seen = seen || s.first == this;
+    if (!seen) log->m_seen.emplace_back(this, *this);  // the state before this draw
+  }
+}
+
 Generator::Generator(std::uint32_t seed) : m_state(std::make_unique<State>()) { this->seed(seed); }
 Generator::Generator(const Generator& other) : m_state(std::make_unique<State>(*other.m_state)) {}
 Generator& Generator::operator=(const Generator& other) {
@@ -27,7 +42,10 @@ void Generator::seed(std::uint32_t seed) {
   m_state->has_gauss = false;
 }
 
-std::uint32_t Generator::next_u32() { return static_cast<std::uint32_t>(m_state->engine()); }
+std::uint32_t Generator::next_u32() {
+  if (t_log) noticed();
+  return static_cast<std::uint32_t>(m_state->engine());
+}
 
 // NumPy's random_sample: 27 + 26 bits from two draws, scaled by 2^-53.
 double Generator::uniform() {
@@ -38,6 +56,7 @@ double Generator::uniform() {
 
 // NumPy's legacy_gauss: Marsaglia's polar method, the second value of each pair cached.
 double Generator::normal() {
+  if (t_log) noticed();  // a cached value is a draw too: the cache is part of the state
   if (m_state->has_gauss) {
     m_state->has_gauss = false;
     return m_state->gauss;

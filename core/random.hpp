@@ -8,6 +8,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
+#include <vector>
 
 namespace rwd {
 
@@ -35,8 +37,28 @@ class Generator {
   std::uint64_t integer(std::uint64_t n);
 
  private:
+  friend class GeneratorLog;
+  void noticed();  // tells the thread's GeneratorLogs about a draw (one branch when there is none)
   struct State;
   std::unique_ptr<State> m_state;
+};
+
+/// While it lives, keeps a copy of every Generator as it was before its first draw on this thread:
+/// what a computation that must run again with the same random numbers (autograd/checkpoint.hpp:
+/// dropout inside a checkpoint) restores before it re-runs. Logs nest; each sees every draw.
+class GeneratorLog {
+ public:
+  GeneratorLog();
+  ~GeneratorLog();
+  GeneratorLog(const GeneratorLog&) = delete;
+  GeneratorLog& operator=(const GeneratorLog&) = delete;
+  /// The generators drawn from so far, in order of first draw, each with its state before that draw.
+  std::vector<std::pair<Generator*, Generator>> take() { return std::move(m_seen); }
+
+ private:
+  friend class Generator;
+  std::vector<std::pair<Generator*, Generator>> m_seen;
+  GeneratorLog* m_outer;
 };
 
 /// The thread's default generator, used when no generator is passed.

@@ -13,6 +13,10 @@ namespace rwd {
 namespace detail {
 
 [[gnu::noinline]] void check_alive(const TensorImpl& impl, const char* op) {
+  if (impl.dropped && !impl.released)
+    throw TapeError(std::string(op) + ": tensor " + released_shape(impl).str() +
+                    " on the tape was not kept: no backward reads it and nothing held it when its time step "
+                    "ended (Tape::drop_unread); hold a handle to it, or detach() it, to read it");
   if (!impl.released) return;
   throw TapeError(std::string(op) + ": tensor " + released_shape(impl).str() + " produced by '" + impl.released_op +
                   "' is no longer available: its tape was cleared (by backward() or Tape::clear()). "
@@ -181,14 +185,25 @@ Dtype Tensor::dtype() const { return impl().dtype(); }
 
 // ---- values ----
 
+namespace {
+// The value accessors below read the array directly: a value the tape dropped (Tape::drop_unread) says so.
+const detail::TensorImpl& value_of(const Tensor& t, const char* op) {
+  const detail::TensorImpl& p = t.impl();
+  if (p.dropped) detail::check_alive(p, op);
+  return p;
+}
+}  // namespace
+
 double Tensor::item() const {
+  value_of(*this, "item");
   if (numel() != 1)
     throw_shape_error("item", {{"input", shape()}}, "only a one-element tensor converts to a number");
   return std::visit([](const auto& a) { return static_cast<double>(*a.begin()); }, impl().value);
 }
 
 std::vector<double> Tensor::to_vector() const {
-  return std::visit([](const auto& a) { return std::vector<double>(a.begin(), a.end()); }, impl().value);
+  return std::visit([](const auto& a) { return std::vector<double>(a.begin(), a.end()); },
+                    value_of(*this, "to_vector").value);
 }
 
 double Tensor::at(std::initializer_list<std::size_t> index) const {
@@ -205,7 +220,7 @@ double Tensor::at(std::initializer_list<std::size_t> index) const {
     flat = flat * s[k] + i;
     ++k;
   }
-  return std::visit([&](const auto& a) { return static_cast<double>(a.data()[flat]); }, impl().value);
+  return std::visit([&](const auto& a) { return static_cast<double>(a.data()[flat]); }, value_of(*this, "at").value);
 }
 
 template <class T>
@@ -224,6 +239,8 @@ template const double* Tensor::data<double>() const;
 void Tensor::assign(const Tensor& src) {
   if (src.shape() != shape())
     throw_shape_error("assign", {{"target", shape()}, {"source", src.shape()}}, "shapes must be equal");
+  value_of(*this, "assign");
+  value_of(src, "assign");
   std::visit(
       [&](auto& dst) {
         // (Same dtype: std::copy is a memmove, right also for two overlapping views of one storage.)
@@ -233,6 +250,7 @@ void Tensor::assign(const Tensor& src) {
 }
 
 void Tensor::fill(double value) {
+  value_of(*this, "fill");
   std::visit([&](auto& a) { a.fill(static_cast<typename std::decay_t<decltype(a)>::value_type>(value)); },
              impl().value);
 }
@@ -275,6 +293,8 @@ Tensor Tensor::detach() const {
   p->name = m_impl->name;
   return Tensor(std::move(p));
 }
+
+bool Tensor::value_dropped() const { return m_impl && m_impl->dropped && !m_impl->released; }
 
 bool Tensor::is_view() const {
   return std::visit([](const auto& a) { return a.storage().is_view(); }, impl().value);
@@ -345,6 +365,7 @@ std::string Tensor::str() const {
   if (!m_impl) return "tensor(undefined)";
   if (m_impl->released)
     return "tensor(released: " + detail::released_shape(*m_impl).str() + " from '" + m_impl->released_op + "')";
+  if (m_impl->dropped) return "tensor(not kept: " + detail::released_shape(*m_impl).str() + ")";
   const Shape s = shape();
   std::string out = "tensor(";
   // No elements, whatever the shape: "[]" as NumPy prints it, the shape saying the rest.

@@ -127,6 +127,9 @@ class Tensor {
   /// Keep this tape value when its tape is cleared: it becomes a constant leaf with its value
   /// (history dropped). Used for state carried across training steps. Returns *this.
   const Tensor& keep_on_clear() const;
+  /// True when its tape dropped this value before the sweep: no backward reads it and nothing else
+  /// held it (Tape::drop_unread, autograd/tape.hpp); its shape and history stay, its values are gone.
+  bool value_dropped() const;
   /// Index of the entry that produced this tensor on its tape, or -1 for a leaf.
   std::int64_t tape_index() const;
 

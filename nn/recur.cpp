@@ -1,6 +1,7 @@
 #include "recur.hpp"
 
 #include "../autograd/ops.hpp"
+#include "../autograd/tape.hpp"
 #include "sequence.hpp"
 
 namespace rwd {
@@ -30,6 +31,7 @@ Tensor Recur::step(const Tensor& x) {
   // The state outlives the tape: when backward() clears it, these become constants with their values.
   for (const Tensor& s : next) s.keep_on_clear();
   m_state = std::move(next);
+  if (GradMode::enabled()) Tape::current().drop_unread();  // the step's values no backward reads
   return y;
 }
 

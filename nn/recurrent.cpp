@@ -188,10 +188,8 @@ RecurrentRun Recurrent::run(const std::vector<Tensor>& steps, const Tensor& mask
     for (std::size_t d = 0; d < dirs; ++d) {
       const std::size_t i = l * dirs + d;
       const State init = initial.empty() ? State{} : initial[i];
-      if (variational())
-        runs.push_back(variational_sequence(m_layers[i]->cell(), xs, init, mask, d == 1));
-      else
-        runs.push_back(run_sequence(m_layers[i]->cell(), xs, init, mask, d == 1));
+      runs.push_back(variational() ? variational_sequence(m_layers[i]->cell(), xs, init, mask, d == 1)
+                                   : layer_sequence(m_layers[i]->cell(), xs, init, mask, d == 1));
       out.final_states.push_back(runs.back().final_state);
     }
     if (dirs == 1) {
@@ -244,6 +242,8 @@ std::string Recurrent::repr() const {
       extra += buf;
     }
   if (!m_options.return_sequences) extra += ", return_sequences=false";
+  if (m_options.checkpoint.on)
+    extra += ", checkpoint" + (m_options.checkpoint.every ? "=" + std::to_string(m_options.checkpoint.every) : std::string());
   // "LSTMCell(2 => 3, peephole)" → "LSTM(2 => 3, peephole, …)"; any other cell is shown whole.
   const std::string c = m_layers.front()->cell().repr();
   const std::size_t open = c.find('(');
@@ -303,6 +303,13 @@ Tensor Recurrent::variational_mask(double p, const Shape& shape, Dtype dtype) {
   return Tensor::from_vector(m, shape, dtype);
 }
 
+SequenceRun Recurrent::layer_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
+                                      bool reverse) const {
+  return m_options.checkpoint.on
+             ? run_sequence_checkpointed(cell, steps, std::move(initial), mask, reverse, m_options.checkpoint.every)
+             : run_sequence(cell, steps, std::move(initial), mask, reverse);
+}
+
 SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
                                             bool reverse) {
   // One m_x for every step of this call (the steps all have step 0's shape: run_sequence checks).
@@ -312,9 +319,9 @@ SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor
     for (Tensor& x : xs) x = x * m_x;
   const std::size_t batch = steps[0].ndim() == 2 ? steps[0].dim(1) : 0;
   const Tensor m_h = variational_mask(m_options.recurrent_dropout, cell.state_shapes(batch).at(0), steps[0].dtype());
-  if (!m_h.defined()) return run_sequence(cell, xs, std::move(initial), mask, reverse);
+  if (!m_h.defined()) return layer_sequence(cell, xs, std::move(initial), mask, reverse);
   RecurrentDropoutCell dropped(cell, m_h);
-  return run_sequence(dropped, xs, std::move(initial), mask, reverse);
+  return layer_sequence(dropped, xs, std::move(initial), mask, reverse);
 }
 
 Tensor Recurrent::variational_step(std::size_t l, const Tensor& x) {

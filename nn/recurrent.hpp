@@ -42,6 +42,14 @@ struct RecurrentOptions {
   /// one mask per sequence; recurrent_dropout the h each step receives (state[0]), one mask per sequence.
   double input_dropout = 0.0;
   double recurrent_dropout = 0.0;
+  /// Checkpointed BPTT over whole sequences (run_sequence_checkpointed): `{.on = true}` keeps every
+  /// k-th step's state and recomputes the steps between in the backward — O(T/k + k) steps of tape
+  /// memory instead of O(T), the same gradients bit for bit. `every` is k; 0 means ⌈√T⌉.
+  struct Checkpointing {
+    bool on = false;
+    std::size_t every = 0;
+  };
+  Checkpointing checkpoint{};
 };
 
 /// Makes the cell of one layer from the size of that layer's input (called once per layer and
@@ -187,6 +195,10 @@ class Recurrent : public Module {
   bool variational() const;
   Tensor variational_mask(double p, const Shape& shape, Dtype dtype);
   Tensor variational_step(std::size_t i, const Tensor& x);
+  // One layer and direction over the sequence: run_sequence, or run_sequence_checkpointed when the
+  // options ask for checkpointing.
+  SequenceRun layer_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
+                             bool reverse) const;
   SequenceRun variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
                                    bool reverse);
 

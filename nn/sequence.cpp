@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 
+#include "../autograd/checkpoint.hpp"
 #include "../autograd/ops.hpp"
 #include "../autograd/tape.hpp"
 #include "../core/detail/impl.hpp"  // make_view
@@ -85,6 +87,12 @@ constexpr std::size_t kProjectionColumns = 256;
 // ran 14% slower hoisted than per step).
 std::atomic<std::size_t> projection_min_inputs{512};
 
+// Whether run_sequence projects the inputs of steps s0 with `batch` columns in blocks (see below).
+bool hoists_projection(const Cell& cell, const Shape& s0, std::size_t batch) {
+  return cell.projects_input() && batch > 0 && s0[0] == cell.input_size() &&
+         s0[0] * batch >= projection_min_inputs.load(std::memory_order_relaxed);
+}
+
 }  // namespace
 
 SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask, bool reverse) {
@@ -108,8 +116,7 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
   // (+ b_ih; affine_steps, which does not keep the steps twice), made when the first of its steps is reached; step t reads its block of columns. Only
   // for a cell that splits its step (Cell::projects_input) and steps the cell takes; otherwise, and
   // for (features,) vectors, step() reports what is wrong with them as it always has.
-  const bool project = cell.projects_input() && batch > 0 && s0[0] == cell.input_size() &&
-                       s0[0] * batch >= projection_min_inputs.load(std::memory_order_relaxed);
+  const bool project = hoists_projection(cell, s0, batch);
   if (project) cell.check_dtype(steps[0]);
   const std::size_t per = project ? std::max<std::size_t>(1, kProjectionColumns / batch) : 1;
   std::vector<Tensor> projections(project ? (T + per - 1) / per : 0);
@@ -147,6 +154,8 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
     }
     run.outputs[t] = y;
     state = std::move(next);
+    // A block's last step: its projection's handle goes, so the next mark may drop the value (no backward reads it).
+    if (project && (reverse ? t % per == 0 : (t + 1) % per == 0 || t + 1 == T)) projections[t / per] = Tensor();
   }
   run.final_state = std::move(state);
   return run;
@@ -155,6 +164,71 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
 SequenceRun run_sequence(Cell& cell, const Tensor& seq, State initial, const Tensor& mask, bool reverse) {
   return run_sequence(cell, split_steps(seq), std::move(initial), mask, reverse);
 }
+
+// ---- checkpointed BPTT ----
+
+// Pieces of `every` steps — absolute blocks [j·k, (j+1)·k), taken last first when reversed — each one
+// checkpoint around run_sequence over its steps. The blocks start where run_sequence's blocks of input
+// projections start (k a multiple of them), so each piece computes exactly what the whole run does.
+SequenceRun run_sequence_checkpointed(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
+                                      bool reverse, std::size_t every) {
+  if (!GradMode::enabled() || steps.empty()) return run_sequence(cell, steps, std::move(initial), mask, reverse);
+  const std::size_t T = steps.size();
+  const Shape s0 = steps[0].shape();
+  const std::size_t batch = s0.ndim() == 2 ? s0[1] : 0;
+  std::size_t k = every ? every : static_cast<std::size_t>(std::ceil(std::sqrt(static_cast<double>(T))));
+  if (hoists_projection(cell, s0, batch)) {
+    const std::size_t per = std::max<std::size_t>(1, kProjectionColumns / batch);
+    k = (k + per - 1) / per * per;
+  }
+  if (k >= T) k = T;
+  std::vector<double> m;  // the mask's values (checked here when the steps have a batch; else each piece says)
+  if (mask.defined() && s0.ndim() == 2) m = checked_mask("run_sequence: " + cell.repr(), mask, T, batch);
+  const Dtype dt = steps[0].dtype();
+
+  SequenceRun run;
+  run.outputs.resize(T);
+  State state = std::move(initial);  // empty: the first piece takes the cell's initial state
+  Tape& tape = Tape::current();
+  const std::size_t pieces = (T + k - 1) / k;
+  for (std::size_t n = 0; n < pieces; ++n) {
+    const std::size_t j = reverse ? pieces - 1 - n : n;
+    const std::size_t a = j * k, b = std::min(T, a + k), len = b - a;
+    // This piece's rows of the mask, and which columns have a real step in it (for `last`).
+    Tensor piece_mask, any;
+    if (mask.defined() && m.size() == T * batch) {
+      std::vector<double> rows(m.begin() + a * batch, m.begin() + b * batch), seen(batch, 0.0);
+      for (std::size_t i = 0; i < rows.size(); ++i) seen[i % batch] = std::max(seen[i % batch], rows[i]);
+      piece_mask = Tensor::from_vector(rows, {len, batch}, mask.dtype());
+      any = Tensor::from_vector(seen, {1, batch}, dt);
+    } else if (mask.defined()) {
+      piece_mask = mask;  // of the wrong shape: run_sequence says so
+    }
+    const std::size_t n_state = state.size();
+    std::vector<Tensor> inputs = state;
+    inputs.insert(inputs.end(), steps.begin() + a, steps.begin() + b);
+    // In: the state, then the piece's steps. Out: its outputs, its `last`, then its final state.
+    auto piece = [&cell, n_state, piece_mask, reverse](const std::vector<Tensor>& in) {
+      SequenceRun r = run_sequence(cell, std::vector<Tensor>(in.begin() + n_state, in.end()),
+                                   State(in.begin(), in.begin() + n_state), piece_mask, reverse);
+      std::vector<Tensor> out = std::move(r.outputs);
+      out.push_back(r.last);
+      out.insert(out.end(), r.final_state.begin(), r.final_state.end());
+      return out;
+    };
+    tape.mark_step(static_cast<std::int64_t>(reverse ? b - 1 : a));
+    std::vector<Tensor> out = checkpoint(piece, inputs, "checkpoint");
+    tape.mark_step(-1);
+    for (std::size_t t = 0; t < len; ++t) run.outputs[a + t] = out[t];
+    // Each column's last real output: this piece's where it has a real step, else the one before.
+    const Tensor& last = out[len];
+    run.last = !run.last.defined() || !any.defined() ? last : where(any, last, run.last);
+    state = State(out.begin() + len + 1, out.end());
+  }
+  run.final_state = std::move(state);
+  return run;
+}
+
 namespace detail {
 std::size_t set_projection_min_inputs(std::size_t n) { return projection_min_inputs.exchange(n); }
 }  // namespace detail

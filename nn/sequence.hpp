@@ -62,6 +62,15 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
 /// The same for a (time, features, batch) tensor.
 SequenceRun run_sequence(Cell& cell, const Tensor& seq, State initial = {}, const Tensor& mask = {}, bool reverse = false);
 
+/// run_sequence with checkpointed BPTT: the steps in pieces of `every` (0: ⌈√T⌉; rounded up to whole
+/// blocks of the hoisted input projection), each run by run_sequence inside one checkpoint
+/// (autograd/checkpoint.hpp). The tape keeps each piece's outputs and final state; a piece's
+/// intermediates are recomputed when the backward reaches it, so T steps hold O(T/k + k) steps of
+/// values instead of O(T), for one more forward pass. The same outputs and the same gradients, bit for
+/// bit. `cell` must live until the backward. Without grad mode, plain run_sequence.
+SequenceRun run_sequence_checkpointed(Cell& cell, const std::vector<Tensor>& steps, State initial = {},
+                                      const Tensor& mask = {}, bool reverse = false, std::size_t every = 0);
+
 namespace detail {
 /// run_sequence hoists a cell's input projection (one product for many steps) only when the step's
 /// inputs × batch reach this (512 by default; smaller products gain nothing from it). Sets it, for

@@ -137,7 +137,11 @@ Tensor affine_steps(const Tensor& W, const std::vector<Tensor>& xs, const Tensor
   inputs.insert(inputs.end(), xs.begin(), xs.end());
   const std::size_t ib = b.defined() ? inputs.size() : 0;
   if (b.defined()) inputs.push_back(b);
-  return record(prim::affine_rule[2 * b.defined()], std::move(inputs), y, [ib](BackwardContext& c) {
+  // The rule's x is every step's block side by side: all of them are read (the rule's reads say x₀ only);
+  // the output is not.
+  Primitive rule = prim::affine_rule[2 * b.defined()];
+  rule.reads = kReadsAll & ~kReadsOutput;
+  return record(rule, std::move(inputs), y, [ib](BackwardContext& c) {
     const Tensor &W = c.input(0), &dy = c.grad_out();
     const std::size_t blocks = c.num_inputs() - 1 - (ib ? 1 : 0);
     std::vector<Tensor> xs;

@@ -36,6 +36,9 @@ struct TensorImpl {
   bool requires_grad = false;   // a parameter, or a recorded value that depends on one
   bool keep_on_clear = false;   // survive a tape clear as a constant
   bool released = false;        // value freed when its tape was cleared
+  bool dropped = false;         // value freed before the sweep: no backward reads it (Tape::drop_unread)
+  bool read_by_backward = false;  // the backward of an entry on its tape reads this value
+  std::uint32_t tape_uses = 0;  // entries of its tape that take it as an input
   const char* released_op = ""; // what produced it, once its tape was cleared (released or kept)
   std::string name;
 
@@ -64,7 +67,7 @@ template <class T>
 const Array<T>& array(const Tensor& t, const char* op) {
   const TensorImpl* p = t.impl_ptr().get();
   if (!p) throw TapeError(std::string(op) + ": an operand is an undefined tensor");
-  if (p->released) check_alive(*p, op);
+  if (p->released | p->dropped) check_alive(*p, op);
   if (p->value.index() != (std::is_same_v<T, float> ? 0 : 1))
     throw DtypeError(std::string(op) + ": expected " + dtype_name(dtype_of<T>()) + ", got " + dtype_name(p->dtype()));
   return std::get<Array<T>>(p->value);
