@@ -407,6 +407,7 @@ std::string rule_with_operands(const Tape& tape, std::size_t i) {
 
 std::string shaped_value(const Tensor& t, std::size_t full) {
   if (!t.defined()) return "—";
+  if (t.value_dropped()) return "(not kept: no backward reads it)";
   return shaped(t.to_vector(), t.shape(), full);
 }
 

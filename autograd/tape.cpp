@@ -117,6 +117,7 @@ void drop_if_unread(const Tape* tape, const Tensor& t) {
 }  // namespace
 
 void Tape::drop_unread(bool whole_tape) {
+  if (m_keep_values) return;
   const std::size_t end = m_nodes.size();
   if (whole_tape) m_drop_from = 0;
   for (std::size_t i = std::min(m_drop_from, end); i < end; ++i) {

@@ -182,6 +182,14 @@ class Tape {
   /// sweep that will not retain the tape over the whole tape (`whole_tape`) before it starts. The
   /// gradients are unchanged: only values no backward reads are freed.
   void drop_unread(bool whole_tape = false);
+  /// Keeps every value on this tape from now on: drop_unread frees nothing, so the teaching views
+  /// (print_tape, explain_backward, write_html) show the value of every entry, at the memory cost of
+  /// all of them. For small tapes one looks at; training leaves it off.
+  ///
+  ///   Tape tape;
+  ///   tape.keep_values();
+  void keep_values(bool on = true) { m_keep_values = on; }
+  bool keeps_values() const { return m_keep_values; }
   /// The time step entry `i` was recorded in (mark_step), −1 if none.
   std::int64_t step_of(std::size_t i) const;
 
@@ -190,6 +198,7 @@ class Tape {
   explicit Tape(RootTag);
   std::vector<std::pair<std::size_t, std::int64_t>> m_steps;  // (first entry, time step), in order
   std::size_t m_drop_from = 0;  // drop_unread looks at the entries from here on
+  bool m_keep_values = false;   // keep_values(): drop_unread frees nothing
   std::deque<Node> m_nodes;  // a deque: entries stay put while a create_graph sweep appends
   std::shared_ptr<const SweepTrace> m_trace;  // the side table of the last keep_adjoints sweep
   const OutputProbe* m_probe = nullptr;

@@ -278,6 +278,7 @@ int main(int argc, char** argv) {
     };
     const GradcheckReport check = gradcheck(marked, fresh.parameters());
     Tape tape;
+    tape.keep_values();  // every value on the page (training drops those no backward reads)
     Tensor loss = marked({});
     const std::string page = args.path("tape.html");
     write_html(page, loss, {.title = "seeing: a 3-step tanh RNN", .gradcheck = &check});
@@ -288,6 +289,7 @@ int main(int argc, char** argv) {
     Generator lstm_gen(args.seed);
     Recurrent lstm = LSTM(1, 3, {.dtype = float64}, lstm_gen);
     Tape tape;
+    tape.keep_values();
     Tensor loss = sum(lstm(Tensor::uniform({20, 1, 1}, -1, 1, lstm_gen, float64)));
     const std::string page = args.path("lstm_tape.html");
     write_html(page, loss, {.title = "seeing: an LSTM over 20 steps"});

@@ -53,6 +53,7 @@ std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 TEST_CASE("html: the page is built from a sweep that leaves .grad and the tape as they were") {
   Tape tape;
+  tape.keep_values();
   Rnn rnn;
   Tensor loss = rnn.loss();
   const std::size_t entries = tape.size();
@@ -68,6 +69,7 @@ TEST_CASE("html: the page is built from a sweep that leaves .grad and the tape a
 
 TEST_CASE("html: one reverse step per entry the sweep visits, each with the explain view's rule and dy") {
   Tape tape;
+  tape.keep_values();
   Rnn rnn;
   Tensor loss = rnn.loss();
   const std::string page = tape_html(loss);
@@ -86,6 +88,7 @@ TEST_CASE("html: one reverse step per entry the sweep visits, each with the expl
 
 TEST_CASE("html: a box per time step, a leaf drawn once and referenced in later steps") {
   Tape tape;
+  tape.keep_values();
   Rnn rnn;
   const std::string page = tape_html(rnn.loss());
   // The bands: [t, x, y, w, h] for t = 0, 1, 2, then the loss (t = −1).
@@ -103,6 +106,7 @@ TEST_CASE("html: a box per time step, a leaf drawn once and referenced in later 
 
 TEST_CASE("html: the page is self-contained and no value can break out of its script") {
   Tape tape;
+  tape.keep_values();
   Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2}, float64).set_name("</script><b>x").set_requires_grad();
   const std::string page = tape_html(sum(x * x));
   // Only the SVG namespace names a URL; nothing is fetched.
@@ -116,6 +120,7 @@ TEST_CASE("html: the page is self-contained and no value can break out of its sc
 
 TEST_CASE("html: gradcheck's verdict is shown per leaf, by name") {
   Tape tape;
+  tape.keep_values();
   Rnn rnn;
   const GradcheckReport report = gradcheck([&](const std::vector<Tensor>& in) { return rnn.loss(in); },
                                            {rnn.W_x, rnn.W_h, rnn.b});
@@ -127,6 +132,7 @@ TEST_CASE("html: gradcheck's verdict is shown per leaf, by name") {
 
 TEST_CASE("html: write_html refuses a leaf or a cleared tape, and names the file it cannot write") {
   Tape tape;
+  tape.keep_values();
   Rnn rnn;
   CHECK(contains(message_of<TapeError>([&] { tape_html(rnn.W_x); }), "write_html: the root W_x is not a recorded value"));
   CHECK(contains(message_of<ShapeError>([&] { tape_html(matmul(rnn.W_h, rnn.W_x)); }),
@@ -148,4 +154,18 @@ TEST_CASE("html: write_html refuses a leaf or a cleared tape, and names the file
   std::filesystem::remove_all(dir);
   loss.backward();  // the tape cleared: its root is no longer a recorded value
   CHECK(contains(message_of<TapeError>([&] { tape_html(loss); }), "write_html: the root"));
+}
+
+TEST_CASE("html: without keep_values, a value no backward reads shows as not kept, and the page still builds") {
+  Tape tape;  // the default: values no backward reads are freed at each time step (Tape::drop_unread)
+  Rnn rnn;
+  Tensor loss = rnn.loss();
+  const std::string page = tape_html(loss);
+  CHECK(contains(page, "not kept: no backward reads it"));  // e.g. W_x·x_t, read by no backward (add reads nothing)
+  CHECK(contains(page, "tanh"));
+  Tape kept;
+  kept.keep_values();
+  CHECK(kept.keeps_values());
+  Tensor loss2 = rnn.loss();
+  CHECK_FALSE(contains(tape_html(loss2), "not kept"));
 }

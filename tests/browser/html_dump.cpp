@@ -98,6 +98,7 @@ int main(int argc, char** argv) {
     };
     const GradcheckReport report = gradcheck(loss_of, {W_x, W_h, b});
     Tape tape;
+    tape.keep_values();  // the page shows every value
     Tensor loss = loss_of({});
     write_html(dir + "/rnn.html", loss, {.title = "a 3-step tanh RNN", .gradcheck = &report});
     dump(dir + "/rnn.json", loss, {W_x, W_h, b});
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
     Generator gen(3);
     Recurrent lstm = LSTM(1, 4, {.dtype = float64}, gen);
     Tape tape;
+    tape.keep_values();
     Tensor loss = sum(lstm(Tensor::uniform({200, 1, 1}, -1, 1, gen, float64)));
     write_html(dir + "/lstm200.html", loss, {.title = "an LSTM over 200 steps"});
     dump(dir + "/lstm200.json", loss, lstm.parameters());
