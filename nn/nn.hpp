@@ -20,3 +20,5 @@
 #include "time_distributed.hpp"
 #include "torch_import.hpp"
 #include "serialize.hpp"
+#include "attention.hpp"
+#include "seq2seq.hpp"
