@@ -53,28 +53,29 @@ class ProductPanel;
 
 /// Options of a reverse sweep.
 struct SweepOptions {
-  bool retain = false;         // keep the tape after the sweep (to call backward again)
-  bool create_graph = false;   // record the backward computation too (implies retain): double backward
-  bool keep_adjoints = false;  // keep each entry's adjoints in a SweepTrace (explain view, DOT graph)
-  bool in_place = false;       // matmul and slice gradients go straight into the adjoints they add to
-                               // (fast, but adjoints_out() then omits them); backward() and grad()
-                               // always sweep this way, a step-through by default shows every send
+  bool retain = false;         ///< keep the tape after the sweep (to call backward again)
+  bool create_graph = false;   ///< record the backward computation too (implies retain): double backward
+  bool keep_adjoints = false;  ///< keep each entry's adjoints in a SweepTrace (explain view, DOT graph)
+  bool in_place = false;       ///< matmul and slice gradients go straight into the adjoints they add to
+                               ///< (fast, but adjoints_out() then omits them); backward() and grad()
+                               ///< always sweep this way, a step-through by default shows every send
 };
 
 /// What a sweep with keep_adjoints saw at one entry.
 struct EntryTrace {
-  std::vector<Tensor> adjoints;  // the adjoint each output received (dy), by output; undefined for an
-                                 // output nothing used; empty when the sweep never reached the entry
-  std::vector<Tensor> sent;      // what it sent to each input (undefined where it sent nothing)
-  std::size_t rerun_first = 0;   // a checkpoint: the entries [rerun_first, rerun_end) it re-ran,
-  std::size_t rerun_end = 0;     // swept in its place (empty otherwise)
+  std::vector<Tensor> adjoints;  ///< the adjoint each output received (dy), by output; undefined for an
+                                 ///< output nothing used; empty when the sweep never reached the entry
+  std::vector<Tensor> sent;      ///< what it sent to each input (undefined where it sent nothing)
+  std::size_t rerun_first = 0;   ///< a checkpoint: the entries [rerun_first, rerun_end) it re-ran,
+  std::size_t rerun_end = 0;     ///< swept in its place (empty otherwise)
+  /// Whether the sweep reached this entry (it then has its adjoints).
   bool reached() const { return !adjoints.empty(); }
 };
 
 /// The side table of a keep_adjoints sweep: one EntryTrace per tape index. The sweep owns it and
 /// leaves it with the tape (Tape::last_trace()) until the tape is cleared; tape entries never hold it.
 struct SweepTrace {
-  std::vector<EntryTrace> entries;
+  std::vector<EntryTrace> entries;  ///< by tape index; an entry the sweep did not reach has no adjoints
   /// Entry i's trace, or null when the sweep did not reach it.
   const EntryTrace* at(std::size_t i) const {
     return i < entries.size() && entries[i].reached() ? &entries[i] : nullptr;
@@ -87,6 +88,7 @@ using GradReadyFn = std::function<void(const Tensor& leaf)>;
 /// A gradient-ready hook registered on this thread for as long as the object lives (RAII).
 class GradReadyHook {
  public:
+  /// Registers `fn` on this thread (ValueError when it is empty); the destructor unregisters it.
   explicit GradReadyHook(GradReadyFn fn);
   ~GradReadyHook();
   GradReadyHook(const GradReadyHook&) = delete;
@@ -133,6 +135,7 @@ class ReverseSweep {
   bool step();
   /// Runs to the end.
   void run();
+  /// Whether the sweep has finished (step() then returns false).
   bool done() const { return m_done; }
 
   /// Tape index of the entry processed by the last step() (-1 before the first).

@@ -81,16 +81,16 @@ std::vector<double> gradient_flow(const Tensor& loss, const std::vector<Tensor>&
 
 /// Entries and value bytes recorded by one op.
 struct OpStats {
-  std::string op;
-  std::size_t count = 0;
-  std::size_t bytes = 0;  // Σ numel × dtype_size over the outputs
+  std::string op;         ///< the op's name, as recorded on its entries
+  std::size_t count = 0;  ///< how many entries it recorded
+  std::size_t bytes = 0;  ///< Σ numel × dtype_size over the outputs (a value already dropped counts 0)
 };
 
 /// What a tape holds: entries and the bytes of their output values, per op.
 struct TapeStats {
-  std::size_t entries = 0;
-  std::size_t bytes = 0;
-  std::vector<OpStats> per_op;  // most bytes first, then by op name
+  std::size_t entries = 0;      ///< entries on the tape
+  std::size_t bytes = 0;        ///< bytes of their output values (values already dropped count 0)
+  std::vector<OpStats> per_op;  ///< most bytes first, then by op name
   /// A small table: totals, then one row per op.
   std::string str() const;
 };

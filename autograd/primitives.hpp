@@ -25,11 +25,11 @@ inline constexpr std::uint32_t kReadsNothing = 0, kReadsAB = 3, kReadsOutput = 1
 
 /// A primitive as the tape records it: the op's name and its backward rule as text.
 struct Primitive {
-  const char* op;    // as printed ("matmul", "tanh")
-  const char* rule;  // the backward rule ("dx += dy⊙(1−y²)"), for the explain views
-  // The values its backward reads, both ways (plain and create_graph): the tape may drop a value
-  // that no backward reads once nothing else holds it (Tape::drop_unread) — sigmoid's input, the
-  // operands of an add, a gate block cut into slices. Shapes and dtypes stay readable. All by default.
+  const char* op;    ///< as printed ("matmul", "tanh")
+  const char* rule;  ///< the backward rule ("dx += dy⊙(1−y²)"), for the explain views
+  /// The values its backward reads, both ways (plain and create_graph): the tape may drop a value
+  /// that no backward reads once nothing else holds it (Tape::drop_unread) — sigmoid's input, the
+  /// operands of an add, a gate block cut into slices. Shapes and dtypes stay readable. All by default.
   std::uint32_t reads = kReadsAll;
 };
 

@@ -100,12 +100,12 @@ using BackwardFn = std::function<void(BackwardContext&)>;
 /// One entry of the tape: output(s) = op(inputs), with the function that sends adjoints back.
 /// Nothing else: the adjoints live in the sweep (and, for the explain views, in a SweepTrace).
 struct Node {
-  const char* op = "";               // op name, as printed ("matmul", "tanh", or a custom op's name)
-  const char* rule = "";             // the backward rule as text (a Primitive's, autograd/primitives.hpp)
-  std::vector<Tensor> inputs;        // the operands, as recorded
-  Tensor output;                     // the value this entry produced (its output 0)
-  std::unique_ptr<std::vector<Tensor>> more_outputs;  // outputs 1, 2, … of a multi-output entry (else null)
-  BackwardFn backward;               // turns the outputs' adjoints into inputs' adjoints (accumulating)
+  const char* op = "";               ///< op name, as printed ("matmul", "tanh", or a custom op's name)
+  const char* rule = "";             ///< the backward rule as text (a Primitive's, autograd/primitives.hpp)
+  std::vector<Tensor> inputs;        ///< the operands, as recorded
+  Tensor output;                     ///< the value this entry produced (its output 0)
+  std::unique_ptr<std::vector<Tensor>> more_outputs;  ///< outputs 1, 2, … of a multi-output entry (else null)
+  BackwardFn backward;               ///< turns the outputs' adjoints into inputs' adjoints (accumulating)
 
   /// Number of outputs (1 for every primitive).
   std::size_t num_outputs() const { return more_outputs ? 1 + more_outputs->size() : 1; }
@@ -131,9 +131,13 @@ class Tape {
 
   /// Number of entries.
   std::size_t size() const { return m_nodes.size(); }
+  /// Whether no entry is recorded.
   bool empty() const { return m_nodes.empty(); }
+  /// Entry `i`, in recording order (unchecked: i < size()).
   const Node& operator[](std::size_t i) const { return m_nodes[i]; }
+  /// Entry `i`, in recording order (unchecked: i < size()).
   Node& operator[](std::size_t i) { return m_nodes[i]; }
+  /// All entries, in recording order.
   const std::deque<Node>& entries() const { return m_nodes; }
 
   /// What the last sweep with keep_adjoints saw on this tape (null if none since the last clear):
@@ -156,9 +160,9 @@ class Tape {
   /// element `element` (row-major) of its output 0 as it is pushed, so everything computed after it
   /// sees the nudged value. The output must be float64 and not a view.
   struct OutputProbe {
-    std::int64_t entry = -1;
-    std::size_t element = 0;
-    double delta = 0;
+    std::int64_t entry = -1;  ///< tape index of the entry whose output is nudged (−1: none)
+    std::size_t element = 0;  ///< row-major index of the nudged element of its output 0
+    double delta = 0;         ///< what is added to that element
   };
   /// Sets the probe (null: none). The probe must outlive its use.
   void set_output_probe(const OutputProbe* probe) { m_probe = probe; }
@@ -189,6 +193,7 @@ class Tape {
   ///   Tape tape;
   ///   tape.keep_values();
   void keep_values(bool on = true) { m_keep_values = on; }
+  /// Whether keep_values() is on for this tape.
   bool keeps_values() const { return m_keep_values; }
   /// The time step entry `i` was recorded in (mark_step), −1 if none.
   std::int64_t step_of(std::size_t i) const;
@@ -210,6 +215,7 @@ class Tape {
 /// backward computation onto the tape it sweeps, whichever Tape scope the caller is in).
 class CurrentTape {
  public:
+  /// Makes `tape` the thread's current tape; the destructor restores the previous one.
   explicit CurrentTape(Tape& tape);
   ~CurrentTape();
   CurrentTape(const CurrentTape&) = delete;
@@ -222,7 +228,9 @@ class CurrentTape {
 /// Whether ops record onto the tape on this thread.
 class GradMode {
  public:
+  /// Whether ops record on this thread (on by default).
   static bool enabled();
+  /// Turns recording on this thread on or off (the guards below restore it on scope exit).
   static void set_enabled(bool enabled);
 };
 
@@ -255,26 +263,31 @@ class BackwardContext {
  public:
   /// A gradient for part of an input: g belongs at [start:stop:step] along `axis`.
   struct Region {
-    std::size_t input;
-    Tensor g;
-    int axis;
-    std::size_t start, stop, step;
+    std::size_t input;  ///< which operand the gradient is for
+    Tensor g;           ///< the gradient of that part, shaped like the slice
+    int axis;           ///< the axis the region is sliced along (negative counts from the end)
+    std::size_t start;  ///< first index of the region along `axis`
+    std::size_t stop;   ///< one past its last index
+    std::size_t step;   ///< stride between its indices
   };
 
   /// A gradient for a whole input that is a matrix product: op(a)·op(b), op by transpose flag.
   struct Product {
-    std::size_t input;
-    Tensor a, b;
-    bool ta, tb;
+    std::size_t input;  ///< which operand the gradient is for
+    Tensor a;           ///< the left factor
+    Tensor b;           ///< the right factor
+    bool ta;            ///< use aᵀ
+    bool tb;            ///< use bᵀ
   };
   /// A sub-computation to run again under recording (checkpoint, autograd/checkpoint.hpp): it
   /// returns one tensor per output of the entry, recorded onto the swept tape.
   using Rerun = std::function<std::vector<Tensor>()>;
   /// What a backward function handed to the sweep to add in place (regions, products), or to run.
   struct Deferred {
-    std::vector<Region> regions;
-    std::vector<Product> products;
-    Rerun rerun;
+    std::vector<Region> regions;    ///< slice gradients to add into the inputs' adjoints
+    std::vector<Product> products;  ///< matrix products to add into the inputs' adjoints
+    Rerun rerun;                    ///< a sub-computation to re-run and sweep (null: none)
+    /// Empties it for the next entry.
     void clear() {
       regions.clear();
       products.clear();
@@ -282,6 +295,8 @@ class BackwardContext {
     }
   };
 
+  /// For entry `node` with adjoint `grad_out`: accumulate() adds into `grads` (one slot per input), the
+  /// in-place sends go to `deferred` for the sweep to run. Built by the sweep (ReverseSweep).
   BackwardContext(const Node& node, const Tensor& grad_out, std::vector<Tensor>& grads, Deferred& deferred)
       : m_node(node), m_grad_outs(&grad_out), m_grads(grads), m_deferred(deferred) {}
   /// For a multi-output entry: `grad_outs` holds one adjoint per output (node.num_outputs() of them).
@@ -298,6 +313,7 @@ class BackwardContext {
   const Tensor& output(std::size_t k) const { return m_node.output_at(k); }
   /// Operand i as recorded.
   const Tensor& input(std::size_t i) const { return m_node.inputs[i]; }
+  /// Number of operands of the entry.
   std::size_t num_inputs() const { return m_node.inputs.size(); }
   /// The value the op produced (y).
   const Tensor& output() const { return m_node.output; }
@@ -324,6 +340,7 @@ class BackwardContext {
   /// them (checkpoint, autograd/checkpoint.hpp). Without retain, the re-run entries are dropped once
   /// swept.
   void rerun(Rerun fn) { m_deferred.rerun = std::move(fn); }
+  /// The entry being swept.
   const Node& node() const { return m_node; }
 
  private:

@@ -16,10 +16,15 @@ namespace rwd {
 /// A seeded random number generator (MT19937, NumPy-compatible draws).
 class Generator {
  public:
+  /// A generator seeded with `seed`, as NumPy's `RandomState(seed)`.
   explicit Generator(std::uint32_t seed = 0);
+  /// A copy of the whole state (the cached normal included): it draws what the original would.
   Generator(const Generator&);
+  /// Takes a copy of the other's whole state.
   Generator& operator=(const Generator&);
+  /// Takes over the other's state; the moved-from generator may only be assigned to or destroyed.
   Generator(Generator&&) noexcept;
+  /// Takes over the other's state; the moved-from generator may only be assigned to or destroyed.
   Generator& operator=(Generator&&) noexcept;
   ~Generator();
 

@@ -42,6 +42,7 @@ class Tensor {
  public:
   /// An undefined tensor (`defined()` is false), e.g. the gradient of a tensor that has none yet.
   Tensor() = default;
+  /// A handle on an existing implementation object (for the library's own ops).
   explicit Tensor(std::shared_ptr<detail::TensorImpl> impl);
 
   // ---- factories (float32 unless a dtype is given) ----
@@ -55,6 +56,7 @@ class Tensor {
   static Tensor scalar(double value, Dtype dtype = Dtype::f32);
   /// Values in row-major order; throws ValueError if their count is not shape.numel().
   static Tensor from_vector(const std::vector<double>& values, const Shape& shape, Dtype dtype = Dtype::f32);
+  /// The same from float values.
   static Tensor from_vector(const std::vector<float>& values, const Shape& shape, Dtype dtype = Dtype::f32);
   /// Values written in place: `Tensor::from_vector({0.5, -1, 2}, {3, 1})` (a braced list of numbers
   /// would otherwise fit both overloads above).
@@ -68,18 +70,25 @@ class Tensor {
   static Tensor linspace(double start, double stop, std::size_t n, Dtype dtype = Dtype::f32);
   /// Standard normal draws (NumPy's order) from `gen`.
   static Tensor randn(const Shape& shape, Generator& gen, Dtype dtype = Dtype::f32);
+  /// Standard normal draws from the thread's default generator.
   static Tensor randn(const Shape& shape, Dtype dtype = Dtype::f32);
   /// Uniform draws in [lo, hi) from `gen`.
   static Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen, Dtype dtype = Dtype::f32);
+  /// Uniform draws in [lo, hi) from the thread's default generator.
   static Tensor uniform(const Shape& shape, double lo, double hi, Dtype dtype = Dtype::f32);
 
   // ---- what it is ----
+  /// False for a default-constructed tensor (every other accessor then throws TapeError).
   bool defined() const { return m_impl != nullptr; }
+  /// The size of each dimension.
   Shape shape() const;
+  /// Number of dimensions (0 for a scalar).
   std::size_t ndim() const;
+  /// Number of elements (1 for a scalar).
   std::size_t numel() const;
   /// Size of dimension `axis` (negative counts from the end).
   std::size_t dim(int axis) const;
+  /// float32 or float64.
   Dtype dtype() const;
 
   // ---- reading and writing values ----
@@ -93,6 +102,7 @@ class Tensor {
   /// DtypeError if T does not match dtype(). Writing through it writes every view of the storage.
   template <class T>
   T* data();
+  /// Read-only raw row-major values, as data(); throws DtypeError if T does not match dtype().
   template <class T>
   const T* data() const;
   /// Overwrites this tensor's values with `src` (same shape; converted to this dtype), outside the tape.
@@ -106,6 +116,7 @@ class Tensor {
   // (set_requires_grad, backward and to() need the tape: they are defined in autograd/, one layer up.)
   /// Marks a leaf as a parameter whose gradient backward() accumulates. Returns *this.
   Tensor& set_requires_grad(bool enabled = true);
+  /// Whether backward() computes a gradient for this tensor (a parameter, or computed from one).
   bool requires_grad() const;
   /// True for tensors not produced by a recorded op (parameters, inputs, constants).
   bool is_leaf() const;
@@ -117,6 +128,8 @@ class Tensor {
   void zero_grad(bool set_to_none = false);
   /// Runs the reverse sweep from this tensor (see autograd/backward.hpp for the options).
   void backward() const;
+  /// The same seeded with `seed` (this tensor's shape and dtype); `retain` keeps the tape,
+  /// `create_graph` records the backward too (SweepOptions).
   void backward(const Tensor& seed, bool retain = false, bool create_graph = false) const;
   /// A new leaf with a copy of the value and no history.
   Tensor detach() const;
@@ -136,12 +149,14 @@ class Tensor {
   // ---- names and printing ----
   /// A display name, used by the printed tape, gradcheck reports and error messages.
   const std::string& name() const;
+  /// Sets the display name. Returns *this.
   Tensor& set_name(std::string name);
   /// Values, NumPy-style, with shape and dtype.
   std::string str() const;
 
   /// The implementation object (for the library's own ops); throws TapeError if the value was freed.
   detail::TensorImpl& impl() const;
+  /// The shared implementation pointer itself (null when undefined; never throws).
   const std::shared_ptr<detail::TensorImpl>& impl_ptr() const { return m_impl; }
   /// True if this tensor's values are a view into storage it shares with the tensor it was made from
   /// (reshape, squeeze, unsqueeze, a contiguous slice); false for a tensor that made its own storage.

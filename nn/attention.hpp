@@ -78,7 +78,7 @@ struct AttentionOutput {
 /// Options of Attention: `{.attention_size = 64, .dtype = float64}`.
 struct AttentionOptions {
   std::size_t attention_size = 0;  ///< A, the additive score's hidden size; 0 = memory_size (ignored by dot/general)
-  Dtype dtype = Dtype::f32;
+  Dtype dtype = Dtype::f32;        ///< dtype of the parameters
 };
 
 /// Attention of a query over a (time, features, batch) memory with an optional (time, batch) mask:
@@ -126,7 +126,9 @@ class Attention : public Module {
   /// A for additive attention; 0 for dot and general.
   std::size_t attention_size() const { return m_attention; }
 
-  Tensor weight_query, weight_key, v;  ///< additive: (A, Q), (A, M), (A,); undefined otherwise
+  Tensor weight_query;  ///< additive: (A, Q); undefined otherwise
+  Tensor weight_key;    ///< additive: (A, M); undefined otherwise
+  Tensor v;             ///< additive: (A,); undefined otherwise
   Tensor weight;                       ///< general: (M, Q); undefined otherwise
 
  private:

@@ -26,7 +26,7 @@ struct LayerNormLSTMOptions {
   double forget_bias = 0.0;          ///< added to the forget gate's rows of `bias` at initialization
   double eps = 1e-5;                 ///< the LayerNorms' ε (PyTorch's default; Keras uses 1e-3)
   bool learn_initial_state = false;  ///< h₋₁ and c₋₁ trained parameters; else zeros
-  Dtype dtype = Dtype::f32;
+  Dtype dtype = Dtype::f32;          ///< dtype of the parameters
 };
 
 /// LSTM with layer normalisation (Ba et al. 2016, eqs. 20–22; DyNet's ln_lstm), gate order (i, f, g, o)
@@ -39,6 +39,7 @@ struct LayerNormLSTMOptions {
 /// ln_ih, ln_hh (4h,) and ln_c (h,) LayerNorms; h0, c0 (h,) when learned.
 class LayerNormLSTMCell : public Cell {
  public:
+  /// A cell from `input` features to `hidden` units, parameters drawn from `gen`; ValueError for a size 0.
   LayerNormLSTMCell(std::size_t input, std::size_t hidden, LayerNormLSTMOptions options = {},
                     Generator& gen = default_generator());
 
@@ -49,8 +50,14 @@ class LayerNormLSTMCell : public Cell {
   std::vector<Shape> state_shapes(std::size_t batch) const override { return std::vector<Shape>(2, column_shape(m_hidden, batch)); }
   std::string repr() const override;
 
-  Tensor weight_ih, weight_hh, bias, h0, c0;
-  std::shared_ptr<LayerNorm> ln_ih, ln_hh, ln_c;
+  Tensor weight_ih;  ///< (4h, input), the gate rows in order (i, f, g, o)
+  Tensor weight_hh;  ///< (4h, h)
+  Tensor bias;       ///< b (4h,), forget_bias added to the f rows
+  Tensor h0;         ///< learned h₋₁ (h,); undefined unless learn_initial_state
+  Tensor c0;         ///< learned c₋₁ (h,); undefined unless learn_initial_state
+  std::shared_ptr<LayerNorm> ln_ih;  ///< LN_ih over the 4h rows of W_ih·x
+  std::shared_ptr<LayerNorm> ln_hh;  ///< LN_hh over the 4h rows of W_hh·h
+  std::shared_ptr<LayerNorm> ln_c;   ///< LN_c over the h rows of c_t, before its tanh
 
  private:
   std::size_t m_input, m_hidden;
@@ -60,7 +67,7 @@ class LayerNormLSTMCell : public Cell {
 struct LayerNormGRUOptions {
   double eps = 1e-5;                 ///< the LayerNorms' ε
   bool learn_initial_state = false;  ///< h₋₁ a trained parameter; else zeros
-  Dtype dtype = Dtype::f32;
+  Dtype dtype = Dtype::f32;          ///< dtype of the parameters
 };
 
 /// GRU with layer normalisation, the LSTM's recipe applied to GRUCell's reset-after form (PyTorch's),
@@ -74,6 +81,7 @@ struct LayerNormGRUOptions {
 /// ln_ih, ln_hh (3h,) LayerNorms; h0 (h,) when learned.
 class LayerNormGRUCell : public Cell {
  public:
+  /// A cell from `input` features to `hidden` units, parameters drawn from `gen`; ValueError for a size 0.
   LayerNormGRUCell(std::size_t input, std::size_t hidden, LayerNormGRUOptions options = {},
                    Generator& gen = default_generator());
 
@@ -84,8 +92,13 @@ class LayerNormGRUCell : public Cell {
   std::vector<Shape> state_shapes(std::size_t batch) const override { return std::vector<Shape>(1, column_shape(m_hidden, batch)); }
   std::string repr() const override;
 
-  Tensor weight_ih, weight_hh, bias_ih, bias_hh, h0;
-  std::shared_ptr<LayerNorm> ln_ih, ln_hh;
+  Tensor weight_ih;  ///< (3h, input), the gate rows in order (r, z, n)
+  Tensor weight_hh;  ///< (3h, h)
+  Tensor bias_ih;    ///< b_ih (3h,), added after LN_ih
+  Tensor bias_hh;    ///< b_hh (3h,), added after LN_hh (so r scales b_hn too)
+  Tensor h0;         ///< learned h₋₁ (h,); undefined unless learn_initial_state
+  std::shared_ptr<LayerNorm> ln_ih;  ///< LN_ih over the 3h rows of W_ih·x
+  std::shared_ptr<LayerNorm> ln_hh;  ///< LN_hh over the 3h rows of W_hh·h
 
  private:
   std::size_t m_input, m_hidden;

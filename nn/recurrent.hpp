@@ -41,15 +41,15 @@ struct RecurrentOptions {
   /// mode only: see "Variational dropout" below. input_dropout drops each layer's input features with
   /// one mask per sequence; recurrent_dropout the h each step receives (state[0]), one mask per sequence.
   double input_dropout = 0.0;
-  double recurrent_dropout = 0.0;
+  double recurrent_dropout = 0.0;  ///< p_h, for the h each step receives (see input_dropout)
   /// Checkpointed BPTT over whole sequences (run_sequence_checkpointed): `{.on = true}` keeps every
   /// k-th step's state and recomputes the steps between in the backward — O(T/k + k) steps of tape
   /// memory instead of O(T), the same gradients bit for bit. `every` is k; 0 means ⌈√T⌉.
   struct Checkpointing {
-    bool on = false;
-    std::size_t every = 0;
+    bool on = false;        ///< checkpoint each layer's sequence
+    std::size_t every = 0;  ///< k, the steps between kept states; 0 means ⌈√T⌉
   };
-  Checkpointing checkpoint{};
+  Checkpointing checkpoint{};  ///< checkpointed BPTT (off by default)
 };
 
 /// Makes the cell of one layer from the size of that layer's input (called once per layer and
@@ -141,14 +141,17 @@ class Recurrent : public Module {
   Tensor forward(const Tensor& seq, const S& initial) {
     return forward(seq, Tensor(), std::vector<State>{initial});
   }
+  /// forward(seq, mask, initial).
   Tensor operator()(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial = {}) {
     return forward(seq, mask, initial);
   }
+  /// forward(seq, initial): from initial states (one State, or one per layer and direction), no mask.
   template <class S>
     requires std::same_as<S, std::vector<State>> || std::same_as<S, State>
   Tensor operator()(const Tensor& seq, const S& initial) {
     return forward(seq, initial);
   }
+  /// forward(steps, mask, initial).
   Tensor operator()(const std::vector<Tensor>& steps, const Tensor& mask = {}, const std::vector<State>& initial = {}) {
     return forward(steps, mask, initial);
   }
@@ -176,10 +179,15 @@ class Recurrent : public Module {
   Recur& layer(std::size_t layer, bool reverse = false) const;
   /// The cell of one layer and direction.
   Cell& cell(std::size_t layer, bool reverse = false) const { return this->layer(layer, reverse).cell(); }
+  /// Number of stacked layers.
   std::size_t num_layers() const { return m_options.num_layers; }
+  /// Whether each layer also runs over the reversed sequence.
   bool bidirectional() const { return m_options.bidirectional; }
+  /// 2 if bidirectional, else 1.
   std::size_t directions() const { return m_options.bidirectional ? 2 : 1; }
+  /// The options it was built with (num_layers as counted from the cells when given cells).
   const RecurrentOptions& options() const { return m_options; }
+  /// Features of the first layer's input.
   std::size_t input_size() const;
   /// Rows of each output: H·dirs with Merge::concat, H with Merge::sum.
   std::size_t output_size() const;

@@ -97,7 +97,7 @@ struct Seq2SeqOptions {
   /// Makes the decoder cell from its input size (the layer argument is 0); empty = an LSTMCell of
   /// hidden_size (with the model's dtype and generator). The cell's output size must be hidden_size.
   CellFactory decoder_cell = {};
-  Dtype dtype = Dtype::f32;
+  Dtype dtype = Dtype::f32;  ///< dtype of the model's own parameters; the encoder must have it too
 };
 
 /// What encode() returns: everything the decoder steps read.
