@@ -30,6 +30,7 @@ rewind_install_deps
 rewind_install_mpi            # Open MPI: CI always builds and runs the MPI tests (mpirun -np 2 and 3)
 rewind_install_example_deps   # the examples' data and gnuplot: ctest runs every example with --quick
 rewind_install_browser_deps   # headless Chromium + Selenium: ctest runs the tape page in a browser
+rewind_install_packages doxygen  # ctest checks that every public name has a doc comment (scripts/api_docs.sh)
 
 echo "== Release build (build/) =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DREWIND_BUILD_TESTS=ON -DREWIND_BUILD_EXAMPLES=ON
