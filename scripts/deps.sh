@@ -26,6 +26,8 @@ declare -A REWIND_EXAMPLE_DEPS=(
   [holt]="gnuplot-nox"
   [seeing]="gnuplot-nox graphviz"
   [custom_cell]="gnuplot-nox"
+  [adder]="gnuplot-nox"
+  [g2p]="gnuplot-nox festlex-cmu"
 )
 
 # Installs the given packages when missing (an `apt-get update` only when something is).
