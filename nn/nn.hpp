@@ -19,3 +19,5 @@
 #include "time_distributed.hpp"
 #include "torch_import.hpp"
 #include "serialize.hpp"
+#include "attention.hpp"
+#include "seq2seq.hpp"
