@@ -19,7 +19,7 @@ The same data, split, model and budget in PyTorch, so rewind's error rates can b
   Linear layers Glorot-uniform with zero bias, as rwd::Dense). Without attention: input = the
   embedding alone, logits = W_o h. Dropout 0.2 on both embeddings and on h̃ (training only).
 - Budget: Adam(2e-3), gradients clipped to total norm 5, batches of 64 (the last partial batch
-  dropped), a fresh shuffle each epoch, 10 epochs (--epochs), mean cross-entropy over the real target
+  dropped), a fresh shuffle each epoch, 8 epochs (--epochs), mean cross-entropy over the real target
   phones (eos included). Validation PER/WER greedy each epoch; test greedy and beam (width 5, GNMT
   length normalisation α = 0.6, as rwd::Seq2Seq::beam_search).
 
@@ -180,36 +180,43 @@ class Seq2Seq(nn.Module):
 
     @torch.no_grad()
     def beam(self, src, lengths, width=5, alpha=0.6):
-        """Per source: keep the `width` best candidates by log-prob; eos ends a hypothesis; stop when
-        `width` have ended, none is live, or MAX_PHONES tokens; best finished by log_prob / lp(n)."""
+        """Per source, as rwd::Seq2Seq::beam_search: of the 2·width best extensions by log-prob, in
+        order, one ending in eos joins the finished, any other the next beam, until the beam holds
+        `width` or `width` have finished (then the source is done); after MAX_PHONES tokens the live
+        ones count as finished without eos; the best finished by log_prob / ((5 + n)/6)^alpha."""
         results = []
         for k in range(src.shape[1]):
             L = int(lengths[k])
             enc, dstate = self.encode(src[:L, k:k + 1], lengths[k:k + 1])
-            live, finished = [([], 0.0)], []  # (tokens, log_prob)
+            live, finished = [([], 0.0)], []  # (tokens, log_prob); finished: (tokens, log_prob, ended)
             (memory, keys, mask), (state, context) = enc, dstate
-            for step in range(MAX_PHONES):
+            for _ in range(MAX_PHONES):
                 n = len(live)
-                e = (memory.expand(-1, n, -1), keys.expand(-1, n, -1) if keys is not None else None, mask.expand(-1, n))
+                e = (memory.expand(-1, n, -1), keys.expand(-1, n, -1) if keys is not None else None,
+                     mask.expand(-1, n))
                 prev = torch.tensor([t[-1] if t else BOS for t, _ in live])
                 logits, (st, ctx), _ = self.step(prev, (state, context), e)
-                logp = torch.log_softmax(logits, 1) + torch.tensor([lp for _, lp in live])[:, None]
-                top = torch.topk(logp.flatten(), min(width, logp.numel()))
+                logp = (torch.log_softmax(logits.double(), 1) + torch.tensor([lp for _, lp in live],
+                                                                            dtype=torch.double)[:, None])
+                V = logp.shape[1]
+                cands = sorted(((v, i // V, i % V) for i, v in enumerate(logp.flatten().tolist())),
+                               key=lambda c: (-c[0], c[1], c[2]))[:2 * width]
                 keep = []
-                for v, i in zip(top.values.tolist(), top.indices.tolist()):
-                    h, tok = divmod(i, logp.shape[1])
+                for v, h, tok in cands:
+                    if len(keep) >= width or len(finished) >= width:
+                        break
                     if tok == EOS:
                         finished.append((live[h][0], v, True))
                     else:
                         keep.append((h, tok, v))
                 if len(finished) >= width or not keep:
+                    live = []
                     break
                 idx = torch.tensor([h for h, _, _ in keep])
                 live = [(live[h][0] + [tok], v) for h, tok, v in keep]
                 state = (st[0][idx], st[1][idx])
                 context = ctx[idx] if ctx is not None else None
-                if step == MAX_PHONES - 1:
-                    finished += [(t, v, False) for t, v in live]
+            finished += [(t, v, False) for t, v in live]
             best = max(finished, key=lambda f: f[1] / ((5 + len(f[0]) + f[2]) / 6) ** alpha)
             results.append(best[0])
         return results
@@ -265,7 +272,7 @@ def main():
     print(f"data: {len(words)} words, {len(chars) - 3} letters, {len(phones) - 3} phones; train {len(train)}, "
           f"validation {len(val)}, test {len(test)}; e.g. "
           + " ".join(f"{words[i][0]} ({' '.join(phones[p] for p in words[i][2][0])})" for i in train[:4]))
-    epochs = a.epochs or (1 if a.quick else 10)
+    epochs = a.epochs or (1 if a.quick else 8)
     batches = 30 if a.quick else len(train) // BATCH
     if a.quick:
         val, test = val[:200], test[:200]
