@@ -44,7 +44,8 @@
 // a candidate ending in eos leaves the beam as finished, the others stay live — and stops when
 // `beam_width` hypotheses have finished, none is live, or max_length tokens were emitted (the live
 // ones then count as finished without eos). The best finished hypothesis by score is returned (ties:
-// the one found first). With beam_width 1 this is greedy decoding, step for step (tested).
+// the one found first); beam_search_nbest returns them all, best first. With beam_width 1 this is
+// greedy decoding, step for step (tested).
 #pragma once
 
 #include <cstddef>
@@ -206,6 +207,10 @@ class Seq2Seq : public Module {
   /// Beam search of each source column (see the top of this file).
   std::vector<Hypothesis> beam_search(const Tensor& source, const Tensor& source_mask = {},
                                       DecodeOptions options = {});
+  /// Every hypothesis the beam search of each source column finished (at most beam_width; those cut at
+  /// max_length included), best score first: beam_search returns the first of each.
+  std::vector<std::vector<Hypothesis>> beam_search_nbest(const Tensor& source, const Tensor& source_mask = {},
+                                                         DecodeOptions options = {});
 
   /// Like `Seq2Seq(source 30 => 32, LSTM(32 => 128, bidirectional), LSTMCell(…), Attention(…), target 40)`.
   std::string repr() const override;
