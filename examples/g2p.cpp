@@ -8,7 +8,7 @@
 // uw: 7 letters, 3 phones; x → eh k s: 1 letter, 3 phones).
 //
 // The data (examples/common/cmudict.hpp): Debian's festlex-cmu, cmudict 0.4 as Festival ships it,
-// 105,901 entries → 105,8xx distinct lowercase words over 40 phones, stress dropped; a word with
+// 105,901 entries → 105,664 distinct lowercase words over 40 phones, stress dropped; a word with
 // several pronunciations keeps them all as references. A seeded split by word, 90 / 5 / 5.
 //
 // The model. Letters → Embedding(chars => 48) → bidirectional LSTM (2 × 128) → memory of 256 rows per

@@ -12,7 +12,8 @@
 // writes where CMU has unstressed AH). The part of speech (nil for 99% of entries; n, v, j, dt, …)
 // tells apart the 235 spellings that have several entries — "abject" n and v, "live" j and v — and
 // that is the only way this file lists several pronunciations of a word (CMU's "word(2)" variants were
-// merged by Festival). So a word's references are the distinct pronunciations of all its entries.
+// merged by Festival). So a word's references are the distinct pronunciations of all its entries:
+// 168 words keep two or more (abject's two differ only in stress, so it keeps one).
 // 126 entries are capitalised (AWOL, Caltech, dIsere for d'Isère); spelling is folded to lowercase,
 // so "Dak" and "dak", if both present, are one word with both pronunciations.
 //
