@@ -60,7 +60,9 @@ struct AttentionMemory {
   Tensor memory;  ///< (time, memory_size, batch), as given
   Tensor keys;    ///< additive: W_k·memory laid out (A, time, batch); dot/general: the memory itself
   Tensor mask;    ///< (time, batch) in the memory's dtype, 1 at real steps; undefined = every step real
+  /// Steps of the memory (its axis 0).
   std::size_t time() const { return memory.dim(0); }
+  /// Batch columns of the memory (its axis 2).
   std::size_t batch() const { return memory.dim(2); }
   /// The same memory with its batch columns picked (and repeated) by `columns` — a beam's hypotheses
   /// each reading their source's memory. Recorded (index_select), so gradients flow back.
@@ -103,6 +105,7 @@ class Attention : public Module {
   AttentionOutput attend(const Tensor& query, const AttentionMemory& memory) const;
   /// prepare(memory, mask) then attend(query, …): for a single step.
   AttentionOutput forward(const Tensor& query, const Tensor& memory, const Tensor& mask = {}) const;
+  /// forward(query, memory, mask).
   AttentionOutput operator()(const Tensor& query, const Tensor& memory, const Tensor& mask = {}) const {
     return forward(query, memory, mask);
   }
@@ -112,9 +115,13 @@ class Attention : public Module {
   /// The scores (time, batch) of a query before masking and softmax (for tests and inspection).
   Tensor scores(const Tensor& query, const AttentionMemory& memory) const;
 
+  /// Like `Attention(additive, 128 => 256, 256)`: kind, query => memory, A.
   std::string repr() const override;
+  /// The score this layer computes.
   AttentionKind kind() const { return m_kind; }
+  /// Q, the rows of a query.
   std::size_t query_size() const { return m_query; }
+  /// M, the features of the memory.
   std::size_t memory_size() const { return m_memory; }
   /// A for additive attention; 0 for dot and general.
   std::size_t attention_size() const { return m_attention; }

@@ -106,6 +106,7 @@ struct Encoded {
   Tensor mask;             ///< (S, B) source mask (undefined = all real)
   AttentionMemory memory;  ///< prepared for the attention (keys computed once); empty without attention
   State initial;           ///< the decoder cell's state before the first step (after the bridge)
+  /// Batch columns of the encoded source.
   std::size_t batch() const { return outputs.dim(2); }
 };
 
@@ -173,6 +174,7 @@ class Seq2Seq : public Module {
   /// all real): step t reads target[t−1] (bos at t = 0). Padded target steps give logits that
   /// loss() masks out.
   Tensor forward(const Tensor& source, const Tensor& source_mask, const Tensor& target);
+  /// forward(source, source_mask, target).
   Tensor operator()(const Tensor& source, const Tensor& source_mask, const Tensor& target) {
     return forward(source, source_mask, target);
   }
@@ -212,20 +214,26 @@ class Seq2Seq : public Module {
   std::vector<std::vector<Hypothesis>> beam_search_nbest(const Tensor& source, const Tensor& source_mask = {},
                                                          DecodeOptions options = {});
 
-  /// Like `Seq2Seq(source 30 => 32, LSTM(32 => 128, bidirectional), LSTMCell(…), Attention(…), target 40)`.
+  /// Each child as name=layer, in the order data flows: `Seq2Seq(source_embedding=Embedding(30 => 32),
+  /// encoder=LSTM(32 => 64, bidirectional), bridge0=Dense(128 => 96), …, output=Dense(96 => 40))`.
   std::string repr() const override;
+  /// The options, with embedding_size and hidden_size resolved (never 0).
   const Seq2SeqOptions& options() const { return m_options; }
+  /// Rows of the source embedding table.
   std::size_t source_vocab() const { return m_source_vocab; }
+  /// Rows of the target embedding table and of the logits.
   std::size_t target_vocab() const { return m_target_vocab; }
+  /// False for a model built with attention = std::nullopt.
   bool has_attention() const { return m_attention != nullptr; }
 
+  /// The layers, for inspection and initialization.
   Embedding& source_embedding() const { return *m_source_embedding; }
-  Embedding& target_embedding() const { return *m_target_embedding; }
-  Recurrent& encoder() const { return *m_encoder; }
-  Cell& decoder() const { return *m_decoder; }
+  Embedding& target_embedding() const { return *m_target_embedding; }  ///< (see source_embedding)
+  Recurrent& encoder() const { return *m_encoder; }                      ///< (see source_embedding)
+  Cell& decoder() const { return *m_decoder; }                           ///< (see source_embedding)
   /// Throws ValueError for a model without attention.
   Attention& attention() const;
-  Dense& output() const { return *m_output; }
+  Dense& output() const { return *m_output; }  ///< the layer that maps h̃_t to the logits
 
  private:
   Tensor drop(const Tensor& x);
