@@ -28,6 +28,8 @@ declare -A REWIND_EXAMPLE_DEPS=(
   [custom_cell]="gnuplot-nox"
   [hvp]=""
   [gradient_flow]="gnuplot-nox"
+  [adder]="gnuplot-nox"
+  [g2p]="gnuplot-nox festlex-cmu"
 )
 
 # Installs the given packages when missing (an `apt-get update` only when something is).
