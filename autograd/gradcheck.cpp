@@ -185,10 +185,10 @@ void locate(const TensorFunction& f, const std::vector<Tensor>& inputs, const Te
   // A view can't be nudged apart from its base: it is followed as if wrong.
   std::vector<int> verdict(tape.size(), -1);  // −1 not checked, 0 wrong, 1 right
   std::vector<bool> followed(tape.size(), false), suspect(tape.size(), false);
-  std::vector<const std::vector<std::size_t>*> todo{&leaf_users};  // the users of each wrong value
-  while (!todo.empty() && budget >= 2) {
-    const std::vector<std::size_t>& readers = *todo.back();
-    todo.pop_back();
+  std::vector<const std::vector<std::size_t>*> wrong_values{&leaf_users};  // each value found wrong, as its readers
+  while (!wrong_values.empty() && budget >= 2) {
+    const std::vector<std::size_t>& readers = *wrong_values.back();
+    wrong_values.pop_back();
     bool all_right = !readers.empty();
     for (std::size_t c : readers) {
       if (verdict[c] < 0) {
@@ -200,7 +200,7 @@ void locate(const TensorFunction& f, const std::vector<Tensor>& inputs, const Te
         all_right = false;
         if (!followed[c]) {
           followed[c] = true;
-          todo.push_back(&users[c]);
+          wrong_values.push_back(&users[c]);
         }
       }
     }

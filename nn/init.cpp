@@ -72,6 +72,14 @@ Tensor uniform_fan_in(const Shape& shape, std::size_t fan_in, Generator& gen, Dt
   return Tensor::uniform(shape, -a, a, gen, dtype);
 }
 
+Tensor lstm_gate_bias(std::size_t hidden, double forget_bias, Generator& gen, Dtype dtype) {
+  Tensor b = uniform_fan_in({4 * hidden}, hidden, gen, dtype);
+  if (forget_bias == 0.0) return b;
+  std::vector<double> v = b.to_vector();
+  for (std::size_t k = hidden; k < 2 * hidden; ++k) v[k] += forget_bias;
+  return Tensor::from_vector(v, {4 * hidden}, dtype);
+}
+
 Tensor zeros(const Shape& shape, Dtype dtype) { return Tensor::zeros(shape, dtype); }
 Tensor ones(const Shape& shape, Dtype dtype) { return Tensor::ones(shape, dtype); }
 Tensor constant(const Shape& shape, double value, Dtype dtype) { return Tensor::full(shape, value, dtype); }

@@ -18,6 +18,9 @@ Tensor glorot_normal(const Shape& shape, Generator& gen = default_generator(), D
 Tensor orthogonal(const Shape& shape, Generator& gen = default_generator(), Dtype dtype = Dtype::f32, double gain = 1.0);
 /// U(−1/√fan_in, 1/√fan_in): PyTorch's default for nn.Linear and recurrent layers.
 Tensor uniform_fan_in(const Shape& shape, std::size_t fan_in, Generator& gen = default_generator(), Dtype dtype = Dtype::f32);
+/// An LSTM's (4·hidden,) gate bias, gates [i, f, g, o]: U(±1/√hidden) with `forget_bias` added to the
+/// forget gate's rows hidden … 2·hidden − 1 (Keras' unit_forget_bias is 1).
+Tensor lstm_gate_bias(std::size_t hidden, double forget_bias, Generator& gen = default_generator(), Dtype dtype = Dtype::f32);
 Tensor zeros(const Shape& shape, Dtype dtype = Dtype::f32);
 Tensor ones(const Shape& shape, Dtype dtype = Dtype::f32);
 Tensor constant(const Shape& shape, double value, Dtype dtype = Dtype::f32);

@@ -15,9 +15,7 @@ LayerNormLSTMCell::LayerNormLSTMCell(std::size_t input, std::size_t hidden, Laye
   const std::size_t h = hidden;
   weight_ih = register_parameter("weight_ih", init::uniform_fan_in({4 * h, input}, h, gen, dt));
   weight_hh = register_parameter("weight_hh", init::uniform_fan_in({4 * h, h}, h, gen, dt));
-  std::vector<double> b = init::uniform_fan_in({4 * h}, h, gen, dt).to_vector();
-  for (std::size_t k = h; k < 2 * h; ++k) b[k] += options.forget_bias;  // rows h … 2h−1: the forget gate
-  bias = register_parameter("bias", Tensor::from_vector(b, {4 * h}, dt));
+  bias = register_parameter("bias", init::lstm_gate_bias(h, options.forget_bias, gen, dt));
   ln_ih = register_module("ln_ih", std::make_shared<LayerNorm>(4 * h, options.eps, true, dt));
   ln_hh = register_module("ln_hh", std::make_shared<LayerNorm>(4 * h, options.eps, true, dt));
   ln_c = register_module("ln_c", std::make_shared<LayerNorm>(h, options.eps, true, dt));

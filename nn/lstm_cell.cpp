@@ -13,13 +13,7 @@ LSTMCell::LSTMCell(std::size_t input, std::size_t hidden, LSTMOptions options, G
   const std::size_t h = hidden;
   weight_ih = register_parameter("weight_ih", init::uniform_fan_in({4 * h, input}, h, gen, dt));
   weight_hh = register_parameter("weight_hh", init::uniform_fan_in({4 * h, h}, h, gen, dt));
-  Tensor b = init::uniform_fan_in({4 * h}, h, gen, dt);
-  if (options.forget_bias != 0.0) {
-    std::vector<double> v = b.to_vector();
-    for (std::size_t k = h; k < 2 * h; ++k) v[k] += options.forget_bias;
-    b = Tensor::from_vector(v, {4 * h}, dt);
-  }
-  bias_ih = register_parameter("bias_ih", b);
+  bias_ih = register_parameter("bias_ih", init::lstm_gate_bias(h, options.forget_bias, gen, dt));
   bias_hh = register_parameter("bias_hh", init::uniform_fan_in({4 * h}, h, gen, dt));
   if (options.peephole) {
     w_ci = register_parameter("w_ci", Tensor::zeros({h}, dt));

@@ -25,6 +25,15 @@ std::string message_of(F&& f) {
   return "";
 }
 
+/// tests/ref, where the PyTorch reference files are (CMake passes its path; else next to this file).
+inline std::filesystem::path test_ref_dir() {
+#ifdef REWIND_TEST_REF_DIR
+  return REWIND_TEST_REF_DIR;
+#else
+  return std::filesystem::path(__FILE__).parent_path() / "ref";
+#endif
+}
+
 /// Whether `text` contains `part`.
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

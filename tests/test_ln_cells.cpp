@@ -18,11 +18,7 @@ using namespace rwd;
 
 namespace {
 
-#ifdef REWIND_TEST_REF_DIR
-const std::filesystem::path ref_dir = REWIND_TEST_REF_DIR;
-#else
-const std::filesystem::path ref_dir = std::filesystem::path(__FILE__).parent_path() / "ref";
-#endif
+const std::filesystem::path ref_dir = test_ref_dir();
 
 // Every parameter gets distinct values: the LayerNorms' gains start at 1 and biases at 0 otherwise,
 // which would hide a gain and a bias swapped.

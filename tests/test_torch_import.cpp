@@ -21,11 +21,7 @@ using namespace rwd;
 
 namespace {
 
-#ifdef REWIND_TEST_REF_DIR
-const std::filesystem::path ref_dir = REWIND_TEST_REF_DIR;
-#else
-const std::filesystem::path ref_dir = std::filesystem::path(__FILE__).parent_path() / "ref";
-#endif
+const std::filesystem::path ref_dir = test_ref_dir();
 
 constexpr double tol = 1e-5;
 
