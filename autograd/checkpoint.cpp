@@ -87,7 +87,8 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
   replay->op = intern(name);
   replay->n_inputs = inputs.size();
   std::vector<Tensor> results, recorded_outputs, params;
-  std::vector<bool> recorded;  // results[k] is a value the scratch tape recorded
+  std::vector<bool> recorded;   // results[k] is a value the scratch tape recorded
+  std::vector<bool> kept_only;  // recorded_outputs[k] is kept past the scratch tape's end only by us
   std::size_t entries = 0;
   {
     GeneratorLog draws;
@@ -122,11 +123,17 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
       if (!output_of.try_emplace(&p, recorded_outputs.size()).second) continue;
       replay->where.push_back(k);
       recorded_outputs.push_back(results[k]);
+      kept_only.push_back(!p.keep_on_clear);
       results[k].keep_on_clear();
     }
   }
   replay->n_results = results.size();
-  for (Tensor& out : recorded_outputs) out.impl().released_op = "";
+  // Past the scratch tape they are values like any other: the entry's tape may drop one no backward
+  // reads (a piece's per-step outputs once stacked) and releases them when it is cleared.
+  for (std::size_t k = 0; k < recorded_outputs.size(); ++k) {
+    recorded_outputs[k].impl().released_op = "";
+    if (kept_only[k]) recorded_outputs[k].impl().keep_on_clear = false;
+  }
 
   // What is not a recorded value comes back as itself: an input (its stand-in), a parameter, a constant.
   for (std::size_t k = 0; k < results.size(); ++k) {

@@ -1,6 +1,7 @@
 #include "tape.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <iterator>
 #include <mutex>
 #include <unordered_set>
@@ -33,7 +34,20 @@ Tape& Tape::current() {
   return root;
 }
 
+namespace {
+std::atomic<std::size_t> drop_min_bytes{std::size_t{1} << 20};
+std::size_t value_bytes(const Tensor& t) {
+  return std::visit([](const auto& a) { return a.size() * sizeof(typename std::decay_t<decltype(a)>::value_type); },
+                    t.impl().value);
+}
+}  // namespace
+
+std::size_t detail::set_drop_min_bytes(std::size_t bytes) { return drop_min_bytes.exchange(bytes); }
+
 std::int64_t Tape::push(Node node) {
+  m_value_bytes += value_bytes(node.output);
+  if (node.more_outputs) [[unlikely]]
+    for (const Tensor& t : *node.more_outputs) m_value_bytes += value_bytes(t);
   m_nodes.push_back(std::move(node));
   const std::int64_t index = static_cast<std::int64_t>(m_nodes.size()) - 1;
   if (m_probe && m_probe->entry == index) [[unlikely]] {
@@ -88,6 +102,7 @@ std::int64_t Tape::step_of(std::size_t i) const {
 void Tape::clear() {
   m_trace.reset();
   m_drop_from = 0;
+  m_value_bytes = 0;
   m_steps.clear();
   for (Node& n : m_nodes) {
     release_output(this, n, n.output);
@@ -117,7 +132,7 @@ void drop_if_unread(const Tape* tape, const Tensor& t) {
 }  // namespace
 
 void Tape::drop_unread(bool whole_tape) {
-  if (m_keep_values) return;
+  if (m_keep_values || m_value_bytes < drop_min_bytes.load(std::memory_order_relaxed)) return;
   const std::size_t end = m_nodes.size();
   if (whole_tape) m_drop_from = 0;
   for (std::size_t i = std::min(m_drop_from, end); i < end; ++i) {
@@ -245,7 +260,9 @@ void note_uses(const Tape& tape, const std::vector<Tensor>& inputs, std::uint32_
     detail::TensorImpl& p = *inputs[k].impl_ptr();
     if (p.tape != &tape) continue;
     ++p.tape_uses;
-    if (k >= 31 || (reads >> k & 1u)) p.read_by_backward = true;
+    // Bits 0…30 name inputs one by one; past them, an input counts as read if any input is (a stack
+    // or concat of many steps reads none of them).
+    if (k < 31 ? (reads >> k & 1u) != 0 : (reads & ~kReadsOutput) != 0) p.read_by_backward = true;
   }
 }
 

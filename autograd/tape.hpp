@@ -184,7 +184,9 @@ class Tape {
   /// entries, shapes and dtypes stay; reading such a value throws TapeError (value_dropped()).
   /// run_sequence calls it at every time step (through mark_step), Recur after each step, and a
   /// sweep that will not retain the tape over the whole tape (`whole_tape`) before it starts. The
-  /// gradients are unchanged: only values no backward reads are freed.
+  /// gradients are unchanged: only values no backward reads are freed. A tape holding less than 1 MiB
+  /// of values frees nothing (the search would cost a small model more than it saves): the entries
+  /// wait, and the first call past that size looks at them all.
   void drop_unread(bool whole_tape = false);
   /// Keeps every value on this tape from now on: drop_unread frees nothing, so the teaching views
   /// (print_tape, explain_backward, write_html) show the value of every entry, at the memory cost of
@@ -203,6 +205,7 @@ class Tape {
   explicit Tape(RootTag);
   std::vector<std::pair<std::size_t, std::int64_t>> m_steps;  // (first entry, time step), in order
   std::size_t m_drop_from = 0;  // drop_unread looks at the entries from here on
+  std::size_t m_value_bytes = 0;  // bytes of the values recorded since the last clear (drop_unread's gate)
   bool m_keep_values = false;   // keep_values(): drop_unread frees nothing
   std::deque<Node> m_nodes;  // a deque: entries stay put while a create_graph sweep appends
   std::shared_ptr<const SweepTrace> m_trace;  // the side table of the last keep_adjoints sweep
@@ -387,6 +390,12 @@ std::vector<Tensor> custom_op_multi(const std::string& name, std::vector<Tensor>
 /// forward(const std::vector<Tensor>&)` (or `std::vector<Tensor>` for several outputs, recorded by
 /// custom_op_multi) and `static void backward(BackwardContext&)` (optionally
 /// `static constexpr const char* rule`).
+namespace detail {
+/// Tape::drop_unread frees nothing on a tape holding fewer bytes of values than this (1 MiB by
+/// default). Sets it — tests set 0 to see values dropped at small sizes — and returns the previous value.
+std::size_t set_drop_min_bytes(std::size_t bytes);
+}  // namespace detail
+
 template <class Op>
 auto apply(std::vector<Tensor> inputs) {
   const char* rule = "";

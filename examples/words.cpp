@@ -22,8 +22,13 @@
 // own two-class form (English or not, on all English words and as many others; Dense(64 => 1, sigmoid),
 // binary cross-entropy) with the SimpleRNN.
 //
-//   words [--quick] [--out DIR] [--seed N]
-//   RESULT example=words rnn_acc=… lstm_acc=… gru_acc=… binary_acc=…
+// Models named on the command line are trained instead of those (and the binary form is skipped):
+// rnn, lstm, gru, and issue 16's two regularised LSTMs — ln_lstm, a LayerNorm-LSTM (Ba et al. 2016),
+// and lstm_vd, an LSTM with variational dropout 0.2 on its inputs and on its recurrent state (one mask
+// per sequence, Gal & Ghahramani 2016; training only). `words lstm ln_lstm lstm_vd` compares the three.
+//
+//   words [--quick] [--out DIR] [--seed N] [rnn|lstm|gru|ln_lstm|lstm_vd ...]
+//   RESULT example=words rnn_acc=… lstm_acc=… gru_acc=… binary_acc=…   (or a KIND_acc per model named)
 #include "common/example.hpp"
 
 #include <algorithm>
@@ -209,10 +214,13 @@ constexpr std::size_t embed_dim = 32, hidden = 64, batch_size = 128;
 
 std::unique_ptr<Classifier> make_classifier(const std::string& kind, std::size_t outputs, Generator& gen) {
   const RecurrentOptions last_only{.return_sequences = false};
+  const RecurrentOptions variational{.return_sequences = false, .input_dropout = 0.2, .recurrent_dropout = 0.2};
   Activation out_act = outputs == 1 ? Activation("sigmoid") : Activation();
-  auto rnn = kind == "lstm"  ? LSTM(embed_dim, hidden, LSTMOptions{}, last_only, gen)
-             : kind == "gru" ? GRU(embed_dim, hidden, GRUOptions{}, last_only, gen)
-                             : RNN(embed_dim, hidden, "tanh", CellOptions{}, last_only, gen);
+  auto rnn = kind == "lstm"      ? LSTM(embed_dim, hidden, LSTMOptions{}, last_only, gen)
+             : kind == "gru"     ? GRU(embed_dim, hidden, GRUOptions{}, last_only, gen)
+             : kind == "ln_lstm" ? LayerNormLSTM(embed_dim, hidden, LayerNormLSTMOptions{}, last_only, gen)
+             : kind == "lstm_vd" ? LSTM(embed_dim, hidden, LSTMOptions{}, variational, gen)
+                                 : RNN(embed_dim, hidden, "tanh", CellOptions{}, last_only, gen);
   return std::unique_ptr<Classifier>(new Classifier{kind, Embedding(27, embed_dim, Dtype::f32, gen), std::move(rnn),
                                                     Dense(hidden, outputs, out_act, true, Dtype::f32, gen)});
 }
@@ -220,6 +228,8 @@ std::unique_ptr<Classifier> make_classifier(const std::string& kind, std::size_t
 /// Predicted class per word (argmax of the logits, or p > 0.5 for one sigmoid output).
 std::vector<std::size_t> predict(Classifier& m, const std::vector<Example>& data, double* mean_loss, bool binary) {
   NoGradGuard no_grad;
+  const bool was_training = m.rnn.training();
+  m.rnn.eval();  // no dropout masks (lstm_vd) when predicting
   std::vector<std::size_t> order(data.size()), pred;
   std::iota(order.begin(), order.end(), 0);
   double loss = 0;
@@ -243,6 +253,7 @@ std::vector<std::size_t> predict(Classifier& m, const std::vector<Example>& data
       }
     }
   }
+  m.rnn.train(was_training);
   if (mean_loss) *mean_loss = loss / static_cast<double>(data.size());
   return pred;
 }
@@ -359,8 +370,15 @@ void plot_confusion(const std::string& png, const std::string& title, const std:
 }  // namespace
 
 int main(int argc, char** argv) {
-  ex::Args args(argc, argv, "words");
+  ex::Args args(argc, argv, "words", "[rnn|lstm|gru|ln_lstm|lstm_vd ...]");
   const auto start = std::chrono::steady_clock::now();
+  const bool default_models = args.rest.empty();
+  std::vector<std::string> kinds = default_models ? std::vector<std::string>{"rnn", "lstm", "gru"} : args.rest;
+  for (const std::string& k : kinds)
+    if (k != "rnn" && k != "lstm" && k != "gru" && k != "ln_lstm" && k != "lstm_vd") {
+      std::cerr << "words: no model '" << k << "' (rnn, lstm, gru, ln_lstm, lstm_vd)\n";
+      return 2;
+    }
   for (const auto& l : languages)
     if (!std::filesystem::exists(l.file)) {
       std::cerr << "words: " << l.file << " is missing: install Debian's " << l.package << " package (apt-get install "
@@ -399,16 +417,18 @@ int main(int argc, char** argv) {
   }
 
   std::map<std::string, Trained> runs;
-  for (const std::string kind : {"rnn", "lstm", "gru"})
-    runs[kind] = train(kind, false, data, epochs, max_batches, args, args.seed + 1);
-  const Split two = english_or_not(data);
-  std::cout << "\nEnglish or not (the seed's binary form): " << two.train.size() << " / " << two.val.size() << " / "
-            << two.test.size() << " words, half of them English";
-  Trained binary = train("rnn", true, two, epochs, max_batches, args, args.seed + 1);
+  for (const std::string& kind : kinds) runs[kind] = train(kind, false, data, epochs, max_batches, args, args.seed + 1);
+  Trained binary;
+  if (default_models) {
+    const Split two = english_or_not(data);
+    std::cout << "\nEnglish or not (the seed's binary form): " << two.train.size() << " / " << two.val.size() << " / "
+              << two.test.size() << " words, half of them English";
+    binary = train("rnn", true, two, epochs, max_batches, args, args.seed + 1);
+  }
 
-  // Learning curves and validation accuracy of the three models.
+  // Learning curves and validation accuracy of the models.
   std::vector<ex::Series> loss_series, acc_series;
-  for (const std::string kind : {"rnn", "lstm", "gru"}) {
+  for (const std::string& kind : kinds) {
     ex::Series tr{kind + " train", {}, {}, "linespoints"}, va{kind + " validation", {}, {}, "linespoints"},
         acc{kind, {}, {}, "linespoints"};
     const Trained& r = runs[kind];
@@ -423,10 +443,11 @@ int main(int argc, char** argv) {
   }
   ex::plot(args.path("loss.png"), "words: cross-entropy per epoch", "epoch", "cross-entropy (nats)", loss_series);
   ex::plot(args.path("val_accuracy.png"), "words: validation accuracy per epoch", "epoch", "accuracy", acc_series);
-  ex::plot_history(args.path("binary_loss.png"), "words, English or not: SimpleRNN, binary cross-entropy",
-                   binary.history, false);
+  if (default_models)
+    ex::plot_history(args.path("binary_loss.png"), "words, English or not: SimpleRNN, binary cross-entropy",
+                     binary.history, false);
 
-  for (const std::string kind : {"rnn", "lstm", "gru"}) {
+  for (const std::string& kind : kinds) {
     const auto c = confusion(runs[kind].test_pred, data.test);
     print_confusion("test confusion matrix, " + runs[kind].model->rnn.repr(), c);
     plot_confusion(args.path("confusion_" + kind + ".png"), "words: test confusion, " + runs[kind].model->rnn.repr(), c);
@@ -439,17 +460,19 @@ int main(int argc, char** argv) {
               << r.model->num_parameters() << " | " << std::setw(13) << ex::num(r.test_acc, "%.4f") << " | "
               << std::setw(8) << ex::num(r.seconds, "%.0f") << " s |\n";
   };
-  row("5 languages, SimpleRNN (tanh)", runs["rnn"]);
-  row("5 languages, LSTM", runs["lstm"]);
-  row("5 languages, GRU", runs["gru"]);
-  row("English or not, SimpleRNN", binary);
+  const std::map<std::string, std::string> names{{"rnn", "SimpleRNN (tanh)"},
+                                                 {"lstm", "LSTM"},
+                                                 {"gru", "GRU"},
+                                                 {"ln_lstm", "LayerNorm-LSTM"},
+                                                 {"lstm_vd", "LSTM, var. dropout"}};
+  for (const std::string& kind : kinds) row("5 languages, " + names.at(kind), runs[kind]);
+  if (default_models) row("English or not, SimpleRNN", binary);
   std::cout << "(chance: 0.2 for 5 languages, 0.5 for English or not)\n"
             << "wall time " << ex::num(ex::seconds_since(start), "%.0f") << " s\n";
 
-  ex::result({{"example", "words"},
-              {"rnn_acc", ex::num(runs["rnn"].test_acc, "%.4f")},
-              {"lstm_acc", ex::num(runs["lstm"].test_acc, "%.4f")},
-              {"gru_acc", ex::num(runs["gru"].test_acc, "%.4f")},
-              {"binary_acc", ex::num(binary.test_acc, "%.4f")}});
+  std::vector<std::pair<std::string, std::string>> result{{"example", "words"}};
+  for (const std::string& kind : kinds) result.emplace_back(kind + "_acc", ex::num(runs[kind].test_acc, "%.4f"));
+  if (default_models) result.emplace_back("binary_acc", ex::num(binary.test_acc, "%.4f"));
+  ex::result(result);
   return 0;
 }

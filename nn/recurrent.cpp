@@ -151,6 +151,11 @@ Tensor Recurrent::step(const Tensor& x) {
 }
 
 RecurrentRun Recurrent::run(const std::vector<Tensor>& steps, const Tensor& mask, const std::vector<State>& initial) {
+  return run_layers(steps, mask, initial, true);
+}
+
+RecurrentRun Recurrent::run_layers(const std::vector<Tensor>& steps, const Tensor& mask, const std::vector<State>& initial,
+                                   bool last_outputs) {
   const std::size_t dirs = directions();
   if (steps.empty()) throw ValueError(repr() + ": the sequence has zero time steps: an empty sequence is refused");
   if (steps[0].ndim() < 1 || steps[0].dim(0) != input_size())
@@ -188,8 +193,9 @@ RecurrentRun Recurrent::run(const std::vector<Tensor>& steps, const Tensor& mask
     for (std::size_t d = 0; d < dirs; ++d) {
       const std::size_t i = l * dirs + d;
       const State init = initial.empty() ? State{} : initial[i];
-      runs.push_back(variational() ? variational_sequence(m_layers[i]->cell(), xs, init, mask, d == 1)
-                                   : layer_sequence(m_layers[i]->cell(), xs, init, mask, d == 1));
+      const bool outputs = last_outputs || l + 1 < num_layers();
+      runs.push_back(variational() ? variational_sequence(m_layers[i]->cell(), xs, init, mask, d == 1, outputs)
+                                   : layer_sequence(m_layers[i]->cell(), xs, init, mask, d == 1, outputs));
       out.final_states.push_back(runs.back().final_state);
     }
     if (dirs == 1) {
@@ -198,6 +204,7 @@ RecurrentRun Recurrent::run(const std::vector<Tensor>& steps, const Tensor& mask
       continue;
     }
     auto merge = [&](const Tensor& f, const Tensor& r) { return m_options.merge == Merge::concat ? concat({f, r}, 0) : f + r; };
+    if (runs[0].outputs.empty()) xs.clear();  // not kept (last_outputs false)
     for (std::size_t t = 0; t < xs.size(); ++t) xs[t] = merge(runs[0].outputs[t], runs[1].outputs[t]);
     out.last = merge(runs[0].last, runs[1].last);
   }
@@ -210,8 +217,15 @@ RecurrentRun Recurrent::run(const std::vector<Tensor>& steps, const Tensor& mask
 }
 
 Tensor Recurrent::forward(const std::vector<Tensor>& steps, const Tensor& mask, const std::vector<State>& initial) {
-  RecurrentRun r = run(steps, mask, initial);
-  return m_options.return_sequences ? stack_steps(r.outputs) : r.last;
+  Tensor y;
+  {
+    RecurrentRun r = run_layers(steps, mask, initial, m_options.return_sequences);
+    y = m_options.return_sequences ? stack_steps(r.outputs) : r.last;
+  }
+  // The per-step outputs, now stacked, are held by the tape alone: a checkpointed run's may go (no
+  // backward reads them) instead of sitting beside their stacked copy until the sweep.
+  if (GradMode::enabled()) Tape::current().drop_unread();
+  return y;
 }
 
 Tensor Recurrent::forward(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial) {
@@ -304,14 +318,14 @@ Tensor Recurrent::variational_mask(double p, const Shape& shape, Dtype dtype) {
 }
 
 SequenceRun Recurrent::layer_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
-                                      bool reverse) const {
-  return m_options.checkpoint.on
-             ? run_sequence_checkpointed(cell, steps, std::move(initial), mask, reverse, m_options.checkpoint.every)
-             : run_sequence(cell, steps, std::move(initial), mask, reverse);
+                                      bool reverse, bool outputs) const {
+  return m_options.checkpoint.on ? run_sequence_checkpointed(cell, steps, std::move(initial), mask, reverse,
+                                                             m_options.checkpoint.every, outputs)
+                                 : run_sequence(cell, steps, std::move(initial), mask, reverse);
 }
 
 SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
-                                            bool reverse) {
+                                            bool reverse, bool outputs) {
   // One m_x for every step of this call (the steps all have step 0's shape: run_sequence checks).
   std::vector<Tensor> xs = steps;
   const Tensor m_x = variational_mask(m_options.input_dropout, steps[0].shape(), steps[0].dtype());
@@ -319,9 +333,12 @@ SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor
     for (Tensor& x : xs) x = x * m_x;
   const std::size_t batch = steps[0].ndim() == 2 ? steps[0].dim(1) : 0;
   const Tensor m_h = variational_mask(m_options.recurrent_dropout, cell.state_shapes(batch).at(0), steps[0].dtype());
-  if (!m_h.defined()) return layer_sequence(cell, xs, std::move(initial), mask, reverse);
-  RecurrentDropoutCell dropped(cell, m_h);
-  return layer_sequence(dropped, xs, std::move(initial), mask, reverse);
+  if (!m_h.defined()) return layer_sequence(cell, xs, std::move(initial), mask, reverse, outputs);
+  auto dropped = std::make_shared<RecurrentDropoutCell>(cell, m_h);
+  if (m_options.checkpoint.on)  // the pieces re-run through `dropped` in the backward: they keep it
+    return detail::run_sequence_checkpointed(dropped, xs, std::move(initial), mask, reverse, m_options.checkpoint.every,
+                                             outputs);
+  return run_sequence(*dropped, xs, std::move(initial), mask, reverse);
 }
 
 Tensor Recurrent::variational_step(std::size_t l, const Tensor& x) {

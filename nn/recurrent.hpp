@@ -205,10 +205,15 @@ class Recurrent : public Module {
   Tensor variational_step(std::size_t i, const Tensor& x);
   // One layer and direction over the sequence: run_sequence, or run_sequence_checkpointed when the
   // options ask for checkpointing.
+  // `outputs` false: the per-step outputs are not wanted (the last layer of return_sequences = false),
+  // so a checkpointed run keeps none (only `last` and the final state).
   SequenceRun layer_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
-                             bool reverse) const;
+                             bool reverse, bool outputs = true) const;
   SequenceRun variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
-                                   bool reverse);
+                                   bool reverse, bool outputs = true);
+  // run(), with the last layer's per-step outputs left out when `last_outputs` is false.
+  RecurrentRun run_layers(const std::vector<Tensor>& steps, const Tensor& mask, const std::vector<State>& initial,
+                          bool last_outputs);
 
   RecurrentOptions m_options;
   std::vector<std::shared_ptr<Recur>> m_layers;  // index layer·dirs + direction

@@ -170,9 +170,17 @@ SequenceRun run_sequence(Cell& cell, const Tensor& seq, State initial, const Ten
 // Pieces of `every` steps — absolute blocks [j·k, (j+1)·k), taken last first when reversed — each one
 // checkpoint around run_sequence over its steps. The blocks start where run_sequence's blocks of input
 // projections start (k a multiple of them), so each piece computes exactly what the whole run does.
-SequenceRun run_sequence_checkpointed(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
-                                      bool reverse, std::size_t every) {
-  if (!GradMode::enabled() || steps.empty()) return run_sequence(cell, steps, std::move(initial), mask, reverse);
+namespace {
+
+// run_sequence_checkpointed's body; `owner`, when set, owns `cell` and is kept by every piece's re-run
+// (a cell made for one call — Recurrent's recurrent-dropout view — must live until the backward).
+SequenceRun checkpointed(Cell& cell, const std::shared_ptr<Cell>& owner, const std::vector<Tensor>& steps, State initial,
+                         const Tensor& mask, bool reverse, std::size_t every, bool keep_outputs) {
+  if (!GradMode::enabled() || steps.empty()) {
+    SequenceRun run = run_sequence(cell, steps, std::move(initial), mask, reverse);
+    if (!keep_outputs) run.outputs.clear();
+    return run;
+  }
   const std::size_t T = steps.size();
   const Shape s0 = steps[0].shape();
   const std::size_t batch = s0.ndim() == 2 ? s0[1] : 0;
@@ -187,7 +195,7 @@ SequenceRun run_sequence_checkpointed(Cell& cell, const std::vector<Tensor>& ste
   const Dtype dt = steps[0].dtype();
 
   SequenceRun run;
-  run.outputs.resize(T);
+  if (keep_outputs) run.outputs.resize(T);
   State state = std::move(initial);  // empty: the first piece takes the cell's initial state
   Tape& tape = Tape::current();
   const std::size_t pieces = (T + k - 1) / k;
@@ -207,11 +215,13 @@ SequenceRun run_sequence_checkpointed(Cell& cell, const std::vector<Tensor>& ste
     const std::size_t n_state = state.size();
     std::vector<Tensor> inputs = state;
     inputs.insert(inputs.end(), steps.begin() + a, steps.begin() + b);
-    // In: the state, then the piece's steps. Out: its outputs, its `last`, then its final state.
-    auto piece = [&cell, n_state, piece_mask, reverse](const std::vector<Tensor>& in) {
+    // In: the state, then the piece's steps. Out: its outputs (unless not kept), its `last`, then its
+    // final state. Without the outputs the tape holds only the pieces' states and `last`s: O(T/k).
+    auto piece = [&cell, owner, n_state, piece_mask, reverse, keep_outputs](const std::vector<Tensor>& in) {
       SequenceRun r = run_sequence(cell, std::vector<Tensor>(in.begin() + n_state, in.end()),
                                    State(in.begin(), in.begin() + n_state), piece_mask, reverse);
-      std::vector<Tensor> out = std::move(r.outputs);
+      std::vector<Tensor> out;
+      if (keep_outputs) out = std::move(r.outputs);
       out.push_back(r.last);
       out.insert(out.end(), r.final_state.begin(), r.final_state.end());
       return out;
@@ -219,17 +229,30 @@ SequenceRun run_sequence_checkpointed(Cell& cell, const std::vector<Tensor>& ste
     tape.mark_step(static_cast<std::int64_t>(reverse ? b - 1 : a));
     std::vector<Tensor> out = checkpoint(piece, inputs, "checkpoint");
     tape.mark_step(-1);
-    for (std::size_t t = 0; t < len; ++t) run.outputs[a + t] = out[t];
+    const std::size_t n_out = keep_outputs ? len : 0;
+    for (std::size_t t = 0; t < n_out; ++t) run.outputs[a + t] = out[t];
     // Each column's last real output: this piece's where it has a real step, else the one before.
-    const Tensor& last = out[len];
+    const Tensor& last = out[n_out];
     run.last = !run.last.defined() || !any.defined() ? last : where(any, last, run.last);
-    state = State(out.begin() + len + 1, out.end());
+    state = State(out.begin() + n_out + 1, out.end());
   }
   run.final_state = std::move(state);
   return run;
 }
 
+}  // namespace
+
+SequenceRun run_sequence_checkpointed(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
+                                      bool reverse, std::size_t every, bool keep_outputs) {
+  return checkpointed(cell, nullptr, steps, std::move(initial), mask, reverse, every, keep_outputs);
+}
+
 namespace detail {
+SequenceRun run_sequence_checkpointed(std::shared_ptr<Cell> cell, const std::vector<Tensor>& steps, State initial,
+                                      const Tensor& mask, bool reverse, std::size_t every, bool keep_outputs) {
+  Cell& c = *cell;
+  return checkpointed(c, cell, steps, std::move(initial), mask, reverse, every, keep_outputs);
+}
 std::size_t set_projection_min_inputs(std::size_t n) { return projection_min_inputs.exchange(n); }
 }  // namespace detail
 

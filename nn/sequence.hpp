@@ -67,11 +67,19 @@ SequenceRun run_sequence(Cell& cell, const Tensor& seq, State initial = {}, cons
 /// (autograd/checkpoint.hpp). The tape keeps each piece's outputs and final state; a piece's
 /// intermediates are recomputed when the backward reaches it, so T steps hold O(T/k + k) steps of
 /// values instead of O(T), for one more forward pass. The same outputs and the same gradients, bit for
-/// bit. `cell` must live until the backward. Without grad mode, plain run_sequence.
+/// bit. `cell` must live until the backward. Without grad mode, plain run_sequence. With
+/// `keep_outputs` false the per-step outputs are neither returned (SequenceRun::outputs is empty) nor
+/// kept on the tape — only `last` and the final state — so a loss on the last output holds O(T/k + k)
+/// steps in all (Recurrent does this for its last layer when return_sequences is false).
 SequenceRun run_sequence_checkpointed(Cell& cell, const std::vector<Tensor>& steps, State initial = {},
-                                      const Tensor& mask = {}, bool reverse = false, std::size_t every = 0);
+                                      const Tensor& mask = {}, bool reverse = false, std::size_t every = 0,
+                                      bool keep_outputs = true);
 
 namespace detail {
+/// run_sequence_checkpointed over a cell it keeps alive until every piece's re-run is gone (for a cell
+/// made for one call, such as Recurrent's recurrent-dropout view of its own cell).
+SequenceRun run_sequence_checkpointed(std::shared_ptr<Cell> cell, const std::vector<Tensor>& steps, State initial,
+                                      const Tensor& mask, bool reverse, std::size_t every, bool keep_outputs);
 /// run_sequence hoists a cell's input projection (one product for many steps) only when the step's
 /// inputs × batch reach this (512 by default; smaller products gain nothing from it). Sets it, for
 /// tests that run the hoisted path at gradcheck sizes, and returns the previous value.

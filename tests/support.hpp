@@ -3,11 +3,15 @@
 
 #include <doctest/doctest.h>
 
+#include <cstddef>
+
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+
+#include "../autograd/tape.hpp"
 
 /// Runs `f`, which must throw an E, and returns the message; a failed check (and "") if it throws
 /// nothing or something else.
@@ -33,6 +37,16 @@ inline std::filesystem::path test_ref_dir() {
   return std::filesystem::path(__FILE__).parent_path() / "ref";
 #endif
 }
+
+/// For one scope, Tape::drop_unread frees unread values at any tape size (by default a tape under
+/// 1 MiB keeps them all): for tests that watch values dropped on small tapes.
+struct DropAtAnySize {
+  std::size_t previous = rwd::detail::set_drop_min_bytes(0);
+  DropAtAnySize() = default;
+  DropAtAnySize(const DropAtAnySize&) = delete;
+  DropAtAnySize& operator=(const DropAtAnySize&) = delete;
+  ~DropAtAnySize() { rwd::detail::set_drop_min_bytes(previous); }
+};
 
 /// Whether `text` contains `part`.
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }

@@ -12,6 +12,8 @@
 
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 using namespace rwd;
 
 namespace {
@@ -442,4 +444,101 @@ TEST_CASE("checkpoint: errors name checkpoint and what is wrong") {
     data.assign(Tensor::zeros({2, 2}, float64));
     CHECK_THROWS_WITH_AS(backward(sum(out[0])), doctest::Contains("differs from the first run's"), TapeError);
   }
+}
+
+TEST_CASE("checkpoint: bit for bit with variational dropout, whose recurrent mask the re-runs keep alive") {
+  // The recurrent-dropout view of a cell is made for one call; each piece's re-run in the backward
+  // holds it (under ASan a dangling one would show here).
+  for (Dtype dt : {float64, float32}) {
+    INFO(dtype_name(dt));
+    const RecurrentOptions variational{.num_layers = 2, .bidirectional = true, .input_dropout = 0.25, .recurrent_dropout = 0.3};
+    for (bool masked : {false, true}) {
+      INFO("masked " << masked);
+      check_identical([&](RecurrentOptions o, Generator& g) { return make_lstm(o, g, dt); }, variational, 3, dt, 8, 3, 3, masked);
+      check_identical([&](RecurrentOptions o, Generator& g) { return make_gru(o, g, dt); }, variational, 0, dt, 8, 3, 3, masked);
+    }
+  }
+}
+
+namespace {
+
+// forward() of a model with return_sequences = false, without and with checkpoints: the last outputs,
+// the final states and every gradient equal bit for bit.
+void check_last_identical(RecurrentOptions options, std::size_t every, Dtype dt, bool masked) {
+  options.return_sequences = false;
+  Generator g1(3), g2(3);
+  Recurrent plain = make_lstm(options, g1, dt);
+  options.checkpoint = {.on = true, .every = every};
+  Recurrent ckpt = make_lstm(options, g2, dt);
+  randomize(plain, 11);
+  randomize(ckpt, 11);
+  Generator data(5);
+  const std::size_t T = 9, batch = 3;
+  const Tensor seq = Tensor::uniform({T, 3, batch}, -1, 1, data, dt);
+  Tensor mask;
+  if (masked) mask = mask_from_lengths({T, 4, 1}, T, dt);
+  auto once = [&](Recurrent& r) {
+    r.zero_grad();
+    Tensor x = seq.detach().set_requires_grad();
+    const Tensor y = r(x, mask);
+    Generator w(77);
+    Tensor loss = sum(y * Tensor::uniform(y.shape(), -1, 1, w, dt));
+    for (const State& s : r.final_states())
+      for (const Tensor& t : s) loss = loss + sum(t * Tensor::uniform(t.shape(), -1, 1, w, dt));
+    std::vector<std::vector<double>> out{y.to_vector()};
+    backward(loss);
+    out.push_back(x.grad().to_vector());
+    for (const Tensor& p : r.parameters()) out.push_back(p.grad().to_vector());
+    return out;
+  };
+  const auto a = once(plain), b = once(ckpt);
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    INFO("item " << i << " (0: the last outputs, 1: d/dx, then the parameters' gradients)");
+    CHECK(!a[i].empty());
+    CHECK(a[i] == b[i]);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: return_sequences = false, the last outputs and gradients bit for bit") {
+  for (Dtype dt : {float64, float32}) {
+    INFO(dtype_name(dt));
+    for (bool masked : {false, true}) {
+      INFO("masked " << masked);
+      check_last_identical({}, 2, dt, masked);
+      check_last_identical({.num_layers = 2, .bidirectional = true}, 4, dt, masked);
+      check_last_identical({.bidirectional = true, .merge = Merge::sum}, 0, dt, masked);
+    }
+  }
+}
+
+TEST_CASE("checkpoint: the per-step outputs are not kept when they are not returned, nor beside their stack") {
+  const DropAtAnySize drop_at_any_size;
+  // LSTM(8 => 16), batch 4, 100 steps in 10 pieces: one step's output is 256 bytes.
+  auto bytes = [](bool ckpt, bool sequences) {
+    Generator g(7), data(16);
+    RecurrentOptions o;
+    o.checkpoint.on = ckpt;
+    o.return_sequences = sequences;
+    Recurrent lstm = LSTM(8, 16, {}, o, g);
+    const Tensor seq = Tensor::uniform({100, 8, 4}, -1, 1, data);
+    Tape tape;
+    const Tensor loss = sum(lstm(seq));
+    const std::size_t b = tape_stats(tape).bytes;
+    backward(loss);
+    CHECK(tape.empty());
+    return b;
+  };
+  const std::size_t step_output = 16 * 4 * sizeof(float), T = 100;
+  const std::size_t last = bytes(true, false), sequences = bytes(true, true);
+  MESSAGE("checkpointed LSTM(8 => 16), batch 4, 100 steps: " << last << " bytes of tape values for the last output, "
+          << sequences << " for the whole sequence; not checkpointed " << bytes(false, false) << " and "
+          << bytes(false, true));
+  // The last output: each piece's state (h, c) and `last`, and its inputs — no per-step output.
+  CHECK(last < T * step_output);
+  // The sequence: its stack (T outputs), the pieces' states and inputs — not the T outputs besides.
+  CHECK(sequences >= T * step_output + last);
+  CHECK(sequences < 2 * T * step_output);
 }

@@ -157,6 +157,7 @@ TEST_CASE("html: write_html refuses a leaf or a cleared tape, and names the file
 }
 
 TEST_CASE("html: without keep_values, a value no backward reads shows as not kept, and the page still builds") {
+  const DropAtAnySize drop_at_any_size;
   Tape tape;  // the default: values no backward reads are freed at each time step (Tape::drop_unread)
   Rnn rnn;
   Tensor loss = rnn.loss();

@@ -8,6 +8,8 @@
 
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 using namespace rwd;
 
 namespace {
@@ -388,6 +390,7 @@ TEST_CASE("recurrent: a user's stateful layer is detached and row-reset through 
 }
 
 TEST_CASE("recurrent: tape memory grows linearly with sequence length (LSTM bytes per step)") {
+  const DropAtAnySize drop_at_any_size;
   Generator gen(10);
   Recurrent r = LSTM(32, 64, {}, gen);  // one layer, stepped: a Recur inside
   auto bytes_after = [&](std::size_t steps) {

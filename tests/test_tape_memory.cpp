@@ -6,6 +6,8 @@
 
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 using namespace rwd;
 
 namespace {
@@ -23,6 +25,7 @@ struct Small {
 }  // namespace
 
 TEST_CASE("tape memory: drop_unread frees what no backward reads, and the gradients stay the same bits") {
+  const DropAtAnySize drop_at_any_size;
   Generator gen(1);
   Small s(gen);
   auto grads = [&](bool hold) {
@@ -54,6 +57,7 @@ TEST_CASE("tape memory: drop_unread frees what no backward reads, and the gradie
 }
 
 TEST_CASE("tape memory: a dropped value says so when read, and the teaching views say it was not kept") {
+  const DropAtAnySize drop_at_any_size;
   Generator gen(2);
   Small s(gen);
   Tape tape;
@@ -91,5 +95,37 @@ TEST_CASE("tape memory: an LSTM step keeps 7 (hidden, batch) values on the tape,
     };
     const double per_step = static_cast<double>(bytes_after(48) - bytes_after(16)) / 32.0;
     CHECK(per_step == 7 * 64 * 16 * sizeof(float));
+  }
+}
+
+TEST_CASE("tape memory: a tape under 1 MiB of values drops nothing, and the first call past it looks at every entry") {
+  // The same four entries twice: at (64, 64) float64 — 32 KiB a value — and at (200, 200), 312.5 KiB.
+  auto dropped_first = [](std::size_t n, std::size_t* bytes) {
+    Generator gen(3);
+    const Tensor a = Tensor::uniform({n, n}, -1, 1, gen, float64).set_requires_grad();
+    Tape tape;
+    Tensor pre = a + a;            // read by nobody (sigmoid reads its own output)
+    Tensor y = sigmoid(pre);
+    pre = Tensor();
+    tape.drop_unread();
+    const bool first = tape[0].output.value_dropped();
+    Tensor z = tanh(y) * y;       // the tape grows past 1 MiB at n = 200: the next call drops entry 0
+    tape.drop_unread();
+    *bytes = tape_stats(tape).bytes;
+    return std::pair{first, tape[0].output.value_dropped()};
+  };
+  std::size_t small_bytes = 0, large_bytes = 0;
+  const auto small = dropped_first(64, &small_bytes);
+  CHECK_FALSE(small.first);
+  CHECK_FALSE(small.second);
+  CHECK(small_bytes == 4u * 64 * 64 * sizeof(double));  // every value kept
+  const auto large = dropped_first(200, &large_bytes);
+  CHECK_FALSE(large.first);  // 2 × 312.5 KiB recorded: not yet 1 MiB
+  CHECK(large.second);       // 4 × 312.5 KiB: the add's output, read by nobody, goes
+  CHECK(large_bytes == 3u * 200 * 200 * sizeof(double));
+  {
+    const DropAtAnySize drop_at_any_size;
+    std::size_t bytes = 0;
+    CHECK(dropped_first(64, &bytes).first);  // with the gate at 0, at once
   }
 }
