@@ -1,31 +1,36 @@
 #!/usr/bin/env bash
 # scripts/peers.sh — an example against its PyTorch peer, over several seeds, same budget.
 #
-#   bash scripts/peers.sh NAME [--seeds 0,1,2] [--quick]
-#   NAME: forecast, fashion, charrnn or words (each has examples/peers/NAME_torch.py)
+#   bash scripts/peers.sh NAME [--seeds 0,1,2] [--quick] [-- FLAGS...]
+#   NAME: forecast, fashion, charrnn, words or g2p (each has examples/peers/NAME_torch.py)
+#   FLAGS: given to both sides (e.g. `-- --attention none` for g2p); the default OUT then ends in the
+#   flags' words (out/peers/g2p-attention-none).
 #
 # For each seed, runs the rewind example (build/examples/NAME --seed S) and then its peer
 # (examples/peers/NAME_torch.py --seed S), one at a time, under `nice -n 19`, with one BLAS thread
 # each. Logs and RESULT lines go to out/peers/NAME/ (rewind-S.log, peer-S.log, results.txt,
 # times.txt); a seed whose logs already hold a RESULT line is not run again. At the end it
-# prints, for every figure both sides report (keys ending in _acc, _mse or _bpc), the median
-# [min–max] over the seeds of each side and a verdict: does rewind's median reach the peer's
-# (higher accuracy, lower MSE or bits per character)?
+# prints, for every figure both sides report (keys ending in _acc, _mse or _bpc, and keys with a _per
+# or _wer part: g2p's phoneme and word error rates), the median [min–max] over the seeds of each side
+# and a verdict: does rewind's median reach the peer's (higher accuracy; lower MSE, bits per
+# character or error rate)?
 #
 # Environment: REWIND_BUILD (default build) is the CMake build directory; PYTHON (default Debian's
 # /usr/bin/python3) runs the peer; OUT (default out/peers/NAME) gets the files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: bash scripts/peers.sh NAME [--seeds 0,1,2] [--quick]" >&2; exit 2; }
+usage() { echo "usage: bash scripts/peers.sh NAME [--seeds 0,1,2] [--quick] [-- FLAGS...]" >&2; exit 2; }
 (($# >= 1)) || usage
 name=$1; shift
 seeds=0,1,2
 quick=()
+flags=()
 while (($#)); do
   case $1 in
     --seeds) seeds=${2:?}; shift 2 ;;
     --quick) quick=(--quick); shift ;;
+    --) shift; flags=("$@"); break ;;
     *) usage ;;
   esac
 done
@@ -33,7 +38,9 @@ done
 build=${REWIND_BUILD:-build}
 python=${PYTHON:-/usr/bin/python3}  # Debian's, with python3-torch (not a pyenv shim)
 peer=examples/peers/${name}_torch.py
-out=${OUT:-out/peers/$name}
+suffix=""
+for f in "${flags[@]}"; do suffix+="-${f#--}"; done
+out=${OUT:-out/peers/$name$suffix}
 [[ -f $peer ]] || { echo "peers: no peer $peer" >&2; exit 2; }
 if [[ ! -d $build ]]; then cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null; fi
 cmake --build "$build" -j 2 --target "$name" rewind_blas_info >/dev/null
@@ -66,8 +73,8 @@ run() {
 
 IFS=, read -r -a seed_list <<<"$seeds"
 for seed in "${seed_list[@]}"; do
-  run rewind "$seed" "./$build/examples/$name" --seed "$seed" --out "$out/rewind-$seed" "${quick[@]}"
-  run peer "$seed" "$python" "$peer" --seed "$seed" "${quick[@]}"
+  run rewind "$seed" "./$build/examples/$name" --seed "$seed" --out "$out/rewind-$seed" "${quick[@]}" "${flags[@]}"
+  run peer "$seed" "$python" "$peer" --seed "$seed" "${quick[@]}" "${flags[@]}"
 done
 
 # results.txt: "SIDE SEED key=value ..." per run; times.txt: "SIDE SEED wall user sys".
@@ -95,7 +102,7 @@ for line in open(results):
             runs[side].setdefault(k, []).append(float(v))
         except ValueError:
             pass
-figure = re.compile(r"(_acc|_mse|_bpc)$")
+figure = re.compile(r"(_acc|_mse|_bpc)$|_(per|wer)(_|$)")
 keys = [k for k in runs["rewind"] if figure.search(k) and k in runs["peer"]]
 def stats(v):
     return f"{statistics.median(v):.4g} [{min(v):.4g}-{max(v):.4g}]"

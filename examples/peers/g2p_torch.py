@@ -19,7 +19,8 @@ The same data, split, model and budget in PyTorch, so rewind's error rates can b
   Linear layers Glorot-uniform with zero bias, as rwd::Dense). Without attention: input = the
   embedding alone, logits = W_o h. Dropout 0.2 on both embeddings and on h̃ (training only).
 - Budget: Adam(2e-3), gradients clipped to total norm 5, batches of 64 (the last partial batch
-  dropped), a fresh shuffle each epoch, 8 epochs (--epochs), mean cross-entropy over the real target
+  dropped), a fresh shuffle each epoch, 10 epochs (--epochs; the learning rate halved after each epoch from
+  the 6th), mean cross-entropy over the real target
   phones (eos included). Validation PER/WER greedy each epoch; test greedy and beam (width 5, GNMT
   length normalisation α = 0.6, as rwd::Seq2Seq::beam_search).
 
@@ -46,6 +47,7 @@ from rwd_generator import RwdGenerator
 PATH = "/usr/share/festival/dicts/cmu/cmudict-0.4.out"
 EMBED, ENC_HIDDEN, DEC_HIDDEN, BATCH, EVAL_BATCH = 48, 128, 256, 64, 256
 DROPOUT, LR, CLIP, MAX_PHONES = 0.2, 2e-3, 5.0, 32
+CONSTANT_EPOCHS = 6  # the learning rate is halved after each epoch past these
 PAD, BOS, EOS = 0, 1, 2
 
 
@@ -272,7 +274,7 @@ def main():
     print(f"data: {len(words)} words, {len(chars) - 3} letters, {len(phones) - 3} phones; train {len(train)}, "
           f"validation {len(val)}, test {len(test)}; e.g. "
           + " ".join(f"{words[i][0]} ({' '.join(phones[p] for p in words[i][2][0])})" for i in train[:4]))
-    epochs = a.epochs or (1 if a.quick else 8)
+    epochs = a.epochs or (1 if a.quick else 10)
     batches = 30 if a.quick else len(train) // BATCH
     if a.quick:
         val, test = val[:200], test[:200]
@@ -282,6 +284,8 @@ def main():
     print(f"model: {sum(p.numel() for p in model.parameters())} parameters, attention {a.attention}; "
           f"{epochs} epochs of {batches} batches of {BATCH}")
     for epoch in range(epochs):
+        for group in opt.param_groups:  # 2e-3 for six epochs, then halved after each (as g2p.cpp)
+            group["lr"] = LR * 0.5 ** max(0, epoch + 1 - CONSTANT_EPOCHS)
         t0, total = time.time(), 0.0
         perm = torch.randperm(len(train)).tolist()
         for b in range(batches):
