@@ -386,16 +386,16 @@ std::vector<Tensor> custom_op_multi(const std::string& name, std::vector<Tensor>
                                     const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& forward,
                                     BackwardFn backward, const std::string& rule = "");
 
-/// The same from a struct with `static constexpr const char* name`, `static Tensor
-/// forward(const std::vector<Tensor>&)` (or `std::vector<Tensor>` for several outputs, recorded by
-/// custom_op_multi) and `static void backward(BackwardContext&)` (optionally
-/// `static constexpr const char* rule`).
 namespace detail {
 /// Tape::drop_unread frees nothing on a tape holding fewer bytes of values than this (1 MiB by
 /// default). Sets it — tests set 0 to see values dropped at small sizes — and returns the previous value.
 std::size_t set_drop_min_bytes(std::size_t bytes);
 }  // namespace detail
 
+/// The same from a struct with `static constexpr const char* name`, `static Tensor
+/// forward(const std::vector<Tensor>&)` (or `std::vector<Tensor>` for several outputs, recorded by
+/// custom_op_multi) and `static void backward(BackwardContext&)` (optionally
+/// `static constexpr const char* rule`).
 template <class Op>
 auto apply(std::vector<Tensor> inputs) {
   const char* rule = "";
