@@ -79,6 +79,23 @@ std::pair<Tensor, State> Cell::step_projected(const Tensor&, std::size_t, const 
   throw ValueError(repr() + ": step_projected: this cell does not split its step (projects_input() is false)");
 }
 
+namespace {
+// {h_mask ⊙ h, rest of state}; a state of the wrong shape as it is (the step's check names it).
+State masked_h(State state, const Tensor& h_mask) {
+  if (!state.empty() && state[0].shape() == h_mask.shape()) state[0] = state[0] * h_mask;
+  return state;
+}
+}  // namespace
+
+std::pair<Tensor, State> Cell::step_dropped(const Tensor& x, const State& state, const Tensor& h_mask) {
+  return step(x, masked_h(state, h_mask));
+}
+
+std::pair<Tensor, State> Cell::step_projected_dropped(const Tensor& projected, std::size_t first, const State& state,
+                                                      const Tensor& h_mask) {
+  return step_projected(projected, first, masked_h(state, h_mask));
+}
+
 bool Cell::state_matches(std::size_t k, const Shape& got, std::size_t batch) const {
   const std::vector<Shape> want = state_shapes(batch);
   return k >= want.size() || got == want[k];

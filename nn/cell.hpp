@@ -69,6 +69,17 @@ class Cell : public Module {
   /// step(x, state) when those columns are project_input(x). Throws ValueError unless projects_input().
   virtual std::pair<Tensor, State> step_projected(const Tensor& projected, std::size_t first, const State& state);
 
+  /// One step under recurrent dropout (RecurrentOptions::recurrent_dropout): `h_mask`, of state[0]'s
+  /// shape, multiplies h where it enters the recurrent products — Keras' recurrent_dropout. By default
+  /// step(x, {h_mask ⊙ h, rest of state}), which is that for a cell that reads h only through its
+  /// products (RNN, LSTM: c is carried, h is not); a cell that also carries h itself overrides it and
+  /// keeps that path unmasked (GRU: h' = (1 − z) ⊙ n + z ⊙ h with the unmasked h). A state of the
+  /// wrong shape is passed on unmasked, for step's own check to name.
+  virtual std::pair<Tensor, State> step_dropped(const Tensor& x, const State& state, const Tensor& h_mask);
+  /// The same for step_projected (by default step_projected(projected, first, {h_mask ⊙ h, …})).
+  virtual std::pair<Tensor, State> step_projected_dropped(const Tensor& projected, std::size_t first, const State& state,
+                                                          const Tensor& h_mask);
+
   /// A cell applied to one input from its initial state is the first step of a sequence.
   Tensor forward(const Tensor& x) override;
 

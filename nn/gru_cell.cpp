@@ -18,22 +18,31 @@ GRUCell::GRUCell(std::size_t input, std::size_t hidden, GRUOptions options, Gene
   if (options.learn_initial_state) h0 = register_parameter("h0", Tensor::zeros({h}, dt));
 }
 
-std::pair<Tensor, State> GRUCell::step(const Tensor& x, const State& state) {
+std::pair<Tensor, State> GRUCell::step(const Tensor& x, const State& state) { return advance(x, state, Tensor()); }
+
+std::pair<Tensor, State> GRUCell::step_dropped(const Tensor& x, const State& state, const Tensor& h_mask) {
+  return advance(x, state, h_mask);
+}
+
+std::pair<Tensor, State> GRUCell::advance(const Tensor& x, const State& state, const Tensor& h_mask) {
   check_step(x, state, 1);
   const Tensor& h = state[0];
+  if (h_mask.defined() && h_mask.shape() != h.shape())
+    throw ShapeError(repr() + ": recurrent dropout mask " + h_mask.shape().str() + " but h is " + h.shape().str());
+  const Tensor h_in = h_mask.defined() ? h * h_mask : h;  // h where it enters the recurrent products
   const std::size_t H = m_hidden;
   std::vector<Tensor> gx = chunk(affine(weight_ih, x, bias_ih), 3, 0);
   Tensor r, z, n;
   if (m_reset_after) {
-    std::vector<Tensor> gh = chunk(affine(weight_hh, h, bias_hh), 3, 0);
+    std::vector<Tensor> gh = chunk(affine(weight_hh, h_in, bias_hh), 3, 0);
     r = sigmoid(gx[0] + gh[0]);
     z = sigmoid(gx[1] + gh[1]);
     n = tanh(gx[2] + r * gh[2]);
   } else {
-    std::vector<Tensor> rz = chunk(affine(slice(weight_hh, 0, 0, 2 * H), h, slice(bias_hh, 0, 0, 2 * H)), 2, 0);
+    std::vector<Tensor> rz = chunk(affine(slice(weight_hh, 0, 0, 2 * H), h_in, slice(bias_hh, 0, 0, 2 * H)), 2, 0);
     r = sigmoid(gx[0] + rz[0]);
     z = sigmoid(gx[1] + rz[1]);
-    n = tanh(gx[2] + affine(slice(weight_hh, 0, 2 * H, 3 * H), r * h, slice(bias_hh, 0, 2 * H, 3 * H)));
+    n = tanh(gx[2] + affine(slice(weight_hh, 0, 2 * H, 3 * H), r * h_in, slice(bias_hh, 0, 2 * H, 3 * H)));
   }
   Tensor h_next = n + z * (h - n);  // (1 − z) ⊙ n + z ⊙ h, in three ops instead of four
   return {h_next, {h_next}};

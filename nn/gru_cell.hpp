@@ -28,6 +28,9 @@ class GRUCell : public Cell {
   GRUCell(std::size_t input, std::size_t hidden, GRUOptions options = {}, Generator& gen = default_generator());
 
   std::pair<Tensor, State> step(const Tensor& x, const State& state) override;
+  /// Keras' GRU recurrent dropout: h_mask ⊙ h_{t−1} in the products with W_hh (and in r ⊙ h of the
+  /// reset-before form), the unmasked h_{t−1} in h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}.
+  std::pair<Tensor, State> step_dropped(const Tensor& x, const State& state, const Tensor& h_mask) override;
   State initial_state(std::size_t batch) const override;
   std::size_t input_size() const override { return m_input; }
   std::size_t output_size() const override { return m_hidden; }
@@ -48,6 +51,8 @@ class GRUCell : public Cell {
  private:
   std::size_t m_input, m_hidden;
   bool m_reset_after;
+  // The step, with h_mask (undefined: none) on h where it enters the recurrent products.
+  std::pair<Tensor, State> advance(const Tensor& x, const State& state, const Tensor& h_mask);
 };
 
 }  // namespace rwd

@@ -86,6 +86,8 @@ class LayerNormGRUCell : public Cell {
                    Generator& gen = default_generator());
 
   std::pair<Tensor, State> step(const Tensor& x, const State& state) override;
+  /// Recurrent dropout as GRUCell's (Keras'): h_mask ⊙ h_{t−1} in W_hh·h, the unmasked h_{t−1} in the update.
+  std::pair<Tensor, State> step_dropped(const Tensor& x, const State& state, const Tensor& h_mask) override;
   State initial_state(std::size_t batch) const override;
   std::size_t input_size() const override { return m_input; }
   std::size_t output_size() const override { return m_hidden; }
@@ -102,6 +104,8 @@ class LayerNormGRUCell : public Cell {
 
  private:
   std::size_t m_input, m_hidden;
+  // The step, with h_mask (undefined: none) on h where it enters W_hh·h.
+  std::pair<Tensor, State> advance(const Tensor& x, const State& state, const Tensor& h_mask);
 };
 
 /// LayerNorm-LSTM layers (a Recurrent of LayerNormLSTMCell): prints `LayerNormLSTM(32 => 64, layers=2)`.

@@ -23,11 +23,17 @@ void Recur::check_batch(const Tensor& x, const Module& who) const {
                      "; call reset() before feeding a batch of another size");
 }
 
-Tensor Recur::step(const Tensor& x) {
+Tensor Recur::step_dropped(const Tensor& x, const Tensor& h_mask) {
+  if (x.ndim() == 3) throw ShapeError(repr() + ": step_dropped takes one step (input, batch), not a sequence " + x.shape().str());
+  return step(x, h_mask);
+}
+
+Tensor Recur::step(const Tensor& x, const Tensor& h_mask) {
   refuse_batch_0(x);  // before initial_state(0), which would be a vector's
   check_batch(x, *this);
   // The carried state changes only once the step has succeeded: a refused call leaves it as it was.
-  auto [y, next] = m_cell->step(x, m_state.empty() ? m_cell->initial_state(x.ndim() == 2 ? x.dim(1) : 0) : m_state);
+  const State& from = m_state.empty() ? m_cell->initial_state(x.ndim() == 2 ? x.dim(1) : 0) : m_state;
+  auto [y, next] = h_mask.defined() ? m_cell->step_dropped(x, from, h_mask) : m_cell->step(x, from);
   // The state outlives the tape: when backward() clears it, these become constants with their values.
   for (const Tensor& s : next) s.keep_on_clear();
   m_state = std::move(next);

@@ -34,6 +34,10 @@ class Recur : public Module {
 
   /// One step (2-D or 1-D x), or a whole (time, input, batch) sequence.
   Tensor forward(const Tensor& x) override;
+  /// One step (2-D or 1-D x) under recurrent dropout: the cell's step_dropped with `h_mask` (of the
+  /// carried h's shape), which masks h where it enters the recurrent products; the state carried on is
+  /// the cell's next state, unmasked (Recurrent's stepping mode with recurrent_dropout).
+  Tensor step_dropped(const Tensor& x, const Tensor& h_mask);
   std::string repr() const override { return "Recur(" + m_cell->repr() + ")"; }
 
   /// Back to the initial state (taken afresh at the next call, so a learned h₋₁ gets its gradient).
@@ -58,7 +62,7 @@ class Recur : public Module {
   void check_batch(const Tensor& x, const Module& who) const;
 
  private:
-  Tensor step(const Tensor& x);
+  Tensor step(const Tensor& x, const Tensor& h_mask = {});
   std::shared_ptr<Cell> m_cell;
   State m_state;
 };

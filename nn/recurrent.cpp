@@ -270,18 +270,20 @@ std::string Recurrent::repr() const {
 
 namespace {
 
-// A cell seen through a recurrent dropout mask: the same cell, stepped from {m_h ⊙ h, rest of the
-// state}. Lives for one run_sequence; the state the runner carries (and keeps at padded steps) stays
-// unmasked. Everything else is the wrapped cell's, so its checks and messages are unchanged.
+// A cell seen through a recurrent dropout mask: the same cell, each step its step_dropped with m_h
+// (m_h ⊙ h where h enters the recurrent products; Cell's default steps from {m_h ⊙ h, rest}). Lives
+// for one run_sequence (or as long as the checkpoint pieces that re-run it); the state the runner
+// carries (and keeps at padded steps) stays unmasked. Everything else is the wrapped cell's, so its
+// checks and messages are unchanged.
 class RecurrentDropoutCell final : public Cell {
  public:
   RecurrentDropoutCell(Cell& cell, Tensor mask) : m_cell(cell), m_mask(std::move(mask)) {}
 
-  std::pair<Tensor, State> step(const Tensor& x, const State& state) override { return m_cell.step(x, dropped(state)); }
+  std::pair<Tensor, State> step(const Tensor& x, const State& state) override { return m_cell.step_dropped(x, state, m_mask); }
   bool projects_input() const override { return m_cell.projects_input(); }
   Tensor project_input(const std::vector<Tensor>& xs) override { return m_cell.project_input(xs); }
   std::pair<Tensor, State> step_projected(const Tensor& projected, std::size_t first, const State& state) override {
-    return m_cell.step_projected(projected, first, dropped(state));
+    return m_cell.step_projected_dropped(projected, first, state, m_mask);
   }
   State initial_state(std::size_t batch) const override { return m_cell.initial_state(batch); }
   std::size_t input_size() const override { return m_cell.input_size(); }
@@ -293,11 +295,6 @@ class RecurrentDropoutCell final : public Cell {
   std::string repr() const override { return m_cell.repr(); }
 
  private:
-  State dropped(State state) const {
-    // A state of the wrong shape is left for the cell's own check to name.
-    if (!state.empty() && state[0].shape() == m_mask.shape()) state[0] = state[0] * m_mask;
-    return state;
-  }
   Cell& m_cell;
   Tensor m_mask;
 };
@@ -351,19 +348,9 @@ Tensor Recurrent::variational_step(std::size_t l, const Tensor& x) {
     m_step_masks.emplace_back(m_x, m_h);
   }
   const auto& [m_x, m_h] = m_step_masks[l];
-  if (!m_h.defined()) return r(m_x.defined() ? x * m_x : x);
-  // Recur steps from its carried state: hand it {m_h ⊙ h, …} for this step only. Its next state
-  // replaces it on success; a refused step puts the unmasked one back.
-  const State carried = r.state();
-  State dropped = carried.empty() ? r.cell().initial_state(batch) : carried;
-  if (dropped[0].shape() == m_h.shape()) dropped[0] = dropped[0] * m_h;
-  r.set_state(std::move(dropped));
-  try {
-    return r(m_x.defined() ? x * m_x : x);
-  } catch (...) {
-    r.set_state(carried);
-    throw;
-  }
+  const Tensor xin = m_x.defined() ? x * m_x : x;
+  // The cell's step_dropped puts m_h on h where it enters the recurrent products; the carried state stays unmasked.
+  return m_h.defined() ? r.step_dropped(xin, m_h) : r(xin);
 }
 
 // ---- factories ----

@@ -95,14 +95,16 @@ struct RecurrentRun {
 /// direction draws, once per call of a whole sequence, a mask m_x of its input's shape (features,
 /// batch) and a mask m_h of its h's shape (hidden, batch), entries 0 with probability p and 1/(1 − p)
 /// otherwise (inverted scaling: evaluation needs no rescaling and is the identity), and reuses them at
-/// every step:  y_t, state_t = cell.step(m_x ⊙ x_t, {m_h ⊙ h_{t−1}, rest of state_{t−1}}).
-/// So each example of the batch and each call gets its own masks; the same units are dropped at
-/// every step of one sequence. The recurrent mask applies only to state[0], the h carried into the
+/// every step:  y_t, state_t = cell.step_dropped(m_x ⊙ x_t, state_{t−1}, m_h), which puts m_h on
+/// h_{t−1} where it enters the recurrent products — Keras' "linear transformation of the recurrent
+/// state". So each example of the batch and each call gets its own masks; the same units are dropped
+/// at every step of one sequence. The recurrent mask applies only to state[0], the h carried into the
 /// next step (from the initial state on) — for an LSTM not to c, whose path stays undropped; the
-/// carried state itself is kept unmasked (a padded step keeps it as it was). For RNN, LSTM and
-/// LayerNorm-LSTM this is exactly Keras' "linear transformation of the recurrent state"; a GRU's (and
-/// LayerNorm-GRU's) h also enters its update z ⊙ h_{t−1}, which therefore sees m_h ⊙ h_{t−1} too
-/// (Keras' GRU drops h only in the product). A user's cell gets the same: its state[0] is masked.
+/// carried state itself is kept unmasked (a padded step keeps it as it was). RNN, LSTM and
+/// LayerNorm-LSTM read h only through W_hh·h, so Cell's default step_dropped (step from {m_h ⊙ h,
+/// rest}) is exactly that; GRU and LayerNorm-GRU override it and keep the unmasked h_{t−1} in their
+/// update (1 − z) ⊙ n + z ⊙ h_{t−1}, as Keras' GRU does. A user's cell gets the default (its state[0]
+/// masked) unless it overrides step_dropped.
 /// Between stacked layers `dropout` (fresh mask every step) still applies, before m_x of the layer above.
 /// Stepping one call at a time: the masks are drawn at the first step after reset (reset(model) or
 /// reset_state()) and reused at every step until the next reset. Seeded like `dropout`: from the

@@ -311,3 +311,101 @@ TEST_CASE("variational dropout: the hoisted input projection path gets the same 
   Recurrent plain = LSTM(5, 4, {.dtype = float64}, {}, g);
   CHECK(plain(seq).to_vector() != stepped);
 }
+
+namespace {
+
+// A cell that records what step_dropped receives: the state as carried and the mask, separately.
+class MaskProbeCell : public Cell {
+ public:
+  MaskProbeCell(std::size_t input, std::size_t hidden) : m_input(input), m_hidden(hidden) {
+    register_parameter("w", Tensor::zeros({1}, float64));
+  }
+  std::pair<Tensor, State> step(const Tensor& x, const State& state) override {
+    check_step(x, state, 1);
+    ++plain_steps;
+    return {state[0] + 1.0, {state[0] + 1.0}};
+  }
+  std::pair<Tensor, State> step_dropped(const Tensor& x, const State& state, const Tensor& h_mask) override {
+    check_step(x, state, 1);
+    hs.push_back(state[0].to_vector());
+    masks.push_back(h_mask.to_vector());
+    return {state[0] + 1.0, {state[0] + 1.0}};  // h counts the steps: the carried h is never masked
+  }
+  State initial_state(std::size_t batch) const override { return {Tensor::zeros(column_shape(m_hidden, batch), float64)}; }
+  std::size_t input_size() const override { return m_input; }
+  std::size_t output_size() const override { return m_hidden; }
+  std::string repr() const override { return "MaskProbeCell"; }
+
+  std::vector<std::vector<double>> hs, masks;
+  int plain_steps = 0;
+
+ private:
+  std::size_t m_input, m_hidden;
+};
+
+}  // namespace
+
+TEST_CASE("variational dropout: each step goes through the cell's step_dropped with the unmasked state and m_h") {
+  for (bool stepping : {false, true}) {
+    INFO("stepping " << stepping);
+    auto probe = std::make_shared<MaskProbeCell>(3, 6);
+    Generator g(21);
+    Recurrent r({probe}, {.recurrent_dropout = 0.5}, g);
+    const std::size_t T = 4, batch = 5;
+    if (stepping)
+      for (std::size_t t = 0; t < T; ++t) r(Tensor::ones({3, batch}, float64));
+    else
+      r(std::vector<Tensor>(T, Tensor::ones({3, batch}, float64)));
+    REQUIRE(probe->hs.size() == T);
+    CHECK(probe->plain_steps == 0);
+    check_is_mask(probe->masks[0], 0.5);
+    for (std::size_t t = 0; t < T; ++t) {
+      CHECK(probe->masks[t] == probe->masks[0]);
+      CHECK(probe->hs[t] == std::vector<double>(6 * batch, static_cast<double>(t)));  // the carried h, unmasked
+    }
+  }
+}
+
+TEST_CASE("variational dropout: a GRU keeps the unmasked h in its update, as Keras' GRU (recurrent products masked)") {
+  // h1 and h2 differ only where the mask is 0: the recurrent products see the same m ⊙ h, so the gates
+  // are equal, and h' = (1 − z) ⊙ n + z ⊙ h differs exactly there, by z ⊙ (h1 − h2) ≠ 0.
+  Generator gen(4);
+  const std::size_t H = 5, B = 3;
+  const Tensor x = Tensor::uniform({4, B}, -1, 1, gen, float64);
+  std::vector<double> m(H * B), a(H * B), b(H * B);
+  for (std::size_t i = 0; i < H * B; ++i) {
+    m[i] = i % 3 == 0 ? 0.0 : 2.0;
+    a[i] = gen.uniform() - 0.5;
+    b[i] = m[i] == 0.0 ? a[i] + 0.7 : a[i];
+  }
+  const Tensor mask = Tensor::from_vector(m, {H, B}, float64), h1 = Tensor::from_vector(a, {H, B}, float64),
+               h2 = Tensor::from_vector(b, {H, B}, float64);
+  Generator g1(9), g2(9), g3(9);
+  GRUCell gru(4, H, {.dtype = float64}, g1);
+  GRUCell gru_before(4, H, {.reset_after = false, .dtype = float64}, g2);
+  LayerNormGRUCell ln(4, H, {.dtype = float64}, g3);
+  for (Cell* c : std::initializer_list<Cell*>{&gru, &gru_before, &ln}) {
+    INFO(c->repr());
+    const std::vector<double> r1 = c->step_dropped(x, {h1}, mask).first.to_vector();
+    const std::vector<double> r2 = c->step_dropped(x, {h2}, mask).first.to_vector();
+    for (std::size_t i = 0; i < H * B; ++i) {
+      if (m[i] == 0.0) {
+        CHECK(r1[i] - r2[i] < -1e-3);  // z ⊙ (h1 − h2), z in (0, 1), h1 − h2 = −0.7
+        CHECK(r1[i] - r2[i] > -0.7);
+      } else {
+        CHECK(r1[i] == doctest::Approx(r2[i]).epsilon(1e-14));
+      }
+    }
+    // An all-ones mask is the plain step.
+    CHECK(c->step_dropped(x, {h1}, Tensor::ones({H, B}, float64)).first.to_vector() == c->step(x, {h1}).first.to_vector());
+  }
+  // The reset-after GRU against its formula with m ⊙ h in the products and h in the update.
+  const Tensor hm = h1 * mask;
+  auto rows = [](const Tensor& t, std::size_t k) { return slice(t, 0, k * 5, (k + 1) * 5); };
+  const Tensor gx = matmul(gru.weight_ih, x) + reshape(gru.bias_ih, {15, 1});
+  const Tensor gh = matmul(gru.weight_hh, hm) + reshape(gru.bias_hh, {15, 1});
+  const Tensor r = sigmoid(rows(gx, 0) + rows(gh, 0)), z = sigmoid(rows(gx, 1) + rows(gh, 1));
+  const Tensor n = tanh(rows(gx, 2) + r * rows(gh, 2));
+  const std::vector<double> want = ((1.0 - z) * n + z * h1).to_vector(), got = gru.step_dropped(x, {h1}, mask).first.to_vector();
+  for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-14));
+}
