@@ -79,21 +79,27 @@ std::pair<Tensor, State> Cell::step_projected(const Tensor&, std::size_t, const 
   throw ValueError(repr() + ": step_projected: this cell does not split its step (projects_input() is false)");
 }
 
-namespace {
-// {h_mask ⊙ h, rest of state}; a state of the wrong shape as it is (the step's check names it).
-State masked_h(State state, const Tensor& h_mask) {
-  if (!state.empty() && state[0].shape() == h_mask.shape()) state[0] = state[0] * h_mask;
+// {h_mask ⊙ h, rest of state}. A state of the wrong shape goes on as it is (the step's own check
+// names it); a mask that does not fit a right h is refused here.
+State Cell::masked_h(State state, const Tensor& h_mask, std::size_t batch) const {
+  if (state.empty()) return state;
+  if (state[0].shape() == h_mask.shape()) {
+    state[0] = state[0] * h_mask;
+  } else if (state_matches(0, state[0].shape(), batch)) {
+    throw ShapeError(repr() + ": step_dropped: the recurrent dropout mask " + h_mask.shape().str() +
+                     " does not have h's shape " + state[0].shape().str());
+  }
   return state;
 }
-}  // namespace
 
 std::pair<Tensor, State> Cell::step_dropped(const Tensor& x, const State& state, const Tensor& h_mask) {
-  return step(x, masked_h(state, h_mask));
+  return step(x, masked_h(state, h_mask, x.ndim() == 2 ? x.dim(1) : 0));
 }
 
 std::pair<Tensor, State> Cell::step_projected_dropped(const Tensor& projected, std::size_t first, const State& state,
                                                       const Tensor& h_mask) {
-  return step_projected(projected, first, masked_h(state, h_mask));
+  const std::size_t batch = !state.empty() && state[0].ndim() == 2 ? state[0].dim(1) : 0;
+  return step_projected(projected, first, masked_h(state, h_mask, batch));
 }
 
 bool Cell::state_matches(std::size_t k, const Shape& got, std::size_t batch) const {

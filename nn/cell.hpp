@@ -84,6 +84,9 @@ class Cell : public Module {
   Tensor forward(const Tensor& x) override;
 
  protected:
+  /// {h_mask ⊙ state[0], rest of state} for step_dropped's default; a state whose h is of the wrong
+  /// shape is returned as it is (the step's check names it), a mask not of a right h's shape is a ShapeError.
+  State masked_h(State state, const Tensor& h_mask, std::size_t batch) const;
   /// Throws, naming the cell, unless x is (input_size(), batch ≥ 1) or (input_size(),) (ShapeError), the
   /// state has n_state tensors (ValueError) each of its state_shapes(batch) (ShapeError), and x and the
   /// state have the parameters' dtype (DtypeError). Returns the batch size (0 for a vector).

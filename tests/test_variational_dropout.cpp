@@ -409,3 +409,20 @@ TEST_CASE("variational dropout: a GRU keeps the unmasked h in its update, as Ker
   const std::vector<double> want = ((1.0 - z) * n + z * h1).to_vector(), got = gru.step_dropped(x, {h1}, mask).first.to_vector();
   for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-14));
 }
+
+TEST_CASE("variational dropout: a recurrent dropout mask of the wrong shape is refused, naming the cell") {
+  Generator g(2);
+  Recur lstm(LSTMCell(3, 4, {.dtype = float64}, g));
+  Recur gru(GRUCell(3, 4, {.dtype = float64}, g));
+  const Tensor x = Tensor::ones({3, 2}, float64);
+  for (Recur* r : {&lstm, &gru}) {
+    INFO(r->repr());
+    const std::string msg = message_of<ShapeError>([&] { r->step_dropped(x, Tensor::ones({4, 3}, float64)); });
+    CHECK(contains(msg, "Cell(3 => 4"));
+    CHECK(contains(msg, "(4, 3)"));
+    CHECK(r->state().empty());  // the refused step carried nothing on
+    const Tensor y = r->step_dropped(x, Tensor::ones({4, 2}, float64));
+    CHECK(y.shape() == Shape{4, 2});
+    CHECK_THROWS_AS(r->step_dropped(Tensor::ones({2, 3, 2}, float64), Tensor::ones({4, 2}, float64)), ShapeError);
+  }
+}
