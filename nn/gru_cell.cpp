@@ -25,11 +25,10 @@ std::pair<Tensor, State> GRUCell::step_dropped(const Tensor& x, const State& sta
 }
 
 std::pair<Tensor, State> GRUCell::advance(const Tensor& x, const State& state, const Tensor& h_mask) {
-  check_step(x, state, 1);
+  const std::size_t batch = check_step(x, state, 1);
   const Tensor& h = state[0];
-  if (h_mask.defined() && h_mask.shape() != h.shape())
-    throw ShapeError(repr() + ": recurrent dropout mask " + h_mask.shape().str() + " but h is " + h.shape().str());
-  const Tensor h_in = h_mask.defined() ? h * h_mask : h;  // h where it enters the recurrent products
+  // h where it enters the recurrent products (masked_h refuses a mask not of h's shape)
+  const Tensor h_in = h_mask.defined() ? masked_h(state, h_mask, batch)[0] : h;
   const std::size_t H = m_hidden;
   std::vector<Tensor> gx = chunk(affine(weight_ih, x, bias_ih), 3, 0);
   Tensor r, z, n;

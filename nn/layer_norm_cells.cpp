@@ -73,11 +73,10 @@ std::pair<Tensor, State> LayerNormGRUCell::step_dropped(const Tensor& x, const S
 std::pair<Tensor, State> LayerNormGRUCell::advance(const Tensor& x, const State& state, const Tensor& h_mask) {
   const std::size_t batch = check_step(x, state, 1);
   const Tensor& h = state[0];
-  if (h_mask.defined() && h_mask.shape() != h.shape())
-    throw ShapeError(repr() + ": recurrent dropout mask " + h_mask.shape().str() + " but h is " + h.shape().str());
+  const Tensor h_in = h_mask.defined() ? masked_h(state, h_mask, batch)[0] : h;  // as GRUCell's
   const Shape col = batch ? Shape{3 * m_hidden, 1} : Shape{3 * m_hidden};
   std::vector<Tensor> gx = chunk((*ln_ih)(affine(weight_ih, x)) + reshape(bias_ih, col), 3, 0);
-  std::vector<Tensor> gh = chunk((*ln_hh)(affine(weight_hh, h_mask.defined() ? h * h_mask : h)) + reshape(bias_hh, col), 3, 0);
+  std::vector<Tensor> gh = chunk((*ln_hh)(affine(weight_hh, h_in)) + reshape(bias_hh, col), 3, 0);
   Tensor r = sigmoid(gx[0] + gh[0]);
   Tensor z = sigmoid(gx[1] + gh[1]);
   Tensor n = tanh(gx[2] + r * gh[2]);

@@ -315,10 +315,12 @@ Tensor Recurrent::variational_mask(double p, const Shape& shape, Dtype dtype) {
 }
 
 SequenceRun Recurrent::layer_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
-                                      bool reverse, bool outputs) const {
-  return m_options.checkpoint.on ? run_sequence_checkpointed(cell, steps, std::move(initial), mask, reverse,
-                                                             m_options.checkpoint.every, outputs)
-                                 : run_sequence(cell, steps, std::move(initial), mask, reverse);
+                                      bool reverse, bool outputs, std::shared_ptr<Cell> owner) const {
+  if (!m_options.checkpoint.on) return run_sequence(cell, steps, std::move(initial), mask, reverse);
+  return owner ? detail::run_sequence_checkpointed(std::move(owner), steps, std::move(initial), mask, reverse,
+                                                   m_options.checkpoint.every, outputs)
+               : run_sequence_checkpointed(cell, steps, std::move(initial), mask, reverse, m_options.checkpoint.every,
+                                           outputs);
 }
 
 SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
@@ -332,10 +334,7 @@ SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor
   const Tensor m_h = variational_mask(m_options.recurrent_dropout, cell.state_shapes(batch).at(0), steps[0].dtype());
   if (!m_h.defined()) return layer_sequence(cell, xs, std::move(initial), mask, reverse, outputs);
   auto dropped = std::make_shared<RecurrentDropoutCell>(cell, m_h);
-  if (m_options.checkpoint.on)  // the pieces re-run through `dropped` in the backward: they keep it
-    return detail::run_sequence_checkpointed(dropped, xs, std::move(initial), mask, reverse, m_options.checkpoint.every,
-                                             outputs);
-  return run_sequence(*dropped, xs, std::move(initial), mask, reverse);
+  return layer_sequence(*dropped, xs, std::move(initial), mask, reverse, outputs, dropped);  // pieces keep `dropped`
 }
 
 Tensor Recurrent::variational_step(std::size_t l, const Tensor& x) {

@@ -208,9 +208,10 @@ class Recurrent : public Module {
   // One layer and direction over the sequence: run_sequence, or run_sequence_checkpointed when the
   // options ask for checkpointing.
   // `outputs` false: the per-step outputs are not wanted (the last layer of return_sequences = false),
-  // so a checkpointed run keeps none (only `last` and the final state).
+  // so a checkpointed run keeps none (only `last` and the final state). `owner`, when set, owns `cell`
+  // (made for this call): checkpointed pieces keep it for their re-run in the backward.
   SequenceRun layer_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
-                             bool reverse, bool outputs = true) const;
+                             bool reverse, bool outputs = true, std::shared_ptr<Cell> owner = nullptr) const;
   SequenceRun variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
                                    bool reverse, bool outputs = true);
   // run(), with the last layer's per-step outputs left out when `last_outputs` is false.
