@@ -323,16 +323,20 @@ int usage(int rc) {
 
 int main(int argc, char** argv) {
   // OpenBLAS picks its kernels when it is loaded, from OPENBLAS_CORETYPE or the CPU it recognizes. When
-  // it falls back to generic kernels on a CPU with AVX2/AVX-512 (core/blas.hpp) and nobody chose a core,
-  // start again with the one that fits, so the benchmark measures rewind rather than a slow BLAS.
-  if (!std::getenv("OPENBLAS_CORETYPE")) {
+  // it falls back to generic kernels on a CPU with AVX2/AVX-512, or runs AVX2 ones on a CPU with
+  // AVX-512 (an OPENBLAS_CORETYPE left over), start again once with the set that fits (core/blas.hpp),
+  // so the benchmark measures rewind rather than a slow BLAS. REWIND_KEEP_OPENBLAS_CORETYPE=1 keeps it.
+  const char* keep = std::getenv("REWIND_KEEP_OPENBLAS_CORETYPE");
+  if (!std::getenv("REWIND_BENCH_RESTARTED") && !(keep && *keep && std::string(keep) != "0")) {
     const rwd::BlasInfo info = rwd::blas_info();
-    if (info.generic) {
-      std::fprintf(stderr, "rewind_bench: OpenBLAS chose generic '%s' kernels on this CPU (%s); restarting with "
-                   "OPENBLAS_CORETYPE=%s\n", info.core.c_str(), info.cpu.c_str(), info.suggested_coretype.c_str());
+    if (info.generic || info.narrow) {
+      std::fprintf(stderr, "rewind_bench: OpenBLAS runs %s '%s' kernels on this CPU (%s); restarting with "
+                   "OPENBLAS_CORETYPE=%s\n", info.generic ? "generic" : "AVX2", info.core.c_str(), info.cpu.c_str(),
+                   info.suggested_coretype.c_str());
       setenv("OPENBLAS_CORETYPE", info.suggested_coretype.c_str(), 1);
+      setenv("REWIND_BENCH_RESTARTED", "1", 1);
       execv("/proc/self/exe", argv);
-      std::perror("rewind_bench: restarting failed; going on with the generic kernels");
+      std::perror("rewind_bench: restarting failed; going on with these kernels");
     }
   }
   std::vector<std::string> cases;

@@ -1,5 +1,5 @@
 // rewind/core/blas.hpp — which BLAS kernels the matrix products run on, and a warning when they are
-// the slow generic ones.
+// slower than the CPU allows: generic ones, or AVX2 ones on a CPU with AVX-512.
 //
 // rewind's matrix products are OpenBLAS's sgemm/dgemm. OpenBLAS picks its kernels for the CPU when
 // the program starts, and an OpenBLAS older than the CPU may not know it: Debian 12's 0.3.21 reads a
@@ -12,6 +12,11 @@
 //                                    fastest on a Sapphire Rapids Xeon, measured)
 //     OPENBLAS_CORETYPE=SkylakeX     AVX-512 without BF16
 //     OPENBLAS_CORETYPE=Zen          AMD with AVX2;   OPENBLAS_CORETYPE=Haswell   Intel with AVX2
+//
+// It also warns when OpenBLAS runs its AVX2 kernels (Haswell, Zen) on a CPU with AVX-512 — most often
+// because OPENBLAS_CORETYPE was set to them: on a Zen 5 core sgemm then runs at 122 GFLOP/s instead of
+// 232 with Cooperlake (measured with ../shared/bench/sgemm_peak.c); on a CPU that splits 512-bit
+// instructions in two (Zen 4) the two are about level, so the advice costs nothing there.
 //
 // REWIND_QUIET_BLAS=1 silences the warning. The project's scripts (setup, examples, the benchmarks)
 // set the variable themselves in that case, and bench/rewind_bench restarts itself with it.
@@ -29,8 +34,10 @@ struct BlasInfo {
   int threads = 1;       ///< threads a product uses now
   std::string cpu;       ///< the widest vectors this CPU has: "avx512-bf16", "avx512", "avx2" or "baseline"
   bool generic = false;  ///< the kernels are generic (no AVX2) although the CPU has AVX2 or AVX-512
-  std::string suggested_coretype;  ///< OPENBLAS_CORETYPE to set when `generic`, else ""
-  /// One line: "OpenBLAS core=Haswell threads=2 cpu=avx512-bf16" (and the advice when generic).
+  bool narrow = false;   ///< the kernels are AVX2 ones although the CPU has AVX-512
+  std::string suggested_coretype;  ///< OPENBLAS_CORETYPE to set when `generic` or `narrow`, else ""
+  /// One line: "OpenBLAS core=Cooperlake threads=2 cpu=avx512-bf16" (and the advice when generic or
+  /// narrow: "… narrow=1 fix=OPENBLAS_CORETYPE=Cooperlake").
   std::string str() const;
 };
 

@@ -23,10 +23,12 @@ std::atomic<int> g_threads{0};
 
 }  // namespace
 
+// OpenBLAS itself runs on one thread: rewind splits a large product across its own pool
+// (kernels/gemm.hpp says why), and OpenBLAS's threads would only wait beside the pool's.
 void set_num_threads(int n) {
   if (n < 1) throw ValueError("set_num_threads: the thread count must be at least 1, got " + std::to_string(n));
-  openblas_set_num_threads(n);
   g_threads.store(n, std::memory_order_relaxed);
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 }
 
 int get_num_threads() {
@@ -35,7 +37,8 @@ int get_num_threads() {
   // OpenBLAS read OPENBLAS_NUM_THREADS / OMP_NUM_THREADS (else counted the cores) when it loaded:
   // its count is the default. A set_num_threads racing with this first read wins.
   int expected = 0;
-  g_threads.compare_exchange_strong(expected, openblas_get_num_threads(), std::memory_order_relaxed);
+  if (g_threads.compare_exchange_strong(expected, openblas_get_num_threads(), std::memory_order_relaxed))
+    openblas_set_num_threads(1);  // the first read: from now on the pool splits the products
   return g_threads.load(std::memory_order_relaxed);
 }
 

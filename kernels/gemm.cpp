@@ -8,6 +8,8 @@
 
 #include "../core/detail/blas.hpp"
 #include "../core/detail/impl.hpp"
+#include "../core/threads.hpp"
+#include "pool.hpp"
 
 namespace rwd::kernels {
 
@@ -38,6 +40,18 @@ Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bo
   return r == 1 ? Shape{sa[0], m, n} : Shape{m, n};
 }
 
+// One BLAS gemm call, on the calling thread (OpenBLAS on one thread).
+template <class T>
+void blas_gemm(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc, std::size_t m,
+               std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
+  using I = xt::blas_index_t;
+  using cxxblas::Transpose;
+  cxxblas::gemm<I>(cxxblas::StorageOrder::RowMajor, ta ? Transpose::Trans : Transpose::NoTrans,
+                   tb ? Transpose::Trans : Transpose::NoTrans, static_cast<I>(m), static_cast<I>(n),
+                   static_cast<I>(k), T(1), a, static_cast<I>(std::max<std::size_t>(lda, 1)), b,
+                   static_cast<I>(std::max<std::size_t>(ldb, 1)), beta, c, static_cast<I>(std::max<std::size_t>(ldc, 1)));
+}
+
 // gemm with explicit row strides (leading dimensions) of a, b and c.
 template <class T>
 void gemm_ld(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc, std::size_t m,
@@ -59,12 +73,35 @@ void gemm_ld(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std
   // (core/blas.hpp); afterwards this is one initialized-guard load.
   static const bool blas_checked = (detail::warn_if_generic_blas(), true);
   (void)blas_checked;
-  using I = xt::blas_index_t;
-  using cxxblas::Transpose;
-  cxxblas::gemm<I>(cxxblas::StorageOrder::RowMajor, ta ? Transpose::Trans : Transpose::NoTrans,
-                   tb ? Transpose::Trans : Transpose::NoTrans, static_cast<I>(m), static_cast<I>(n),
-                   static_cast<I>(k), T(1), a, static_cast<I>(std::max<std::size_t>(lda, 1)), b,
-                   static_cast<I>(std::max<std::size_t>(ldb, 1)), beta, c, static_cast<I>(std::max<std::size_t>(ldc, 1)));
+  // OpenBLAS runs on one thread (core/threads.cpp); a large product is split here, across the pool,
+  // into blocks of C — bands of rows, each cut into columns when there are more threads than bands
+  // (a short C: columns only) — each block one single-threaded BLAS call (gemm.hpp).
+  const std::size_t work = m * n * k, threads = static_cast<std::size_t>(get_num_threads());
+  if (threads > 1 && work >= 2 * kSplitWork) {
+    const std::size_t most = std::min(threads, work / kSplitWork);
+    const std::size_t row_parts = std::max<std::size_t>(1, std::min(most, m / kSplitAlignRows));
+    const std::size_t col_parts = std::max<std::size_t>(1, std::min(most / row_parts, n / kSplitAlignCols));
+    if (row_parts * col_parts >= 2) {
+      // Bands of `rb` rows and blocks of `cb` columns (multiples of the alignments; the last ones
+      // shorter), one pool chunk each.
+      auto size = [](std::size_t len, std::size_t parts, std::size_t align) {
+        return ((len + parts - 1) / parts + align - 1) / align * align;
+      };
+      const std::size_t rb = size(m, row_parts, kSplitAlignRows), cb = size(n, col_parts, kSplitAlignCols);
+      const std::size_t bands = (m + rb - 1) / rb, cols = (n + cb - 1) / cb;
+      parallel_for(bands * cols, 1, [&](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) {
+          const std::size_t r0 = i / cols * rb, r1 = std::min(m, r0 + rb);
+          const std::size_t c0 = i % cols * cb, c1 = std::min(n, c0 + cb);
+          // Rows [r0, r1) of op(a), columns [c0, c1) of op(b), into that block of C.
+          blas_gemm<T>(ta ? a + r0 : a + r0 * lda, lda, tb ? b + c0 * ldb : b + c0, ldb, c + r0 * ldc + c0, ldc, r1 - r0,
+                       c1 - c0, k, ta, tb, beta);
+        }
+      });
+      return;
+    }
+  }
+  blas_gemm<T>(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
 }
 
 template <class T>

@@ -1,9 +1,23 @@
 // rewind/kernels/gemm.hpp — matrix products: the GEMM behind matmul and affine, and the one the sweep
 // runs straight into adjoints (library-internal).
 //
-// Row-major throughout. Each product is one BLAS gemm with its transpose flags (no transpose is ever
-// copied), except tiny ones (m·n·k ≤ 512), where a plain loop costs less than the BLAS call. A thread
-// pool would split a batch across its matrices, or a matrix's rows [i0, i1) (the m of one gemm call).
+// Row-major throughout. Each product is BLAS gemm with its transpose flags (no transpose is ever
+// copied), except tiny ones (m·n·k ≤ 512), where a plain loop costs less than the BLAS call.
+//
+// Threads: OpenBLAS runs on one thread (core/threads.cpp sets it so), and a product of at least
+// 2·kSplitWork multiply-adds is split here across kernels/pool.hpp's threads into blocks of C: bands
+// of rows (a multiple of kSplitAlignRows each), cut into columns (multiples of kSplitAlignCols) when
+// there are more threads than bands — so a 256-row C still feeds 16 threads — at most one block per
+// thread and none under kSplitWork, each block one single-threaded gemm call. Why not OpenBLAS's own threads: on the products of a recurrent step
+// (W_hh·h, 1024×64×256 for lstm_medium) they gained 1.5× on 2 cores at best and were slower than one
+// thread at worst (155 → 245 µs, in the same minute as this split took 80 µs), and they wait for work
+// by yielding, in the way of the pool's workers (bench/PROFILE.md).
+//
+// The blocks are fixed by the shape and the thread count, so a product gives the same bits from run
+// to run. Across thread counts it may not, as with OpenBLAS's own threads: a block is a smaller product,
+// for which OpenBLAS on AVX-512 may choose its small-matrix or "direct" kernels, which add in another
+// order (float32 rounding: tests/test_pool.cpp bounds it). Blocks of kSplitAlignRows rows keep the
+// ordinary kernels' row tiles (16 on AVX-512, 24 on Haswell/Zen) where they are unsplit.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +28,13 @@ namespace rwd::kernels {
 
 /// Products up to this many multiply-adds (m·n·k) run as a plain loop: below it a BLAS call costs more.
 inline constexpr std::size_t kTinyProduct = 512;
+
+/// Products of at least 2·kSplitWork multiply-adds split across threads, into blocks of at least
+/// kSplitWork (about 5 µs of one core's sgemm at 200 GFLOP/s), rows in multiples of kSplitAlignRows,
+/// columns of kSplitAlignCols.
+inline constexpr std::size_t kSplitWork = std::size_t{1} << 19;
+inline constexpr std::size_t kSplitAlignRows = 48;
+inline constexpr std::size_t kSplitAlignCols = 16;
 
 /// The shape of op(a)·op(b) (2-D, or 3-D batches); throws ShapeError/DtypeError naming `op`.
 Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bool tb);

@@ -93,16 +93,23 @@ rewind_install_mpi() {
 
 # OpenBLAS picks its kernels when a program starts; on a CPU newer than Debian 12's OpenBLAS (a
 # Sapphire Rapids Xeon, say) it falls back to generic kernels, 5x slower, unless OPENBLAS_CORETYPE
-# names a kernel set. When the variable is unset and rewind's check (core/blas.hpp, asked through the
-# built rewind_blas_info in BUILD_DIR, default build/) finds generic kernels, this exports the set that
-# fits the CPU, for every program the script starts afterwards.
+# names a kernel set; and an OPENBLAS_CORETYPE left at an AVX2 set (Haswell, Zen) on a CPU with
+# AVX-512 halves sgemm on a Zen 5 core. When rewind's check (core/blas.hpp, asked through the built
+# rewind_blas_info in BUILD_DIR, default build/) finds either, this exports the set that fits the CPU,
+# for every program the script starts afterwards, and says so; REWIND_KEEP_OPENBLAS_CORETYPE=1 keeps
+# the variable as it is.
 rewind_fix_openblas_core() {
   local build_dir=${1:-build} coretype
-  [[ -n ${OPENBLAS_CORETYPE:-} ]] && return 0
+  [[ -n ${REWIND_KEEP_OPENBLAS_CORETYPE:-} && ${REWIND_KEEP_OPENBLAS_CORETYPE} != 0 ]] && return 0
   [[ -x $build_dir/rewind_blas_info ]] || return 0
-  coretype=$("$build_dir/rewind_blas_info" --coretype) || return 0
+  coretype=$(REWIND_QUIET_BLAS=1 "$build_dir/rewind_blas_info" --coretype) || return 0
   if [[ -n $coretype ]]; then
-    echo "deps: OpenBLAS runs generic kernels on this CPU; exporting OPENBLAS_CORETYPE=$coretype" >&2
+    if [[ -n ${OPENBLAS_CORETYPE:-} ]]; then
+      echo "deps: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE runs slower kernels than this CPU can; exporting" \
+        "OPENBLAS_CORETYPE=$coretype (REWIND_KEEP_OPENBLAS_CORETYPE=1 keeps yours)" >&2
+    else
+      echo "deps: OpenBLAS runs generic kernels on this CPU; exporting OPENBLAS_CORETYPE=$coretype" >&2
+    fi
     export OPENBLAS_CORETYPE=$coretype
   fi
 }

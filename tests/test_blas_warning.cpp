@@ -1,7 +1,9 @@
-// The first matrix product warns once when OpenBLAS runs generic kernels on a CPU with AVX2/AVX-512.
-// CTest runs this case a second time with OPENBLAS_CORETYPE=Prescott (OpenBLAS's generic kernels) and
-// REWIND_EXPECT_GENERIC=1, where the warning must appear, naming the fix; in the ordinary run (the
-// machine's own kernels) nothing may be printed.
+// The first matrix product warns once when OpenBLAS runs generic kernels on a CPU with AVX2/AVX-512,
+// or AVX2 kernels on a CPU with AVX-512. CTest runs this case again with OPENBLAS_CORETYPE=Prescott
+// (OpenBLAS's generic kernels) and REWIND_EXPECT_GENERIC=1, where the warning must appear, naming the
+// fix, and with OPENBLAS_CORETYPE=Haswell and REWIND_EXPECT_NARROW=1, where it must appear on a CPU
+// with AVX-512 and not on one with AVX2 only; in the ordinary run it appears exactly when blas_info()
+// says generic or narrow.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -54,7 +56,20 @@ TEST_CASE("blas: the first product warns once, with the fix, when OpenBLAS runs 
     CHECK(first.find("OpenBLAS runs its generic 'Prescott' kernels") != std::string::npos);
     CHECK(first.find("OPENBLAS_CORETYPE=" + info.suggested_coretype) != std::string::npos);
     CHECK(first.find("REWIND_QUIET_BLAS=1") != std::string::npos);
-  } else if (!info.generic) {
+  } else if (const char* narrow = std::getenv("REWIND_EXPECT_NARROW"); narrow && std::string(narrow) == "1") {
+    REQUIRE(info.core == "Haswell");
+    if (info.cpu == "avx512" || info.cpu == "avx512-bf16") {
+      CHECK(info.narrow);
+      CHECK(first.find("OpenBLAS runs its AVX2 'Haswell' kernels on this CPU, which has AVX-512") != std::string::npos);
+      CHECK(first.find("OPENBLAS_CORETYPE=" + info.suggested_coretype) != std::string::npos);
+      CHECK(first.find("it is set to 'Haswell' now") != std::string::npos);
+    } else {  // an AVX2 CPU: Haswell's kernels are the ones that fit it
+      CHECK(!info.narrow);
+      CHECK(first.empty());
+    }
+  } else if (info.generic || info.narrow) {
+    CHECK(first.find("OPENBLAS_CORETYPE=" + info.suggested_coretype) != std::string::npos);
+  } else {
     CHECK(first.empty());
   }
 }

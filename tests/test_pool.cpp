@@ -1,7 +1,8 @@
 // The thread pool inside a step (kernels/pool.hpp): every kernel kind that splits across threads gives
 // the same bits at 1, 2, 3 and 4 threads on large random shapes (and did split: the pool counts its
 // loops); an exception in a chunk reaches the caller; a loop started inside a chunk, or from two
-// threads at once, neither deadlocks nor loses work; set_num_threads sets the pool and OpenBLAS.
+// threads at once, neither deadlocks nor loses work; set_num_threads sets the pool (OpenBLAS stays on
+// one thread: matrix products split on the pool too, with the same bits).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 
 #include "kernels/copy.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/pool.hpp"
 #include "kernels/reduce.hpp"
 #include "kernels/simd.hpp"
@@ -120,6 +122,66 @@ TEST_CASE("pool: element-wise kernels give the same bits at 1 to 4 threads") {
         {"zip", [&] { return Outputs{kernels::zip("max", a, bias, [](auto x, auto y) { return std::max(x, y); })}; }},
         {"where", [&] { return Outputs{kernels::where("where", cond, a, bias)}; }},
     });
+  }
+}
+
+TEST_CASE("pool: matrix products split across threads: the same bits run to run, within rounding of one thread") {
+  // Shapes past the split (m·n·k ≥ 2·kSplitWork), every transpose, rows not a multiple of the block
+  // alignment, a C too short to split by rows (split by columns), more threads than bands of rows (bands
+  // cut into columns), β = 1 onto a bias, and a batch. Across
+  // thread counts a block may take another OpenBLAS kernel (kernels/gemm.hpp), so the check there is
+  // float rounding: a block computed wrongly, twice or not at all would be off by O(1).
+  struct Dims {
+    std::size_t m, n, k;
+  };
+  const std::vector<Dims> dims = {{1024, 64, 256}, {256, 64, 1024}, {517, 67, 301},
+                                  {40, 1000, 300}, {300, 33, 2000}, {97, 513, 60}};
+  ThreadCountGuard guard;
+  for (Dtype dt : {Dtype::f32, Dtype::f64}) {
+    const double eps = dt == Dtype::f32 ? 1.2e-7 : 2.3e-16;
+    std::vector<std::pair<std::string, std::function<Tensor()>>> cases;
+    std::vector<std::size_t> inner;
+    for (const Dims& d : dims) {
+      REQUIRE(d.m * d.n * d.k >= 2 * kernels::kSplitWork);
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          const Tensor a = random(ta ? Shape{d.k, d.m} : Shape{d.m, d.k}, dt);
+          const Tensor b = random(tb ? Shape{d.n, d.k} : Shape{d.k, d.n}, dt);
+          cases.push_back({"matmul " + std::to_string(d.m) + "x" + std::to_string(d.n) + "x" + std::to_string(d.k) +
+                               (ta ? " aT" : "") + (tb ? " bT" : ""),
+                           [=] { return matmul(a, b, ta, tb); }});
+          inner.push_back(d.k);
+        }
+      const Tensor W = random({d.m, d.k}, dt), x = random({d.k, d.n}, dt), bias = random({d.m}, dt);
+      cases.push_back({"affine " + std::to_string(d.m), [=] { return affine(W, x, bias); }});
+      inner.push_back(d.k + 1);
+    }
+    const Tensor ba = random({3, 300, 200}, dt), bb = random({3, 200, 90}, dt);
+    cases.push_back({"batched matmul", [=] { return matmul(ba, bb); }});
+    inner.push_back(200);
+    for (std::size_t c = 0; c < cases.size(); ++c) {
+      const auto& [what, make] = cases[c];
+      CAPTURE(what);
+      set_num_threads(1);
+      const std::size_t regions_at_one = kernels::parallel_regions();
+      const Tensor one = make();
+      CHECK_MESSAGE(kernels::parallel_regions() == regions_at_one, "split at 1 thread");
+      // Rounding of a sum of k terms |aᵢbᵢ| ≤ 4, generously: a wrong block is off by ~√k.
+      const double tol = 64.0 * eps * 4.0 * static_cast<double>(inner[c]);
+      for (int threads : {2, 3, 4, 16}) {  // 16: bands of rows cut into columns (256 rows, 5 bands)
+        CAPTURE(threads);
+        set_num_threads(threads);
+        const std::size_t regions = kernels::parallel_regions();
+        const Tensor got = make();
+        CHECK_MESSAGE(kernels::parallel_regions() > regions, "nothing split");
+        CHECK(bits(make()) == bits(got));  // run to run
+        REQUIRE(got.shape() == one.shape());
+        const std::vector<double> g = got.to_vector(), o = one.to_vector();
+        double worst = 0;
+        for (std::size_t i = 0; i < g.size(); ++i) worst = std::max(worst, std::abs(g[i] - o[i]));
+        CHECK(worst <= tol);
+      }
+    }
   }
 }
 
@@ -344,12 +406,12 @@ TEST_CASE("pool: a parallel loop inside a chunk, or from two threads at once, do
   CHECK(wrong.load() == 0);
 }
 
-TEST_CASE("pool: set_num_threads sets the pool's and OpenBLAS's thread counts, and round trips") {
+TEST_CASE("pool: set_num_threads sets the pool's thread count (OpenBLAS stays on one), and round trips") {
   ThreadCountGuard guard;
   for (int n : {3, 1, 4, 2}) {
     set_num_threads(n);
     CHECK(get_num_threads() == n);
-    CHECK(openblas_get_num_threads() == n);
+    CHECK(openblas_get_num_threads() == 1);  // the products split on the pool (kernels/gemm.hpp)
     // The loop runs on at most n distinct threads (the caller and n − 1 workers).
     std::mutex m;
     std::set<std::thread::id> ids;

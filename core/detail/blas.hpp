@@ -13,12 +13,19 @@ struct CpuVectors {
 /// This CPU's (cpuid).
 CpuVectors cpu_vectors();
 
-/// Whether OpenBLAS core `core` is generic for this CPU (no AVX2 kernels although the CPU has AVX2),
-/// and if so the OPENBLAS_CORETYPE that fits it ("" when nothing needs fixing or the core is unknown).
+/// How OpenBLAS core `core` fits this CPU.
+enum class CoreFit {
+  fits,     ///< the widest kernels the CPU can run, or nothing to judge (an unknown core, an old CPU)
+  generic,  ///< no AVX2 kernels although the CPU has AVX2
+  narrow,   ///< AVX2 kernels although the CPU has AVX-512
+};
+CoreFit core_fit(const std::string& core, const CpuVectors& cpu);
+
+/// The OPENBLAS_CORETYPE that fits this CPU when `core` does not (generic or narrow), else "".
 std::string suggested_coretype(const std::string& core, const CpuVectors& cpu);
 
-/// Warns once per process on stderr when blas_info().generic (unless REWIND_QUIET_BLAS is set).
-/// Called by the first matrix product.
+/// Warns once per process on stderr when blas_info() is generic or narrow (unless REWIND_QUIET_BLAS
+/// is set). Called by the first matrix product.
 void warn_if_generic_blas();
 
 }  // namespace rwd::detail

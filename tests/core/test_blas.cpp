@@ -1,4 +1,5 @@
-// The BLAS check (core/blas.hpp): which kernels OpenBLAS runs, and the advice when they are generic.
+// The BLAS check (core/blas.hpp): which kernels OpenBLAS runs, and the advice when they are generic or
+// narrower than the CPU.
 #include <doctest/doctest.h>
 
 #include "core/blas.hpp"
@@ -20,12 +21,24 @@ TEST_CASE("blas: a generic OpenBLAS core on an AVX2 or AVX-512 CPU gets the CORE
   CHECK(suggested_coretype("Core2", hsw) == "Haswell");
   CHECK(suggested_coretype("Barcelona", zen) == "Zen");
   CHECK(suggested_coretype("Sandybridge", hsw) == "Haswell");  // AVX only: still no AVX2 kernels
-  // Vector kernels already: nothing to fix, even when a wider set exists.
-  for (const char* core : {"Haswell", "Zen", "SkylakeX", "Cooperlake"}) {
+  // AVX-512 kernels fit every CPU that runs them; AVX2 ones fit an AVX2 CPU.
+  for (const char* core : {"SkylakeX", "Cooperlake"}) {
     CAPTURE(core);
     CHECK(suggested_coretype(core, spr).empty());
-    CHECK(suggested_coretype(core, hsw).empty());
+    CHECK(suggested_coretype(core, skx).empty());
+    CHECK(detail::core_fit(core, spr) == detail::CoreFit::fits);
   }
+  for (const char* core : {"Haswell", "Zen", "Excavator"}) {
+    CAPTURE(core);
+    CHECK(suggested_coretype(core, hsw).empty());
+    CHECK(suggested_coretype(core, zen).empty());
+    CHECK(detail::core_fit(core, zen) == detail::CoreFit::fits);
+    // ... but AVX2 kernels on a CPU with AVX-512 are narrow: the AVX-512 set that fits it.
+    CHECK(detail::core_fit(core, spr) == detail::CoreFit::narrow);
+    CHECK(suggested_coretype(core, spr) == "Cooperlake");
+    CHECK(suggested_coretype(core, skx) == "SkylakeX");
+  }
+  CHECK(detail::core_fit("Prescott", spr) == detail::CoreFit::generic);
   // A CPU without AVX2 has nothing better; an unknown core (another BLAS) is not judged.
   CHECK(suggested_coretype("Prescott", old).empty());
   CHECK(suggested_coretype("", spr).empty());
@@ -38,6 +51,7 @@ TEST_CASE("blas: blas_info reads the linked OpenBLAS and this CPU") {
   CHECK(info.config.find("OpenBLAS") != std::string::npos);
   CHECK(info.threads >= 1);
   CHECK((info.cpu == "avx512-bf16" || info.cpu == "avx512" || info.cpu == "avx2" || info.cpu == "baseline"));
-  CHECK(info.generic == !info.suggested_coretype.empty());
+  CHECK((info.generic || info.narrow) == !info.suggested_coretype.empty());
+  CHECK(!(info.generic && info.narrow));
   CHECK(info.str().find("core=" + info.core) != std::string::npos);
 }
