@@ -9,8 +9,8 @@
 #
 # floor = GEMM FLOPs of one training step (one epoch for sine_epoch) / (SGEMM_GFLOPS per core × threads).
 # The FLOPs are computed here (gemm_flops below), with the model of ../shared/bench/flops.py: only
-# matrix products, forward + backward, no dx for the first layer's data. SGEMM_GFLOPS defaults to 130
-# (OpenBLAS sgemm on one core of this machine).
+# matrix products, forward + backward, no dx for the first layer's data. SGEMM_GFLOPS defaults to one
+# core's sgemm rate measured at the start (rewind_bench --sgemm-peak: a 1024³ product, best of 7).
 #
 # Usage: bench/compare.sh [--bench PATH] [--baseline PATH] [--cases a,b] [--threads 1,2] [--steps N]
 #                         [--rounds N] [--raw] [--markdown FILE]
@@ -61,12 +61,14 @@ if [[ -z "$bench" ]]; then
   done
 fi
 [[ -x "$bench" ]] || { echo "no rewind_bench (build it, or pass --bench PATH)" >&2; exit 2; }
-sgemm=${SGEMM_GFLOPS:-130}
 
 # OpenBLAS's kernels for this CPU, for both sides (rewind_bench would restart itself anyway; the
 # peer's PyTorch reads the same variable).
 source "$root/scripts/deps.sh"
 rewind_fix_openblas_core "$(dirname "$bench")"
+# One core's sgemm rate, for the GEMM floor (with the kernels just chosen).
+sgemm=${SGEMM_GFLOPS:-$({ OPENBLAS_NUM_THREADS=1 "$bench" --sgemm-peak 2>/dev/null || true; } | sed -n 's/^sgemm_peak_gflops=\([0-9.]*\).*/\1/p')}
+[[ -n $sgemm ]] || sgemm=130  # an older rewind_bench without --sgemm-peak
 
 PY=${TORCH_PEER_PYTHON:-$( [[ -x /usr/bin/python3 ]] && echo /usr/bin/python3 || command -p -v python3 || true)}
 # The peer is Debian's PyTorch: installed when missing (as for every other dependency of the scripts).

@@ -6,6 +6,7 @@
 //   rewind_bench --cases tiny,lstm_medium --threads 2
 //   rewind_bench --short                           # CI: 1 timed step per case, reduced sizes (see below)
 //   rewind_bench --init DIR                        # start from PyTorch's weights and data
+//   rewind_bench --sgemm-peak                      # one core's sgemm GFLOP/s (1024³, best of 7)
 //
 // --init DIR reads DIR/<case>.npz (bench/torch_peer.py --dump DIR: keys rnn.weight_ih_l0 …, head.weight,
 // head.bias, x, y; sine_epoch: x_train, y_train, x_valid, y_valid) or, when that file is absent,
@@ -312,10 +313,31 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
   std::fflush(stdout);
 }
 
+// One core's sgemm rate through rewind's matmul: the best of 7 samples of a 1024³ float32 product
+// (each ~10 ms), in GFLOP/s. bench/compare.sh's GEMM floor divides by it.
+double sgemm_peak_gflops() {
+  rwd::set_num_threads(1);
+  rwd::Generator gen(1);
+  const Tensor a = Tensor::randn({1024, 1024}, gen), b = Tensor::randn({1024, 1024}, gen);
+  (void)rwd::matmul(a, b);  // warm-up
+  double best = 0;
+  for (int s = 0; s < 7; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    int reps = 0;
+    do {
+      (void)rwd::matmul(a, b);
+      ++reps;
+    } while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(40));
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * 1024.0 * 1024.0 * 1024.0 * reps / sec / 1e9);
+  }
+  return best;
+}
+
 int usage(int rc) {
   std::fprintf(rc ? stderr : stdout,
                "usage: rewind_bench [--cases a,b|all] [--case a] [--threads N] [--short] [--init DIR]\n"
-               "                    [--warmup N] [--steps N] [--list]\n");
+               "                    [--warmup N] [--steps N] [--list] [--sgemm-peak]\n");
   return rc;
 }
 
@@ -368,6 +390,9 @@ int main(int argc, char** argv) {
         std::printf("%s cell=%s input=%zu hidden=%zu layers=%zu batch=%zu seq=%zu target=%s lr=%g warmup=%d steps=%d\n",
                     c.name.c_str(), c.cell.c_str(), c.input, c.hidden, c.layers, c.batch, c.seq,
                     c.last ? "last" : "all", c.lr, c.warmup, c.steps);
+      return 0;
+    } else if (a == "--sgemm-peak") {
+      std::printf("sgemm_peak_gflops=%.1f blas_core=%s\n", sgemm_peak_gflops(), rwd::blas_info().core.c_str());
       return 0;
     } else if (a == "--help" || a == "-h") return usage(0);
     else {

@@ -8,16 +8,21 @@
 // 2·kSplitWork multiply-adds is split here across kernels/pool.hpp's threads into blocks of C: bands
 // of rows (a multiple of kSplitAlignRows each), cut into columns (multiples of kSplitAlignCols) when
 // there are more threads than bands — so a 256-row C still feeds 16 threads — at most one block per
-// thread and none under kSplitWork, each block one single-threaded gemm call. Why not OpenBLAS's own threads: on the products of a recurrent step
-// (W_hh·h, 1024×64×256 for lstm_medium) they gained 1.5× on 2 cores at best and were slower than one
-// thread at worst (155 → 245 µs, in the same minute as this split took 80 µs), and they wait for work
-// by yielding, in the way of the pool's workers (bench/PROFILE.md).
+// thread and none under kSplitWork, each block one single-threaded gemm call.
+//
+// Why not OpenBLAS's own threads: on the products of a recurrent step they gained 1.5× on 2 cores at
+// best and were slower than one thread at worst (W_hh·h of lstm_medium, 1024×64×256: 100 µs, or 240
+// in another minute, against 151 on one thread and 79–90 split here; bench/gemm_threads.cpp), and
+// they wait for work by yielding, in the way of the pool's workers (bench/PROFILE.md). Measured and
+// not taken: four blocks a thread, so that a core slowed by something else would take fewer — each
+// block packs its share of op(b) again (W_hhᵀ·dG of lstm_medium 113–126 µs on 2 threads against 90–94).
 //
 // The blocks are fixed by the shape and the thread count, so a product gives the same bits from run
-// to run. Across thread counts it may not, as with OpenBLAS's own threads: a block is a smaller product,
-// for which OpenBLAS on AVX-512 may choose its small-matrix or "direct" kernels, which add in another
-// order (float32 rounding: tests/test_pool.cpp bounds it). Blocks of kSplitAlignRows rows keep the
-// ordinary kernels' row tiles (16 on AVX-512, 24 on Haswell/Zen) where they are unsplit.
+// to run. Across thread counts it may not, as with OpenBLAS's own threads: a block is a smaller
+// product, for which OpenBLAS on AVX-512 may choose its small-matrix or "direct" kernels, which add in
+// another order (float32 rounding: tests/test_pool.cpp bounds it). Blocks are even, in multiples of
+// 16 rows (the AVX-512 kernels' row tile): 128 + 128 rows of W_hhᵀ·dG took 91 µs, 144 + 112 (48-row
+// multiples, which would also keep Haswell's 24-row tiles) 96 µs.
 #pragma once
 
 #include <cstddef>
@@ -33,7 +38,7 @@ inline constexpr std::size_t kTinyProduct = 512;
 /// kSplitWork (about 5 µs of one core's sgemm at 200 GFLOP/s), rows in multiples of kSplitAlignRows,
 /// columns of kSplitAlignCols.
 inline constexpr std::size_t kSplitWork = std::size_t{1} << 19;
-inline constexpr std::size_t kSplitAlignRows = 48;
+inline constexpr std::size_t kSplitAlignRows = 16;
 inline constexpr std::size_t kSplitAlignCols = 16;
 
 /// The shape of op(a)·op(b) (2-D, or 3-D batches); throws ShapeError/DtypeError naming `op`.

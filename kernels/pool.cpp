@@ -50,8 +50,14 @@ void backoff(unsigned i) {
 // after each loop 103–143 / 86–145 (the spinning worker held the core OpenBLAS's thread needed for
 // the next product); no spin 90–99 / 68–98; yield for 50 µs 89–94 / 70–74. The short pause phase
 // is for the back-to-back loops, where a yield's system call would cost more than the wait.
+// (Those figures are from before the products split on this pool, with OpenBLAS's threads beside it.)
+// Now that the matrix products split here too (kernels/gemm.hpp; OpenBLAS on one thread), no OpenBLAS
+// thread waits beside the workers, and a cell step's products come more than 50 µs apart in the
+// backward sweep: yielding for 1 ms instead of 50 µs keeps a worker from falling asleep between them
+// (four alternated runs at 2 threads, Cooperlake kernels: lstm_medium 22.4–22.8 ms a step against
+// 23.3–23.5, gru_medium 18.0–18.5 against 19.0–19.6).
 constexpr auto kSpinPause = std::chrono::microseconds(5);
-constexpr auto kSpinYield = std::chrono::microseconds(50);
+constexpr auto kSpinYield = std::chrono::microseconds(1000);
 
 // Chunks per thread: more than one, so a participant that starts late (a worker still waking, a core
 // busy with something else) leaves its share to the others instead of holding up the join.

@@ -12,13 +12,14 @@
 // Who does which chunk varies; what a chunk computes does not. Every kernel that splits a loop here
 // splits it where the result cannot depend on the split: disjoint outputs, each element computed by
 // the same formula in the same order as on one thread (a sum splits its output elements, never a
-// summed axis). So results are the same bits at every thread count (tests/test_pool.cpp).
+// summed axis). So results are the same bits at every thread count (tests/test_pool.cpp). (Matrix
+// products split here too, by kernels/gemm.cpp, with the caveat gemm.hpp gives.)
 //
 // The workers: get_num_threads() − 1 of them (core/threads.hpp owns the count; the pool reads it at
 // each parallel call and resizes when it changed), started on first use and kept. Between calls an
-// idle worker watches for the next one a short time — briefly with the pause instruction, then
-// yielding its core between looks, as OpenBLAS's own threads do, so neither holds a core the other
-// needs — then sleeps on a futex (std::atomic::wait) until woken (pool.cpp has the measurements).
+// idle worker watches for the next one a short time — briefly with the pause instruction, then for up
+// to 1 ms yielding its core between looks, so it holds no core another thread needs — then sleeps on
+// a futex (std::atomic::wait) until woken (pool.cpp has the measurements).
 // Only one parallel loop runs at a time: a loop started inside a chunk (a nested call), or on another
 // thread while one runs, runs inline on its own thread. An exception thrown by a chunk stops the
 // chunks not yet started and is rethrown on the caller. Chunks write only into memory the caller
