@@ -52,23 +52,11 @@ void blas_gemm(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, s
                    static_cast<I>(std::max<std::size_t>(ldb, 1)), beta, c, static_cast<I>(std::max<std::size_t>(ldc, 1)));
 }
 
-// gemm with explicit row strides (leading dimensions) of a, b and c.
+// A product past the tiny cut: one BLAS call, or blocks of it on the pool. Out of line, so the tiny
+// products' loop in gemm_ld stays as lean as it was (tiny's training step: −200 instructions).
 template <class T>
-void gemm_ld(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc, std::size_t m,
-             std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
-  if (m * n * k <= kTinyProduct) {  // tiny products: a plain loop costs less than the BLAS call
-    // Element strides of op(a) (i, p) and op(b) (p, j), so one loop serves all four transposes.
-    const std::size_t ai = ta ? 1 : lda, ap = ta ? lda : 1, bp = tb ? 1 : ldb, bj = tb ? ldb : 1;
-    for (std::size_t i = 0; i < m; ++i)
-      for (std::size_t j = 0; j < n; ++j) {
-        const T* x = a + i * ai;
-        const T* y = b + j * bj;
-        T acc = 0;
-        for (std::size_t p = 0; p < k; ++p) acc += x[p * ap] * y[p * bp];
-        c[i * ldc + j] = beta == T(0) ? acc : acc + beta * c[i * ldc + j];
-      }
-    return;
-  }
+[[gnu::noinline]] void large_gemm(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc,
+                                  std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
   // The first BLAS call says so once if OpenBLAS runs generic kernels on a CPU with AVX2/AVX-512
   // (core/blas.hpp); afterwards this is one initialized-guard load.
   static const bool blas_checked = (detail::warn_if_generic_blas(), true);
@@ -102,6 +90,26 @@ void gemm_ld(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std
     }
   }
   blas_gemm<T>(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+}
+
+// gemm with explicit row strides (leading dimensions) of a, b and c.
+template <class T>
+void gemm_ld(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc, std::size_t m,
+             std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
+  if (m * n * k <= kTinyProduct) {  // tiny products: a plain loop costs less than the BLAS call
+    // Element strides of op(a) (i, p) and op(b) (p, j), so one loop serves all four transposes.
+    const std::size_t ai = ta ? 1 : lda, ap = ta ? lda : 1, bp = tb ? 1 : ldb, bj = tb ? ldb : 1;
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) {
+        const T* x = a + i * ai;
+        const T* y = b + j * bj;
+        T acc = 0;
+        for (std::size_t p = 0; p < k; ++p) acc += x[p * ap] * y[p * bp];
+        c[i * ldc + j] = beta == T(0) ? acc : acc + beta * c[i * ldc + j];
+      }
+    return;
+  }
+  large_gemm<T>(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
 }
 
 template <class T>
