@@ -63,10 +63,13 @@ std::size_t parallel_regions();
 // step, though, each op reads what the one before wrote, and a chunk split off to another core moves
 // its data between the cores' caches: with these grains at 16384 / 4096, lstm_medium and gru_medium
 // at 2 threads ran 4–6% slower than without the pool (best rounds: 58.9 / 47.5 ms against 56.3 /
-// 44.6); at 65536 / 16384 level with it (56.4 / 45.1). So only the large shapes split (lstm_large's
-// gates, the weight updates).
-inline constexpr std::size_t grain_cheap = 65536;   // add, mul, copies, casts: a load and a store
-inline constexpr std::size_t grain_math = 16384;    // tanh, sigmoid, exp, log, pow: ~10–30 flops each
+// 44.6); at 65536 / 16384 level with it (56.4 / 45.1). That was with OpenBLAS's own threads beside
+// the pool. Since the products split on the pool too (kernels/gemm.hpp, session 7; Cooperlake kernels,
+// 2 threads, three alternated runs, ms a step lstm_medium / gru_medium / rnn_medium): 65536 / 16384
+// 21.4–22.0 / 17.3–18.0 / 5.41–5.62; 16384 / 4096 20.9–21.0 / 16.9–18.5 / 5.33–5.56; 8192 / 2048
+// 20.3–20.8 / 16.3–17.1 / 5.22–5.80 — so now a cell step's gates split too (lstm_medium's 1024×64).
+inline constexpr std::size_t grain_cheap = 8192;    // add, mul, copies, casts: a load and a store
+inline constexpr std::size_t grain_math = 2048;     // tanh, sigmoid, exp, log, pow: ~10–30 flops each
 inline constexpr std::size_t grain_update = 4096;   // an optimizer's update (Adam: sqrt and a divide)
 
 }  // namespace rwd::kernels
