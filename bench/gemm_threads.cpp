@@ -113,10 +113,10 @@ int main(int argc, char** argv) {
     }
     const char* ways[] = {"blas1", "blasN", "rewindN"};
     for (int w = 0; w < 3; ++w) {
-      std::string all;
-      for (double v : got[w]) all += (all.empty() ? "" : ",") + std::to_string(v).substr(0, std::to_string(v).find('.') + 2);
-      std::printf("gemm=%s M=%d N=%d K=%d way=%s threads=%d median_us=%.1f rounds_us=%s\n", s.name, s.m, s.n, s.k, ways[w],
-                  w == 0 ? 1 : threads, *std::min_element(got[w].begin(), got[w].end()), all.c_str());
+      std::printf("gemm=%s M=%d N=%d K=%d way=%s threads=%d median_us=%.1f rounds_us=", s.name, s.m, s.n, s.k, ways[w],
+                  w == 0 ? 1 : threads, *std::min_element(got[w].begin(), got[w].end()));
+      for (std::size_t r = 0; r < got[w].size(); ++r) std::printf("%s%.1f", r ? "," : "", got[w][r]);
+      std::printf("\n");
     }
   }
   return rc;

@@ -61,22 +61,19 @@ void warn_if_generic_blas() {
   const BlasInfo info = blas_info();
   if (!info.generic && !info.narrow) return;
   const char* set = std::getenv("OPENBLAS_CORETYPE");
-  const std::string now = set ? std::string("; it is set to '") + set + "' now" : std::string();
-  if (info.generic)
-    std::fprintf(stderr,
-                 "rewind: OpenBLAS runs its generic '%s' kernels on this CPU (%s), so matrix products are "
-                 "several times slower than they can be. Start the program with OPENBLAS_CORETYPE=%s "
-                 "(export OPENBLAS_CORETYPE=%s)%s. REWIND_QUIET_BLAS=1 silences this.\n",
-                 info.core.c_str(), info.cpu.c_str(), info.suggested_coretype.c_str(),
-                 info.suggested_coretype.c_str(), set ? (now + ", which OpenBLAS reads as generic").c_str() : "");
-  else
-    std::fprintf(stderr,
-                 "rewind: OpenBLAS runs its AVX2 '%s' kernels on this CPU, which has AVX-512 (%s), so matrix "
-                 "products can be up to 2x slower than they can be (sgemm on a Zen 5 core: 122 GFLOP/s against "
-                 "232). Start the program with OPENBLAS_CORETYPE=%s (export OPENBLAS_CORETYPE=%s)%s. "
-                 "REWIND_QUIET_BLAS=1 silences this.\n",
-                 info.core.c_str(), info.cpu.c_str(), info.suggested_coretype.c_str(),
-                 info.suggested_coretype.c_str(), now.c_str());
+  const std::string why =
+      info.generic ? "its generic '" + info.core + "' kernels on this CPU (" + info.cpu +
+                         "), so matrix products are several times slower than they can be"
+                   : "its AVX2 '" + info.core + "' kernels on this CPU, which has AVX-512 (" + info.cpu +
+                         "), so matrix products can be up to 2x slower than they can be (sgemm on a Zen 5 core: "
+                         "122 GFLOP/s against 232)";
+  const std::string now = set ? std::string("; it is set to '") + set + "' now" +
+                                    (info.generic ? ", which OpenBLAS reads as generic" : "")
+                              : std::string();
+  std::fprintf(stderr,
+               "rewind: OpenBLAS runs %s. Start the program with OPENBLAS_CORETYPE=%s (export OPENBLAS_CORETYPE=%s)%s. "
+               "REWIND_QUIET_BLAS=1 silences this.\n",
+               why.c_str(), info.suggested_coretype.c_str(), info.suggested_coretype.c_str(), now.c_str());
 }
 
 }  // namespace detail

@@ -212,6 +212,13 @@ struct Classifier {
 
 constexpr std::size_t embed_dim = 32, hidden = 64, batch_size = 128;
 
+// The models words can train, by the name the command line gives them, with their name in the table.
+const std::map<std::string, std::string> model_names{{"rnn", "SimpleRNN (tanh)"},
+                                                     {"lstm", "LSTM"},
+                                                     {"gru", "GRU"},
+                                                     {"ln_lstm", "LayerNorm-LSTM"},
+                                                     {"lstm_vd", "LSTM, var. dropout"}};
+
 std::unique_ptr<Classifier> make_classifier(const std::string& kind, std::size_t outputs, Generator& gen) {
   const RecurrentOptions last_only{.return_sequences = false};
   const RecurrentOptions variational{.return_sequences = false, .input_dropout = 0.2, .recurrent_dropout = 0.2};
@@ -375,7 +382,7 @@ int main(int argc, char** argv) {
   const bool default_models = args.rest.empty();
   std::vector<std::string> kinds = default_models ? std::vector<std::string>{"rnn", "lstm", "gru"} : args.rest;
   for (const std::string& k : kinds)
-    if (k != "rnn" && k != "lstm" && k != "gru" && k != "ln_lstm" && k != "lstm_vd") {
+    if (!model_names.count(k)) {
       std::cerr << "words: no model '" << k << "' (rnn, lstm, gru, ln_lstm, lstm_vd)\n";
       return 2;
     }
@@ -460,12 +467,7 @@ int main(int argc, char** argv) {
               << r.model->num_parameters() << " | " << std::setw(13) << ex::num(r.test_acc, "%.4f") << " | "
               << std::setw(8) << ex::num(r.seconds, "%.0f") << " s |\n";
   };
-  const std::map<std::string, std::string> names{{"rnn", "SimpleRNN (tanh)"},
-                                                 {"lstm", "LSTM"},
-                                                 {"gru", "GRU"},
-                                                 {"ln_lstm", "LayerNorm-LSTM"},
-                                                 {"lstm_vd", "LSTM, var. dropout"}};
-  for (const std::string& kind : kinds) row("5 languages, " + names.at(kind), runs[kind]);
+  for (const std::string& kind : kinds) row("5 languages, " + model_names.at(kind), runs[kind]);
   if (default_models) row("English or not, SimpleRNN", binary);
   std::cout << "(chance: 0.2 for 5 languages, 0.5 for English or not)\n"
             << "wall time " << ex::num(ex::seconds_since(start), "%.0f") << " s\n";

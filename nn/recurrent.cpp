@@ -317,10 +317,8 @@ Tensor Recurrent::variational_mask(double p, const Shape& shape, Dtype dtype) {
 SequenceRun Recurrent::layer_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
                                       bool reverse, bool outputs, std::shared_ptr<Cell> owner) const {
   if (!m_options.checkpoint.on) return run_sequence(cell, steps, std::move(initial), mask, reverse);
-  return owner ? detail::run_sequence_checkpointed(std::move(owner), steps, std::move(initial), mask, reverse,
-                                                   m_options.checkpoint.every, outputs)
-               : run_sequence_checkpointed(cell, steps, std::move(initial), mask, reverse, m_options.checkpoint.every,
-                                           outputs);
+  return detail::run_sequence_checkpointed(cell, owner, steps, std::move(initial), mask, reverse,
+                                           m_options.checkpoint.every, outputs);
 }
 
 SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,

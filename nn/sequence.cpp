@@ -248,10 +248,10 @@ SequenceRun run_sequence_checkpointed(Cell& cell, const std::vector<Tensor>& ste
 }
 
 namespace detail {
-SequenceRun run_sequence_checkpointed(std::shared_ptr<Cell> cell, const std::vector<Tensor>& steps, State initial,
-                                      const Tensor& mask, bool reverse, std::size_t every, bool keep_outputs) {
-  Cell& c = *cell;
-  return checkpointed(c, cell, steps, std::move(initial), mask, reverse, every, keep_outputs);
+SequenceRun run_sequence_checkpointed(Cell& cell, const std::shared_ptr<Cell>& owner, const std::vector<Tensor>& steps,
+                                      State initial, const Tensor& mask, bool reverse, std::size_t every,
+                                      bool keep_outputs) {
+  return checkpointed(cell, owner, steps, std::move(initial), mask, reverse, every, keep_outputs);
 }
 std::size_t set_projection_min_inputs(std::size_t n) { return projection_min_inputs.exchange(n); }
 }  // namespace detail

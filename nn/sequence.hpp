@@ -76,10 +76,12 @@ SequenceRun run_sequence_checkpointed(Cell& cell, const std::vector<Tensor>& ste
                                       bool keep_outputs = true);
 
 namespace detail {
-/// run_sequence_checkpointed over a cell it keeps alive until every piece's re-run is gone (for a cell
-/// made for one call, such as Recurrent's recurrent-dropout view of its own cell).
-SequenceRun run_sequence_checkpointed(std::shared_ptr<Cell> cell, const std::vector<Tensor>& steps, State initial,
-                                      const Tensor& mask, bool reverse, std::size_t every, bool keep_outputs);
+/// run_sequence_checkpointed whose pieces also keep `owner` alive until their re-run is gone: the owner
+/// of `cell` when it was made for one call (Recurrent's recurrent-dropout view of its own cell); null
+/// when the caller keeps the cell alive itself.
+SequenceRun run_sequence_checkpointed(Cell& cell, const std::shared_ptr<Cell>& owner, const std::vector<Tensor>& steps,
+                                      State initial, const Tensor& mask, bool reverse, std::size_t every,
+                                      bool keep_outputs);
 /// run_sequence hoists a cell's input projection (one product for many steps) only when the step's
 /// inputs × batch reach this (512 by default; smaller products gain nothing from it). Sets it, for
 /// tests that run the hoisted path at gradcheck sizes, and returns the previous value.
