@@ -9,6 +9,7 @@
 #include "ops.hpp"
 #include "../kernels/copy.hpp"
 #include "../kernels/gemm.hpp"
+#include "../kernels/pool.hpp"
 #include "../kernels/simd.hpp"
 
 namespace rwd {
@@ -127,6 +128,7 @@ void ReverseSweep::mark_received(const detail::TensorImpl* leaf) {
 
 // Every entry from `passed` on has been swept: the leaves first used there are final.
 void ReverseSweep::fire_ready(std::int64_t passed) {
+  if (m_hold_fire) return;  // an entry's beside fn still runs: its leaves are not final (run_beside)
   while (m_ready_next < m_ready.size() && m_ready[m_ready_next].first >= passed) {
     if (!m_ready[m_ready_next++].received) continue;
     // Every deferred product lands first: the hook's leaf may have some, and a hook may change a leaf
@@ -144,7 +146,11 @@ ReverseSweep::ReverseSweep(const Tensor& root, const Tensor& seed, SweepOptions 
 
 ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, SweepOptions options,
                            const std::vector<Tensor>* targets)
-    : m_options(options), m_targets(targets) {
+    : ReverseSweep(roots, seeds, options, targets, nullptr) {}
+
+ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, SweepOptions options,
+                           const std::vector<Tensor>* targets, detail::LeafGrads* leaf_grads)
+    : m_options(options), m_targets(targets), m_leaf_grads(leaf_grads) {
   if (m_options.create_graph) m_options.retain = true;
   const char* who = targets ? "grad" : "backward";
   if (roots.empty()) throw TapeError(std::string(who) + ": no output to differentiate");
@@ -180,10 +186,11 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
   if (m_tape && !m_options.retain) m_tape->drop_unread(true);
   m_adjoints.resize(static_cast<std::size_t>(last + 1));
   m_owned.assign(m_adjoints.size(), false);
-  t_stats = SweepStats{};
+  if (!m_leaf_grads) t_stats = SweepStats{};  // (a branch's sweep counts into the sweep it is part of)
   m_defer = m_options.in_place && !m_options.keep_adjoints && !m_options.create_graph && !m_collect_only;
+  m_deferred.retain = m_options.retain;
   m_roots = roots;
-  if (!m_collect_only && !ready_hooks().empty()) stamp_leaves(last);
+  if (!m_collect_only && !m_leaf_grads && !ready_hooks().empty()) stamp_leaves(last);
   if (m_options.keep_adjoints && m_tape) {
     m_trace = std::make_shared<SweepTrace>();
     m_trace->entries.resize(m_adjoints.size());
@@ -257,7 +264,7 @@ void ReverseSweep::add_adjoint(const Tensor& input, const Tensor& g) {
   }
   // A leaf: accumulate into .grad() — the `+=` that lasts until zero_grad().
   if (m_hooks) mark_received(&p);
-  Tensor& acc = p.grad;
+  Tensor& acc = leaf_grad(p);
   if (graph) {
     GradModeScope mode(true);
     // A fresh tensor, never g itself: g may be the caller's seed or shared with another input (add
@@ -296,7 +303,7 @@ Tensor* ReverseSweep::writable_slot(const Tensor& input) {
   }
   if (!intermediate && m_hooks) mark_received(&p);
   const auto node = static_cast<std::size_t>(intermediate ? p.node : 0);
-  Tensor& slot = intermediate ? m_adjoints[node] : p.grad;
+  Tensor& slot = intermediate ? m_adjoints[node] : leaf_grad(p);
   // (Private also means no view shares its storage: an add in place would change what the view reads.)
   if (slot.defined() &&
       ((intermediate && !m_owned[node]) || slot.impl().tape || detail::storage_owners(slot.impl()) > 1))
@@ -387,21 +394,35 @@ bool ReverseSweep::reached(std::int64_t i) const {
          (!m_more_adjoints.empty() && m_more_adjoints.count(static_cast<std::size_t>(i)));
 }
 
-bool ReverseSweep::step() {
-  if (m_done) return false;
+Tensor& ReverseSweep::leaf_grad(detail::TensorImpl& leaf) { return m_leaf_grads ? (*m_leaf_grads)[&leaf] : leaf.grad; }
+
+// Moves m_next to the next entry to sweep (inside a re-run, its own entries first; when they are done,
+// on below its entry). True if there is one above `above`.
+bool ReverseSweep::advance(std::int64_t above) {
   for (;;) {
-    // Inside a re-run (a checkpoint's), its own entries first; when they are done, on below its entry.
     const std::int64_t floor = m_reruns.empty() ? 0 : static_cast<std::int64_t>(m_reruns.back().first);
     while (m_next >= floor && !reached(m_next)) --m_next;
     if (m_next >= floor || m_reruns.empty()) break;
     end_rerun();
   }
+  return m_next > above;
+}
+
+bool ReverseSweep::step() {
+  if (m_done) return false;
+  advance(-1);
   if (m_hooks) fire_ready(m_next + 1);  // the entries skipped sent nothing: leaves first used there are done
   if (m_next < 0) {
     finish();
     return false;
   }
-  const auto i = static_cast<std::size_t>(m_next--);
+  process(static_cast<std::size_t>(m_next--));
+  return true;
+}
+
+// Sweeps entry i: its backward function, then what it handed over (regions, products, a re-run, a fn
+// to run beside).
+void ReverseSweep::process(std::size_t i) {
   std::optional<CurrentTape> recording;  // create_graph records onto the swept tape
   if (m_options.create_graph) recording.emplace(*m_tape);
   const Node& node = (*m_tape)[i];
@@ -445,16 +466,62 @@ bool ReverseSweep::step() {
   for (const BackwardContext::Product& q : m_deferred.products)
     add_product(node.inputs[q.input], q, m_adjoints_out[q.input]);
   BackwardContext::Rerun rerun = std::move(m_deferred.rerun);
+  BackwardContext::Beside beside = std::move(m_deferred.beside);
   m_deferred.clear();
   if (m_trace) m_trace->entries[i].sent = m_adjoints_out;
   for (std::size_t k = 0; k < node.inputs.size(); ++k)
     if (m_adjoints_out[k].defined()) add_adjoint(node.inputs[k], m_adjoints_out[k]);
   if (rerun) {
     begin_rerun(i, rerun);  // its leaves are final only once the re-run entries are swept (end_rerun)
-    return true;
+    return;
   }
+  if (beside) run_beside(i, beside);
   if (m_hooks) fire_ready(static_cast<std::int64_t>(i));
-  return true;
+}
+
+// Entry i handed over a fn that computes its inputs' adjoints (BackwardContext::beside): run it on
+// another thread while this one sweeps the entries above the latest producer of those inputs — none
+// of which sends anything fn reads or writes — then add what it computed. The adjoints land at that
+// point of the sweep whether fn ran beside or, with no thread free, before the entries above it on
+// this one: the bits do not depend on it. Gradient-ready hooks wait meanwhile (a leaf of fn's entry
+// is final only once fn's adjoints are in), then fire for every leaf passed. Under create_graph, or
+// inside a checkpoint's re-run (whose entries, this one included, go when the re-run is swept), fn
+// runs here and its adjoints land at once.
+void ReverseSweep::run_beside(std::size_t i, const BackwardContext::Beside& fn) {
+  const Node& node = (*m_tape)[i];
+  std::vector<Tensor> grads;
+  if (m_options.create_graph || !m_reruns.empty()) {
+    grads = fn();
+  } else {
+    std::int64_t producer = -1;  // the latest entry whose output fn's entry takes
+    for (const Tensor& x : node.inputs)
+      if (x.impl().tape == m_tape) producer = std::max(producer, x.impl().node);
+    struct Hold {
+      bool& flag;
+      bool was = flag;
+      ~Hold() { flag = was; }
+    } hold{m_hold_fire};
+    m_hold_fire = true;
+    kernels::run_two(
+        [&] {
+          while (advance(producer)) process(static_cast<std::size_t>(m_next--));
+        },
+        [&] { grads = fn(); });
+  }
+  if (grads.size() != node.inputs.size())
+    throw TapeError(std::string(node.op) + ": its backward's beside function returned " + std::to_string(grads.size()) +
+                    " adjoints for " + std::to_string(node.inputs.size()) + " inputs");
+  for (std::size_t k = 0; k < grads.size(); ++k) {
+    if (!grads[k].defined() || !node.inputs[k].requires_grad()) continue;
+    const Tensor& x = node.inputs[k];
+    if (grads[k].shape() != x.shape() || grads[k].dtype() != x.dtype())
+      throw TapeError(std::string(node.op) + ": its backward's beside function returned a " + grads[k].shape().str() +
+                      " " + dtype_name(grads[k].dtype()) + " adjoint for input " + std::to_string(k) + ", which is " +
+                      x.shape().str() + " " + dtype_name(x.dtype()));
+    if (m_trace) m_trace->entries[i].sent[k] = grads[k];
+    add_adjoint(x, grads[k]);
+  }
+  if (m_hooks && !m_hold_fire) fire_ready(m_next + 1);
 }
 
 // Entry i asked for its sub-computation to run again (BackwardContext::rerun): record it at the end of
@@ -556,6 +623,15 @@ std::vector<Tensor> ReverseSweep::result() const {
   for (const Tensor& g : m_target_grads)
     if (g.defined() && g.impl().tape) g.keep_on_clear();
   return m_target_grads;
+}
+
+void detail::sweep_into(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, bool retain,
+                        LeafGrads& leaf_grads) {
+  SweepOptions options;
+  options.in_place = true;
+  options.retain = retain;
+  ReverseSweep sweep(roots, seeds, options, nullptr, &leaf_grads);
+  sweep.run();
 }
 
 void backward(const Tensor& root, const Tensor& seed, SweepOptions options) {

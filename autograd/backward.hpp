@@ -46,7 +46,14 @@ namespace rwd {
 
 namespace detail {
 struct TensorImpl;
-}
+/// Where a sweep over a branch's own tape adds its leaves' gradients instead of their .grad(): by leaf.
+using LeafGrads = std::unordered_map<const void*, Tensor>;
+/// backward() from `roots` seeded with `seeds` (one each), except that each leaf's gradient is added
+/// into leaf_grads[its impl] instead of its .grad(), and no gradient-ready hook fires (the entry that
+/// stands for the branch on the outer tape sends them on: autograd/detail/beside.hpp). With `retain`
+/// the tape is kept, as the outer sweep keeps its own.
+void sweep_into(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, bool retain, LeafGrads& leaf_grads);
+}  // namespace detail
 namespace kernels {
 class ProductPanel;
 }
@@ -158,6 +165,13 @@ class ReverseSweep {
   std::vector<Tensor> result() const;
 
  private:
+  friend void detail::sweep_into(const std::vector<Tensor>&, const std::vector<Tensor>&, bool, detail::LeafGrads&);
+  ReverseSweep(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, SweepOptions options,
+               const std::vector<Tensor>* targets, detail::LeafGrads* leaf_grads);
+  Tensor& leaf_grad(detail::TensorImpl& leaf);
+  bool advance(std::int64_t above);
+  void process(std::size_t i);
+  void run_beside(std::size_t i, const BackwardContext::Beside& fn);
   void add_adjoint(const Tensor& input, const Tensor& g);
   void add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent);
   void add_product(const Tensor& input, const BackwardContext::Product& q, Tensor& sent);
@@ -219,6 +233,9 @@ class ReverseSweep {
   bool m_defer = false;               // backward()'s in-place sweep into .grad(): products are batched
   int m_gather_threads = -1;          // the BLAS's threads, read at the first product that could be gathered
   std::vector<ProductGroup> m_groups;  // few (one per weight and flags): searched in order
+
+  detail::LeafGrads* m_leaf_grads = nullptr;  // sweep_into: leaves' gradients go here, not to .grad()
+  bool m_hold_fire = false;  // an entry's beside fn runs: gradient-ready hooks wait (run_beside)
 };
 
 /// Reverse sweep from `root`: adds d root/d leaf into every reachable leaf's .grad().

@@ -28,6 +28,8 @@ Tape::~Tape() {
   if (!m_is_root) t_current = m_previous;
 }
 
+std::unique_ptr<Tape> Tape::make_detached() { return std::unique_ptr<Tape>(new Tape(RootTag{})); }
+
 Tape& Tape::current() {
   if (t_current) return *t_current;
   thread_local Tape root{RootTag{}};

@@ -121,8 +121,12 @@ class Tape {
  public:
   /// Creates a tape and makes it the thread's current tape until it is destroyed.
   Tape();
-  /// Clears the tape and restores the previous current tape.
+  /// Clears the tape and restores the previous current tape (a detached tape restores nothing).
   ~Tape();
+  /// A tape that is no thread's current one until a CurrentTape scope makes it so, and that restores
+  /// nothing when destroyed: one part of a computation recorded on another thread (a branch run
+  /// beside the rest, autograd/detail/beside.hpp), owned by the entry that stands for it.
+  static std::unique_ptr<Tape> make_detached();
   Tape(const Tape&) = delete;
   Tape& operator=(const Tape&) = delete;
 
@@ -285,16 +289,22 @@ class BackwardContext {
   /// A sub-computation to run again under recording (checkpoint, autograd/checkpoint.hpp): it
   /// returns one tensor per output of the entry, recorded onto the swept tape.
   using Rerun = std::function<std::vector<Tensor>()>;
+  /// Computes an entry's adjoints for its inputs, one per input (undefined: nothing for that input),
+  /// possibly on another thread (BackwardContext::beside).
+  using Beside = std::function<std::vector<Tensor>()>;
   /// What a backward function handed to the sweep to add in place (regions, products), or to run.
   struct Deferred {
     std::vector<Region> regions;    ///< slice gradients to add into the inputs' adjoints
     std::vector<Product> products;  ///< matrix products to add into the inputs' adjoints
     Rerun rerun;                    ///< a sub-computation to re-run and sweep (null: none)
+    Beside beside;                  ///< the inputs' adjoints, to compute beside the sweep (null: none)
+    bool retain = false;            ///< the sweep keeps the tape (set by the sweep, read by retains())
     /// Empties it for the next entry.
     void clear() {
       regions.clear();
       products.clear();
       if (rerun) rerun = nullptr;
+      if (beside) beside = nullptr;
     }
   };
 
@@ -343,6 +353,17 @@ class BackwardContext {
   /// them (checkpoint, autograd/checkpoint.hpp). Without retain, the re-run entries are dropped once
   /// swept.
   void rerun(Rerun fn) { m_deferred.rerun = std::move(fn); }
+  /// Instead of sending adjoints itself, the entry has the sweep call `fn`, which returns one adjoint
+  /// per input of the entry (undefined for an input it sends nothing), each of that input's shape and
+  /// dtype. The sweep may run `fn` on another thread while it goes on with the entries above the
+  /// latest entry that produced one of the inputs, and adds fn's adjoints when it gets there — so fn
+  /// must not touch this tape or its values' adjoints, only what it owns (a branch's own tape,
+  /// autograd/detail/beside.hpp). It runs on the calling thread under create_graph, keep_adjoints or
+  /// gradient-ready hooks, inside another entry's fn, and when one thread is set.
+  void beside(Beside fn) { m_deferred.beside = std::move(fn); }
+  /// Whether the sweep keeps the tape afterwards (SweepOptions::retain): a sweep an entry runs over
+  /// a tape of its own keeps that one too, so a second backward finds it.
+  bool retains() const { return m_deferred.retain; }
   /// The entry being swept.
   const Node& node() const { return m_node; }
 

@@ -73,6 +73,8 @@ struct Job {
   std::atomic<bool> caller_sleeps{false};  // the caller waits on `done` (the last chunk's finisher wakes it)
   std::atomic<bool> failed{false};
   std::exception_ptr error;  // the first exception, written by the one that set `failed`
+  void (*first)(void*) = nullptr;  // run by the caller alone, once the job is published (run_tasks)
+  void* first_body = nullptr;
 };
 
 // True on a worker, and on a caller while it runs chunks: a parallel loop started there runs inline
@@ -110,6 +112,13 @@ class Pool {
     m_job.store(&job);
     m_generation.fetch_add(1);
     if (m_sleepers.load() > 0) m_generation.notify_all();
+    if (job.first) {  // the caller's own task, while the workers take the chunks
+      try {
+        job.first(job.first_body);
+      } catch (...) {
+        if (!job.failed.exchange(true)) job.error = std::current_exception();
+      }
+    }
     run_chunks(job);
     // The chunks still running are on workers: wait for them, spinning a little, then asleep (a worker
     // preempted mid-chunk on a busy machine may take milliseconds to finish it; yielding in a loop
@@ -232,6 +241,48 @@ void run_parallel(std::size_t n, std::size_t grain, std::size_t align, RangeFn f
     ran = pool().run(job, t);  // the workers stay t − 1 (no resize for a loop of few chunks)
   }
   if (!ran) return fn(body, 0, n);
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+void run_tasks(TaskFn fn, void* body) {
+  const int threads = get_num_threads();
+  if (threads < 2 || t_inside) {
+    fn(body, 0);
+    fn(body, 1);
+    return;
+  }
+  // Task 1 is the job's one chunk, for a worker to claim; the caller runs task 0 itself once the job is
+  // published, then claims task 1 if no worker has (a loaded machine: the worker not yet awake). So
+  // task 0 runs on the caller, always — its thread-local state (the current tape, grad mode, the sweep's
+  // statistics) is the caller's.
+  struct Two {
+    TaskFn fn;
+    void* body;
+  } two{fn, body};
+  Job job;
+  job.fn = [](void* p, std::size_t, std::size_t) {
+    Two& t = *static_cast<Two*>(p);
+    t.fn(t.body, 1);
+  };
+  job.body = &two;
+  job.n = 1;
+  job.chunk = 1;
+  job.chunks = 1;
+  job.first = [](void* p) {
+    Two& t = *static_cast<Two*>(p);
+    t.fn(t.body, 0);
+  };
+  job.first_body = &two;
+  bool ran;
+  {
+    Inside inside;
+    ran = pool().run(job, static_cast<std::size_t>(threads));
+  }
+  if (!ran) {  // another thread's loop holds the pool
+    fn(body, 0);
+    fn(body, 1);
+    return;
+  }
   if (job.error) std::rethrow_exception(job.error);
 }
 

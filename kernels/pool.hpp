@@ -55,6 +55,31 @@ void parallel_for(std::size_t n, std::size_t grain, Body&& body, std::size_t ali
 /// The number of loops split across threads so far (a test's proof that a kernel did split).
 std::size_t parallel_regions();
 
+/// Runs fn(body, 0) on the caller and fn(body, 1) on a worker, at the same time (two independent
+/// pieces of work: the two directions of a bidirectional layer, autograd/detail/beside.hpp). When no
+/// worker is free — one thread, the pool busy with another loop, a call from inside a chunk — or
+/// none takes it in time, the caller runs fn(body, 1) itself after fn(body, 0). Loops started inside
+/// either run inline on their thread (one loop at a time: see above). Task 0 always runs on the
+/// caller. An exception from either is rethrown here once both have stopped (the other may not start).
+using TaskFn = void (*)(void* body, int task);
+void run_tasks(TaskFn fn, void* body);
+
+/// first() on the caller and second() beside it on a worker when one is free (run_tasks).
+template <class First, class Second>
+void run_two(First&& first, Second&& second) {
+  struct Both {
+    std::remove_reference_t<First>* a;
+    std::remove_reference_t<Second>* b;
+  } both{&first, &second};
+  run_tasks(
+      [](void* p, int task) {
+        Both& t = *static_cast<Both*>(p);
+        if (task == 0) (*t.a)();
+        else (*t.b)();
+      },
+      &both);
+}
+
 // Grains: the fewest items a chunk takes; a loop splits from 2·grain. Measured on 2 cores (AVX2,
 // float32, 10th percentile of 2000 calls on a busy machine), the same buffers again and again: an add
 // of n elements on 1 thread / split on 2 takes 1.01 / 0.95 µs at n = 16384, 2.00 / 1.48 at 32768,

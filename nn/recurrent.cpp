@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../autograd/detail/beside.hpp"
 #include "../autograd/ops.hpp"
 #include "detail/sequence_mask.hpp"
 
@@ -189,15 +190,19 @@ RecurrentRun Recurrent::run_layers(const std::vector<Tensor>& steps, const Tenso
   for (std::size_t l = 0; l < num_layers(); ++l) {
     if (l > 0)
       for (Tensor& x : xs) x = between_layers(x);
+    const bool outputs = last_outputs || l + 1 < num_layers();
     std::vector<SequenceRun> runs;
-    for (std::size_t d = 0; d < dirs; ++d) {
-      const std::size_t i = l * dirs + d;
-      const State init = initial.empty() ? State{} : initial[i];
-      const bool outputs = last_outputs || l + 1 < num_layers();
-      runs.push_back(variational() ? variational_sequence(m_layers[i]->cell(), xs, init, mask, d == 1, outputs)
-                                   : layer_sequence(m_layers[i]->cell(), xs, init, mask, d == 1, outputs));
-      out.final_states.push_back(runs.back().final_state);
+    if (dirs == 2 && detail::beside_pays()) {
+      runs = directions_beside(l, xs, initial, mask, outputs);
+    } else {
+      for (std::size_t d = 0; d < dirs; ++d) {
+        const std::size_t i = l * dirs + d;
+        const State init = initial.empty() ? State{} : initial[i];
+        runs.push_back(variational() ? variational_sequence(m_layers[i]->cell(), xs, init, mask, d == 1, outputs)
+                                     : layer_sequence(m_layers[i]->cell(), xs, init, mask, d == 1, outputs));
+      }
     }
+    for (const SequenceRun& r : runs) out.final_states.push_back(r.final_state);
     if (dirs == 1) {
       xs = std::move(runs[0].outputs);
       out.last = runs[0].last;
@@ -321,18 +326,70 @@ SequenceRun Recurrent::layer_sequence(Cell& cell, const std::vector<Tensor>& ste
                                            m_options.checkpoint.every, outputs);
 }
 
-SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
-                                            bool reverse, bool outputs) {
+std::pair<Tensor, Tensor> Recurrent::variational_masks(const Cell& cell, const std::vector<Tensor>& steps) {
   // One m_x for every step of this call (the steps all have step 0's shape: run_sequence checks).
-  std::vector<Tensor> xs = steps;
   const Tensor m_x = variational_mask(m_options.input_dropout, steps[0].shape(), steps[0].dtype());
-  if (m_x.defined())
-    for (Tensor& x : xs) x = x * m_x;
   const std::size_t batch = steps[0].ndim() == 2 ? steps[0].dim(1) : 0;
   const Tensor m_h = variational_mask(m_options.recurrent_dropout, cell.state_shapes(batch).at(0), steps[0].dtype());
+  return {m_x, m_h};
+}
+
+SequenceRun Recurrent::masked_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
+                                       bool reverse, bool outputs, const Tensor& m_x, const Tensor& m_h) const {
+  std::vector<Tensor> xs = steps;
+  if (m_x.defined())
+    for (Tensor& x : xs) x = x * m_x;
   if (!m_h.defined()) return layer_sequence(cell, xs, std::move(initial), mask, reverse, outputs);
   auto dropped = std::make_shared<RecurrentDropoutCell>(cell, m_h);
   return layer_sequence(*dropped, xs, std::move(initial), mask, reverse, outputs, dropped);  // pieces keep `dropped`
+}
+
+SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
+                                            bool reverse, bool outputs) {
+  const auto [m_x, m_h] = variational_masks(cell, steps);
+  return masked_sequence(cell, steps, std::move(initial), mask, reverse, outputs, m_x, m_h);
+}
+
+// Layer l's two directions at once: the forward one here, the reverse one beside it on another thread,
+// on a tape of its own that joins this one as one entry (autograd/detail/beside.hpp). The variational
+// masks are drawn first, here, in the order the one-after-the-other path draws them.
+std::vector<SequenceRun> Recurrent::directions_beside(std::size_t l, const std::vector<Tensor>& xs,
+                                                      const std::vector<State>& initial, const Tensor& mask, bool outputs) {
+  std::pair<Tensor, Tensor> masks[2];
+  if (variational())
+    for (std::size_t d = 0; d < 2; ++d) masks[d] = variational_masks(m_layers[2 * l + d]->cell(), xs);
+  // Each direction's inputs are the steps, then its initial state; its outputs the per-step outputs,
+  // `last`, then the final state.
+  const std::size_t T = xs.size();
+  auto direction = [this, l, T, mask, outputs, masks](std::size_t d) {
+    return [this, l, d, T, mask, outputs, m = masks[d]](const std::vector<Tensor>& in) {
+      const std::vector<Tensor> steps(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(T));
+      State init(in.begin() + static_cast<std::ptrdiff_t>(T), in.end());
+      SequenceRun r = masked_sequence(m_layers[2 * l + d]->cell(), steps, std::move(init), mask, d == 1, outputs,
+                                      m.first, m.second);
+      std::vector<Tensor> flat = std::move(r.outputs);
+      flat.push_back(r.last);
+      flat.insert(flat.end(), r.final_state.begin(), r.final_state.end());
+      return flat;
+    };
+  };
+  std::vector<Tensor> ins[2];
+  for (std::size_t d = 0; d < 2; ++d) {
+    ins[d] = xs;
+    if (!initial.empty()) ins[d].insert(ins[d].end(), initial[2 * l + d].begin(), initial[2 * l + d].end());
+  }
+  auto [fwd, rev] = detail::run_beside(direction(0), ins[0], direction(1), ins[1], "layer" + std::to_string(l) + "_reverse");
+  // The state's size is the cell's: what follows the outputs and `last`.
+  const std::size_t n_state = m_layers[2 * l]->cell().state_shapes(xs[0].ndim() == 2 ? xs[0].dim(1) : 0).size();
+  std::vector<SequenceRun> runs(2);
+  for (std::size_t d = 0; d < 2; ++d) {
+    std::vector<Tensor>& flat = d == 0 ? fwd : rev;
+    const std::size_t n_out = flat.size() - 1 - n_state;
+    runs[d].outputs.assign(flat.begin(), flat.begin() + static_cast<std::ptrdiff_t>(n_out));
+    runs[d].last = flat[n_out];
+    runs[d].final_state.assign(flat.begin() + static_cast<std::ptrdiff_t>(n_out) + 1, flat.end());
+  }
+  return runs;
 }
 
 Tensor Recurrent::variational_step(std::size_t l, const Tensor& x) {

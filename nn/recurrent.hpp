@@ -214,6 +214,13 @@ class Recurrent : public Module {
                              bool reverse, bool outputs = true, std::shared_ptr<Cell> owner = nullptr) const;
   SequenceRun variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
                                    bool reverse, bool outputs = true);
+  // variational_sequence in two: its masks (m_x, m_h; undefined where p = 0), and the run with them.
+  std::pair<Tensor, Tensor> variational_masks(const Cell& cell, const std::vector<Tensor>& steps);
+  SequenceRun masked_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
+                              bool reverse, bool outputs, const Tensor& m_x, const Tensor& m_h) const;
+  // Layer l's forward and reverse runs at once, on two threads (when detail::beside_pays()).
+  std::vector<SequenceRun> directions_beside(std::size_t l, const std::vector<Tensor>& xs, const std::vector<State>& initial,
+                                             const Tensor& mask, bool outputs);
   // run(), with the last layer's per-step outputs left out when `last_outputs` is false.
   RecurrentRun run_layers(const std::vector<Tensor>& steps, const Tensor& mask, const std::vector<State>& initial,
                           bool last_outputs);

@@ -15,6 +15,8 @@
 
 #include <rewind.hpp>
 
+#include "autograd/detail/beside.hpp"
+
 using namespace rwd;
 
 namespace {
@@ -160,6 +162,9 @@ TEST_CASE("batched products: Recurrent RNN, LSTM and GRU gradients by finite dif
 
 TEST_CASE("batched products: the input projection of every step is one product in Recurrent") {
   HoistAlways hoist;
+  // Both directions on this tape (with 2 threads the reverse one would be recorded on a tape of its
+  // own, beside: tests/test_beside.cpp).
+  const bool beside = detail::set_beside(false);
   const std::size_t T = 5;
   for (Kind kind : {Kind::rnn, Kind::lstm, Kind::gru}) {
     const std::string which = name_of(kind);
@@ -181,6 +186,7 @@ TEST_CASE("batched products: the input projection of every step is one product i
     for (std::size_t t = 0; t < T; ++t) u(Tensor::uniform({3, 2}, -1, 1, gen, float64));
     CHECK(affines_with(tape, param_of(u.cell(0), "weight_ih")) == T);
   }
+  detail::set_beside(beside);
 }
 
 TEST_CASE("batched products: a weight used at every step gets its gradient as one product") {
