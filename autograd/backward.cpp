@@ -394,7 +394,12 @@ bool ReverseSweep::reached(std::int64_t i) const {
          (!m_more_adjoints.empty() && m_more_adjoints.count(static_cast<std::size_t>(i)));
 }
 
-Tensor& ReverseSweep::leaf_grad(detail::TensorImpl& leaf) { return m_leaf_grads ? (*m_leaf_grads)[&leaf] : leaf.grad; }
+Tensor& ReverseSweep::leaf_grad(detail::TensorImpl& leaf) {
+  if (!m_leaf_grads) return leaf.grad;
+  detail::LeafGrad& g = (*m_leaf_grads)[&leaf];
+  g.reached = true;
+  return g.grad;
+}
 
 // Moves m_next to the next entry to sweep (inside a re-run, its own entries first; when they are done,
 // on below its entry). True if there is one above `above`.
@@ -625,12 +630,13 @@ std::vector<Tensor> ReverseSweep::result() const {
   return m_target_grads;
 }
 
-void detail::sweep_into(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, bool retain,
+void detail::sweep_into(const std::vector<Tensor>& roots, std::vector<Tensor>&& seeds, bool retain,
                         LeafGrads& leaf_grads) {
   SweepOptions options;
   options.in_place = true;
   options.retain = retain;
   ReverseSweep sweep(roots, seeds, options, nullptr, &leaf_grads);
+  seeds.clear();  // the sweep holds them now, and lets go of each once used
   sweep.run();
 }
 

@@ -2,6 +2,7 @@
 #include "detail/beside.hpp"
 
 #include <atomic>
+#include <cstdlib>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -17,7 +18,11 @@ namespace rwd::detail {
 
 namespace {
 
-std::atomic<bool> g_beside{true};
+// On unless REWIND_NO_BESIDE=1 is set when the program starts (for measuring one against the other).
+std::atomic<bool> g_beside{[] {
+  const char* v = std::getenv("REWIND_NO_BESIDE");
+  return !(v && std::string(v) == "1");
+}()};
 
 // Up to this many threads, two parts side by side (a core or more each, every loop inside on its own
 // core) beat one part after the other with each loop split across all of them. Measured on 2 cores
@@ -195,7 +200,7 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
     if (!fresh) continue;
     part->where.push_back(k);
     part->roots.push_back(out_b[k]);
-    views.push_back(make_view(out_b[k], 0, out_b[k].shape(), part->op));
+    views.push_back(out_b[k].detach());
   }
   const std::string rule = "its " + std::to_string(part->tape->size()) +
                            " entries, recorded on a tape of their own beside the rest and swept beside it";
@@ -218,12 +223,19 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
     }
     std::vector<Tensor> seeds;
     for (std::size_t k = 0; k < c.num_outputs(); ++k) seeds.push_back(c.grad_out(k));
-    c.beside([part, seeds = std::move(seeds), retain = c.retains()]() {
-      LeafGrads grads;
-      sweep_into(part->roots, seeds, retain, grads);
+    // The gradients start as zeros made here, on the sweep's thread, which frees them once added: the
+    // part's sweep adds into them in place instead of allocating them on its own thread (see Buffers
+    // at the top of this file).
+    LeafGrads grads;
+    for (const Tensor& leaf : part->leaves) grads[leaf.impl_ptr().get()].grad = Tensor::zeros(leaf.shape(), leaf.dtype());
+    c.beside([part, seeds = std::move(seeds), grads = std::move(grads), retain = c.retains()]() mutable {
+      sweep_into(part->roots, std::move(seeds), retain, grads);
+      if (!retain) part->roots.clear();  // their tape is cleared: let go of their values on this thread
       std::vector<Tensor> out(part->leaves.size());
-      for (std::size_t k = 0; k < out.size(); ++k)
-        if (auto it = grads.find(part->leaves[k].impl_ptr().get()); it != grads.end()) out[k] = it->second;
+      for (std::size_t k = 0; k < out.size(); ++k) {
+        LeafGrad& g = grads[part->leaves[k].impl_ptr().get()];
+        if (g.reached) out[k] = std::move(g.grad);
+      }
       return out;
     });
   });

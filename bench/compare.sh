@@ -34,7 +34,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 bench=""
 baseline=""
-cases="tiny,lstm_medium,gru_medium,rnn_medium,lstm_large,sine_epoch"
+cases="tiny,lstm_medium,gru_medium,rnn_medium,lstm_large,bilstm_medium,sine_epoch"
 threads="1,2"
 steps=""
 raw=0
@@ -114,6 +114,7 @@ case_flops() {
     gru_medium)  gemm_flops gru 32 256 1 64 50 0 1 ;;
     rnn_medium)  gemm_flops rnn 32 256 1 64 50 0 1 ;;
     lstm_large)  gemm_flops lstm 128 512 1 64 100 0 1 ;;
+    bilstm_medium) awk -v f="$(gemm_flops lstm 32 256 1 64 50 0 1)" 'BEGIN { printf "%.6g", 2 * f }' ;;  # two directions; two heads of H = one of 2·H
     sine_epoch)  gemm_flops rnn 1 20 2 32 50 1 "$(awk 'BEGIN { print 7000 / 32 }')" ;;
     *) echo 0 ;;
   esac

@@ -48,6 +48,7 @@ struct Case {
   double lr;
   int warmup, steps;
   std::size_t n_train = 0, n_valid = 0;  // sine_epoch
+  bool bidirectional = false;             // bilstm_medium: the head reads both directions (2·hidden)
 };
 
 const std::vector<Case>& all_cases() {
@@ -57,6 +58,7 @@ const std::vector<Case>& all_cases() {
       {"gru_medium", "gru", 32, 256, 1, 64, 50, false, 1e-3, 5, 20},
       {"rnn_medium", "rnn", 32, 256, 1, 64, 50, false, 1e-3, 5, 20},
       {"lstm_large", "lstm", 128, 512, 1, 64, 100, false, 1e-3, 5, 20},
+      {"bilstm_medium", "lstm", 32, 256, 1, 64, 50, false, 1e-3, 5, 20, 0, 0, true},
       {"sine_epoch", "rnn", 1, 20, 2, 32, 50, true, 5e-3, 1, 5, 7000, 2000},
   };
   return cases;
@@ -137,14 +139,14 @@ struct Model {
 Model build(const Case& c, rwd::Generator& gen) {
   Model m;
   m.last = c.last;
-  rwd::RecurrentOptions ro{.num_layers = c.layers, .return_sequences = !c.last};
+  rwd::RecurrentOptions ro{.num_layers = c.layers, .bidirectional = c.bidirectional, .return_sequences = !c.last};
   if (c.cell == "rnn")
     m.rnn = std::make_shared<rwd::Recurrent>(rwd::RNN(c.input, c.hidden, "tanh", {}, ro, gen));
   else if (c.cell == "lstm")
     m.rnn = std::make_shared<rwd::Recurrent>(rwd::LSTM(c.input, c.hidden, {}, ro, gen));
   else
     m.rnn = std::make_shared<rwd::Recurrent>(rwd::GRU(c.input, c.hidden, {}, ro, gen));
-  m.head = std::make_shared<rwd::Dense>(c.hidden, 1, rwd::Activation{}, true, rwd::Dtype::f32, gen);
+  m.head = std::make_shared<rwd::Dense>(c.bidirectional ? 2 * c.hidden : c.hidden, 1, rwd::Activation{}, true, rwd::Dtype::f32, gen);
   m.td = std::make_shared<rwd::TimeDistributed>(std::static_pointer_cast<rwd::Module>(m.head));
   return m;
 }

@@ -43,6 +43,8 @@ CASES = {  # name: cell, input, hidden, layers, batch, seq, target, lr, warmup, 
                        lr=1e-3, warmup=5, steps=20),
     "lstm_large": dict(cell="lstm", input=128, hidden=512, layers=1, batch=64, seq=100, target="all",
                        lr=1e-3, warmup=5, steps=20),
+    "bilstm_medium": dict(cell="lstm", input=32, hidden=256, layers=1, batch=64, seq=50, target="all",
+                          lr=1e-3, warmup=5, steps=20, bidirectional=True),
     "sine_epoch": dict(cell="rnn", input=1, hidden=20, layers=2, batch=32, seq=50, target="last",
                        lr=5e-3, warmup=1, steps=5, n_train=7000, n_valid=2000),
 }
@@ -88,8 +90,9 @@ class Net(torch.nn.Module):
         torch.manual_seed(0)
         kind = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[p["cell"]]
         extra = {"nonlinearity": "tanh"} if p["cell"] == "rnn" else {}
-        self.rnn = kind(p["input"], p["hidden"], num_layers=p["layers"], **extra)
-        self.head = torch.nn.Linear(p["hidden"], 1)
+        bidir = p.get("bidirectional", False)
+        self.rnn = kind(p["input"], p["hidden"], num_layers=p["layers"], bidirectional=bidir, **extra)
+        self.head = torch.nn.Linear(p["hidden"] * (2 if bidir else 1), 1)
         self.last = p["target"] == "last"
 
     def forward(self, x):  # x: (T, B, I)

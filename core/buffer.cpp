@@ -76,7 +76,8 @@ struct Cache {
   std::uint64_t held[(n_classes + 63) / 64] = {};  // bit i: lists[i] is not empty
   BufferCacheStats stats{0, REWIND_BUFFER_CACHE ? std::size_t{1} << 30 : 0, 0, 0};
   std::uint64_t tick = 0;  // allocations so far
-  // Bytes handed out and not given back. Signed: a buffer made on another thread may be freed here.
+  // Bytes handed out and not given back, at least zero (a buffer made on another thread may be freed
+  // here: buffer_release).
   std::int64_t live = 0;
   std::int64_t peak[epochs_kept] = {}, floor[epochs_kept] = {};  // [0]: this epoch
   std::int64_t old_peak = 0, old_floor = 0;                        // over the kept epochs before it
@@ -274,8 +275,16 @@ void buffer_release(void* p, std::size_t bytes) noexcept {
   Cache& c = *cp;
   c.live -= static_cast<std::int64_t>(k.bytes);
   if (c.live < c.floor[0]) {
-    c.floor[0] = c.live;
-    c.refresh();
+    // Never below zero: a thread that frees buffers another thread made (the consumer of a producer
+    // thread, the caller of a part run beside it: autograd/detail/beside.hpp) would otherwise see its
+    // floor fall by what it received at every step, its working set — and so its bound — widen
+    // without end, and its cache keep every buffer it is sent (measured: a bidirectional LSTM's
+    // training process grew by 4 MB a step). At zero its bound is what it allocates itself again.
+    if (c.live < 0) c.live = 0;
+    if (c.live < c.floor[0]) {
+      c.floor[0] = c.live;
+      c.refresh();
+    }
   }
   if (c.stats.cached_bytes + k.bytes <= c.cap) {
     c.push(k.index, p);

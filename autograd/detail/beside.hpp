@@ -50,7 +50,8 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
                                                                const std::string& name);
 
 /// Whether two parts run beside each other beat each split across every thread: with 2 or 3 threads
-/// (each part then has a core or more; see beside.cpp), unless turned off by set_beside.
+/// (each part then has a core or more; see beside.cpp), unless turned off by set_beside or by
+/// REWIND_NO_BESIDE=1 in the environment at start.
 bool beside_pays();
 /// Turns running beside on or off (on by default) and returns the previous setting — for the tests
 /// and the benchmark, which compare the two.

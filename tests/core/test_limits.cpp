@@ -11,6 +11,9 @@
 #include "core/threads.hpp"
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdint>
 #include <fstream>
 #include <limits>
@@ -170,6 +173,59 @@ TEST_CASE("limits: the buffer cache stays within a small multiple of one step's 
   CHECK(most_cached > 0);
   CHECK(over_bound == 0);
   CHECK(most_cached <= 3 * largest_step);
+  release_buffer_cache();
+  set_buffer_cache_limit(limit_before);
+}
+
+TEST_CASE("limits: a thread that frees buffers another thread made keeps its cache bounded") {
+  // The consumer of a producer thread (a part of a computation run on another thread, a data loader):
+  // each step it makes and frees its own 20 tensors and frees 20 the producer made. Its bytes in use
+  // fall by those 20 at every step; were its working set measured from them, its bound would widen
+  // without end and its cache keep every buffer it is sent (core/buffer.cpp, buffer_release).
+  const std::size_t limit_before = buffer_cache_stats().limit_bytes;
+  set_buffer_cache_limit(std::size_t{1} << 30);
+  release_buffer_cache();
+  const Shape shape{64, 64};  // 16 KiB in float32
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<Tensor> handed;
+  bool want = false, stop = false;
+  std::thread producer([&] {
+    for (;;) {
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return want || stop; });
+      if (stop) return;
+      for (int k = 0; k < 20; ++k) handed.push_back(Tensor::ones(shape));
+      want = false;
+      cv.notify_all();
+    }
+  });
+  std::size_t most_cached = 0;
+  const std::size_t step_bytes = 20 * shape.numel() * sizeof(float);
+  for (int step = 0; step < 400; ++step) {
+    std::vector<Tensor> received;
+    {
+      std::unique_lock<std::mutex> lock(m);
+      want = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return !want; });
+      received.swap(handed);
+    }
+    std::vector<Tensor> own;
+    for (int k = 0; k < 20; ++k) own.push_back(Tensor::zeros(shape));
+    own.clear();
+    received.clear();
+    most_cached = std::max(most_cached, buffer_cache_stats().cached_bytes);
+  }
+  {
+    std::lock_guard<std::mutex> lock(m);
+    stop = true;
+  }
+  cv.notify_all();
+  producer.join();
+  INFO("most cached " << most_cached << " bytes; one step makes " << step_bytes);
+  CHECK(most_cached >= step_bytes);       // it does cache (its own step's buffers)
+  CHECK(most_cached <= 4 * step_bytes);   // 400 steps received 400 × that
   release_buffer_cache();
   set_buffer_cache_limit(limit_before);
 }
