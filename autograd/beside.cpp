@@ -24,12 +24,13 @@ std::atomic<bool> g_beside{[] {
   return !(v && std::string(v) == "1");
 }()};
 
-// Up to this many threads, two parts side by side (a core or more each, every loop inside on its own
-// core) beat one part after the other with each loop split across all of them. Measured on 2 cores
-// (bench/PROFILE.md, bilstm_medium); with more threads each part would leave the rest idle, since a
-// loop inside a part does not split (one loop at a time on the pool) — so from 4 on, the parts run
-// one after the other, each splitting its loops and products across every thread.
-constexpr int kBesideMaxThreads = 3;
+// With exactly two threads, the two parts side by side — each on its own core, every loop inside it
+// on that core alone — beat one part after the other with each loop split across both: bilstm_medium
+// (bench/rewind_bench.cpp) 36.5–38.0 ms a training step against 40.7–43.6, three alternated runs, a
+// 2-core Zen 5 (one thread: 67.8). With more threads each part would still have one core — a loop
+// inside a part does not split (one loop at a time on the pool) — and leave the others idle, while
+// one part after the other splits every product across all of them: from 3 on they run in turn.
+constexpr int kBesideThreads = 2;
 
 // What b's entry keeps for the backward.
 struct Part {
@@ -84,7 +85,7 @@ void check_results(const std::string& name, const std::vector<Tensor>& out) {
 bool beside_pays() {
   if (!g_beside.load(std::memory_order_relaxed)) return false;
   const int n = get_num_threads();
-  return n >= 2 && n <= kBesideMaxThreads;
+  return n == kBesideThreads;
 }
 
 bool set_beside(bool on) { return g_beside.exchange(on); }
@@ -96,7 +97,7 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
   for (std::size_t i = 0; i < b_inputs.size(); ++i)
     if (!b_inputs[i].defined()) throw TapeError(name + ": input " + std::to_string(i) + " is an undefined tensor");
   const bool grad = GradMode::enabled();
-  // Stand-ins for b's inputs with history: views without it, taking a gradient where the input does.
+  // Stand-ins for b's inputs with history: views without it (no copy), taking a gradient where the input does.
   std::vector<Tensor> stand_ins;
   std::unordered_map<const void*, std::size_t> stand_in_of;
   for (std::size_t i = 0; i < b_inputs.size(); ++i) {
@@ -189,22 +190,22 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
       auto it = stand_in_of.find(&p);
       entry_inputs.push_back(it == stand_in_of.end() ? x : b_inputs[it->second]);
     }
-  std::vector<Tensor> views;
+  std::vector<Tensor> copies;
   std::unordered_map<const void*, std::size_t> output_of;
   std::vector<std::size_t> view_of(out_b.size(), SIZE_MAX);
   for (std::size_t k = 0; k < out_b.size(); ++k) {
     const TensorImpl& p = out_b[k].impl();
     if (p.tape != part->tape.get()) continue;
-    auto [it, fresh] = output_of.try_emplace(&p, views.size());
+    auto [it, fresh] = output_of.try_emplace(&p, copies.size());
     view_of[k] = it->second;
     if (!fresh) continue;
     part->where.push_back(k);
     part->roots.push_back(out_b[k]);
-    views.push_back(out_b[k].detach());
+    copies.push_back(out_b[k].detach());  // made here (Buffers, in detail/beside.hpp)
   }
   const std::string rule = "its " + std::to_string(part->tape->size()) +
                            " entries, recorded on a tape of their own beside the rest and swept beside it";
-  std::vector<Tensor> outs = record_multi(part->op, std::move(entry_inputs), views, intern(rule), [part](BackwardContext& c) {
+  std::vector<Tensor> outs = record_multi(part->op, std::move(entry_inputs), copies, intern(rule), [part](BackwardContext& c) {
     if (GradMode::enabled()) {  // create_graph: b again, recorded on the swept tape (as a checkpoint's re-run)
       c.rerun([part]() {
         std::vector<Tensor> again;
@@ -224,8 +225,8 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
     std::vector<Tensor> seeds;
     for (std::size_t k = 0; k < c.num_outputs(); ++k) seeds.push_back(c.grad_out(k));
     // The gradients start as zeros made here, on the sweep's thread, which frees them once added: the
-    // part's sweep adds into them in place instead of allocating them on its own thread (see Buffers
-    // at the top of this file).
+    // part's sweep adds into them in place instead of allocating them on its own thread (Buffers, in
+    // detail/beside.hpp).
     LeafGrads grads;
     for (const Tensor& leaf : part->leaves) grads[leaf.impl_ptr().get()].grad = Tensor::zeros(leaf.shape(), leaf.dtype());
     c.beside([part, seeds = std::move(seeds), grads = std::move(grads), retain = c.retains()]() mutable {
