@@ -405,3 +405,62 @@ TEST_CASE("beside: runs only where it pays — at 2 threads, not 1, nor 3 and mo
   Beside off(false);
   CHECK_FALSE(detail::beside_pays());
 }
+
+TEST_CASE("beside: unbatched steps, a checkpointed layer returning its last output, and bad input named as before") {
+  Threads threads(2);
+  Generator gen(13);
+  SUBCASE("steps of shape (features,)") {
+    Recurrent r = GRU(3, 4, {.dtype = float64}, {.bidirectional = true}, gen);
+    Tensor seq = Tensor::uniform({5, 3}, -1, 1, gen, float64).set_requires_grad();
+    auto run_once = [&](bool on) {
+      Beside mode(on);
+      r.zero_grad();
+      seq.zero_grad();
+      Tape tape;
+      std::vector<Tensor> steps;
+      for (std::size_t t = 0; t < 5; ++t) steps.push_back(squeeze(slice(seq, 0, t, t + 1), 0));
+      Tensor y = r(steps);
+      CHECK(entries_named(tape, "layer0_reverse") == (on ? 1u : 0u));
+      const Tensor value = y.detach();
+      backward(sum(y * y));
+      return std::pair{value, seq.grad().detach()};
+    };
+    const auto [ya, ga] = run_once(false);
+    const auto [yb, gb] = run_once(true);
+    CHECK(same_bits(ya, yb));
+    CHECK(max_rel_diff(gb, ga) <= 1e-13);
+  }
+  SUBCASE("checkpointed, last output only, two layers") {
+    Recurrent r = LSTM(3, 4, {.dtype = float64},
+                       {.num_layers = 2, .bidirectional = true, .return_sequences = false, .checkpoint = {.on = true}}, gen);
+    Tensor seq = Tensor::uniform({6, 3, 2}, -1, 1, gen, float64).set_requires_grad();
+    Tensor w = Tensor::uniform({8, 2}, -1, 1, gen, float64);
+    Result a, b;
+    {
+      Beside off(false);
+      a = run(r, seq, Tensor(), w);
+    }
+    {
+      Beside on(true);
+      b = run(r, seq, Tensor(), w);
+    }
+    CHECK(b.beside_entries == 2);
+    check_same(b, a);
+  }
+  SUBCASE("a wrong dtype or initial state is refused with the same message") {
+    Recurrent r = GRU(3, 4, {}, {.bidirectional = true}, gen);
+    auto message = [&](bool on, auto&& f) {
+      Beside mode(on);
+      Tape tape;
+      return message_of<Error>(f);
+    };
+    Tensor seq64 = Tensor::uniform({4, 3, 2}, -1, 1, gen, float64);
+    auto bad_dtype = [&] { r(seq64); };
+    CHECK(message(true, bad_dtype) == message(false, bad_dtype));
+    CHECK_FALSE(message(true, bad_dtype).empty());
+    Tensor seq = Tensor::uniform({4, 3, 2}, -1, 1, gen);
+    auto bad_state = [&] { r(seq, Tensor(), {{Tensor::zeros({4, 2})}, {Tensor::zeros({5, 2})}}); };
+    CHECK(message(true, bad_state) == message(false, bad_state));
+    CHECK(contains(message(true, bad_state), "reverse"));
+  }
+}
