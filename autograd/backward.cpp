@@ -470,17 +470,29 @@ void ReverseSweep::process(std::size_t i) {
   for (const BackwardContext::Region& r : m_deferred.regions) add_region(node.inputs[r.input], r, m_adjoints_out[r.input]);
   for (const BackwardContext::Product& q : m_deferred.products)
     add_product(node.inputs[q.input], q, m_adjoints_out[q.input]);
-  BackwardContext::Rerun rerun = std::move(m_deferred.rerun);
-  BackwardContext::Beside beside = std::move(m_deferred.beside);
-  m_deferred.clear();
+  m_deferred.regions.clear();
+  m_deferred.products.clear();
   if (m_trace) m_trace->entries[i].sent = m_adjoints_out;
   for (std::size_t k = 0; k < node.inputs.size(); ++k)
     if (m_adjoints_out[k].defined()) add_adjoint(node.inputs[k], m_adjoints_out[k]);
+  if (m_deferred.rerun || m_deferred.beside) [[unlikely]] {
+    run_handed(i);
+    return;
+  }
+  if (m_hooks) fire_ready(static_cast<std::int64_t>(i));
+}
+
+// Entry i handed the sweep a re-run or a fn to run beside (kept apart from process(): every entry of
+// a tiny model's step passes the check, few take this).
+void ReverseSweep::run_handed(std::size_t i) {
+  BackwardContext::Rerun rerun = std::move(m_deferred.rerun);
+  BackwardContext::Beside beside = std::move(m_deferred.beside);
+  m_deferred.clear();
   if (rerun) {
     begin_rerun(i, rerun);  // its leaves are final only once the re-run entries are swept (end_rerun)
     return;
   }
-  if (beside) run_beside(i, beside);
+  run_beside(i, beside);
   if (m_hooks) fire_ready(static_cast<std::int64_t>(i));
 }
 

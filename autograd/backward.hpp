@@ -177,6 +177,7 @@ class ReverseSweep {
   Tensor& leaf_grad(detail::TensorImpl& leaf);
   bool advance(std::int64_t above);
   void process(std::size_t i);
+  [[gnu::noinline]] void run_handed(std::size_t i);
   void run_beside(std::size_t i, const BackwardContext::Beside& fn);
   void add_adjoint(const Tensor& input, const Tensor& g);
   void add_region(const Tensor& input, const BackwardContext::Region& r, Tensor& sent);
