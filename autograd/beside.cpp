@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -45,35 +46,7 @@ struct Part {
   std::vector<std::pair<Generator*, Generator>> generators;  // b's draws: each generator before its first
 };
 
-class ModeScope {
- public:
-  explicit ModeScope(bool on) : m_previous(GradMode::enabled()) { GradMode::set_enabled(on); }
-  ~ModeScope() { GradMode::set_enabled(m_previous); }
-  ModeScope(const ModeScope&) = delete;
-  ModeScope& operator=(const ModeScope&) = delete;
 
- private:
-  bool m_previous;
-};
-
-// Puts generators in the states they had before b's first draws for a scope, and back after it.
-class ReplayDraws {
- public:
-  explicit ReplayDraws(const std::vector<std::pair<Generator*, Generator>>& saved) {
-    for (const auto& [g, before] : saved) {
-      m_now.emplace_back(g, *g);
-      *g = before;
-    }
-  }
-  ~ReplayDraws() {
-    for (auto& [g, now] : m_now) *g = now;
-  }
-  ReplayDraws(const ReplayDraws&) = delete;
-  ReplayDraws& operator=(const ReplayDraws&) = delete;
-
- private:
-  std::vector<std::pair<Generator*, Generator>> m_now;
-};
 
 void check_results(const std::string& name, const std::vector<Tensor>& out) {
   for (std::size_t k = 0; k < out.size(); ++k)
@@ -97,20 +70,26 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
   for (std::size_t i = 0; i < b_inputs.size(); ++i)
     if (!b_inputs[i].defined()) throw TapeError(name + ": input " + std::to_string(i) + " is an undefined tensor");
   const bool grad = GradMode::enabled();
-  // Stand-ins for b's inputs with history: views without it (no copy), taking a gradient where the input does.
+  // Stand-ins for b's inputs with history: views without it (no copy), taking a gradient where the
+  // input does. (Made again if b runs a second time: the first run's may hold its history.)
   std::vector<Tensor> stand_ins;
   std::unordered_map<const void*, std::size_t> stand_in_of;
-  for (std::size_t i = 0; i < b_inputs.size(); ++i) {
-    const Tensor& x = b_inputs[i];
-    if (!x.impl().tape) {
-      stand_ins.push_back(x);  // a leaf or a constant: any tape may read it
-      continue;
+  auto make_stand_ins = [&] {
+    stand_ins.clear();
+    stand_in_of.clear();
+    for (std::size_t i = 0; i < b_inputs.size(); ++i) {
+      const Tensor& x = b_inputs[i];
+      if (!x.impl().tape) {
+        stand_ins.push_back(x);  // a leaf or a constant: any tape may read it
+        continue;
+      }
+      Tensor v = make_view(x, 0, x.shape(), name.c_str());
+      if (x.requires_grad()) v.set_requires_grad();
+      stand_in_of[v.impl_ptr().get()] = i;
+      stand_ins.push_back(std::move(v));
     }
-    Tensor v = make_view(x, 0, x.shape(), name.c_str());
-    if (x.requires_grad()) v.set_requires_grad();
-    stand_in_of[v.impl_ptr().get()] = i;
-    stand_ins.push_back(std::move(v));
-  }
+  };
+  make_stand_ins();
 
   auto part = std::make_shared<Part>();
   part->fn = b;
@@ -123,7 +102,10 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
   auto run_b = [&] {
     part->tape = Tape::make_detached();
     CurrentTape on(*part->tape);
-    ModeScope mode(grad);
+    std::optional<EnableGradGuard> recording;  // grad mode is per thread: the caller's, here too
+    std::optional<NoGradGuard> not_recording;
+    if (grad) recording.emplace();
+    else not_recording.emplace();
     GeneratorLog log;
     try {
       out_b = b(stand_ins);
@@ -151,19 +133,7 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
           throw TapeError(name + ": both parts draw random numbers from the same Generator, at once on two threads; "
                                  "give each part its own Generator, or run on one thread (set_num_threads(1))");
     for (const auto& [g, before] : part->generators) *g = before;
-    stand_ins.clear();  // the first run's stand-ins may hold its history: fresh ones, as before
-    for (const Tensor& x : b_inputs) {
-      if (!x.impl().tape) {
-        stand_ins.push_back(x);
-        continue;
-      }
-      Tensor v = make_view(x, 0, x.shape(), name.c_str());
-      if (x.requires_grad()) v.set_requires_grad();
-      stand_ins.push_back(std::move(v));
-    }
-    stand_in_of.clear();
-    for (std::size_t i = 0; i < stand_ins.size(); ++i)
-      if (b_inputs[i].impl().tape) stand_in_of[stand_ins[i].impl_ptr().get()] = i;
+    make_stand_ins();
     run_b();
   }
   check_results(name, out_a);
@@ -192,12 +162,12 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
     }
   std::vector<Tensor> copies;
   std::unordered_map<const void*, std::size_t> output_of;
-  std::vector<std::size_t> view_of(out_b.size(), SIZE_MAX);
+  std::vector<std::size_t> copy_of(out_b.size(), SIZE_MAX);
   for (std::size_t k = 0; k < out_b.size(); ++k) {
     const TensorImpl& p = out_b[k].impl();
     if (p.tape != part->tape.get()) continue;
     auto [it, fresh] = output_of.try_emplace(&p, copies.size());
-    view_of[k] = it->second;
+    copy_of[k] = it->second;
     if (!fresh) continue;
     part->where.push_back(k);
     part->roots.push_back(out_b[k]);
@@ -243,7 +213,7 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
   // The backward does not read them (it sweeps b's tape): like any value, one no entry reads may go.
   for (const Tensor& out : outs) out.impl().read_by_backward = false;
   for (std::size_t k = 0; k < out_b.size(); ++k) {
-    if (view_of[k] != SIZE_MAX) out_b[k] = outs[view_of[k]];
+    if (copy_of[k] != SIZE_MAX) out_b[k] = outs[copy_of[k]];
     else original(out_b[k]);
   }
   return {std::move(out_a), std::move(out_b)};

@@ -35,24 +35,6 @@ struct Replay {
   std::vector<std::pair<Generator*, Generator>> generators;  // each as it was before its first draw
 };
 
-// Puts generators in a given state for a scope and back where they were after it (also on a throw).
-class ReplayDraws {
- public:
-  explicit ReplayDraws(const std::vector<std::pair<Generator*, Generator>>& saved) {
-    for (const auto& [g, before] : saved) {
-      m_now.emplace_back(g, *g);
-      *g = before;
-    }
-  }
-  ~ReplayDraws() {
-    for (auto& [g, now] : m_now) *g = now;
-  }
-  ReplayDraws(const ReplayDraws&) = delete;
-  ReplayDraws& operator=(const ReplayDraws&) = delete;
-
- private:
-  std::vector<std::pair<Generator*, Generator>> m_now;
-};
 
 }  // namespace
 

@@ -66,6 +66,29 @@ class GeneratorLog {
   GeneratorLog* m_outer;
 };
 
+/// For one scope, puts generators back in the states a GeneratorLog took (each before its first draw),
+/// and where they were when the scope ends (also on a throw): what a computation run again with the
+/// same random numbers draws from (a checkpoint's re-run, autograd/checkpoint.hpp).
+class ReplayDraws {
+ public:
+  /// Sets each generator of `saved` (GeneratorLog::take()) to the state saved with it.
+  explicit ReplayDraws(const std::vector<std::pair<Generator*, Generator>>& saved) {
+    for (const auto& [g, before] : saved) {
+      m_now.emplace_back(g, *g);
+      *g = before;
+    }
+  }
+  /// Puts each generator back in the state it had when the scope began.
+  ~ReplayDraws() {
+    for (auto& [g, now] : m_now) *g = now;
+  }
+  ReplayDraws(const ReplayDraws&) = delete;
+  ReplayDraws& operator=(const ReplayDraws&) = delete;
+
+ private:
+  std::vector<std::pair<Generator*, Generator>> m_now;
+};
+
 /// The thread's default generator, used when no generator is passed.
 Generator& default_generator();
 
