@@ -1,5 +1,6 @@
 #include "recurrent.hpp"
 
+#include <array>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -361,12 +362,14 @@ std::vector<SequenceRun> Recurrent::directions_beside(std::size_t l, const std::
   // Each direction's inputs are the steps, then its initial state; its outputs the per-step outputs,
   // `last`, then the final state.
   const std::size_t T = xs.size();
-  auto direction = [this, l, T, mask, outputs, masks](std::size_t d) {
-    return [this, l, d, T, mask, outputs, m = masks[d]](const std::vector<Tensor>& in) {
+  auto n_state = std::make_shared<std::array<std::size_t, 2>>();  // each direction's, as its run returned it
+  auto direction = [this, l, T, mask, outputs, masks, n_state](std::size_t d) {
+    return [this, l, d, T, mask, outputs, m = masks[d], n_state](const std::vector<Tensor>& in) {
       const std::vector<Tensor> steps(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(T));
       State init(in.begin() + static_cast<std::ptrdiff_t>(T), in.end());
       SequenceRun r = masked_sequence(m_layers[2 * l + d]->cell(), steps, std::move(init), mask, d == 1, outputs,
                                       m.first, m.second);
+      (*n_state)[d] = r.final_state.size();
       std::vector<Tensor> flat = std::move(r.outputs);
       flat.push_back(r.last);
       flat.insert(flat.end(), r.final_state.begin(), r.final_state.end());
@@ -379,12 +382,10 @@ std::vector<SequenceRun> Recurrent::directions_beside(std::size_t l, const std::
     if (!initial.empty()) ins[d].insert(ins[d].end(), initial[2 * l + d].begin(), initial[2 * l + d].end());
   }
   auto [fwd, rev] = detail::run_beside(direction(0), ins[0], direction(1), ins[1], "layer" + std::to_string(l) + "_reverse");
-  // The state's size is the cell's: what follows the outputs and `last`.
-  const std::size_t n_state = m_layers[2 * l]->cell().state_shapes(xs[0].ndim() == 2 ? xs[0].dim(1) : 0).size();
   std::vector<SequenceRun> runs(2);
   for (std::size_t d = 0; d < 2; ++d) {
     std::vector<Tensor>& flat = d == 0 ? fwd : rev;
-    const std::size_t n_out = flat.size() - 1 - n_state;
+    const std::size_t n_out = flat.size() - 1 - (*n_state)[d];
     runs[d].outputs.assign(flat.begin(), flat.begin() + static_cast<std::ptrdiff_t>(n_out));
     runs[d].last = flat[n_out];
     runs[d].final_state.assign(flat.begin() + static_cast<std::ptrdiff_t>(n_out) + 1, flat.end());
