@@ -501,13 +501,14 @@ void ReverseSweep::run_handed(std::size_t i) {
 // of which sends anything fn reads or writes — then add what it computed. The adjoints land at that
 // point of the sweep whether fn ran beside or, with no thread free, before the entries above it on
 // this one: the bits do not depend on it. Gradient-ready hooks wait meanwhile (a leaf of fn's entry
-// is final only once fn's adjoints are in), then fire for every leaf passed. Under create_graph, or
-// inside a checkpoint's re-run (whose entries, this one included, go when the re-run is swept), fn
-// runs here and its adjoints land at once.
+// is final only once fn's adjoints are in), then fire for every leaf passed. Under create_graph, inside
+// a checkpoint's re-run (whose entries, this one included, go when the re-run is swept), and in a
+// step-through sweep (not in place: each step() one entry, as the teaching views show it), fn runs
+// here and its adjoints land at once.
 void ReverseSweep::run_beside(std::size_t i, const BackwardContext::Beside& fn) {
   const Node& node = (*m_tape)[i];
   std::vector<Tensor> grads;
-  if (m_options.create_graph || !m_reruns.empty()) {
+  if (m_options.create_graph || !m_reruns.empty() || !m_options.in_place) {
     grads = fn();
   } else {
     std::int64_t producer = -1;  // the latest entry whose output fn's entry takes

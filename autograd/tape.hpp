@@ -357,9 +357,11 @@ class BackwardContext {
   /// per input of the entry (undefined for an input it sends nothing), each of that input's shape and
   /// dtype. The sweep may run `fn` on another thread while it goes on with the entries above the
   /// latest entry that produced one of the inputs, and adds fn's adjoints when it gets there — so fn
-  /// must not touch this tape or its values' adjoints, only what it owns (a branch's own tape,
-  /// autograd/detail/beside.hpp). It runs on the calling thread under create_graph, keep_adjoints or
-  /// gradient-ready hooks, inside another entry's fn, and when one thread is set.
+  /// must not touch this tape or its values' adjoints, only what it owns (a part's own tape,
+  /// autograd/detail/beside.hpp). It runs on the calling thread, its adjoints added at once, under
+  /// create_graph, inside a checkpoint's re-run and in a step-through sweep (not in place); on the
+  /// calling thread too, after the entries above, with one thread, inside another entry's fn, or when
+  /// no worker takes it. Gradient-ready hooks wait for it.
   void beside(Beside fn) { m_deferred.beside = std::move(fn); }
   /// Whether the sweep keeps the tape afterwards (SweepOptions::retain): a sweep an entry runs over
   /// a tape of its own keeps that one too, so a second backward finds it.

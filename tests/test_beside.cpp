@@ -242,6 +242,23 @@ TEST_CASE("beside: double backward, retain, grad(), hooks and the explain sweep 
     }
     CHECK(seen.size() == params + 1);  // and the input's
   }
+  SUBCASE("a step-through sweep takes one entry a step, the reverse direction's among them") {
+    r.zero_grad();
+    Tape tape;
+    Tensor loss = sum(r(seq));
+    const std::size_t entries = tape.size();
+    ReverseSweep sweep(loss);
+    std::vector<std::int64_t> seen;
+    bool reverse_seen = false;
+    while (sweep.step()) {
+      seen.push_back(sweep.current());
+      reverse_seen = reverse_seen || std::string(tape[static_cast<std::size_t>(sweep.current())].op) == "layer0_reverse";
+    }
+    for (std::size_t k = 1; k < seen.size(); ++k) CHECK(seen[k] < seen[k - 1]);  // one entry each, in order
+    CHECK(seen.size() <= entries);
+    CHECK(reverse_seen);
+    CHECK(W.grad().defined());
+  }
   SUBCASE("a keep_adjoints sweep (the explain view's) runs and gives the same gradients") {
     r.zero_grad();
     {
