@@ -475,7 +475,9 @@ std::string to_dot(const Tape& tape, const DotOptions& options) {
     out += std::string(open_step >= 0 ? "    " : "  ") + id + " [label=" + dot_label(lines) + "];\n";
     for (std::size_t k = 0; k < n.inputs.size(); ++k) {
       const Tensor& x = n.inputs[k];
-      const std::string from = x.tape_index() >= 0 ? "n" + std::to_string(x.tape_index()) : leaf_ids[x.impl_ptr().get()];
+      // (Appended, not "n" + to_string(…): g++ 12 warns falsely (-Wrestrict) on that form here.)
+      std::string from = x.tape_index() >= 0 ? std::string("n") : leaf_ids[x.impl_ptr().get()];
+      if (x.tape_index() >= 0) from += std::to_string(x.tape_index());
       side += "  " + from + " -> " + id;
       if (e && k < e->sent.size() && e->sent[k].defined()) side += " [label=" + dot_label({summarize(e->sent[k])}) + "]";
       side += ";\n";
