@@ -643,13 +643,9 @@ std::vector<Tensor> ReverseSweep::result() const {
   return m_target_grads;
 }
 
-void detail::sweep_into(const std::vector<Tensor>& roots, std::vector<Tensor>&& seeds, bool retain,
+void detail::sweep_into(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, bool retain,
                         LeafGrads& leaf_grads) {
-  SweepOptions options;
-  options.in_place = true;
-  options.retain = retain;
-  ReverseSweep sweep(roots, seeds, options, nullptr, &leaf_grads);
-  seeds.clear();  // the sweep holds them now, and lets go of each once used
+  ReverseSweep sweep(roots, seeds, SweepOptions{.retain = retain, .in_place = true}, nullptr, &leaf_grads);
   sweep.run();
 }
 

@@ -54,11 +54,11 @@ struct LeafGrad {
 };
 /// Where a sweep over a part's own tape adds its leaves' gradients instead of their .grad(): by leaf.
 using LeafGrads = std::unordered_map<const void*, LeafGrad>;
-/// backward() from `roots` seeded with `seeds` (one each), except
-/// that each leaf's gradient is added into leaf_grads[its impl] instead of its .grad(), and no
-/// gradient-ready hook fires (the entry that stands for the part on the outer tape sends them on:
-/// autograd/detail/beside.hpp). With `retain` the tape is kept, as the outer sweep keeps its own.
-void sweep_into(const std::vector<Tensor>& roots, std::vector<Tensor>&& seeds, bool retain, LeafGrads& leaf_grads);
+/// backward() from `roots` seeded with `seeds` (one each), except that each leaf's gradient is added
+/// into leaf_grads[its impl] instead of its .grad(), and no gradient-ready hook fires (the entry that
+/// stands for the part on the outer tape sends them on: autograd/detail/beside.hpp). With `retain`
+/// the tape is kept, as the outer sweep keeps its own.
+void sweep_into(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, bool retain, LeafGrads& leaf_grads);
 }  // namespace detail
 namespace kernels {
 class ProductPanel;
@@ -171,7 +171,7 @@ class ReverseSweep {
   std::vector<Tensor> result() const;
 
  private:
-  friend void detail::sweep_into(const std::vector<Tensor>&, std::vector<Tensor>&&, bool, detail::LeafGrads&);
+  friend void detail::sweep_into(const std::vector<Tensor>&, const std::vector<Tensor>&, bool, detail::LeafGrads&);
   ReverseSweep(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, SweepOptions options,
                const std::vector<Tensor>* targets, detail::LeafGrads* leaf_grads);
   Tensor& leaf_grad(detail::TensorImpl& leaf);

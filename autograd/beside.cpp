@@ -200,7 +200,7 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
     LeafGrads grads;
     for (const Tensor& leaf : part->leaves) grads[leaf.impl_ptr().get()].grad = Tensor::zeros(leaf.shape(), leaf.dtype());
     c.beside([part, seeds = std::move(seeds), grads = std::move(grads), retain = c.retains()]() mutable {
-      sweep_into(part->roots, std::move(seeds), retain, grads);
+      sweep_into(part->roots, seeds, retain, grads);
       if (!retain) part->roots.clear();  // their tape is cleared: let go of their values on this thread
       std::vector<Tensor> out(part->leaves.size());
       for (std::size_t k = 0; k < out.size(); ++k) {

@@ -246,11 +246,6 @@ void run_parallel(std::size_t n, std::size_t grain, std::size_t align, RangeFn f
 
 void run_tasks(TaskFn fn, void* body) {
   const int threads = get_num_threads();
-  if (threads < 2 || t_inside) {
-    fn(body, 0);
-    fn(body, 1);
-    return;
-  }
   // Task 1 is the job's one chunk, for a worker to claim; the caller runs task 0 itself once the job is
   // published, then claims task 1 if no worker has (a loaded machine: the worker not yet awake). So
   // task 0 runs on the caller, always — its thread-local state (the current tape, grad mode, the sweep's
@@ -273,12 +268,12 @@ void run_tasks(TaskFn fn, void* body) {
     t.fn(t.body, 0);
   };
   job.first_body = &two;
-  bool ran;
-  {
+  bool ran = false;  // one thread, a call from inside a chunk, or another thread's loop holding the pool: in turn
+  if (threads >= 2 && !t_inside) {
     Inside inside;
     ran = pool().run(job, static_cast<std::size_t>(threads));
   }
-  if (!ran) {  // another thread's loop holds the pool
+  if (!ran) {
     fn(body, 0);
     fn(body, 1);
     return;

@@ -199,8 +199,9 @@ RecurrentRun Recurrent::run_layers(const std::vector<Tensor>& steps, const Tenso
       for (std::size_t d = 0; d < dirs; ++d) {
         const std::size_t i = l * dirs + d;
         const State init = initial.empty() ? State{} : initial[i];
-        runs.push_back(variational() ? variational_sequence(m_layers[i]->cell(), xs, init, mask, d == 1, outputs)
-                                     : layer_sequence(m_layers[i]->cell(), xs, init, mask, d == 1, outputs));
+        Cell& cell = m_layers[i]->cell();
+        const auto [m_x, m_h] = variational() ? variational_masks(cell, xs) : std::pair<Tensor, Tensor>{};
+        runs.push_back(masked_sequence(cell, xs, init, mask, d == 1, outputs, m_x, m_h));
       }
     }
     for (const SequenceRun& r : runs) out.final_states.push_back(r.final_state);
@@ -337,18 +338,13 @@ std::pair<Tensor, Tensor> Recurrent::variational_masks(const Cell& cell, const s
 
 SequenceRun Recurrent::masked_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
                                        bool reverse, bool outputs, const Tensor& m_x, const Tensor& m_h) const {
-  std::vector<Tensor> xs = steps;
+  std::vector<Tensor> masked;  // m_x ⊙ x_t (only with input dropout)
   if (m_x.defined())
-    for (Tensor& x : xs) x = x * m_x;
+    for (const Tensor& x : steps) masked.push_back(x * m_x);
+  const std::vector<Tensor>& xs = m_x.defined() ? masked : steps;
   if (!m_h.defined()) return layer_sequence(cell, xs, std::move(initial), mask, reverse, outputs);
   auto dropped = std::make_shared<RecurrentDropoutCell>(cell, m_h);
   return layer_sequence(*dropped, xs, std::move(initial), mask, reverse, outputs, dropped);  // pieces keep `dropped`
-}
-
-SequenceRun Recurrent::variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
-                                            bool reverse, bool outputs) {
-  const auto [m_x, m_h] = variational_masks(cell, steps);
-  return masked_sequence(cell, steps, std::move(initial), mask, reverse, outputs, m_x, m_h);
 }
 
 // Layer l's two directions at once: the forward one here, the reverse one beside it on another thread,

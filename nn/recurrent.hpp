@@ -212,9 +212,8 @@ class Recurrent : public Module {
   // (made for this call): checkpointed pieces keep it for their re-run in the backward.
   SequenceRun layer_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
                              bool reverse, bool outputs = true, std::shared_ptr<Cell> owner = nullptr) const;
-  SequenceRun variational_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
-                                   bool reverse, bool outputs = true);
-  // variational_sequence in two: its masks (m_x, m_h; undefined where p = 0), and the run with them.
+  // Variational dropout's masks for one layer and direction (m_x, m_h; undefined where p = 0), drawn
+  // once per call, and the run with them (plain layer_sequence when both are undefined).
   std::pair<Tensor, Tensor> variational_masks(const Cell& cell, const std::vector<Tensor>& steps);
   SequenceRun masked_sequence(Cell& cell, const std::vector<Tensor>& steps, State initial, const Tensor& mask,
                               bool reverse, bool outputs, const Tensor& m_x, const Tensor& m_h) const;
