@@ -7,6 +7,7 @@
 //   rewind_bench --short                           # CI: 1 timed step per case, reduced sizes (see below)
 //   rewind_bench --init DIR                        # start from PyTorch's weights and data
 //   rewind_bench --sgemm-peak                      # one core's sgemm GFLOP/s (1024³, best of 7)
+//   rewind_bench --profile                         # also where the timed steps' time went (below)
 //
 // --init DIR reads DIR/<case>.npz (bench/torch_peer.py --dump DIR: keys rnn.weight_ih_l0 …, head.weight,
 // head.bias, x, y; sine_epoch: x_train, y_train, x_valid, y_valid) or, when that file is absent,
@@ -15,6 +16,11 @@
 //
 // One line per measurement: case=… variant=rewind threads=… median_ms=… peak_rss_mib=… loss0=… …
 // For sine_epoch the unit is an epoch and loss0 is the validation MSE before training (as in the peer).
+// With --profile, after each case's line, one "profile case=… phase=…" line for each phase of a timed
+// step (zero_grad, forward, backward, optimizer) and their sum (step): the phase's wall time, the
+// matrix products' and the split loops' (rwd::thread_profile, core/threads.hpp), and the rest — the
+// profile of a machine without perf (the 16-core one). Timing the phases adds a clock read and a
+// profile read at each boundary, and one around each product, split loop and chunk.
 // --short is for CI: no warm-up, one timed step, and smaller lstm_large (seq 10) and sine_epoch
 // (320 training / 64 validation series) so all cases run in a few seconds. It never checks a time.
 #include <sys/resource.h>
@@ -188,7 +194,48 @@ double cache_hit_rate() {
   return all > 0 ? static_cast<double>(st.hits) / all : 0.0;
 }
 
-void run_case(Case c, int threads, bool short_mode, int warmup_override, int steps_override, const std::string& init) {
+std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+/// One phase of the timed steps: its wall time and what rwd::thread_profile() counted within it.
+struct PhaseTimes {
+  double ms = 0;
+  rwd::ThreadProfile in;
+  void add(double wall_ms, const rwd::ThreadProfile& a, const rwd::ThreadProfile& b) {
+    ms += wall_ms;
+    in.products += b.products - a.products;
+    in.products_split += b.products_split - a.products_split;
+    in.products_ms += b.products_ms - a.products_ms;
+    in.loops_split += b.loops_split - a.loops_split;
+    in.loops_split_ms += b.loops_split_ms - a.loops_split_ms;
+    in.chunks_ms += b.chunks_ms - a.chunks_ms;
+    in.join_wait_ms += b.join_wait_ms - a.join_wait_ms;
+  }
+  void merge(const PhaseTimes& o) {
+    const rwd::ThreadProfile zero;
+    add(o.ms, zero, o.in);
+  }
+  // "profile case=… phase=… ms=…": per step, the phase's wall time; the products' and the split
+  // loops' wall time on their callers (a product inside a bidirectional layer's reverse direction is
+  // timed on the worker that runs it, so with beside directions the parts can add up past ms); the rest
+  // (the tape, loops too small to split, waiting); the chunks' time on all threads summed, and the
+  // callers' wait at joins.
+  void print(const std::string& name, int threads, const char* phase, int steps) const {
+    const double n = std::max(steps, 1);
+    std::printf("profile case=%s threads=%d phase=%s ms=%.4f products_ms=%.4f products=%.1f products_split=%.1f "
+                "split_loops_ms=%.4f split_loops=%.1f rest_ms=%.4f chunks_ms=%.4f join_wait_ms=%.4f\n",
+                name.c_str(), threads, phase, ms / n, in.products_ms / n, static_cast<double>(in.products) / n,
+                static_cast<double>(in.products_split) / n, in.loops_split_ms / n,
+                static_cast<double>(in.loops_split) / n, (ms - in.products_ms - in.loops_split_ms) / n,
+                in.chunks_ms / n, in.join_wait_ms / n);
+  }
+};
+
+void run_case(Case c, int threads, bool short_mode, int warmup_override, int steps_override, const std::string& init,
+              bool profile) {
   if (short_mode) {
     c.warmup = 0;
     c.steps = 1;
@@ -212,13 +259,41 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
     rwd::load_torch(*model.head, head_sd);
   }
   rwd::Adam opt(model.parameters(), {.lr = c.lr});
+  // --profile: each timed step's phases, with the thread profile's counts over each (PhaseTimes).
+  bool counting = false;
+  PhaseTimes phases[4];  // zero_grad, forward (the model and the loss), backward, optimizer
+  auto mark = [&](int phase, std::uint64_t& t, rwd::ThreadProfile& before) {
+    const std::uint64_t now = now_ns();
+    const rwd::ThreadProfile p = rwd::thread_profile();
+    phases[phase].add(static_cast<double>(now - t) / 1e6, before, p);
+    t = now, before = p;
+  };
   auto step = [&](const Tensor& x, const Tensor& y) {
+    if (!counting) {
+      model.zero_grad();
+      Tensor loss = rwd::mse_loss(model(x), y);
+      const double l = loss.item();
+      loss.backward();
+      opt.step();
+      return l;
+    }
+    std::uint64_t t = now_ns();
+    rwd::ThreadProfile before = rwd::thread_profile();
     model.zero_grad();
+    mark(0, t, before);
     Tensor loss = rwd::mse_loss(model(x), y);
     const double l = loss.item();
+    mark(1, t, before);
     loss.backward();
+    mark(2, t, before);
     opt.step();
+    mark(3, t, before);
     return l;
+  };
+  auto start_counting = [&] {
+    if (!profile) return;
+    counting = true;
+    rwd::set_thread_profiling(true);
   };
 
   std::vector<double> ms;
@@ -265,11 +340,14 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
       train_mse = tot / static_cast<double>(c.n_train);
     };
     for (int i = 0; i < c.warmup; ++i) epoch();
+    start_counting();
     for (int i = 0; i < c.steps; ++i) {
       auto t0 = clock::now();
       epoch();
       ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
     }
+    counting = false;
+    rwd::set_thread_profiling(false);
     loss_end = validate();
     char buf[160];
     std::snprintf(buf, sizeof buf, " unit=epoch batches_per_epoch=%zu n_train=%zu train_mse_last_epoch=%.5f", nb,
@@ -295,11 +373,14 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
     }
     loss0 = step(x, y);  // counts as a warm-up step, as in the peer
     for (int i = 1; i < c.warmup; ++i) step(x, y);
+    start_counting();
     for (int i = 0; i < c.steps; ++i) {
       auto t0 = clock::now();
       loss_end = step(x, y);
       ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
     }
+    counting = false;
+    rwd::set_thread_profiling(false);
   }
   const double med = median(ms);
   double mean = 0;
@@ -312,6 +393,17 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
       mean, c.steps, c.warmup, peak_rss_mib(), loss0, loss_end, extra.c_str(), c.seq, rwd::get_num_threads(),
       rwd::blas_info().core.c_str(), cache_hit_rate(), static_cast<double>(rwd::buffer_cache_stats().cached_bytes) / 1048576.0,
       short_mode ? 1 : 0, init.empty() ? "none" : init.c_str());
+  if (profile) {
+    // Per timed step (an epoch's batches summed, for sine_epoch), the phases and their total.
+    const char* names[] = {"zero_grad", "forward", "backward", "optimizer"};
+    PhaseTimes all;
+    for (int i = 0; i < 4; ++i) {
+      phases[i].print(c.name, threads, names[i], c.steps);
+      all.merge(phases[i]);
+    }
+    all.print(c.name, threads, "step", c.steps);
+    rwd::reset_thread_profile();
+  }
   std::fflush(stdout);
 }
 
@@ -339,7 +431,7 @@ double sgemm_peak_gflops() {
 int usage(int rc) {
   std::fprintf(rc ? stderr : stdout,
                "usage: rewind_bench [--cases a,b|all] [--case a] [--threads N] [--short] [--init DIR]\n"
-               "                    [--warmup N] [--steps N] [--list] [--sgemm-peak]\n");
+               "                    [--warmup N] [--steps N] [--profile] [--list] [--sgemm-peak]\n");
   return rc;
 }
 
@@ -365,7 +457,7 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> cases;
   int threads = 1, warmup = -1, steps = -1;
-  bool short_mode = false;
+  bool short_mode = false, profile = false;
   std::string init;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -385,6 +477,7 @@ int main(int argc, char** argv) {
     else if (a == "--steps") steps = std::atoi(value().c_str());
     else if (a == "--init") init = value();
     else if (a == "--short") short_mode = true;
+    else if (a == "--profile") profile = true;
     else if (a == "--variant") value();  // accepted for ../shared/bench/torch_rnn_bench.py --exe; always rewind
     else if (a == "--no-ref") {
     } else if (a == "--list") {
@@ -417,7 +510,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     try {
-      run_case(*it, threads, short_mode, warmup, steps, init);
+      run_case(*it, threads, short_mode, warmup, steps, init, profile);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "case %s failed: %s\n", name.c_str(), e.what());
       rc = 1;

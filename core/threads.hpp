@@ -19,6 +19,8 @@
 // set_num_threads changes it from inside the program, like torch.set_num_threads.
 #pragma once
 
+#include <cstdint>
+
 namespace rwd {
 
 /// Threads used by each matrix product and each large element-wise op, sum, copy or optimizer update
@@ -27,5 +29,27 @@ void set_num_threads(int n);
 /// Threads rewind uses now (OpenBLAS's default count until set_num_threads is called; reading it the
 /// first time sets OpenBLAS to one thread).
 int get_num_threads();
+
+/// Where the threads' time went, summed over the calls made while counting was on (see
+/// set_thread_profiling): enough to tell, at a given thread count, whether a step's time is in the
+/// matrix products, in the loops split across the pool, or elsewhere (the tape, the loops too small to
+/// split), and what splitting cost. `rewind_bench --profile` prints it for each phase of a training step.
+struct ThreadProfile {
+  std::uint64_t products = 0;        ///< matrix products past the tiny cut (m·n·k > 512)
+  std::uint64_t products_split = 0;  ///< of those, the ones split across the pool
+  double products_ms = 0;            ///< their wall time on the threads that called them
+  std::uint64_t loops_split = 0;     ///< other loops split across the pool (element-wise, sums, copies, updates)
+  double loops_split_ms = 0;         ///< their wall time on the threads that called them
+  double chunks_ms = 0;     ///< time every thread spent running the chunks of split work (products and loops)
+  double join_wait_ms = 0;  ///< time the callers of split work waited for workers after their own chunks ran out
+};
+
+/// Starts (true) or stops counting (off by default: then nothing is timed). Counting reads the clock
+/// around each large product and split loop, and each chunk: well under 1% of a recurrent step.
+void set_thread_profiling(bool on);
+/// The counts so far (zeros when counting never ran).
+ThreadProfile thread_profile();
+/// Zeros the counts.
+void reset_thread_profile();
 
 }  // namespace rwd

@@ -52,15 +52,10 @@ void blas_gemm(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, s
                    static_cast<I>(std::max<std::size_t>(ldb, 1)), beta, c, static_cast<I>(std::max<std::size_t>(ldc, 1)));
 }
 
-// A product past the tiny cut: one BLAS call, or blocks of it on the pool. Out of line, so the tiny
-// products' loop in gemm_ld stays as lean as it was (tiny's training step: −200 instructions).
+// A product past the tiny cut: one BLAS call, or blocks of it on the pool; true when split.
 template <class T>
-[[gnu::noinline]] void large_gemm(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc,
-                                  std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
-  // The first BLAS call says so once if OpenBLAS runs generic kernels on a CPU with AVX2/AVX-512
-  // (core/blas.hpp); afterwards this is one initialized-guard load.
-  static const bool blas_checked = (detail::warn_if_generic_blas(), true);
-  (void)blas_checked;
+bool run_large_gemm(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc, std::size_t m,
+                    std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
   // OpenBLAS runs on one thread (core/threads.cpp); a large product is split here, across the pool,
   // into blocks of C — bands of rows, each cut into columns when there are more threads than bands
   // (a short C: columns only) — each block one single-threaded BLAS call (gemm.hpp).
@@ -86,10 +81,30 @@ template <class T>
                        c1 - c0, k, ta, tb, beta);
         }
       });
-      return;
+      return true;
     }
   }
   blas_gemm<T>(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+  return false;
+}
+
+// run_large_gemm, out of line, so the tiny products' loop in gemm_ld stays as lean as it was (tiny's
+// training step: −200 instructions); timed when the thread profile counts (core/threads.hpp).
+template <class T>
+[[gnu::noinline]] void large_gemm(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc,
+                                  std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, T beta) {
+  // The first BLAS call says so once if OpenBLAS runs generic kernels on a CPU with AVX2/AVX-512
+  // (core/blas.hpp); afterwards this is one initialized-guard load.
+  static const bool blas_checked = (detail::warn_if_generic_blas(), true);
+  (void)blas_checked;
+  if (!profiling()) {
+    run_large_gemm<T>(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+    return;
+  }
+  const ProductScope scope;
+  const std::uint64_t t0 = now_ns();
+  const bool split = run_large_gemm<T>(a, lda, b, ldb, c, ldc, m, n, k, ta, tb, beta);
+  count_product(now_ns() - t0, split);
 }
 
 // gemm with explicit row strides (leading dimensions) of a, b and c.

@@ -77,6 +77,14 @@ struct Job {
   void* first_body = nullptr;
 };
 
+// Thread profiling's counts (core/threads.hpp), in nanoseconds where timed.
+struct Counts {
+  std::atomic<std::uint64_t> products{0}, products_split{0}, products_ns{0};
+  std::atomic<std::uint64_t> loops{0}, loops_ns{0}, chunks_ns{0}, join_ns{0};
+};
+Counts g_counts;
+thread_local bool t_in_product = false;  // inside a counted product: its split loop is the product's
+
 // True on a worker, and on a caller while it runs chunks: a parallel loop started there runs inline
 // (the pool is busy with the loop it is part of).
 thread_local bool t_inside = false;
@@ -89,11 +97,13 @@ void run_chunks(Job& job) {
     if (c >= job.chunks) return;
     if (!job.failed.load(std::memory_order_relaxed)) {
       const std::size_t begin = c * job.chunk, end = std::min(job.n, begin + job.chunk);
+      const std::uint64_t t0 = profiling() ? now_ns() : 0;
       try {
         job.fn(job.body, begin, end);
       } catch (...) {
         if (!job.failed.exchange(true)) job.error = std::current_exception();
       }
+      if (t0) g_counts.chunks_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
     }
     // The caller announces its sleep, then looks at `done`; this adds, then looks at the announcement:
     // one of the two sees the other. The job outlives this: run() waits for m_holding to drop.
@@ -123,6 +133,7 @@ class Pool {
     // The chunks still running are on workers: wait for them, spinning a little, then asleep (a worker
     // preempted mid-chunk on a busy machine may take milliseconds to finish it; yielding in a loop
     // meanwhile burnt whole seconds of system time in a benchmark run).
+    const std::uint64_t waited = profiling() ? now_ns() : 0;
     for (unsigned i = 0;; ++i) {
       const std::uint32_t done = job.done.load(std::memory_order_acquire);
       if (done >= job.chunks) break;
@@ -135,6 +146,7 @@ class Pool {
     }
     m_job.store(nullptr);
     for (unsigned i = 0; m_holding.load() > 0; ++i) backoff(i);
+    if (waited) g_counts.join_ns.fetch_add(now_ns() - waited, std::memory_order_relaxed);
     m_regions.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
@@ -235,12 +247,17 @@ void run_parallel(std::size_t n, std::size_t grain, std::size_t align, RangeFn f
   job.n = n;
   job.chunk = chunk;
   job.chunks = static_cast<std::uint32_t>(chunks);
+  const std::uint64_t t0 = profiling() && !t_in_product ? now_ns() : 0;
   bool ran;
   {
     Inside inside;
     ran = pool().run(job, t);  // the workers stay t − 1 (no resize for a loop of few chunks)
   }
   if (!ran) return fn(body, 0, n);
+  if (t0) {
+    g_counts.loops.fetch_add(1, std::memory_order_relaxed);
+    g_counts.loops_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+  }
   if (job.error) std::rethrow_exception(job.error);
 }
 
@@ -283,4 +300,46 @@ void run_tasks(TaskFn fn, void* body) {
 
 std::size_t parallel_regions() { return pool().regions(); }
 
+std::atomic<bool> g_profiling{false};
+
+std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+void count_product(std::uint64_t ns, bool split) {
+  g_counts.products.fetch_add(1, std::memory_order_relaxed);
+  if (split) g_counts.products_split.fetch_add(1, std::memory_order_relaxed);
+  g_counts.products_ns.fetch_add(ns, std::memory_order_relaxed);
+}
+
+ProductScope::ProductScope() : previous(t_in_product) { t_in_product = true; }
+ProductScope::~ProductScope() { t_in_product = previous; }
+
 }  // namespace rwd::kernels
+
+namespace rwd {
+
+void set_thread_profiling(bool on) { kernels::g_profiling.store(on, std::memory_order_relaxed); }
+
+ThreadProfile thread_profile() {
+  const auto& c = kernels::g_counts;
+  auto ms = [](const std::atomic<std::uint64_t>& ns) { return static_cast<double>(ns.load()) / 1e6; };
+  ThreadProfile p;
+  p.products = c.products.load();
+  p.products_split = c.products_split.load();
+  p.products_ms = ms(c.products_ns);
+  p.loops_split = c.loops.load();
+  p.loops_split_ms = ms(c.loops_ns);
+  p.chunks_ms = ms(c.chunks_ns);
+  p.join_wait_ms = ms(c.join_ns);
+  return p;
+}
+
+void reset_thread_profile() {
+  auto& c = kernels::g_counts;
+  for (auto* a : {&c.products, &c.products_split, &c.products_ns, &c.loops, &c.loops_ns, &c.chunks_ns, &c.join_ns})
+    a->store(0);
+}
+
+}  // namespace rwd

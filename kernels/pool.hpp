@@ -26,7 +26,9 @@
 // allocated (no tensor is made on a worker: the buffer cache is per thread, core/memory.hpp).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 namespace rwd::kernels {
@@ -54,6 +56,22 @@ void parallel_for(std::size_t n, std::size_t grain, Body&& body, std::size_t ali
 
 /// The number of loops split across threads so far (a test's proof that a kernel did split).
 std::size_t parallel_regions();
+
+// Thread profiling (rwd::set_thread_profiling, core/threads.hpp), counted here and in gemm.cpp: off,
+// it costs each large product and each split loop one relaxed load.
+extern std::atomic<bool> g_profiling;
+inline bool profiling() { return g_profiling.load(std::memory_order_relaxed); }
+/// Counts one product that took `ns` on its caller (split or not); while it runs, its own split loop
+/// is not counted as a loop (ProductScope).
+void count_product(std::uint64_t ns, bool split);
+/// Marks the calling thread as inside a counted product for its lifetime.
+struct ProductScope {
+  bool previous;
+  ProductScope();
+  ~ProductScope();
+};
+/// The steady clock in nanoseconds.
+std::uint64_t now_ns();
 
 /// Runs fn(body, 0) on the caller and fn(body, 1) on a worker, at the same time (two independent
 /// pieces of work: the two directions of a bidirectional layer, autograd/detail/beside.hpp). When no

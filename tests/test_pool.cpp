@@ -427,3 +427,54 @@ TEST_CASE("pool: set_num_threads sets the pool's thread count (OpenBLAS stays on
   CHECK(message_of<ValueError>([] { set_num_threads(-2); }) == "set_num_threads: the thread count must be at least 1, got -2");
   CHECK(get_num_threads() == 2);
 }
+
+TEST_CASE("pool: the thread profile counts products, split loops and chunks while on, and nothing while off") {
+  ThreadCountGuard guard;
+  struct ProfileOff {
+    ~ProfileOff() {
+      set_thread_profiling(false);
+      reset_thread_profile();
+    }
+  } off;
+  const Tensor w = random({512, 256}), h = random({256, 64});  // 8.4M multiply-adds: splits at 2 threads
+  const Tensor a = random({300, 1000}), b = random({300, 1000});
+  reset_thread_profile();
+  set_num_threads(2);
+  (void)matmul(w, h);
+  (void)(a + b);
+  ThreadProfile p = thread_profile();  // off: nothing counted
+  CHECK(p.products == 0);
+  CHECK(p.loops_split == 0);
+  CHECK(p.products_ms == 0);
+  CHECK(p.chunks_ms == 0);
+
+  set_thread_profiling(true);
+  (void)matmul(w, h);                    // a product, split
+  (void)matmul(random({8, 16}), slice(h, 0, 0, 16));  // 8·16·64 = 8192 multiply-adds: a product, not split
+  (void)matmul(random({4, 4}), random({4, 4}));  // tiny (a plain loop): not a product here
+  (void)(a + b);                         // a split loop
+  (void)(random({10, 10}) + random({10, 10}));  // too small to split: not counted
+  p = thread_profile();
+  CHECK(p.products == 2);
+  CHECK(p.products_split == 1);
+  CHECK(p.products_ms > 0);
+  CHECK(p.loops_split == 1);  // the product's own split loop counts as the product's
+  CHECK(p.loops_split_ms > 0);
+  CHECK(p.chunks_ms > 0);
+  CHECK(p.join_wait_ms >= 0);
+
+  set_num_threads(1);
+  (void)matmul(w, h);
+  (void)(a + b);
+  const ThreadProfile q = thread_profile();
+  CHECK(q.products == 3);
+  CHECK(q.products_split == 1);  // one thread: nothing splits
+  CHECK(q.loops_split == 1);
+
+  reset_thread_profile();
+  p = thread_profile();
+  CHECK(p.products == 0);
+  CHECK(p.products_ms == 0);
+  CHECK(p.loops_split == 0);
+  CHECK(p.chunks_ms == 0);
+}
