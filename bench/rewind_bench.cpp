@@ -8,6 +8,7 @@
 //   rewind_bench --init DIR                        # start from PyTorch's weights and data
 //   rewind_bench --sgemm-peak                      # one core's sgemm GFLOP/s (1024³, best of 7)
 //   rewind_bench --profile                         # also where the timed steps' time went (below)
+//   rewind_bench --gemm-threads --threads N        # a step's products three ways (bench/gemm_threads.hpp)
 //
 // --init DIR reads DIR/<case>.npz (bench/torch_peer.py --dump DIR: keys rnn.weight_ih_l0 …, head.weight,
 // head.bias, x, y; sine_epoch: x_train, y_train, x_valid, y_valid) or, when that file is absent,
@@ -41,6 +42,8 @@
 #include <vector>
 
 #include <rewind.hpp>
+
+#include "gemm_threads.hpp"
 
 namespace {
 
@@ -431,7 +434,7 @@ double sgemm_peak_gflops() {
 int usage(int rc) {
   std::fprintf(rc ? stderr : stdout,
                "usage: rewind_bench [--cases a,b|all] [--case a] [--threads N] [--short] [--init DIR]\n"
-               "                    [--warmup N] [--steps N] [--profile] [--list] [--sgemm-peak]\n");
+               "                    [--warmup N] [--steps N] [--profile] [--list] [--sgemm-peak] [--gemm-threads]\n");
   return rc;
 }
 
@@ -457,7 +460,7 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> cases;
   int threads = 1, warmup = -1, steps = -1;
-  bool short_mode = false, profile = false;
+  bool short_mode = false, profile = false, gemm_probe = false;
   std::string init;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -478,6 +481,7 @@ int main(int argc, char** argv) {
     else if (a == "--init") init = value();
     else if (a == "--short") short_mode = true;
     else if (a == "--profile") profile = true;
+    else if (a == "--gemm-threads") gemm_probe = true;
     else if (a == "--variant") value();  // accepted for ../shared/bench/torch_rnn_bench.py --exe; always rewind
     else if (a == "--no-ref") {
     } else if (a == "--list") {
@@ -496,6 +500,13 @@ int main(int argc, char** argv) {
     }
   }
   if (threads < 1) threads = 1;
+  if (gemm_probe) {  // 3 rounds of 200 products each way: about 5 s
+    if (threads < 2) {
+      std::fprintf(stderr, "rewind_bench: --gemm-threads needs --threads 2 or more\n");
+      return 2;
+    }
+    return gemm_threads::run(threads, 3, 200);
+  }
   // Before the first product. OpenBLAS read OPENBLAS_NUM_THREADS when it was loaded, so the call is
   // what counts; the variable is set too for anything that reads it later.
   setenv("OPENBLAS_NUM_THREADS", std::to_string(threads).c_str(), 1);
