@@ -150,12 +150,15 @@ void Tape::drop_unread(bool whole_tape) {
 
 void Tape::truncate(std::size_t size) {
   if (size >= m_nodes.size()) return;
+  std::size_t bytes = 0;  // what push() counted for them (less what was dropped since: the gate is a floor)
   for (std::size_t i = size; i < m_nodes.size(); ++i) {
     const Node& n = m_nodes[i];
+    for (std::size_t k = 0; k < n.num_outputs(); ++k) bytes += value_bytes(n.output_at(k));
     release_output(this, n, n.output);
     for (std::size_t k = 1; k < n.num_outputs(); ++k) release_output(this, n, n.output_at(k));
   }
   m_nodes.erase(m_nodes.begin() + static_cast<std::ptrdiff_t>(size), m_nodes.end());
+  m_value_bytes -= std::min(m_value_bytes, bytes);
   while (!m_steps.empty() && m_steps.back().first >= size) m_steps.pop_back();
   m_drop_from = std::min(m_drop_from, size);
   if (!m_steps.empty() && m_steps.back().second >= 0) m_steps.emplace_back(size, -1);  // nor what comes next

@@ -91,15 +91,50 @@ Recur& Recurrent::layer(std::size_t layer, bool reverse) const {
 
 // The final states are kept per calling thread, so a model shared by threads for inference has no
 // member that two calls write (see "Threads" in recurrent.hpp). std::map's nodes never move, so the
-// reference final_states() hands out stays valid while other threads add their own entries.
+// reference final_states() hands out stays valid while other threads add their own entries. A thread's
+// entries go when it ends (ThreadFinals), so a server that calls one model from a new thread for each
+// request does not keep every ended thread's states.
 struct Recurrent::FinalStates {
   std::mutex mutex;
   std::map<std::thread::id, std::vector<State>> by_thread;
 };
 
+namespace {
+
+// The models this thread has left final states in; at the thread's end its entries are erased from
+// those still alive.
+template <class Finals>
+struct ThreadFinals {
+  std::vector<std::weak_ptr<Finals>> written;
+  void note(const std::shared_ptr<Finals>& f) {
+    for (const auto& w : written)
+      if (!w.owner_before(f) && !f.owner_before(w)) return;  // noted already
+    std::erase_if(written, [](const std::weak_ptr<Finals>& w) { return w.expired(); });
+    written.push_back(f);
+  }
+  ~ThreadFinals() {
+    const std::thread::id me = std::this_thread::get_id();
+    for (const auto& w : written)
+      if (auto f = w.lock()) {
+        std::lock_guard<std::mutex> lock(f->mutex);
+        f->by_thread.erase(me);
+      }
+  }
+};
+
+}  // namespace
+
 void Recurrent::set_final(std::vector<State> states) {
+  thread_local ThreadFinals<FinalStates> mine;
+  mine.note(m_final);
   std::lock_guard<std::mutex> lock(m_final->mutex);
   m_final->by_thread[std::this_thread::get_id()] = std::move(states);
+}
+
+std::size_t detail::final_state_threads(const Recurrent& r) {
+  if (!r.m_final) return 0;
+  std::lock_guard<std::mutex> lock(r.m_final->mutex);
+  return r.m_final->by_thread.size();
 }
 
 void Recurrent::reset_state() {

@@ -63,6 +63,12 @@ struct RecurrentRun {
   std::vector<State> final_states;  ///< per layer and direction: index layer·dirs + (reverse ? 1 : 0)
 };
 
+class Recurrent;
+namespace detail {
+/// How many threads' final states a Recurrent keeps now (tests: a thread's go when it ends).
+std::size_t final_state_threads(const Recurrent& r);
+}  // namespace detail
+
 /// A stack of recurrent layers over whole sequences — PyTorch's nn.LSTM, Keras' LSTM — that also steps
 /// one call at a time like Recur (Flux). Built by RNN, LSTM and GRU below, or from any cell:
 ///
@@ -196,6 +202,7 @@ class Recurrent : public Module {
 
  private:
   struct FinalStates;
+  friend std::size_t detail::final_state_threads(const Recurrent& r);
   void build(std::vector<std::shared_ptr<Cell>> cells, Generator& gen);
   Tensor step(const Tensor& x);
   Tensor between_layers(const Tensor& y);

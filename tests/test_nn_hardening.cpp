@@ -289,3 +289,35 @@ TEST_CASE("nn hardening: inference on one shared Recurrent from two threads writ
   m.reset_state();
   CHECK(m.final_states().empty());
 }
+
+TEST_CASE("nn hardening: a thread's final states go when the thread ends (a thread per request keeps none)") {
+  Generator gen(9);
+  Recurrent m = GRU(3, 4, {}, {}, gen);
+  m.eval();
+  const Tensor x = Tensor::uniform({5, 3, 2}, -1, 1, gen);
+  {
+    NoGradGuard no_grad;
+    m(x);  // this thread's entry stays while it runs
+  }
+  CHECK(detail::final_state_threads(m) == 1);
+  for (int request = 0; request < 100; ++request)
+    std::thread([&] {
+      NoGradGuard no_grad;
+      m(x);
+      m(x);  // a second call replaces this thread's entry
+      CHECK(detail::final_state_threads(m) == 2);
+    }).join();
+  CHECK(detail::final_state_threads(m) == 1);  // only this thread's
+  CHECK(m.final_states().size() == 1);
+  // A thread that outlives the model it called, and one that called a model it then saw go: no use of a
+  // model after it is gone.
+  auto gone = std::make_unique<Recurrent>(GRU(3, 4, {}, {}, gen));
+  gone->eval();
+  std::thread([&] {
+    NoGradGuard no_grad;
+    (*gone)(x);
+    m(x);
+    gone.reset();
+  }).join();
+  CHECK(detail::final_state_threads(m) == 1);
+}
