@@ -4,10 +4,12 @@
 //
 // Small work stays on the caller: when n < 2·grain the call is body(0, n), a compare and nothing
 // more (a batch-1 step never leaves it). Larger work is cut into chunks of at least `grain` items,
-// about four per thread, which the caller and the pool's workers claim one at a time from a shared
-// counter; the caller works too and returns when every chunk is done. A worker that has not woken
-// by the time the caller runs out leaves its chunks to the caller, so a busy core (OpenBLAS's thread,
-// another program) delays nothing but its own share.
+// about four per thread, dealt out in order: thread p (the caller is 0) owns the p-th run of them, so
+// a loop's part p lies where the previous loop's part p of that size did, in p's cache (pool.cpp).
+// Each takes its own chunks one at a time, then what the others have not started; the caller works
+// too and returns when every chunk is done. A worker that has not woken by the time the caller runs
+// out leaves its chunks to the others, so a busy core (another program) delays nothing but its own
+// share.
 //
 // Who does which chunk varies; what a chunk computes does not. Every kernel that splits a loop here
 // splits it where the result cannot depend on the split: disjoint outputs, each element computed by
