@@ -9,6 +9,7 @@
 #include "ops.hpp"
 #include "../kernels/copy.hpp"
 #include "../kernels/gemm.hpp"
+#include "../kernels/output.hpp"
 #include "../kernels/pool.hpp"
 #include "../kernels/simd.hpp"
 
@@ -321,7 +322,7 @@ void ReverseSweep::add_region(const Tensor& input, const BackwardContext::Region
     sent = sent.defined() ? add(sent, full) : full;
     return;
   }
-  if (!slot->defined()) *slot = Tensor::zeros(input.shape(), input.dtype());
+  if (!slot->defined()) *slot = kernels::zeros(input.shape(), input.dtype());
   add_region_in_place(*slot, r);
 }
 
@@ -462,7 +463,7 @@ void ReverseSweep::process(std::size_t i) {
       // Zeros for the outputs nothing used, so a backward can treat every output alike.
       std::vector<Tensor> dys = adjoints_in_of(dy);
       for (std::size_t k = 0; k < dys.size(); ++k)
-        if (!dys[k].defined()) dys[k] = Tensor::zeros(node.output_at(k).shape(), node.output_at(k).dtype());
+        if (!dys[k].defined()) dys[k] = kernels::zeros(node.output_at(k).shape(), node.output_at(k).dtype());
       BackwardContext ctx(node, dys.data(), m_adjoints_out, m_deferred);
       node.backward(ctx);
     }

@@ -50,6 +50,18 @@ Tensor slice(const char* op, const Tensor& x, std::size_t axis, std::size_t star
                  [&](const auto* in, auto* out) { slice_copy(in, out, f, start, count, step, 0, f.outer); });
 }
 
+Tensor zeros(const Shape& shape, Dtype dtype) {
+  Tensor y = detail::empty_tensor(shape, dtype);
+  detail::visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* out = detail::data_mut<T>(y, "zeros");
+    parallel_for(shape.numel(), grain_cheap, [&](std::size_t begin, std::size_t end) {
+      std::fill(out + begin, out + end, T(0));
+    });
+  });
+  return y;
+}
+
 Tensor unslice(const char* op, const Tensor& g, const Shape& shape, std::size_t axis, std::size_t start,
                std::size_t count, std::size_t step) {
   const AxisSplit f = split_at(shape, axis);

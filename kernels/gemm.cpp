@@ -213,16 +213,22 @@ Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bi
     T* out = detail::data_mut<T>(y, op);
     const T* pb = bias.defined() ? detail::data<T>(bias, op) : nullptr;
     const T* pbase = base.defined() ? detail::data<T>(base, op) + base_first : nullptr;
-    // The base and the bias first, then the product added onto them by β = 1.
+    // The base and the bias first, then the product added onto them by β = 1. Rows split across the
+    // pool when large (a recurrent step's 1024×64 gates: 65,536 elements), as the product's blocks are.
+    const std::size_t row_grain = std::max<std::size_t>(1, grain_cheap / std::max<std::size_t>(n, 1));
     if (pb && pbase) {
-      for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t j = 0; j < n; ++j) out[i * n + j] = pbase[i * base_ld + j] + pb[i];
+      parallel_for(m, row_grain, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t i = r0; i < r1; ++i)
+          for (std::size_t j = 0; j < n; ++j) out[i * n + j] = pbase[i * base_ld + j] + pb[i];
+      });
     } else if (pb) {
-      for (std::size_t i = 0; i < m; ++i) std::fill(out + i * n, out + (i + 1) * n, pb[i]);
+      parallel_for(m, row_grain, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t i = r0; i < r1; ++i) std::fill(out + i * n, out + (i + 1) * n, pb[i]);
+      });
     } else if (pbase) {
-      if (base_ld == n) std::copy(pbase, pbase + m * n, out);
-      else
-        for (std::size_t i = 0; i < m; ++i) std::copy(pbase + i * base_ld, pbase + i * base_ld + n, out + i * n);
+      parallel_for(m, row_grain, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t i = r0; i < r1; ++i) std::copy(pbase + i * base_ld, pbase + i * base_ld + n, out + i * n);
+      });
     }
     const T* pw = detail::data<T>(W, op);
     const T* px = detail::data<T>(x, op);

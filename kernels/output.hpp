@@ -6,11 +6,15 @@
 
 namespace rwd::kernels {
 
+/// A new tensor of zeros, filled across the pool when large (Tensor::zeros, in core/, fills on one
+/// thread): the sweep's adjoints that a slice's gradient is added into start here.
+Tensor zeros(const Shape& shape, Dtype dtype);
+
 /// A new tensor of `shape` and x's dtype (zeros when `zeroed`, else not initialized), filled by
 /// body(x's values, the output's values) in that dtype.
 template <class Body>
 Tensor produce(const char* op, const Tensor& x, const Shape& shape, bool zeroed, Body body) {
-  Tensor y = zeroed ? Tensor::zeros(shape, x.dtype()) : detail::empty_tensor(shape, x.dtype());
+  Tensor y = zeroed ? zeros(shape, x.dtype()) : detail::empty_tensor(shape, x.dtype());
   detail::visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     body(detail::data<T>(x, op), detail::data_mut<T>(y, op));
