@@ -171,14 +171,18 @@ void ProductPanel::add(const Tensor& a, const Tensor& b) {
     using T = decltype(tag);
     // x (rows, cols) into a panel: side by side, its rows at columns [used, used + cols) of rows
     // `capacity` long; or stacked, as rows [used, used + rows) in one copy.
+    // (Rows split across the pool when large: a step's dG is 65,536 elements in lstm_medium.)
     auto place = [&](const Tensor& x, const Tensor& panel, bool side_by_side) {
       const T* src = detail::data<T>(x, "ProductPanel");
       T* dst = detail::data_mut<T>(panel, "ProductPanel");
       const std::size_t rows = x.shape()[0], cols = x.shape()[1];
-      if (side_by_side)
-        for (std::size_t r = 0; r < rows; ++r) std::copy(src + r * cols, src + (r + 1) * cols, dst + r * m_capacity + m_used);
-      else
-        std::copy(src, src + rows * cols, dst + m_used * cols);
+      const T* from = src;
+      T* to = side_by_side ? dst + m_used : dst + m_used * cols;
+      const std::size_t ld = side_by_side ? m_capacity : cols;
+      parallel_for(rows, std::max<std::size_t>(1, grain_cheap / std::max<std::size_t>(cols, 1)),
+                   [&](std::size_t r0, std::size_t r1) {
+                     for (std::size_t r = r0; r < r1; ++r) std::copy(from + r * cols, from + (r + 1) * cols, to + r * ld);
+                   });
     };
     place(a, m_a, !m_ta);
     place(b, m_b, m_tb);
