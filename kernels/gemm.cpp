@@ -219,18 +219,22 @@ Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bi
     const T* pbase = base.defined() ? detail::data<T>(base, op) + base_first : nullptr;
     // The base and the bias first, then the product added onto them by β = 1. Rows split across the
     // pool when large (a recurrent step's 1024×64 gates: 65,536 elements), as the product's blocks are.
-    const std::size_t row_grain = std::max<std::size_t>(1, grain_cheap / std::max<std::size_t>(n, 1));
+    // (Small ones — every step of a batch-1 model — go straight to the loop.)
+    auto rows = [&](auto&& body) {
+      if (m * n < 2 * grain_cheap) body(std::size_t{0}, m);
+      else parallel_for(m, std::max<std::size_t>(1, grain_cheap / n), body);
+    };
     if (pb && pbase) {
-      parallel_for(m, row_grain, [&](std::size_t r0, std::size_t r1) {
+      rows([&](std::size_t r0, std::size_t r1) {
         for (std::size_t i = r0; i < r1; ++i)
           for (std::size_t j = 0; j < n; ++j) out[i * n + j] = pbase[i * base_ld + j] + pb[i];
       });
     } else if (pb) {
-      parallel_for(m, row_grain, [&](std::size_t r0, std::size_t r1) {
+      rows([&](std::size_t r0, std::size_t r1) {
         for (std::size_t i = r0; i < r1; ++i) std::fill(out + i * n, out + (i + 1) * n, pb[i]);
       });
     } else if (pbase) {
-      parallel_for(m, row_grain, [&](std::size_t r0, std::size_t r1) {
+      rows([&](std::size_t r0, std::size_t r1) {
         for (std::size_t i = r0; i < r1; ++i) std::copy(pbase + i * base_ld, pbase + i * base_ld + n, out + i * n);
       });
     }
