@@ -205,6 +205,26 @@ void ProductPanel::run_into(const Tensor& c, double beta) {
   m_used = 0;
 }
 
+namespace {
+
+// Rows [r0, r1) of affine's output, n wide, before its product is added: base + bias, the bias alone,
+// or the base alone (row i of the base at pbase + i·base_ld).
+template <class T>
+[[gnu::always_inline]] inline void base_rows(T* out, const T* pbase, std::size_t base_ld, const T* pb, std::size_t n, std::size_t r0, std::size_t r1) {
+  if (pb && pbase) {
+    for (std::size_t i = r0; i < r1; ++i)
+      for (std::size_t j = 0; j < n; ++j) out[i * n + j] = pbase[i * base_ld + j] + pb[i];
+  } else if (pb) {
+    for (std::size_t i = r0; i < r1; ++i) std::fill(out + i * n, out + (i + 1) * n, pb[i]);
+  } else if (base_ld == n) {
+    std::copy(pbase + r0 * n, pbase + r1 * n, out + r0 * n);
+  } else {
+    for (std::size_t i = r0; i < r1; ++i) std::copy(pbase + i * base_ld, pbase + i * base_ld + n, out + i * n);
+  }
+}
+
+}  // namespace
+
 Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias, const Tensor& base,
               std::size_t base_first) {
   const Shape sx = x.shape();
@@ -217,26 +237,15 @@ Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bi
     T* out = detail::data_mut<T>(y, op);
     const T* pb = bias.defined() ? detail::data<T>(bias, op) : nullptr;
     const T* pbase = base.defined() ? detail::data<T>(base, op) + base_first : nullptr;
-    // The base and the bias first, then the product added onto them by β = 1. Rows split across the
-    // pool when large (a recurrent step's 1024×64 gates: 65,536 elements), as the product's blocks are.
-    // (Small ones — every step of a batch-1 model — go straight to the loop.)
-    auto rows = [&](auto&& body) {
-      if (m * n < 2 * grain_cheap) body(std::size_t{0}, m);
-      else parallel_for(m, std::max<std::size_t>(1, grain_cheap / n), body);
-    };
-    if (pb && pbase) {
-      rows([&](std::size_t r0, std::size_t r1) {
-        for (std::size_t i = r0; i < r1; ++i)
-          for (std::size_t j = 0; j < n; ++j) out[i * n + j] = pbase[i * base_ld + j] + pb[i];
-      });
-    } else if (pb) {
-      rows([&](std::size_t r0, std::size_t r1) {
-        for (std::size_t i = r0; i < r1; ++i) std::fill(out + i * n, out + (i + 1) * n, pb[i]);
-      });
-    } else if (pbase) {
-      rows([&](std::size_t r0, std::size_t r1) {
-        for (std::size_t i = r0; i < r1; ++i) std::copy(pbase + i * base_ld, pbase + i * base_ld + n, out + i * n);
-      });
+    // The base and the bias first, then the product added onto them by β = 1: rows [r0, r1) by
+    // base_rows, split across the pool when large (a recurrent step's 1024×64 gates: 65,536 elements)
+    // as the product's blocks are; small ones (every step of a batch-1 model) straight in the loop.
+    if (pb || pbase) {
+      if (m * n < 2 * grain_cheap) base_rows(out, pbase, base_ld, pb, n, 0, m);
+      else
+        parallel_for(m, std::max<std::size_t>(1, grain_cheap / n), [&](std::size_t r0, std::size_t r1) {
+          base_rows(out, pbase, base_ld, pb, n, r0, r1);
+        });
     }
     const T* pw = detail::data<T>(W, op);
     const T* px = detail::data<T>(x, op);
