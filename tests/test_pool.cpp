@@ -478,3 +478,35 @@ TEST_CASE("pool: the thread profile counts products, split loops and chunks whil
   CHECK(p.loops_split == 0);
   CHECK(p.chunks_ms == 0);
 }
+
+TEST_CASE("pool: a participant that stalls in its first chunk has the rest of its share taken by the others") {
+  // Each thread owns a run of the chunks (the caller the first); a worker held up inside its first
+  // chunk must not hold up the rest of its run: the caller takes it. The held chunk is released only
+  // once every other chunk is done, so without the taking this would never finish (bounded: 10 s).
+  ThreadCountGuard guard;
+  set_num_threads(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  for (int round = 0; round < 20; ++round) {
+    const std::size_t n = 8 * 1000;  // 8 chunks of 1000: 4 owned by each thread
+    std::vector<std::atomic<int>> hits(n);
+    std::atomic<std::size_t> finished{0};
+    std::atomic<bool> held{false}, timed_out{false};
+    kernels::parallel_for(n, 1000, [&](std::size_t b, std::size_t e) {
+      if (std::this_thread::get_id() != caller && !held.exchange(true)) {
+        const auto start = std::chrono::steady_clock::now();
+        while (finished.load() < 7) {
+          if (std::chrono::steady_clock::now() - start > std::chrono::seconds(10)) {
+            timed_out = true;
+            break;
+          }
+          std::this_thread::yield();
+        }
+      }
+      for (std::size_t i = b; i < e; ++i) hits[i].fetch_add(1);
+      finished.fetch_add(1);
+    });
+    CHECK_FALSE(timed_out.load());
+    CHECK(finished.load() == 8);
+    CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h.load() == 1; }));
+  }
+}
