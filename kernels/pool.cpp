@@ -117,9 +117,9 @@ void run_chunk(Job& job, std::size_t c) {
   if (job.done.fetch_add(1) + 1 == job.chunks && job.caller_sleeps.load()) job.done.notify_one();
 }
 
-// Participant `self` (0: the caller; worker i: i + 1) runs its own share of the chunks in order, then
-// takes what is left of the others' (a worker still waking, a core busy with something else), so
-// nobody waits on a late one. Own shares first: a loop's chunk p covers the same elements as the
+// Participant `self` (0: the caller; worker i: i + 1) runs its own share of the chunks in order; the
+// caller then takes what is left of the others' (a worker still waking, a core busy with something
+// else), so it never waits on a late one. Own shares first: a loop's chunk p covers the same elements as the
 // previous loop's of that size, and the products' block p (kernels/gemm.hpp) the same rows, so what a
 // thread writes its next loop mostly reads from its own core's cache. Taken in turn from one shared
 // counter, as before, the chunks moved between cores from loop to loop: on 2 threads here (Zen 5,
@@ -128,9 +128,13 @@ void run_chunk(Job& job, std::size_t c) {
 // with more cores, each with its own L2 and further apart, it should count for more; unmeasured.
 // (At most threads·kChunksPerThread + 1 chunks: `done` fits 32 bits.)
 void run_chunks(Job& job, std::uint32_t self) {
-  const std::uint32_t parts = job.participants;
+  // Only the caller takes from the others: it waits for them all anyway, and a worker that scanned
+  // every other share after its own would hold up the join (the caller waits for it to let go of the
+  // job) by a cache miss a participant — at 16 threads, 15 of them, for a loop whose chunks went to
+  // 8. A worker returns once its own share is done.
+  const std::uint32_t parts = self == 0 ? job.participants : 1;
   for (std::uint32_t k = 0; k < parts; ++k) {
-    Share& share = job.shares[(self + k) % parts];
+    Share& share = job.shares[(self + k) % job.participants];
     if (k && share.next.load(std::memory_order_relaxed) >= share.end) continue;  // nothing to take
     for (;;) {
       const std::uint32_t c = share.next.fetch_add(1, std::memory_order_relaxed);
