@@ -271,15 +271,17 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
     phases[phase].add(static_cast<double>(now - t) / 1e6, before, p);
     t = now, before = p;
   };
-  auto step = [&](const Tensor& x, const Tensor& y) {
-    if (!counting) {
-      model.zero_grad();
-      Tensor loss = rwd::mse_loss(model(x), y);
-      const double l = loss.item();
-      loss.backward();
-      opt.step();
-      return l;
-    }
+  // The step as timed (kept apart from the profiled one: folded into one lambda, tiny's step took
+  // 8.7 µs instead of 8.4).
+  auto plain_step = [&](const Tensor& x, const Tensor& y) {
+    model.zero_grad();
+    Tensor loss = rwd::mse_loss(model(x), y);
+    const double l = loss.item();
+    loss.backward();
+    opt.step();
+    return l;
+  };
+  auto profiled_step = [&](const Tensor& x, const Tensor& y) {
     std::uint64_t t = now_ns();
     rwd::ThreadProfile before = rwd::thread_profile();
     model.zero_grad();
@@ -293,6 +295,7 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
     mark(3, t, before);
     return l;
   };
+  auto step = [&](const Tensor& x, const Tensor& y) { return counting ? profiled_step(x, y) : plain_step(x, y); };
   auto start_counting = [&] {
     if (!profile) return;
     counting = true;
