@@ -61,8 +61,8 @@ void backoff(unsigned i) {
 constexpr auto kSpinPause = std::chrono::microseconds(5);
 constexpr auto kSpinYield = std::chrono::microseconds(1000);
 
-// Chunks per thread: more than one, so a participant that starts late (a worker still waking, a core
-// busy with something else) leaves its share to the others instead of holding up the join.
+// Chunks per thread: more than one, so a worker that starts late (still waking, its core busy with
+// something else) leaves the rest of its share to the caller instead of holding up the join.
 constexpr std::size_t kChunksPerThread = 4;
 
 // Each participant's share of a loop's chunks: [next, end) still to claim, its owner first. Padded
@@ -119,9 +119,9 @@ void run_chunk(Job& job, std::size_t c) {
 
 // Participant `self` (0: the caller; worker i: i + 1) runs its own share of the chunks in order; the
 // caller then takes what is left of the others' (a worker still waking, a core busy with something
-// else), so it never waits on a late one. Own shares first: a loop's chunk p covers the same elements as the
-// previous loop's of that size, and the products' block p (kernels/gemm.hpp) the same rows, so what a
-// thread writes its next loop mostly reads from its own core's cache. Taken in turn from one shared
+// else), so it never waits on a late one. Own shares first: a loop's chunk p covers the same elements
+// as the previous loop's of that size, and the products' block p (kernels/gemm.hpp) the same rows, so
+// what a thread writes its next loop mostly reads from its own core's cache. Taken in turn from one shared
 // counter, as before, the chunks moved between cores from loop to loop: on 2 threads here (Zen 5,
 // two alternated runs of each) lstm_medium's split loops took 4.35–4.44 ms a step against 4.14 now,
 // its step 20.8–21.0 ms against 20.3–20.7, lstm_large's 176–179 against 172.4–172.7. On a CPU
