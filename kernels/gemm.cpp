@@ -59,8 +59,10 @@ bool run_large_gemm(const T* a, std::size_t lda, const T* b, std::size_t ldb, T*
   // OpenBLAS runs on one thread (core/threads.cpp); a large product is split here, across the pool,
   // into blocks of C — bands of rows, each cut into columns when there are more threads than bands
   // (a short C: columns only) — each block one single-threaded BLAS call (gemm.hpp).
+  // (Inside a pool task — a bidirectional layer's direction beside the other — the blocks would run
+  // in turn on this thread, each packing op(b) again: one call instead.)
   const std::size_t work = m * n * k, threads = static_cast<std::size_t>(get_num_threads());
-  if (threads > 1 && work >= 2 * kSplitWork) {
+  if (threads > 1 && work >= 2 * kSplitWork && !inside_pool()) {
     const std::size_t most = std::min(threads, work / kSplitWork);
     const std::size_t row_parts = std::max<std::size_t>(1, std::min(most, m / kSplitAlignRows));
     const std::size_t col_parts = std::max<std::size_t>(1, std::min(most / row_parts, n / kSplitAlignCols));

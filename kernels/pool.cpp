@@ -356,6 +356,8 @@ void run_tasks(TaskFn fn, void* body) {
 
 std::size_t parallel_regions() { return pool().regions(); }
 
+bool inside_pool() { return t_inside; }
+
 std::atomic<bool> g_profiling{false};
 
 std::uint64_t now_ns() {

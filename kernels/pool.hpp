@@ -59,6 +59,10 @@ void parallel_for(std::size_t n, std::size_t grain, Body&& body, std::size_t ali
 /// The number of loops split across threads so far (a test's proof that a kernel did split).
 std::size_t parallel_regions();
 
+/// True where a parallel loop would run inline: on a pool worker, and on a caller while it runs a
+/// loop's chunks or a task of run_tasks (a product there is one BLAS call, not blocks in turn).
+bool inside_pool();
+
 // Thread profiling (rwd::set_thread_profiling, core/threads.hpp), counted here and in gemm.cpp: off,
 // it costs each large product and each split loop one relaxed load.
 extern std::atomic<bool> g_profiling;

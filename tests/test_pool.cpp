@@ -471,6 +471,16 @@ TEST_CASE("pool: the thread profile counts products, split loops and chunks whil
   CHECK(q.products_split == 1);  // one thread: nothing splits
   CHECK(q.loops_split == 1);
 
+  // Inside a pool task (a bidirectional layer's direction beside the other) a product is one call on
+  // its thread, not blocks in turn — on whichever thread runs each task.
+  set_num_threads(2);
+  Tensor first, second;
+  kernels::run_two([&] { first = matmul(w, h); }, [&] { second = matmul(w, h); });
+  const ThreadProfile r = thread_profile();
+  CHECK(r.products == 5);
+  CHECK(r.products_split == 1);
+  CHECK(bits(first) == bits(second));
+
   reset_thread_profile();
   p = thread_profile();
   CHECK(p.products == 0);
