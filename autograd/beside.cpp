@@ -1,5 +1,6 @@
 // run_beside: two independent parts at once, forward and backward (autograd/detail/beside.hpp).
 #include "detail/beside.hpp"
+#include "detail/part.hpp"
 
 #include <atomic>
 #include <cstdlib>
@@ -46,13 +47,6 @@ struct Part {
   std::vector<std::pair<Generator*, Generator>> generators;  // b's draws: each generator before its first
 };
 
-
-
-void check_results(const std::string& name, const std::vector<Tensor>& out) {
-  for (std::size_t k = 0; k < out.size(); ++k)
-    if (!out[k].defined()) throw TapeError(name + ": the function returned an undefined tensor as result " + std::to_string(k));
-}
-
 }  // namespace
 
 bool beside_pays() {
@@ -83,10 +77,8 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
         stand_ins.push_back(x);  // a leaf or a constant: any tape may read it
         continue;
       }
-      Tensor v = make_view(x, 0, x.shape(), name.c_str());
-      if (x.requires_grad()) v.set_requires_grad();
-      stand_in_of[v.impl_ptr().get()] = i;
-      stand_ins.push_back(std::move(v));
+      stand_ins.push_back(stand_in(x, name));
+      stand_in_of[stand_ins.back().impl_ptr().get()] = i;
     }
   };
   make_stand_ins();
@@ -107,12 +99,7 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
     if (grad) recording.emplace();
     else not_recording.emplace();
     GeneratorLog log;
-    try {
-      out_b = b(stand_ins);
-    } catch (const TapeError& e) {
-      throw TapeError(std::string(e.what()) + " (inside " + name +
-                      ": a tensor with history that the function uses must be passed in its inputs)");
-    }
+    out_b = call_part(b, stand_ins, name);
     part->generators = log.take();
     b_elsewhere = std::this_thread::get_id() != caller;
   };
@@ -136,8 +123,8 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> run_beside(const BranchFn& a
     make_stand_ins();
     run_b();
   }
-  check_results(name, out_a);
-  check_results(name, out_b);
+  check_results_defined(out_a, name);
+  check_results_defined(out_b, name);
   part->n_results = out_b.size();
 
   // What b returned that is one of its stand-ins comes back as the input itself.

@@ -8,6 +8,7 @@
 
 #include "../core/detail/impl.hpp"
 #include "../core/random.hpp"
+#include "detail/part.hpp"
 
 namespace rwd {
 
@@ -35,7 +36,6 @@ struct Replay {
   std::vector<std::pair<Generator*, Generator>> generators;  // each as it was before its first draw
 };
 
-
 }  // namespace
 
 std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs, const std::string& name) {
@@ -44,8 +44,7 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
     if (!inputs[i].defined()) throw TapeError(name + ": input " + std::to_string(i) + " is an undefined tensor");
   auto check_results = [&](const std::vector<Tensor>& out) {
     if (out.empty()) throw TapeError(name + ": the function returned no tensors (it must return at least one)");
-    for (std::size_t k = 0; k < out.size(); ++k)
-      if (!out[k].defined()) throw TapeError(name + ": the function returned an undefined tensor as result " + std::to_string(k));
+    detail::check_results_defined(out, name);
   };
   if (!GradMode::enabled()) {  // nothing to record, nothing to re-run
     std::vector<Tensor> out = fn(inputs);
@@ -59,11 +58,7 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
   // leaves fn reads (its parameters) and is cleared, intermediates and all, when the run ends.
   std::vector<Tensor> stand_ins;
   stand_ins.reserve(inputs.size());
-  for (const Tensor& x : inputs) {
-    Tensor v = detail::make_view(x, 0, x.shape(), name.c_str());
-    if (x.requires_grad()) v.set_requires_grad();
-    stand_ins.push_back(std::move(v));
-  }
+  for (const Tensor& x : inputs) stand_ins.push_back(detail::stand_in(x, name));
   auto replay = std::make_shared<Replay>();
   replay->fn = fn;
   replay->op = intern(name);
@@ -75,12 +70,7 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
   {
     GeneratorLog draws;
     Tape scratch;
-    try {
-      results = fn(stand_ins);
-    } catch (const TapeError& e) {
-      throw TapeError(std::string(e.what()) + " (inside " + name +
-                      ": a tensor with history that the function uses must be passed in its inputs)");
-    }
+    results = detail::call_part(fn, stand_ins, name);
     check_results(results);
     entries = scratch.size();
     replay->generators = draws.take();

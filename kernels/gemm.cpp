@@ -178,12 +178,11 @@ void ProductPanel::add(const Tensor& a, const Tensor& b) {
       const T* src = detail::data<T>(x, "ProductPanel");
       T* dst = detail::data_mut<T>(panel, "ProductPanel");
       const std::size_t rows = x.shape()[0], cols = x.shape()[1];
-      const T* from = src;
       T* to = side_by_side ? dst + m_used : dst + m_used * cols;
       const std::size_t ld = side_by_side ? m_capacity : cols;
       parallel_for(rows, std::max<std::size_t>(1, grain_cheap / std::max<std::size_t>(cols, 1)),
                    [&](std::size_t r0, std::size_t r1) {
-                     for (std::size_t r = r0; r < r1; ++r) std::copy(from + r * cols, from + (r + 1) * cols, to + r * ld);
+                     for (std::size_t r = r0; r < r1; ++r) std::copy(src + r * cols, src + (r + 1) * cols, to + r * ld);
                    });
     };
     place(a, m_a, !m_ta);

@@ -152,8 +152,10 @@ void deal(Job& job, Share* shares, std::uint32_t parts, bool skip_caller) {
   job.shares = shares;
   job.participants = parts;
   const std::uint64_t first = skip_caller ? 1 : 0, owners = parts - first, chunks = job.chunks;
-  shares[0].next.store(0, std::memory_order_relaxed);
-  shares[0].end = 0;
+  if (skip_caller) {
+    shares[0].next.store(0, std::memory_order_relaxed);
+    shares[0].end = 0;
+  }
   for (std::uint64_t q = 0; q < owners; ++q) {
     Share& s = shares[first + q];
     s.next.store(static_cast<std::uint32_t>((q * chunks + owners - 1) / owners), std::memory_order_relaxed);
