@@ -71,6 +71,7 @@ constexpr std::size_t kChunksPerThread = 4;
 struct alignas(64) Share {
   std::atomic<std::uint32_t> next{0};
   std::uint32_t end = 0;
+  std::atomic<std::uint64_t> joined{0};  // loops this participant (a worker) took part in: tests
 };
 
 struct Job {
@@ -100,7 +101,7 @@ thread_local bool t_in_product = false;  // inside a counted product: its split 
 // (the pool is busy with the loop it is part of).
 thread_local bool t_inside = false;
 
-// Runs chunk c (skipped after a failure) and counts it done.
+// Runs chunk c (skipped after a failure); the caller of this counts it done (count_done).
 void run_chunk(Job& job, std::size_t c) {
   if (!job.failed.load(std::memory_order_relaxed)) {
     const std::size_t begin = c * job.chunk, end = std::min(job.n, begin + job.chunk);
@@ -112,9 +113,16 @@ void run_chunk(Job& job, std::size_t c) {
     }
     if (t0) g_counts.chunks_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
   }
+}
+
+// Counts `ran` chunks done, in one add: a participant counts its run of chunks once, when it has run
+// them all (at 16 threads a 65536-element tanh has 32 chunks; one add each on the line the caller's
+// join watches was 32 transfers of it between cores, now at most one a participant).
+void count_done(Job& job, std::uint32_t ran) {
+  if (!ran) return;
   // The caller announces its sleep, then looks at `done`; this adds, then looks at the announcement:
   // one of the two sees the other. The job outlives this: run() waits for m_holding to drop.
-  if (job.done.fetch_add(1) + 1 == job.chunks && job.caller_sleeps.load()) job.done.notify_one();
+  if (job.done.fetch_add(ran) + ran == job.chunks && job.caller_sleeps.load()) job.done.notify_one();
 }
 
 // Participant `self` (0: the caller; worker i: i + 1) runs its own share of the chunks in order; the
@@ -136,19 +144,27 @@ void run_chunks(Job& job, std::uint32_t self) {
   for (std::uint32_t k = 0; k < parts; ++k) {
     Share& share = job.shares[(self + k) % job.participants];
     if (k && share.next.load(std::memory_order_relaxed) >= share.end) continue;  // nothing to take
+    std::uint32_t ran = 0;
     for (;;) {
       const std::uint32_t c = share.next.fetch_add(1, std::memory_order_relaxed);
       if (c >= share.end) break;
       run_chunk(job, c);
+      ++ran;
     }
+    count_done(job, ran);
     if (job.done.load(std::memory_order_relaxed) >= job.chunks) return;  // all taken and finished
   }
 }
 
-// Deals the chunks out: participant p's share is [⌈p·chunks/P⌉, ⌈(p+1)·chunks/P⌉) (so the caller,
-// awake already, owns chunk 0 when there are fewer chunks than participants). With `skip_caller`
-// (run_tasks: the caller runs a task of its own) the workers share them all.
-void deal(Job& job, Share* shares, std::uint32_t parts, bool skip_caller) {
+// Deals the chunks out among the first P participants, P = min(threads, chunks) (+ 1 with
+// `skip_caller`, run_tasks: the caller runs a task of its own and the workers share the chunks):
+// participant p's share is [⌈p·chunks/P⌉, ⌈(p+1)·chunks/P⌉). The workers past P take no part in the
+// loop — they see it published, and go back to waiting without touching it (Pool::work): at 16
+// threads a 16384-element add has two chunks, and fourteen workers reading the job, claiming an empty
+// share and counting themselves in and out on the shared lines the caller's join reads would only
+// delay it. Returns P.
+std::uint32_t deal(Job& job, Share* shares, std::uint32_t threads, bool skip_caller) {
+  const std::uint32_t parts = std::min<std::uint32_t>(threads, job.chunks + (skip_caller ? 1 : 0));
   job.shares = shares;
   job.participants = parts;
   const std::uint64_t first = skip_caller ? 1 : 0, owners = parts - first, chunks = job.chunks;
@@ -161,6 +177,7 @@ void deal(Job& job, Share* shares, std::uint32_t parts, bool skip_caller) {
     s.next.store(static_cast<std::uint32_t>((q * chunks + owners - 1) / owners), std::memory_order_relaxed);
     s.end = static_cast<std::uint32_t>(((q + 1) * chunks + owners - 1) / owners);
   }
+  return parts;
 }
 
 class Pool {
@@ -171,7 +188,7 @@ class Pool {
     std::unique_lock<std::mutex> lock(m_lock, std::try_to_lock);
     if (!lock.owns_lock()) return false;
     if (m_workers.size() != threads - 1 && !resize(threads - 1)) return false;
-    deal(job, m_shares.get(), static_cast<std::uint32_t>(m_workers.size() + 1), job.first != nullptr);
+    m_needed.store(deal(job, m_shares.get(), static_cast<std::uint32_t>(m_workers.size() + 1), job.first != nullptr));
     m_job.store(&job);
     m_generation.fetch_add(1);
     if (m_sleepers.load() > 0) m_generation.notify_all();
@@ -206,6 +223,14 @@ class Pool {
 
   std::size_t regions() const { return m_regions.load(std::memory_order_relaxed); }
 
+  // Loops each worker took part in so far (index 0: worker 1); zeros after a resize.
+  std::vector<std::uint64_t> joins() {
+    std::lock_guard<std::mutex> lock(m_lock);
+    std::vector<std::uint64_t> out;
+    for (std::size_t i = 0; i < m_workers.size(); ++i) out.push_back(m_shares[i + 1].joined.load());
+    return out;
+  }
+
  private:
   // Stops every worker and starts `count` new ones; false (and no workers) if the system refuses.
   bool resize(std::size_t count) {
@@ -237,8 +262,15 @@ class Pool {
       wait_for_next(seen);
       seen = m_generation.load(std::memory_order_acquire);
       if (m_stop.load()) return;
+      // Not one of the loop's participants: back to waiting. (A late worker may read a later loop's
+      // count, or an earlier one's; either way it only decides whether this one runs its share — the
+      // caller takes whatever a participant does not.)
+      if (self >= m_needed.load()) continue;
       m_holding.fetch_add(1);  // before reading m_job: run() waits for 0 after clearing it
-      if (Job* job = m_job.load()) run_chunks(*job, self);
+      if (Job* job = m_job.load()) {
+        m_shares[self].joined.fetch_add(1, std::memory_order_relaxed);
+        run_chunks(*job, self);
+      }
       m_holding.fetch_sub(1);
     }
   }
@@ -266,6 +298,7 @@ class Pool {
   std::vector<std::thread> m_workers;
   std::unique_ptr<Share[]> m_shares = std::make_unique<Share[]>(1);  // one per participant (deal)
   std::atomic<std::uint32_t> m_generation{0};  // bumped for each loop (and to stop the workers)
+  std::atomic<std::uint32_t> m_needed{0};      // the loop's participants, the caller included (deal)
   std::atomic<Job*> m_job{nullptr};            // the loop running now
   std::atomic<int> m_sleepers{0};              // workers asleep (or about to be) on m_generation
   std::atomic<int> m_holding{0};               // workers that may hold m_job's pointer
@@ -357,6 +390,8 @@ void run_tasks(TaskFn fn, void* body) {
 }
 
 std::size_t parallel_regions() { return pool().regions(); }
+
+std::vector<std::uint64_t> worker_joins() { return pool().joins(); }
 
 bool inside_pool() { return t_inside; }
 

@@ -6,6 +6,8 @@
 // more (a batch-1 step never leaves it). Larger work is cut into chunks of at least `grain` items,
 // about four per thread, dealt out in order: thread p (the caller is 0) owns the p-th run of them, so
 // a loop's part p lies where the previous loop's part p of that size did, in p's cache (pool.cpp).
+// A loop of fewer chunks than threads involves only as many threads as it has chunks: the other
+// workers let it pass without touching it.
 // Each takes its own chunks one at a time, then what the others have not started; the caller works
 // too and returns when every chunk is done. A worker that has not woken by the time the caller runs
 // out leaves its chunks to the others, so a busy core (another program) delays nothing but its own
@@ -32,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 namespace rwd::kernels {
 
@@ -58,6 +61,10 @@ void parallel_for(std::size_t n, std::size_t grain, Body&& body, std::size_t ali
 
 /// The number of loops split across threads so far (a test's proof that a kernel did split).
 std::size_t parallel_regions();
+
+/// How many loops each worker has taken part in (worker 1 first) since the pool last started its
+/// workers: a loop of c chunks involves only the caller and the first c − 1 workers (tests).
+std::vector<std::uint64_t> worker_joins();
 
 /// True where a parallel loop would run inline: on a pool worker, and on a caller while it runs a
 /// loop's chunks or a task of run_tasks (a product there is one BLAS call, not blocks in turn).

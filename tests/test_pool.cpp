@@ -520,3 +520,36 @@ TEST_CASE("pool: a participant that stalls in its first chunk has the rest of it
     CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h.load() == 1; }));
   }
 }
+
+TEST_CASE("pool: a loop of fewer chunks than threads involves only as many threads, the caller first") {
+  // At 4 threads a loop of two chunks belongs to the caller and worker 1: workers 2 and 3 let it pass
+  // without joining it (they would only delay its join); a loop of four or more chunks has them all.
+  ThreadCountGuard guard;
+  set_num_threads(4);
+  auto sleepy = [](std::size_t, std::size_t) { std::this_thread::sleep_for(std::chrono::milliseconds(1)); };
+  kernels::parallel_for(16, 1, sleepy);  // the workers are started and have all joined once
+  const std::vector<std::uint64_t> before = kernels::worker_joins();
+  REQUIRE(before.size() == 3);
+  std::size_t regions = kernels::parallel_regions();
+  for (int i = 0; i < 200; ++i) kernels::parallel_for(2, 1, sleepy);
+  CHECK(kernels::parallel_regions() == regions + 200);  // they did split
+  std::vector<std::uint64_t> after = kernels::worker_joins();
+  REQUIRE(after.size() == 3);
+  CHECK(after[0] > before[0]);    // worker 1 took the second chunk of some of them
+  CHECK(after[1] == before[1]);   // workers 2 and 3 never joined one
+  CHECK(after[2] == before[2]);
+  // Three chunks: workers 1 and 2 (the caller owns the first).
+  for (int i = 0; i < 50; ++i) kernels::parallel_for(3, 1, sleepy);
+  const std::vector<std::uint64_t> three = kernels::worker_joins();
+  CHECK(three[1] > after[1]);
+  CHECK(three[2] == after[2]);
+  // A task beside the caller's (run_two) is worker 1's alone.
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 50; ++i)
+    kernels::run_two([&] { std::this_thread::sleep_for(std::chrono::microseconds(200)); ++ran; }, [&] { ++ran; });
+  CHECK(ran.load() == 100);
+  const std::vector<std::uint64_t> tasks = kernels::worker_joins();
+  CHECK(tasks[0] > three[0]);
+  CHECK(tasks[1] == three[1]);
+  CHECK(tasks[2] == three[2]);
+}
