@@ -12,7 +12,9 @@
 #     forward, backward, optimizer, step: wall time, products, split loops, the rest;
 #     bench/rewind_bench.cpp);
 #   - `rewind_bench --gemm-threads` (N ≥ 2): lstm_medium's and lstm_large's step products on
-#     OpenBLAS's one thread, on its N threads, and split on rewind's pool (bench/gemm_threads.hpp).
+#     OpenBLAS's one thread, on its N threads, and split on rewind's pool (bench/gemm_threads.hpp);
+#   - `rewind_bench --loop-threads` (N ≥ 2): one element-wise loop (add, tanh) of a step's sizes on 1
+#     thread and split on N — the pool's hand-off and join against the work (bench/loop_threads.hpp).
 # About two minutes at the default THREADS and CASES. Writes $OUT/device_probe.log too.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,5 +31,6 @@ log=${OUT:-/tmp}/device_probe.log
     timeout 150 taskset -c "$cores" "$dev/rewind_bench" --cases "$CASES" --threads "$n" --profile 2>&1 |
       grep -E "^(case|profile) ?|rror|OPENBLAS"
     [ "$n" -ge 2 ] && timeout 90 taskset -c "$cores" "$dev/rewind_bench" --gemm-threads --threads "$n" 2>&1
+    [ "$n" -ge 2 ] && timeout 30 taskset -c "$cores" "$dev/rewind_bench" --loop-threads --threads "$n" 2>&1
   done
 } 2>&1 | tee "$log"

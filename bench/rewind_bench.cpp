@@ -9,6 +9,7 @@
 //   rewind_bench --sgemm-peak                      # one core's sgemm GFLOP/s (1024³, best of 7)
 //   rewind_bench --profile                         # also where the timed steps' time went (below)
 //   rewind_bench --gemm-threads --threads N        # a step's products three ways (bench/gemm_threads.hpp)
+//   rewind_bench --loop-threads --threads N        # one element-wise loop on 1 and N threads (loop_threads.hpp)
 //
 // --init DIR reads DIR/<case>.npz (bench/torch_peer.py --dump DIR: keys rnn.weight_ih_l0 …, head.weight,
 // head.bias, x, y; sine_epoch: x_train, y_train, x_valid, y_valid) or, when that file is absent,
@@ -44,6 +45,7 @@
 #include <rewind.hpp>
 
 #include "gemm_threads.hpp"
+#include "loop_threads.hpp"
 
 namespace {
 
@@ -446,7 +448,8 @@ double sgemm_peak_gflops() {
 int usage(int rc) {
   std::fprintf(rc ? stderr : stdout,
                "usage: rewind_bench [--cases a,b|all] [--case a] [--threads N] [--short] [--init DIR]\n"
-               "                    [--warmup N] [--steps N] [--profile] [--list] [--sgemm-peak] [--gemm-threads]\n");
+               "                    [--warmup N] [--steps N] [--profile] [--list] [--sgemm-peak] [--gemm-threads]\n"
+               "                    [--loop-threads]\n");
   return rc;
 }
 
@@ -472,7 +475,7 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> cases;
   int threads = 1, warmup = -1, steps = -1;
-  bool short_mode = false, profile = false, gemm_probe = false;
+  bool short_mode = false, profile = false, gemm_probe = false, loop_probe = false;
   std::string init;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -494,6 +497,7 @@ int main(int argc, char** argv) {
     else if (a == "--short") short_mode = true;
     else if (a == "--profile") profile = true;
     else if (a == "--gemm-threads") gemm_probe = true;
+    else if (a == "--loop-threads") loop_probe = true;
     else if (a == "--variant") value();  // accepted for ../shared/bench/torch_rnn_bench.py --exe; always rewind
     else if (a == "--no-ref") {
     } else if (a == "--list") {
@@ -518,6 +522,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     return gemm_threads::run(threads, 3, 200);
+  }
+  if (loop_probe) {  // 3 rounds of 2000 loops each way, 10 shapes: a few seconds
+    if (threads < 2) {
+      std::fprintf(stderr, "rewind_bench: --loop-threads needs --threads 2 or more\n");
+      return 2;
+    }
+    setenv("REWIND_QUIET_BLAS", "1", 0);
+    return loop_threads::run(threads, 3, 2000);
   }
   // Before the first product. OpenBLAS read OPENBLAS_NUM_THREADS when it was loaded, so the call is
   // what counts; the variable is set too for anything that reads it later.
