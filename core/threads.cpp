@@ -1,5 +1,6 @@
 #include "threads.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 
@@ -27,6 +28,11 @@ std::atomic<int> g_threads{0};
 // (kernels/gemm.hpp says why), and OpenBLAS's threads would only wait beside the pool's.
 void set_num_threads(int n) {
   if (n < 1) throw ValueError("set_num_threads: the thread count must be at least 1, got " + std::to_string(n));
+  // The pool keeps a thread and a cache line a thread: a count past any machine's (a typo, an
+  // unsigned −1) would otherwise start thousands of threads, or fail to allocate, at the next loop.
+  if (n > kMaxThreads)
+    throw ValueError("set_num_threads: the thread count must be at most " + std::to_string(kMaxThreads) + ", got " +
+                     std::to_string(n));
   g_threads.store(n, std::memory_order_relaxed);
   if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 }
@@ -37,7 +43,8 @@ int get_num_threads() {
   // OpenBLAS read OPENBLAS_NUM_THREADS / OMP_NUM_THREADS (else counted the cores) when it loaded:
   // its count is the default. A set_num_threads racing with this first read wins.
   int expected = 0;
-  if (g_threads.compare_exchange_strong(expected, openblas_get_num_threads(), std::memory_order_relaxed))
+  const int blas = std::clamp(openblas_get_num_threads(), 1, kMaxThreads);
+  if (g_threads.compare_exchange_strong(expected, blas, std::memory_order_relaxed))
     openblas_set_num_threads(1);  // the first read: from now on the pool splits the products
   return g_threads.load(std::memory_order_relaxed);
 }

@@ -23,8 +23,11 @@
 
 namespace rwd {
 
+/// The most threads set_num_threads takes.
+inline constexpr int kMaxThreads = 1024;
 /// Threads used by each matrix product and each large element-wise op, sum, copy or optimizer update
-/// from now on (n ≥ 1). Throws ValueError for n < 1.
+/// from now on (1 ≤ n ≤ kMaxThreads; more than the machine's cores is allowed, and slower). Throws
+/// ValueError for n outside that range.
 void set_num_threads(int n);
 /// Threads rewind uses now (OpenBLAS's default count until set_num_threads is called; reading it the
 /// first time sets OpenBLAS to one thread).
