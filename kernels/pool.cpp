@@ -74,19 +74,23 @@ struct alignas(64) Share {
   std::atomic<std::uint64_t> joined{0};  // loops this participant (a worker) took part in: tests
 };
 
+// A loop as the participants see it. What every participant reads (the first line: written once by
+// the caller before it publishes the job) and what they write (`done`, on a line of its own) are kept
+// apart, so a participant counting its chunks done does not take away the line the others are about
+// to read the loop from.
 struct Job {
   RangeFn fn;
   void* body;
   std::size_t n, chunk;
   std::uint32_t chunks;
-  Share* shares = nullptr;  // one per participant (the pool's, reused: one loop at a time)
   std::uint32_t participants = 0;
-  std::atomic<std::uint32_t> done{0};  // chunks finished (or skipped after a failure); a futex word
-  std::atomic<bool> caller_sleeps{false};  // the caller waits on `done` (the last chunk's finisher wakes it)
-  std::atomic<bool> failed{false};
-  std::exception_ptr error;  // the first exception, written by the one that set `failed`
+  Share* shares = nullptr;  // one per participant (the pool's, reused: one loop at a time)
   void (*first)(void*) = nullptr;  // run by the caller alone, once the job is published (run_tasks)
   void* first_body = nullptr;
+  std::atomic<bool> failed{false};
+  alignas(64) std::atomic<std::uint32_t> done{0};  // chunks finished (or skipped after a failure); a futex word
+  std::atomic<bool> caller_sleeps{false};  // the caller waits on `done` (the last chunk's finisher wakes it)
+  std::exception_ptr error;  // the first exception, written by the one that set `failed`
 };
 
 // Thread profiling's counts (core/threads.hpp), in nanoseconds where timed.
@@ -101,18 +105,18 @@ thread_local bool t_in_product = false;  // inside a counted product: its split 
 // (the pool is busy with the loop it is part of).
 thread_local bool t_inside = false;
 
-// Runs chunk c (skipped after a failure); the caller of this counts it done (count_done).
-void run_chunk(Job& job, std::size_t c) {
-  if (!job.failed.load(std::memory_order_relaxed)) {
-    const std::size_t begin = c * job.chunk, end = std::min(job.n, begin + job.chunk);
-    const std::uint64_t t0 = profiling() ? now_ns() : 0;
-    try {
-      job.fn(job.body, begin, end);
-    } catch (...) {
-      if (!job.failed.exchange(true)) job.error = std::current_exception();
-    }
-    if (t0) g_counts.chunks_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+// Runs chunk c (skipped after a failure); the caller of this counts it done (count_done). Returns the
+// nanoseconds it took when the profile counts (added up by run_chunks: one add a participant a loop).
+std::uint64_t run_chunk(Job& job, std::size_t c) {
+  if (job.failed.load(std::memory_order_relaxed)) return 0;
+  const std::size_t begin = c * job.chunk, end = std::min(job.n, begin + job.chunk);
+  const std::uint64_t t0 = profiling() ? now_ns() : 0;
+  try {
+    job.fn(job.body, begin, end);
+  } catch (...) {
+    if (!job.failed.exchange(true)) job.error = std::current_exception();
   }
+  return t0 ? now_ns() - t0 : 0;
 }
 
 // Counts `ran` chunks done, in one add: a participant counts its run of chunks once, when it has run
@@ -145,12 +149,14 @@ void run_chunks(Job& job, std::uint32_t self) {
     Share& share = job.shares[(self + k) % job.participants];
     if (k && share.next.load(std::memory_order_relaxed) >= share.end) continue;  // nothing to take
     std::uint32_t ran = 0;
+    std::uint64_t ns = 0;
     for (;;) {
       const std::uint32_t c = share.next.fetch_add(1, std::memory_order_relaxed);
       if (c >= share.end) break;
-      run_chunk(job, c);
+      ns += run_chunk(job, c);
       ++ran;
     }
+    if (ns) g_counts.chunks_ns.fetch_add(ns, std::memory_order_relaxed);
     count_done(job, ran);
     if (job.done.load(std::memory_order_relaxed) >= job.chunks) return;  // all taken and finished
   }
@@ -294,16 +300,22 @@ class Pool {
     m_sleepers.fetch_sub(1);
   }
 
+  // Laid out by who touches what, a cache line each: the caller's own (the lock, the workers, the
+  // count of loops); the line every idle worker watches, written once a loop by the caller and
+  // otherwise only read; the count of workers holding the job, which each participant adds to and
+  // takes from twice a loop; the sleepers' count. In one line, as they were, each participant's adds
+  // took the watched line away from the fourteen workers polling it at 16 threads, each of which then
+  // missed to read it again.
   std::mutex m_lock;  // one loop at a time
   std::vector<std::thread> m_workers;
   std::unique_ptr<Share[]> m_shares = std::make_unique<Share[]>(1);  // one per participant (deal)
-  std::atomic<std::uint32_t> m_generation{0};  // bumped for each loop (and to stop the workers)
-  std::atomic<std::uint32_t> m_needed{0};      // the loop's participants, the caller included (deal)
-  std::atomic<Job*> m_job{nullptr};            // the loop running now
-  std::atomic<int> m_sleepers{0};              // workers asleep (or about to be) on m_generation
-  std::atomic<int> m_holding{0};               // workers that may hold m_job's pointer
-  std::atomic<bool> m_stop{false};
   std::atomic<std::size_t> m_regions{0};
+  alignas(64) std::atomic<std::uint32_t> m_generation{0};  // bumped for each loop (and to stop the workers)
+  std::atomic<std::uint32_t> m_needed{0};  // the loop's participants, the caller included (deal)
+  std::atomic<Job*> m_job{nullptr};        // the loop running now
+  std::atomic<bool> m_stop{false};
+  alignas(64) std::atomic<int> m_holding{0};   // workers that may hold m_job's pointer
+  alignas(64) std::atomic<int> m_sleepers{0};  // workers asleep (or about to be) on m_generation
 };
 
 // Never destroyed: its sleeping workers end with the process, and a kernel run from another static
