@@ -30,6 +30,7 @@
 #include <rewind.hpp>
 
 extern "C" void openblas_set_num_threads(int);
+extern "C" int openblas_get_num_threads(void);
 
 namespace gemm_threads {
 

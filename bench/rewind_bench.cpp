@@ -460,17 +460,30 @@ int main(int argc, char** argv) {
   // it falls back to generic kernels on a CPU with AVX2/AVX-512, or runs AVX2 ones on a CPU with
   // AVX-512 (an OPENBLAS_CORETYPE left over), start again once with the set that fits (core/blas.hpp),
   // so the benchmark measures rewind rather than a slow BLAS. REWIND_KEEP_OPENBLAS_CORETYPE=1 keeps it.
-  const char* keep = std::getenv("REWIND_KEEP_OPENBLAS_CORETYPE");
-  if (!std::getenv("REWIND_BENCH_RESTARTED") && !(keep && *keep && std::string(keep) != "0")) {
+  //
+  // And OpenBLAS starts its own threads when it is loaded (OPENBLAS_NUM_THREADS, else one per core),
+  // which rewind never uses — it sets OpenBLAS to one thread and splits products on its own pool
+  // (core/threads.hpp) — but which look for work, yielding, for OpenBLAS's first ~0.1 s (2²⁸ cycles,
+  // its THREAD_TIMEOUT) before they sleep: beside the pool's workers, and over the whole of a short
+  // case (tiny's 2,200 steps take 20 ms: 8.2 µs a step against 7.2 without them, at 1 or 2 threads).
+  // A long training run pays that once; the benchmark starts again with OPENBLAS_NUM_THREADS=1 instead,
+  // so that it measures the step a long run takes. (--gemm-threads raises OpenBLAS's count itself.)
+  if (!std::getenv("REWIND_BENCH_RESTARTED")) {
+    const char* keep = std::getenv("REWIND_KEEP_OPENBLAS_CORETYPE");
+    const bool keep_core = keep && *keep && std::string(keep) != "0";
+    const int blas_threads = openblas_get_num_threads();  // as OpenBLAS started, before rewind sets it
     const rwd::BlasInfo info = rwd::blas_info();
-    if (info.generic || info.narrow) {
+    const bool recore = !keep_core && (info.generic || info.narrow);
+    if (recore)
       std::fprintf(stderr, "rewind_bench: OpenBLAS runs %s '%s' kernels on this CPU (%s); restarting with "
                    "OPENBLAS_CORETYPE=%s\n", info.generic ? "generic" : "AVX2", info.core.c_str(), info.cpu.c_str(),
                    info.suggested_coretype.c_str());
-      setenv("OPENBLAS_CORETYPE", info.suggested_coretype.c_str(), 1);
+    if (recore || blas_threads > 1) {
+      if (recore) setenv("OPENBLAS_CORETYPE", info.suggested_coretype.c_str(), 1);
+      setenv("OPENBLAS_NUM_THREADS", "1", 1);
       setenv("REWIND_BENCH_RESTARTED", "1", 1);
       execv("/proc/self/exe", argv);
-      std::perror("rewind_bench: restarting failed; going on with these kernels");
+      std::perror("rewind_bench: restarting failed; going on as loaded");
     }
   }
   std::vector<std::string> cases;
@@ -516,6 +529,10 @@ int main(int argc, char** argv) {
     }
   }
   if (threads < 1) threads = 1;
+  // Before the first product. OpenBLAS read OPENBLAS_NUM_THREADS when it was loaded, so the call is
+  // what counts; the variable is set too for anything that reads it later.
+  setenv("OPENBLAS_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  rwd::set_num_threads(threads);
   if (gemm_probe) {  // 3 rounds of 200 products each way: about 5 s
     if (threads < 2) {
       std::fprintf(stderr, "rewind_bench: --gemm-threads needs --threads 2 or more\n");
@@ -531,10 +548,6 @@ int main(int argc, char** argv) {
     setenv("REWIND_QUIET_BLAS", "1", 0);
     return loop_threads::run(threads, 3, 2000);
   }
-  // Before the first product. OpenBLAS read OPENBLAS_NUM_THREADS when it was loaded, so the call is
-  // what counts; the variable is set too for anything that reads it later.
-  setenv("OPENBLAS_NUM_THREADS", std::to_string(threads).c_str(), 1);
-  rwd::set_num_threads(threads);
   if (cases.empty())
     for (const auto& c : all_cases()) cases.push_back(c.name);
   int rc = 0;
