@@ -9,6 +9,7 @@
 #include "ops.hpp"
 #include "../kernels/copy.hpp"
 #include "../kernels/gemm.hpp"
+#include "../kernels/packed.hpp"
 #include "../kernels/output.hpp"
 #include "../kernels/pool.hpp"
 #include "../kernels/simd.hpp"
@@ -609,6 +610,8 @@ std::vector<Tensor> ReverseSweep::adjoints_in_of(const Tensor& dy) const {
 std::vector<Tensor> ReverseSweep::adjoints_in() const { return adjoints_in_of(m_adjoint_in); }
 
 void ReverseSweep::run() {
+  // A weight's products are many in one sweep (W_hhᵀ·dGₜ at every step): each may pack it once.
+  const kernels::PackScope packed_weights;
   while (step()) {
   }
 }

@@ -10,6 +10,7 @@
 //   rewind_bench --profile                         # also where the timed steps' time went (below)
 //   rewind_bench --gemm-threads --threads N        # a step's products three ways (bench/gemm_threads.hpp)
 //   rewind_bench --loop-threads --threads N        # one element-wise loop on 1 and N threads (loop_threads.hpp)
+//   rewind_bench --no-packed …                     # recurrent weights' products on OpenBLAS, not packed (core/blas.hpp)
 //
 // --init DIR reads DIR/<case>.npz (bench/torch_peer.py --dump DIR: keys rnn.weight_ih_l0 …, head.weight,
 // head.bias, x, y; sine_epoch: x_train, y_train, x_valid, y_valid) or, when that file is absent,
@@ -405,11 +406,11 @@ void run_case(Case c, int threads, bool short_mode, int warmup_override, int ste
   std::printf(
       "case=%s variant=rewind threads=%d median_ms=%.4f min_ms=%.4f max_ms=%.4f mean_ms=%.4f steps=%d warmup=%d "
       "peak_rss_mib=%.1f loss0=%.6g loss_end=%.6g%s seq=%zu blas_threads=%d blas_core=%s cache_hit_rate=%.4f "
-      "cache_mib=%.1f short=%d init=%s impl=rewind\n",
+      "cache_mib=%.1f short=%d init=%s packed=%d impl=rewind\n",
       c.name.c_str(), threads, med, *std::min_element(ms.begin(), ms.end()), *std::max_element(ms.begin(), ms.end()),
       mean, c.steps, c.warmup, peak_rss_mib(), loss0, loss_end, extra.c_str(), c.seq, rwd::get_num_threads(),
       rwd::blas_info().core.c_str(), cache_hit_rate(), static_cast<double>(rwd::buffer_cache_stats().cached_bytes) / 1048576.0,
-      short_mode ? 1 : 0, init.empty() ? "none" : init.c_str());
+      short_mode ? 1 : 0, init.empty() ? "none" : init.c_str(), rwd::blas_info().packed ? 1 : 0);
   if (profile) {
     // Per timed step (an epoch's batches summed, for sine_epoch), the phases and their total.
     const char* names[] = {"zero_grad", "forward", "backward", "optimizer"};
@@ -449,7 +450,7 @@ int usage(int rc) {
   std::fprintf(rc ? stderr : stdout,
                "usage: rewind_bench [--cases a,b|all] [--case a] [--threads N] [--short] [--init DIR]\n"
                "                    [--warmup N] [--steps N] [--profile] [--list] [--sgemm-peak] [--gemm-threads]\n"
-               "                    [--loop-threads]\n");
+               "                    [--loop-threads] [--no-packed]\n");
   return rc;
 }
 
@@ -511,6 +512,7 @@ int main(int argc, char** argv) {
     else if (a == "--profile") profile = true;
     else if (a == "--gemm-threads") gemm_probe = true;
     else if (a == "--loop-threads") loop_probe = true;
+    else if (a == "--no-packed") rwd::set_packed_weights(false);  // every product on OpenBLAS (core/blas.hpp)
     else if (a == "--variant") value();  // accepted for ../shared/bench/torch_rnn_bench.py --exe; always rewind
     else if (a == "--no-ref") {
     } else if (a == "--list") {

@@ -90,8 +90,17 @@ BlasInfo blas_info() {
   info.generic = fit == detail::CoreFit::generic;
   info.narrow = fit == detail::CoreFit::narrow;
   info.suggested_coretype = detail::suggested_coretype(info.core, cpu);
+  info.packed = packed_weights() && cpu.avx512f;
   return info;
 }
+
+namespace {
+std::atomic<bool> g_packed_weights{true};
+}  // namespace
+
+void set_packed_weights(bool on) { g_packed_weights.store(on, std::memory_order_relaxed); }
+
+bool packed_weights() { return g_packed_weights.load(std::memory_order_relaxed); }
 
 std::string BlasInfo::str() const {
   std::string s = library + " core=" + (core.empty() ? "?" : core) + " threads=" + std::to_string(threads) +

@@ -36,6 +36,8 @@ struct BlasInfo {
   bool generic = false;  ///< the kernels are generic (no AVX2) although the CPU has AVX2 or AVX-512
   bool narrow = false;   ///< the kernels are AVX2 ones although the CPU has AVX-512
   std::string suggested_coretype;  ///< OPENBLAS_CORETYPE to set when `generic` or `narrow`, else ""
+  bool packed = false;   ///< a weight reused step after step is packed once and multiplied by rewind's
+                         ///< own AVX-512 kernel, not OpenBLAS (see set_packed_weights)
   /// One line: "OpenBLAS core=Cooperlake threads=2 cpu=avx512-bf16" (and the advice when generic or
   /// narrow: "… narrow=1 fix=OPENBLAS_CORETYPE=Cooperlake").
   std::string str() const;
@@ -43,5 +45,17 @@ struct BlasInfo {
 
 /// The BLAS's kernels, threads and the CPU's vector width, read now.
 BlasInfo blas_info();
+
+/// Packed weights. A recurrent layer multiplies the same weight by a new operand at every step (W_hh·hₜ
+/// forward, W_hhᵀ·dGₜ backward), and OpenBLAS copies the whole weight into its kernel's layout at
+/// every call. On a CPU with AVX-512F rewind instead packs such a weight once — for a sequence's
+/// forward (run_sequence, so every Recurrent, Recur over a sequence and bidirectional layer) and for a
+/// backward sweep — and runs those products on its own kernel: float32 only, a parameter or other leaf
+/// as the left operand, from its second use, products at least 16 columns wide (kernels/packed.hpp).
+/// The results match OpenBLAS's within float32 rounding, and are the same bits at every thread count.
+/// On by default; off, every product is OpenBLAS's. bench/PROFILE.md has the measurements.
+void set_packed_weights(bool on);
+/// Whether packed weights are on (they run only where the CPU has AVX-512F: BlasInfo::packed).
+bool packed_weights();
 
 }  // namespace rwd

@@ -8,6 +8,7 @@
 #include "../autograd/ops.hpp"
 #include "../autograd/tape.hpp"
 #include "../core/detail/impl.hpp"  // make_view
+#include "../kernels/packed.hpp"
 #include "detail/sequence_mask.hpp"
 
 namespace rwd {
@@ -132,6 +133,8 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
   SequenceRun run;
   run.outputs.resize(T);
   State state = initial.empty() ? cell.initial_state(batch) : std::move(initial);
+  // The cell's weights are the same at every step: a product with one may pack it once (kernels/packed.hpp).
+  const kernels::PackScope packed_weights;
   // Each step's entries are marked with their time step (the teaching views' "t=2"); the entries
   // after the loop, with none, also when a step throws.
   struct StepMarks {

@@ -1,0 +1,109 @@
+// The packed products of packed.hpp: the scope's copies, and the split of a product across the pool.
+#include "packed.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "../core/blas.hpp"
+#include "../core/detail/impl.hpp"
+#include "../core/threads.hpp"
+#include "gemm.hpp"
+#include "pool.hpp"
+
+namespace rwd::kernels {
+
+namespace {
+
+// A leaf operand seen in the scope: how often, and its packed copy from the second use on.
+struct Entry {
+  std::shared_ptr<detail::TensorImpl> leaf;  // held: its address is not reused while the scope lives
+  const float* data;                         // where its values were when packed
+  bool ta;
+  int uses = 0;
+  Tensor packed;  // ⌈m / kPackRows⌉·kPackRows·k values (packed.hpp); from this thread's buffer cache
+};
+
+// The scopes on this thread: how deep, and the outermost one's entries (a few: one per weight and
+// transpose flag of the layer running).
+struct Scopes {
+  int depth = 0;
+  std::vector<Entry> entries;
+};
+thread_local Scopes t_scopes;
+
+std::atomic<std::uint64_t> g_packed{0};
+
+bool cpu_has_avx512f() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+PackScope::PackScope() : m_outer(t_scopes.depth == 0) { ++t_scopes.depth; }
+
+PackScope::~PackScope() {
+  if (--t_scopes.depth == 0) t_scopes.entries.clear();
+}
+
+bool packed_kernel_available() { return cpu_has_avx512f(); }
+
+std::uint64_t packed_products() { return g_packed.load(std::memory_order_relaxed); }
+
+std::size_t packed_copies() {
+  std::size_t n = 0;
+  for (const Entry& e : t_scopes.entries) n += e.packed.defined();
+  return n;
+}
+
+bool packed_product(const Tensor& a, bool ta, const float* b, std::size_t ldb, float* c, std::size_t ldc,
+                    std::size_t m, std::size_t n, std::size_t k, bool accumulate) {
+  if (t_scopes.depth == 0 || n < 16 || k == 0 || m == 0) return false;
+  const std::shared_ptr<detail::TensorImpl>& impl = a.impl_ptr();
+  if (!impl || impl->tape || impl->dtype() != Dtype::f32 || !packed_weights() || !cpu_has_avx512f()) return false;
+  const float* data = detail::data<float>(a, "matmul");
+  Entry* e = nullptr;
+  for (Entry& x : t_scopes.entries)
+    if (x.leaf == impl && x.ta == ta) e = &x;
+  if (!e) e = &t_scopes.entries.emplace_back(Entry{impl, data, ta, 0, Tensor()});
+  if (++e->uses < 2) return false;  // a one-off product is not worth the packing
+  const std::size_t panels = (m + kPackRows - 1) / kPackRows;
+  if (!e->packed.defined() || e->data != data) {
+    e->packed = detail::empty_tensor(Shape{panels * kPackRows * k}, Dtype::f32);
+    e->data = data;
+    // a is (m × k), or (k × m) read transposed; its row stride is its last dimension.
+    avx512::pack(data, ta ? m : k, ta, m, k, detail::data_mut<float>(e->packed, "matmul"));
+  }
+  const float* packed = detail::data<float>(e->packed, "matmul");
+  // Panels across the pool, each chunk at least kSplitWork multiply-adds (gemm.hpp); inline inside a
+  // pool task (a bidirectional layer's direction) or when small.
+  const std::size_t per_panel = kPackRows * n * k;
+  const std::size_t grain = std::max<std::size_t>(1, kSplitWork / per_panel);
+  const bool split = get_num_threads() > 1 && !inside_pool() && panels >= 2 * grain;
+  auto run = [&] {
+    if (split)
+      parallel_for(panels, grain, [&](std::size_t p0, std::size_t p1) {
+        avx512::run_panels(packed, p0, p1, m, k, b, ldb, c, ldc, n, accumulate);
+      });
+    else
+      avx512::run_panels(packed, 0, panels, m, k, b, ldb, c, ldc, n, accumulate);
+  };
+  if (profiling()) {  // timed as a product, its split loop not counted as a loop (gemm.cpp does the same)
+    const ProductScope scope;
+    const std::uint64_t t0 = now_ns();
+    run();
+    count_product(now_ns() - t0, split);
+  } else {
+    run();
+  }
+  g_packed.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace rwd::kernels
