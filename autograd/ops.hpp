@@ -61,6 +61,12 @@ Tensor affine(const Tensor& W, const Tensor& x, const Tensor& b, const Tensor& b
 /// is not kept: the backward gathers the blocks again (a sequence's steps, already kept, are not
 /// held twice).
 Tensor affine_steps(const Tensor& W, const std::vector<Tensor>& xs, const Tensor& b = Tensor());
+/// W·x_t + b at every step t of a (time, cols, batch) sequence x, side by side: (rows, time·batch),
+/// step t's columns t·batch … — the same value and gradients as
+/// affine(W, reshape(permute(x, {1, 0, 2}), {cols, time·batch}), b), but with no permuted copy of the
+/// sequence made or kept, forward or backward: one product a step into its columns (TimeDistributed
+/// (Dense) on a long sequence holds the sequence once, not twice).
+Tensor affine_seq(const Tensor& W, const Tensor& x, const Tensor& b = Tensor());
 
 // ---- primitives: shape ----
 /// Reorders axes: out.shape[i] = x.shape[axes[i]].

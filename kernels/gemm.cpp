@@ -268,4 +268,73 @@ Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bi
   return y;
 }
 
+// ---- a sequence's steps side by side (affine_seq) ----
+
+namespace {
+// Steps a chunk of the pool takes: at least kSplitWork multiply-adds.
+std::size_t step_grain(std::size_t per_step) { return std::max<std::size_t>(1, kSplitWork / std::max<std::size_t>(per_step, 1)); }
+}  // namespace
+
+Tensor affine_seq(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias) {
+  const std::size_t m = W.shape()[0], k = W.shape()[1], T = x.shape()[0], B = x.shape()[2], n = T * B;
+  Tensor y = detail::empty_tensor(Shape{m, n}, W.dtype());
+  detail::visit_dtype(W.dtype(), [&](auto tag) {
+    using V = decltype(tag);
+    V* out = detail::data_mut<V>(y, op);
+    const V* pw = detail::data<V>(W, op);
+    const V* px = detail::data<V>(x, op);
+    const V* pb = bias.defined() ? detail::data<V>(bias, op) : nullptr;
+    if (pb || k == 0)  // the bias in every column first (zeros for an empty sum), the products added on
+      parallel_for(m, std::max<std::size_t>(1, grain_cheap / std::max<std::size_t>(n, 1)), [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t i = r0; i < r1; ++i) std::fill(out + i * n, out + (i + 1) * n, pb ? pb[i] : V(0));
+      });
+    if (k == 0) return;
+    // Step t: columns [t·B, t·B + B) of y (row stride T·B) = W·x_t, x_t the (k, B) block at t·k·B.
+    parallel_for(T, step_grain(m * k * B), [&](std::size_t t0, std::size_t t1) {
+      for (std::size_t t = t0; t < t1; ++t)
+        gemm_ld<V>(pw, k, px + t * k * B, B, out + t * B, n, m, B, k, false, false, pb ? V(1) : V(0));
+    });
+  });
+  return y;
+}
+
+Tensor affine_seq_dx(const Tensor& W, const Tensor& dy, std::size_t T, std::size_t B) {
+  const std::size_t m = W.shape()[0], k = W.shape()[1], n = T * B;
+  Tensor dx = detail::empty_tensor(Shape{T, k, B}, W.dtype());
+  detail::visit_dtype(W.dtype(), [&](auto tag) {
+    using V = decltype(tag);
+    V* out = detail::data_mut<V>(dx, "affine_seq");
+    const V* pw = detail::data<V>(W, "affine_seq");
+    const V* pdy = detail::data<V>(dy, "affine_seq");
+    if (m == 0) {
+      std::fill(out, out + T * k * B, V(0));
+      return;
+    }
+    // Step t's block (k, B) = Wᵀ·dy_t, dy_t columns [t·B, t·B + B) of dy (row stride T·B).
+    parallel_for(T, step_grain(m * k * B), [&](std::size_t t0, std::size_t t1) {
+      for (std::size_t t = t0; t < t1; ++t) gemm_ld<V>(pw, k, pdy + t * B, n, out + t * k * B, B, k, B, m, true, false, V(0));
+    });
+  });
+  return dx;
+}
+
+Tensor affine_seq_dw(const Tensor& dy, const Tensor& x) {
+  const std::size_t m = dy.shape()[0], T = x.shape()[0], k = x.shape()[1], B = x.shape()[2], n = T * B;
+  Tensor dw = detail::empty_tensor(Shape{m, k}, dy.dtype());
+  detail::visit_dtype(dy.dtype(), [&](auto tag) {
+    using V = decltype(tag);
+    V* out = detail::data_mut<V>(dw, "affine_seq");
+    const V* pdy = detail::data<V>(dy, "affine_seq");
+    const V* px = detail::data<V>(x, "affine_seq");
+    if (T == 0 || B == 0) {
+      std::fill(out, out + m * k, V(0));
+      return;
+    }
+    // Σ_t dy_t·x_tᵀ, the steps in order, each product added onto the sum so far.
+    for (std::size_t t = 0; t < T; ++t)
+      gemm_ld<V>(pdy + t * B, n, px + t * k * B, B, out, k, m, k, B, false, true, t ? V(1) : V(0));
+  });
+  return dw;
+}
+
 }  // namespace rwd::kernels

@@ -76,6 +76,14 @@ class ProductPanel {
   Tensor m_a, m_b;  // the panels, (m, capacity) or (capacity, m); (capacity, n) or (n, capacity)
 };
 
+/// The affine of a (T, k, B) sequence's steps side by side (the affine_seq op), one product a step and
+/// no permuted copy: y (m, T·B) = W·x_t + bias into columns t·B …; dx (T, k, B) = Wᵀ·dy_t into step t's
+/// block; dW (m, k) = Σ_t dy_t·x_tᵀ. Shapes must already be checked. The steps split across the pool
+/// (y, dx); dW's steps add up in order.
+Tensor affine_seq(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias);
+Tensor affine_seq_dx(const Tensor& W, const Tensor& dy, std::size_t steps, std::size_t batch);
+Tensor affine_seq_dw(const Tensor& dy, const Tensor& x);
+
 /// y = W·x + bias + base: W (m, k), x (k, n) or (k,) (a one-column matrix), bias (m,) or (m, 1) or
 /// undefined, base undefined or of y's shape — or, with base_first, columns [base_first,
 /// base_first + n) of a wider (m, N) base. Written once: bias and base first, then the product

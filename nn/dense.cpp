@@ -26,6 +26,15 @@ Tensor Dense::forward(const Tensor& x) {
   return m_activation(affine(weight, x, bias));
 }
 
+Tensor Dense::forward_sequence(const Tensor& x) {
+  const Shape s = x.shape();
+  if (s.ndim() != 3 || s[1] != m_in)
+    throw ShapeError(repr() + ": sequence " + s.str() + ": expected (time, " + std::to_string(m_in) + ", batch)");
+  refuse_batch_0(x);
+  check_dtype(x);
+  return m_activation(affine_seq(weight, x, bias));
+}
+
 std::string Dense::repr() const {
   std::string s = "Dense(" + std::to_string(m_in) + " => " + std::to_string(m_out);
   if (!m_activation.is_identity()) s += ", " + m_activation.name;

@@ -18,6 +18,10 @@ class Dense : public Module {
         Generator& gen = default_generator());
 
   Tensor forward(const Tensor& x) override;
+  /// The layer at every step of a (time, in, batch) sequence, the steps side by side: (out, time·batch),
+  /// step t's columns t·batch … — forward(reshape(permute(x, {1, 0, 2}), …)) as one product that keeps
+  /// no permuted copy for the backward (affine_seq). TimeDistributed(Dense) runs this.
+  Tensor forward_sequence(const Tensor& x);
   std::string repr() const override;
 
   /// Size of x along axis 0 (PyTorch's in_features).

@@ -1,6 +1,7 @@
 #include "time_distributed.hpp"
 
 #include "../autograd/ops.hpp"
+#include "dense.hpp"
 
 namespace rwd {
 
@@ -18,7 +19,12 @@ Tensor TimeDistributed::forward(const Tensor& x) {
     throw ValueError(repr() + ": sequence " + x.shape().str() + " has zero time steps: an empty sequence is refused");
   refuse_batch_0(x, "sequence");
   // (time, F, batch) → (F, time, batch) → (F, time·batch): step t's columns are t·batch … t·batch + batch − 1.
-  const Tensor y = (*m_layer)(reshape(permute(x, {1, 0, 2}), {F, T * B}));
+  // A Dense takes the sequence itself (affine_seq): the same products, one a step into its columns,
+  // with no permuted copy of the sequence made or kept (lstm_large's head: 13 MB, and its gradient's).
+  auto* dense = dynamic_cast<Dense*>(m_layer.get());
+  const Tensor y = dense && F == dense->in_features() && x.dtype() == dense->weight.dtype()
+                       ? dense->forward_sequence(x)
+                       : (*m_layer)(reshape(permute(x, {1, 0, 2}), {F, T * B}));
   if (y.ndim() != 2 || y.dim(1) != T * B)
     throw ShapeError(repr() + ": the layer turned (" + std::to_string(F) + ", " + std::to_string(T * B) + ") into " +
                      y.shape().str() + "; it must map (features, batch) to (out, batch)");

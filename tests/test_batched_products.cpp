@@ -16,6 +16,7 @@
 #include <rewind.hpp>
 
 #include "autograd/detail/beside.hpp"
+#include "support.hpp"
 
 using namespace rwd;
 
@@ -448,4 +449,58 @@ TEST_CASE("batched products: by default only a step of inputs × batch ≥ 512 i
     r(Tensor::uniform({6, static_cast<std::size_t>(in), static_cast<std::size_t>(batch)}, -1, 1, gen, float64));
     CHECK(affines_with(tape, param_of(r.cell(0), "weight_ih")) == (hoisted ? 1u : 6u));
   }
+}
+
+TEST_CASE("batched products: affine_seq(W, x, b) equals affine on the permuted steps, to second order, on random shapes") {
+  Generator gen(13);
+  for (int round = 0; round < 4; ++round) {
+    const std::size_t T = 1 + gen.uniform() * 5, k = 1 + gen.uniform() * 6, B = 1 + gen.uniform() * 4, m = 1 + gen.uniform() * 5;
+    Tensor W = Tensor::uniform({m, k}, -1, 1, gen, float64).set_requires_grad().set_name("W");
+    Tensor b = Tensor::uniform({m}, -1, 1, gen, float64).set_requires_grad().set_name("b");
+    Tensor x = Tensor::uniform({T, k, B}, -1, 1, gen, float64).set_requires_grad().set_name("x");
+    const Tensor wy = Tensor::uniform({m, T * B}, -1, 1, gen, float64);
+    const std::vector<Tensor> inputs = {W, x, b};
+    auto fused = [&](const std::vector<Tensor>& in) { return affine_seq(in[0], in[1], in[2]); };
+    auto composed = [&](const std::vector<Tensor>& in) {
+      return affine(in[0], reshape(permute(in[1], {1, 0, 2}), {k, T * B}), in[2]);
+    };
+    INFO("T=" << T << " k=" << k << " B=" << B << " m=" << m);
+    CHECK(max_abs_diff(fused(inputs), composed(inputs)) <= 1e-14);
+    const std::vector<Tensor> g1 = grad({sum(fused(inputs) * wy)}, inputs);
+    const std::vector<Tensor> g2 = grad({sum(composed(inputs) * wy)}, inputs);
+    for (std::size_t i = 0; i < inputs.size(); ++i) CHECK(max_abs_diff(g1[i], g2[i]) <= 1e-14);
+    GradcheckReport r1 = gradcheck(fused, inputs);
+    CHECK_MESSAGE(r1.ok(), r1.str());
+    GradcheckReport r2 = gradgradcheck([&](const std::vector<Tensor>& in) { return tanh(fused(in)); }, inputs);
+    CHECK_MESSAGE(r2.ok(), r2.str());
+    // Without a bias too.
+    GradcheckReport r3 = gradcheck([&](const std::vector<Tensor>& in) { return affine_seq(in[0], in[1]); }, {W, x});
+    CHECK_MESSAGE(r3.ok(), r3.str());
+  }
+  // Checked shapes, named.
+  const Tensor W = Tensor::zeros({4, 3}, float64);
+  CHECK(contains(message_of<ShapeError>([&] { affine_seq(W, Tensor::zeros({3, 2}, float64)); }), "affine_seq"));
+  CHECK(contains(message_of<ShapeError>([&] { affine_seq(W, Tensor::zeros({2, 4, 5}, float64)); }), "x.shape[1] (4) must equal W.shape[1] (3)"));
+  CHECK(contains(message_of<ShapeError>([&] { affine_seq(W, Tensor::zeros({2, 3, 5}, float64), Tensor::zeros({3}, float64)); }), "one bias per row"));
+  CHECK_THROWS_AS(affine_seq(W, Tensor::zeros({2, 3, 5}, float32)), DtypeError);
+}
+
+TEST_CASE("batched products: TimeDistributed(Dense) runs affine_seq, with the values and gradients of the permuted product") {
+  Generator gen(14);
+  auto dense = std::make_shared<Dense>(5, 3, Activation("tanh"), true, float64, gen);
+  TimeDistributed td(std::static_pointer_cast<Module>(dense));
+  Tensor x = Tensor::uniform({4, 5, 2}, -1, 1, gen, float64).set_requires_grad();
+  Tape tape;
+  const Tensor y = td(x);
+  REQUIRE(y.shape() == Shape{4, 3, 2});
+  bool fused = false;
+  for (std::size_t i = 0; i < tape.size(); ++i) fused = fused || std::string(tape[i].op) == "affine";
+  CHECK(fused);
+  CHECK(tape.size() == 4);  // affine_seq, tanh, the output's reshape and permute: none of the input
+  const Tensor want = permute(reshape(tanh(affine(dense->weight, reshape(permute(x, {1, 0, 2}), {5, 8}), dense->bias)), {3, 4, 2}), {1, 0, 2});
+  CHECK(max_abs_diff(y, want) <= 1e-15);
+  GradcheckReport r = gradcheck([&](const std::vector<Tensor>& in) { return td(in[0]); }, {x});
+  CHECK_MESSAGE(r.ok(), r.str());
+  // A sequence of another width reaches the Dense, whose message names it.
+  CHECK(contains(message_of<ShapeError>([&] { td(Tensor::zeros({4, 6, 2}, float64)); }), "Dense(5 => 3, tanh)"));
 }

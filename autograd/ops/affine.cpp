@@ -9,6 +9,10 @@
 // rule with x = [x₀ x₁ …] gathered again (dW += dy·xᵀ as one product), each block taking its columns
 // of Wᵀ·dy.
 //
+// affine_seq: y = W·[x₀ x₁ …] + b for the steps of a (time, cols, batch) sequence, one product a step
+// into its columns (no permuted copy); backward the same rule step by step: dW = Σ_t dy_t·x_tᵀ, and
+// step t's block of dx = Wᵀ·dy_t.
+//
 // One primitive for what matmul + reshape + add would record as three: the bias (or base) is written
 // into the output first and the product is added onto it by GEMM with β = 1, so the output is
 // written once and no broadcast add runs. The same value as the composition (tested).
@@ -165,6 +169,48 @@ Tensor affine_steps(const Tensor& W, const std::vector<Tensor>& xs, const Tensor
       if (GradMode::enabled()) c.accumulate(ib, reshape(sum(dy, {1}), sb));  // create_graph
       else c.accumulate(ib, kernels::sum("affine", dy, Shape{W.dim(0), 1}, sb));  // Σ over columns, one pass
     }
+  });
+}
+
+Tensor affine_seq(const Tensor& W, const Tensor& x, const Tensor& b) {
+  // ---- shape check ----
+  const Shape sw = W.shape(), sx = x.shape();
+  auto fail = [&](const std::string& why) {
+    if (b.defined()) throw_shape_error("affine_seq", {{"W", sw}, {"x", sx}, {"b", b.shape()}}, why);
+    throw_shape_error("affine_seq", {{"W", sw}, {"x", sx}}, why);
+  };
+  if (sw.ndim() != 2) fail("W must be a 2-D (rows, cols) matrix");
+  if (sx.ndim() != 3) fail("x must be a (time, cols, batch) sequence");
+  if (sx[1] != sw[1])
+    fail("x.shape[1] (" + std::to_string(sx[1]) + ") must equal W.shape[1] (" + std::to_string(sw[1]) + ")");
+  detail::check_same_dtype("affine_seq", W, x);
+  const std::size_t m = sw[0], T = sx[0], k = sx[1], B = sx[2];
+  if (b.defined()) {
+    detail::check_same_dtype("affine_seq", W, b);
+    if (b.shape() != Shape{m} && b.shape() != Shape{m, 1})
+      fail("b must be (" + std::to_string(m) + ",) or (" + std::to_string(m) + ", 1), one bias per row");
+  }
+
+  // ---- forward: one product a step, each into its columns (no permuted copy) ----
+  Tensor y = kernels::affine_seq("affine_seq", W, x, b);
+
+  // ---- backward ----
+  std::vector<Tensor> inputs = {W, x};
+  if (b.defined()) inputs.push_back(b);
+  Primitive rule = prim::affine_rule[2 * b.defined()];
+  rule.reads = kReadsAll & ~kReadsOutput;
+  return record(rule, std::move(inputs), y, [m, T, k, B](BackwardContext& c) {
+    const Tensor &W = c.input(0), &x = c.input(1), &dy = c.grad_out();
+    if (GradMode::enabled()) {  // create_graph: the same through differentiable ops
+      if (c.needs_grad(0)) c.accumulate(0, matmul(dy, reshape(permute(x, {1, 0, 2}), {k, T * B}), false, true));
+      if (c.needs_grad(1)) c.accumulate(1, permute(reshape(matmul(W, dy, true, false), {k, T, B}), {1, 0, 2}));
+      if (c.num_inputs() > 2 && c.needs_grad(2)) c.accumulate(2, reshape(sum(dy, {1}), c.input(2).shape()));
+      return;
+    }
+    if (c.needs_grad(0)) c.accumulate(0, kernels::affine_seq_dw(dy, x));       // Σ_t dy_t·x_tᵀ
+    if (c.needs_grad(1)) c.accumulate(1, kernels::affine_seq_dx(W, dy, T, B));  // Wᵀ·dy_t, step by step
+    if (c.num_inputs() > 2 && c.needs_grad(2))
+      c.accumulate(2, kernels::sum("affine", dy, Shape{m, 1}, c.input(2).shape()));  // Σ over columns
   });
 }
 
