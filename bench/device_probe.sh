@@ -14,8 +14,10 @@
 #   - `rewind_bench --gemm-threads` (N ≥ 2): lstm_medium's and lstm_large's step products on
 #     OpenBLAS's one thread, on its N threads, and split on rewind's pool (bench/gemm_threads.hpp);
 #   - `rewind_bench --loop-threads` (N ≥ 2): one element-wise loop (add, tanh) of a step's sizes on 1
-#     thread and split on N — the pool's hand-off and join against the work (bench/loop_threads.hpp).
-# About two minutes at the default THREADS and CASES. Writes $OUT/device_probe.log too.
+#     thread and split on N — the pool's hand-off and join against the work (bench/loop_threads.hpp);
+#   - lstm_medium and lstm_large again with `--no-packed` (their recurrent products on OpenBLAS, as
+#     before packed weights: core/blas.hpp), for the packed kernel's gain on that CPU.
+# About three minutes at the default THREADS and CASES. Writes $OUT/device_probe.log too.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 dev=$root/.device
@@ -32,5 +34,7 @@ log=${OUT:-/tmp}/device_probe.log
       grep -E "^(case|profile) ?|rror|OPENBLAS"
     [ "$n" -ge 2 ] && timeout 90 taskset -c "$cores" "$dev/rewind_bench" --gemm-threads --threads "$n" 2>&1
     [ "$n" -ge 2 ] && timeout 30 taskset -c "$cores" "$dev/rewind_bench" --loop-threads --threads "$n" 2>&1
+    timeout 90 taskset -c "$cores" "$dev/rewind_bench" --cases lstm_medium,lstm_large --threads "$n" --no-packed 2>&1 |
+      grep -E "^case|rror"
   done
 } 2>&1 | tee "$log"

@@ -95,7 +95,8 @@ BlasInfo blas_info() {
 }
 
 namespace {
-std::atomic<bool> g_packed_weights{true};
+// REWIND_NO_PACKED (set to anything) starts with packed weights off: for comparing the two.
+std::atomic<bool> g_packed_weights{std::getenv("REWIND_NO_PACKED") == nullptr};
 }  // namespace
 
 void set_packed_weights(bool on) { g_packed_weights.store(on, std::memory_order_relaxed); }

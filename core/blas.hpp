@@ -53,7 +53,8 @@ BlasInfo blas_info();
 /// backward sweep — and runs those products on its own kernel: float32 only, a parameter or other leaf
 /// as the left operand, from its second use, products at least 16 columns wide (kernels/packed.hpp).
 /// The results match OpenBLAS's within float32 rounding, and are the same bits at every thread count.
-/// On by default; off, every product is OpenBLAS's. bench/PROFILE.md has the measurements.
+/// On by default (off when REWIND_NO_PACKED is set in the environment); off, every product is
+/// OpenBLAS's. bench/PROFILE.md has the measurements.
 void set_packed_weights(bool on);
 /// Whether packed weights are on (they run only where the CPU has AVX-512F: BlasInfo::packed).
 bool packed_weights();
