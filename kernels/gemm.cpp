@@ -156,7 +156,7 @@ void gemm_into(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor&
     }
     // A leaf left operand used again and again (a recurrent weight): packed once (packed.hpp).
     if constexpr (std::is_same_v<T, float>)
-      if (batch == 1 && !tb && m * n * k > kTinyProduct && packed_product(a, ta, y, n, out, n, m, n, k, beta != 0.0))
+      if (batch == 1 && !tb && m * k >= kPackMinWeight && packed_product(a, ta, y, n, out, n, m, n, k, beta != 0.0))
         return;
     for (std::size_t i = 0; i < batch; ++i)
       gemm<T>(x + i * m * k, y + i * k * n, out + i * m * n, m, n, k, ta, tb, static_cast<T>(beta));
@@ -261,7 +261,7 @@ Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bi
       return;
     }
     if constexpr (std::is_same_v<T, float>)
-      if (sx.ndim() == 2 && m * n * k > kTinyProduct && packed_product(W, false, px, n, out, n, m, n, k, pb || pbase))
+      if (sx.ndim() == 2 && m * k >= kPackMinWeight && packed_product(W, false, px, n, out, n, m, n, k, pb || pbase))
         return;
     gemm<T>(pw, px, out, m, n, k, false, false, pb || pbase ? T(1) : T(0));
   });

@@ -32,6 +32,11 @@ namespace rwd::kernels {
 /// AVX-512 registers accumulate).
 inline constexpr std::size_t kPackRows = 6;
 
+/// The smallest weight (m·k elements, 16 KiB of float32) whose products matmul and affine try packed:
+/// below it OpenBLAS's small-matrix kernels are as quick and there is little to pack (sine_epoch's
+/// 20×20 W_hh: 0.1 µs a product either way; its 20×1 input weight 1.3 µs packed against 1.0).
+inline constexpr std::size_t kPackMinWeight = 4096;
+
 /// While one lives on a thread, products there may use packed copies of their leaf left operands;
 /// the copies go with the outermost scope. Nested scopes share the outer one's copies.
 class PackScope {

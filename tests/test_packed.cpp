@@ -165,7 +165,9 @@ TEST_CASE("packed: not outside a scope, not on a first use, a recorded value, fl
     for (int i = 0; i < 3; ++i) (void)matmul(a64, b64);
     const Tensor bt = random({64, 32}, gen);
     for (int i = 0; i < 3; ++i) (void)matmul(a, bt, false, true);
-    for (int i = 0; i < 3; ++i) (void)matmul(a, b);  // and the plain one does
+    for (int i = 0; i < 3; ++i) (void)matmul(a, b);  // nor a weight under kPackMinWeight (2,048 elements)
+    const Tensor big = random({64, 64}, gen), bb = random({64, 64}, gen);
+    for (int i = 0; i < 3; ++i) (void)matmul(big, bb);  // the plain one of 4,096 does, from its second use
   }
   CHECK(kernels::packed_products() - before == (kernels::packed_kernel_available() ? 2u : 0u));
 }
@@ -220,8 +222,8 @@ TEST_CASE("packed: an LSTM's outputs and gradients with packed weights match Ope
   CHECK(f_off == 0);
   CHECK(b_off == 0);
   if (kernels::packed_kernel_available()) {
-    // W_ih·xₜ and W_hh·hₜ at steps 2…9 (inputs × batch = 384: not hoisted); step 1's are first uses.
-    CHECK(f_on == 16);
+    // W_hh·hₜ (160×40) at steps 2…9, step 1's a first use; not W_ih·xₜ (160×16: under kPackMinWeight).
+    CHECK(f_on == 8);
     // W_hhᵀ·dGₜ for steps 9…2 (step 1's h is the initial zeros, which take no gradient; nor does x:
     // no W_ihᵀ·dGₜ), the first of them a first use.
     CHECK(b_on == 7);
