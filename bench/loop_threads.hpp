@@ -25,12 +25,9 @@
 
 #include <rewind.hpp>
 
-namespace loop_threads {
+#include "gemm_threads.hpp"  // median
 
-inline double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+namespace loop_threads {
 
 /// Runs the measurement (threads ≥ 2, rounds and calls ≥ 1); 0, or 1 when the two counts disagree.
 inline int run(int threads, int rounds, int calls) {
@@ -58,7 +55,7 @@ inline int run(int threads, int rounds, int calls) {
           us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
         }
         last[t == 1 ? 0 : 1] = y;
-        return median(us);
+        return gemm_threads::median(us);
       };
       std::vector<double> got[2];
       for (int r = 0; r < rounds; ++r)

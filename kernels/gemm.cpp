@@ -156,7 +156,7 @@ void gemm_into(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor&
     }
     // A leaf left operand used again and again (a recurrent weight): packed once (packed.hpp).
     if constexpr (std::is_same_v<T, float>)
-      if (batch == 1 && !tb && m * k >= kPackMinWeight && packed_product(a, ta, y, n, out, n, m, n, k, beta != 0.0))
+      if (batch == 1 && !tb && packed_product(a, ta, y, n, out, n, m, n, k, beta != 0.0))
         return;
     for (std::size_t i = 0; i < batch; ++i)
       gemm<T>(x + i * m * k, y + i * k * n, out + i * m * n, m, n, k, ta, tb, static_cast<T>(beta));
@@ -230,6 +230,16 @@ template <class T>
   }
 }
 
+// An (m, n) output's base and bias before its product is added: by base_rows, split across the pool
+// by rows when large (a recurrent step's 1024×64 gates: 65,536 elements), as the product's blocks are;
+// small ones (every step of a batch-1 model) straight in the loop.
+template <class T>
+void prefill(T* out, const T* pbase, std::size_t base_ld, const T* pb, std::size_t m, std::size_t n) {
+  if (m * n < 2 * grain_cheap) return base_rows(out, pbase, base_ld, pb, n, 0, m);
+  parallel_for(m, std::max<std::size_t>(1, grain_cheap / std::max<std::size_t>(n, 1)),
+               [&](std::size_t r0, std::size_t r1) { base_rows(out, pbase, base_ld, pb, n, r0, r1); });
+}
+
 }  // namespace
 
 Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias, const Tensor& base,
@@ -244,16 +254,8 @@ Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bi
     T* out = detail::data_mut<T>(y, op);
     const T* pb = bias.defined() ? detail::data<T>(bias, op) : nullptr;
     const T* pbase = base.defined() ? detail::data<T>(base, op) + base_first : nullptr;
-    // The base and the bias first, then the product added onto them by β = 1: rows [r0, r1) by
-    // base_rows, split across the pool when large (a recurrent step's 1024×64 gates: 65,536 elements)
-    // as the product's blocks are; small ones (every step of a batch-1 model) straight in the loop.
-    if (pb || pbase) {
-      if (m * n < 2 * grain_cheap) base_rows(out, pbase, base_ld, pb, n, 0, m);
-      else
-        parallel_for(m, std::max<std::size_t>(1, grain_cheap / n), [&](std::size_t r0, std::size_t r1) {
-          base_rows(out, pbase, base_ld, pb, n, r0, r1);
-        });
-    }
+    // The base and the bias first, then the product added onto them by β = 1.
+    if (pb || pbase) prefill(out, pbase, base_ld, pb, m, n);
     const T* pw = detail::data<T>(W, op);
     const T* px = detail::data<T>(x, op);
     if (k == 0) {  // an empty sum (BLAS may return before touching C)
@@ -261,7 +263,7 @@ Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bi
       return;
     }
     if constexpr (std::is_same_v<T, float>)
-      if (sx.ndim() == 2 && m * k >= kPackMinWeight && packed_product(W, false, px, n, out, n, m, n, k, pb || pbase))
+      if (sx.ndim() == 2 && packed_product(W, false, px, n, out, n, m, n, k, pb || pbase))
         return;
     gemm<T>(pw, px, out, m, n, k, false, false, pb || pbase ? T(1) : T(0));
   });
@@ -284,11 +286,12 @@ Tensor affine_seq(const char* op, const Tensor& W, const Tensor& x, const Tensor
     const V* pw = detail::data<V>(W, op);
     const V* px = detail::data<V>(x, op);
     const V* pb = bias.defined() ? detail::data<V>(bias, op) : nullptr;
-    if (pb || k == 0)  // the bias in every column first (zeros for an empty sum), the products added on
-      parallel_for(m, std::max<std::size_t>(1, grain_cheap / std::max<std::size_t>(n, 1)), [&](std::size_t r0, std::size_t r1) {
-        for (std::size_t i = r0; i < r1; ++i) std::fill(out + i * n, out + (i + 1) * n, pb ? pb[i] : V(0));
-      });
-    if (k == 0) return;
+    if (k == 0) {  // an empty sum: the bias alone, or zeros
+      if (pb) prefill<V>(out, nullptr, n, pb, m, n);
+      else std::fill(out, out + m * n, V(0));
+      return;
+    }
+    if (pb) prefill<V>(out, nullptr, n, pb, m, n);  // the bias in every column first, the products added on
     // Step t: columns [t·B, t·B + B) of y (row stride T·B) = W·x_t, x_t the (k, B) block at t·k·B.
     parallel_for(T, step_grain(m * k * B), [&](std::size_t t0, std::size_t t1) {
       for (std::size_t t = t0; t < t1; ++t)

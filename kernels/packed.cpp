@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../core/blas.hpp"
+#include "../core/detail/blas.hpp"
 #include "../core/detail/impl.hpp"
 #include "../core/threads.hpp"
 #include "gemm.hpp"
@@ -35,18 +36,15 @@ thread_local Scopes t_scopes;
 
 std::atomic<std::uint64_t> g_packed{0};
 
+// AVX-512F, as blas_info() reads it (core/detail/blas.hpp), once.
 bool cpu_has_avx512f() {
-#if defined(__x86_64__) || defined(__i386__)
-  static const bool has = __builtin_cpu_supports("avx512f");
+  static const bool has = detail::cpu_vectors().avx512f;
   return has;
-#else
-  return false;
-#endif
 }
 
 }  // namespace
 
-PackScope::PackScope() : m_outer(t_scopes.depth == 0) { ++t_scopes.depth; }
+PackScope::PackScope() { ++t_scopes.depth; }
 
 PackScope::~PackScope() {
   if (--t_scopes.depth == 0) t_scopes.entries.clear();
@@ -64,7 +62,7 @@ std::size_t packed_copies() {
 
 bool packed_product(const Tensor& a, bool ta, const float* b, std::size_t ldb, float* c, std::size_t ldc,
                     std::size_t m, std::size_t n, std::size_t k, bool accumulate) {
-  if (t_scopes.depth == 0 || n < 16 || k == 0 || m == 0) return false;
+  if (t_scopes.depth == 0 || n < 16 || m * k < kPackMinWeight) return false;
   const std::shared_ptr<detail::TensorImpl>& impl = a.impl_ptr();
   if (!impl || impl->tape || impl->dtype() != Dtype::f32 || !packed_weights() || !cpu_has_avx512f()) return false;
   const float* data = detail::data<float>(a, "matmul");

@@ -12,9 +12,10 @@
 // W_hhᵀ·dG 125 against 153, lstm_large's 505 / 496 against 567 / 616 (packing excluded: it costs
 // one product's time, once a sequence).
 //
-// When it applies (packed_product): a float32 left operand that is a leaf — not recorded on a tape:
-// a parameter, stable for the scope's life — used a second time in the scope (a one-off product goes to
-// OpenBLAS as before), the right operand not transposed and at least 16 columns wide, rewind's packed
+// When it applies (packed_product): a float32 left operand of at least kPackMinWeight elements that is
+// a leaf — not recorded on a tape: a parameter, stable for the scope's life — used a second time in
+// the scope (a one-off product goes to OpenBLAS as before), the right operand not transposed and at
+// least 16 columns wide, rewind's packed
 // products on (rwd::set_packed_weights, core/blas.hpp) and AVX-512F on this CPU. Split across the
 // pool by panels; each element of the result is one sum over the inner dimension in order, so the
 // bits are the same at every thread count (OpenBLAS's differ within float rounding: blocks of the inner
@@ -32,7 +33,7 @@ namespace rwd::kernels {
 /// AVX-512 registers accumulate).
 inline constexpr std::size_t kPackRows = 6;
 
-/// The smallest weight (m·k elements, 16 KiB of float32) whose products matmul and affine try packed:
+/// The smallest weight (m·k elements, 16 KiB of float32) whose products run packed:
 /// below it OpenBLAS's small-matrix kernels are as quick and there is little to pack (sine_epoch's
 /// 20×20 W_hh: 0.1 µs a product either way; its 20×1 input weight 1.3 µs packed against 1.0).
 inline constexpr std::size_t kPackMinWeight = 4096;
@@ -45,9 +46,6 @@ class PackScope {
   ~PackScope();
   PackScope(const PackScope&) = delete;
   PackScope& operator=(const PackScope&) = delete;
-
- private:
-  bool m_outer;
 };
 
 /// c (m × n, row stride ldc) = op(a)·b, plus c when `accumulate`, by the packed kernel, where it

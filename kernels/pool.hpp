@@ -7,11 +7,10 @@
 // about four per thread, dealt out in order: thread p (the caller is 0) owns the p-th run of them, so
 // a loop's part p lies where the previous loop's part p of that size did, in p's cache (pool.cpp).
 // A loop of fewer chunks than threads involves only as many threads as it has chunks: the other
-// workers let it pass without touching it.
-// Each takes its own chunks one at a time, then what the others have not started; the caller works
-// too and returns when every chunk is done. A worker that has not woken by the time the caller runs
-// out leaves its chunks to the others, so a busy core (another program) delays nothing but its own
-// share.
+// workers let it pass without touching it. Each takes its own chunks one at a time; the caller then
+// takes what the others have not started, and returns when every chunk is done. A worker that has not
+// woken by the time the caller runs out leaves its chunks to the caller, so a busy core (another
+// program) delays nothing but its own share.
 //
 // Who does which chunk varies; what a chunk computes does not. Every kernel that splits a loop here
 // splits it where the result cannot depend on the split: disjoint outputs, each element computed by

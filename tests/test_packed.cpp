@@ -62,7 +62,7 @@ std::vector<float> packed_twice(const Tensor& a, bool ta, const Tensor& b, const
 
 }  // namespace
 
-TEST_CASE("packed: products against float64 on random shapes, both transposes, set or added") {
+TEST_CASE("packed: the kernel against float64 on random shapes, both transposes, set or added") {
   if (!kernels::packed_kernel_available()) {
     MESSAGE("this CPU has no AVX-512F: the packed kernel does not run here (products stay OpenBLAS's)");
     CHECK_FALSE(blas_info().packed);
@@ -85,9 +85,12 @@ TEST_CASE("packed: products against float64 on random shapes, both transposes, s
             const Tensor b = random({k, n}, gen);
             std::vector<float> c0(m * n);
             for (float& v : c0) v = static_cast<float>(gen.uniform(-1, 1));
-            bool packed = false;
-            const std::vector<float> got = packed_twice(a, ta, b, c0, accumulate, m, n, k, &packed);
-            REQUIRE(packed);
+            // The kernel itself (packed_product leaves weights this small to OpenBLAS: kPackMinWeight).
+            std::vector<float> panels((m + kernels::kPackRows - 1) / kernels::kPackRows * kernels::kPackRows * k);
+            kernels::avx512::pack(a.data<float>(), ta ? m : k, ta, m, k, panels.data());
+            std::vector<float> got = c0;
+            kernels::avx512::run_panels(panels.data(), 0, panels.size() / (kernels::kPackRows * k), m, k,
+                                        b.data<float>(), n, got.data(), n, n, accumulate);
             ++ran;
             const std::vector<double> want = reference(a, ta, b, c0, accumulate, m, n, k);
             double worst = 0;
@@ -122,14 +125,14 @@ TEST_CASE("packed: a split product gives the same bits at 1 to 4 threads") {
   for (int t = 1; t < 4; ++t) CHECK(runs[t] == runs[0]);
 }
 
-TEST_CASE("packed: not outside a scope, not on a first use, a recorded value, float64, a narrow or transposed right operand, or when off") {
+TEST_CASE("packed: not outside a scope, not on a first use, a recorded value, a small weight, float64, a narrow or transposed right operand, or when off") {
   PackedGuard guard;
   set_packed_weights(true);
   Generator gen(9);
-  const Tensor a = random({64, 32}, gen), b = random({32, 64}, gen);
+  const Tensor a = random({64, 64}, gen), b = random({64, 64}, gen);  // 4,096 elements: kPackMinWeight
   std::vector<float> c(64 * 64);
   auto packed = [&](const Tensor& x, std::size_t n) {
-    return kernels::packed_product(x, false, b.data<float>(), n, c.data(), n, 64, n, 32, false);
+    return kernels::packed_product(x, false, b.data<float>(), n, c.data(), n, 64, n, x.dim(1), false);
   };
   CHECK_FALSE(packed(a, 64));  // no scope
   {
@@ -144,14 +147,17 @@ TEST_CASE("packed: not outside a scope, not on a first use, a recorded value, fl
       CHECK(packed(a, 64) == kernels::packed_kernel_available());
     }
     CHECK(kernels::packed_copies() == (kernels::packed_kernel_available() ? 1u : 0u));
+    const Tensor small = random({64, 32}, gen);  // 2,048 elements: OpenBLAS's
+    CHECK_FALSE(packed(small, 64));
+    CHECK_FALSE(packed(small, 64));
     Tape tape;
-    Tensor w = random({64, 32}, gen);
+    Tensor w = random({64, 64}, gen);
     w.set_requires_grad();
     const Tensor recorded = w * 2.0;  // on a tape: not a leaf
     CHECK_FALSE(packed(recorded, 64));
     CHECK_FALSE(packed(recorded, 64));
     set_packed_weights(false);
-    const Tensor a2 = random({64, 32}, gen);
+    const Tensor a2 = random({64, 64}, gen);
     CHECK_FALSE(packed(a2, 64));
     CHECK_FALSE(packed(a2, 64));
     set_packed_weights(true);
@@ -161,13 +167,13 @@ TEST_CASE("packed: not outside a scope, not on a first use, a recorded value, fl
   const std::uint64_t before = kernels::packed_products();
   {
     const kernels::PackScope scope;
-    const Tensor a64 = random({64, 32}, gen, Dtype::f64), b64 = random({32, 64}, gen, Dtype::f64);
+    const Tensor a64 = random({64, 64}, gen, Dtype::f64), b64 = random({64, 64}, gen, Dtype::f64);
     for (int i = 0; i < 3; ++i) (void)matmul(a64, b64);
-    const Tensor bt = random({64, 32}, gen);
-    for (int i = 0; i < 3; ++i) (void)matmul(a, bt, false, true);
-    for (int i = 0; i < 3; ++i) (void)matmul(a, b);  // nor a weight under kPackMinWeight (2,048 elements)
-    const Tensor big = random({64, 64}, gen), bb = random({64, 64}, gen);
-    for (int i = 0; i < 3; ++i) (void)matmul(big, bb);  // the plain one of 4,096 does, from its second use
+    for (int i = 0; i < 3; ++i) (void)matmul(a, b, false, true);
+    const Tensor small = random({64, 32}, gen), bs = random({32, 64}, gen);
+    for (int i = 0; i < 3; ++i) (void)matmul(small, bs);  // nor a weight under kPackMinWeight
+    const Tensor fresh = random({64, 64}, gen);
+    for (int i = 0; i < 3; ++i) (void)matmul(fresh, b);  // the plain one does, from its second use
   }
   CHECK(kernels::packed_products() - before == (kernels::packed_kernel_available() ? 2u : 0u));
 }
