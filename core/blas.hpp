@@ -51,7 +51,8 @@ BlasInfo blas_info();
 /// every call. On a CPU with AVX-512F rewind instead packs such a weight once — for a sequence's
 /// forward (run_sequence, so every Recurrent, Recur over a sequence and bidirectional layer) and for a
 /// backward sweep — and runs those products on its own kernel: float32 only, a parameter or other leaf
-/// as the left operand, from its second use, products at least 16 columns wide (kernels/packed.hpp).
+/// as the left operand of at least 4,096 elements, from its second use, products at least 16 columns
+/// wide (kernels/packed.hpp).
 /// The results match OpenBLAS's within float32 rounding, and are the same bits at every thread count.
 /// On by default (off when REWIND_NO_PACKED is set in the environment); off, every product is
 /// OpenBLAS's. bench/PROFILE.md has the measurements.
