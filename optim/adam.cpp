@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "../kernels/pool.hpp"
+#include "../kernels/adam.hpp"
 
 namespace rwd {
 
@@ -28,33 +28,6 @@ std::vector<std::pair<std::string, bool>> slots(const AdamOptions& o) {
   return s;
 }
 
-struct Coefficients {
-  double decay;        // 1 − lr·λ (decoupled) — or λ (L2)
-  double step_size;    // lr / (1 − β₁ᵗ)
-  double bc2_sqrt;     // √(1 − β₂ᵗ)
-};
-
-template <class T>
-void adam_step(T* p, const T* grad, T* m, T* v, T* vmax, std::size_t n, const AdamOptions& o, Coefficients c) {
-  const T b1 = static_cast<T>(o.betas.first), b2 = static_cast<T>(o.betas.second);
-  const T one_minus_b1 = static_cast<T>(1.0 - o.betas.first), one_minus_b2 = static_cast<T>(1.0 - o.betas.second);
-  const T decay = static_cast<T>(c.decay), step_size = static_cast<T>(c.step_size);
-  const T bc2_sqrt = static_cast<T>(c.bc2_sqrt), eps = static_cast<T>(o.eps);
-  const bool l2 = o.weight_decay != 0 && !o.decoupled_weight_decay;
-  const bool decoupled = o.weight_decay != 0 && o.decoupled_weight_decay;
-  for (std::size_t j = 0; j < n; ++j) {
-    if (decoupled) p[j] = p[j] * decay;  // p ← p(1 − lr·λ)
-    T g = grad[j];
-    if (l2) g = g + decay * p[j];                      // g ← g + λp
-    m[j] = b1 * m[j] + one_minus_b1 * g;               // m ← β₁m + (1−β₁)g
-    v[j] = b2 * v[j] + one_minus_b2 * g * g;           // v ← β₂v + (1−β₂)g²
-    T second = v[j];
-    if (vmax) second = vmax[j] = std::max(vmax[j], v[j]);  // v̂ ← max(v̂, v)
-    const T denom = std::sqrt(second) / bc2_sqrt + eps;    // √v/√(1−β₂ᵗ) + ε
-    p[j] = p[j] - step_size * (m[j] / denom);              // p ← p − lr/(1−β₁ᵗ) · m/denom
-  }
-}
-
 }  // namespace
 
 Adam::Adam(std::vector<Tensor> params, AdamOptions options) : Adam("Adam", std::move(params), options) {}
@@ -73,21 +46,27 @@ void Adam::update(std::size_t i, Tensor& param, const Tensor& grad) {
   const double t = step.item() + 1;
   step.fill(t);
   const AdamOptions& o = m_options;
-  Coefficients c;
-  c.decay = o.decoupled_weight_decay ? 1.0 - lr() * o.weight_decay : o.weight_decay;
-  c.step_size = lr() / (1.0 - std::pow(o.betas.first, t));
-  c.bc2_sqrt = std::sqrt(1.0 - std::pow(o.betas.second, t));
+  if (t != m_bias_t) {
+    m_bias_t = t;
+    m_bias1 = std::pow(o.betas.first, t);
+    m_bias2_sqrt = std::sqrt(1.0 - std::pow(o.betas.second, t));
+  }
+  const double decay = o.decoupled_weight_decay ? 1.0 - lr() * o.weight_decay : o.weight_decay;
+  const double step_size = lr() / (1.0 - m_bias1);
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    T* p = param.data<T>();
-    const T* g = grad.data<T>();
-    T* m = state(i, k_exp_avg).data<T>();
-    T* v = state(i, k_exp_avg_sq).data<T>();
-    T* vmax = o.amsgrad ? state(i, k_max_exp_avg_sq).data<T>() : nullptr;
-    // Element-wise: split across threads when large (kernels/pool.hpp), the same bits at any count.
-    kernels::parallel_for(param.numel(), kernels::grain_update, [&](std::size_t b, std::size_t e) {
-      adam_step<T>(p + b, g + b, m + b, v + b, vmax ? vmax + b : nullptr, e - b, o, c);
-    });
+    kernels::AdamCoefficients<T> c{};
+    c.b1 = static_cast<T>(o.betas.first), c.b2 = static_cast<T>(o.betas.second);
+    c.one_minus_b1 = static_cast<T>(1.0 - o.betas.first), c.one_minus_b2 = static_cast<T>(1.0 - o.betas.second);
+    c.decay = static_cast<T>(decay), c.step_size = static_cast<T>(step_size);
+    c.bc2_sqrt = static_cast<T>(m_bias2_sqrt), c.eps = static_cast<T>(o.eps);
+    c.l2 = o.weight_decay != 0 && !o.decoupled_weight_decay;
+    c.decoupled = o.weight_decay != 0 && o.decoupled_weight_decay;
+    // Element-wise in vectors, split across threads when large (kernels/adam.hpp): the scalar
+    // formula's bits at any width and thread count.
+    kernels::adam_update<T>(c, param.data<T>(), grad.data<T>(), state(i, k_exp_avg).data<T>(),
+                            state(i, k_exp_avg_sq).data<T>(),
+                            o.amsgrad ? state(i, k_max_exp_avg_sq).data<T>() : nullptr, param.numel());
   };
   if (param.dtype() == Dtype::f32)
     run(float{});

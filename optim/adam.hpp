@@ -49,6 +49,9 @@ class Adam : public Optimizer {
 
  private:
   AdamOptions m_options;
+  // β₁ᵗ and √(1 − β₂ᵗ) for the step count t they were last computed for: every parameter of a step
+  // shares its t, so std::pow runs twice a step rather than twice a parameter (tiny: 5% of a step).
+  double m_bias_t = -1, m_bias1 = 0, m_bias2_sqrt = 0;
 };
 
 /// AdamW's hyper-parameters: Adam's, with weight_decay 1e-2 applied decoupled.

@@ -8,6 +8,8 @@
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <type_traits>
+#include <vector>
 
 #include <optim/optim.hpp>
 #include <rewind.hpp>
@@ -999,4 +1001,69 @@ TEST_CASE("optim: schedules save and restore their state") {
   CHECK(d.lr() == doctest::Approx(0.01));
   CHECK_THROWS_WITH_AS(pd.load_state_dict({{"best", Tensor::scalar(1, float64)}}),
                        doctest::Contains("missing key 'last_epoch'"), ValueError);
+}
+
+// Adam's update runs in xsimd batches (kernels/adam.hpp: AVX2 here; the baseline batches under
+// REWIND_NO_AVX2, the `baseline_kernels` CTest entry) with the tail in one padded batch, split across
+// threads when long. Every element must get exactly the scalar formula's value, in the parameter's
+// precision and the same order of operations, whatever its position, the length and the thread count.
+template <class T>
+void check_adam_bits(std::size_t n, const AdamOptions& o, int threads) {
+  set_num_threads(threads);
+  std::vector<double> p0(n), g(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    p0[j] = std::sin(0.37 * static_cast<double>(j) + 0.1) * 2.0;
+    g[j] = std::cos(1.3 * static_cast<double>(j)) * (j % 5 == 0 ? 40.0 : 0.7);
+  }
+  const Dtype dt = std::is_same_v<T, float> ? float32 : float64;
+  Tensor p = Tensor::from_vector(p0, {n}, dt).set_requires_grad();
+  Adam opt({p}, o);
+  std::vector<T> rp(p0.begin(), p0.end()), rm(n, 0), rv(n, 0), rvmax(n, 0);
+  for (int t = 1; t <= 3; ++t) {
+    std::vector<double> gt(n);
+    for (std::size_t j = 0; j < n; ++j) gt[j] = g[j] * (t == 2 ? -0.5 : 1.0) + 0.01 * t;
+    p.set_grad(Tensor::from_vector(gt, {n}, dt));
+    opt.step();
+    // The scalar formula (the loop adam.cpp ran before the batches), in T.
+    const double decay = o.decoupled_weight_decay ? 1.0 - o.lr * o.weight_decay : o.weight_decay;
+    const T step_size = static_cast<T>(o.lr / (1.0 - std::pow(o.betas.first, t)));
+    const T bc2 = static_cast<T>(std::sqrt(1.0 - std::pow(o.betas.second, t)));
+    const T b1 = static_cast<T>(o.betas.first), b2 = static_cast<T>(o.betas.second);
+    const T omb1 = static_cast<T>(1.0 - o.betas.first), omb2 = static_cast<T>(1.0 - o.betas.second);
+    const T dec = static_cast<T>(decay), eps = static_cast<T>(o.eps);
+    for (std::size_t j = 0; j < n; ++j) {
+      if (o.weight_decay != 0 && o.decoupled_weight_decay) rp[j] = rp[j] * dec;
+      T gj = static_cast<T>(gt[j]);
+      if (o.weight_decay != 0 && !o.decoupled_weight_decay) gj = gj + dec * rp[j];
+      rm[j] = b1 * rm[j] + omb1 * gj;
+      rv[j] = b2 * rv[j] + omb2 * gj * gj;
+      T second = rv[j];
+      if (o.amsgrad) second = rvmax[j] = std::max(rvmax[j], rv[j]);
+      const T denom = std::sqrt(second) / bc2 + eps;
+      rp[j] = rp[j] - step_size * (rm[j] / denom);
+    }
+    const T* got = p.data<T>();
+    std::size_t differ = 0, first = n;
+    for (std::size_t j = 0; j < n; ++j)
+      if (got[j] != rp[j] && !(std::isnan(got[j]) && std::isnan(rp[j]))) differ += 1, first = std::min(first, j);
+    CHECK_MESSAGE(differ == 0, "n=" << n << " step " << t << " threads=" << threads << " amsgrad=" << o.amsgrad
+                                    << " wd=" << o.weight_decay << " decoupled=" << o.decoupled_weight_decay << ": "
+                                    << differ << " elements differ, the first at " << first);
+  }
+  set_num_threads(1);
+}
+
+TEST_CASE("optim: Adam's update in vectors gives the scalar formula's bits (every length, option, dtype and thread count)") {
+  const std::vector<AdamOptions> options = {
+      {},
+      {.lr = 3e-2, .betas = {0.8, 0.95}, .eps = 1e-6, .amsgrad = true},
+      {.lr = 1e-2, .weight_decay = 0.1},
+      {.lr = 1e-2, .eps = 0, .weight_decay = 0.05, .amsgrad = true, .decoupled_weight_decay = true},
+  };
+  for (const AdamOptions& o : options)
+    for (std::size_t n : {1, 3, 7, 8, 9, 16, 17, 100, 20001})
+      for (int threads : {1, 2}) {
+        check_adam_bits<float>(n, o, threads);
+        check_adam_bits<double>(n, o, threads);
+      }
 }
