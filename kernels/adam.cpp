@@ -24,8 +24,8 @@ bool wide() {
 
 template <class T>
 void adam_update(const AdamCoefficients<T>& c, T* p, const T* g, T* m, T* v, T* vmax, std::size_t n) {
-  // Chunks at multiples of 16 elements: whole batches of every width (the padded tail computes the
-  // same formula anyway, so the split never changes a bit).
+  // Chunks at multiples of 16 elements: whole batches of every width (the scalar tail computes the
+  // same bits anyway, so the split never changes one).
   parallel_for(
       n, grain_update,
       [&](std::size_t b, std::size_t e) {

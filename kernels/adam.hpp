@@ -4,10 +4,10 @@
 // gradient, the two moments and AMSGrad's maximum), with a square root and two divisions an element:
 // scalar, it took 2–3% of an LSTM's training step on one core. Here it runs in xsimd batches, compiled
 // for baseline x86-64 (adam.cpp) and for AVX2 (adam_avx2.cpp, without FMA), chosen at run time as the
-// loops of simd.hpp are. No product is fused into an add in either compilation, square root and
-// division round correctly in every width, and the last n mod width elements run the same batch code
-// on one padded batch: every element gets bit for bit what the scalar formula gives it, at any width
-// and thread count.
+// loops of simd.hpp are. No product is fused into an add in either compilation, and square root and
+// division round correctly in every width and in the scalar loop that takes the last n mod width
+// elements: every element gets bit for bit what the scalar formula gives it, at any width and thread
+// count.
 #pragma once
 
 #include <cstddef>

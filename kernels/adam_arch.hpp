@@ -2,6 +2,7 @@
 // REWIND_ADAM_ARCH, included by the two files that compile it: adam.cpp (baseline) and
 // adam_avx2.cpp (-mavx2, no FMA: a fused multiply-add would change the last bit). Everything here sits
 // in a namespace named after the architecture, so the two compilations share no symbol.
+#include <cmath>
 #include <cstddef>
 
 #include <xsimd/xsimd.hpp>
@@ -38,18 +39,19 @@ void run(const AdamCoefficients<T>& c, T* p, const T* g, T* m, T* v, T* vmax, st
   };
   std::size_t i = 0;
   for (; i + w <= n; i += w) one(p + i, g + i, m + i, v + i, Ams ? vmax + i : nullptr);
-  if (i == n) return;
-  // The tail: one padded batch (the padding's lanes compute garbage that is never stored back).
-  const std::size_t r = n - i;
-  alignas(64) T tp[w] = {}, tg[w] = {}, tm[w] = {}, tv[w] = {}, tvm[w] = {};
-  for (std::size_t j = 0; j < r; ++j) {
-    tp[j] = p[i + j], tg[j] = g[i + j], tm[j] = m[i + j], tv[j] = v[i + j];
-    if constexpr (Ams) tvm[j] = vmax[i + j];
-  }
-  one(tp, tg, tm, tv, tvm);
-  for (std::size_t j = 0; j < r; ++j) {
-    p[i + j] = tp[j], m[i + j] = tm[j], v[i + j] = tv[j];
-    if constexpr (Ams) vmax[i + j] = tvm[j];
+  // The tail, one element at a time: the same operations in the same order (neither compilation
+  // fuses a multiply into an add), so the same bits as in a batch.
+  for (; i < n; ++i) {
+    T P = p[i], G = g[i];
+    if constexpr (Decoupled) P = P * c.decay;
+    if constexpr (L2) G = G + c.decay * P;
+    const T M = c.b1 * m[i] + c.one_minus_b1 * G;
+    const T V = c.b2 * v[i] + c.one_minus_b2 * G * G;
+    m[i] = M, v[i] = V;
+    T second = V;
+    if constexpr (Ams) second = vmax[i] = vmax[i] < V ? V : vmax[i];
+    const T denom = std::sqrt(second) / c.bc2_sqrt + c.eps;
+    p[i] = P - c.step_size * (M / denom);
   }
 }
 

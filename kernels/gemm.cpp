@@ -118,6 +118,17 @@ void gemm_ld(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std
   if (m * n * k <= kTinyProduct) {  // tiny products: a plain loop costs less than the BLAS call
     // Element strides of op(a) (i, p) and op(b) (p, j), so one loop serves all four transposes.
     const std::size_t ai = ta ? 1 : lda, ap = ta ? lda : 1, bp = tb ? 1 : ldb, bj = tb ? ldb : 1;
+    if (k == 1) {  // an outer product (a weight's gradient from one column): acc = 0 + a_i·b_j, as below
+      for (std::size_t i = 0; i < m; ++i) {
+        const T x = a[i * ai];
+        T* ci = c + i * ldc;
+        if (beta == T(0))
+          for (std::size_t j = 0; j < n; ++j) ci[j] = T(0) + x * b[j * bj];
+        else
+          for (std::size_t j = 0; j < n; ++j) ci[j] = (T(0) + x * b[j * bj]) + beta * ci[j];
+      }
+      return;
+    }
     for (std::size_t i = 0; i < m; ++i)
       for (std::size_t j = 0; j < n; ++j) {
         const T* x = a + i * ai;

@@ -9,6 +9,19 @@
 namespace rwd::kernels {
 
 Tensor sum(const char* op, const Tensor& x, const Shape& kept, const Shape& out_shape) {
+  if (x.numel() == kept.numel()) {
+    // Only axes of extent 1 are summed (a bias's gradient over a batch of one): each output is 0 + its
+    // one input, the value sum_into gives it, without the zero fill and the loop plan.
+    Tensor y = detail::empty_tensor(out_shape, x.dtype());
+    detail::visit_dtype(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* a = detail::data<T>(x, op);
+      T* out = detail::data_mut<T>(y, op);
+      const std::size_t n = y.numel();
+      for (std::size_t i = 0; i < n; ++i) out[i] = T(0) + a[i];
+    });
+    return y;
+  }
   Tensor y = Tensor::zeros(out_shape, x.dtype());  // the same elements as `kept`
   detail::visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);

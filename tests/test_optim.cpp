@@ -1004,7 +1004,7 @@ TEST_CASE("optim: schedules save and restore their state") {
 }
 
 // Adam's update runs in xsimd batches (kernels/adam.hpp: AVX2 here; the baseline batches under
-// REWIND_NO_AVX2, the `baseline_kernels` CTest entry) with the tail in one padded batch, split across
+// REWIND_NO_AVX2, the `baseline_kernels` CTest entry) with the tail one element at a time, split across
 // threads when long. Every element must get exactly the scalar formula's value, in the parameter's
 // precision and the same order of operations, whatever its position, the length and the thread count.
 template <class T>

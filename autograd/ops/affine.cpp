@@ -16,6 +16,8 @@
 // One primitive for what matmul + reshape + add would record as three: the bias (or base) is written
 // into the output first and the product is added onto it by GEMM with β = 1, so the output is
 // written once and no broadcast add runs. The same value as the composition (tested).
+#include <cstdint>
+
 #include "op.hpp"
 
 namespace rwd {
@@ -71,10 +73,14 @@ Tensor affine_impl(const Tensor& W, const Tensor& x, const Tensor& b_in, const T
 
   // ---- backward ----
   const Primitive& rule = prim::affine_rule[2 * bias.defined() + base.defined()];
-  std::vector<Tensor> inputs = {W, x};
-  const std::size_t ib = bias.defined() ? inputs.size() : 0;
+  std::vector<Tensor> inputs;
+  inputs.reserve(2 + bias.defined() + base.defined());
+  inputs.push_back(W);
+  inputs.push_back(x);
+  // Input indices as bytes, so that the captures fit in std::function's own 16 bytes (no allocation).
+  const std::uint8_t ib = bias.defined() ? static_cast<std::uint8_t>(inputs.size()) : 0;
   if (bias.defined()) inputs.push_back(bias);
-  const std::size_t ibase = base.defined() ? inputs.size() : 0;
+  const std::uint8_t ibase = base.defined() ? static_cast<std::uint8_t>(inputs.size()) : 0;
   if (base.defined()) inputs.push_back(base);
   const std::size_t first = window ? base_first : 0;
   return record(rule, std::move(inputs), y, [vec, ib, ibase, window, first](BackwardContext& c) {
