@@ -20,13 +20,14 @@ std::string flagged(const char* name, bool t) { return t ? std::string(name) + "
 }  // namespace
 
 Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bool tb) {
-  const Shape sa = a.shape(), sb = b.shape();
+  // Read in place; the messages build the Shapes.
+  const detail::Dims sa = detail::dims(a), sb = detail::dims(b);
   if (!((sa.ndim() == 2 && sb.ndim() == 2) || (sa.ndim() == 3 && sb.ndim() == 3)))
-    throw_shape_error(op, {{"lhs", sa}, {"rhs", sb}},
+    throw_shape_error(op, {{"lhs", a.shape()}, {"rhs", b.shape()}},
                       "operands must both be 2-D matrices or both 3-D batches of matrices");
   const std::size_t r = sa.ndim() - 2;  // first matrix axis
   if (r == 1 && sa[0] != sb[0])
-    throw_shape_error(op, {{"lhs", sa}, {"rhs", sb}},
+    throw_shape_error(op, {{"lhs", a.shape()}, {"rhs", b.shape()}},
                       "lhs.shape[0] (" + std::to_string(sa[0]) + ") must equal rhs.shape[0] (" + std::to_string(sb[0]) +
                           ") (the batch size)");
   const std::size_t m = ta ? sa[r + 1] : sa[r], ka = ta ? sa[r] : sa[r + 1];
@@ -34,7 +35,7 @@ Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bo
   if (ka != kb) {
     const std::size_t ia = ta ? r : r + 1, ib = tb ? r + 1 : r;
     const std::string lhs = flagged("lhs", ta), rhs = flagged("rhs", tb);
-    throw_shape_error(op, {{lhs.c_str(), sa}, {rhs.c_str(), sb}},
+    throw_shape_error(op, {{lhs.c_str(), a.shape()}, {rhs.c_str(), b.shape()}},
                       "lhs.shape[" + std::to_string(ia) + "] (" + std::to_string(ka) + ") must equal rhs.shape[" +
                           std::to_string(ib) + "] (" + std::to_string(kb) + ")");
   }
@@ -152,7 +153,7 @@ template void gemm<double>(const double*, const double*, double*, std::size_t, s
                            double);
 
 void gemm_into(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor& c, double beta) {
-  const Shape sa = a.shape(), so = c.shape();
+  const detail::Dims sa = detail::dims(a), so = detail::dims(c);
   const std::size_t r = sa.ndim() - 2;
   const std::size_t batch = r == 1 ? sa[0] : 1;
   const std::size_t m = so[r], n = so[r + 1], k = ta ? sa[r] : sa[r + 1];
@@ -255,10 +256,10 @@ void prefill(T* out, const T* pbase, std::size_t base_ld, const T* pb, std::size
 
 Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias, const Tensor& base,
               std::size_t base_first) {
-  const Shape sx = x.shape();
-  const std::size_t m = W.shape()[0], k = W.shape()[1], n = sx.ndim() == 1 ? 1 : sx[1];
+  const detail::Dims sx = detail::dims(x), sw = detail::dims(W);
+  const std::size_t m = sw[0], k = sw[1], n = sx.ndim() == 1 ? 1 : sx[1];
   // Row i of the base starts at pbase + i·base_ld (a wider base: its columns [base_first, …) only).
-  const std::size_t base_ld = base.defined() && base.ndim() == 2 ? base.shape()[1] : n;
+  const std::size_t base_ld = base.defined() && detail::dims(base).ndim() == 2 ? detail::dims(base)[1] : n;
   Tensor y = detail::empty_tensor(sx.ndim() == 1 ? Shape{m} : Shape{m, n}, W.dtype());
   detail::visit_dtype(W.dtype(), [&](auto tag) {
     using T = decltype(tag);

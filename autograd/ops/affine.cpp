@@ -27,15 +27,16 @@ namespace {
 // `wide`: the base may be wider than the output (the five-argument form).
 Tensor affine_impl(const Tensor& W, const Tensor& x, const Tensor& b_in, const Tensor& base_in, std::size_t base_first,
                    bool wide) {
-  // ---- shape check ----
-  const Shape sw = W.shape(), sx = x.shape();
+  // ---- shape check ---- (the dimensions read in place; the messages build the Shapes)
+  const detail::Dims sw = detail::dims(W), sx = detail::dims(x);
   const bool vec = sx.ndim() == 1;
   auto fail = [&](const std::string& why) {
+    const Shape w = W.shape(), xs = x.shape();
     if (b_in.defined() && base_in.defined())
-      throw_shape_error("affine", {{"W", sw}, {"x", sx}, {"b", b_in.shape()}, {"base", base_in.shape()}}, why);
-    if (b_in.defined()) throw_shape_error("affine", {{"W", sw}, {"x", sx}, {"b", b_in.shape()}}, why);
-    if (base_in.defined()) throw_shape_error("affine", {{"W", sw}, {"x", sx}, {"base", base_in.shape()}}, why);
-    throw_shape_error("affine", {{"W", sw}, {"x", sx}}, why);
+      throw_shape_error("affine", {{"W", w}, {"x", xs}, {"b", b_in.shape()}, {"base", base_in.shape()}}, why);
+    if (b_in.defined()) throw_shape_error("affine", {{"W", w}, {"x", xs}, {"b", b_in.shape()}}, why);
+    if (base_in.defined()) throw_shape_error("affine", {{"W", w}, {"x", xs}, {"base", base_in.shape()}}, why);
+    throw_shape_error("affine", {{"W", w}, {"x", xs}}, why);
   };
   if (sw.ndim() != 2) fail("W must be a 2-D (rows, cols) matrix");
   if (sx.ndim() != 1 && sx.ndim() != 2) fail("x must be (cols, batch) or (cols,)");
@@ -47,19 +48,19 @@ Tensor affine_impl(const Tensor& W, const Tensor& x, const Tensor& b_in, const T
   // A per-row bias and/or a base of the output's shape (b of the output's shape alone is a base).
   Tensor bias, base = base_in;
   if (b_in.defined()) {
-    const Shape sb = b_in.shape();
+    const detail::Dims sb = detail::dims(b_in);
     detail::check_same_dtype("affine", W, b_in);
-    if (sb == Shape{m} || sb == Shape{m, 1}) bias = b_in;
+    if ((sb.ndim() == 1 && sb[0] == m) || (sb.ndim() == 2 && sb[0] == m && sb[1] == 1)) bias = b_in;  // (m,), (m, 1)
     else if (sb == so && !base.defined()) base = b_in;
     else
       fail("b must be (" + std::to_string(m) + ",) or (" + std::to_string(m) + ", 1), one bias per row" +
            (base_in.defined() ? std::string() : ", or " + so.str() + ", the output's shape"));
   }
   // A base wider than the output: only columns [base_first, base_first + n) are added.
-  const bool window = wide && base_in.defined() && !(base_first == 0 && base_in.shape() == so);
+  const bool window = wide && base_in.defined() && !(base_first == 0 && detail::dims(base_in) == so);
   if (base_in.defined()) {
     detail::check_same_dtype("affine", W, base_in);
-    const Shape sb = base_in.shape();
+    const detail::Dims sb = detail::dims(base_in);
     if (window && (vec || sb.ndim() != 2 || sb[0] != m || base_first + n > sb[1]))
       fail("base must have the output's shape " + so.str() + ", or be (" + std::to_string(m) + ", N) with columns [" +
            std::to_string(base_first) + ", " + std::to_string(base_first + n) + ") inside it");
