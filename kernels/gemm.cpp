@@ -130,6 +130,29 @@ void gemm_ld(const T* a, std::size_t lda, const T* b, std::size_t ldb, T* c, std
       }
       return;
     }
+    if (n == 1 && bp == 1) {  // a matrix times a column (a cell's W·h, Wᵀ·dG)
+      if (ap == 1) {  // rows of op(a) contiguous: one dot product each
+        for (std::size_t i = 0; i < m; ++i) {
+          const T* x = a + i * ai;
+          T acc = 0;
+          for (std::size_t p = 0; p < k; ++p) acc += x[p] * b[p];
+          c[i * ldc] = beta == T(0) ? acc : acc + beta * c[i * ldc];
+        }
+        return;
+      }
+      if (ai == 1 && m <= kTinyProduct) {  // op(a) = aᵀ: its columns contiguous, so the sums run side
+        // by side down them — each still 0 + a₀b₀ + a₁b₁ + … in that order, the bits of the loop below.
+        T acc[kTinyProduct];
+        for (std::size_t i = 0; i < m; ++i) acc[i] = 0;
+        for (std::size_t p = 0; p < k; ++p) {
+          const T* x = a + p * ap;
+          const T y = b[p];
+          for (std::size_t i = 0; i < m; ++i) acc[i] += x[i] * y;
+        }
+        for (std::size_t i = 0; i < m; ++i) c[i * ldc] = beta == T(0) ? acc[i] : acc[i] + beta * c[i * ldc];
+        return;
+      }
+    }
     for (std::size_t i = 0; i < m; ++i)
       for (std::size_t j = 0; j < n; ++j) {
         const T* x = a + i * ai;
