@@ -171,6 +171,18 @@ void scatter_add(const T* g, const std::int64_t* index, const AxisSplit& fi, T* 
 template <class T>
 void index_select(const T* x, const AxisSplit& f, const std::int64_t* indices, std::size_t k, T* out, std::size_t o0,
                   std::size_t o1) {
+  if (f.inner == 1) {  // along the last axis (a batch's columns picked from a dataset): one gather a row
+    parallel_for((o1 - o0) * k, grain_cheap, [&](std::size_t b, std::size_t e) {
+      for (std::size_t t = b; t < e;) {
+        const std::size_t o = o0 + t / k, j0 = t % k, j1 = std::min(k, j0 + (e - t));
+        const T* src = x + o * f.n;
+        T* dst = out + o * k;
+        for (std::size_t j = j0; j < j1; ++j) dst[j] = src[static_cast<std::size_t>(indices[j])];
+        t += j1 - j0;
+      }
+    });
+    return;
+  }
   parallel_for((o1 - o0) * k * f.inner, grain_cheap, [&](std::size_t b, std::size_t e) {
     for_blocks(b, e, k, f.inner, [&](std::size_t o, std::size_t j, std::size_t r0, std::size_t r1) {
       o += o0;

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "core/threads.hpp"
 #include "kernels/copy.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
@@ -279,6 +280,19 @@ TEST_CASE_TEMPLATE("kernels: gather, scatter_add, index_select and index_add mat
     }
     CHECK(add == aref);
   }
+  // Along the last axis, long enough to split across two threads at chunk ends inside rows.
+  set_num_threads(2);
+  const Shape sx{3001, 7};
+  const auto x = values<T>(sx.numel());
+  const std::vector<std::int64_t> ids{6, 0, 3, 3, 1, 5, 2, 4, 0, 6, 2};
+  const std::size_t k = ids.size();
+  const auto sel = values_of<T>(kernels::index_select("index_select", tensor_of(x, sx), 1, ids.data(), k));
+  REQUIRE(sel.size() == sx[0] * k);
+  std::size_t wrong = 0;
+  for (std::size_t o = 0; o < sx[0]; ++o)
+    for (std::size_t j = 0; j < k; ++j) wrong += sel[o * k + j] != x[o * sx[1] + static_cast<std::size_t>(ids[j])];
+  CHECK(wrong == 0);
+  set_num_threads(1);
 }
 
 TEST_CASE_TEMPLATE("kernels: simd loops equal their scalar formulas at every length", T, float, double) {
