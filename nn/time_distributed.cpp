@@ -1,5 +1,7 @@
 #include "time_distributed.hpp"
 
+#include <typeinfo>
+
 #include "../autograd/ops.hpp"
 #include "dense.hpp"
 
@@ -21,7 +23,8 @@ Tensor TimeDistributed::forward(const Tensor& x) {
   // (time, F, batch) → (F, time, batch) → (F, time·batch): step t's columns are t·batch … t·batch + batch − 1.
   // A Dense takes the sequence itself (affine_seq): the same products, one a step into its columns,
   // with no permuted copy of the sequence made or kept (lstm_large's head: 13 MB, and its gradient's).
-  auto* dense = dynamic_cast<Dense*>(m_layer.get());
+  // A Dense exactly: a user's class derived from Dense may override forward, which must then run.
+  Dense* dense = typeid(*m_layer) == typeid(Dense) ? static_cast<Dense*>(m_layer.get()) : nullptr;
   const Tensor y = dense && F == dense->in_features() && x.dtype() == dense->weight.dtype()
                        ? dense->forward_sequence(x)
                        : (*m_layer)(reshape(permute(x, {1, 0, 2}), {F, T * B}));

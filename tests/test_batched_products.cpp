@@ -504,3 +504,22 @@ TEST_CASE("batched products: TimeDistributed(Dense) runs affine_seq, with the va
   // A sequence of another width reaches the Dense, whose message names it.
   CHECK(contains(message_of<ShapeError>([&] { td(Tensor::zeros({4, 6, 2}, float64)); }), "Dense(5 => 3, tanh)"));
 }
+
+// A user's class derived from Dense that overrides forward: TimeDistributed must run that forward, not
+// Dense's sequence path (which would skip the override).
+namespace {
+struct ScaledDense : Dense {
+  using Dense::Dense;
+  Tensor forward(const Tensor& x) override { return Dense::forward(x) * Tensor::scalar(2.0, float64); }
+};
+}  // namespace
+
+TEST_CASE("batched products: TimeDistributed runs the forward of a class derived from Dense") {
+  Generator gen(15);
+  auto scaled = std::make_shared<ScaledDense>(5, 3, Activation(), true, float64, gen);
+  TimeDistributed td(std::static_pointer_cast<Module>(scaled));
+  const Tensor x = Tensor::uniform({4, 5, 2}, -1, 1, gen, float64);
+  const Tensor y = td(x);
+  const Tensor plain = permute(reshape(affine(scaled->weight, reshape(permute(x, {1, 0, 2}), {5, 8}), scaled->bias), {3, 4, 2}), {1, 0, 2});
+  CHECK(max_abs_diff(y, plain * Tensor::scalar(2.0, float64)) <= 1e-15);
+}
