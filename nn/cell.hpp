@@ -14,7 +14,9 @@
 // columns. The sequence runner then projects every step of a known sequence as ONE
 // product (nn/sequence.cpp) — a GEMM T times wider, with a better shape for BLAS — and the cell
 // stays a composition of primitives. A cell that does not opt in is simply stepped. LSTMCell and
-// RNNCell opt in (each step adds W_hh·h + b_hh onto its block in place, affine's wide base); GRUCell
+// RNNCell opt in (each step adds W_hh·h + b_hh onto its block in place, affine's wide base) — as
+// themselves only: a class derived from one of them is stepped through its own step() unless it
+// overrides projects_input() as well (its override of step would otherwise never run); GRUCell
 // does not: its n gate needs W_in·x + b_in apart from W_hn·h + b_hn, so a step would first copy its
 // strided block out — slower than projecting it on its own (gru_medium +12%, and more memory).
 #pragma once

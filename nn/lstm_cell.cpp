@@ -1,5 +1,7 @@
 #include "lstm_cell.hpp"
 
+#include <typeinfo>
+
 #include "../autograd/ops.hpp"
 #include "init.hpp"
 
@@ -30,6 +32,8 @@ std::pair<Tensor, State> LSTMCell::step(const Tensor& x, const State& state) {
   const std::size_t batch = check_step(x, state, 2);
   return advance(affine(weight_ih, x, bias_ih), 0, batch, state);
 }
+
+bool LSTMCell::projects_input() const { return typeid(*this) == typeid(LSTMCell); }
 
 Tensor LSTMCell::project_input(const std::vector<Tensor>& xs) { return affine_steps(weight_ih, xs, bias_ih); }
 

@@ -1,5 +1,7 @@
 #include "rnn_cell.hpp"
 
+#include <typeinfo>
+
 #include <cmath>
 
 #include "../autograd/ops.hpp"
@@ -25,6 +27,8 @@ std::pair<Tensor, State> RNNCell::step(const Tensor& x, const State& state) {
   check_step(x, state, 1);
   return advance(affine(weight_ih, x, bias_ih), 0, state);
 }
+
+bool RNNCell::projects_input() const { return typeid(*this) == typeid(RNNCell); }
 
 Tensor RNNCell::project_input(const std::vector<Tensor>& xs) { return affine_steps(weight_ih, xs, bias_ih); }
 

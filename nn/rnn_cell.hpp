@@ -20,7 +20,9 @@ class RNNCell : public Cell {
           Generator& gen = default_generator());
 
   std::pair<Tensor, State> step(const Tensor& x, const State& state) override;
-  bool projects_input() const override { return true; }
+  /// True for a RNNCell itself; false for a class derived from it, whose overridden step must
+  /// run (such a class may override this too, with project_input and step_projected to match).
+  bool projects_input() const override;
   /// W_ih·[x₀ x₁ …] + b_ih, (hidden, Σ batch).
   Tensor project_input(const std::vector<Tensor>& xs) override;
   std::pair<Tensor, State> step_projected(const Tensor& projected, std::size_t first, const State& state) override;

@@ -493,3 +493,50 @@ TEST_CASE("sequence: split_steps and stack_steps round-trip, gradient included (
     CHECK(values(seq.grad()) == values(w));
   }
 }
+
+// A user's cell derived from LSTMCell or RNNCell that overrides step(): the sequence runner must step
+// it through that step, not through the built-in cell's projected path (which would skip the override).
+namespace {
+struct HalvedLSTM : LSTMCell {
+  using LSTMCell::LSTMCell;
+  std::pair<Tensor, State> step(const Tensor& x, const State& state) override {
+    auto [h, next] = LSTMCell::step(x, state);
+    const Tensor half = h * Tensor::scalar(0.5, float64);
+    return {half, {half, next[1]}};
+  }
+};
+struct ShiftedRNN : RNNCell {
+  using RNNCell::RNNCell;
+  std::pair<Tensor, State> step(const Tensor& x, const State& state) override {
+    auto [h, next] = RNNCell::step(x, state);
+    const Tensor y = h + Tensor::scalar(1.0, float64);
+    return {y, {y}};
+  }
+};
+
+template <class C>
+void check_own_step(C& cell, const Tensor& seq) {
+  CHECK_FALSE(cell.projects_input());
+  const SequenceRun run = run_sequence(cell, seq);
+  const std::vector<Tensor> steps = split_steps(seq);
+  State s = cell.initial_state(seq.dim(2));
+  for (std::size_t t = 0; t < steps.size(); ++t) {
+    auto [y, next] = cell.step(steps[t], s);
+    CHECK(run.outputs[t].to_vector() == y.to_vector());
+    s = next;
+  }
+}
+}  // namespace
+
+TEST_CASE("sequence: a cell derived from LSTMCell or RNNCell is stepped through its own step()") {
+  Generator gen(16);
+  // 32 inputs × a batch of 16: large enough for the runner to project the inputs of a built-in cell.
+  const Tensor seq = Tensor::uniform({5, 32, 16}, -1, 1, gen, float64);
+  HalvedLSTM lstm(32, 4, {.dtype = float64}, gen);
+  ShiftedRNN rnn(32, 4, "tanh", {.dtype = float64}, gen);
+  check_own_step(lstm, seq);
+  check_own_step(rnn, seq);
+  // The cells themselves still project their inputs.
+  CHECK(LSTMCell(3, 4, {}, gen).projects_input());
+  CHECK(RNNCell(3, 4, "tanh", {}, gen).projects_input());
+}
