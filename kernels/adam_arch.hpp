@@ -19,7 +19,7 @@ void run(const AdamCoefficients<T>& c, T* p, const T* g, T* m, T* v, T* vmax, st
   constexpr std::size_t w = B::size;
   const B b1(c.b1), b2(c.b2), omb1(c.one_minus_b1), omb2(c.one_minus_b2), decay(c.decay), step(c.step_size),
       bc2(c.bc2_sqrt), eps(c.eps);
-  // One batch at a: the scalar formula's operations, in its order.
+  // One batch: the scalar formula's operations, in its order.
   auto one = [&](T* pp, const T* gp, T* mp, T* vp, T* vmp) {
     B P = B::load_unaligned(pp), G = B::load_unaligned(gp);
     if constexpr (Decoupled) P = P * decay;             // p ← p(1 − lr·λ)

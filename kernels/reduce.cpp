@@ -17,8 +17,9 @@ Tensor sum(const char* op, const Tensor& x, const Shape& kept, const Shape& out_
       using T = decltype(tag);
       const T* a = detail::data<T>(x, op);
       T* out = detail::data_mut<T>(y, op);
-      const std::size_t n = y.numel();
-      for (std::size_t i = 0; i < n; ++i) out[i] = T(0) + a[i];
+      parallel_for(y.numel(), grain_cheap, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) out[i] = T(0) + a[i];
+      });
     });
     return y;
   }

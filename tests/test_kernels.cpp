@@ -109,6 +109,8 @@ TEST_CASE_TEMPLATE("kernels: sum_into and max match a reference over random axes
     for (std::size_t i = 0; i < sx.numel(); ++i) ref[broadcast_at(unravel(i, sx), kept)] += x[i];
     INFO(sx.str() << " summed to " << kept.str());
     CHECK(out == ref);
+    // The tensor entry (its own loop where only axes of extent 1 are summed).
+    CHECK(values_of<T>(kernels::sum("sum", tensor_of(x, sx), kept, kept)) == ref);
 
     if (sx.ndim() == 0 || sx.numel() == 0) continue;
     const std::size_t ax = pick(0, sx.ndim() - 1);
@@ -130,6 +132,11 @@ TEST_CASE_TEMPLATE("kernels: sum_into and max match a reference over random axes
     CHECK(values_of<T>(m) == mref);
     CHECK(values_of<T>(hot) == href);
   }
+  // Summing an axis of extent 1 away from a long tensor, split across two threads: the values as they were.
+  set_num_threads(2);
+  const auto x = values<T>(20001);
+  CHECK(values_of<T>(kernels::sum("sum", tensor_of(x, Shape{20001, 1}), Shape{20001, 1}, Shape{20001})) == x);
+  set_num_threads(1);
 }
 
 TEST_CASE_TEMPLATE("kernels: permute, broadcast_to, copy and cast match index-by-index copies", T, float, double) {
