@@ -18,11 +18,22 @@ template <class T>
 void backward_t(Backward op, const T* dy, const T* y, T* dx, std::size_t n);
 }  // namespace avx2
 
-// REWIND_NO_AVX2 (set to anything) keeps the baseline loops: for tests, and for comparing the two.
-bool wide() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !std::getenv("REWIND_NO_AVX2");
-  return yes;
+namespace avx512 {  // instantiated for float and double in simd_avx512.cpp
+template <class T>
+void unary_t(Unary op, const T* x, T* y, std::size_t n);
+}  // namespace avx512
+
+// REWIND_NO_AVX2 (set to anything) keeps the baseline loops, REWIND_NO_AVX512 the AVX2 ones: for
+// tests, and for comparing them.
+int level() {
+  static const int l = [] {
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || std::getenv("REWIND_NO_AVX2")) return 0;
+    if (!__builtin_cpu_supports("avx512f") || std::getenv("REWIND_NO_AVX512")) return 1;
+    return 2;
+  }();
+  return l;
 }
+bool wide() { return level() >= 1; }
 
 // Each entry splits its range across threads (pool.hpp) when it is long enough, at multiples of 16
 // elements: whole batches of every width (16 floats is AVX-512's), so each element takes the batch
@@ -44,7 +55,10 @@ void unary(Unary op, const T* x, T* y, std::size_t n) {
   parallel_for(
       n, grain_math,
       [&](std::size_t i, std::size_t e) {
-        wide() ? avx2::unary_t(op, x + i, y + i, e - i) : base::unary_t(op, x + i, y + i, e - i);
+        const int l = level();
+        l == 2   ? avx512::unary_t(op, x + i, y + i, e - i)
+        : l == 1 ? avx2::unary_t(op, x + i, y + i, e - i)
+                 : base::unary_t(op, x + i, y + i, e - i);
       },
       kSplit);
 }

@@ -6,6 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -300,6 +304,46 @@ TEST_CASE_TEMPLATE("kernels: gather, scatter_add, index_select and index_add mat
     for (std::size_t j = 0; j < k; ++j) wrong += sel[o * k + j] != x[o * sx[1] + static_cast<std::size_t>(ids[j])];
   CHECK(wrong == 0);
   set_num_threads(1);
+}
+
+namespace rwd::kernels::simd {
+// The versions simd.cpp chooses between (kernels/simd_avx2.cpp, simd_avx512.cpp).
+namespace avx2 {
+template <class T>
+void unary_t(Unary op, const T* x, T* y, std::size_t n);
+}
+namespace avx512 {
+template <class T>
+void unary_t(Unary op, const T* x, T* y, std::size_t n);
+}
+}  // namespace rwd::kernels::simd
+
+TEST_CASE_TEMPLATE("kernels: the AVX-512 tanh, sigmoid and exp give the AVX2 versions' bits", T, float, double) {
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    CHECK(kernels::simd::level() < 2);  // never chosen where the CPU lacks it
+    return;
+  }
+  // Magnitudes from 1e-3 to 1e3 of both signs, the values where the formulas switch branches, the
+  // specials, and every length's tail (the last n mod 16 elements run one padded batch).
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<T> x(100003);
+  for (auto& v : x) v = T(u(rng) * std::pow(10.0, 3 * u(rng)));
+  const T special[] = {T(0), -T(0), T(0.625), T(-0.625), T(9), T(-9), T(20), T(-20), T(88.7), T(-88.7), T(1e-30),
+                       std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(),
+                       std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::denorm_min()};
+  std::copy(std::begin(special), std::end(special), x.begin());
+  for (kernels::Unary op : {kernels::Unary::tanh, kernels::Unary::sigmoid, kernels::Unary::exp})
+    for (std::size_t n : {std::size_t{1}, std::size_t{15}, std::size_t{17}, x.size()}) {
+      std::vector<T> narrow(n), wide(n);
+      kernels::simd::avx2::unary_t<T>(op, x.data(), narrow.data(), n);
+      kernels::simd::avx512::unary_t<T>(op, x.data(), wide.data(), n);
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < n; ++i)
+        differ += !(std::memcmp(&narrow[i], &wide[i], sizeof(T)) == 0 || (std::isnan(narrow[i]) && std::isnan(wide[i])));
+      CHECK_MESSAGE(differ == 0, "op " << static_cast<int>(op) << ", n = " << n << ": " << differ << " elements differ");
+    }
+  // The dispatcher takes it unless told not to (the baseline_kernels and avx2_kernels CTest entries).
+  CHECK(kernels::simd::level() == (std::getenv("REWIND_NO_AVX2") ? 0 : std::getenv("REWIND_NO_AVX512") ? 1 : 2));
 }
 
 TEST_CASE_TEMPLATE("kernels: simd loops equal their scalar formulas at every length", T, float, double) {
