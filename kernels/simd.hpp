@@ -5,8 +5,8 @@
 // loops — tanh, sigmoid and their backward, the same-shape products and sums of the gate arithmetic —
 // also exist compiled for AVX2 + FMA (simd_avx2.cpp), and each call takes that version when the CPU
 // has it (checked once). Both versions compute the same formulas; results may differ in the last bit
-// (FMA rounds once). tanh, sigmoid and exp also exist for AVX-512 (simd_avx512.cpp), with the AVX2
-// version's bits.
+// (FMA rounds once). tanh, sigmoid and exp also exist for AVX-512 (simd_avx512.cpp), the AVX2
+// version's formulas (and, in the optimized build, its bits).
 //
 // log and pow run xsimd's vectorized formulas on baseline batches, with std::log / std::pow for the
 // last n mod width elements: the values xtensor's xt::log / xt::pow gave these ops before (bit for bit),
@@ -32,8 +32,9 @@ namespace simd {
 /// Whether this CPU runs the AVX2 + FMA versions (not when the environment sets REWIND_NO_AVX2).
 bool wide();
 /// The widest version this CPU runs: 0 baseline, 1 AVX2 + FMA, 2 AVX-512F + FMA for tanh, sigmoid and
-/// exp (the AVX2 version's bits, twice the lanes; the other loops stay on AVX2, where the caches bound
-/// them). REWIND_NO_AVX2 in the environment caps it at 0, REWIND_NO_AVX512 at 1.
+/// exp (the AVX2 version's formulas — and, optimized, its bits — with twice the lanes; the other loops
+/// stay on AVX2, where the caches bound them). REWIND_NO_AVX2 in the environment caps it at 0,
+/// REWIND_NO_AVX512 at 1.
 int level();
 
 // For T = float and double (instantiated in simd.cpp).
