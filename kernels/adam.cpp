@@ -3,9 +3,8 @@
 #define REWIND_ADAM_ARCH xsimd::default_arch
 #include "adam_arch.hpp"
 
-#include <cstdlib>
-
 #include "pool.hpp"
+#include "simd.hpp"
 
 namespace rwd::kernels {
 
@@ -13,14 +12,6 @@ namespace adam_simd::avx2 {  // instantiated for float and double in adam_avx2.c
 template <class T>
 void adam_t(const AdamCoefficients<T>& c, T* p, const T* g, T* m, T* v, T* vmax, std::size_t n);
 }  // namespace adam_simd::avx2
-
-namespace {
-// AVX2 (no FMA needed), unless REWIND_NO_AVX2 is set, as for simd.hpp's loops.
-bool wide() {
-  static const bool yes = __builtin_cpu_supports("avx2") && !std::getenv("REWIND_NO_AVX2");
-  return yes;
-}
-}  // namespace
 
 template <class T>
 void adam_update(const AdamCoefficients<T>& c, T* p, const T* g, T* m, T* v, T* vmax, std::size_t n) {
@@ -30,7 +21,7 @@ void adam_update(const AdamCoefficients<T>& c, T* p, const T* g, T* m, T* v, T* 
       n, grain_update,
       [&](std::size_t b, std::size_t e) {
         T* vm = vmax ? vmax + b : nullptr;
-        wide() ? adam_simd::avx2::adam_t(c, p + b, g + b, m + b, v + b, vm, e - b)
+        simd::wide() ? adam_simd::avx2::adam_t(c, p + b, g + b, m + b, v + b, vm, e - b)
                : adam_simd::base::adam_t(c, p + b, g + b, m + b, v + b, vm, e - b);
       },
       16);

@@ -307,11 +307,6 @@ Tensor affine(const char* op, const Tensor& W, const Tensor& x, const Tensor& bi
 
 // ---- a sequence's steps side by side (affine_seq) ----
 
-namespace {
-// Steps a chunk of the pool takes: at least kSplitWork multiply-adds.
-std::size_t step_grain(std::size_t per_step) { return std::max<std::size_t>(1, kSplitWork / std::max<std::size_t>(per_step, 1)); }
-}  // namespace
-
 Tensor affine_seq(const char* op, const Tensor& W, const Tensor& x, const Tensor& bias) {
   const std::size_t m = W.shape()[0], k = W.shape()[1], T = x.shape()[0], B = x.shape()[2], n = T * B;
   Tensor y = detail::empty_tensor(Shape{m, n}, W.dtype());
@@ -328,7 +323,7 @@ Tensor affine_seq(const char* op, const Tensor& W, const Tensor& x, const Tensor
     }
     if (pb) prefill<V>(out, nullptr, n, pb, m, n);  // the bias in every column first, the products added on
     // Step t: columns [t·B, t·B + B) of y (row stride T·B) = W·x_t, x_t the (k, B) block at t·k·B.
-    parallel_for(T, step_grain(m * k * B), [&](std::size_t t0, std::size_t t1) {
+    parallel_for(T, split_grain(m * k * B), [&](std::size_t t0, std::size_t t1) {
       for (std::size_t t = t0; t < t1; ++t)
         gemm_ld<V>(pw, k, px + t * k * B, B, out + t * B, n, m, B, k, false, false, pb ? V(1) : V(0));
     });
@@ -349,7 +344,7 @@ Tensor affine_seq_dx(const Tensor& W, const Tensor& dy, std::size_t T, std::size
       return;
     }
     // Step t's block (k, B) = Wᵀ·dy_t, dy_t columns [t·B, t·B + B) of dy (row stride T·B).
-    parallel_for(T, step_grain(m * k * B), [&](std::size_t t0, std::size_t t1) {
+    parallel_for(T, split_grain(m * k * B), [&](std::size_t t0, std::size_t t1) {
       for (std::size_t t = t0; t < t1; ++t) gemm_ld<V>(pw, k, pdy + t * B, n, out + t * k * B, B, k, B, m, true, false, V(0));
     });
   });

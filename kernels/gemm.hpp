@@ -25,6 +25,7 @@
 // multiples, which would also keep Haswell's 24-row tiles) 96 µs.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 
 #include "../core/tensor.hpp"
@@ -40,6 +41,9 @@ inline constexpr std::size_t kTinyProduct = 512;
 inline constexpr std::size_t kSplitWork = std::size_t{1} << 19;
 inline constexpr std::size_t kSplitAlignRows = 16;
 inline constexpr std::size_t kSplitAlignCols = 16;
+/// The grain of a loop over items of `work` multiply-adds each (a sequence's steps, a packed weight's
+/// panels): each chunk at least kSplitWork of them, and at least one item.
+inline std::size_t split_grain(std::size_t work) { return std::max<std::size_t>(1, kSplitWork / std::max<std::size_t>(work, 1)); }
 
 /// The shape of op(a)·op(b) (2-D, or 3-D batches); throws ShapeError/DtypeError naming `op`.
 Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool ta, bool tb);

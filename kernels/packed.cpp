@@ -82,7 +82,7 @@ bool packed_product(const Tensor& a, bool ta, const float* b, std::size_t ldb, f
   // Panels across the pool, each chunk at least kSplitWork multiply-adds (gemm.hpp); inline inside a
   // pool task (a bidirectional layer's direction) or when small.
   const std::size_t per_panel = kPackRows * n * k;
-  const std::size_t grain = std::max<std::size_t>(1, kSplitWork / per_panel);
+  const std::size_t grain = split_grain(per_panel);
   const bool split = get_num_threads() > 1 && !inside_pool() && panels >= 2 * grain;
   auto run = [&] {
     if (split)

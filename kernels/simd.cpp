@@ -1,4 +1,4 @@
-// The baseline compilation of simd_arch.hpp, and the choice between it and the AVX2 one.
+// The baseline compilation of simd_arch.hpp, and the choice between it, the AVX2 one and the AVX-512 one.
 #define REWIND_SIMD_NS base
 #define REWIND_SIMD_ARCH xsimd::default_arch
 #include "simd_arch.hpp"
@@ -8,20 +8,6 @@
 #include "pool.hpp"
 
 namespace rwd::kernels::simd {
-
-namespace avx2 {  // instantiated for float and double in simd_avx2.cpp
-template <class T>
-void binary_t(Binary op, const T* a, const T* b, T* out, std::size_t n);
-template <class T>
-void unary_t(Unary op, const T* x, T* y, std::size_t n);
-template <class T>
-void backward_t(Backward op, const T* dy, const T* y, T* dx, std::size_t n);
-}  // namespace avx2
-
-namespace avx512 {  // instantiated for float and double in simd_avx512.cpp
-template <class T>
-void unary_t(Unary op, const T* x, T* y, std::size_t n);
-}  // namespace avx512
 
 // REWIND_NO_AVX2 (set to anything) keeps the baseline loops, REWIND_NO_AVX512 the AVX2 ones: for
 // tests, and for comparing them.

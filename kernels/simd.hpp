@@ -61,5 +61,21 @@ void pow(const T* x, T p, T* y, std::size_t n);
 template <class T>
 void pow(const T* x, const T* p, T* y, std::size_t n);
 
+// The loops of one width, as simd.cpp chooses between them (and the tests compare them): AVX2 + FMA
+// (simd_avx2.cpp) and AVX-512F (simd_avx512.cpp, the unary ones), for T = float and double. Call them
+// only where the CPU has the instructions.
+namespace avx2 {
+template <class T>
+void binary_t(Binary op, const T* a, const T* b, T* out, std::size_t n);
+template <class T>
+void unary_t(Unary op, const T* x, T* y, std::size_t n);
+template <class T>
+void backward_t(Backward op, const T* dy, const T* y, T* dx, std::size_t n);
+}  // namespace avx2
+namespace avx512 {
+template <class T>
+void unary_t(Unary op, const T* x, T* y, std::size_t n);
+}  // namespace avx512
+
 }  // namespace simd
 }  // namespace rwd::kernels

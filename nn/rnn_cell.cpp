@@ -1,8 +1,7 @@
 #include "rnn_cell.hpp"
 
-#include <typeinfo>
-
 #include <cmath>
+#include <typeinfo>
 
 #include "../autograd/ops.hpp"
 #include "init.hpp"

@@ -1,6 +1,5 @@
 #include "adam.hpp"
 
-#include <algorithm>
 #include <cmath>
 
 #include "../kernels/adam.hpp"

@@ -305,18 +305,6 @@ TEST_CASE_TEMPLATE("kernels: gather, scatter_add, index_select and index_add mat
   set_num_threads(1);
 }
 
-namespace rwd::kernels::simd {
-// The versions simd.cpp chooses between (kernels/simd_avx2.cpp, simd_avx512.cpp).
-namespace avx2 {
-template <class T>
-void unary_t(Unary op, const T* x, T* y, std::size_t n);
-}
-namespace avx512 {
-template <class T>
-void unary_t(Unary op, const T* x, T* y, std::size_t n);
-}
-}  // namespace rwd::kernels::simd
-
 TEST_CASE_TEMPLATE("kernels: the AVX-512 tanh, sigmoid and exp agree with the AVX2 versions", T, float, double) {
   if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
     CHECK(kernels::simd::level() < 2);  // never chosen where the CPU lacks it

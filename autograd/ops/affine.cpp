@@ -24,6 +24,11 @@ namespace rwd {
 
 namespace {
 
+// Whether b's dimensions are one bias per row of an m-row output: (m,) or (m, 1).
+bool row_bias(const detail::Dims& sb, std::size_t m) {
+  return (sb.ndim() == 1 && sb[0] == m) || (sb.ndim() == 2 && sb[0] == m && sb[1] == 1);
+}
+
 // `wide`: the base may be wider than the output (the five-argument form).
 Tensor affine_impl(const Tensor& W, const Tensor& x, const Tensor& b_in, const Tensor& base_in, std::size_t base_first,
                    bool wide) {
@@ -50,7 +55,7 @@ Tensor affine_impl(const Tensor& W, const Tensor& x, const Tensor& b_in, const T
   if (b_in.defined()) {
     const detail::Dims sb = detail::dims(b_in);
     detail::check_same_dtype("affine", W, b_in);
-    if ((sb.ndim() == 1 && sb[0] == m) || (sb.ndim() == 2 && sb[0] == m && sb[1] == 1)) bias = b_in;  // (m,), (m, 1)
+    if (row_bias(sb, m)) bias = b_in;
     else if (sb == so && !base.defined()) base = b_in;
     else
       fail("b must be (" + std::to_string(m) + ",) or (" + std::to_string(m) + ", 1), one bias per row" +
@@ -135,7 +140,7 @@ Tensor affine_steps(const Tensor& W, const std::vector<Tensor>& xs, const Tensor
   const std::size_t m = sw[0];
   if (b.defined()) {
     detail::check_same_dtype("affine_steps", W, b);
-    if (b.shape() != Shape{m} && b.shape() != Shape{m, 1})
+    if (!row_bias(detail::dims(b), m))
       throw_shape_error("affine_steps", {{"W", sw}, {"b", b.shape()}},
                         "b must be (" + std::to_string(m) + ",) or (" + std::to_string(m) + ", 1), one bias per row");
   }
@@ -194,7 +199,7 @@ Tensor affine_seq(const Tensor& W, const Tensor& x, const Tensor& b) {
   const std::size_t m = sw[0], T = sx[0], k = sx[1], B = sx[2];
   if (b.defined()) {
     detail::check_same_dtype("affine_seq", W, b);
-    if (b.shape() != Shape{m} && b.shape() != Shape{m, 1})
+    if (!row_bias(detail::dims(b), m))
       fail("b must be (" + std::to_string(m) + ",) or (" + std::to_string(m) + ", 1), one bias per row");
   }
 

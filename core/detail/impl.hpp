@@ -164,11 +164,7 @@ inline Dims dims(const TensorImpl& p) {
 inline Dims dims(const Tensor& t) { return dims(t.impl()); }
 
 /// True if a and b (both alive) have the same shape, compared in place: no Shape is built.
-inline bool same_shape(const TensorImpl& a, const TensorImpl& b) {
-  const auto& sa = a.value.index() == 0 ? std::get_if<0>(&a.value)->shape() : std::get_if<1>(&a.value)->shape();
-  const auto& sb = b.value.index() == 0 ? std::get_if<0>(&b.value)->shape() : std::get_if<1>(&b.value)->shape();
-  return std::equal(sa.begin(), sa.end(), sb.begin(), sb.end());
-}
+inline bool same_shape(const TensorImpl& a, const TensorImpl& b) { return dims(a) == dims(b); }
 
 /// Calls f(T{}) with T = float or double according to `dtype`.
 template <class F>
