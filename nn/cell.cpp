@@ -41,7 +41,9 @@ std::size_t Cell::check_projected(const Tensor& projected, std::size_t first, st
   if (state.empty()) check_state(state, n_state, 0, projected.shape(), projected.dtype());  // throws: the count
   const Shape s = projected.shape(), h = state[0].shape();
   const std::size_t batch = h.ndim() == 2 ? h[1] : 0;
-  const bool fits = batch ? s.ndim() == 2 && s[0] == rows && first + batch <= s[1] : s == Shape{rows} && first == 0;
+  // (first ≤ N − batch, not first + batch ≤ N: a first near SIZE_MAX would wrap the sum past the check.)
+  const bool fits =
+      batch ? s.ndim() == 2 && s[0] == rows && batch <= s[1] && first <= s[1] - batch : s == Shape{rows} && first == 0;
   if (!fits)
     throw ShapeError(repr() + ": input projection " + s.str() + " from column " + std::to_string(first) +
                      ": expected (" + std::to_string(rows) + ", N) holding the state's batch (" +

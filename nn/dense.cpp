@@ -30,6 +30,9 @@ Tensor Dense::forward_sequence(const Tensor& x) {
   const Shape s = x.shape();
   if (s.ndim() != 3 || s[1] != m_in)
     throw ShapeError(repr() + ": sequence " + s.str() + ": expected (time, " + std::to_string(m_in) + ", batch)");
+  // Zero steps are no columns at all: refused, as an empty batch is (and as TimeDistributed refuses them).
+  if (s[0] == 0)
+    throw ValueError(repr() + ": sequence " + s.str() + " has zero time steps: an empty sequence is refused");
   refuse_batch_0(x);
   check_dtype(x);
   return m_activation(affine_seq(weight, x, bias));

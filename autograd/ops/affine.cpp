@@ -66,9 +66,12 @@ Tensor affine_impl(const Tensor& W, const Tensor& x, const Tensor& b_in, const T
   if (base_in.defined()) {
     detail::check_same_dtype("affine", W, base_in);
     const detail::Dims sb = detail::dims(base_in);
-    if (window && (vec || sb.ndim() != 2 || sb[0] != m || base_first + n > sb[1]))
-      fail("base must have the output's shape " + so.str() + ", or be (" + std::to_string(m) + ", N) with columns [" +
-           std::to_string(base_first) + ", " + std::to_string(base_first + n) + ") inside it");
+    // base_first > N − n, not base_first + n > N: a base_first near SIZE_MAX would wrap the sum past
+    // the check and read before the base.
+    if (window && (vec || sb.ndim() != 2 || sb[0] != m || n > sb[1] || base_first > sb[1] - n))
+      fail("base must have the output's shape " + so.str() + ", or be (" + std::to_string(m) +
+           ", N) with the output's " + std::to_string(n) + " columns from column " + std::to_string(base_first) +
+           " inside it");
     if (!window && sb != so) fail("base must have the output's shape " + so.str());
   } else if (base_first != 0) {
     fail("base_first " + std::to_string(base_first) + " given without a base");
