@@ -118,7 +118,10 @@ SequenceRun run_sequence(Cell& cell, const std::vector<Tensor>& steps, State ini
   // for a cell that splits its step (Cell::projects_input) and steps the cell takes; otherwise, and
   // for (features,) vectors, step() reports what is wrong with them as it always has.
   const bool project = hoists_projection(cell, s0, batch);
-  if (project) cell.check_dtype(steps[0]);
+  // Every step's dtype, as step() would check it: a projected block of the wrong one would otherwise be
+  // named by affine_steps alone, without the layer.
+  if (project)
+    for (const Tensor& x : steps) cell.check_dtype(x);
   const std::size_t per = project ? std::max<std::size_t>(1, kProjectionColumns / batch) : 1;
   std::vector<Tensor> projections(project ? (T + per - 1) / per : 0);
   auto projection = [&](std::size_t t) -> const Tensor& {

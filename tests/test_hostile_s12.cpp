@@ -771,3 +771,57 @@ TEST_CASE("hostile: Adam's vector update equals its formula elementwise on odd s
         CHECK(std::isnan(p.to_vector()[n - 2]));
       }
 }
+
+// ---- run_sequence's hoisted projection against bad steps ----
+
+TEST_CASE("hostile: a sequence with a step of another dtype is refused naming the cell, hoisted or not, at 1 and 2 threads") {
+  ThreadCountGuard threads;
+  Generator gen(40);
+  for (bool hoist : {false, true})
+    for (bool bidir : {false, true})
+      for (int t : {1, 2}) {
+        CAPTURE(hoist);
+        CAPTURE(bidir);
+        CAPTURE(t);
+        set_num_threads(t);
+        HoistFrom h(hoist ? 0 : kHuge);
+        Recurrent r = LSTM(4, 8, {}, {.bidirectional = bidir}, gen);
+        std::vector<Tensor> steps = {random({4, 3}, gen), random({4, 3}, gen, Dtype::f64), random({4, 3}, gen)};
+        CHECK(contains(message_of<DtypeError>([&] { (void)r(steps); }), "LSTMCell(4 => 8)"));
+        steps[1] = random({4, 3}, gen);
+        std::vector<Tensor> mixed = steps;
+        mixed[2] = random({4, 2}, gen);  // another batch
+        CHECK(contains(message_of<ShapeError>([&] { (void)r(mixed); }), "step 2"));
+        mixed[2] = Tensor();
+        CHECK_THROWS_AS((void)r(mixed), TapeError);
+        CHECK(r(steps).shape() == Shape{3, bidir ? 16u : 8u, 3});  // and the layer goes on
+      }
+}
+
+// ---- blas_info ----
+
+TEST_CASE("hostile: blas_info reports the thread count and packed setting as set, from several threads at once") {
+  ThreadCountGuard threads;
+  PackedGuard packed;
+  set_num_threads(3);
+  set_packed_weights(false);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      for (int k = 0; k < 50; ++k) {
+        const BlasInfo info = blas_info();
+        if (info.threads != 3 || info.packed || info.library != "OpenBLAS" ||
+            !contains(info.str(), "threads=3") || (info.generic && info.narrow))
+          wrong.fetch_add(1);
+      }
+    });
+  for (auto& t : ts) t.join();
+  CHECK(wrong.load() == 0);
+  set_packed_weights(true);
+  CHECK(blas_info().packed == kernels::packed_kernel_available());
+  // The advice comes exactly when the kernels are generic or narrow, and names the fix.
+  const BlasInfo info = blas_info();
+  CHECK((info.generic || info.narrow) == !info.suggested_coretype.empty());
+  if (info.generic || info.narrow) CHECK(contains(info.str(), "fix=OPENBLAS_CORETYPE=" + info.suggested_coretype));
+}
