@@ -11,11 +11,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <rewind.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <rewind.hpp>
 
 #include "kernels/packed.hpp"
 #include "kernels/pool.hpp"
@@ -44,7 +43,9 @@ struct HoistFrom {
   ~HoistFrom() { detail::set_projection_min_inputs(old); }
 };
 
-Tensor random(const Shape& s, Generator& gen, Dtype dtype = Dtype::f32) { return Tensor::uniform(s, -1, 1, gen, dtype); }
+Tensor random(const Shape& s, Generator& gen, Dtype dtype = Dtype::f32) {
+  return Tensor::uniform(s, -1, 1, gen, dtype);
+}
 
 // Largest |a − b| / (atol + rtol·|b|) over two value lists (> 1: outside the tolerance).
 double worst(const std::vector<double>& a, const std::vector<double>& b, double atol, double rtol) {
@@ -84,9 +85,13 @@ TEST_CASE("hostile: affine's base window refuses a wrong rank, rows or dtype, an
   const Tensor W = random({3, 4}, gen), x = random({4, 2}, gen), b = random({3}, gen);
   CHECK(contains(message_of<ShapeError>([&] { (void)affine(W, x, b, random({3, 2, 5}, gen), 1); }), "affine"));
   CHECK(contains(message_of<ShapeError>([&] { (void)affine(W, x, b, random({4, 10}, gen), 1); }), "(4, 10)"));
-  CHECK(contains(message_of<ShapeError>([&] { (void)affine(W, random({4}, gen), b, random({3, 10}, gen), 1); }),
+  CHECK(contains(message_of<ShapeError>([&] {
+                   (void)affine(W, random({4}, gen), b, random({3, 10}, gen), 1);
+                 }),
                  "affine"));
-  CHECK(contains(message_of<DtypeError>([&] { (void)affine(W, x, b, random({3, 10}, gen, Dtype::f64), 1); }),
+  CHECK(contains(message_of<DtypeError>([&] {
+                   (void)affine(W, x, b, random({3, 10}, gen, Dtype::f64), 1);
+                 }),
                  "affine"));
   CHECK(contains(message_of<ShapeError>([&] { (void)affine(W, x, b, Tensor(), 3); }), "base_first"));
   // Undefined operands: an rwd error, not a crash.
@@ -103,8 +108,7 @@ TEST_CASE("hostile: affine's base window gives the composition's value and gradi
   auto grads = [&](bool fused) {
     for (Tensor* p : {&W, &x, &b, &base}) p->zero_grad(true);
     Tape tape;
-    const Tensor y = fused ? affine(W, x, b, base, 6)
-                           : matmul(W, x) + reshape(b, {5, 1}) + slice(base, 1, 6, 9);
+    const Tensor y = fused ? affine(W, x, b, base, 6) : matmul(W, x) + reshape(b, {5, 1}) + slice(base, 1, 6, 9);
     std::vector<double> all = y.to_vector();
     sum(y * w_out).backward();
     for (Tensor* p : {&W, &x, &b, &base}) {
@@ -117,17 +121,20 @@ TEST_CASE("hostile: affine's base window gives the composition's value and gradi
   // A NaN in one column of x reaches that output column only; an Inf in the base's window its row.
   NoGradGuard no_grad;
   Tensor xn = x.detach().clone(), bn = base.detach().clone();
-  xn.data<double>()[1 * 3 + 2] = NAN;                          // x[1, 2]
-  bn.data<double>()[3 * 11 + 7] = INFINITY;                     // base[3, 7]: output (3, 1)
+  xn.data<double>()[1 * 3 + 2] = NAN;        // x[1, 2]
+  bn.data<double>()[3 * 11 + 7] = INFINITY;  // base[3, 7]: output (3, 1)
   const std::vector<double> y = affine(W, xn, b, bn, 6).to_vector();
   for (std::size_t i = 0; i < 5; ++i)
     for (std::size_t j = 0; j < 3; ++j) {
       CAPTURE(i);
       CAPTURE(j);
       const double v = y[i * 3 + j];
-      if (j == 2) CHECK(std::isnan(v));
-      else if (i == 3 && j == 1) CHECK(v == INFINITY);
-      else CHECK(std::isfinite(v));
+      if (j == 2)
+        CHECK(std::isnan(v));
+      else if (i == 3 && j == 1)
+        CHECK(v == INFINITY);
+      else
+        CHECK(std::isfinite(v));
     }
 }
 
@@ -137,24 +144,33 @@ TEST_CASE("hostile: affine_steps refuses no blocks, wrong ranks, rows and dtypes
   Generator gen(4);
   const Tensor W = random({3, 4}, gen), b = random({3}, gen);
   CHECK(contains(message_of<ValueError>([&] { (void)affine_steps(W, {}, b); }), "affine_steps"));
-  CHECK(contains(message_of<ShapeError>([&] { (void)affine_steps(W, {random({4, 2}, gen), random({5, 2}, gen)}, b); }),
+  CHECK(contains(message_of<ShapeError>([&] {
+                   (void)affine_steps(W, {random({4, 2}, gen), random({5, 2}, gen)}, b);
+                 }),
                  "(5, 2)"));
   CHECK(contains(message_of<ShapeError>([&] { (void)affine_steps(W, {random({4}, gen)}, b); }), "affine_steps"));
-  CHECK(contains(message_of<ShapeError>([&] { (void)affine_steps(random({3, 4, 1}, gen), {random({4, 2}, gen)}, b); }),
+  CHECK(contains(message_of<ShapeError>([&] {
+                   (void)affine_steps(random({3, 4, 1}, gen), {random({4, 2}, gen)}, b);
+                 }),
                  "affine_steps"));
   CHECK(contains(message_of<DtypeError>([&] {
                    (void)affine_steps(W, {random({4, 2}, gen), random({4, 2}, gen, Dtype::f64)}, b);
                  }),
                  "affine_steps"));
-  CHECK(contains(message_of<DtypeError>([&] { (void)affine_steps(W, {random({4, 2}, gen)}, random({3}, gen, Dtype::f64)); }),
+  CHECK(contains(message_of<DtypeError>([&] {
+                   (void)affine_steps(W, {random({4, 2}, gen)}, random({3}, gen, Dtype::f64));
+                 }),
                  "affine_steps"));
-  CHECK(contains(message_of<ShapeError>([&] { (void)affine_steps(W, {random({4, 2}, gen)}, random({4}, gen)); }),
+  CHECK(contains(message_of<ShapeError>([&] {
+                   (void)affine_steps(W, {random({4, 2}, gen)}, random({4}, gen));
+                 }),
                  "affine_steps"));
   CHECK_THROWS_AS((void)affine_steps(W, {random({4, 2}, gen), Tensor()}, b), TapeError);
   CHECK_THROWS_AS((void)affine_steps(Tensor(), {random({4, 2}, gen)}, b), TapeError);
 }
 
-TEST_CASE("hostile: affine_steps of mixed batch sizes, a zero-width block among them, equals affine of the concatenation") {
+TEST_CASE(
+    "hostile: affine_steps of mixed batch sizes, a zero-width block among them, equals affine of the concatenation") {
   Generator gen(5);
   const Dtype f64 = Dtype::f64;
   Tensor W = random({6, 4}, gen, f64).set_requires_grad(), b = random({6, 1}, gen, f64).set_requires_grad();
@@ -184,13 +200,21 @@ TEST_CASE("hostile: affine_seq refuses wrong ranks, features, dtypes and biases,
   const Tensor W = random({3, 4}, gen), b = random({3}, gen);
   CHECK(contains(message_of<ShapeError>([&] { (void)affine_seq(W, random({4, 2}, gen), b); }), "affine_seq"));
   CHECK(contains(message_of<ShapeError>([&] { (void)affine_seq(W, random({2, 5, 2}, gen), b); }), "(2, 5, 2)"));
-  CHECK(contains(message_of<ShapeError>([&] { (void)affine_seq(random({3}, gen), random({2, 4, 2}, gen), b); }),
+  CHECK(contains(message_of<ShapeError>([&] {
+                   (void)affine_seq(random({3}, gen), random({2, 4, 2}, gen), b);
+                 }),
                  "affine_seq"));
-  CHECK(contains(message_of<ShapeError>([&] { (void)affine_seq(W, random({2, 4, 2}, gen), random({2}, gen)); }),
+  CHECK(contains(message_of<ShapeError>([&] {
+                   (void)affine_seq(W, random({2, 4, 2}, gen), random({2}, gen));
+                 }),
                  "affine_seq"));
-  CHECK(contains(message_of<DtypeError>([&] { (void)affine_seq(W, random({2, 4, 2}, gen, Dtype::f64), b); }),
+  CHECK(contains(message_of<DtypeError>([&] {
+                   (void)affine_seq(W, random({2, 4, 2}, gen, Dtype::f64), b);
+                 }),
                  "affine_seq"));
-  CHECK(contains(message_of<DtypeError>([&] { (void)affine_seq(W, random({2, 4, 2}, gen), random({3}, gen, Dtype::f64)); }),
+  CHECK(contains(message_of<DtypeError>([&] {
+                   (void)affine_seq(W, random({2, 4, 2}, gen), random({3}, gen, Dtype::f64));
+                 }),
                  "affine_seq"));
   CHECK_THROWS_AS((void)affine_seq(W, Tensor(), b), TapeError);
   // Zero steps or zero batch: an empty (rows, 0) result, and empty gradients (as matmul of empties).
@@ -250,21 +274,30 @@ TEST_CASE("hostile: Dense::forward_sequence refuses wrong ranks, features, dtype
   Generator gen(8);
   auto shared = std::make_shared<Dense>(4, 3, "tanh", true, Dtype::f32, gen);
   Dense& d = *shared;
-  CHECK(contains(message_of<ShapeError>([&] { (void)d.forward_sequence(random({4, 2}, gen)); }), "Dense(4 => 3, tanh)"));
+  CHECK(contains(message_of<ShapeError>([&] {
+                   (void)d.forward_sequence(random({4, 2}, gen));
+                 }),
+                 "Dense(4 => 3, tanh)"));
   CHECK(contains(message_of<ShapeError>([&] { (void)d.forward_sequence(random({2, 5, 2}, gen)); }), "(2, 5, 2)"));
   CHECK(contains(message_of<ShapeError>([&] { (void)d.forward_sequence(random({2, 4, 0}, gen)); }), "batch 0"));
-  CHECK(contains(message_of<DtypeError>([&] { (void)d.forward_sequence(random({2, 4, 2}, gen, Dtype::f64)); }),
+  CHECK(contains(message_of<DtypeError>([&] {
+                   (void)d.forward_sequence(random({2, 4, 2}, gen, Dtype::f64));
+                 }),
                  "Dense(4 => 3, tanh)"));
   CHECK_THROWS_AS((void)d.forward_sequence(Tensor()), TapeError);
   // Zero steps: refused as TimeDistributed and run_sequence refuse an empty sequence.
-  CHECK(contains(message_of<ValueError>([&] { (void)d.forward_sequence(random({0, 4, 2}, gen)); }), "Dense(4 => 3, tanh)"));
+  CHECK(contains(message_of<ValueError>([&] {
+                   (void)d.forward_sequence(random({0, 4, 2}, gen));
+                 }),
+                 "Dense(4 => 3, tanh)"));
   TimeDistributed td(shared);
   CHECK(contains(message_of<ValueError>([&] { (void)td(random({0, 4, 2}, gen)); }), "TimeDistributed"));
   CHECK(contains(message_of<ShapeError>([&] { (void)td(random({2, 5, 2}, gen)); }), "Dense(4 => 3, tanh)"));
   CHECK(contains(message_of<DtypeError>([&] { (void)td(random({2, 4, 2}, gen, Dtype::f64)); }), "Dense(4 => 3, tanh)"));
 }
 
-TEST_CASE("hostile: TimeDistributed(Dense) equals the Dense at every step, values and gradients, float64, threads 1 to 3") {
+TEST_CASE(
+    "hostile: TimeDistributed(Dense) equals the Dense at every step, values and gradients, float64, threads 1 to 3") {
   ThreadCountGuard threads;
   Generator gen(9);
   const Dtype f64 = Dtype::f64;
@@ -331,7 +364,8 @@ TEST_CASE("hostile: step_projected refuses wrong projections and states, naming 
   // Rows: an RNN's projection to the LSTM, a wrong rank, a vector with first ≠ 0, a state's batch wider.
   CHECK(contains(message_of<ShapeError>([&] { (void)lstm.step_projected(random({4, 2}, gen), 0, sl); }), L));
   CHECK(contains(message_of<ShapeError>([&] { (void)lstm.step_projected(random({16, 2, 1}, gen), 0, sl); }), L));
-  CHECK(contains(message_of<ShapeError>([&] { (void)rnn.step_projected(random({4}, gen), 1, rnn.initial_state(0)); }), R));
+  CHECK(contains(message_of<ShapeError>([&] { (void)rnn.step_projected(random({4}, gen), 1, rnn.initial_state(0)); }),
+                 R));
   CHECK(contains(message_of<ShapeError>([&] { (void)rnn.step_projected(random({4, 1}, gen), 0, sr); }), R));
   // Dtypes of the projection and of the state.
   CHECK(contains(message_of<DtypeError>([&] { (void)rnn.step_projected(random({4, 2}, gen, Dtype::f64), 0, sr); }), R));
@@ -342,16 +376,23 @@ TEST_CASE("hostile: step_projected refuses wrong projections and states, naming 
   // The state: none, too many, of the wrong shape, undefined.
   CHECK(contains(message_of<ValueError>([&] { (void)lstm.step_projected(random({16, 2}, gen), 0, {}); }), L));
   CHECK(contains(message_of<ValueError>([&] { (void)rnn.step_projected(random({4, 2}, gen), 0, {sr[0], sr[0]}); }), R));
-  CHECK(contains(message_of<ShapeError>([&] { (void)lstm.step_projected(random({16, 2}, gen), 0, {sl[0], random({4, 3}, gen)}); }),
+  CHECK(contains(message_of<ShapeError>([&] {
+                   (void)lstm.step_projected(random({16, 2}, gen), 0, {sl[0], random({4, 3}, gen)});
+                 }),
                  L));
-  CHECK(contains(message_of<ShapeError>([&] { (void)rnn.step_projected(random({4, 2}, gen), 0, {random({1, 2}, gen)}); }), R));
+  CHECK(contains(message_of<ShapeError>([&] {
+                   (void)rnn.step_projected(random({4, 2}, gen), 0, {random({1, 2}, gen)});
+                 }),
+                 R));
   CHECK_THROWS_AS((void)rnn.step_projected(random({4, 2}, gen), 0, {Tensor()}), TapeError);
   CHECK_THROWS_AS((void)lstm.step_projected(random({16, 2}, gen), 0, {sl[0], Tensor()}), TapeError);
   CHECK_THROWS_AS((void)rnn.step_projected(Tensor(), 0, sr), TapeError);
   // A cell that does not split its step says so.
   GRUCell gru(3, 4, {}, gen);
   CHECK(contains(message_of<ValueError>([&] { (void)gru.project_input({random({3, 2}, gen)}); }), "GRUCell"));
-  CHECK(contains(message_of<ValueError>([&] { (void)gru.step_projected(random({12, 2}, gen), 0, gru.initial_state(2)); }),
+  CHECK(contains(message_of<ValueError>([&] {
+                   (void)gru.step_projected(random({12, 2}, gen), 0, gru.initial_state(2));
+                 }),
                  "GRUCell"));
 }
 
@@ -376,14 +417,18 @@ TEST_CASE("hostile: project_input refuses no steps, mixed dtypes, wrong features
   CHECK(worst(n1[1].to_vector(), n2[1].to_vector(), 1e-6, 1e-6) <= 1);
 }
 
-TEST_CASE("hostile: step_projected on a projection that takes a gradient equals step(), values and gradients (float64)") {
+TEST_CASE(
+    "hostile: step_projected on a projection that takes a gradient equals step(), values and gradients (float64)") {
   Generator gen(13);
   for (bool lstm_cell : {true, false}) {
     CAPTURE(lstm_cell);
-    std::shared_ptr<Cell> cell = lstm_cell ? std::shared_ptr<Cell>(std::make_shared<LSTMCell>(3, 4, LSTMOptions{.dtype = Dtype::f64}, gen))
-                                           : std::shared_ptr<Cell>(std::make_shared<RNNCell>(3, 4, "tanh", CellOptions{.dtype = Dtype::f64}, gen));
+    std::shared_ptr<Cell> cell =
+        lstm_cell
+            ? std::shared_ptr<Cell>(std::make_shared<LSTMCell>(3, 4, LSTMOptions{.dtype = Dtype::f64}, gen))
+            : std::shared_ptr<Cell>(std::make_shared<RNNCell>(3, 4, "tanh", CellOptions{.dtype = Dtype::f64}, gen));
     const std::size_t B = 3;
-    Tensor x0 = random({3, B}, gen, Dtype::f64).set_requires_grad(), x1 = random({3, B}, gen, Dtype::f64).set_requires_grad();
+    Tensor x0 = random({3, B}, gen, Dtype::f64).set_requires_grad(),
+           x1 = random({3, B}, gen, Dtype::f64).set_requires_grad();
     State s0 = cell->initial_state(B);
     for (Tensor& t : s0) t = random(t.shape(), gen, Dtype::f64).set_requires_grad();
     const Tensor w_out = random({4, B}, gen, Dtype::f64);
@@ -442,7 +487,9 @@ std::vector<double> recurrent_run(Recurrent& r, Tensor& x, const Tensor& mask, c
 
 }  // namespace
 
-TEST_CASE("hostile: Recurrent's fast paths (hoisted projection, packed weights, 1 to 3 threads, both directions at once) equal the slow one") {
+TEST_CASE(
+    "hostile: Recurrent's fast paths (hoisted projection, packed weights, 1 to 3 threads, both directions at once) "
+    "equal the slow one") {
   ThreadCountGuard threads;
   PackedGuard packed;
   // Hidden 32: W_hh (128, 32) is kPackMinWeight, batch 16 is the packed kernel's narrowest; inputs 32
@@ -454,7 +501,7 @@ TEST_CASE("hostile: Recurrent's fast paths (hoisted projection, packed weights, 
       for (bool bidir : {false, true})
         for (bool masked : {false, true}) {
           const std::string dtype = dtype_name(dt);
-      CAPTURE(dtype);
+          CAPTURE(dtype);
           CAPTURE(lstm);
           CAPTURE(bidir);
           CAPTURE(masked);
@@ -474,7 +521,8 @@ TEST_CASE("hostile: Recurrent's fast paths (hoisted projection, packed weights, 
             const std::uint64_t before = kernels::packed_products();
             std::vector<double> out = recurrent_run(r, x, mask, w_out);
             // The packed kernel did run where it should (else this would compare the slow path to itself).
-            if (pack && dt == Dtype::f32 && kernels::packed_kernel_available()) CHECK(kernels::packed_products() > before);
+            if (pack && dt == Dtype::f32 && kernels::packed_kernel_available())
+              CHECK(kernels::packed_products() > before);
             if (!pack) CHECK(kernels::packed_products() == before);
             return out;
           };
@@ -504,9 +552,9 @@ TEST_CASE("hostile: a NaN in one column of one step stays in that column, throug
     set_num_threads(n);
     NoGradGuard no_grad;
     Tensor x = random({T, F, B}, gen);
-    x.data<float>()[(1 * F + 5) * B + 7] = NAN;           // step 1, feature 5, column 7
-    x.data<float>()[(2 * F + 0) * B + 11] = INFINITY;     // step 2, feature 0, column 11
-    const std::vector<double> y = r(x).to_vector();       // (T, H, B)
+    x.data<float>()[(1 * F + 5) * B + 7] = NAN;        // step 1, feature 5, column 7
+    x.data<float>()[(2 * F + 0) * B + 11] = INFINITY;  // step 2, feature 0, column 11
+    const std::vector<double> y = r(x).to_vector();    // (T, H, B)
     for (std::size_t t = 0; t < T; ++t)
       for (std::size_t i = 0; i < H; ++i)
         for (std::size_t b = 0; b < B; ++b) {
@@ -540,7 +588,8 @@ TEST_CASE("hostile: set_num_threads refuses 0, negatives and past kMaxThreads, a
   CHECK(tanh(a).to_vector() == want);
 }
 
-TEST_CASE("hostile: set_num_threads from inside a running parallel loop, and from several threads at once while ops run") {
+TEST_CASE(
+    "hostile: set_num_threads from inside a running parallel loop, and from several threads at once while ops run") {
   ThreadCountGuard threads;
   set_num_threads(3);
   // Inside a chunk (on a worker or the caller): the loop still covers its range once, the next one
@@ -553,7 +602,8 @@ TEST_CASE("hostile: set_num_threads from inside a running parallel loop, and fro
   for (std::size_t i = 0; i < hits.size(); ++i) REQUIRE(hits[i].load() == 1);
   CHECK(get_num_threads() == 2);
   Generator gen(23);
-  const Tensor a = random({200000}, gen), W = random({300, 200}, gen, Dtype::f64), x = random({200, 300}, gen, Dtype::f64);
+  const Tensor a = random({200000}, gen), W = random({300, 200}, gen, Dtype::f64),
+               x = random({200, 300}, gen, Dtype::f64);
   const std::vector<double> want = sigmoid(a).to_vector(), want_mm = matmul(W, x).to_vector();
   // Three threads change the count while two others run split ops: every result right, no hang.
   std::atomic<bool> stop{false};
@@ -635,7 +685,9 @@ TEST_CASE("hostile: several user threads, each with its own tape and model, trai
 
 // ---- non-finite values through the vector kernels, sums and Adam ----
 
-TEST_CASE("hostile: the vector tanh, sigmoid and exp (and their gradients) give the C library's specials in every lane, split or not") {
+TEST_CASE(
+    "hostile: the vector tanh, sigmoid and exp (and their gradients) give the C library's specials in every lane, "
+    "split or not") {
   ThreadCountGuard threads;
   const double inf = INFINITY, nan = NAN;
   // (Not 88.4–88.72 in float32 nor 709.44–709.78 in float64: there exp is finite but xsimd's exp,
@@ -720,7 +772,9 @@ TEST_CASE("hostile: sums over axes and index_add with repeats give NaN and inf w
                            std::numeric_limits<std::int64_t>::max()}) {
     CAPTURE(bad);
     CHECK(contains(message_of<ValueError>([&] { (void)index_select(x, 0, {0, bad}); }), "index_select"));
-    CHECK(contains(message_of<ValueError>([&] { (void)index_add(random({2, C}, gen, Dtype::f64), {R, C}, 0, {0, bad}); }),
+    CHECK(contains(message_of<ValueError>([&] {
+                     (void)index_add(random({2, C}, gen, Dtype::f64), {R, C}, 0, {0, bad});
+                   }),
                    "index_add"));
   }
   CHECK(index_select(x, 1, {}).shape() == Shape{R, 0});
@@ -761,7 +815,8 @@ TEST_CASE("hostile: Adam's vector update equals its formula elementwise on odd s
             v[i] = b2 * v[i] + (1 - b2) * gi * gi;
             vmax[i] = std::max(vmax[i], v[i]);
             if (std::isnan(v[i])) vmax[i] = NAN;
-            const double mh = m[i] / (1 - std::pow(b1, step)), vh = (amsgrad ? vmax[i] : v[i]) / (1 - std::pow(b2, step));
+            const double mh = m[i] / (1 - std::pow(b1, step)),
+                         vh = (amsgrad ? vmax[i] : v[i]) / (1 - std::pow(b2, step));
             P[i] -= lr * mh / (std::sqrt(vh) + eps);
           }
         }
@@ -774,7 +829,8 @@ TEST_CASE("hostile: Adam's vector update equals its formula elementwise on odd s
 
 // ---- run_sequence's hoisted projection against bad steps ----
 
-TEST_CASE("hostile: a sequence with a step of another dtype is refused naming the cell, hoisted or not, at 1 and 2 threads") {
+TEST_CASE(
+    "hostile: a sequence with a step of another dtype is refused naming the cell, hoisted or not, at 1 and 2 threads") {
   ThreadCountGuard threads;
   Generator gen(40);
   for (bool hoist : {false, true})
@@ -811,8 +867,8 @@ TEST_CASE("hostile: blas_info reports the thread count and packed setting as set
     ts.emplace_back([&] {
       for (int k = 0; k < 50; ++k) {
         const BlasInfo info = blas_info();
-        if (info.threads != 3 || info.packed || info.library != "OpenBLAS" ||
-            !contains(info.str(), "threads=3") || (info.generic && info.narrow))
+        if (info.threads != 3 || info.packed || info.library != "OpenBLAS" || !contains(info.str(), "threads=3") ||
+            (info.generic && info.narrow))
           wrong.fetch_add(1);
       }
     });
@@ -824,4 +880,28 @@ TEST_CASE("hostile: blas_info reports the thread count and packed setting as set
   const BlasInfo info = blas_info();
   CHECK((info.generic || info.narrow) == !info.suggested_coretype.empty());
   if (info.generic || info.narrow) CHECK(contains(info.str(), "fix=OPENBLAS_CORETYPE=" + info.suggested_coretype));
+}
+
+// ---- packed products on a weight that is a view ----
+
+TEST_CASE("hostile: a packed weight that is a view of a bigger tensor (rows of it, or reshaped) multiplies as its copy") {
+  PackedGuard packed;
+  set_packed_weights(true);
+  Generator gen(60);
+  const Tensor big = random({200, 64}, gen), x = random({64, 40}, gen);
+  // Rows 50..150 of big: a view at an offset into its storage; and big reshaped to (100, 128) (a view too).
+  const Tensor rows = slice(big, 0, 50, 150), wide = reshape(big, {100, 128}), x2 = random({128, 40}, gen);
+  REQUIRE(rows.is_view());
+  REQUIRE(wide.is_view());
+  for (const auto& [w, in] : {std::pair{rows, x}, std::pair{wide, x2}}) {
+    const std::vector<double> want = matmul(w.clone(), in).to_vector();  // outside a scope: OpenBLAS
+    const std::uint64_t before = kernels::packed_products();
+    std::vector<double> got;
+    {
+      const kernels::PackScope scope;
+      for (int i = 0; i < 3; ++i) got = matmul(w, in).to_vector();  // packed from the second use
+    }
+    if (kernels::packed_kernel_available()) CHECK(kernels::packed_products() - before == 2);
+    CHECK(worst(got, want, 1e-5, 1e-5) <= 1);
+  }
 }
