@@ -1,5 +1,6 @@
 #include "tensor.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <ostream>
@@ -11,6 +12,13 @@
 namespace rwd {
 
 namespace detail {
+
+namespace {
+std::atomic<std::uint64_t> g_user_writes{0};
+}  // namespace
+
+std::uint64_t user_writes() { return g_user_writes.load(std::memory_order_relaxed); }
+void note_user_write() { g_user_writes.fetch_add(1, std::memory_order_relaxed); }
 
 [[gnu::noinline]] void check_alive(const TensorImpl& impl, const char* op) {
   if (impl.dropped && !impl.released)
@@ -79,9 +87,15 @@ detail::TensorImpl& Tensor::impl() const {
 
 // ---- factories ----
 
+namespace {
+void fill_values(detail::TensorImpl& impl, double value) {
+  std::visit([&](auto& a) { a.fill(static_cast<typename std::decay_t<decltype(a)>::value_type>(value)); }, impl.value);
+}
+}  // namespace
+
 Tensor Tensor::full(const Shape& shape, double value, Dtype dtype) {
   Tensor t = detail::empty_tensor(shape, dtype);
-  t.fill(value);
+  fill_values(t.impl(), value);  // a new tensor: not a user's write (detail::user_writes)
   return t;
 }
 Tensor Tensor::zeros(const Shape& shape, Dtype dtype) { return full(shape, 0.0, dtype); }
@@ -96,7 +110,7 @@ static Tensor from_values(const V& values, const Shape& shape, Dtype dtype) {
   Tensor t = detail::empty_tensor(shape, dtype);
   detail::visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    std::copy(values.begin(), values.end(), t.data<T>());
+    std::copy(values.begin(), values.end(), detail::data_mut<T>(t, "from_vector"));
   });
   return t;
 }
@@ -114,7 +128,7 @@ Tensor Tensor::arange(std::size_t n, Dtype dtype) {
   Tensor t = detail::empty_tensor(Shape{n}, dtype);  // the shape checked before anything is allocated
   detail::visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    T* p = t.data<T>();
+    T* p = detail::data_mut<T>(t, "arange");
     for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<T>(i);
   });
   return t;
@@ -127,7 +141,7 @@ Tensor Tensor::linspace(double start, double stop, std::size_t n, Dtype dtype) {
   Tensor t = detail::empty_tensor(Shape{n}, dtype);
   detail::visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    T* p = t.data<T>();
+    T* p = detail::data_mut<T>(t, "linspace");
     const T a = static_cast<T>(start), b = static_cast<T>(stop);
     if (n == 1) p[0] = a;
     if (n < 2) return;
@@ -144,7 +158,7 @@ static Tensor generate(const Shape& shape, Dtype dtype, Draw draw) {
   Tensor t = detail::empty_tensor(shape, dtype);
   detail::visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    T* p = t.data<T>();
+    T* p = detail::data_mut<T>(t, "random");
     for (std::size_t i = 0, n = shape.numel(); i < n; ++i) p[i] = static_cast<T>(draw());
   });
   return t;
@@ -225,7 +239,9 @@ double Tensor::at(std::initializer_list<std::size_t> index) const {
 
 template <class T>
 T* Tensor::data() {
-  return detail::data_mut<T>(*this, "data");
+  T* p = detail::data_mut<T>(*this, "data");
+  detail::note_user_write();
+  return p;
 }
 template <class T>
 const T* Tensor::data() const {
@@ -241,6 +257,7 @@ void Tensor::assign(const Tensor& src) {
     throw_shape_error("assign", {{"target", shape()}, {"source", src.shape()}}, "shapes must be equal");
   value_of(*this, "assign");
   value_of(src, "assign");
+  detail::note_user_write();
   std::visit(
       [&](auto& dst) {
         // (Same dtype: std::copy is a memmove, right also for two overlapping views of one storage.)
@@ -251,8 +268,8 @@ void Tensor::assign(const Tensor& src) {
 
 void Tensor::fill(double value) {
   value_of(*this, "fill");
-  std::visit([&](auto& a) { a.fill(static_cast<typename std::decay_t<decltype(a)>::value_type>(value)); },
-             impl().value);
+  detail::note_user_write();
+  fill_values(impl(), value);
 }
 
 // ---- autograd ----

@@ -21,6 +21,7 @@ namespace {
 struct Entry {
   std::shared_ptr<detail::TensorImpl> leaf;  // held: its address is not reused while the scope lives
   const float* data;                         // where its values were when packed
+  std::uint64_t writes;                      // detail::user_writes() when packed
   bool ta;
   int uses = 0;
   Tensor packed;  // ⌈m / kPackRows⌉·kPackRows·k values (packed.hpp); from this thread's buffer cache
@@ -69,12 +70,16 @@ bool packed_product(const Tensor& a, bool ta, const float* b, std::size_t ldb, f
   Entry* e = nullptr;
   for (Entry& x : t_scopes.entries)
     if (x.leaf == impl && x.ta == ta) e = &x;
-  if (!e) e = &t_scopes.entries.emplace_back(Entry{impl, data, ta, 0, Tensor()});
+  if (!e) e = &t_scopes.entries.emplace_back(Entry{impl, data, 0, ta, 0, Tensor()});
   if (++e->uses < 2) return false;  // a one-off product is not worth the packing
   const std::size_t panels = (m + kPackRows - 1) / kPackRows;
-  if (!e->packed.defined() || e->data != data) {
+  // Packed again when the weight may have been written since (a user's write anywhere, in place: a
+  // custom cell scaling its matrix between steps) or its values moved.
+  const std::uint64_t writes = detail::user_writes();
+  if (!e->packed.defined() || e->data != data || e->writes != writes) {
     e->packed = detail::empty_tensor(Shape{panels * kPackRows * k}, Dtype::f32);
     e->data = data;
+    e->writes = writes;
     // a is (m × k), or (k × m) read transposed; its row stride is its last dimension.
     avx512::pack(data, ta ? m : k, ta, m, k, detail::data_mut<float>(e->packed, "matmul"));
   }

@@ -15,8 +15,11 @@
 // When it applies (packed_product): a float32 left operand of at least kPackMinWeight elements that is
 // a leaf — not recorded on a tape: a parameter, stable for the scope's life — used a second time in
 // the scope (a one-off product goes to OpenBLAS as before), the right operand not transposed and at
-// least 16 columns wide, rewind's packed
-// products on (rwd::set_packed_weights, core/blas.hpp) and AVX-512F on this CPU. Split across the
+// least 16 columns wide, rewind's packed products on (rwd::set_packed_weights, core/blas.hpp) and
+// AVX-512F on this CPU. A copy is made again when a user's code has written any tensor's values since
+// (detail::user_writes: Tensor::data() non-const, assign, fill), so a weight changed in place inside a
+// sequence — a custom cell scaling its matrix between steps — is multiplied by its new values; only a
+// write through a pointer taken before the scope began goes unseen. Split across the
 // pool by panels; each element of the result is one sum over the inner dimension in order, so the
 // bits are the same at every thread count (OpenBLAS's differ within float rounding: blocks of the inner
 // dimension, small-matrix kernels).

@@ -42,6 +42,21 @@ void binary_t(Binary op, const T* a, const T* b, T* out, std::size_t n) {
   }
 }
 
+// eˣ wherever it is finite or subnormal. xsimd's exp gives inf above 88.38 in float32 and 709.44 in
+// float64, short of ln(max) (88.72, 709.78), and 0 below −88.38 and −708.40, above ln(min subnormal)
+// (−103.3, −744.4): in those bands eˣ = (e^(x/2))², x/2 exact and e^(x/2) within xsimd's accuracy
+// (so about twice its error there), overflowing to inf, or rounding to a subnormal or 0, as eˣ does.
+// Lanes with |x| > 87 (float32) or 708 (float64) take it; a batch with none (all but the rarest)
+// pays one compare.
+template <class B>
+B exp_full(B v) {
+  using T = typename B::value_type;
+  const auto wide = xsimd::abs(v) > B(T(sizeof(T) == 4 ? 87 : 708));
+  if (xsimd::none(wide)) return xsimd::exp(v);
+  const B r = xsimd::exp(xsimd::select(wide, v * B(T(0.5)), v));
+  return xsimd::select(wide, r * r, r);
+}
+
 template <class T>
 void unary_t(Unary op, const T* x, T* y, std::size_t n) {
   using B = xsimd::batch<T, Arch>;
@@ -56,8 +71,8 @@ void unary_t(Unary op, const T* x, T* y, std::size_t n) {
   };
   switch (op) {
     case Unary::tanh: return go([](B v) { return xsimd::tanh(v); });
-    case Unary::sigmoid: return go([](B v) { return B(T(1)) / (B(T(1)) + xsimd::exp(-v)); });
-    case Unary::exp: return go([](B v) { return xsimd::exp(v); });
+    case Unary::sigmoid: return go([](B v) { return B(T(1)) / (B(T(1)) + exp_full(-v)); });
+    case Unary::exp: return go([](B v) { return exp_full(v); });
   }
 }
 

@@ -202,6 +202,83 @@ TEST_CASE("packed: a weight changed between two scopes is packed again") {
   CHECK(first != second);
 }
 
+TEST_CASE("packed: a weight written in place inside a scope is packed again (data(), fill, assign, a cell scaling its matrix)") {
+  if (!kernels::packed_kernel_available()) {
+    MESSAGE("no AVX-512F: the packed kernel does not run here");
+    return;
+  }
+  PackedGuard guard;
+  set_packed_weights(true);
+  Generator gen(12);
+  Tensor w = random({96, 64}, gen);
+  const Tensor x = random({64, 32}, gen);
+  const std::vector<double> before = matmul(w, x).to_vector();
+  const Tensor w2 = random({96, 64}, gen);
+  std::vector<std::vector<double>> got;
+  {
+    const kernels::PackScope scope;
+    (void)matmul(w, x);
+    const std::uint64_t packed0 = kernels::packed_products();
+    got.push_back(matmul(w, x).to_vector());  // packed: w's values as they are
+    CHECK(kernels::packed_products() == packed0 + 1);
+    w.data<float>()[5] = 3.0f;  // written through data()
+    got.push_back(matmul(w, x).to_vector());
+    w.fill(0.25);
+    got.push_back(matmul(w, x).to_vector());
+    w.assign(w2);
+    got.push_back(matmul(w, x).to_vector());
+    CHECK(kernels::packed_products() == packed0 + 4);
+  }
+  // The same writes replayed outside a scope (OpenBLAS, never packed), on a copy of w's start.
+  std::vector<std::vector<double>> want;
+  {
+    Generator g2(12);
+    Tensor u = random({96, 64}, g2);
+    want.push_back(matmul(u, x).to_vector());
+    u.data<float>()[5] = 3.0f;
+    want.push_back(matmul(u, x).to_vector());
+    u.fill(0.25);
+    want.push_back(matmul(u, x).to_vector());
+    u.assign(w2);
+    want.push_back(matmul(u, x).to_vector());
+  }
+  CHECK(want[0] == before);
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(got[i].size() == want[i].size());
+    for (std::size_t j = 0; j < want[i].size(); ++j) CHECK(got[i][j] == doctest::Approx(want[i][j]).epsilon(1e-5));
+  }
+
+  // A custom cell whose constant matrix (not a parameter) is scaled in place after every step, inside
+  // run_sequence's scope: the packed run must see each step's values, as the unpacked one does.
+  struct Scaling : Cell {
+    Tensor A;
+    explicit Scaling(Generator& g) : A(Tensor::uniform({64, 64}, -0.2, 0.2, g)) {}
+    std::pair<Tensor, State> step(const Tensor& x, const State& s) override {
+      Tensor h = tanh(matmul(A, s[0]) + x);
+      float* a = A.data<float>();
+      for (std::size_t i = 0; i < A.numel(); ++i) a[i] *= 1.5f;
+      return {h, {h}};
+    }
+    State initial_state(std::size_t batch) const override { return {Tensor::ones({64, batch})}; }
+    std::size_t input_size() const override { return 64; }
+    std::size_t output_size() const override { return 64; }
+    std::string repr() const override { return "Scaling"; }
+  };
+  std::vector<std::vector<double>> last;
+  for (bool on : {true, false}) {
+    set_packed_weights(on);
+    Generator g3(13);
+    Scaling cell(g3);
+    const Tensor seq = Tensor::uniform({6, 64, 32}, -1, 1, g3);
+    const std::uint64_t packed0 = kernels::packed_products();
+    last.push_back(run_sequence(cell, seq).last.to_vector());
+    CHECK((kernels::packed_products() > packed0) == on);
+  }
+  REQUIRE(last[0].size() == last[1].size());
+  for (std::size_t j = 0; j < last[0].size(); ++j) CHECK(last[0][j] == doctest::Approx(last[1][j]).epsilon(1e-5));
+}
+
 TEST_CASE("packed: an LSTM's outputs and gradients with packed weights match OpenBLAS's, forward and backward") {
   PackedGuard guard;
   Generator gen(12);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -89,6 +90,14 @@ template <class T>
 T* data_mut(const Tensor& t, const char* op) {
   return array_mut<T>(t, op).data();
 }
+
+/// How many times a user's code has reached for tensor values to write (Tensor::data() non-const,
+/// assign, fill), on any thread, since the program started. A packed copy of a weight (kernels/packed.hpp)
+/// is made again when this has moved since it was made: a weight written in place inside a sequence is
+/// never multiplied by its old values. The library's own writes into the outputs it makes do not count.
+std::uint64_t user_writes();
+/// Counts one more (the three writers above call it).
+void note_user_write();
 
 /// The storage of `p`'s values, whatever its dtype.
 template <class F>
