@@ -273,8 +273,15 @@ void check_run(const Run& r) {
   loss.backward();
   const bool gathered = last_sweep_stats().products_deferred > 0;
   const bool packed_ran = kernels::packed_products() > packed_before;
-  // Paths that must not have run did not (whether they ran goes into the report).
+  // Each path ran where it applies, and not where it does not: a path that silently fell back proves nothing.
+  // Gathered: from 2 threads, dW_hh's per-step products (dG·hᵀ, inner dimension the batch) are past the tiny cut.
+  const std::size_t gates = c.kind == lstm ? 4 : c.kind == gru ? 3 : 1;
+  if (r.threads >= 2 && gates * c.hidden * c.hidden * B > 512 && T > 1)
+    CHECK_MESSAGE(gathered, label << ": no weight-gradient product was gathered");
   if (r.threads == 1) CHECK_MESSAGE(!gathered, label << ": products gathered at 1 thread");
+  // Packed: the float32-reference files' models have weights of ≥ 4096 elements and batches of ≥ 16.
+  if (dt == Dtype::f32 && r.packed && c.f32_ref && kernels::packed_kernel_available())
+    CHECK_MESSAGE(packed_ran, label << ": no product ran packed");
   if (dt == Dtype::f64 || !r.packed) CHECK_MESSAGE(!packed_ran, label << ": a product ran packed");
 
   const std::vector<double> grads_ref = c["grads"].to_vector();
