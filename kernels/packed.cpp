@@ -18,12 +18,22 @@ namespace rwd::kernels {
 namespace {
 
 // A leaf operand seen in the scope: how often, and its packed copy from the second use on.
+//
+// Whether a product runs packed depends only on the scope it runs in and those around it, never on a
+// scope that has ended: the uses are counted per level (uses[d − 1] at depth d; a nested scope counts
+// from zero), and a copy serves a first use only while the level that made it (`owner`) is open. So a
+// run_sequence makes the same choices, step by step, wherever it runs — in the forward, or re-run by a
+// checkpoint inside the backward sweep's scope after an earlier piece's re-run packed the weight
+// (which ran that piece's first step packed where the forward had run it on OpenBLAS: other bits, and
+// checkpoint refuses a re-run that differs from the first run). A copy whose level has ended stays as
+// a cache (no second packing of the same values) until the outermost scope ends.
 struct Entry {
   std::shared_ptr<detail::TensorImpl> leaf;  // held: its address is not reused while the scope lives
   const float* data;                         // where its values were when packed
   std::uint64_t writes;                      // detail::user_writes() when packed
   bool ta;
-  int uses = 0;
+  std::vector<int> uses;  // per open scope level, outermost first
+  int owner = 0;          // the level whose uses made `packed`; 0 when that level has ended (or none)
   Tensor packed;  // ⌈m / kPackRows⌉·kPackRows·k values (packed.hpp); from this thread's buffer cache
 };
 
@@ -48,7 +58,16 @@ bool cpu_has_avx512f() {
 PackScope::PackScope() { ++t_scopes.depth; }
 
 PackScope::~PackScope() {
-  if (--t_scopes.depth == 0) t_scopes.entries.clear();
+  const int depth = --t_scopes.depth;
+  if (depth == 0) {
+    t_scopes.entries.clear();
+    return;
+  }
+  // This level's counts go with it, and its copies serve no first use any more (kept as a cache).
+  for (Entry& e : t_scopes.entries) {
+    if (e.uses.size() > static_cast<std::size_t>(depth)) e.uses.resize(static_cast<std::size_t>(depth));
+    if (e.owner > depth) e.owner = 0;
+  }
 }
 
 bool packed_kernel_available() { return cpu_has_avx512f(); }
@@ -70,8 +89,11 @@ bool packed_product(const Tensor& a, bool ta, const float* b, std::size_t ldb, f
   Entry* e = nullptr;
   for (Entry& x : t_scopes.entries)
     if (x.leaf == impl && x.ta == ta) e = &x;
-  if (!e) e = &t_scopes.entries.emplace_back(Entry{impl, data, 0, ta, 0, Tensor()});
-  if (++e->uses < 2) return false;  // a one-off product is not worth the packing
+  if (!e) e = &t_scopes.entries.emplace_back(Entry{impl, data, 0, ta, {}, 0, Tensor()});
+  e->uses.resize(static_cast<std::size_t>(t_scopes.depth));  // levels opened since its last use: from zero
+  const bool serves = e->owner != 0;                         // made by this level or one around it
+  if (++e->uses.back() < 2 && !serves) return false;         // a one-off product is not worth the packing
+  if (!serves) e->owner = t_scopes.depth;
   const std::size_t panels = (m + kPackRows - 1) / kPackRows;
   // Packed again when the weight may have been written since (a user's write anywhere, in place: a
   // custom cell scaling its matrix between steps) or its values moved.

@@ -19,7 +19,10 @@
 // AVX-512F on this CPU. A copy is made again when a user's code has written any tensor's values since
 // (detail::user_writes: Tensor::data() non-const, assign, fill), so a weight changed in place inside a
 // sequence — a custom cell scaling its matrix between steps — is multiplied by its new values; only a
-// write through a pointer taken before the scope began goes unseen. Split across the
+// write through a pointer taken before the scope began goes unseen. Uses are counted per nested scope
+// and a copy serves a first use only while the scope that made it is open (kernels/packed.cpp), so a
+// sequence re-run inside another scope (a checkpoint's, in the backward sweep) makes the same choices,
+// step by step, as its first run. Split across the
 // pool by panels; each element of the result is one sum over the inner dimension in order, so the
 // bits are the same at every thread count (OpenBLAS's differ within float rounding: blocks of the inner
 // dimension, small-matrix kernels).

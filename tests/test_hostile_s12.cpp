@@ -396,7 +396,7 @@ TEST_CASE("hostile: step_projected refuses wrong projections and states, naming 
                  "GRUCell"));
 }
 
-TEST_CASE("hostile: project_input refuses no steps, mixed dtypes, wrong features; mixed batches give per-step blocks") {
+TEST_CASE("hostile: project_input refuses no steps, mixed dtypes, wrong features, and mixed batches give per-step blocks") {
   Generator gen(12);
   LSTMCell lstm(3, 4, {}, gen);
   CHECK_THROWS_AS((void)lstm.project_input({}), ValueError);
