@@ -12,6 +12,8 @@
 #include <string>
 
 #include "../autograd/tape.hpp"
+#include "../core/blas.hpp"
+#include "../core/threads.hpp"
 
 /// Runs `f`, which must throw an E, and returns the message; a failed check (and "") if it throws
 /// nothing or something else.
@@ -37,6 +39,18 @@ inline std::filesystem::path test_ref_dir() {
   return std::filesystem::path(__FILE__).parent_path() / "ref";
 #endif
 }
+
+/// Restores the thread count (rwd::set_num_threads) a test found, however it ends.
+struct ThreadCountGuard {
+  int before = rwd::get_num_threads();
+  ~ThreadCountGuard() { rwd::set_num_threads(before); }
+};
+
+/// Restores whether products may run packed (rwd::set_packed_weights), however the test ends.
+struct PackedGuard {
+  bool before = rwd::packed_weights();
+  ~PackedGuard() { rwd::set_packed_weights(before); }
+};
 
 /// For one scope, Tape::drop_unread frees unread values at any tape size (by default a tape under
 /// 1 MiB keeps them all): for tests that watch values dropped on small tapes.

@@ -26,16 +26,6 @@ namespace {
 
 constexpr std::size_t kHuge = std::numeric_limits<std::size_t>::max();
 
-struct ThreadCountGuard {
-  int before = get_num_threads();
-  ~ThreadCountGuard() { set_num_threads(before); }
-};
-
-struct PackedGuard {
-  bool before = packed_weights();
-  ~PackedGuard() { set_packed_weights(before); }
-};
-
 // Hoists run_sequence's input projection from `n` inputs × batch on, for one scope.
 struct HoistFrom {
   std::size_t old;

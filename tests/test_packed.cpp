@@ -20,15 +20,11 @@ using namespace rwd;
 
 namespace {
 
-struct ThreadCountGuard {
-  int before = get_num_threads();
-  ~ThreadCountGuard() { set_num_threads(before); }
-};
-
-struct PackedGuard {
-  bool before = packed_weights();
-  ~PackedGuard() { set_packed_weights(before); }
-};
+// Whether the packed kernel runs on this CPU (AVX-512F); says so when it does not.
+bool packed_kernel_here() {
+  if (!kernels::packed_kernel_available()) MESSAGE("no AVX-512F: the packed kernel does not run here");
+  return kernels::packed_kernel_available();
+}
 
 Tensor random(const Shape& s, Generator& gen, Dtype dtype = Dtype::f32) { return Tensor::uniform(s, -1, 1, gen, dtype); }
 
@@ -103,10 +99,7 @@ TEST_CASE("packed: the kernel against float64 on random shapes, both transposes,
 }
 
 TEST_CASE("packed: a split product gives the same bits at 1 to 4 threads") {
-  if (!kernels::packed_kernel_available()) {
-    MESSAGE("no AVX-512F: the packed kernel does not run here");
-    return;
-  }
+  if (!packed_kernel_here()) return;
   ThreadCountGuard threads;
   PackedGuard guard;
   set_packed_weights(true);
@@ -179,10 +172,7 @@ TEST_CASE("packed: not outside a scope, not on a first use, a recorded value, a 
 }
 
 TEST_CASE("packed: a weight changed between two scopes is packed again") {
-  if (!kernels::packed_kernel_available()) {
-    MESSAGE("no AVX-512F: the packed kernel does not run here");
-    return;
-  }
+  if (!packed_kernel_here()) return;
   PackedGuard guard;
   set_packed_weights(true);
   Generator gen(11);
@@ -203,10 +193,7 @@ TEST_CASE("packed: a weight changed between two scopes is packed again") {
 }
 
 TEST_CASE("packed: a weight written in place inside a scope is packed again (data(), fill, assign, a cell scaling its matrix)") {
-  if (!kernels::packed_kernel_available()) {
-    MESSAGE("no AVX-512F: the packed kernel does not run here");
-    return;
-  }
+  if (!packed_kernel_here()) return;
   PackedGuard guard;
   set_packed_weights(true);
   Generator gen(12);

@@ -38,12 +38,6 @@ using kernels::Unary;
 
 namespace {
 
-// Restores the thread count a test found.
-struct ThreadCountGuard {
-  int before = get_num_threads();
-  ~ThreadCountGuard() { set_num_threads(before); }
-};
-
 // A tensor's values as bytes: equal strings are equal bits.
 std::string bits(const Tensor& t) {
   if (t.dtype() == Dtype::f32) return std::string(reinterpret_cast<const char*>(t.data<float>()), t.numel() * 4);
