@@ -53,13 +53,15 @@ std::string suggested_coretype(const std::string& core, const CpuVectors& cpu) {
   return cpu.amd ? "Zen" : "Haswell";
 }
 
-void warn_if_generic_blas() {
-  static std::atomic<bool> done{false};
-  if (done.exchange(true)) return;
+namespace {
+std::atomic<bool> g_warning_checked{false};
+}  // namespace
+
+std::string blas_warning() {
   const char* quiet = std::getenv("REWIND_QUIET_BLAS");
-  if (quiet && *quiet && std::string(quiet) != "0") return;
+  if (quiet && *quiet && std::string(quiet) != "0") return "";
   const BlasInfo info = blas_info();
-  if (!info.generic && !info.narrow) return;
+  if (!info.generic && !info.narrow) return "";
   const char* set = std::getenv("OPENBLAS_CORETYPE");
   const std::string why =
       info.generic ? "its generic '" + info.core + "' kernels on this CPU (" + info.cpu +
@@ -70,10 +72,16 @@ void warn_if_generic_blas() {
   const std::string now = set ? std::string("; it is set to '") + set + "' now" +
                                     (info.generic ? ", which OpenBLAS reads as generic" : "")
                               : std::string();
-  std::fprintf(stderr,
-               "rewind: OpenBLAS runs %s. Start the program with OPENBLAS_CORETYPE=%s (export OPENBLAS_CORETYPE=%s)%s. "
-               "REWIND_QUIET_BLAS=1 silences this.\n",
-               why.c_str(), info.suggested_coretype.c_str(), info.suggested_coretype.c_str(), now.c_str());
+  return "rewind: OpenBLAS runs " + why + ". Start the program with OPENBLAS_CORETYPE=" + info.suggested_coretype +
+         " (export OPENBLAS_CORETYPE=" + info.suggested_coretype + ")" + now + ". REWIND_QUIET_BLAS=1 silences this.\n";
+}
+
+bool blas_warning_checked() { return g_warning_checked.load(std::memory_order_relaxed); }
+
+void warn_if_generic_blas() {
+  if (g_warning_checked.exchange(true)) return;
+  const std::string text = blas_warning();
+  if (!text.empty()) std::fputs(text.c_str(), stderr);
 }
 
 }  // namespace detail

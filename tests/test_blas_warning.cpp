@@ -3,7 +3,8 @@
 // (OpenBLAS's generic kernels) and REWIND_EXPECT_GENERIC=1, where the warning must appear, naming the
 // fix, and with OPENBLAS_CORETYPE=Haswell and REWIND_EXPECT_NARROW=1, where it must appear on a CPU
 // with AVX-512 and not on one with AVX2 only; in the ordinary run it appears exactly when blas_info()
-// says generic or narrow.
+// says generic or narrow — on stderr when this case runs the process's first product, else (a whole
+// binary's run: an earlier case's product warned) as the text the first product printed.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -15,6 +16,8 @@
 #include <string>
 
 #include <rewind.hpp>
+
+#include "core/detail/blas.hpp"
 
 using namespace rwd;
 
@@ -47,9 +50,17 @@ TEST_CASE("blas: the first product warns once, with the fix, when OpenBLAS runs 
   const BlasInfo info = blas_info();
   Generator gen(1);
   const Tensor a = Tensor::randn({40, 30}, gen), b = Tensor::randn({30, 20}, gen);  // past the tiny-loop cut
-  const std::string first = stderr_of([&] { (void)matmul(a, b); });
+  const bool earlier = detail::blas_warning_checked();  // a product before this case's (the whole binary)
+  std::string first = stderr_of([&] { (void)matmul(a, b); });
   const std::string second = stderr_of([&] { (void)matmul(a, b); });
   CHECK(second.empty());  // once per process
+  CHECK(detail::blas_warning_checked());
+  if (earlier) {
+    CHECK(first.empty());             // printed by that earlier product, not again
+    first = detail::blas_warning();   // what it printed
+  } else {
+    CHECK(first == detail::blas_warning());
+  }
   const char* expect = std::getenv("REWIND_EXPECT_GENERIC");
   if (expect && std::string(expect) == "1") {
     REQUIRE_MESSAGE(info.generic, "OPENBLAS_CORETYPE=Prescott should give generic kernels on this CPU: " << info.str());

@@ -24,8 +24,12 @@ CoreFit core_fit(const std::string& core, const CpuVectors& cpu);
 /// The OPENBLAS_CORETYPE that fits this CPU when `core` does not (generic or narrow), else "".
 std::string suggested_coretype(const std::string& core, const CpuVectors& cpu);
 
-/// Warns once per process on stderr when blas_info() is generic or narrow (unless REWIND_QUIET_BLAS
-/// is set). Called by the first matrix product.
+/// The warning for this process's BLAS — the kernels it runs, the CPU's, the OPENBLAS_CORETYPE that
+/// fits, one line ending in a newline — or "" when they fit or REWIND_QUIET_BLAS is set.
+std::string blas_warning();
+/// Warns once per process on stderr (blas_warning(), when not empty). Called by the first matrix product.
 void warn_if_generic_blas();
+/// Whether warn_if_generic_blas has run in this process (tests: a product ran before theirs).
+bool blas_warning_checked();
 
 }  // namespace rwd::detail
