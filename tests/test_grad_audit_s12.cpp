@@ -854,6 +854,35 @@ TEST_CASE("audit s12: .grad() accumulates over retained backward calls through e
   }
 }
 
+TEST_CASE("audit s12: grad() of a tensor listed twice among the inputs gives its gradient at both places") {
+  // As torch.autograd.grad(y, [x, x]): each listing gets dy/dx. (It used to come back only at the last
+  // listing: the first was "not reachable", and gradcheck of f(x, x) with x passed twice blamed the op.)
+  const Tensor x = Tensor::from_vector({1.0, -2.0, 0.5}, {3}, float64).set_requires_grad();
+  const Tensor W = Tensor::from_vector({1.0, 2.0, -1.0, 0.5, 3.0, 1.0}, {2, 3}, float64).set_requires_grad();
+  {
+    Tape tape;
+    const std::vector<Tensor> g = grad({sum(x * x * W)}, {x, W, x});
+    REQUIRE(g.size() == 3);
+    REQUIRE(g[0].defined());
+    REQUIRE(g[2].defined());
+    CHECK(g[0].to_vector() == g[2].to_vector());
+    CHECK(g[0].to_vector() == std::vector<double>{2 * 1.0 * 1.5, 2 * -2.0 * 5.0, 2 * 0.5 * 0.0});
+  }
+  {
+    Tape tape;  // create_graph: both listings differentiable
+    const std::vector<Tensor> g = grad({sum(x * x * x)}, {x, x}, {}, SweepOptions{.create_graph = true});
+    REQUIRE(g[0].defined());
+    REQUIRE(g[1].defined());
+    const std::vector<Tensor> h = grad({sum(g[0] + g[1])}, {x});
+    CHECK(h[0].to_vector() == std::vector<double>{12 * 1.0, 12 * -2.0, 12 * 0.5});
+  }
+  for (const Fn& f : {Fn([](const std::vector<Tensor>& v) { return v[0] * v[1]; }),
+                      Fn([](const std::vector<Tensor>& v) { return affine(v[0], v[1]); })}) {
+    const Tensor A = Tensor::from_vector({1.0, -2.0, 0.5, 0.25}, {2, 2}, float64).set_requires_grad();
+    check_fd("grad of a tensor listed twice", "f(A, A)", f, {A, A}, true);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The vector tanh, sigmoid, exp at this process's width (run with REWIND_NO_AVX512 / REWIND_NO_AVX2
 // for the others), their tails and the split points.
