@@ -22,6 +22,8 @@
 
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 #include "core/threads.hpp"
 #include "kernels/simd.hpp"
 
@@ -206,7 +208,7 @@ TEST_CASE("audit s12: affine(W, x, b), affine(W, x, b, base), affine(W, x, b, ba
 
 TEST_CASE("audit s12: affine with one tensor as two operands, and with views and permutes as operands") {
   Generator g(1202);
-  for (std::size_t m : {1, 2, 5}) {
+  for (std::size_t m : {1, 2, 5, 12}) {  // 12: dW's products are gathered at 2 threads
     CAPTURE(m);
     // affine(W, W, b): W square is both the matrix and the batch of columns.
     const std::vector<Tensor> in{leaf({m, m}, g), leaf({m}, g)};
@@ -881,6 +883,56 @@ TEST_CASE("audit s12: grad() of a tensor listed twice among the inputs gives its
     const Tensor A = Tensor::from_vector({1.0, -2.0, 0.5, 0.25}, {2, 2}, float64).set_requires_grad();
     check_fd("grad of a tensor listed twice", "f(A, A)", f, {A, A}, true);
   }
+}
+
+TEST_CASE("audit s12: a gradient penalty (create_graph, then a plain backward that gathers) and freed unread values") {
+  Generator g(1218);
+  const std::size_t H = 12, B = 6, steps = 5;
+  const std::vector<Tensor> in{leaf({H, H}, g, 0.3), leaf({H, 3}, g, 0.4), leaf({H}, g, 0.1)};
+  const Tensor xs = Tensor::randn({steps, 3, B}, g, float64);
+  // ‖∂L/∂W‖² + ‖∂L/∂U‖² of the recurrence: its gradient runs through the first sweep's recorded
+  // products, and backward() gathers the second sweep's products at 2 threads.
+  const Fn penalty = [&](const std::vector<Tensor>& v) {
+    EnableGradGuard recording;
+    const std::vector<Tensor> gr = grad({recurrence(v, xs, steps)}, {v[0], v[1]}, {}, SweepOptions{.create_graph = true});
+    return sum(gr[0] * gr[0]) + sum(gr[1] * gr[1]);
+  };
+  check_fd("gradient penalty", "‖∇L‖² of 5 steps", penalty, in, false);
+  // Values no backward reads freed before the sweep (at any tape size): the same gradients.
+  const std::vector<Tensor> kept = backward_grads([&](const std::vector<Tensor>& v) { return recurrence(v, xs, steps); }, in);
+  for (int threads : {1, 2}) {
+    Threads t(threads);
+    DropAtAnySize drop;
+    const std::vector<Tensor> dropped = backward_grads([&](const std::vector<Tensor>& v) { return recurrence(v, xs, steps); }, in);
+    for (std::size_t i = 0; i < in.size(); ++i) CHECK(rel_diff(dropped[i], kept[i]) < 1e-12);
+  }
+}
+
+TEST_CASE("audit s12: gathered products in every transpose case, into a weight and into an input used at every step") {
+  Generator g(1219);
+  const std::size_t steps = 20;
+  // P (16, 12) and Q (12, 16) leaves, x (12, 8) a leaf input read at every step; constants per step.
+  const std::vector<Tensor> in{leaf({16, 12}, g, 0.3), leaf({12, 16}, g, 0.3), leaf({12, 8}, g)};
+  std::vector<Tensor> X, Z;
+  for (std::size_t t = 0; t < steps; ++t) X.push_back(Tensor::randn({12, 8}, g, float64)), Z.push_back(Tensor::randn({8, 12}, g, float64));
+  const Fn f = [&](const std::vector<Tensor>& v) {
+    const Tensor &P = v[0], &Q = v[1], &x = v[2];
+    Tensor loss = Tensor::scalar(0.0, float64);
+    for (std::size_t t = 0; t < steps; ++t) {
+      const Tensor a = tanh(matmul(P, X[t] + x));               // dP: dC·(X + x)ᵀ; dx: Pᵀ·dC
+      const Tensor b = tanh(matmul(Q, X[t] * x, true, false));  // dQ: (X⊙x)·dCᵀ
+      const Tensor c = tanh(matmul(Z[t], P, false, true));      // dP: dCᵀ·Z
+      const Tensor d = tanh(matmul(X[t], P, true, true));       // dP: dCᵀ·Xᵀ
+      const Tensor e = tanh(affine(P, x, Tensor(), a));         // dx: Pᵀ·dy (an input's product)
+      loss = loss + sum(a * b) + sum(c * d * 0.5) + sum(e * weights(e.shape(), static_cast<std::uint32_t>(t)));
+    }
+    return loss;
+  };
+  check_fd("gathered products", "20 steps, every transpose case", f, in, false);
+  Threads t(2);
+  backward_grads(f, in);
+  CHECK(last_sweep_stats().products_deferred > 0);
+  CHECK(last_sweep_stats().batched_gemms > 0);
 }
 
 // ---------------------------------------------------------------------------------------------
