@@ -1014,6 +1014,45 @@ TEST_CASE("audit s12: pow and log at special values equal std::pow and std::log 
   CHECK(z.grad().to_vector() == std::vector<double>(20, 1.0));
 }
 
+TEST_CASE("audit s12: pow's gradients at a zero base follow PyTorch's rules (FunctionsManual.cpp pow_backward*)") {
+  // d/dx x⁰ = 0 everywhere (x⁰ ≡ 1), not 0·x⁻¹ = 0·inf = NaN at x = 0: pow_backward returns zeros for
+  // exponent 0, pow_backward_self masks exponent == 0; d/dp xᵖ = xᵖ·ln x is 0 where x = 0 and p ≥ 0
+  // (pow_backward_exponent), not 0·(−inf) = NaN — the finite differences there are 0 too.
+  const Tensor x = Tensor::from_vector({0.0, 0.0, 0.0, 2.0, 0.0}, {5}, float64).set_requires_grad();
+  const Tensor p = Tensor::from_vector({0.0, 1.0, 2.5, 0.0, -1.0}, {5}, float64).set_requires_grad();
+  {
+    Tape tape;
+    backward(sum(pow(x, 0.0)));
+    CHECK(x.grad().to_vector() == std::vector<double>(5, 0.0));
+    Tensor(x).zero_grad(true);
+  }
+  {
+    Tape tape;
+    backward(sum(pow(x, p)));
+    const std::vector<double> dx = x.grad().to_vector(), dp = p.grad().to_vector();
+    // dx: p·x^(p−1): 0 (p = 0), 1·0⁰ = 1, 2.5·0^1.5 = 0, 0 (p = 0), −1·0⁻² = −inf
+    CHECK(dx[0] == 0.0);
+    CHECK(dx[1] == 1.0);
+    CHECK(dx[2] == 0.0);
+    CHECK(dx[3] == 0.0);
+    CHECK(dx[4] == -std::numeric_limits<double>::infinity());
+    // dp: xᵖ·ln x: 0 at x = 0 with p ≥ 0, 2⁰·ln 2 at x = 2, and inf·(−inf) = −inf at 0⁻¹ (as PyTorch)
+    CHECK(dp[0] == 0.0);
+    CHECK(dp[1] == 0.0);
+    CHECK(dp[2] == 0.0);
+    CHECK(dp[3] == doctest::Approx(std::log(2.0)));
+    CHECK(dp[4] == -std::numeric_limits<double>::infinity());
+    Tensor(x).zero_grad(true);
+    Tensor(p).zero_grad(true);
+  }
+  // Away from 0 nothing changes: finite differences and second order, broadcast both ways.
+  Generator g(1220);
+  const std::vector<Tensor> in{Tensor::uniform({3, 4}, 0.5, 2, g, float64).set_requires_grad(),
+                               Tensor::uniform({4}, -1.5, 1.5, g, float64).set_requires_grad()};
+  check_fd("pow", "pow(x, p) broadcast", [](const std::vector<Tensor>& v) { return pow(v[0], v[1]) + pow(v[1] * v[1] + 0.5, v[0]); }, in, true);
+  check_fd("pow", "pow(x, 0) and pow(x, 1)", [](const std::vector<Tensor>& v) { return pow(v[0], 0.0) * v[0] + pow(v[0], 1.0); }, in, true);
+}
+
 TEST_CASE("audit s12: the largest discrepancies seen (printed with REWIND_AUDIT_PRINT=1)") {
   if (!std::getenv("REWIND_AUDIT_PRINT")) return;
   std::printf("SIMD level %d\n", kernels::simd::level());
