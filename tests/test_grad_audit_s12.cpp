@@ -1093,6 +1093,23 @@ TEST_CASE("audit s12: pow's gradients at a zero base follow PyTorch's rules (Fun
   check_fd("pow", "pow(x, 0) and pow(x, 1)", [](const std::vector<Tensor>& v) { return pow(v[0], 0.0) * v[0] + pow(v[0], 1.0); }, in, true);
 }
 
+TEST_CASE("audit s12: relu passes NaN on, in value and gradient, as PyTorch's relu and threshold_backward") {
+  // torch.relu(nan) is nan (clamp_min propagates it) and its gradient there is dy (threshold_backward:
+  // result ≤ 0 ? 0 : dy). relu(NaN) = 0 hid a diverged input from every check downstream.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor x = Tensor::from_vector({nan, -1.0, 2.0, 0.0, -0.0}, {5}, float64).set_requires_grad();
+  Tape tape;
+  const Tensor y = relu(x);
+  const std::vector<double> v = y.to_vector();
+  CHECK(std::isnan(v[0]));
+  CHECK(v[1] == 0.0);
+  CHECK(v[2] == 2.0);
+  CHECK(v[3] == 0.0);
+  CHECK(v[4] == 0.0);
+  backward(sum(y * Tensor::from_vector({3.0, 5.0, 7.0, 11.0, 13.0}, {5}, float64)), Tensor(), SweepOptions{.retain = true});
+  CHECK(x.grad().to_vector() == std::vector<double>{3.0, 0.0, 7.0, 0.0, 0.0});
+}
+
 TEST_CASE("audit s12: the largest discrepancies seen (printed with REWIND_AUDIT_PRINT=1)") {
   if (!std::getenv("REWIND_AUDIT_PRINT")) return;
   std::printf("SIMD level %d\n", kernels::simd::level());
