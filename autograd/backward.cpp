@@ -162,7 +162,8 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
   if (targets) {
     m_collect_only = true;
     m_target_grads.resize(targets->size());
-    for (std::size_t i = 0; i < targets->size(); ++i) m_target_index[(*targets)[i].impl_ptr().get()] = i;
+    // A tensor listed twice collects at its first listing; result() gives it at every one.
+    for (std::size_t i = 0; i < targets->size(); ++i) m_target_index.try_emplace((*targets)[i].impl_ptr().get(), i);
   }
 
   std::int64_t last = -1;
@@ -644,7 +645,13 @@ std::vector<Tensor> ReverseSweep::result() const {
   // backward(create_graph), they outlive the tape's next clear as constants.
   for (const Tensor& g : m_target_grads)
     if (g.defined() && g.impl().tape) g.keep_on_clear();
-  return m_target_grads;
+  // A target listed again takes its first listing's gradient (torch.autograd.grad(y, [x, x]) alike).
+  std::vector<Tensor> out = m_target_grads;
+  if (m_targets)
+    for (std::size_t i = 0; i < out.size() && i < m_targets->size(); ++i)
+      if (auto it = m_target_index.find((*m_targets)[i].impl_ptr().get()); it != m_target_index.end() && it->second != i)
+        out[i] = out[it->second];
+  return out;
 }
 
 void detail::sweep_into(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, bool retain,
