@@ -4,6 +4,7 @@
 // A, so the two compilations share no symbol (no inline function of one can stand in for the other's).
 #include <cmath>
 #include <cstddef>
+#include <limits>
 
 #include <xsimd/xsimd.hpp>
 
@@ -89,22 +90,58 @@ void backward_t(Backward op, const T* dy, const T* y, T* dx, std::size_t n) {
 }
 
 // ln x and xᵖ as xtensor's assignment ran them: whole batches by xsimd, the rest by the scalar std::
-// function (simd.hpp says why these keep xtensor's bits).
+// function (simd.hpp says why these keep xtensor's bits) — except the lanes where xsimd's batch
+// formulas are wrong, which take the std:: function too, so that no value depends on its lane: ln of a
+// subnormal x (log(1e-310) gave −746.5, not −713.8); xᵖ where x is 0, subnormal, infinite or NaN, or
+// p is 0, infinite or NaN (0⁰ and 0⁻¹ gave 0, inf⁰ and NaN⁰ NaN, 1^inf NaN, 1e-310¹ 0). A batch with
+// no such lane (all but the rarest) pays a compare or two.
+template <class B, class M, class F>
+B std_lanes(B r, const M& special, F exact) {
+  if (xsimd::none(special)) return r;
+  using T = typename B::value_type;
+  alignas(64) T e[B::size];
+  for (std::size_t i = 0; i < B::size; ++i) e[i] = exact(i);
+  return xsimd::select(special, B::load_aligned(e), r);
+}
+
 template <class T>
 void log_t(const T* x, T* y, std::size_t n) {
-  map1(x, y, n, [](auto v) { return xsimd::log(v); }, [](T v) { return std::log(v); });
+  using B = xsimd::batch<T, Arch>;
+  map1(x, y, n,
+       [](B v) {
+         const auto subnormal = v > B(T(0)) && v < B(std::numeric_limits<T>::min());
+         return std_lanes(xsimd::log(v), subnormal, [&](std::size_t i) { return std::log(v.get(i)); });
+       },
+       [](T v) { return std::log(v); });
+}
+
+// Where pow_t's batch formula is wrong (above): x not a normal number, or p 0 or not finite.
+template <class B>
+auto pow_special(B x, B p) {
+  using T = typename B::value_type;
+  return !(xsimd::abs(x) >= B(std::numeric_limits<T>::min()) && xsimd::abs(x) <= B(std::numeric_limits<T>::max())) ||
+         !(xsimd::abs(p) <= B(std::numeric_limits<T>::max())) || p == B(T(0));
 }
 
 template <class T>
 void pow_t(const T* x, T p, T* y, std::size_t n) {
   using B = xsimd::batch<T, Arch>;
   const B pb(p);
-  map1(x, y, n, [&](B v) { return xsimd::pow(v, pb); }, [p](T v) { return std::pow(v, p); });
+  map1(x, y, n,
+       [&](B v) {
+         return std_lanes(xsimd::pow(v, pb), pow_special(v, pb), [&](std::size_t i) { return std::pow(v.get(i), p); });
+       },
+       [p](T v) { return std::pow(v, p); });
 }
 
 template <class T>
 void pow_t(const T* x, const T* p, T* y, std::size_t n) {
-  map2(x, p, y, n, [](auto v, auto q) { return xsimd::pow(v, q); }, [](T v, T q) { return std::pow(v, q); });
+  using B = xsimd::batch<T, Arch>;
+  map2(x, p, y, n,
+       [](B v, B q) {
+         return std_lanes(xsimd::pow(v, q), pow_special(v, q), [&](std::size_t i) { return std::pow(v.get(i), q.get(i)); });
+       },
+       [](T v, T q) { return std::pow(v, q); });
 }
 
 }  // namespace rwd::kernels::simd::REWIND_SIMD_NS
