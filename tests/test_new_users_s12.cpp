@@ -139,3 +139,36 @@ TEST_CASE("new users: Chain, Recur and TimeDistributed refuse a named module (an
   Recur stepper(LSTMCell(2, 3));
   CHECK(Chain(std::move(stepper), std::move(per_step)).repr() == "Chain(Recur(LSTMCell(2 => 3)), TimeDistributed(Dense(3 => 1)))");
 }
+
+// A loss left unreduced (Reduction::none) reached fit's `loss.item()` and failed as "item: input (1, 4):
+// only a one-element tensor converts to a number", naming neither fit nor the batch; an undefined loss
+// said only "tensor: this tensor is undefined". (PyTorch: "grad can be implicitly created only for
+// scalar outputs".) Both are refused before anything runs backward, naming where and what.
+TEST_CASE("new users: fit and train_truncated name the batch or step whose loss is not one number") {
+  Dense d(2, 1, {}, true, float64);
+  SGD opt(d.parameters(), {.lr = 0.1});
+  const Tensor x = Tensor::ones({2, 4}, float64), y = Tensor::zeros({1, 4}, float64);
+  const std::vector<double> before = d.weight.to_vector();
+  auto unreduced = [&](std::size_t, std::size_t) { return mse_loss(d(x), y, {.reduction = Reduction::none}); };
+  CHECK_THROWS_WITH_AS(fit(opt, 2, unreduced, {.epochs = 1}),
+                       doctest::Contains("fit: epoch 1, batch 1: the loss is (1, 4)"), ShapeError);
+  CHECK_THROWS_WITH_AS(fit(opt, 2, [](std::size_t, std::size_t) { return Tensor(); }, {.epochs = 1}),
+                       doctest::Contains("fit: epoch 1, batch 1: the loss is undefined"), ValueError);
+  CHECK_THROWS_WITH_AS(train_truncated(d, opt, 3, [&](std::size_t) { return mse_loss(d(x), y, {.reduction = Reduction::none}); }),
+                       doctest::Contains("train_truncated: step 1: the loss is (1, 4)"), ShapeError);
+  CHECK(d.weight.to_vector() == before);  // nothing stepped
+}
+
+// clip_norm = −1 (a typo for 1) turned clipping off without a word: fit and train_truncated clip only
+// when clip_norm > 0, and clip_grad_norm itself, which refuses a negative max_norm, was never called.
+TEST_CASE("new users: fit and train_truncated refuse a negative or NaN clip_norm") {
+  Dense d(2, 1, {}, true, float64);
+  SGD opt(d.parameters(), {.lr = 0.1});
+  const Tensor x = Tensor::ones({2, 4}, float64), y = Tensor::zeros({1, 4}, float64);
+  auto batch = [&](std::size_t, std::size_t) { return mse_loss(d(x), y); };
+  CHECK_THROWS_WITH_AS(fit(opt, 1, batch, {.clip_norm = -1}), doctest::Contains("fit: clip_norm must be"), ValueError);
+  CHECK_THROWS_AS(fit(opt, 1, batch, {.clip_norm = std::nan("")}), ValueError);
+  CHECK_THROWS_WITH_AS(train_truncated(d, opt, 3, [&](std::size_t) { return mse_loss(d(x), y); }, {.clip_norm = -1}),
+                       doctest::Contains("train_truncated: clip_norm must be"), ValueError);
+  CHECK_NOTHROW(fit(opt, 1, batch, {.clip_norm = 0}));  // 0: no clipping, as documented
+}
