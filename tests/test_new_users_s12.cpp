@@ -172,3 +172,29 @@ TEST_CASE("new users: fit and train_truncated refuse a negative or NaN clip_norm
                        doctest::Contains("train_truncated: clip_norm must be"), ValueError);
   CHECK_NOTHROW(fit(opt, 1, batch, {.clip_norm = 0}));  // 0: no clipping, as documented
 }
+
+// TimeDistributed(Dense(5, 2)) given a (3, 4, 2) sequence said "Dense(5 => 2): input (4, 6): expected
+// (5, batch)": a shape the user never made, and no word of TimeDistributed or of the sequence.
+TEST_CASE("new users: a TimeDistributed layer that refuses the steps names the sequence it was given") {
+  TimeDistributed td(Dense(5, 2));
+  try {
+    td(Tensor::zeros({3, 4, 2}));
+    FAIL("no error");
+  } catch (const ShapeError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("TimeDistributed(Dense(5 => 2))") != std::string::npos);
+    CHECK(what.find("(3, 4, 2)") != std::string::npos);
+    CHECK(what.find("expected (5, batch)") != std::string::npos);  // the layer's own words stay
+  }
+  try {
+    td(Tensor::zeros({3, 5, 2}, float64));
+    FAIL("no error");
+  } catch (const DtypeError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("TimeDistributed(Dense(5 => 2))") != std::string::npos);
+    CHECK(what.find("(3, 5, 2)") != std::string::npos);
+  }
+  // A layer other than a plain Dense, refusing the steps laid side by side.
+  TimeDistributed chain(Chain(Dense(5, 3), "relu"));
+  CHECK_THROWS_WITH_AS(chain(Tensor::zeros({3, 4, 2})), doctest::Contains("sequence (3, 4, 2)"), ShapeError);
+}
