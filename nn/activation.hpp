@@ -9,7 +9,8 @@
 namespace rwd {
 
 /// A named function of one tensor. Built from a name — "identity", "tanh", "sigmoid", "relu",
-/// "softplus", "softmax" and "log_softmax" (over axis 0, the features) — or from a name and a function.
+/// "softplus", "softmax" and "log_softmax" (over the features: axis 0 of (features, batch), axis 1 of a
+/// (time, features, batch) sequence, as Keras' softmax normalises each step) — or from a name and a function.
 struct Activation {
   std::string name = "identity";           ///< shown in a layer's repr: `Dense(2 => 5, tanh)`
   std::function<Tensor(const Tensor&)> fn;  ///< the function; empty for the identity

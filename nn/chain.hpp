@@ -2,12 +2,23 @@
 #pragma once
 
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "activation.hpp"
 #include "module.hpp"
 
 namespace rwd {
+
+/// What a Chain holds: an activation ("relu", an Activation), a shared_ptr to a module (to keep a handle),
+/// or a module given by value — a temporary or std::move(layer). A named module (an lvalue) is refused
+/// here, at the call: modules cannot be copied, and a reference to it could dangle.
+template <class L>
+concept ChainLayer =
+    (std::is_convertible_v<L, Activation> && !std::is_base_of_v<Module, std::decay_t<L>>) ||
+    requires { typename std::decay_t<L>::element_type; } ||
+    // a module: a temporary or std::move(layer); for a handle, give it as a shared_ptr (make_shared)
+    (std::is_base_of_v<Module, std::decay_t<L>> && !std::is_lvalue_reference_v<L>);
 
 /// Applies its layers in order: `Chain(Dense(2, 5, "tanh"), Dense(5, 1))`. Layers are named "0",
 /// "1", … so parameters read "0.weight", like PyTorch's nn.Sequential. Takes layers by value,
@@ -16,6 +27,7 @@ class Chain : public Module {
  public:
   /// The layers in order: modules (by value or shared_ptr) or activations ("relu" becomes Act("relu")).
   template <class... Layers>
+    requires(ChainLayer<Layers> && ...)  // each: a module as a temporary, std::move(m) or shared_ptr; an activation
   explicit Chain(Layers&&... layers) {
     (push(wrap(std::forward<Layers>(layers))), ...);
   }

@@ -6,7 +6,8 @@
 namespace rwd {
 
 /// y = (x − mean) / √(var + eps) ⊙ weight + bias, with mean and (biased) variance taken over the
-/// features — axis 0 of a (features, batch) input, or the whole (features,) vector. weight starts at 1,
+/// features — axis 0 of a (features, batch) input, the whole (features,) vector, or axis 1 of a (time,
+/// features, batch) sequence (each step normalised on its own). weight starts at 1,
 /// bias at 0, both (features,) as in PyTorch's nn.LayerNorm (Ba et al. 2016).
 class LayerNorm : public Module {
  public:

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "cell.hpp"
@@ -28,8 +29,12 @@ class Recur : public Module {
  public:
   /// Shares `cell` (a handle kept outside sees the same parameters), registered as child "cell"; null is a ValueError.
   explicit Recur(std::shared_ptr<Cell> cell);
-  /// Takes a cell by value: `Recur(LSTMCell(2, 5))`.
-  template <class C, class = std::enable_if_t<std::is_base_of_v<Cell, std::decay_t<C>>>>
+  /// Takes a cell by value: `Recur(LSTMCell(2, 5))` (a temporary or std::move'd; a named cell, which
+  /// cannot be copied, is refused at the call).
+  template <class C>
+    requires(std::is_base_of_v<Cell, std::decay_t<C>> &&
+             // a temporary or std::move(cell): cells cannot be copied (to share one, pass a shared_ptr)
+             !std::is_lvalue_reference_v<C>)
   explicit Recur(C&& cell) : Recur(std::make_shared<std::decay_t<C>>(std::forward<C>(cell))) {}
 
   /// One step (2-D or 1-D x), or a whole (time, input, batch) sequence.

@@ -72,7 +72,7 @@ void Recurrent::build(std::vector<std::shared_ptr<Cell>> cells, Generator& gen) 
     m_layers.push_back(register_module(name, std::make_shared<Recur>(std::move(cells[i]))));
   }
   if (!(m_options.dropout >= 0.0 && m_options.dropout < 1.0))
-    throw ValueError("Recurrent: dropout must be in [0, 1), got " + format_value(m_options.dropout));
+    throw ValueError(repr() + ": dropout must be in [0, 1), got " + format_value(m_options.dropout));
   // Seeded from `gen` whether or not it is used, so adding dropout does not shift later draws.
   const std::uint32_t seed = gen.next_u32();
   if (m_options.dropout != 0.0 && m_options.num_layers > 1)

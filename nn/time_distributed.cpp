@@ -25,9 +25,18 @@ Tensor TimeDistributed::forward(const Tensor& x) {
   // with no permuted copy of the sequence made or kept (lstm_large's head: 13 MB, and its gradient's).
   // A Dense exactly: a user's class derived from Dense may override forward, which must then run.
   Dense* dense = typeid(*m_layer) == typeid(Dense) ? static_cast<Dense*>(m_layer.get()) : nullptr;
-  const Tensor y = dense && F == dense->in_features() && x.dtype() == dense->weight.dtype()
-                       ? dense->forward_sequence(x)
-                       : (*m_layer)(reshape(permute(x, {1, 0, 2}), {F, T * B}));
+  Tensor y;
+  try {
+    y = dense && F == dense->in_features() && x.dtype() == dense->weight.dtype()
+            ? dense->forward_sequence(x)
+            : (*m_layer)(reshape(permute(x, {1, 0, 2}), {F, T * B}));
+  } catch (const ShapeError& e) {
+    // The layer saw (F, time·batch), a shape the user never made: say what was given, keep its words.
+    throw ShapeError(repr() + ": sequence " + x.shape().str() + ", its steps side by side as (" + std::to_string(F) +
+                     ", " + std::to_string(T * B) + "): " + e.what());
+  } catch (const DtypeError& e) {
+    throw DtypeError(repr() + ": sequence " + x.shape().str() + ": " + e.what());
+  }
   if (y.ndim() != 2 || y.dim(1) != T * B)
     throw ShapeError(repr() + ": the layer turned (" + std::to_string(F) + ", " + std::to_string(T * B) + ") into " +
                      y.shape().str() + "; it must map (features, batch) to (out, batch)");

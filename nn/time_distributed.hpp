@@ -19,9 +19,12 @@ class TimeDistributed : public Module {
  public:
   /// Shares `layer`, registered as child "layer" (keys "layer.weight"); null is a ValueError.
   explicit TimeDistributed(std::shared_ptr<Module> layer);
-  /// Takes a module by value: `TimeDistributed(Dense(256, 10))`.
+  /// Takes a module by value: `TimeDistributed(Dense(256, 10))` (a temporary or std::move'd; a named
+  /// module, which cannot be copied, is refused at the call).
   template <class M>
-    requires(std::is_base_of_v<Module, std::decay_t<M>> && !std::is_same_v<std::decay_t<M>, TimeDistributed>)
+    requires(std::is_base_of_v<Module, std::decay_t<M>> && !std::is_same_v<std::decay_t<M>, TimeDistributed> &&
+             // a temporary or std::move(layer): modules cannot be copied (for a handle, pass a shared_ptr)
+             !std::is_lvalue_reference_v<M>)
   explicit TimeDistributed(M&& layer) : TimeDistributed(as_module(std::forward<M>(layer))) {}
 
   Tensor forward(const Tensor& x) override;

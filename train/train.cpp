@@ -58,6 +58,25 @@ double clip_norm_checked(const std::vector<Tensor>& params, double max_norm, con
   }
 }
 
+// The value of the loss a batch_loss or step_loss returned: one number, or an error naming where()
+// before anything runs backward — a loss left unreduced (Reduction::none) would otherwise fail inside
+// item() or backward() without saying which batch, and an undefined one as "this tensor is undefined".
+template <class Where>
+double loss_value(const Tensor& loss, const Where& where) {
+  if (!loss.defined()) throw ValueError(where() + ": the loss is undefined (a default-constructed Tensor was returned)");
+  if (loss.numel() != 1)
+    throw ShapeError(where() + ": the loss is " + loss.shape().str() +
+                     "; it must be one number: reduce it (mean, sum, or the loss's default reduction)");
+  return loss.item();
+}
+
+// clip_norm: 0 turns clipping off, a positive value clips; a negative or NaN one (a typo) is refused
+// rather than taken as "off".
+void check_clip_norm(const char* who, double clip_norm) {
+  if (!(clip_norm >= 0))
+    throw ValueError(std::string(who) + ": clip_norm must be ≥ 0 (0: no clipping), got " + number(clip_norm));
+}
+
 }  // namespace
 
 // ---- progress ----
@@ -181,8 +200,9 @@ History fit_loop(Optimizer& optimizer, std::size_t batches,
     double sum = 0, norms = 0, weighted = 0;
     for (std::size_t b = 0; b < batches; ++b) {
       optimizer.zero_grad();
+      const auto where = [&] { return "fit: epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1); };
       Tensor loss = batch_loss(epoch, b);
-      const double value = loss.item();
+      const double value = loss_value(loss, where);
       if (!std::isfinite(value))
         throw ValueError("fit: the loss is " + number(value) + " at epoch " + std::to_string(epoch + 1) + ", batch " +
                          std::to_string(b + 1));
@@ -194,7 +214,6 @@ History fit_loop(Optimizer& optimizer, std::size_t batches,
       // A finite loss can still have NaN or ±inf gradients (a log or sqrt at 0, an overflow inside);
       // one step would write them into every weight and the optimizer's state, so stop before it.
       // With clipping the norm's own pass finds them; without, one read of the gradients.
-      const auto where = [&] { return "fit: epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1); };
       if (options.clip_norm > 0)
         norms += clip_norm_checked(optimizer.params(), options.clip_norm, where);
       else
@@ -255,6 +274,7 @@ History fit_loop(Optimizer& optimizer, std::size_t batches,
 
 // The options fit() refuses before it starts.
 void check_fit_options(const FitOptions& o) {
+  check_clip_norm("fit", o.clip_norm);
   if (o.initial_epoch > o.epochs)
     throw ValueError("fit: initial_epoch (" + std::to_string(o.initial_epoch) + ") is past epochs (" +
                      std::to_string(o.epochs) + "), the epoch to end before");
@@ -291,7 +311,7 @@ double truncated_loop(Module& model, Optimizer& optimizer, std::size_t steps,
     for (std::size_t t = start; t < std::min(start + k1, steps); ++t) {
       if (t > start && (t - start) % k2 == 0) detach_state(model);  // the gradient horizon
       Tensor l = step_loss(t);
-      total += l.item();
+      total += loss_value(l, [&] { return "train_truncated: step " + std::to_string(t + 1); });
       window = window.defined() ? window + l : l;
     }
     if (parallel) parallel->begin_step();
@@ -334,8 +354,9 @@ double truncated_rewinding_loop(Module& model, Optimizer& optimizer, std::size_t
     for (std::size_t t = from; t < end; ++t) {
       if (t >= start) saved.try_emplace(t, save_states(model));  // first pass through step t
       Tensor l = step_loss(t);
+      const double value = loss_value(l, [&] { return "train_truncated: step " + std::to_string(t + 1); });
       if (t < start) continue;  // counted in its own window; here only the way back to it
-      total += l.item();
+      total += value;
       window = window.defined() ? window + l : l;
     }
     const std::size_t next_end = std::min(end + k1, steps);  // what the next window rewinds to
@@ -370,6 +391,7 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
                        const std::function<Tensor(std::size_t t)>& step_loss, const TruncatedOptions& options) {
   const std::size_t k1 = options.k1, k2 = options.k2 ? options.k2 : options.k1;
   if (k1 == 0) throw ValueError("train_truncated: k1 must be at least 1");
+  check_clip_norm("train_truncated", options.clip_norm);
   return ending_the_job_on_error(options.parallel, [&] {
     return k2 > k1 ? truncated_rewinding_loop(model, optimizer, steps, step_loss, options, k1, k2)
                    : truncated_loop(model, optimizer, steps, step_loss, options, k1, k2);
