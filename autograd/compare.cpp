@@ -1,4 +1,4 @@
-// Full-tensor max/min (compositions of reshape and max), argmax/argmin and comparisons (constants:
+// argmax/argmin and comparisons (constants:
 // nothing recorded, like PyTorch's, whose outputs are bool or integer tensors outside autograd).
 #include "../core/detail/impl.hpp"
 #include "../kernels/argreduce.hpp"
@@ -8,9 +8,6 @@
 namespace rwd {
 
 namespace {
-
-// x as one axis of all its elements (a view), for the reductions over everything.
-Tensor flat(const Tensor& x) { return reshape(x, Shape{x.numel()}); }
 
 Indices arg_along(const char* op, const Tensor& x, int axis, bool largest) {
   const Shape s = x.shape();
@@ -29,9 +26,6 @@ Tensor compare(const char* op, const Tensor& a, const Tensor& b, Pred pred) {
 }
 
 }  // namespace
-
-Tensor max(const Tensor& x) { return max(flat(x), 0); }
-Tensor min(const Tensor& x) { return min(flat(x), 0); }
 
 std::int64_t argmax(const Tensor& x) { return arg_all("argmax", x, true); }
 std::int64_t argmin(const Tensor& x) { return arg_all("argmin", x, false); }

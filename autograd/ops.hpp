@@ -133,10 +133,11 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<std::size_t>& sizes
 std::vector<Tensor> chunk(const Tensor& x, std::size_t n, int axis = 0);
 /// x where mask is 0, `value` where mask ≠ 0 (mask broadcasts; it is a constant).
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
-/// Largest element of x, as a 0-d tensor (max over every axis); the gradient goes to the first
-/// maximal element in row-major order, as max(x, axis) does.
+/// Largest element of x, as a 0-d tensor (max over every axis; a NaN is the largest). The gradient is
+/// shared equally by the elements equal to it (by the NaNs when it is NaN), as PyTorch's torch.max(x);
+/// max(x, axis) instead gives it to the first maximal element, as torch.max(x, dim).
 Tensor max(const Tensor& x);
-/// Smallest element of x, as a 0-d tensor; the gradient goes to the first minimal element.
+/// Smallest element of x, as a 0-d tensor; its gradient shared equally by the minimal elements, as max(x).
 Tensor min(const Tensor& x);
 
 // ---- where the extremes are, and comparisons: constants, nothing recorded ----

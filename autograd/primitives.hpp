@@ -91,6 +91,10 @@ inline constexpr Primitive stack{"stack", "dxᵢ += dy[i]", kReadsNothing};
 inline constexpr Primitive sum{"sum", "dx += broadcast(dy)", kReadsNothing};  // every summed element gets its sum's adjoint
 // The first maximal element takes the whole adjoint.
 inline constexpr Primitive max{"max", "dx += broadcast(dy)⊙onehot(argmax)"};
+// Over every element: the k elements equal to the extreme (the k NaNs when it is NaN) share the
+// adjoint equally — PyTorch's torch.max(x) / torch.min(x) (evenly_distribute_backward).
+inline constexpr Primitive max_all{"max", "dx += (dy / k) at each of the k maxima"};
+inline constexpr Primitive min_all{"min", "dx += (dy / k) at each of the k minima"};
 
 // ---- indexing (each with its adjoint as a primitive, so double backward stays on the tape) ----
 inline constexpr Primitive index_select{"index_select", "dx += index_add(dy)"};  // repeats add up
@@ -115,8 +119,9 @@ inline constexpr const Primitive* all_primitives_table[] = {
     &prim::matmul_rule[2], &prim::matmul_rule[3], &prim::affine_rule[0], &prim::affine_rule[1],
     &prim::affine_rule[2], &prim::affine_rule[3], &prim::reshape,     &prim::permute,
     &prim::broadcast_to, &prim::slice,          &prim::unslice,        &prim::concat,
-    &prim::stack,       &prim::sum,            &prim::max,            &prim::index_select,
-    &prim::index_add,   &prim::gather,         &prim::scatter_add,    &prim::clone,
+    &prim::stack,       &prim::sum,            &prim::max,            &prim::max_all,
+    &prim::min_all,     &prim::index_select,   &prim::index_add,      &prim::gather,
+    &prim::scatter_add, &prim::clone,
 };
 
 /// Every primitive (see all_primitives_table).

@@ -760,9 +760,27 @@ TEST_CASE("gradient conventions at kinks and ties: relu, abs, clamp, max, min") 
   // clamp passes the gradient at the bounds themselves (lo ≤ x ≤ hi).
   CHECK(grad_of([](const Tensor& x) { return clamp(x, -1, 1); }, {-2, -1, 0, 1, 2}) ==
         std::vector<double>{0, 1, 1, 1, 0});
-  // Ties: the first maximal (minimal) element takes the whole adjoint.
+  // Ties along an axis: the first maximal (minimal) element takes the whole adjoint (torch.max(x, dim)).
   CHECK(grad_of([](const Tensor& x) { return max(x, 0); }, {2, 7, 7, 1}) == std::vector<double>{0, 1, 0, 0});
   CHECK(grad_of([](const Tensor& x) { return min(x, 0); }, {2, 1, 7, 1}) == std::vector<double>{0, 1, 0, 0});
+  // Over every element the ties share it equally (torch.max(x), torch.min(x)), the NaNs when it is NaN.
+  CHECK(grad_of([](const Tensor& x) { return max(x); }, {2, 7, 7, 1}) == std::vector<double>{0, 0.5, 0.5, 0});
+  CHECK(grad_of([](const Tensor& x) { return min(x); }, {1, 2, 1, 7, 1}) == std::vector<double>{1.0 / 3, 0, 1.0 / 3, 0, 1.0 / 3});
+  CHECK(grad_of([](const Tensor& x) { return max(x); }, {5, 5, 5}) == std::vector<double>{1.0 / 3, 1.0 / 3, 1.0 / 3});
+  const double nan = std::nan("");
+  CHECK(grad_of([](const Tensor& x) { return max(x); }, {1, nan, 3, nan}) == std::vector<double>{0, 0.5, 0, 0.5});
+  CHECK(grad_of([](const Tensor& x) { return min(x); }, {1, nan, -3}) == std::vector<double>{0, 1, 0});
+  CHECK(std::isnan(max(Tensor::from_vector({1, nan}, {2}, float64)).item()));
+  // float32, a matrix, 0-d, and the values themselves
+  Tensor m = Tensor::from_vector({-1, 4, 4, 0, 4, -2}, {2, 3}, float32).set_requires_grad();
+  const Tensor mx = max(m);
+  CHECK(mx.ndim() == 0);
+  CHECK(mx.item() == 4);
+  CHECK(min(m).item() == -2);
+  CHECK(grad({mx * 3.0}, {m})[0].to_vector() == std::vector<double>{0, 1, 1, 0, 1, 0});
+  CHECK(max(Tensor::scalar(2.5, float64)).item() == 2.5);
+  CHECK_THROWS_AS(max(Tensor::zeros({0, 3})), ShapeError);
+  CHECK_THROWS_AS(min(Tensor::zeros({2, 0})), ShapeError);
 }
 
 // softplus and log_sigmoid are smooth, but their composition from max(x, 0) and |x| has kinks at 0 in
