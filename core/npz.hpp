@@ -30,7 +30,9 @@
 // names the file and, past the archive level, the key: a missing file, not a zip archive, a truncated
 // archive, a member whose CRC does not match (corrupt data), a member that is not `<key>.npy`, a
 // duplicate key, a bad magic string or header, data shorter or longer than the shape needs, and
-// dtypes rewind has no tensor for.
+// dtypes rewind has no tensor for, a member compressed otherwise than stored or deflated (bzip2, LZMA,
+// zstd: their ratios have no bound that would expose a lying size before allocation), and a path
+// that is not a regular file (a FIFO would block the open until a writer came).
 //
 // Memory. A member is read header first: the .npy header's shape and dtype give the exact byte count
 // (overflow-checked), which must match the zip directory's size of the member, and no more than that

@@ -1,5 +1,6 @@
 #include "torch_import.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include "../core/npz.hpp"
@@ -87,8 +88,10 @@ std::string quoted_list(const std::vector<std::string>& keys) {
 }
 
 // `source` names where the state_dict came from (the .npz file), for the messages; empty for a NamedTensors.
+// `integer_keys` are the file's integer and boolean arrays (PyTorch's num_batches_tracked, a step count):
+// ignored like any other key the model does not take, refused by name if the model takes one.
 void load_from(Module& model, const NamedTensors& state_dict, const std::string& prefix, TorchKeys keys,
-               const std::string& source) {
+               const std::string& source, const std::vector<std::string>& integer_keys = {}) {
   const std::string from = source.empty() ? "" : " from '" + source + "'";
   std::vector<Entry> want;
   try {
@@ -110,12 +113,17 @@ void load_from(Module& model, const NamedTensors& state_dict, const std::string&
     known.emplace(e.torch_key, &e);
     auto it = given.find(e.torch_key);
     if (it == given.end()) {
+      if (std::find(integer_keys.begin(), integer_keys.end(), e.torch_key) != integer_keys.end())
+        throw IOError(who + "key '" + e.torch_key + "' holds an integer array, but " + e.path +
+                      " is a float parameter (convert it in NumPy with a.astype('<f4') or '<f8')");
       missing.push_back(e.torch_key);
       continue;
     }
     if (!it->second.defined()) throw ValueError(who + "key '" + e.torch_key + "' holds an undefined tensor");
   }
   for (const auto& [k, t] : state_dict)
+    if (k.compare(0, prefix.size(), prefix) == 0 && !known.count(k)) unexpected.push_back(k);
+  for (const std::string& k : integer_keys)
     if (k.compare(0, prefix.size(), prefix) == 0 && !known.count(k)) unexpected.push_back(k);
   if (keys != TorchKeys::partial && !missing.empty())
     throw ValueError(who + "missing key" + (missing.size() > 1 ? "s " : " ") + quoted_list(missing) +
@@ -131,10 +139,20 @@ void load_from(Module& model, const NamedTensors& state_dict, const std::string&
                        e.path + " is " + e.param.shape().str());
   }
 
+  std::vector<std::pair<Tensor, Tensor>> copies;
   for (const Entry& e : want) {
     auto it = given.find(e.torch_key);
-    if (it != given.end()) const_cast<Tensor&>(e.param).assign(it->second);
+    if (it != given.end()) copies.emplace_back(e.param, it->second);
   }
+  detail::assign_all(copies);
+}
+
+// The .npz at `path`: its float arrays for load_from, and the keys of its integer and boolean arrays.
+void load_file(Module& model, const std::string& path, const std::string& prefix, TorchKeys keys) {
+  NpzContents contents = load_npz_all(path);
+  std::vector<std::string> integer_keys;
+  for (const auto& [k, a] : contents.indices) integer_keys.push_back(k);
+  load_from(model, contents.tensors, prefix, keys, path, integer_keys);
 }
 
 }  // namespace
@@ -155,10 +173,10 @@ void load_torch(Module& model, const NamedTensors& state_dict, const std::string
 }
 
 void load_torch(Module& model, const std::string& npz_path, const std::string& prefix, bool strict) {
-  load_from(model, load_npz(npz_path), prefix, strict ? TorchKeys::exact : TorchKeys::partial, npz_path);
+  load_file(model, npz_path, prefix, strict ? TorchKeys::exact : TorchKeys::partial);
 }
 void load_torch(Module& model, const std::string& npz_path, const std::string& prefix, TorchKeys keys) {
-  load_from(model, load_npz(npz_path), prefix, keys, npz_path);
+  load_file(model, npz_path, prefix, keys);
 }
 
 }  // namespace rwd
