@@ -3,6 +3,7 @@
 // of an .npz is core/npz.cpp's.
 #include "npy.hpp"
 
+#include "detail/impl.hpp"  // empty_tensor
 #include "detail/npy.hpp"
 
 #include <algorithm>
@@ -401,9 +402,12 @@ class FortranOrder {
 }  // namespace
 
 Tensor detail::read_npy_data(const ReadFn& read, const NpyLayout& layout, const std::string& what) {
-  Tensor t = Tensor::zeros(layout.shape, layout.dtype);
   const std::size_t n_bytes = layout.data_bytes;
-  if (n_bytes == 0) return t;
+  if (n_bytes == 0) return Tensor::zeros(layout.shape, layout.dtype);
+  // Not zero-filled: every element is read into place or the load throws, and a member whose stream
+  // ends early (the zip directory lied about its size) then costs only the pages it wrote, not the
+  // whole claimed size.
+  Tensor t = detail::empty_tensor(layout.shape, layout.dtype);
   char* dst = layout.dtype == Dtype::f32 ? reinterpret_cast<char*>(t.data<float>()) : reinterpret_cast<char*>(t.data<double>());
   auto truncated = [&](std::size_t have) {
     return IOError(what + ": data is " + std::to_string(have) + " bytes, but shape " + layout.shape.str() + " of " +

@@ -38,10 +38,12 @@
 // (overflow-checked), which must match the zip directory's size of the member, and no more than that
 // is ever inflated, so a zip bomb (a few MB that inflate to gigabytes) costs no more than its honest
 // size. The data is inflated straight into the tensor's storage, so loading an array of N bytes peaks
-// at N bytes, not 2N. A member larger than npz_member_limit() (16 GiB unless set_npz_member_limit
-// changes it: more than any one parameter of a model trained on one machine, less than a hostile
-// header could ask for) is refused before anything is allocated, as is a directory size that its
-// compressed bytes cannot hold (deflate expands at most 1032:1) and an .npy header over 64 KiB.
+// at N bytes, not 2N; the storage is not zero-filled first, so a member whose data ends before the
+// size its directory claims costs the pages it wrote, not the claimed size. A member larger than
+// npz_member_limit() (16 GiB unless set_npz_member_limit changes it: more than any one parameter of a
+// model trained on one machine, less than a hostile header could ask for) is refused before anything
+// is allocated, as is a directory size that its compressed bytes cannot hold (deflate expands at most
+// 1032:1) and an .npy header over 64 KiB.
 //
 // load_npz rejects rather than converts: big-endian ('>f4'), integers ('<i8', '<i4'), bool, float16,
 // complex and structured arrays — load_npz_all reads the integer and boolean ones as indices, and

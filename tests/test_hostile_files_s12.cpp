@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <random>
 #include <set>
 #include <string>
@@ -165,6 +167,29 @@ std::vector<std::vector<double>> values_of(const Module& m) {
   return out;
 }
 
+/// How much the peak resident memory grew while `f` ran, in bytes (Linux: VmHWM reset through
+/// /proc/self/clear_refs).
+std::uint64_t peak_growth(const std::function<void()>& f) {
+  auto read_kb = [](const char* field) -> std::uint64_t {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind(field, 0) == 0) return std::stoull(line.substr(std::strlen(field)));
+    return 0;
+  };
+  {
+    std::ofstream clear("/proc/self/clear_refs");
+    clear << "5";
+    clear.close();
+    REQUIRE_MESSAGE(clear, "cannot reset the peak RSS through /proc/self/clear_refs");
+  }
+  const std::uint64_t before = read_kb("VmRSS:");
+  REQUIRE(read_kb("VmHWM:") <= before + 1024);  // the reset took
+  f();
+  const std::uint64_t peak = read_kb("VmHWM:");
+  return peak > before ? (peak - before) * 1024 : 0;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
@@ -238,6 +263,80 @@ TEST_CASE("hostile files: members compressed other than stored or deflated are r
   CHECK(load_npz(file).at(0).second.to_vector() == std::vector<double>{1.5, -2.0});
   save_npz(file, {{"w", Tensor::ones({3})}});
   CHECK(load_npz(file).at(0).second.to_vector() == std::vector<double>{1, 1, 1});
+}
+
+TEST_CASE("hostile files: a deflated member that ends early costs the memory of what it holds, not of what it claims") {
+  // The directory claims a 64-MiB array; the deflate stream (stored blocks, so its 70 KB pass the
+  // 1100:1 bound on what deflate can expand to) holds the header and 70,000 bytes, then ends. The
+  // load fails as truncated; until then the tensor's pages that were never written must not have
+  // been touched (a zero-filled allocation made the lie cost its full 64 MiB).
+  Scratch dir;
+  const std::string file = dir / "short.npz";
+  const std::string head = npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (16777216,), }");
+  const std::string content = head + std::string(70000, '\x01');
+  std::string stream;
+  for (std::size_t at = 0; at < content.size(); at += 65535) {
+    const std::size_t n = std::min<std::size_t>(65535, content.size() - at);
+    stream += static_cast<char>(at + n == content.size() ? 1 : 0);  // BFINAL on the last, BTYPE 00: stored
+    put16(stream, static_cast<std::uint32_t>(n));
+    put16(stream, static_cast<std::uint32_t>(~n & 0xffff));
+    stream += content.substr(at, n);
+  }
+  write_bytes(file, zip_of({{"w.npy", stream, 8, static_cast<std::uint32_t>(head.size()) + 64u * 1024 * 1024, 0}}));
+  release_buffer_cache();  // so that the tensor's storage is fresh from the system, not a resident buffer
+  std::string msg;
+  const std::uint64_t grew = peak_growth([&] { msg = message_of<IOError>([&] { load_npz(file); }); });
+  CHECK_CONTAINS(msg, "load_npz: \"" + file + "\": key \"w\"");
+  CHECK_MESSAGE(grew < 16 * 1024 * 1024, "peak memory grew by " << grew << " bytes");
+}
+
+TEST_CASE("hostile files: an end record claiming billions of members is refused without allocating for them") {
+  Scratch dir;
+  const std::string file = dir / "many.npz";
+  auto put64 = [](std::string& out, std::uint64_t v) {
+    put32(out, static_cast<std::uint32_t>(v));
+    put32(out, static_cast<std::uint32_t>(v >> 32));
+  };
+  const std::string one = zip_of({stored("w.npy", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }") +
+                                                      f4_bytes({1}))});
+  const std::string body = one.substr(0, one.size() - 22);  // the member and its directory entry
+  const std::uint64_t cd_size = body.size() - body.find("PK\x01\x02"), cd_offset = body.find("PK\x01\x02");
+  for (const std::uint64_t entries : {std::uint64_t{1}, std::uint64_t{65535}, std::uint64_t{1} << 40, ~std::uint64_t{0}}) {
+    CAPTURE(entries);
+    std::string z = body;
+    const std::uint64_t z64_at = z.size();
+    z += "PK\x06\x06";
+    put64(z, 44);
+    put16(z, 45);
+    put16(z, 45);
+    put32(z, 0);
+    put32(z, 0);
+    put64(z, entries);
+    put64(z, entries);
+    put64(z, cd_size);
+    put64(z, cd_offset);
+    z += "PK\x06\x07";
+    put32(z, 0);
+    put64(z, z64_at);
+    put32(z, 1);
+    z += "PK\x05\x06";
+    put16(z, 0);
+    put16(z, 0);
+    put16(z, 0xffff);
+    put16(z, 0xffff);
+    put32(z, 0xffffffff);
+    put32(z, 0xffffffff);
+    put16(z, 0);
+    write_bytes(file, z);
+    if (entries == 1) {  // the control: the same zip64 records with the true count load
+      CHECK(load_npz(file).at(0).second.to_vector() == std::vector<double>{1});
+      continue;
+    }
+    std::string msg;
+    const std::uint64_t grew = peak_growth([&] { msg = message_of<IOError>([&] { load_npz(file); }); });
+    CHECK_CONTAINS(msg, "load_npz: \"" + file + "\"");
+    CHECK_MESSAGE(grew < 16 * 1024 * 1024, "peak memory grew by " << grew << " bytes");
+  }
 }
 
 TEST_CASE("hostile files: a hand-made archive's members, names and headers are refused by file and key") {
