@@ -578,6 +578,33 @@ TEST_CASE("hostile files: load_torch from an .npz ignores integer arrays outside
   CHECK_CONTAINS(msg, "integer");
 }
 
+TEST_CASE("hostile files: load with strict=false skips an integer array the model does not take, names one it does") {
+  // strict=false skips unexpected keys; an int64 step counter saved beside the weights is one of them.
+  Scratch dir;
+  const std::string file = dir / "m.npz";
+  Dense model(2, 1, {}, true, float64);
+  const std::string w = npy_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }");
+  const std::string b = npy_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }");
+  const std::string i8 = npy_header("{'descr': '<i8', 'fortran_order': False, 'shape': (), }");
+  auto f8 = [](std::vector<double> v) { return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 8); };
+  write_bytes(file, zip_of({stored("weight.npy", w + f8({0.5, 1.5})), stored("bias.npy", b + f8({2})),
+                            stored("step.npy", i8 + std::string(8, '\0'))}));
+  load(model, file, /*strict=*/false);
+  CHECK(model.state_dict()[0].second.to_vector() == std::vector<double>{0.5, 1.5});
+  CHECK(model.state_dict()[1].second.to_vector() == std::vector<double>{2});
+  // strict: the extra key is refused, naming the file and the key.
+  const std::string strict = message_of<Error>([&] { load(model, file); });
+  CHECK_CONTAINS(strict, file);
+  CHECK_CONTAINS(strict, "step");
+  // A parameter's key holding integers is refused whether strict or not, by file and key.
+  write_bytes(file, zip_of({stored("weight.npy", w + f8({0.5, 1.5})), stored("bias.npy", i8 + std::string(8, '\0'))}));
+  const auto before = values_of(model);
+  const std::string msg = message_of<IOError>([&] { load(model, file, false); });
+  CHECK_CONTAINS(msg, file);
+  CHECK_CONTAINS(msg, "bias");
+  CHECK(values_of(model) == before);
+}
+
 TEST_CASE("hostile files: PyTorch's LSTM keys for the wrong layer count, direction or hidden size are refused, nothing changes") {
   // The keys and shapes nn.LSTM(3, 4, num_layers, bidirectional) writes.
   auto torch_lstm = [](std::size_t input, std::size_t hidden, std::size_t layers, bool bidirectional) {
