@@ -729,3 +729,27 @@ TEST_CASE("hostile files: resuming a checkpoint with a different model or optimi
   save(model, file);
   CHECK_CONTAINS(message_of<IOError>([&] { load_checkpoint(file, same, sgd); }), "not a rewind checkpoint");
 }
+
+TEST_CASE("hostile files: NaN, infinities and -0 in a checkpoint come back bit for bit (loaded as saved, never altered)") {
+  // The documented contract converts nothing in a checkpoint: what was saved is what loads, non-finite
+  // values included (fit() then stops at the first non-finite loss, naming the epoch and batch).
+  Scratch dir;
+  Dense model(3, 1, {}, true, float32);
+  Adam opt(model.parameters());
+  for (Tensor p : opt.params()) p.set_grad(Tensor::ones(p.shape()));
+  opt.step();
+  Tensor w = model.state_dict()[0].second;
+  w.data<float>()[0] = NAN;
+  w.data<float>()[1] = -INFINITY;
+  w.data<float>()[2] = -0.0f;
+  const std::string file = dir / "nan.npz";
+  save_checkpoint(file, model, opt);
+  Dense other(3, 1, {}, true, float32);
+  Adam other_opt(other.parameters());
+  load_checkpoint(file, other, other_opt);
+  const float* got = other.state_dict()[0].second.data<float>();
+  CHECK(std::isnan(got[0]));
+  CHECK(got[1] == -INFINITY);
+  CHECK((got[2] == 0.0f && std::signbit(got[2])));
+  CHECK(other_opt.step_count() == 1);
+}
