@@ -753,3 +753,18 @@ TEST_CASE("hostile files: NaN, infinities and -0 in a checkpoint come back bit f
   CHECK((got[2] == 0.0f && std::signbit(got[2])));
   CHECK(other_opt.step_count() == 1);
 }
+
+TEST_CASE("hostile files: fit refuses restore_best without a monitored figure (nothing would be restored)") {
+  // Keras' restore_best_weights belongs to EarlyStopping's monitor; with none, no epoch is ever "best"
+  // and the request would be dropped without a word.
+  Tensor w = Tensor::scalar(1.0, float64).set_requires_grad();
+  SGD opt({w}, {.lr = 0.25});
+  auto loss = [&](std::size_t, std::size_t) { return w * w; };
+  const std::string msg = message_of<ValueError>([&] { fit(opt, 1, loss, {.epochs = 2, .early_stopping = {.restore_best = true}}); });
+  CHECK_CONTAINS(msg, "fit: early_stopping.restore_best");
+  CHECK(w.item() == 1.0);  // refused before anything ran
+  // With a monitor, the best epoch's parameters come back (the loss falls every epoch: the last is best).
+  History h = fit(opt, 1, loss, {.epochs = 2, .early_stopping = {.monitor = "loss", .restore_best = true}});
+  CHECK(h.best_epoch == 2);
+  CHECK(w.item() == 0.25);
+}
