@@ -5,7 +5,6 @@
 // allocation the file cannot back, or silently wrong numbers. Files go to a fresh directory under
 // /tmp, removed at the end of each test.
 #include <doctest/doctest.h>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,12 +18,11 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <rewind.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <rewind.hpp>
 
 #include "support.hpp"
 
@@ -34,11 +32,10 @@ namespace fs = std::filesystem;
 namespace {
 
 // Evaluates `text` once (it is often a message_of call, which must not run twice).
-#define CHECK_CONTAINS(text, part)                                                        \
-  do {                                                                                    \
-    const std::string check_text_ = (text), check_part_ = (part);                         \
-    CHECK_MESSAGE(contains(check_text_, check_part_), "\"" << check_text_ << "\" lacks \"" \
-                                                         << check_part_ << "\"");          \
+#define CHECK_CONTAINS(text, part)                                                                                  \
+  do {                                                                                                              \
+    const std::string check_text_ = (text), check_part_ = (part);                                                   \
+    CHECK_MESSAGE(contains(check_text_, check_part_), "\"" << check_text_ << "\" lacks \"" << check_part_ << "\""); \
   } while (false)
 
 /// A fresh directory under /tmp, removed with everything in it.
@@ -46,8 +43,8 @@ class Scratch {
  public:
   Scratch() {
     static std::atomic<unsigned> counter{0};
-    m_path = fs::path("/tmp") / ("rewind-hostile-files-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
-                                 "-" + std::to_string(std::random_device{}()));
+    m_path = fs::path("/tmp") / ("rewind-hostile-files-" + std::to_string(::getpid()) + "-" +
+                                 std::to_string(counter++) + "-" + std::to_string(std::random_device{}()));
     fs::create_directories(m_path);
   }
   ~Scratch() {
@@ -111,7 +108,7 @@ std::string zip_of(const std::vector<RawMember>& members) {
     put16(common, 20);  // version needed
     put16(common, 0);   // flags
     put16(common, m.method);
-    put16(common, 0);  // time
+    put16(common, 0);     // time
     put16(common, 0x21);  // date
     put32(common, m.crc);
     put32(common, static_cast<std::uint32_t>(m.data.size()));
@@ -297,11 +294,12 @@ TEST_CASE("hostile files: an end record claiming billions of members is refused 
     put32(out, static_cast<std::uint32_t>(v));
     put32(out, static_cast<std::uint32_t>(v >> 32));
   };
-  const std::string one = zip_of({stored("w.npy", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }") +
-                                                      f4_bytes({1}))});
+  const std::string one = zip_of(
+      {stored("w.npy", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }") + f4_bytes({1}))});
   const std::string body = one.substr(0, one.size() - 22);  // the member and its directory entry
   const std::uint64_t cd_size = body.size() - body.find("PK\x01\x02"), cd_offset = body.find("PK\x01\x02");
-  for (const std::uint64_t entries : {std::uint64_t{1}, std::uint64_t{65535}, std::uint64_t{1} << 40, ~std::uint64_t{0}}) {
+  for (const std::uint64_t entries :
+       {std::uint64_t{1}, std::uint64_t{65535}, std::uint64_t{1} << 40, ~std::uint64_t{0}}) {
     CAPTURE(entries);
     std::string z = body;
     const std::uint64_t z64_at = z.size();
@@ -353,25 +351,28 @@ TEST_CASE("hostile files: a hand-made archive's members, names and headers are r
       {"bad magic", "\x93NUMPX\x01\x00" + ok.substr(8), "magic"},
       {"version 4.0", std::string("\x93NUMPY\x04\x00", 8) + ok.substr(8), "version 4.0"},
       {"header length past the end", std::string("\x93NUMPY\x01\x00\xff\xff", 10) + ok.substr(10), "runs past the end"},
-      {"non-ASCII header", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), '\xc3\xa9': 1}") +
-                               f4_bytes({1, 2}),
+      {"non-ASCII header",
+       npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), '\xc3\xa9': 1}") + f4_bytes({1, 2}),
        "bad .npy header"},
       {"unterminated dict", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), ") + f4_bytes({1, 2}),
        "bad .npy header"},
-      {"negative dimension", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }") + f4_bytes({1, 2}),
+      {"negative dimension",
+       npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }") + f4_bytes({1, 2}),
        "non-negative integer"},
-      {"a 10^15-element array", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000000,), }") +
-                                    f4_bytes({1, 2}),
+      {"a 10^15-element array",
+       npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000000,), }") + f4_bytes({1, 2}),
        "limit"},
-      {"dims whose product overflows", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }") +
-                                           f4_bytes({1, 2}),
+      {"dims whose product overflows",
+       npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }") + f4_bytes({1, 2}),
        "too large"},
-      {"a dimension past 2^64", npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }") +
-                                    f4_bytes({1, 2}),
+      {"a dimension past 2^64",
+       npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }") + f4_bytes({1, 2}),
        "too large"},
       {"float16", npy_header("{'descr': '<f2', 'fortran_order': False, 'shape': (4,), }") + f4_bytes({1, 2}), "'<f2'"},
-      {"big-endian", npy_header("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }") + f4_bytes({1, 2}), "big-endian"},
-      {"Python objects", npy_header("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }") + f4_bytes({1, 2}), "'|O'"},
+      {"big-endian", npy_header("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }") + f4_bytes({1, 2}),
+       "big-endian"},
+      {"Python objects", npy_header("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }") + f4_bytes({1, 2}),
+       "'|O'"},
       {"unicode", npy_header("{'descr': '<U1', 'fortran_order': False, 'shape': (2,), }") + f4_bytes({1, 2}), "'<U1'"},
       {"data one byte short", ok.substr(0, ok.size() - 1), "truncated"},
       {"data one byte long", ok + "x", "needs 8"},
@@ -474,8 +475,10 @@ TEST_CASE("hostile files: load_state_dict with the model's own tensors under swa
   const NamedTensors live = model.state_dict();  // 0.weight, 0.bias, 1.weight, 1.bias
   const std::vector<double> w0 = live[0].second.to_vector(), w1 = live[2].second.to_vector();
   REQUIRE(w0 != w1);
-  model.load_state_dict({{"0.weight", live[2].second}, {"0.bias", live[1].second},
-                         {"1.weight", live[0].second}, {"1.bias", live[3].second}});
+  model.load_state_dict({{"0.weight", live[2].second},
+                         {"0.bias", live[1].second},
+                         {"1.weight", live[0].second},
+                         {"1.bias", live[3].second}});
   CHECK(model.state_dict()[0].second.to_vector() == w1);
   CHECK(model.state_dict()[2].second.to_vector() == w0);
 
@@ -514,7 +517,9 @@ TEST_CASE("hostile files: load_state_dict and load keep the documented contract 
   };
   // Right key, wrong shape: ShapeError naming the key and both shapes, strict or not.
   for (const bool strict : {true, false}) {
-    const std::string msg = message_of<ShapeError>([&] { model.load_state_dict(with("1.weight", Tensor::zeros({3, 1})), strict); });
+    const std::string msg = message_of<ShapeError>([&] {
+      model.load_state_dict(with("1.weight", Tensor::zeros({3, 1})), strict);
+    });
     CHECK_CONTAINS(msg, "'1.weight'");
     CHECK_CONTAINS(msg, "(1, 3)");
     CHECK_CONTAINS(msg, "(3, 1)");
@@ -605,7 +610,9 @@ TEST_CASE("hostile files: load with strict=false skips an integer array the mode
   CHECK(values_of(model) == before);
 }
 
-TEST_CASE("hostile files: PyTorch's LSTM keys for the wrong layer count, direction or hidden size are refused, nothing changes") {
+TEST_CASE(
+    "hostile files: PyTorch's LSTM keys for the wrong layer count, direction or hidden size are refused, nothing "
+    "changes") {
   // The keys and shapes nn.LSTM(3, 4, num_layers, bidirectional) writes.
   auto torch_lstm = [](std::size_t input, std::size_t hidden, std::size_t layers, bool bidirectional) {
     NamedTensors sd;
@@ -623,8 +630,10 @@ TEST_CASE("hostile files: PyTorch's LSTM keys for the wrong layer count, directi
   };
   Recurrent m = LSTM(3, 4, {.dtype = float64}, {.num_layers = 2, .bidirectional = true});
   const auto before = values_of(m);
-  CHECK_CONTAINS(message_of<ValueError>([&] { load_torch(m, torch_lstm(3, 4, 1, true)); }), "missing keys 'weight_ih_l1'");
-  CHECK_CONTAINS(message_of<ValueError>([&] { load_torch(m, torch_lstm(3, 4, 3, true)); }), "unexpected keys 'weight_ih_l2'");
+  CHECK_CONTAINS(message_of<ValueError>([&] { load_torch(m, torch_lstm(3, 4, 1, true)); }),
+                 "missing keys 'weight_ih_l1'");
+  CHECK_CONTAINS(message_of<ValueError>([&] { load_torch(m, torch_lstm(3, 4, 3, true)); }),
+                 "unexpected keys 'weight_ih_l2'");
   CHECK_CONTAINS(message_of<ValueError>([&] { load_torch(m, torch_lstm(3, 4, 2, false)); }), "'weight_ih_l0_reverse'");
   const std::string hidden = message_of<ShapeError>([&] { load_torch(m, torch_lstm(3, 5, 2, true)); });
   CHECK_CONTAINS(hidden, "key 'weight_ih_l0' is (20, 3) in the state_dict but layer0.cell.weight_ih is (16, 3)");
@@ -655,7 +664,8 @@ TEST_CASE("hostile files: an optimizer state saved for other parameters is refus
   CHECK(a.step_count() == 1);
   // Another optimizer's state: its slots are unexpected keys.
   SGD sgd(small.parameters(), {.lr = 0.1, .momentum = 0.9});
-  CHECK_CONTAINS(message_of<ValueError>([&] { sgd.load_state_dict(a.state_dict()); }), "SGD.load_state_dict: unexpected key '0.");
+  CHECK_CONTAINS(message_of<ValueError>([&] { sgd.load_state_dict(a.state_dict()); }),
+                 "SGD.load_state_dict: unexpected key '0.");
   // A step that is not a count, an lr that is not a rate.
   StateDict bad = a.state_dict();
   bad[0].second = Tensor::scalar(1.5, float64);
@@ -730,7 +740,8 @@ TEST_CASE("hostile files: resuming a checkpoint with a different model or optimi
   CHECK_CONTAINS(message_of<IOError>([&] { load_checkpoint(file, same, sgd); }), "not a rewind checkpoint");
 }
 
-TEST_CASE("hostile files: NaN, infinities and -0 in a checkpoint come back bit for bit (loaded as saved, never altered)") {
+TEST_CASE(
+    "hostile files: NaN, infinities and -0 in a checkpoint come back bit for bit (loaded as saved, never altered)") {
   // The documented contract converts nothing in a checkpoint: what was saved is what loads, non-finite
   // values included (fit() then stops at the first non-finite loss, naming the epoch and batch).
   Scratch dir;
@@ -760,7 +771,8 @@ TEST_CASE("hostile files: fit refuses restore_best without a monitored figure (n
   Tensor w = Tensor::scalar(1.0, float64).set_requires_grad();
   SGD opt({w}, {.lr = 0.25});
   auto loss = [&](std::size_t, std::size_t) { return w * w; };
-  const std::string msg = message_of<ValueError>([&] { fit(opt, 1, loss, {.epochs = 2, .early_stopping = {.restore_best = true}}); });
+  const std::string msg =
+      message_of<ValueError>([&] { fit(opt, 1, loss, {.epochs = 2, .early_stopping = {.restore_best = true}}); });
   CHECK_CONTAINS(msg, "fit: early_stopping.restore_best");
   CHECK(w.item() == 1.0);  // refused before anything ran
   // With a monitor, the best epoch's parameters come back (the loss falls every epoch: the last is best).
@@ -769,7 +781,9 @@ TEST_CASE("hostile files: fit refuses restore_best without a monitored figure (n
   CHECK(w.item() == 0.25);
 }
 
-TEST_CASE("hostile files: a checkpoint with any one byte flipped loads exactly as saved or is an IOError, never other numbers") {
+TEST_CASE(
+    "hostile files: a checkpoint with any one byte flipped loads exactly as saved or is an IOError, never other "
+    "numbers") {
   // Every byte of the data and of the .npy headers is under a CRC; the zip fields that are not (times,
   // attributes) change nothing that loads. So a flip anywhere either fails by name or changes nothing.
   Scratch dir;
@@ -794,7 +808,8 @@ TEST_CASE("hostile files: a checkpoint with any one byte flipped loads exactly a
     try {
       load_checkpoint(flipped, other, other_opt);
     } catch (const IOError& e) {
-      if (!contains(e.what(), flipped)) FAIL_CHECK("byte " << at << ": the message does not name the file: " << e.what());
+      if (!contains(e.what(), flipped))
+        FAIL_CHECK("byte " << at << ": the message does not name the file: " << e.what());
       continue;
     } catch (const std::exception& e) {
       FAIL_CHECK("byte " << at << ": not an IOError: " << e.what());
@@ -803,7 +818,8 @@ TEST_CASE("hostile files: a checkpoint with any one byte flipped loads exactly a
     ++loaded;
     std::vector<std::vector<double>> got_optim;
     for (const auto& [k, t] : other_opt.state_dict()) got_optim.push_back(t.to_vector());
-    if (values_of(other) != saved_model || got_optim != saved_optim) FAIL_CHECK("byte " << at << ": loaded other numbers");
+    if (values_of(other) != saved_model || got_optim != saved_optim)
+      FAIL_CHECK("byte " << at << ": loaded other numbers");
   }
   CHECK(loaded > 0);  // some flips fall on fields that change nothing (160 of 2470 when written)
 }
