@@ -402,6 +402,15 @@ NamedTensors load_npz(const std::string& path, const std::vector<std::string>& k
   return out;
 }
 
+std::vector<std::string> npz_keys(const std::string& path) {
+  std::vector<std::string> out;
+  for_each_member(path, "npz_keys: " + quoted(path),
+                  [&](zip_t*, zip_uint64_t, const zip_stat_t&, const std::string& key, const std::string&) {
+                    out.push_back(key);
+                  });
+  return out;
+}
+
 NpzContents load_npz_all(const std::string& path) {
   NpzContents out;
   for_each_member(path, "load_npz_all: " + quoted(path),

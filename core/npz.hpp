@@ -86,6 +86,11 @@ NamedTensors load_npz(const std::string& path);
 /// file does not hold (and the keys it does); a key asked for twice is a ValueError.
 NamedTensors load_npz(const std::string& path, const std::vector<std::string>& keys);
 
+/// The keys of the .npz at `path`, in archive order, without reading any array: the archive and its member
+/// names are checked as load_npz checks them (IOError naming the file). To read some keys, then
+/// load_npz(path, keys) — what load_torch and a non-strict load do, so arrays they skip are never read.
+std::vector<std::string> npz_keys(const std::string& path);
+
 /// An integer or boolean array of an .npz (labels, token ids, a mask): its values as int64 — the
 /// element type of rwd::Indices — row-major, and its shape.
 struct IndexArray {

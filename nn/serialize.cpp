@@ -10,17 +10,16 @@ void save(const Module& model, const std::string& path) { save_npz(path, model.s
 
 namespace {
 
-// The file's float arrays. strict=false skips keys the model does not take, and an integer or boolean
-// array (a step counter saved beside the weights) is such a key unless the model takes it.
+// The file's arrays. strict=false skips keys the model does not take, so those are not read at all (an
+// integer step counter saved beside the weights is no obstacle); strict reads everything, and any
+// array rewind cannot load is an IOError naming its key.
 NamedTensors read_state(const Module& model, const std::string& path, bool strict) {
-  if (strict) return load_npz(path);  // any integer array is an error: load_npz names its key and dtype
-  NpzContents contents = load_npz_all(path);
+  if (strict) return load_npz(path);
   const NamedTensors params = model.named_parameters();
-  for (const auto& [key, array] : contents.indices)
-    if (std::any_of(params.begin(), params.end(), [&](const auto& p) { return p.first == key; }))
-      throw IOError("load: \"" + path + "\": key \"" + key + "\" holds an integer array, but the model's parameter " +
-                    "is " + dtype_name(params.front().second.dtype()) + " (convert it in NumPy with a.astype('<f4') or '<f8')");
-  return std::move(contents.tensors);
+  std::vector<std::string> taken;
+  for (const std::string& key : npz_keys(path))
+    if (std::any_of(params.begin(), params.end(), [&](const auto& p) { return p.first == key; })) taken.push_back(key);
+  return load_npz(path, taken);
 }
 
 }  // namespace
