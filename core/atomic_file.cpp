@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -120,15 +121,36 @@ std::size_t remove_stale_temporaries(const std::string& directory) {
 void write_atomically(const std::string& path, const std::string& where,
                       const std::function<void(const std::string& tmp)>& fill) {
   namespace fs = std::filesystem;
-  const fs::path target(path);
-  if (path.empty() || !target.has_filename()) throw IOError(where + ": not a file path");
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  if (path.empty() || !fs::path(path).has_filename()) throw IOError(where + ": not a file path");
   std::error_code ec;
+  // A symlink is written through, as open() would: the file it points to is replaced, the link stays.
+  // (A dangling link resolves to itself and is replaced.)
+  fs::path target(path);
+  if (fs::is_symlink(fs::symlink_status(target, ec))) {
+    const fs::path real = fs::weakly_canonical(target, ec);
+    if (!ec && real.has_filename()) target = real;
+  }
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   if (!fs::is_directory(dir, ec)) throw IOError(where + ": directory " + atomic_file_impl::quoted(dir.string()) + " does not exist");
+
+  // What is there already. Renaming over it would go around what a plain write respects: a FIFO or a
+  // device (/dev/null) would be replaced by a file, a read-only file (which np.savez or torch.save
+  // could not open for writing) overwritten. Refused by its mode bits, so root is refused too. A
+  // directory is left to the rename, which refuses it. A file that stays keeps its permission bits.
+  struct stat old;
+  const bool exists = ::stat(target.c_str(), &old) == 0;
+  if (exists && !S_ISREG(old.st_mode) && !S_ISDIR(old.st_mode))
+    throw IOError(where + ": is not a regular file (a FIFO, a device or a socket): not replaced");
+  if (exists && S_ISREG(old.st_mode) && ((old.st_mode & 0222) == 0 || ::access(target.c_str(), W_OK) != 0))
+    throw IOError(where + ": the file is read-only: not replaced (make it writable to save over it)");
   remove_stale_temporaries(dir.string());
 
   atomic_file_impl::TempFile tmp(dir / atomic_file_impl::temp_name());
   fill(tmp.path().string());
+  if (exists && S_ISREG(old.st_mode) && ::chmod(tmp.path().c_str(), old.st_mode & 07777) != 0) {
+    throw IOError(where + ": cannot set the permissions of " + atomic_file_impl::quoted(tmp.path().string()) + ": " +
+                  atomic_file_impl::system_message(errno));
+  }
   // On disk before it replaces the old file, so a crash leaves the old file or the new, never a torn one.
   if (const int err = atomic_file_impl::sync_path(tmp.path(), false)) {
     throw IOError(where + ": cannot flush " + atomic_file_impl::quoted(tmp.path().string()) + ": " + atomic_file_impl::system_message(err));

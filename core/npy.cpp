@@ -3,6 +3,7 @@
 // of an .npz is core/npz.cpp's.
 #include "npy.hpp"
 
+#include "detail/impl.hpp"  // empty_tensor
 #include "detail/npy.hpp"
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <new>
 #include <optional>
 #include <set>
 #include <string>
@@ -401,9 +404,12 @@ class FortranOrder {
 }  // namespace
 
 Tensor detail::read_npy_data(const ReadFn& read, const NpyLayout& layout, const std::string& what) {
-  Tensor t = Tensor::zeros(layout.shape, layout.dtype);
   const std::size_t n_bytes = layout.data_bytes;
-  if (n_bytes == 0) return t;
+  if (n_bytes == 0) return Tensor::zeros(layout.shape, layout.dtype);
+  // Not zero-filled: every element is read into place or the load throws, and a member whose stream
+  // ends early (the zip directory lied about its size) then costs only the pages it wrote, not the
+  // whole claimed size.
+  Tensor t = detail::empty_tensor(layout.shape, layout.dtype);
   char* dst = layout.dtype == Dtype::f32 ? reinterpret_cast<char*>(t.data<float>()) : reinterpret_cast<char*>(t.data<double>());
   auto truncated = [&](std::size_t have) {
     return IOError(what + ": data is " + std::to_string(have) + " bytes, but shape " + layout.shape.str() + " of " +
@@ -436,15 +442,20 @@ std::string detail::element_name(const NpyLayout& layout) {
 
 std::vector<std::int64_t> detail::read_npy_integers(const ReadFn& read, const NpyLayout& layout, const std::string& what) {
   const std::size_t item = layout.int_bytes, n_bytes = layout.data_bytes, n = item ? n_bytes / item : 0;
-  std::vector<char> raw(n_bytes);  // the file's bytes (bounded by the member limit), then converted
-  const std::size_t got = n_bytes ? read(raw.data(), n_bytes) : 0;
+  // The file's bytes (bounded by the member limit), then converted. Not zero-filled (new char[], not a
+  // vector): a stream that ends before the claimed size costs only the pages it wrote.
+  const std::unique_ptr<char[]> raw(new (std::nothrow) char[n_bytes ? n_bytes : 1]);
+  if (!raw)
+    throw MemoryError(what + ": cannot allocate " + std::to_string(n_bytes) + " bytes for the " + element_name(layout) +
+                      " array of shape " + layout.shape.str());
+  const std::size_t got = n_bytes ? read(raw.get(), n_bytes) : 0;
   if (got < n_bytes) {
     throw IOError(what + ": data is " + std::to_string(got) + " bytes, but shape " + layout.shape.str() + " of " +
                   element_name(layout) + " needs " + std::to_string(n_bytes) + " (truncated)");
   }
   // Element f of the file, as an int64 (little-endian bytes; this library runs on little-endian hosts).
   auto value = [&](std::size_t f) -> std::int64_t {
-    const char* p = raw.data() + f * item;
+    const char* p = raw.get() + f * item;
     std::uint64_t u = 0;
     std::memcpy(&u, p, item);
     if (layout.boolean) return u != 0;

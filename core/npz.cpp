@@ -195,14 +195,23 @@ MemberArray read_member(zip_t* archive, zip_uint64_t index, const zip_stat_t& st
     return IOError(what + ": the member is " + std::to_string(bytes) + " bytes " + by + ", more than the limit of " +
                    std::to_string(limit) + " bytes (rwd::set_npz_member_limit raises it)");
   };
+  // Stored (np.savez) or deflated (np.savez_compressed) only: bzip2 (which libzip inflates), LZMA,
+  // zstd … expand by ratios with no useful bound, so a lying directory size could not be told from an
+  // honest one before the tensor it asks for is allocated. (93 is zstd: ZIP_CM_ZSTD from libzip 1.8 on.)
+  if ((st.valid & ZIP_STAT_COMP_METHOD) && st.comp_method != ZIP_CM_STORE && st.comp_method != ZIP_CM_DEFLATE) {
+    const auto m = st.comp_method;
+    const char* known = m == ZIP_CM_BZIP2 ? " (bzip2)" : m == ZIP_CM_LZMA ? " (LZMA)" : m == 93 ? " (zstd)"
+                        : m == ZIP_CM_XZ ? " (xz)" : m == ZIP_CM_DEFLATE64 ? " (deflate64)" : "";
+    throw IOError(what + ": compression method " + std::to_string(m) + known +
+                  " is not read: an .npz member is stored (np.savez) or deflated (np.savez_compressed)");
+  }
   if (size && *size > limit) throw over_limit(*size, "by the zip directory");
   if (size && (st.valid & ZIP_STAT_COMP_SIZE) && (st.valid & ZIP_STAT_COMP_METHOD)) {
     // A stored member is its compressed bytes; deflate expands at most 1032:1 (a 258-byte match per
     // 2 bits), so a directory size past that is a lie.
     const std::uint64_t most = st.comp_method == ZIP_CM_STORE ? st.comp_size
-                               : st.comp_method == ZIP_CM_DEFLATE
-                                   ? (st.comp_size > (std::uint64_t{1} << 53) ? std::uint64_t(-1) : st.comp_size * 1100 + 4096)
-                                   : std::uint64_t(-1);
+                               : st.comp_size > (std::uint64_t{1} << 53) ? std::uint64_t(-1)
+                                                                         : st.comp_size * 1100 + 4096;
     if (*size > most) {
       throw IOError(what + ": the zip directory says the member is " + std::to_string(*size) + " bytes, but its " +
                     std::to_string(st.comp_size) + " compressed bytes cannot hold that: the archive is corrupt");
@@ -297,6 +306,11 @@ void for_each_member(const std::string& path, const std::string& where, Visit vi
   const fs::file_status status = fs::status(path, ec);
   if (status.type() == fs::file_type::not_found) throw IOError(where + ": no such file");
   if (status.type() == fs::file_type::directory) throw IOError(where + ": is a directory, not an .npz file");
+  // A FIFO would block zip_open until some writer came; a device or a socket is no archive either.
+  const fs::file_type type = status.type();
+  if (type == fs::file_type::fifo || type == fs::file_type::character || type == fs::file_type::block ||
+      type == fs::file_type::socket)
+    throw IOError(where + ": is not a regular file (a FIFO, a device or a socket), not an .npz file");
 
   int code = 0;
   ZipArchive archive{zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code)};
@@ -385,6 +399,15 @@ NamedTensors load_npz(const std::string& path, const std::vector<std::string>& k
     }
     out.emplace_back(keys[i], std::move(found[i]));
   }
+  return out;
+}
+
+std::vector<std::string> npz_keys(const std::string& path) {
+  std::vector<std::string> out;
+  for_each_member(path, "npz_keys: " + quoted(path),
+                  [&](zip_t*, zip_uint64_t, const zip_stat_t&, const std::string& key, const std::string&) {
+                    out.push_back(key);
+                  });
   return out;
 }
 

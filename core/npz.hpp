@@ -30,16 +30,20 @@
 // names the file and, past the archive level, the key: a missing file, not a zip archive, a truncated
 // archive, a member whose CRC does not match (corrupt data), a member that is not `<key>.npy`, a
 // duplicate key, a bad magic string or header, data shorter or longer than the shape needs, and
-// dtypes rewind has no tensor for.
+// dtypes rewind has no tensor for, a member compressed otherwise than stored or deflated (bzip2, LZMA,
+// zstd: their ratios have no bound that would expose a lying size before allocation), and a path
+// that is not a regular file (a FIFO would block the open until a writer came).
 //
 // Memory. A member is read header first: the .npy header's shape and dtype give the exact byte count
 // (overflow-checked), which must match the zip directory's size of the member, and no more than that
 // is ever inflated, so a zip bomb (a few MB that inflate to gigabytes) costs no more than its honest
 // size. The data is inflated straight into the tensor's storage, so loading an array of N bytes peaks
-// at N bytes, not 2N. A member larger than npz_member_limit() (16 GiB unless set_npz_member_limit
-// changes it: more than any one parameter of a model trained on one machine, less than a hostile
-// header could ask for) is refused before anything is allocated, as is a directory size that its
-// compressed bytes cannot hold (deflate expands at most 1032:1) and an .npy header over 64 KiB.
+// at N bytes, not 2N; the storage is not zero-filled first, so a member whose data ends before the
+// size its directory claims costs the pages it wrote, not the claimed size. A member larger than
+// npz_member_limit() (16 GiB unless set_npz_member_limit changes it: more than any one parameter of a
+// model trained on one machine, less than a hostile header could ask for) is refused before anything
+// is allocated, as is a directory size that its compressed bytes cannot hold (deflate expands at most
+// 1032:1) and an .npy header over 64 KiB.
 //
 // load_npz rejects rather than converts: big-endian ('>f4'), integers ('<i8', '<i4'), bool, float16,
 // complex and structured arrays — load_npz_all reads the integer and boolean ones as indices, and
@@ -81,6 +85,11 @@ NamedTensors load_npz(const std::string& path);
 /// (an integer array or anything else beside the weights is no obstacle). An IOError names a key the
 /// file does not hold (and the keys it does); a key asked for twice is a ValueError.
 NamedTensors load_npz(const std::string& path, const std::vector<std::string>& keys);
+
+/// The keys of the .npz at `path`, in archive order, without reading any array: the archive and its member
+/// names are checked as load_npz checks them (IOError naming the file). To read some keys, then
+/// load_npz(path, keys) — what load_torch and a non-strict load do, so arrays they skip are never read.
+std::vector<std::string> npz_keys(const std::string& path);
 
 /// An integer or boolean array of an .npz (labels, token ids, a mask): its values as int64 — the
 /// element type of rwd::Indices — row-major, and its shape.

@@ -178,10 +178,27 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
   if (strict && !unexpected.empty())
     throw ValueError("load_state_dict: unexpected key" + std::string(unexpected.size() > 1 ? "s " : " ") + join(unexpected) +
                      " (the model has " + std::to_string(params.size()) + " parameters)");
+  std::vector<std::pair<Tensor, Tensor>> copies;
   for (const auto& [k, p] : params) {
     auto it = given.find(k);
-    if (it != given.end()) const_cast<Tensor&>(p).assign(it->second);
+    if (it != given.end()) copies.emplace_back(p, it->second);
   }
+  detail::assign_all(copies);
+}
+
+void detail::assign_all(const std::vector<std::pair<Tensor, Tensor>>& destination_source) {
+  // Source i is read after destinations 0 … i−1 are written: if one of them shares its storage (a swap,
+  // or a view of another parameter), it is copied before anything is written. Nothing else is copied,
+  // so loading a model's own state_dict back costs no memory.
+  std::vector<Tensor> sources;
+  sources.reserve(destination_source.size());
+  for (std::size_t i = 0; i < destination_source.size(); ++i) {
+    const Tensor& src = destination_source[i].second;
+    bool aliased = false;
+    for (std::size_t j = 0; j < i && !aliased; ++j) aliased = destination_source[j].first.shares_storage(src);
+    sources.push_back(aliased ? src.detach() : src);
+  }
+  for (std::size_t i = 0; i < destination_source.size(); ++i) Tensor(destination_source[i].first).assign(sources[i]);
 }
 
 std::string Module::summary() const {

@@ -129,6 +129,14 @@ class Module {
   bool m_training = true;
 };
 
+namespace detail {
+/// Copies each pair's source into its destination (converting the dtype) as if every source were read
+/// before any destination is written: a source that is, or views, another pair's destination (the
+/// model's own tensors under swapped keys) is copied first. Shapes must already have been checked.
+/// The last step of load_state_dict and load_torch.
+void assign_all(const std::vector<std::pair<Tensor, Tensor>>& destination_source);
+}  // namespace detail
+
 /// Throws ValueError "<layer>: <what> must be at least 1, got 0". Every size of every layer (features,
 /// hidden units, vocabulary, layers) is at least 1 — PyTorch refuses hidden_size 0 the same way — so no
 /// layer ever computes with an empty weight.

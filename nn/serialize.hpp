@@ -19,7 +19,8 @@ void save(const Module& model, const std::string& path);
 
 /// Reads `path` and loads it into `model` (strict: the keys must be exactly the model's). Throws
 /// IOError for a bad file, ValueError/ShapeError naming the key for a mismatch; the model is left
-/// unchanged on any error.
+/// unchanged on any error. With strict=false an integer or boolean array the model has no parameter
+/// for (a step counter) is skipped like any unexpected key.
 void load(Module& model, const std::string& path, bool strict = true);
 
 }  // namespace rwd

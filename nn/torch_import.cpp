@@ -1,6 +1,7 @@
 #include "torch_import.hpp"
 
 #include <map>
+#include <set>
 
 #include "../core/npz.hpp"
 #include "gru_cell.hpp"
@@ -80,16 +81,9 @@ void collect(const Module& m, const std::string& prefix, const std::string& path
   for (const auto& [name, child] : m.named_children()) collect(*child, prefix + name + ".", path + name + ".", out);
 }
 
-std::string quoted_list(const std::vector<std::string>& keys) {
-  std::string s;
-  for (const std::string& k : keys) s += (s.empty() ? "'" : ", '") + k + "'";
-  return s;
-}
-
-// `source` names where the state_dict came from (the .npz file), for the messages; empty for a NamedTensors.
-void load_from(Module& model, const NamedTensors& state_dict, const std::string& prefix, TorchKeys keys,
-               const std::string& source) {
-  const std::string from = source.empty() ? "" : " from '" + source + "'";
+// Every parameter the model takes, as both sides name it; `source` (the .npz file, or "") is added to
+// the message of a model PyTorch has no keys for.
+std::vector<Entry> entries_of(const Module& model, const std::string& prefix, const std::string& source) {
   std::vector<Entry> want;
   try {
     collect(model, prefix, "", want);
@@ -97,6 +91,22 @@ void load_from(Module& model, const NamedTensors& state_dict, const std::string&
     if (source.empty()) throw;
     throw ValueError(std::string(e.what()) + " (loading '" + source + "')");
   }
+  return want;
+}
+
+std::string quoted_list(const std::vector<std::string>& keys) {
+  std::string s;
+  for (const std::string& k : keys) s += (s.empty() ? "'" : ", '") + k + "'";
+  return s;
+}
+
+// `source` names where the state_dict came from (the .npz file), for the messages; empty for a NamedTensors.
+// `not_read` are keys the file holds that the model does not take, left unread (an integer
+// num_batches_tracked, another submodule's arrays): unexpected under the prefix, like the state_dict's.
+void load_from(Module& model, const NamedTensors& state_dict, const std::string& prefix, TorchKeys keys,
+               const std::string& source, const std::vector<std::string>& not_read = {}) {
+  const std::string from = source.empty() ? "" : " from '" + source + "'";
+  const std::vector<Entry> want = entries_of(model, prefix, source);
   const std::string who = "load_torch: " + model.repr() + from + ": ";
 
   std::map<std::string, Tensor> given;
@@ -117,6 +127,8 @@ void load_from(Module& model, const NamedTensors& state_dict, const std::string&
   }
   for (const auto& [k, t] : state_dict)
     if (k.compare(0, prefix.size(), prefix) == 0 && !known.count(k)) unexpected.push_back(k);
+  for (const std::string& k : not_read)
+    if (k.compare(0, prefix.size(), prefix) == 0 && !known.count(k)) unexpected.push_back(k);
   if (keys != TorchKeys::partial && !missing.empty())
     throw ValueError(who + "missing key" + (missing.size() > 1 ? "s " : " ") + quoted_list(missing) +
                      (prefix.empty() ? "" : " (under the prefix '" + prefix + "')"));
@@ -131,10 +143,23 @@ void load_from(Module& model, const NamedTensors& state_dict, const std::string&
                        e.path + " is " + e.param.shape().str());
   }
 
+  std::vector<std::pair<Tensor, Tensor>> copies;
   for (const Entry& e : want) {
     auto it = given.find(e.torch_key);
-    if (it != given.end()) const_cast<Tensor&>(e.param).assign(it->second);
+    if (it != given.end()) copies.emplace_back(e.param, it->second);
   }
+  detail::assign_all(copies);
+}
+
+// The .npz at `path`: only the arrays the model takes are read (an integer array or another submodule's
+// weights beside them are no obstacle, and cost nothing); the other keys are passed on by name.
+void load_file(Module& model, const std::string& path, const std::string& prefix, TorchKeys keys) {
+  const std::vector<std::string> held = npz_keys(path);
+  std::set<std::string> takes;
+  for (const Entry& e : entries_of(model, prefix, path)) takes.insert(e.torch_key);
+  std::vector<std::string> read, not_read;
+  for (const std::string& k : held) (takes.count(k) ? read : not_read).push_back(k);
+  load_from(model, load_npz(path, read), prefix, keys, path, not_read);
 }
 
 }  // namespace
@@ -155,10 +180,10 @@ void load_torch(Module& model, const NamedTensors& state_dict, const std::string
 }
 
 void load_torch(Module& model, const std::string& npz_path, const std::string& prefix, bool strict) {
-  load_from(model, load_npz(npz_path), prefix, strict ? TorchKeys::exact : TorchKeys::partial, npz_path);
+  load_file(model, npz_path, prefix, strict ? TorchKeys::exact : TorchKeys::partial);
 }
 void load_torch(Module& model, const std::string& npz_path, const std::string& prefix, TorchKeys keys) {
-  load_from(model, load_npz(npz_path), prefix, keys, npz_path);
+  load_file(model, npz_path, prefix, keys);
 }
 
 }  // namespace rwd

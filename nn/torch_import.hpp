@@ -57,7 +57,10 @@ void load_torch(Module& model, const NamedTensors& state_dict, const std::string
 /// The same, with the keys it insists on chosen by `keys`.
 void load_torch(Module& model, const NamedTensors& state_dict, const std::string& prefix, TorchKeys keys);
 
-/// The same from an .npz file (np.savez of the state_dict's arrays); errors name the file.
+/// The same from an .npz file (np.savez of the state_dict's arrays); errors name the file. Only the arrays
+/// the model takes are read: the others (an integer num_batches_tracked, another submodule's weights)
+/// are keys like any other — ignored outside the prefix or under ignore_unexpected, unexpected under
+/// exact. A key the model takes that holds an integer array is load_npz's IOError, naming it.
 void load_torch(Module& model, const std::string& npz_path, const std::string& prefix = "", bool strict = true);
 void load_torch(Module& model, const std::string& npz_path, const std::string& prefix, TorchKeys keys);
 

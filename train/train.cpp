@@ -289,6 +289,9 @@ void check_fit_options(const FitOptions& o) {
     if (!o.metrics[i].fn) throw ValueError("fit: metric '" + n + "' has no function");
   }
   const std::string m(o.early_stopping.monitor);
+  if (m.empty() && o.early_stopping.restore_best)
+    throw ValueError("fit: early_stopping.restore_best needs early_stopping.monitor ('loss', 'val_loss' or a metric): "
+                     "without a monitored figure no epoch is best, and nothing would be restored");
   if (m.empty()) return;
   if (m == "val_loss" && !o.validate)
     throw ValueError("fit: early_stopping monitors 'val_loss', but there is no validate function");
