@@ -22,6 +22,9 @@ std::string format_number(double x) {
 Optimizer::Optimizer(const char* name, std::vector<Tensor> params, double lr, std::vector<Slot> slots)
     : m_name(name), m_params(std::move(params)), m_lr(lr), m_slots(std::move(slots)) {
   check_hyper(std::isfinite(lr) && lr >= 0, name, "learning rate", lr, "must be finite and >= 0");
+  // As PyTorch: an optimizer of nothing is a mistake (a model's parameters() taken before its layers
+  // were added, a filter that matched none), not a quiet no-op.
+  if (m_params.empty()) throw ValueError(std::string(name) + ": got an empty parameter list: there is nothing to optimize");
   for (std::size_t i = 0; i < m_params.size(); ++i) {
     const Tensor& p = m_params[i];
     const std::string which = std::string(name) + ": parameter " + std::to_string(i);

@@ -10,6 +10,9 @@
 //        opt.step();            // every p that has a .grad():  p ← update(p, p.grad(), state_p)
 //      }
 //
+//  Parameters. Leaf tensors, each once; an empty list is a ValueError naming the optimizer (as
+//  PyTorch's "optimizer got an empty parameter list").
+//
 //  In place. step() writes the new values into each parameter's own storage, so every handle to it
 //  (the model's, the caller's) sees them, and it records nothing on the tape. A parameter whose
 //  grad() is undefined (nothing reached it this step) is skipped, state and all — PyTorch's rule.

@@ -784,7 +784,7 @@ TEST_CASE("hostile files: fit refuses restore_best without a monitored figure (n
   SGD opt({w}, {.lr = 0.25});
   auto loss = [&](std::size_t, std::size_t) { return w * w; };
   const std::string msg =
-      message_of<ValueError>([&] { fit(opt, 1, loss, {.epochs = 2, .early_stopping = {.restore_best = true}}); });
+      message_of<ValueError>([&] { fit(opt, 1, loss, {.epochs = 2, .early_stopping = {.monitor = {}, .restore_best = true}}); });
   CHECK_CONTAINS(msg, "fit: early_stopping.restore_best");
   CHECK(w.item() == 1.0);  // refused before anything ran
   // With a monitor, the best epoch's parameters come back (the loss falls every epoch: the last is best).

@@ -14,6 +14,8 @@
 #include <optim/optim.hpp>
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 using namespace rwd;
 
 namespace {
@@ -322,6 +324,14 @@ std::vector<Case> all_cases() {
 // ============================================================================================
 // The updates, step by step
 // ============================================================================================
+
+TEST_CASE("optim: an empty parameter list is refused, naming the optimizer (PyTorch's rule)") {
+  CHECK(message_of<ValueError>([] { SGD({}, {.lr = 0.1}); }).find("SGD: got an empty parameter list") != std::string::npos);
+  CHECK(message_of<ValueError>([] { Adam({}); }).find("Adam: got an empty parameter list") != std::string::npos);
+  CHECK(message_of<ValueError>([] { RMSprop({}); }).find("RMSprop: got an empty parameter list") != std::string::npos);
+  Chain empty;  // a model with no layers yet
+  CHECK_THROWS_AS(Adam(empty.parameters()), ValueError);
+}
 
 TEST_CASE("optim: SGD(params, {lr, momentum, dampening, weight_decay, nesterov}) follows its formula and PyTorch") {
   for (const Case& c : sgd_cases()) run_case(c.name, c.make_opt, c.ref, float64, 1e-14, c.torch);

@@ -64,7 +64,8 @@ struct EarlyStopping {
   std::size_t patience = 0;     ///< epochs in a row without improvement that stop training (0: the first)
   double min_delta = 0;         ///< an improvement must beat the best by more than this
   bool maximize = false;        ///< larger is better (accuracy); the default, smaller (a loss)
-  /// When training ends, put back the parameters of the best epoch (Keras' restore_best_weights).
+  /// When training ends, put back the parameters of the best epoch (Keras' restore_best_weights);
+  /// needs a monitor (fit refuses it without one: no epoch would ever be the best).
   bool restore_best = false;
 };
 
