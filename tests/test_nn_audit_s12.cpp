@@ -143,10 +143,14 @@ TEST_CASE("audit s12: recurrent steps and masks that do not fit each other") {
 TEST_CASE("audit s12: bidirectional masks with holes and an empty column are Keras' skipped steps") {
   const std::size_t T = 4, F = 3, H = 2, B = 4;
   Generator gen(12);
+  for (std::size_t every : {0, 1, 3})  // checkpointed BPTT (every k steps; 0: off) runs its own loop
   for (Merge merge : {Merge::concat, Merge::sum}) {
     CAPTURE(static_cast<int>(merge));
-    Recurrent r = LSTM(F, H, {.dtype = float64}, {.bidirectional = true, .merge = merge}, gen);
-    Recurrent rl = LSTM(F, H, {.dtype = float64}, {.bidirectional = true, .merge = merge, .return_sequences = false}, gen);
+    CAPTURE(every);
+    const RecurrentOptions::Checkpointing ck{.on = every > 0, .every = every};
+    Recurrent r = LSTM(F, H, {.dtype = float64}, {.bidirectional = true, .merge = merge, .checkpoint = ck}, gen);
+    Recurrent rl = LSTM(F, H, {.dtype = float64},
+                        {.bidirectional = true, .merge = merge, .return_sequences = false, .checkpoint = ck}, gen);
     rl.load_state_dict(r.state_dict());
     const Tensor x = Tensor::randn({T, F, B}, gen, float64);
     // columns: a hole in the middle; a padded start; no real step; all real
@@ -155,6 +159,12 @@ TEST_CASE("audit s12: bidirectional masks with holes and an empty column are Ker
                                    1, 1, 0, 1,  //
                                    1, 0, 0, 1};
     const Tensor mask = f64(m, {T, B});
+    // The gradients of every output and of `last` by central differences (holes, checkpointing and all).
+    const Tensor xg = x.detach().set_requires_grad();
+    const GradcheckReport gy = gradcheck([&](const std::vector<Tensor>& in) { return r(in[0], mask); }, {xg});
+    CHECK_MESSAGE(gy.ok(), gy);
+    const GradcheckReport gl = gradcheck([&](const std::vector<Tensor>& in) { return rl(in[0], mask); }, {xg});
+    CHECK_MESSAGE(gl.ok(), gl);
     const std::vector<double> y = r(x, mask).to_vector(), last = rl(x, mask).to_vector();
     const std::size_t O = merge == Merge::concat ? 2 * H : H;
     REQUIRE(y.size() == T * O * B);
