@@ -19,6 +19,16 @@ std::string to_string(AttentionKind kind) {
 }
 
 AttentionMemory AttentionMemory::select(const Indices& columns) const {
+  if (!memory.defined()) throw ValueError("AttentionMemory::select: the memory is empty: prepare() it first");
+  // No columns would be a batch-0 memory, which prepare() refuses (and attend() could not use).
+  if (columns.empty())
+    throw ValueError("AttentionMemory::select: no columns picked from memory " + memory.shape().str() +
+                     ": batch 0 is refused");
+  for (std::size_t k = 0; k < columns.size(); ++k)
+    if (columns[k] < 0 || static_cast<std::size_t>(columns[k]) >= batch())
+      throw ValueError("AttentionMemory::select: column " + std::to_string(columns[k]) + " at position " +
+                       std::to_string(k) + " is out of range [0, " + std::to_string(batch()) + ") for memory " +
+                       memory.shape().str());
   AttentionMemory out;
   out.memory = index_select(memory, 2, columns);
   // dot and general attention read the memory itself as keys: pick it once.
@@ -51,6 +61,7 @@ Attention::Attention(AttentionKind kind, std::size_t query_size, std::size_t mem
 }
 
 AttentionMemory Attention::prepare(const Tensor& memory, const Tensor& mask) const {
+  if (!memory.defined()) throw TapeError(repr() + ": the memory is an undefined tensor");
   const Shape s = memory.shape();
   if (s.ndim() != 3 || s[1] != m_memory)
     throw ShapeError(repr() + ": memory " + s.str() + ": expected (time, " + std::to_string(m_memory) +
@@ -86,6 +97,7 @@ AttentionMemory Attention::prepare(const Tensor& memory, const Tensor& mask) con
 
 void Attention::check_query(const Tensor& query, const AttentionMemory& memory) const {
   if (!memory.memory.defined()) throw ValueError(repr() + ": the memory is empty: prepare() it first");
+  if (!query.defined()) throw TapeError(repr() + ": the query is an undefined tensor");
   const Shape q = query.shape();
   const std::size_t B = memory.batch();
   if (q.ndim() != 2 || q[0] != m_query || q[1] != B)

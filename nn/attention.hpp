@@ -65,7 +65,8 @@ struct AttentionMemory {
   /// Batch columns of the memory (its axis 2).
   std::size_t batch() const { return memory.dim(2); }
   /// The same memory with its batch columns picked (and repeated) by `columns` — a beam's hypotheses
-  /// each reading their source's memory. Recorded (index_select), so gradients flow back.
+  /// each reading their source's memory. Recorded (index_select), so gradients flow back. No columns,
+  /// or one outside [0, batch), is a ValueError.
   AttentionMemory select(const Indices& columns) const;
 };
 

@@ -18,6 +18,14 @@ void check_same_dtype(const char* loss, const char* what, const Tensor& x, const
                      dtype_name(y.dtype()) + "; convert one with Tensor::to");
 }
 
+// An undefined operand (a default-constructed Tensor, a gradient not computed yet) is named by the loss
+// and the argument, rather than by the tensor accessor that first trips on it.
+void require_defined(const char* loss, const char* name, const Tensor& x) {
+  if (!x.defined())
+    throw TapeError(std::string(loss) + ": " + name + " is an undefined tensor (default-constructed, or a gradient not "
+                     "computed yet)");
+}
+
 // A loss of nothing is refused, whatever the reduction: the layers refuse batch 0 too (nn/module.hpp),
 // and a mean over no examples would be 0/0.
 void refuse_empty(const char* loss, const char* name, const Tensor& x) {
@@ -28,7 +36,7 @@ void refuse_empty(const char* loss, const char* name, const Tensor& x) {
 
 // A weight scales each element's loss, so it must be finite and ≥ 0 (a 0/1 mask, or weights): a NaN
 // would poison the sum and a negative one would reward the error it weighs.
-void check_weight_values(const char* loss, const Tensor& weight) {
+void check_weight_values(const char* loss, const Tensor& weight, const char* name = "weight") {
   const std::vector<double> w = weight.to_vector();
   const Shape s = weight.shape();
   for (std::size_t k = 0; k < w.size(); ++k)
@@ -41,14 +49,16 @@ void check_weight_values(const char* loss, const Tensor& weight) {
         rest %= stride;
       }
       at += s.ndim() == 1 ? ",)" : ")";
-      throw ValueError(std::string(loss) + ": weight " + format_value(w[k]) + " at " + at + " of the weight " + s.str() +
-                       " must be finite and non-negative (a 0/1 mask or weights ≥ 0)");
+      throw ValueError(std::string(loss) + ": " + name + " " + format_value(w[k]) + " at " + at + " of the " + name + " " +
+                       s.str() + " must be finite and non-negative (a 0/1 mask or weights ≥ 0)");
     }
 }
 
 // The elementwise losses compare two tensors of one shape (no silent broadcasting: a (B,) target
 // against a (1, B) prediction would otherwise make a (B, B) loss).
 void check_pair(const char* loss, const char* pred_name, const Tensor& pred, const Tensor& target) {
+  require_defined(loss, pred_name, pred);
+  require_defined(loss, "target", target);
   if (pred.shape() != target.shape())
     throw_shape_error(loss, {{pred_name, pred.shape()}, {"target", target.shape()}},
                       std::string("the target must have the ") + pred_name + "'s shape");
@@ -128,11 +138,15 @@ void check_class_weight(const char* loss, const char* input_name, const Tensor& 
                       "class_weight must be (classes,) = (" + std::to_string(classes) + ",), the size of axis " +
                           std::to_string(axis));
   check_same_dtype(loss, input_name, input, "class_weight", class_weight);
+  // It folds into the weight w, so it obeys w's rule: a NaN would poison the sum, a negative one reward
+  // the error it weighs (and could make the mean's Σ w zero or negative).
+  check_weight_values(loss, class_weight, "class_weight");
 }
 
 // ℓᵢ = −log_probs[yᵢ] along the class axis, with ignore_index and class_weight folded into the weight.
 Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, const Indices& labels,
            const ClassLossOptions& o) {
+  require_defined(loss, input_name, log_probs);
   const Shape s = log_probs.shape();
   refuse_empty(loss, input_name, log_probs);
   const std::size_t ax = normalize_axis(loss, o.axis, s);
@@ -184,6 +198,7 @@ Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, co
 }  // namespace
 
 Tensor reduce_loss(const Tensor& per_element, Reduction reduction, const Tensor& weight) {
+  require_defined("reduce_loss", "per-element loss", per_element);
   refuse_empty("reduce_loss", "per-element loss", per_element);
   if (weight.defined()) check_weight("reduce_loss", "per-element loss", weight, per_element);
   return reduce(per_element, weight, reduction);
@@ -204,7 +219,9 @@ Tensor l1_loss(const Tensor& prediction, const Tensor& target, const LossOptions
 // The clamp's gradient switches between the branches, so no comparison mask is needed:
 // ∂ℓ/∂|r| = q·q' + δ(1 − q') = |r| inside, δ outside.
 Tensor huber_loss(const Tensor& prediction, const Tensor& target, double delta, const LossOptions& options) {
-  if (!(delta > 0)) throw ValueError("huber_loss: delta must be positive, got " + std::to_string(delta));
+  // δ = ∞ is refused: δ·(|r| − q) would be ∞·0 = NaN (use 0.5 * mse_loss for ½r² everywhere).
+  if (!(delta > 0 && std::isfinite(delta)))
+    throw ValueError("huber_loss: delta must be positive and finite, got " + format_value(delta));
   check_pair("huber_loss", "prediction", prediction, target);
   const Tensor a = abs(prediction - target);
   const Tensor q = clamp(a, 0.0, delta);
@@ -237,6 +254,7 @@ Tensor nll_loss(const Tensor& log_probs, const Indices& labels, const ClassLossO
 }
 
 Tensor cross_entropy(const Tensor& logits, const Indices& labels, const ClassLossOptions& options) {
+  require_defined("cross_entropy", "logits", logits);
   const std::size_t ax = normalize_axis("cross_entropy", options.axis, logits.shape());
   return nll("cross_entropy", "logits", log_softmax(logits, static_cast<int>(ax)), labels, options);
 }

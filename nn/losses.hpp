@@ -30,9 +30,10 @@
 //  broadcast to ℓ, or a class_weight that is not (classes,) throws ShapeError naming the loss and
 //  both shapes. A label out of range and a probability outside [0, 1] throw ValueError (the
 //  library's exception for an argument out of its domain) naming the loss, the position and the
-//  value. So does a weight that is negative, infinite or NaN (naming its index and value). Operands
-//  of different dtypes throw DtypeError. An empty prediction (batch 0) throws ShapeError, whatever the
-//  reduction, as every layer refuses batch 0.
+//  value. So does a weight or class_weight that is negative, infinite or NaN (naming its index and
+//  value). An undefined operand throws TapeError (as the tensor itself would) naming the loss and the
+//  argument. Operands of different dtypes throw DtypeError. An empty prediction (batch 0) throws
+//  ShapeError, whatever the reduction, as every layer refuses batch 0.
 #pragma once
 
 #include <cstddef>
@@ -73,7 +74,8 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target, const LossOption
 /// Mean absolute error (MAE, L1): ℓ = |prediction − target| (the gradient at a zero residual is 0).
 Tensor l1_loss(const Tensor& prediction, const Tensor& target, const LossOptions& options = {});
 
-/// Huber: ℓ = ½r² where |r| ≤ delta, else delta·(|r| − ½delta), r = prediction − target (PyTorch's).
+/// Huber: ℓ = ½r² where |r| ≤ delta, else delta·(|r| − ½delta), r = prediction − target (PyTorch's);
+/// delta must be positive and finite (else ValueError).
 Tensor huber_loss(const Tensor& prediction, const Tensor& target, double delta = 1.0,
                   const LossOptions& options = {});
 

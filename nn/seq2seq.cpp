@@ -252,6 +252,8 @@ Tensor Seq2Seq::forward(const Tensor& source, const Tensor& source_mask, const T
 }
 
 Tensor Seq2Seq::loss(const Tensor& logits, const Tensor& target, const Tensor& target_mask) {
+  if (!logits.defined() || !target.defined())
+    throw TapeError(std::string("Seq2Seq::loss: the ") + (logits.defined() ? "target" : "logits") + " is an undefined tensor");
   const Shape ls = logits.shape(), ts = target.shape();
   if (ls.ndim() != 3 || ts != Shape{ls[0], ls[2]})
     throw ShapeError("Seq2Seq::loss: logits " + ls.str() + " and target " + ts.str() +
@@ -260,10 +262,14 @@ Tensor Seq2Seq::loss(const Tensor& logits, const Tensor& target, const Tensor& t
     throw ShapeError("Seq2Seq::loss: target mask " + target_mask.shape().str() + " does not match the target " + ts.str());
   const std::vector<double> v = target.to_vector();
   Indices labels(v.size());
+  const std::size_t vocab = ls[1];
   for (std::size_t k = 0; k < v.size(); ++k) {
-    if (!(v[k] >= 0 && v[k] == std::floor(v[k])))
+    // Checked as a double against the vocabulary before the cast: casting ∞ or anything beyond int64's
+    // range to an integer is undefined (it gave the label -9223372036854775808).
+    if (!(v[k] >= 0 && v[k] < static_cast<double>(vocab) && v[k] == std::floor(v[k])))
       throw ValueError("Seq2Seq::loss: target id " + format_value(v[k]) + " at (t, b) = (" + std::to_string(k / ts[1]) +
-                       ", " + std::to_string(k % ts[1]) + ") is not a whole number ≥ 0");
+                       ", " + std::to_string(k % ts[1]) + ") is not a whole number in [0, " + std::to_string(vocab) +
+                       ") — the vocabulary of logits " + ls.str());
     labels[k] = static_cast<std::int64_t>(v[k]);
   }
   ClassLossOptions options{.reduction = Reduction::mean, .axis = 1};

@@ -186,7 +186,7 @@ class Seq2Seq : public Module {
 
   /// Mean cross-entropy of logits (T, V, B) against target ids (T, B) over the real steps of
   /// target_mask (T, B) (undefined = all): Σ mask·ℓ / Σ mask (cross_entropy with axis 1 and the mask
-  /// as weight, nn/losses.hpp).
+  /// as weight, nn/losses.hpp). A target id that is not a whole number in [0, V) is a ValueError.
   static Tensor loss(const Tensor& logits, const Tensor& target, const Tensor& target_mask = {});
 
   // ---- the pieces (what forward and the decoders are made of) ----
