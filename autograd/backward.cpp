@@ -137,9 +137,13 @@ void ReverseSweep::fire_ready(std::int64_t passed) {
     // in place (an optimizer in the backward) that another leaf's deferred product reads.
     if (!m_groups.empty()) flush_products();
     const Tensor leaf = m_ready[m_ready_next - 1].leaf;
-    // Copied: a hook may register or remove hooks.
+    // Copied: a hook may register or remove hooks. One removed by an earlier hook is gone (its
+    // object destroyed), so each is looked up again before it is called.
     const std::vector<const GradReadyHook*> hooks = ready_hooks();
-    for (const GradReadyHook* h : hooks) h->m_fn(leaf);
+    for (const GradReadyHook* h : hooks) {
+      const auto& now = ready_hooks();
+      if (hooks.size() == 1 || std::find(now.begin(), now.end(), h) != now.end()) h->m_fn(leaf);
+    }
   }
 }
 

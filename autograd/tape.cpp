@@ -25,7 +25,19 @@ Tape::Tape(RootTag) : m_is_root(true) {}
 
 Tape::~Tape() {
   clear();
-  if (!m_is_root) t_current = m_previous;
+  if (m_is_root) return;
+  if (t_current == this) {
+    t_current = m_previous;
+    return;
+  }
+  // Destroyed out of order — `tape = std::make_unique<Tape>()` makes the new tape before the old one
+  // goes: the tapes opened since stay current, and the one opened right after this one will restore
+  // what this one would have (never this one, which would leave a dangling current tape).
+  for (Tape* t = t_current; t; t = t->m_previous)
+    if (t->m_previous == this) {
+      t->m_previous = m_previous;
+      return;
+    }
 }
 
 std::unique_ptr<Tape> Tape::make_detached() { return std::unique_ptr<Tape>(new Tape(RootTag{})); }

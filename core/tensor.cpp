@@ -306,7 +306,7 @@ Tensor Tensor::detach() const {
   // detached tensor is written apart from this one (a hidden state carried over, a gradient added
   // into in place).
   auto p = detail::new_impl();
-  p->value = impl().value;
+  p->value = value_of(*this, "detach").value;  // a value the tape dropped has no values to copy
   p->name = m_impl->name;
   return Tensor(std::move(p));
 }
