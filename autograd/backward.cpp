@@ -223,9 +223,20 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
     add_adjoint(root, seed);
   }
   m_next = last;
+  if (m_tape) {  // last, once nothing above can throw: the destructor undoes it
+    ++m_tape->m_sweeps;
+    m_walking = true;
+  }
+}
+
+void ReverseSweep::leave_tape() {
+  if (!m_walking) return;
+  m_walking = false;
+  --m_tape->m_sweeps;
 }
 
 ReverseSweep::~ReverseSweep() {
+  leave_tape();
   if (m_groups.empty()) return;
   try {  // a sweep left before its end: what it deferred still reaches .grad(), as it would have
     flush_products();
@@ -628,6 +639,7 @@ void ReverseSweep::finish() {
   m_adjoint_in = Tensor();
   m_more_in.clear();
   m_adjoints_out.clear();
+  leave_tape();
   if (m_tape && !m_options.retain) {
     for (const Tensor& r : m_roots) r.keep_on_clear();  // the loss stays readable, as a constant
     m_tape->clear();

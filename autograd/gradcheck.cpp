@@ -274,6 +274,23 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
       }
     };
   const std::vector<std::vector<double>> g = analytic(checked_f, inputs, checked, w, options.seed, &report.value);
+  // A central difference compares f at two points; a function that gives another value at the SAME
+  // point (a fresh random draw, a counter, a state it updates) would fail every element and the
+  // report would blame its gradient. So f is evaluated once more where the tape's gradient was taken.
+  {
+    EnableGradGuard grad_mode;  // as analytic() ran it: the same kernels, so the same bits
+    const double again = evaluate(checked_f, inputs, w, options.seed);
+    auto exact = [](double v) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", v);
+      return std::string(buf);
+    };
+    if (!(again == report.value || (std::isnan(again) && std::isnan(report.value))))
+      throw ValueError("gradcheck: the function is not deterministic: evaluated twice at the same inputs it gave " +
+                       exact(report.value) + " and " + exact(again) +
+                       " (a random draw, or state that changes between calls); finite differences need the same "
+                       "value from the same inputs — fix its generator's seed inside the function");
+  }
 
   for (std::size_t k = 0; k < checked.size(); ++k) {
     Tensor x = checked[k];

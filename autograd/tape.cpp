@@ -24,7 +24,7 @@ Tape::Tape() : m_previous(t_current) { t_current = this; }
 Tape::Tape(RootTag) : m_is_root(true) {}
 
 Tape::~Tape() {
-  clear();
+  release_all();  // (never throws: a destructor run during a sweep of this tape is the caller's bug)
   if (m_is_root) return;
   if (t_current == this) {
     t_current = m_previous;
@@ -116,6 +116,15 @@ std::int64_t Tape::step_of(std::size_t i) const {
 }
 
 void Tape::clear() {
+  if (m_sweeps) [[unlikely]]
+    throw TapeError("Tape::clear: the tape is being swept (" + std::to_string(m_nodes.size()) +
+                    " entries): a backward function, a gradient-ready hook or a checkpoint's function cleared it, "
+                    "or ran a backward() on it without retain, or a step-through ReverseSweep is not done; clear "
+                    "it once the sweep is over (or pass retain to the inner backward)");
+  release_all();
+}
+
+void Tape::release_all() {
   m_trace.reset();
   m_drop_from = 0;
   m_value_bytes = 0;

@@ -151,6 +151,8 @@ class Tape {
   void set_last_trace(std::shared_ptr<const SweepTrace> trace) { m_trace = std::move(trace); }
 
   /// Releases every entry and every intermediate value (those marked keep_on_clear become constants).
+  /// Throws TapeError while a sweep walks this tape (from a backward function, a gradient-ready hook,
+  /// a checkpoint's function, or a step-through ReverseSweep not yet done): its entries are in use.
   void clear();
 
   /// Appends an entry; used by record(). Returns its index.
@@ -205,8 +207,11 @@ class Tape {
   std::int64_t step_of(std::size_t i) const;
 
  private:
+  friend class ReverseSweep;  // counts itself in m_sweeps while it walks the entries
   struct RootTag {};
   explicit Tape(RootTag);
+  void release_all();
+  std::size_t m_sweeps = 0;  // sweeps walking this tape now: clear() refuses while any does
   std::vector<std::pair<std::size_t, std::int64_t>> m_steps;  // (first entry, time step), in order
   std::size_t m_drop_from = 0;  // drop_unread looks at the entries from here on
   std::size_t m_value_bytes = 0;  // bytes of the values recorded since the last clear (drop_unread's gate)

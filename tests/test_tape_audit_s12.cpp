@@ -435,3 +435,64 @@ TEST_CASE("tape audit: write_html into a missing folder is an IOError naming the
     CHECK(std::string(e.what()).find("/nonexistent-dir-s12/tape.html") != std::string::npos);
   }
 }
+
+TEST_CASE("tape audit: clearing or sweeping a tape from inside its own sweep is a TapeError") {
+  Tape tape;
+  Tensor x = leaf64({0.5, -1}, {2});
+  Tensor w = leaf64({2, 3}, {2});
+  SUBCASE("a gradient-ready hook clears the tape") {
+    Tensor y = sum(tanh(x * 2.0) * w);  // w is final after #2; #1 and #0 are still to sweep
+    auto h = on_grad_ready([&](const Tensor& leaf) {
+      if (leaf.same(w)) tape.clear();
+    });
+    CHECK_THROWS_WITH_AS(backward(y), doctest::Contains("being swept"), TapeError);
+  }
+  SUBCASE("a custom op's backward runs backward() on the same tape") {
+    Tensor other = sum(x * x);
+    Tensor y = custom_op(
+        "nested", {x}, [](const std::vector<Tensor>& in) { return sum(in[0] * 3.0); },
+        [&](BackwardContext& c) {
+          backward(other);  // clears the tape this sweep is walking
+          c.accumulate(0, Tensor::full({2}, 3.0, Dtype::f64));
+        });
+    Tensor z = sum(tanh(x) * 1.0) + y;
+    CHECK_THROWS_WITH_AS(backward(z), doctest::Contains("being swept"), TapeError);
+  }
+  tape.clear();
+  // the tape still works
+  x.zero_grad(true);
+  backward(sum(x * w));
+  CHECK(x.grad().to_vector() == std::vector<double>{2, 3});
+}
+
+TEST_CASE("tape audit: gradcheck of a non-deterministic function says so instead of blaming the gradient") {
+  Tensor x = leaf64({0.3, -0.7, 1.1}, {3});
+  Generator gen(3);
+  auto noisy = [&](const std::vector<Tensor>& in) {
+    return sum(tanh(in[0]) * Tensor::uniform({3}, 0.5, 1.5, gen, Dtype::f64));  // a fresh draw each call
+  };
+  CHECK_THROWS_WITH_AS(gradcheck(noisy, {x}), doctest::Contains("not deterministic"), ValueError);
+  int calls = 0;
+  auto drifting = [&](const std::vector<Tensor>& in) { return sum(tanh(in[0])) * static_cast<double>(++calls); };
+  CHECK_THROWS_WITH_AS(gradcheck(drifting, {x}), doctest::Contains("not deterministic"), ValueError);
+}
+
+TEST_CASE("tape audit: a step-through sweep keeps its tape until it is done") {
+  Tape tape;
+  Tensor x = leaf64({0.5, -1}, {2});
+  Tensor loss = sum(tanh(x) * x);
+  {
+    ReverseSweep sweep(loss);
+    REQUIRE(sweep.step());
+    CHECK_THROWS_WITH_AS(tape.clear(), doctest::Contains("being swept"), TapeError);
+    sweep.run();
+  }
+  CHECK(tape.empty());
+  CHECK(x.grad().numel() == 2);
+  Tensor y = sum(x * x);
+  {
+    ReverseSweep abandoned(y, Tensor(), {.retain = true});
+    abandoned.step();
+  }
+  CHECK_NOTHROW(tape.clear());  // an abandoned sweep lets go of its tape
+}
