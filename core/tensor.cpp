@@ -168,6 +168,12 @@ Tensor Tensor::randn(const Shape& shape, Generator& gen, Dtype dtype) {
 }
 Tensor Tensor::randn(const Shape& shape, Dtype dtype) { return randn(shape, default_generator(), dtype); }
 Tensor Tensor::uniform(const Shape& shape, double lo, double hi, Generator& gen, Dtype dtype) {
+  // [lo, hi) must be a range: a NaN or infinite bound fills the tensor with NaN or ±inf, and lo > hi
+  // draws from (hi, lo] — numbers the caller did not ask for, silently (PyTorch refuses both too).
+  // An empty tensor draws nothing (an initializer's bound for a zero fan is infinite).
+  if (shape.numel() != 0 && !(std::isfinite(lo) && std::isfinite(hi) && lo <= hi))
+    throw ValueError("uniform: shape " + shape.str() + ": the range [" + std::to_string(lo) + ", " +
+                     std::to_string(hi) + ") must have finite bounds with lo <= hi");
   return generate(shape, dtype, [&] { return gen.uniform(lo, hi); });
 }
 Tensor Tensor::uniform(const Shape& shape, double lo, double hi, Dtype dtype) {

@@ -496,3 +496,27 @@ TEST_CASE("tape audit: a step-through sweep keeps its tape until it is done") {
   }
   CHECK_NOTHROW(tape.clear());  // an abandoned sweep lets go of its tape
 }
+
+TEST_CASE("tape audit: a checkpoint's backward run inside a NoGradGuard still re-runs under recording") {
+  Tensor x = leaf64({0.5, -0.25}, {2});
+  auto out = checkpoint([](const std::vector<Tensor>& in) { return std::vector<Tensor>{tanh(in[0]) * in[0]}; }, {x});
+  Tensor loss = sum(out[0]);
+  {
+    NoGradGuard off;
+    backward(loss);
+  }
+  auto got = x.grad().to_vector();
+  auto xs = x.to_vector();
+  for (std::size_t i = 0; i < 2; ++i) {
+    const double t = std::tanh(xs[i]);
+    CHECK(got[i] == doctest::Approx((1 - t * t) * xs[i] + t));
+  }
+}
+
+TEST_CASE("tape audit: uniform draws refuse bounds that are not finite or out of order") {
+  Generator gen(1);
+  CHECK_THROWS_AS(Tensor::uniform({3}, kNaN, 1.0, gen), ValueError);
+  CHECK_THROWS_AS(Tensor::uniform({3}, 0.0, kInf, gen), ValueError);
+  CHECK_THROWS_AS(Tensor::uniform({3}, 1.0, 0.0, gen), ValueError);
+  CHECK(Tensor::uniform({3}, 0.25, 0.25, gen).to_vector() == std::vector<double>{0.25, 0.25, 0.25});
+}
