@@ -354,10 +354,13 @@ static void format_number(std::string& out, double v) {
   out += buf;
 }
 
-static void format_values(std::string& out, const std::vector<double>& v, const Shape& s, std::size_t dim,
-                          std::size_t offset, std::size_t stride) {
+// Reads only the elements it prints, straight from the values: a (10⁸,) tensor prints its six shown
+// numbers without a copy of all of them.
+template <class T>
+static void format_values(std::string& out, const T* v, const Shape& s, std::size_t dim, std::size_t offset,
+                          std::size_t stride) {
   if (dim == s.ndim()) {
-    format_number(out, v[offset]);
+    format_number(out, static_cast<double>(v[offset]));
     return;
   }
   const std::size_t n = s[dim], inner = stride / n;
@@ -395,7 +398,10 @@ std::string Tensor::str() const {
   if (s.numel() == 0)
     out += "[]";
   else
-    format_values(out, to_vector(), s, 0, 0, s.numel());
+    detail::visit_dtype(dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      format_values(out, detail::data<T>(*this, "str"), s, 0, 0, s.numel());
+    });
   out += ", shape=" + s.str() + ", dtype=" + dtype_name(dtype());
   if (m_impl->requires_grad) out += ", requires_grad";
   return out + ")";

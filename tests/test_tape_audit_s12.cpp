@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <rewind.hpp>
 
 using namespace rwd;
@@ -519,4 +523,24 @@ TEST_CASE("tape audit: uniform draws refuse bounds that are not finite or out of
   CHECK_THROWS_AS(Tensor::uniform({3}, 0.0, kInf, gen), ValueError);
   CHECK_THROWS_AS(Tensor::uniform({3}, 1.0, 0.0, gen), ValueError);
   CHECK(Tensor::uniform({3}, 0.25, 0.25, gen).to_vector() == std::vector<double>{0.25, 0.25, 0.25});
+}
+
+TEST_CASE("tape audit: printing a large tensor does not copy all its values") {
+  // In a child process, whose peak resident size starts at its size when forked: the peak grown by
+  // str() of a 128-MiB tensor that prints six numbers.
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    Tensor big = Tensor::zeros({std::size_t(32) << 20});  // float32: 128 MiB, touched by the fill
+    rusage before{}, after{};
+    getrusage(RUSAGE_SELF, &before);
+    const std::string text = big.str();
+    getrusage(RUSAGE_SELF, &after);
+    const long grown_kib = after.ru_maxrss - before.ru_maxrss;
+    _exit(text.find("...") != std::string::npos && grown_kib < 32 * 1024 ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
