@@ -294,6 +294,9 @@ void Tensor::set_grad(const Tensor& g) {
       throw DtypeError(std::string("set_grad: tensor is ") + dtype_name(dtype()) + " and grad is " +
                        dtype_name(g.dtype()));
   }
+  // A gradient with history (a tape value) stays readable after its tape is cleared, as a constant —
+  // as backward(create_graph) leaves .grad(): a released .grad() would fail every reader, zero_grad too.
+  if (g.defined() && g.impl().tape) g.keep_on_clear();
   impl().grad = g;
 }
 

@@ -544,3 +544,15 @@ TEST_CASE("tape audit: printing a large tensor does not copy all its values") {
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("tape audit: a gradient set from a tape value outlives the tape's clear") {
+  Tensor x = leaf64({1, 2}, {2});
+  {
+    Tape tape;
+    Tensor g = x * 2.0;  // recorded
+    x.set_grad(g);
+  }  // the tape is cleared
+  CHECK(x.grad().to_vector() == std::vector<double>{2, 4});
+  CHECK_NOTHROW(x.zero_grad());
+  CHECK(x.grad().to_vector() == std::vector<double>{0, 0});  // a constant once its tape is gone
+}
