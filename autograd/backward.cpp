@@ -685,6 +685,8 @@ void backward(const Tensor& root, const Tensor& seed, SweepOptions options) {
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& seeds, SweepOptions options, bool allow_unused) {
   for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i].defined()) throw TapeError("grad: input " + std::to_string(i) + " is an undefined tensor");
+  for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].requires_grad())
       throw TapeError("grad: input " + std::to_string(i) + " " + describe(inputs[i]) +
                       " does not require a gradient");

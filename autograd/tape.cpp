@@ -195,9 +195,22 @@ void GradMode::set_enabled(bool enabled) { t_grad_enabled = enabled; }
 
 // ---- backward context ----
 
-bool BackwardContext::needs_grad(std::size_t i) const { return m_node.inputs[i].requires_grad(); }
+namespace {
+// A backward function (a custom op's, typically) named an input the entry does not have.
+[[noreturn, gnu::cold, gnu::noinline]] void throw_no_input(const Node& n, const char* what, std::size_t i) {
+  throw TapeError(std::string(n.op) + ": its backward called " + what + " for input " + std::to_string(i) +
+                  ", but the entry has " + std::to_string(n.inputs.size()) +
+                  (n.inputs.size() == 1 ? " input" : " inputs"));
+}
+}  // namespace
+
+bool BackwardContext::needs_grad(std::size_t i) const {
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "needs_grad", i);
+  return m_node.inputs[i].requires_grad();
+}
 
 void BackwardContext::accumulate(std::size_t i, const Tensor& g) {
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "accumulate", i);
   const Tensor& x = m_node.inputs[i];
   if (!x.requires_grad()) return;
   if (!detail::same_shape(g.impl(), x.impl()))
@@ -213,6 +226,7 @@ void BackwardContext::accumulate(std::size_t i, const Tensor& g) {
 
 void BackwardContext::accumulate_slice(std::size_t i, const Tensor& g, int axis, std::size_t start, std::size_t stop,
                                        std::size_t step) {
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "accumulate_slice", i);
   const Tensor& x = m_node.inputs[i];
   if (!x.requires_grad()) return;
   if (GradMode::enabled()) {  // create_graph: the differentiable way
@@ -236,6 +250,7 @@ void BackwardContext::accumulate_slice(std::size_t i, const Tensor& g, int axis,
 }
 
 void BackwardContext::accumulate_matmul(std::size_t i, const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "accumulate_matmul", i);
   const Tensor& x = m_node.inputs[i];
   if (!x.requires_grad()) return;
   if (GradMode::enabled()) {  // create_graph: the differentiable way

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -555,4 +556,39 @@ TEST_CASE("tape audit: a gradient set from a tape value outlives the tape's clea
   CHECK(x.grad().to_vector() == std::vector<double>{2, 4});
   CHECK_NOTHROW(x.zero_grad());
   CHECK(x.grad().to_vector() == std::vector<double>{0, 0});  // a constant once its tape is gone
+}
+
+TEST_CASE("tape audit: a custom backward that sends to an input the entry does not have is a TapeError") {
+  Tensor x = leaf64({1, 2}, {2});
+  using Send = std::function<void(BackwardContext&)>;
+  const std::vector<std::pair<const char*, Send>> sends = {
+      {"accumulate", [](BackwardContext& c) { c.accumulate(5, c.grad_out()); }},
+      {"accumulate_slice", [](BackwardContext& c) { c.accumulate_slice(1, c.grad_out(), 0, 0, 2, 1); }},
+      {"accumulate_matmul",
+       [](BackwardContext& c) { c.accumulate_matmul(3, reshape(c.grad_out(), {2, 1}), Tensor::ones({1, 1}, Dtype::f64)); }},
+      {"needs_grad", [](BackwardContext& c) { static_cast<void>(c.needs_grad(7)); }},
+  };
+  for (const auto& [what, send] : sends) {
+    CAPTURE(what);
+    Tape tape;
+    Tensor y = custom_op(
+        "one_input", {x}, [](const std::vector<Tensor>& in) { return in[0] * 1.0; }, send);
+    CHECK_THROWS_WITH_AS(backward(sum(y)), doctest::Contains("one_input"), TapeError);
+  }
+}
+
+TEST_CASE("tape audit: grad and checkpoint name an undefined or released input") {
+  Tensor x = leaf64({1, 2}, {2});
+  {
+    Tape tape;
+    Tensor y = sum(x * x);
+    CHECK_THROWS_WITH_AS(grad({y}, {x, Tensor()}), doctest::Contains("grad: input 1"), TapeError);
+  }
+  Tensor gone;
+  {
+    Tape tape;
+    gone = x * 2.0;
+  }
+  auto id = [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] * 1.0}; };
+  CHECK_THROWS_WITH_AS(checkpoint(id, {x, gone}, "piece"), doctest::Contains("piece: input 1"), TapeError);
 }
