@@ -196,13 +196,19 @@ void GradMode::set_enabled(bool enabled) { t_grad_enabled = enabled; }
 // ---- backward context ----
 
 namespace {
-// A backward function (a custom op's, typically) named an input the entry does not have.
-[[noreturn, gnu::cold, gnu::noinline]] void throw_no_input(const Node& n, const char* what, std::size_t i) {
-  throw TapeError(std::string(n.op) + ": its backward called " + what + " for input " + std::to_string(i) +
-                  ", but the entry has " + std::to_string(n.inputs.size()) +
-                  (n.inputs.size() == 1 ? " input" : " inputs"));
+// A backward function (a custom op's, typically) named an input or output the entry does not have.
+[[noreturn, gnu::cold, gnu::noinline]] void throw_no_such(const Node& n, const char* what, const char* kind,
+                                                          std::size_t k) {
+  const std::size_t have = std::string(kind) == "input" ? n.inputs.size() : n.num_outputs();
+  throw TapeError(std::string(n.op) + ": its backward called " + what + " for " + kind + " " + std::to_string(k) +
+                  ", but the entry has " + std::to_string(have) + " " + kind + (have == 1 ? "" : "s"));
 }
+[[noreturn]] void throw_no_input(const Node& n, const char* what, std::size_t i) { throw_no_such(n, what, "input", i); }
 }  // namespace
+
+void BackwardContext::throw_no_such(const char* what, const char* kind, std::size_t k) const {
+  rwd::throw_no_such(m_node, what, kind, k);
+}
 
 bool BackwardContext::needs_grad(std::size_t i) const {
   if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "needs_grad", i);

@@ -592,3 +592,20 @@ TEST_CASE("tape audit: grad and checkpoint name an undefined or released input")
   auto id = [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] * 1.0}; };
   CHECK_THROWS_WITH_AS(checkpoint(id, {x, gone}, "piece"), doctest::Contains("piece: input 1"), TapeError);
 }
+
+TEST_CASE("tape audit: a custom backward that reads an input or output the entry does not have is a TapeError") {
+  Tensor x = leaf64({1, 2}, {2});
+  using Read = std::function<void(BackwardContext&)>;
+  const std::vector<std::pair<const char*, Read>> reads = {
+      {"input", [](BackwardContext& c) { static_cast<void>(c.input(9).numel()); }},
+      {"grad_out", [](BackwardContext& c) { static_cast<void>(c.grad_out(3).numel()); }},
+      {"output", [](BackwardContext& c) { static_cast<void>(c.output(2).numel()); }},
+  };
+  for (const auto& [what, read] : reads) {
+    CAPTURE(what);
+    Tape tape;
+    Tensor y = custom_op(
+        "reader", {x}, [](const std::vector<Tensor>& in) { return in[0] * 1.0; }, read);
+    CHECK_THROWS_WITH_AS(backward(sum(y)), doctest::Contains("reader"), TapeError);
+  }
+}
