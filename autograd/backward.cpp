@@ -137,9 +137,13 @@ void ReverseSweep::fire_ready(std::int64_t passed) {
     // in place (an optimizer in the backward) that another leaf's deferred product reads.
     if (!m_groups.empty()) flush_products();
     const Tensor leaf = m_ready[m_ready_next - 1].leaf;
-    // Copied: a hook may register or remove hooks.
+    // Copied: a hook may register or remove hooks. One removed by an earlier hook is gone (its
+    // object destroyed), so each is looked up again before it is called.
     const std::vector<const GradReadyHook*> hooks = ready_hooks();
-    for (const GradReadyHook* h : hooks) h->m_fn(leaf);
+    for (const GradReadyHook* h : hooks) {
+      const auto& now = ready_hooks();
+      if (hooks.size() == 1 || std::find(now.begin(), now.end(), h) != now.end()) h->m_fn(leaf);
+    }
   }
 }
 
@@ -219,9 +223,20 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
     add_adjoint(root, seed);
   }
   m_next = last;
+  if (m_tape) {  // last, once nothing above can throw: the destructor undoes it
+    ++m_tape->m_sweeps;
+    m_walking = true;
+  }
+}
+
+void ReverseSweep::leave_tape() {
+  if (!m_walking) return;
+  m_walking = false;
+  --m_tape->m_sweeps;
 }
 
 ReverseSweep::~ReverseSweep() {
+  leave_tape();
   if (m_groups.empty()) return;
   try {  // a sweep left before its end: what it deferred still reaches .grad(), as it would have
     flush_products();
@@ -624,6 +639,7 @@ void ReverseSweep::finish() {
   m_adjoint_in = Tensor();
   m_more_in.clear();
   m_adjoints_out.clear();
+  leave_tape();
   if (m_tape && !m_options.retain) {
     for (const Tensor& r : m_roots) r.keep_on_clear();  // the loss stays readable, as a constant
     m_tape->clear();
@@ -668,6 +684,8 @@ void backward(const Tensor& root, const Tensor& seed, SweepOptions options) {
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& seeds, SweepOptions options, bool allow_unused) {
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i].defined()) throw TapeError("grad: input " + std::to_string(i) + " is an undefined tensor");
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].requires_grad())
       throw TapeError("grad: input " + std::to_string(i) + " " + describe(inputs[i]) +

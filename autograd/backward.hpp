@@ -241,6 +241,8 @@ class ReverseSweep {
   int m_gather_threads = -1;          // the BLAS's threads, read at the first product that could be gathered
   std::vector<ProductGroup> m_groups;  // few (one per weight and flags): searched in order
 
+  void leave_tape();
+  bool m_walking = false;  // counted in m_tape->m_sweeps (Tape::clear refuses meanwhile)
   detail::LeafGrads* m_leaf_grads = nullptr;  // sweep_into: leaves' gradients go here, not to .grad()
   bool m_hold_fire = false;  // an entry's beside fn runs: gradient-ready hooks wait (run_beside)
 };

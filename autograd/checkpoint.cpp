@@ -40,8 +40,11 @@ struct Replay {
 
 std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs, const std::string& name) {
   if (!fn) throw ValueError(name + ": the function is empty");
-  for (std::size_t i = 0; i < inputs.size(); ++i)
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) throw TapeError(name + ": input " + std::to_string(i) + " is an undefined tensor");
+    const detail::TensorImpl& p = *inputs[i].impl_ptr();
+    if (p.released || p.dropped) detail::check_alive(p, (name + ": input " + std::to_string(i)).c_str());
+  }
   auto check_results = [&](const std::vector<Tensor>& out) {
     if (out.empty()) throw TapeError(name + ": the function returned no tensors (it must return at least one)");
     detail::check_results_defined(out, name);

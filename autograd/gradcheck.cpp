@@ -55,6 +55,7 @@ class Promotion {
 // Σ y⊙w: an asymmetric scalarization, so that wᵀJ exposes any wrong, transposed or permuted entry.
 // w is drawn once per check (uniform in ±[0.5, 1.5)) and reused by every evaluation.
 Tensor scalarize(const Tensor& y, Tensor& w, std::uint32_t seed) {
+  if (!y.defined()) throw ValueError("gradcheck: the function returned an undefined tensor");
   if (y.numel() == 1) return sum(y);
   if (!w.defined()) {
     Generator gen(seed);
@@ -211,14 +212,32 @@ void locate(const TensorFunction& f, const std::vector<Tensor>& inputs, const Te
     if (suspect[c]) report.suspects.push_back(entry_name(tape, c));
 }
 
+// Options that cannot give a verdict are refused up front: with eps 0 or NaN every central difference
+// is NaN and every element "fails", a negative or NaN tolerance fails everything, an infinite one
+// passes everything — each a report that looks like a finding about the function.
+void check_options(const char* what, const GradcheckOptions& o) {
+  auto bad = [&](const char* name, double v, const char* rule) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    throw ValueError(std::string(what) + ": option " + name + " is " + buf + "; it must be " + rule);
+  };
+  if (!(std::isfinite(o.eps) && o.eps > 0)) bad("eps", o.eps, "finite and > 0");
+  const std::pair<const char*, double> tolerances[] = {
+      {"atol", o.atol}, {"rtol", o.rtol}, {"float32_atol", o.float32_atol}, {"float32_rtol", o.float32_rtol}};
+  for (const auto& [name, v] : tolerances)
+    if (!(std::isfinite(v) && v >= 0)) bad(name, v, "finite and >= 0");
+}
+
 }  // namespace
 
 GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs, GradcheckOptions options) {
+  check_options("gradcheck", options);
   GradcheckReport report;
   report.options = options;
   std::vector<Tensor> checked;
   std::vector<std::size_t> position;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) throw ValueError("gradcheck: input " + std::to_string(i) + " is an undefined tensor");
     if (!inputs[i].is_leaf())
       throw ValueError("gradcheck: input " + std::to_string(i) + " is not a leaf (it was recorded by '" +
                        std::string((*inputs[i].impl().tape)[static_cast<std::size_t>(inputs[i].tape_index())].op) +
@@ -255,6 +274,23 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
       }
     };
   const std::vector<std::vector<double>> g = analytic(checked_f, inputs, checked, w, options.seed, &report.value);
+  // A central difference compares f at two points; a function that gives another value at the SAME
+  // point (a fresh random draw, a counter, a state it updates) would fail every element and the
+  // report would blame its gradient. So f is evaluated once more where the tape's gradient was taken.
+  {
+    EnableGradGuard grad_mode;  // as analytic() ran it: the same kernels, so the same bits
+    const double again = evaluate(checked_f, inputs, w, options.seed);
+    auto exact = [](double v) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", v);
+      return std::string(buf);
+    };
+    if (!(again == report.value || (std::isnan(again) && std::isnan(report.value))))
+      throw ValueError("gradcheck: the function is not deterministic: evaluated twice at the same inputs it gave " +
+                       exact(report.value) + " and " + exact(again) +
+                       " (a random draw, or state that changes between calls); finite differences need the same "
+                       "value from the same inputs — fix its generator's seed inside the function");
+  }
 
   for (std::size_t k = 0; k < checked.size(); ++k) {
     Tensor x = checked[k];
@@ -305,6 +341,7 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
 }
 
 GradcheckReport gradgradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs, GradcheckOptions options) {
+  check_options("gradgradcheck", options);
   std::vector<Tensor> checked;
   for (const Tensor& t : inputs)
     if (t.requires_grad()) checked.push_back(t);

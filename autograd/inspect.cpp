@@ -331,7 +331,17 @@ bool split_clause(const std::string& clause, std::string& symbol) {
 // The rule's text is written once, with symbols (primitives.hpp); its clauses "dS += …" name the
 // inputs in order, and the one other d-symbol (dy, dz, dC) is the output's adjoint. Each identifier
 // is replaced by what it stands for in this entry; the rest (⊙, ᵀ, broadcast(…)) is kept as written.
+namespace {
+// Tape::operator[] is unchecked (the sweep's path); the explain helpers take an index from the user.
+void check_entry(const char* what, const Tape& tape, std::size_t i) {
+  if (i >= tape.size())
+    throw ValueError(std::string(what) + ": entry #" + std::to_string(i) + " is past the tape's " +
+                     std::to_string(tape.size()) + (tape.size() == 1 ? " entry" : " entries"));
+}
+}  // namespace
+
 std::string rule_with_operands(const Tape& tape, std::size_t i) {
+  check_entry("rule_with_operands", tape, i);
   const Node& n = tape[i];
   const std::string rule = n.rule;
   if (rule.empty()) return "(none recorded)";
@@ -411,7 +421,10 @@ std::string shaped_value(const Tensor& t, std::size_t full) {
   return shaped(t.to_vector(), t.shape(), full);
 }
 
-std::string entry_headline(const Tape& tape, std::size_t i) { return headline(tape, i, tape[i]); }
+std::string entry_headline(const Tape& tape, std::size_t i) {
+  check_entry("entry_headline", tape, i);
+  return headline(tape, i, tape[i]);
+}
 
 std::string operand_label(const Tensor& x) { return label(x); }
 

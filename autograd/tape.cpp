@@ -24,8 +24,20 @@ Tape::Tape() : m_previous(t_current) { t_current = this; }
 Tape::Tape(RootTag) : m_is_root(true) {}
 
 Tape::~Tape() {
-  clear();
-  if (!m_is_root) t_current = m_previous;
+  release_all();  // (never throws: a destructor run during a sweep of this tape is the caller's bug)
+  if (m_is_root) return;
+  if (t_current == this) {
+    t_current = m_previous;
+    return;
+  }
+  // Destroyed out of order — `tape = std::make_unique<Tape>()` makes the new tape before the old one
+  // goes: the tapes opened since stay current, and the one opened right after this one will restore
+  // what this one would have (never this one, which would leave a dangling current tape).
+  for (Tape* t = t_current; t; t = t->m_previous)
+    if (t->m_previous == this) {
+      t->m_previous = m_previous;
+      return;
+    }
 }
 
 std::unique_ptr<Tape> Tape::make_detached() { return std::unique_ptr<Tape>(new Tape(RootTag{})); }
@@ -104,6 +116,15 @@ std::int64_t Tape::step_of(std::size_t i) const {
 }
 
 void Tape::clear() {
+  if (m_sweeps) [[unlikely]]
+    throw TapeError("Tape::clear: the tape is being swept (" + std::to_string(m_nodes.size()) +
+                    " entries): a backward function, a gradient-ready hook or a checkpoint's function cleared it, "
+                    "or ran a backward() on it without retain, or a step-through ReverseSweep is not done; clear "
+                    "it once the sweep is over (or pass retain to the inner backward)");
+  release_all();
+}
+
+void Tape::release_all() {
   m_trace.reset();
   m_drop_from = 0;
   m_value_bytes = 0;
@@ -174,9 +195,28 @@ void GradMode::set_enabled(bool enabled) { t_grad_enabled = enabled; }
 
 // ---- backward context ----
 
-bool BackwardContext::needs_grad(std::size_t i) const { return m_node.inputs[i].requires_grad(); }
+namespace {
+// A backward function (a custom op's, typically) named an input or output the entry does not have.
+[[noreturn, gnu::cold, gnu::noinline]] void throw_no_such(const Node& n, const char* what, const char* kind,
+                                                          std::size_t k) {
+  const std::size_t have = std::string(kind) == "input" ? n.inputs.size() : n.num_outputs();
+  throw TapeError(std::string(n.op) + ": its backward called " + what + " for " + kind + " " + std::to_string(k) +
+                  ", but the entry has " + std::to_string(have) + " " + kind + (have == 1 ? "" : "s"));
+}
+[[noreturn]] void throw_no_input(const Node& n, const char* what, std::size_t i) { throw_no_such(n, what, "input", i); }
+}  // namespace
+
+void BackwardContext::throw_no_such(const char* what, const char* kind, std::size_t k) const {
+  rwd::throw_no_such(m_node, what, kind, k);
+}
+
+bool BackwardContext::needs_grad(std::size_t i) const {
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "needs_grad", i);
+  return m_node.inputs[i].requires_grad();
+}
 
 void BackwardContext::accumulate(std::size_t i, const Tensor& g) {
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "accumulate", i);
   const Tensor& x = m_node.inputs[i];
   if (!x.requires_grad()) return;
   if (!detail::same_shape(g.impl(), x.impl()))
@@ -192,6 +232,7 @@ void BackwardContext::accumulate(std::size_t i, const Tensor& g) {
 
 void BackwardContext::accumulate_slice(std::size_t i, const Tensor& g, int axis, std::size_t start, std::size_t stop,
                                        std::size_t step) {
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "accumulate_slice", i);
   const Tensor& x = m_node.inputs[i];
   if (!x.requires_grad()) return;
   if (GradMode::enabled()) {  // create_graph: the differentiable way
@@ -215,6 +256,7 @@ void BackwardContext::accumulate_slice(std::size_t i, const Tensor& g, int axis,
 }
 
 void BackwardContext::accumulate_matmul(std::size_t i, const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "accumulate_matmul", i);
   const Tensor& x = m_node.inputs[i];
   if (!x.requires_grad()) return;
   if (GradMode::enabled()) {  // create_graph: the differentiable way

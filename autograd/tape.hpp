@@ -151,6 +151,8 @@ class Tape {
   void set_last_trace(std::shared_ptr<const SweepTrace> trace) { m_trace = std::move(trace); }
 
   /// Releases every entry and every intermediate value (those marked keep_on_clear become constants).
+  /// Throws TapeError while a sweep walks this tape (from a backward function, a gradient-ready hook,
+  /// a checkpoint's function, or a step-through ReverseSweep not yet done): its entries are in use.
   void clear();
 
   /// Appends an entry; used by record(). Returns its index.
@@ -205,8 +207,11 @@ class Tape {
   std::int64_t step_of(std::size_t i) const;
 
  private:
+  friend class ReverseSweep;  // counts itself in m_sweeps while it walks the entries
   struct RootTag {};
   explicit Tape(RootTag);
+  void release_all();
+  std::size_t m_sweeps = 0;  // sweeps walking this tape now: clear() refuses while any does
   std::vector<std::pair<std::size_t, std::int64_t>> m_steps;  // (first entry, time step), in order
   std::size_t m_drop_from = 0;  // drop_unread looks at the entries from here on
   std::size_t m_value_bytes = 0;  // bytes of the values recorded since the last clear (drop_unread's gate)
@@ -318,14 +323,24 @@ class BackwardContext {
 
   /// The adjoint of the output (dy), same shape as the output; of output 0 for a multi-output entry.
   const Tensor& grad_out() const { return m_grad_outs[0]; }
-  /// The adjoint of output k (zeros of its shape when nothing downstream used that output).
-  const Tensor& grad_out(std::size_t k) const { return m_grad_outs[k]; }
+  /// The adjoint of output k (zeros of its shape when nothing downstream used that output); k past
+  /// the outputs is a TapeError naming the op, as is i past the inputs below.
+  const Tensor& grad_out(std::size_t k) const {
+    if (k >= m_node.num_outputs()) [[unlikely]] throw_no_such("grad_out", "output", k);
+    return m_grad_outs[k];
+  }
   /// Number of outputs of the entry.
   std::size_t num_outputs() const { return m_node.num_outputs(); }
   /// Output k as produced.
-  const Tensor& output(std::size_t k) const { return m_node.output_at(k); }
+  const Tensor& output(std::size_t k) const {
+    if (k >= m_node.num_outputs()) [[unlikely]] throw_no_such("output", "output", k);
+    return m_node.output_at(k);
+  }
   /// Operand i as recorded.
-  const Tensor& input(std::size_t i) const { return m_node.inputs[i]; }
+  const Tensor& input(std::size_t i) const {
+    if (i >= m_node.inputs.size()) [[unlikely]] throw_no_such("input", "input", i);
+    return m_node.inputs[i];
+  }
   /// Number of operands of the entry.
   std::size_t num_inputs() const { return m_node.inputs.size(); }
   /// The value the op produced (y).
@@ -370,6 +385,8 @@ class BackwardContext {
   const Node& node() const { return m_node; }
 
  private:
+  /// TapeError: the backward of m_node asked `what` for its `kind` k, which the entry does not have.
+  [[noreturn]] void throw_no_such(const char* what, const char* kind, std::size_t k) const;
   const Node& m_node;
   const Tensor* m_grad_outs;  // one per output
   std::vector<Tensor>& m_grads;

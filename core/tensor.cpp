@@ -168,6 +168,12 @@ Tensor Tensor::randn(const Shape& shape, Generator& gen, Dtype dtype) {
 }
 Tensor Tensor::randn(const Shape& shape, Dtype dtype) { return randn(shape, default_generator(), dtype); }
 Tensor Tensor::uniform(const Shape& shape, double lo, double hi, Generator& gen, Dtype dtype) {
+  // [lo, hi) must be a range: a NaN or infinite bound fills the tensor with NaN or ±inf, and lo > hi
+  // draws from (hi, lo] — numbers the caller did not ask for, silently (PyTorch refuses both too).
+  // An empty tensor draws nothing (an initializer's bound for a zero fan is infinite).
+  if (shape.numel() != 0 && !(std::isfinite(lo) && std::isfinite(hi) && lo <= hi))
+    throw ValueError("uniform: shape " + shape.str() + ": the range [" + std::to_string(lo) + ", " +
+                     std::to_string(hi) + ") must have finite bounds with lo <= hi");
   return generate(shape, dtype, [&] { return gen.uniform(lo, hi); });
 }
 Tensor Tensor::uniform(const Shape& shape, double lo, double hi, Dtype dtype) {
@@ -288,6 +294,9 @@ void Tensor::set_grad(const Tensor& g) {
       throw DtypeError(std::string("set_grad: tensor is ") + dtype_name(dtype()) + " and grad is " +
                        dtype_name(g.dtype()));
   }
+  // A gradient with history (a tape value) stays readable after its tape is cleared, as a constant —
+  // as backward(create_graph) leaves .grad(): a released .grad() would fail every reader, zero_grad too.
+  if (g.defined() && g.impl().tape) g.keep_on_clear();
   impl().grad = g;
 }
 
@@ -306,7 +315,7 @@ Tensor Tensor::detach() const {
   // detached tensor is written apart from this one (a hidden state carried over, a gradient added
   // into in place).
   auto p = detail::new_impl();
-  p->value = impl().value;
+  p->value = value_of(*this, "detach").value;  // a value the tape dropped has no values to copy
   p->name = m_impl->name;
   return Tensor(std::move(p));
 }
@@ -348,10 +357,13 @@ static void format_number(std::string& out, double v) {
   out += buf;
 }
 
-static void format_values(std::string& out, const std::vector<double>& v, const Shape& s, std::size_t dim,
-                          std::size_t offset, std::size_t stride) {
+// Reads only the elements it prints, straight from the values: a (10⁸,) tensor prints its six shown
+// numbers without a copy of all of them.
+template <class T>
+static void format_values(std::string& out, const T* v, const Shape& s, std::size_t dim, std::size_t offset,
+                          std::size_t stride) {
   if (dim == s.ndim()) {
-    format_number(out, v[offset]);
+    format_number(out, static_cast<double>(v[offset]));
     return;
   }
   const std::size_t n = s[dim], inner = stride / n;
@@ -389,7 +401,10 @@ std::string Tensor::str() const {
   if (s.numel() == 0)
     out += "[]";
   else
-    format_values(out, to_vector(), s, 0, 0, s.numel());
+    detail::visit_dtype(dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      format_values(out, detail::data<T>(*this, "str"), s, 0, 0, s.numel());
+    });
   out += ", shape=" + s.str() + ", dtype=" + dtype_name(dtype());
   if (m_impl->requires_grad) out += ", requires_grad";
   return out + ")";
