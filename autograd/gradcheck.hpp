@@ -34,6 +34,9 @@
 namespace rwd {
 
 /// Tolerances of gradcheck: an element fails when |analytic − numeric| > atol + rtol·|numeric|.
+/// eps must be finite and > 0, the tolerances finite and ≥ 0 (else ValueError naming the option);
+/// a function that gives another value when called again is a ValueError ("not deterministic"),
+/// not a failed gradient.
 struct GradcheckOptions {
   double eps = 1e-6;             ///< central-difference step
   double atol = 1e-5;            ///< absolute tolerance per element

@@ -72,7 +72,7 @@ class Tensor {
   static Tensor randn(const Shape& shape, Generator& gen, Dtype dtype = Dtype::f32);
   /// Standard normal draws from the thread's default generator.
   static Tensor randn(const Shape& shape, Dtype dtype = Dtype::f32);
-  /// Uniform draws in [lo, hi) from `gen`.
+  /// Uniform draws in [lo, hi) from `gen`. A non-empty shape needs finite lo ≤ hi (else ValueError).
   static Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen, Dtype dtype = Dtype::f32);
   /// Uniform draws in [lo, hi) from the thread's default generator.
   static Tensor uniform(const Shape& shape, double lo, double hi, Dtype dtype = Dtype::f32);
@@ -122,7 +122,8 @@ class Tensor {
   bool is_leaf() const;
   /// The gradient accumulated by backward(); undefined until the first backward that reaches it.
   Tensor grad() const;
-  /// Sets the gradient (e.g. from a loader or a test). Shape and dtype must match.
+  /// Sets the gradient (e.g. from a loader or a test). Shape and dtype must match. A value with
+  /// history is kept as a constant (it outlives its tape's clear).
   void set_grad(const Tensor& grad);
   /// Zeroes the gradient in place (keeping its buffer), or drops it when `set_to_none`.
   void zero_grad(bool set_to_none = false);
