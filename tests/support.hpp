@@ -2,13 +2,19 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstddef>
-
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <random>
+#include <set>
 #include <string>
 
 #include "../autograd/tape.hpp"
@@ -39,6 +45,60 @@ inline std::filesystem::path test_ref_dir() {
   return std::filesystem::path(__FILE__).parent_path() / "ref";
 #endif
 }
+
+/// The process's peak resident memory growth, in bytes, while `f` runs: Linux's peak (VmHWM) is reset
+/// to the current size first (/proc/self/clear_refs, "5"), so earlier peaks cannot hide this one.
+inline std::uint64_t peak_growth(const std::function<void()>& f) {
+  auto read_kb = [](const char* field) -> std::uint64_t {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind(field, 0) == 0) return std::stoull(line.substr(std::strlen(field)));
+    return 0;
+  };
+  {
+    std::ofstream clear("/proc/self/clear_refs");
+    clear << "5";
+    clear.close();
+    REQUIRE_MESSAGE(clear, "cannot reset the peak RSS through /proc/self/clear_refs");
+  }
+  const std::uint64_t before = read_kb("VmRSS:");
+  REQUIRE(read_kb("VmHWM:") <= before + 1024);  // the reset took
+  f();
+  const std::uint64_t peak = read_kb("VmHWM:");
+  return peak > before ? (peak - before) * 1024 : 0;
+}
+
+/// A fresh directory `<prefix>-<pid>-<n>-<random>` under the system's temp directory, removed with
+/// everything in it (its permissions restored first, for tests that make it read-only).
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "rewind-test") {
+    static std::atomic<unsigned> counter{0};
+    std::random_device rd;
+    m_path = std::filesystem::temp_directory_path() /
+             (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" + std::to_string(rd()));
+    std::filesystem::create_directories(m_path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::permissions(m_path, std::filesystem::perms::owner_all, std::filesystem::perm_options::add, ec);
+    std::filesystem::remove_all(m_path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return (m_path / name).string(); }
+  const std::filesystem::path& path() const { return m_path; }
+  /// The names of the files in the directory.
+  std::set<std::string> files() const {
+    std::set<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(m_path)) names.insert(e.path().filename().string());
+    return names;
+  }
+
+ private:
+  std::filesystem::path m_path;
+};
 
 /// Restores the thread count (rwd::set_num_threads) a test found, however it ends.
 struct ThreadCountGuard {

@@ -38,33 +38,6 @@ namespace {
     CHECK_MESSAGE(contains(check_text_, check_part_), "\"" << check_text_ << "\" lacks \"" << check_part_ << "\""); \
   } while (false)
 
-/// A fresh directory under /tmp, removed with everything in it.
-class Scratch {
- public:
-  Scratch() {
-    static std::atomic<unsigned> counter{0};
-    m_path = fs::path("/tmp") / ("rewind-hostile-files-" + std::to_string(::getpid()) + "-" +
-                                 std::to_string(counter++) + "-" + std::to_string(std::random_device{}()));
-    fs::create_directories(m_path);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  std::string operator/(const std::string& name) const { return (m_path / name).string(); }
-  const fs::path& path() const { return m_path; }
-  std::set<std::string> files() const {
-    std::set<std::string> names;
-    for (const auto& e : fs::directory_iterator(m_path)) names.insert(e.path().filename().string());
-    return names;
-  }
-
- private:
-  fs::path m_path;
-};
-
 // ---- a hand-made zip writer: every field of the archive under the test's control ----
 
 std::uint32_t crc32_of(const std::string& s) {
@@ -164,29 +137,6 @@ std::vector<std::vector<double>> values_of(const Module& m) {
   return out;
 }
 
-/// How much the peak resident memory grew while `f` ran, in bytes (Linux: VmHWM reset through
-/// /proc/self/clear_refs).
-std::uint64_t peak_growth(const std::function<void()>& f) {
-  auto read_kb = [](const char* field) -> std::uint64_t {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind(field, 0) == 0) return std::stoull(line.substr(std::strlen(field)));
-    return 0;
-  };
-  {
-    std::ofstream clear("/proc/self/clear_refs");
-    clear << "5";
-    clear.close();
-    REQUIRE_MESSAGE(clear, "cannot reset the peak RSS through /proc/self/clear_refs");
-  }
-  const std::uint64_t before = read_kb("VmRSS:");
-  REQUIRE(read_kb("VmHWM:") <= before + 1024);  // the reset took
-  f();
-  const std::uint64_t peak = read_kb("VmHWM:");
-  return peak > before ? (peak - before) * 1024 : 0;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
@@ -194,7 +144,7 @@ std::uint64_t peak_growth(const std::function<void()>& f) {
 // ---------------------------------------------------------------------------------------------------
 
 TEST_CASE("hostile files: load_npz refuses a FIFO by name without opening it (opening one blocks forever)") {
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   const std::string fifo = dir / "pipe.npz";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   // The load runs on a thread; this one watches whether it opened the FIFO (a writer's non-blocking open
@@ -235,7 +185,7 @@ TEST_CASE("hostile files: members compressed other than stored or deflated are r
   // zstd, … whose ratios have no useful bound, so a few bytes could claim gigabytes that would be
   // allocated (and zero-filled) before the stream is found short. Here 120 bytes of real bzip2 hold the
   // .npy header of a (16777216,) float32 array and the directory claims its 64 MiB.
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   const std::string file = dir / "bz.npz";
   const std::string bz(
       "\x42\x5a\x68\x39\x31\x41\x59\x26\x53\x59\x94\xc2\x88\x72\x00\x00\x27\xdf\xa0\x60\x10\x40\xe4\x35"
@@ -268,7 +218,7 @@ TEST_CASE("hostile files: a deflated member that ends early costs the memory of 
   // load fails as truncated; until then the pages that were never written must not have been touched
   // (a zero-filled allocation made the lie cost its full 64 MiB). A float32 array for load_npz, a
   // uint8 one for load_npz_all (read as bytes before conversion).
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   const std::string file = dir / "short.npz";
   for (const bool integers : {false, true}) {
     CAPTURE(integers);
@@ -300,7 +250,7 @@ TEST_CASE("hostile files: a deflated member that ends early costs the memory of 
 }
 
 TEST_CASE("hostile files: an end record claiming billions of members is refused without allocating for them") {
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   const std::string file = dir / "many.npz";
   auto put64 = [](std::string& out, std::uint64_t v) {
     put32(out, static_cast<std::uint32_t>(v));
@@ -350,7 +300,7 @@ TEST_CASE("hostile files: an end record claiming billions of members is refused 
 }
 
 TEST_CASE("hostile files: a hand-made archive's members, names and headers are refused by file and key") {
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   const std::string file = dir / "h.npz";
   const std::string where = "load_npz: \"" + file + "\"";
   const std::string ok = npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }") + f4_bytes({1, 2});
@@ -421,7 +371,7 @@ TEST_CASE("hostile files: a hand-made archive's members, names and headers are r
 TEST_CASE("hostile files: save_npz over a read-only file refuses and leaves it as it was") {
   // np.savez and torch.save open the target for writing, which a read-only file refuses; replacing it
   // by rename would go around its permissions. Refused by its mode bits, so root is refused too.
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   const std::string file = dir / "frozen.npz";
   save_npz(file, {{"w", Tensor::full({3}, 2.0)}});
   const std::string bytes = read_bytes(file);
@@ -437,7 +387,7 @@ TEST_CASE("hostile files: save_npz over a read-only file refuses and leaves it a
 }
 
 TEST_CASE("hostile files: a save keeps the file's permissions, and a new file gets the umask's, not 0600") {
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   const std::string file = dir / "m.npz";
   const ::mode_t old_mask = ::umask(022);
   save_npz(file, {{"w", Tensor::ones({2})}});
@@ -453,7 +403,7 @@ TEST_CASE("hostile files: a save keeps the file's permissions, and a new file ge
 }
 
 TEST_CASE("hostile files: saving to a FIFO or through a symlink does not replace the special file or the link") {
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   SUBCASE("a FIFO (a device such as /dev/null is the same case: renaming over it would replace it)") {
     const std::string fifo = dir / "pipe.npz";
     REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
@@ -566,7 +516,7 @@ TEST_CASE("hostile files: load_torch from an .npz ignores integer arrays outside
   // np.savez keeps them '<i8'. Keys outside the prefix, or ignored by TorchKeys::ignore_unexpected,
   // must not stop the load; exact mode names such a key as unexpected; a key the model needs that
   // holds integers is refused by name.
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   const std::string file = dir / "sd.npz";
   Dense head(2, 1, {}, true, float64);
   const std::string w = npy_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }");
@@ -597,7 +547,7 @@ TEST_CASE("hostile files: load_torch from an .npz ignores integer arrays outside
 
 TEST_CASE("hostile files: load with strict=false skips an integer array the model does not take, names one it does") {
   // strict=false skips unexpected keys; an int64 step counter saved beside the weights is one of them.
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   const std::string file = dir / "m.npz";
   Dense model(2, 1, {}, true, float64);
   const std::string w = npy_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }");
@@ -688,7 +638,7 @@ TEST_CASE("hostile files: an optimizer state saved for other parameters is refus
 }
 
 TEST_CASE("hostile files: a training checkpoint cut at every byte is an IOError, the model and optimizer untouched") {
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   Generator gen(7);
   Dense model(2, 1, {}, true, float32, gen);
   Adam opt(model.parameters(), {.lr = 0.01});
@@ -722,7 +672,7 @@ TEST_CASE("hostile files: a training checkpoint cut at every byte is an IOError,
 }
 
 TEST_CASE("hostile files: resuming a checkpoint with a different model or optimizer changes neither") {
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   Generator gen(8);
   Dense model(2, 3, {}, true, float32, gen);
   Adam opt(model.parameters());
@@ -756,7 +706,7 @@ TEST_CASE(
     "hostile files: NaN, infinities and -0 in a checkpoint come back bit for bit (loaded as saved, never altered)") {
   // The documented contract converts nothing in a checkpoint: what was saved is what loads, non-finite
   // values included (fit() then stops at the first non-finite loss, naming the epoch and batch).
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   Dense model(3, 1, {}, true, float32);
   Adam opt(model.parameters());
   for (Tensor p : opt.params()) p.set_grad(Tensor::ones(p.shape()));
@@ -798,7 +748,7 @@ TEST_CASE(
     "numbers") {
   // Every byte of the data and of the .npy headers is under a CRC; the zip fields that are not (times,
   // attributes) change nothing that loads. So a flip anywhere either fails by name or changes nothing.
-  Scratch dir;
+  TempDir dir("rewind-hostile-files");
   Generator gen(9);
   Dense model(2, 1, {}, true, float32, gen);
   Adam opt(model.parameters(), {.lr = 0.01});

@@ -45,34 +45,6 @@ namespace {
 
 const fs::path data_dir = REWIND_TEST_DATA_DIR;
 
-/// A fresh directory under the system's temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<unsigned> counter{0};
-    std::random_device rd;
-    m_path = fs::temp_directory_path() / ("rewind-npz-" + std::to_string(::getpid()) + "-" +
-                                          std::to_string(counter++) + "-" + std::to_string(rd()));
-    fs::create_directories(m_path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(m_path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(m_path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (m_path / name).string(); }
-  const fs::path& path() const { return m_path; }
-  /// The names of the files in the directory.
-  std::set<std::string> files() const {
-    std::set<std::string> names;
-    for (const auto& e : fs::directory_iterator(m_path)) names.insert(e.path().filename().string());
-    return names;
-  }
-
- private:
-  fs::path m_path;
-};
-
 #define CHECK_CONTAINS(text, part) CHECK_MESSAGE(contains(text, part), "\"" << (text) << "\" lacks \"" << (part) << "\"")
 
 /// Same keys in order, dtypes, shapes and bit-identical values (so -0.0, inf and NaN count).
@@ -194,35 +166,12 @@ void put_u32(std::string& s, std::size_t at, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) s[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
-/// The process's peak resident memory growth, in bytes, while `f` runs: Linux's peak (VmHWM) is reset
-/// to the current size first (/proc/self/clear_refs, "5"), so earlier peaks cannot hide this one.
-std::uint64_t peak_growth(const std::function<void()>& f) {
-  auto read_kb = [](const char* field) -> std::uint64_t {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind(field, 0) == 0) return std::stoull(line.substr(std::strlen(field)));
-    return 0;
-  };
-  {
-    std::ofstream clear("/proc/self/clear_refs");
-    clear << "5";
-    clear.close();
-    REQUIRE_MESSAGE(clear, "cannot reset the peak RSS through /proc/self/clear_refs");
-  }
-  const std::uint64_t before = read_kb("VmRSS:");
-  REQUIRE(read_kb("VmHWM:") <= before + 1024);  // the reset took
-  f();
-  const std::uint64_t peak = read_kb("VmHWM:");
-  return peak > before ? (peak - before) * 1024 : 0;
-}
-
 constexpr std::uint64_t MiB = 1 << 20;
 
 }  // namespace
 
 TEST_CASE("npz: round trip rewind → rewind, float32 and float64, 0-d to 4-d, zero-size, dotted keys") {
-  TempDir dir;
+  TempDir dir("rewind-npz");
   const std::string file = dir / "model.npz";
   Generator gen(7);
   for (const Dtype dtype : {float32, float64}) {
@@ -443,7 +392,7 @@ TEST_CASE("npz: load_npz with keys reads just those, in that order, and names a 
 }
 
 TEST_CASE("npz: truncated, garbage, corrupt and missing files are clear IOErrors") {
-  TempDir dir;
+  TempDir dir("rewind-npz");
   const std::string file = dir / "model.npz";
   Generator gen(3);
   save_npz(file, {{"0.weight", Tensor::randn({16, 8}, gen)}, {"0.bias", Tensor::randn({8}, gen)}});
@@ -508,7 +457,7 @@ TEST_CASE("npz: truncated, garbage, corrupt and missing files are clear IOErrors
 }
 
 TEST_CASE("npz: save_npz is atomic — a failed save leaves the old file as it was and no temporary") {
-  TempDir dir;
+  TempDir dir("rewind-npz");
   const std::string file = dir / "model.npz";
   const NamedTensors old_tensors = {{"w", Tensor::full({3}, 2.0, float64)}};
   save_npz(file, old_tensors);
@@ -581,7 +530,7 @@ TEST_CASE("npz: save_npz is atomic — a failed save leaves the old file as it w
 TEST_CASE("npz: a file for NumPy (set REWIND_NPZ_EXPORT=path, then run tests/data/check_numpy_reads.py path)") {
   // The arrays check_numpy_reads.py expects. Without the variable, the file goes to a temporary
   // directory and is only read back here.
-  TempDir dir;
+  TempDir dir("rewind-npz");
   const char* env = std::getenv("REWIND_NPZ_EXPORT");
   const std::string file = env && *env ? std::string(env) : dir / "for_numpy.npz";
   const NamedTensors tensors = reference_arrays();
@@ -591,7 +540,7 @@ TEST_CASE("npz: a file for NumPy (set REWIND_NPZ_EXPORT=path, then run tests/dat
 }
 
 TEST_CASE("npz: a zip bomb is refused without being inflated (a header of shape (3,), then 64 MiB of zeros)") {
-  TempDir dir;
+  TempDir dir("rewind-npz");
   const std::string file = dir / "bomb.npz";
   const std::string head = npy_f4_header("(3,)");
   write_zip(file, {{"w.npy", head, 64 * MiB, true}});
@@ -629,7 +578,7 @@ TEST_CASE("npz: a zip bomb is refused without being inflated (a header of shape 
 }
 
 TEST_CASE("npz: a large array loads straight into its tensor (64 MiB peaks under 1.5 times its size)") {
-  TempDir dir;
+  TempDir dir("rewind-npz");
   const std::string file = dir / "big.npz";
   for (const bool deflate : {false, true}) {
     CAPTURE(deflate);
@@ -644,7 +593,7 @@ TEST_CASE("npz: a large array loads straight into its tensor (64 MiB peaks under
 }
 
 TEST_CASE("npz: keys that cannot load back the same are refused before the file is touched — odd valid ones round-trip") {
-  TempDir dir;
+  TempDir dir("rewind-npz");
   const std::string file = dir / "model.npz";
   const Tensor x = Tensor::arange(3, float32);
   const std::string longest(65531, 'k');  // 65,531 + ".npy" = 65,535, the most a zip name holds
@@ -688,7 +637,7 @@ TEST_CASE("npz: keys that cannot load back the same are refused before the file 
 }
 
 TEST_CASE("npz: a 240-character file name saves (the temporary's name is short)") {
-  TempDir dir;
+  TempDir dir("rewind-npz");
   const std::string name = std::string(236, 'm') + ".npz";
   REQUIRE(name.size() == 240);
   const NamedTensors tensors = {{"w", Tensor::arange(4, float64)}};
@@ -700,7 +649,7 @@ TEST_CASE("npz: a 240-character file name saves (the temporary's name is short)"
 }
 
 TEST_CASE("npz: a save removes the temporaries that dead processes left, and nothing else") {
-  TempDir dir;
+  TempDir dir("rewind-npz");
   // A pid that is surely gone: a child that has exited and been reaped.
   const pid_t child = ::fork();
   REQUIRE(child >= 0);
@@ -730,7 +679,7 @@ TEST_CASE("npz: a save removes the temporaries that dead processes left, and not
 }
 
 TEST_CASE("npz: a member that appears twice is the library's own error, naming the file and the key") {
-  TempDir dir;
+  TempDir dir("rewind-npz");
   const std::string file = dir / "twice.npz";
   const std::string data(12, '\0');
   write_zip(file, {{"w.npy", npy_f4_header("(3,)") + data}, {"v.npy", npy_f4_header("(3,)") + data}});
@@ -750,7 +699,7 @@ TEST_CASE("npz: a member that appears twice is the library's own error, naming t
 
 TEST_CASE("npz: a Fortran-order array larger than the reader's 64-KiB chunks is reordered right") {
   // Shape (300, 7, 50) float64, 840 KB, element [i, j, k] = 10000 i + 100 j + k, written first index fastest.
-  TempDir dir;
+  TempDir dir("rewind-npz");
   const std::string file = dir / "fortran.npz";
   std::string h = "{'descr': '<f8', 'fortran_order': True, 'shape': (300, 7, 50), }";
   h.append(64 - (10 + h.size() + 1) % 64, ' ');
