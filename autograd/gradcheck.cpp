@@ -105,9 +105,9 @@ double norm(const std::vector<double>& v) {
   return std::sqrt(s);
 }
 
-std::string fmt(double v) {
+std::string fmt(double v, const char* format = "%.4g") {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g", v);
+  std::snprintf(buf, sizeof buf, format, v);
   return buf;
 }
 
@@ -217,9 +217,7 @@ void locate(const TensorFunction& f, const std::vector<Tensor>& inputs, const Te
 // passes everything — each a report that looks like a finding about the function.
 void check_options(const char* what, const GradcheckOptions& o) {
   auto bad = [&](const char* name, double v, const char* rule) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    throw ValueError(std::string(what) + ": option " + name + " is " + buf + "; it must be " + rule);
+    throw ValueError(std::string(what) + ": option " + name + " is " + fmt(v, "%g") + "; it must be " + rule);
   };
   if (!(std::isfinite(o.eps) && o.eps > 0)) bad("eps", o.eps, "finite and > 0");
   const std::pair<const char*, double> tolerances[] = {
@@ -280,14 +278,9 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
   {
     EnableGradGuard grad_mode;  // as analytic() ran it: the same kernels, so the same bits
     const double again = evaluate(checked_f, inputs, w, options.seed);
-    auto exact = [](double v) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.17g", v);
-      return std::string(buf);
-    };
     if (!(again == report.value || (std::isnan(again) && std::isnan(report.value))))
       throw ValueError("gradcheck: the function is not deterministic: evaluated twice at the same inputs it gave " +
-                       exact(report.value) + " and " + exact(again) +
+                       fmt(report.value, "%.17g") + " and " + fmt(again, "%.17g") +
                        " (a random draw, or state that changes between calls); finite differences need the same "
                        "value from the same inputs — fix its generator's seed inside the function");
   }

@@ -195,28 +195,21 @@ void GradMode::set_enabled(bool enabled) { t_grad_enabled = enabled; }
 
 // ---- backward context ----
 
-namespace {
 // A backward function (a custom op's, typically) named an input or output the entry does not have.
-[[noreturn, gnu::cold, gnu::noinline]] void throw_no_such(const Node& n, const char* what, const char* kind,
-                                                          std::size_t k) {
-  const std::size_t have = std::string(kind) == "input" ? n.inputs.size() : n.num_outputs();
-  throw TapeError(std::string(n.op) + ": its backward called " + what + " for " + kind + " " + std::to_string(k) +
+void BackwardContext::throw_no_such(const char* what, bool input, std::size_t k) const {
+  const char* kind = input ? "input" : "output";
+  const std::size_t have = input ? m_node.inputs.size() : m_node.num_outputs();
+  throw TapeError(std::string(m_node.op) + ": its backward called " + what + " for " + kind + " " + std::to_string(k) +
                   ", but the entry has " + std::to_string(have) + " " + kind + (have == 1 ? "" : "s"));
-}
-[[noreturn]] void throw_no_input(const Node& n, const char* what, std::size_t i) { throw_no_such(n, what, "input", i); }
-}  // namespace
-
-void BackwardContext::throw_no_such(const char* what, const char* kind, std::size_t k) const {
-  rwd::throw_no_such(m_node, what, kind, k);
 }
 
 bool BackwardContext::needs_grad(std::size_t i) const {
-  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "needs_grad", i);
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_such("needs_grad", true, i);
   return m_node.inputs[i].requires_grad();
 }
 
 void BackwardContext::accumulate(std::size_t i, const Tensor& g) {
-  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "accumulate", i);
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_such("accumulate", true, i);
   const Tensor& x = m_node.inputs[i];
   if (!x.requires_grad()) return;
   if (!detail::same_shape(g.impl(), x.impl()))
@@ -232,7 +225,7 @@ void BackwardContext::accumulate(std::size_t i, const Tensor& g) {
 
 void BackwardContext::accumulate_slice(std::size_t i, const Tensor& g, int axis, std::size_t start, std::size_t stop,
                                        std::size_t step) {
-  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "accumulate_slice", i);
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_such("accumulate_slice", true, i);
   const Tensor& x = m_node.inputs[i];
   if (!x.requires_grad()) return;
   if (GradMode::enabled()) {  // create_graph: the differentiable way
@@ -256,7 +249,7 @@ void BackwardContext::accumulate_slice(std::size_t i, const Tensor& g, int axis,
 }
 
 void BackwardContext::accumulate_matmul(std::size_t i, const Tensor& a, const Tensor& b, bool ta, bool tb) {
-  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_input(m_node, "accumulate_matmul", i);
+  if (i >= m_node.inputs.size()) [[unlikely]] throw_no_such("accumulate_matmul", true, i);
   const Tensor& x = m_node.inputs[i];
   if (!x.requires_grad()) return;
   if (GradMode::enabled()) {  // create_graph: the differentiable way

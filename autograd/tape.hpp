@@ -326,19 +326,19 @@ class BackwardContext {
   /// The adjoint of output k (zeros of its shape when nothing downstream used that output); k past
   /// the outputs is a TapeError naming the op, as is i past the inputs below.
   const Tensor& grad_out(std::size_t k) const {
-    if (k >= m_node.num_outputs()) [[unlikely]] throw_no_such("grad_out", "output", k);
+    if (k >= m_node.num_outputs()) [[unlikely]] throw_no_such("grad_out", false, k);
     return m_grad_outs[k];
   }
   /// Number of outputs of the entry.
   std::size_t num_outputs() const { return m_node.num_outputs(); }
   /// Output k as produced.
   const Tensor& output(std::size_t k) const {
-    if (k >= m_node.num_outputs()) [[unlikely]] throw_no_such("output", "output", k);
+    if (k >= m_node.num_outputs()) [[unlikely]] throw_no_such("output", false, k);
     return m_node.output_at(k);
   }
   /// Operand i as recorded.
   const Tensor& input(std::size_t i) const {
-    if (i >= m_node.inputs.size()) [[unlikely]] throw_no_such("input", "input", i);
+    if (i >= m_node.inputs.size()) [[unlikely]] throw_no_such("input", true, i);
     return m_node.inputs[i];
   }
   /// Number of operands of the entry.
@@ -385,8 +385,9 @@ class BackwardContext {
   const Node& node() const { return m_node; }
 
  private:
-  /// TapeError: the backward of m_node asked `what` for its `kind` k, which the entry does not have.
-  [[noreturn]] void throw_no_such(const char* what, const char* kind, std::size_t k) const;
+  /// TapeError: the backward of m_node asked `what` for its input (else output) k, which the entry
+  /// does not have (out of line and cold: the accessors above stay one compare).
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_no_such(const char* what, bool input, std::size_t k) const;
   const Node& m_node;
   const Tensor* m_grad_outs;  // one per output
   std::vector<Tensor>& m_grads;

@@ -48,7 +48,8 @@ void unary(Unary op, const T* x, T* y, std::size_t n);
 template <class T>
 void backward(Backward op, const T* dy, const T* y, T* dx, std::size_t n);
 
-/// Elements per baseline batch (log and pow: the elements past the last whole batch take std::).
+/// Elements per baseline batch (log and pow: the elements past the last whole batch, and the special
+/// values xsimd's batch formulas get wrong (simd_arch.hpp), take std::).
 template <class T>
 std::size_t width();
 /// y[i] = ln x[i] for i in [0, n) (baseline batches, see above).

@@ -61,7 +61,7 @@ Attention::Attention(AttentionKind kind, std::size_t query_size, std::size_t mem
 }
 
 AttentionMemory Attention::prepare(const Tensor& memory, const Tensor& mask) const {
-  if (!memory.defined()) throw TapeError(repr() + ": the memory is an undefined tensor");
+  refuse_undefined(memory, "the memory");
   const Shape s = memory.shape();
   if (s.ndim() != 3 || s[1] != m_memory)
     throw ShapeError(repr() + ": memory " + s.str() + ": expected (time, " + std::to_string(m_memory) +
@@ -97,7 +97,7 @@ AttentionMemory Attention::prepare(const Tensor& memory, const Tensor& mask) con
 
 void Attention::check_query(const Tensor& query, const AttentionMemory& memory) const {
   if (!memory.memory.defined()) throw ValueError(repr() + ": the memory is empty: prepare() it first");
-  if (!query.defined()) throw TapeError(repr() + ": the query is an undefined tensor");
+  refuse_undefined(query, "the query");
   const Shape q = query.shape();
   const std::size_t B = memory.batch();
   if (q.ndim() != 2 || q[0] != m_query || q[1] != B)

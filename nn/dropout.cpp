@@ -14,7 +14,7 @@ Dropout::Dropout(double p, std::optional<std::uint32_t> seed)
 
 // y = x ⊙ m, m = [u ≥ p] / (1 − p): a constant mask, so the gradient is dy ⊙ m.
 Tensor Dropout::forward(const Tensor& x) {
-  if (!x.defined()) throw TapeError(repr() + ": the input is an undefined tensor");
+  refuse_undefined(x);
   if (!training() || m_p == 0.0) return x;
   std::vector<double> mask(x.numel());
   const double keep = 1.0 / (1.0 - m_p);

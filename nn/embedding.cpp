@@ -20,7 +20,7 @@ Tensor Embedding::forward(const Indices& ids) {
 }
 
 Tensor Embedding::forward(const Tensor& ids) {
-  if (!ids.defined()) throw TapeError(repr() + ": the ids are an undefined tensor");
+  refuse_undefined(ids, "the ids tensor");
   const Shape s = ids.shape();
   if (s.ndim() != 1 && s.ndim() != 2)
     throw ShapeError(repr() + ": ids " + s.str() + ": expected (batch,) or (time, batch)");

@@ -48,6 +48,10 @@ void Module::check_dtype(const Tensor& x, const std::string& what) const {
                    ") the model, or .to(" + want + ") the " + what);
 }
 
+void Module::refuse_undefined(const Tensor& x, const char* what) const {
+  if (!x.defined()) throw TapeError(repr() + ": " + what + " is an undefined tensor");
+}
+
 void Module::refuse_batch_0(const Tensor& x, const std::string& what) const {
   if (x.ndim() >= 2) refuse_batch_0(x.shape(), what);
 }

@@ -101,6 +101,10 @@ class Module {
   /// the model, or .to(float32) the input"
   /// unless `x` (described as `what`: "input", "state 1") has the dtype of this layer's parameters.
   void check_dtype(const Tensor& x, const std::string& what = "input") const;
+  /// Throws TapeError "LSTM(3 => 4): the input is an undefined tensor" when `x` (described as `what`)
+  /// is undefined (default-constructed, or a gradient not computed yet): named by the layer, not by the
+  /// accessor that would trip on it first.
+  void refuse_undefined(const Tensor& x, const char* what = "the input") const;
   /// Throws ShapeError naming this layer when `x` (described as `what`) is (features, 0): batch 0 is
   /// refused by every layer, since a (hidden,)-vector input already uses "no batch axis" (see Cell).
   void refuse_batch_0(const Tensor& x, const std::string& what = "input") const;

@@ -29,7 +29,7 @@ Tensor Recur::step_dropped(const Tensor& x, const Tensor& h_mask) {
 }
 
 Tensor Recur::step(const Tensor& x, const Tensor& h_mask) {
-  if (!x.defined()) throw TapeError(repr() + ": the input is an undefined tensor");
+  refuse_undefined(x);
   refuse_batch_0(x);  // before initial_state(0), which would be a vector's
   check_batch(x, *this);
   // The carried state changes only once the step has succeeded: a refused call leaves it as it was.
@@ -43,7 +43,7 @@ Tensor Recur::step(const Tensor& x, const Tensor& h_mask) {
 }
 
 Tensor Recur::forward(const Tensor& x) {
-  if (!x.defined()) throw TapeError(repr() + ": the input is an undefined tensor");
+  refuse_undefined(x);
   if (x.ndim() != 3) return step(x);
   if (x.dim(0) == 0)
     throw ValueError(repr() + ": sequence " + x.shape().str() + " has zero time steps: an empty sequence is refused");

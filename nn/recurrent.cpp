@@ -195,8 +195,8 @@ RecurrentRun Recurrent::run_layers(const std::vector<Tensor>& steps, const Tenso
                                    bool last_outputs) {
   const std::size_t dirs = directions();
   if (steps.empty()) throw ValueError(repr() + ": the sequence has zero time steps: an empty sequence is refused");
-  for (std::size_t t = 0; t < steps.size(); ++t)
-    if (!steps[t].defined()) throw TapeError(repr() + ": step " + std::to_string(t) + " is an undefined tensor");
+  for (std::size_t t = 0; t < steps.size(); ++t)  // (the message built only for an undefined one)
+    if (!steps[t].defined()) refuse_undefined(steps[t], ("step " + std::to_string(t)).c_str());
   if (steps[0].ndim() < 1 || steps[0].dim(0) != input_size())
     throw ShapeError(repr() + ": step " + steps[0].shape().str() + ": expected (" + std::to_string(input_size()) +
                      ", batch) — features along axis 0");
@@ -273,7 +273,7 @@ Tensor Recurrent::forward(const std::vector<Tensor>& steps, const Tensor& mask, 
 }
 
 Tensor Recurrent::forward(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial) {
-  if (!seq.defined()) throw TapeError(repr() + ": the sequence is an undefined tensor");
+  refuse_undefined(seq, "the sequence");
   if (seq.ndim() != 3 || seq.dim(1) != input_size())
     throw ShapeError(repr() + ": sequence " + seq.shape().str() + ": expected (time, " + std::to_string(input_size()) +
                      ", batch)");
@@ -281,7 +281,7 @@ Tensor Recurrent::forward(const Tensor& seq, const Tensor& mask, const std::vect
 }
 
 Tensor Recurrent::forward(const Tensor& x) {
-  if (!x.defined()) throw TapeError(repr() + ": the input is an undefined tensor");
+  refuse_undefined(x);
   if (x.ndim() == 3) return forward(x, Tensor(), {});
   return step(x);
 }

@@ -8,16 +8,12 @@
 //   · against the plain composition the fast path stands for (value and gradients);
 //   · at 1, 2 and 3 threads;
 //   · through backward() into .grad() (which gathers products with 2+ threads) as well as grad().
-// REWIND_AUDIT_PRINT=1 prints the largest finite-difference discrepancy seen per op family.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <limits>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -42,17 +38,6 @@ struct Threads {
   Threads(const Threads&) = delete;
   Threads& operator=(const Threads&) = delete;
 };
-
-/// Largest |analytic − numeric| seen per op family (printed by the last test case on request).
-std::map<std::string, double>& worst() {
-  static std::map<std::string, double> w;
-  return w;
-}
-
-void note(const std::string& family, const GradcheckReport& r) {
-  double& w = worst()[family];
-  for (const InputReport& i : r.inputs) w = std::max(w, i.max_abs_err);
-}
 
 /// A float64 leaf of `shape`, N(0, scale²) values, requires_grad.
 Tensor leaf(const Shape& shape, Generator& g, double scale = 1.0) {
@@ -101,11 +86,9 @@ void check_fd(const std::string& family, const std::string& what, const Fn& f, c
   for (int threads : {1, 2, 3}) {
     Threads t(threads);
     const GradcheckReport r = gradcheck(f, in, options);
-    note(family, r);
     CHECK_MESSAGE(r.ok(), family << ": " << what << " at " << threads << " threads\n" << r.str());
     if (second) {
       const GradcheckReport r2 = gradgradcheck(f, in, options);
-      note(family + " (second order)", r2);
       CHECK_MESSAGE(r2.ok(), family << ": " << what << " at " << threads << " threads\n" << r2.str());
     }
     // backward() into .grad() against grad() (what gradcheck validated).
@@ -594,7 +577,6 @@ TEST_CASE("audit s12: element-wise ops split across threads give the bits of one
           const double num = (sum(op.f(Tensor::from_vector(a, {20011}, float64)) * w).item() -
                               sum(op.f(Tensor::from_vector(b, {20011}, float64)) * w).item()) / (2 * eps);
           CHECK_MESSAGE(std::abs(num - g1[i]) <= 1e-5 + 1e-3 * std::abs(num), op.name << " element " << i);
-          worst()[op.name] = std::max(worst()[op.name], std::abs(num - g1[i]));
         }
       } else {
         CHECK_MESSAGE(values(y) == v1, op.name << ": value at " << threads << " threads differs from one thread's");
@@ -736,7 +718,6 @@ TEST_CASE("audit s12: cast float64 → float32 → float64 on random shapes and 
   // A float32 leaf through the affine and tanh fast paths: gradcheck promotes it and compares.
   const Tensor W = Tensor::randn({5, 3}, g, float32).set_requires_grad(), x = Tensor::randn({3, 2}, g, float32).set_requires_grad();
   const GradcheckReport r = gradcheck([](const std::vector<Tensor>& v) { return tanh(affine(v[0], v[1])); }, {W, x});
-  note("cast", r);
   CHECK_MESSAGE(r.ok(), r.str());
   CHECK(W.dtype() == float32);
 }
@@ -775,7 +756,6 @@ TEST_CASE("audit s12: a weight used at every step of 30: gathered products (2 th
   // Finite differences (grad(): products run where they are).
   {
     const GradcheckReport r = gradcheck(f, in);
-    note("recurrence (30 steps)", r);
     CHECK_MESSAGE(r.ok(), r.str());
   }
   auto run = [&](int threads, int times, bool zero_between) {
@@ -1108,10 +1088,4 @@ TEST_CASE("audit s12: relu passes NaN on, in value and gradient, as PyTorch's re
   CHECK(v[4] == 0.0);
   backward(sum(y * Tensor::from_vector({3.0, 5.0, 7.0, 11.0, 13.0}, {5}, float64)), Tensor(), SweepOptions{.retain = true});
   CHECK(x.grad().to_vector() == std::vector<double>{3.0, 0.0, 7.0, 0.0, 0.0});
-}
-
-TEST_CASE("audit s12: the largest discrepancies seen (printed with REWIND_AUDIT_PRINT=1)") {
-  if (!std::getenv("REWIND_AUDIT_PRINT")) return;
-  std::printf("SIMD level %d\n", kernels::simd::level());
-  for (const auto& [family, err] : worst()) std::printf("%-40s max |analytic - numeric| %.3g\n", family.c_str(), err);
 }

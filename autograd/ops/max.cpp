@@ -38,12 +38,13 @@ Tensor extreme_all(const Tensor& x, bool largest) {
   Tensor onehot;
   Tensor y = largest ? kernels::max(op, all, 0, Shape{}, onehot)
                      : kernels::map(op, kernels::max(op, kernels::map(op, all, neg), 0, Shape{}, onehot), neg);
-  // The elements that share the adjoint, and how many.
-  const double m = y.item();
-  const bool nan = std::isnan(m);
-  const Tensor tie = kernels::mask(op, x, [m, nan](auto v) { return nan ? v != v : v == static_cast<decltype(v)>(m); });
-  const double k = sum(tie).item();
-  return record(largest ? prim::max_all : prim::min_all, {x}, y, [tie, k](BackwardContext& c) {
+  // backward: the elements that share the adjoint, and how many — found when a sweep needs them.
+  return record(largest ? prim::max_all : prim::min_all, {x}, y, [op](BackwardContext& c) {
+    const double m = c.output().item();
+    const bool nan = std::isnan(m);
+    const Tensor tie =
+        kernels::mask(op, c.input(0), [m, nan](auto v) { return nan ? v != v : v == static_cast<decltype(v)>(m); });
+    const double k = sum(tie).item();
     c.accumulate(0, tie * (c.grad_out() / k));
   });
 }
