@@ -60,6 +60,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <iomanip>
+#include <map>
 
 using namespace rwd;
 
@@ -235,11 +236,26 @@ std::string confusion_table(const Evaluation& e) {
   return s.str();
 }
 
-/// A positional `key=value` argument as a number, or `fallback`.
-std::size_t option(const ex::Args& args, const std::string& key, std::size_t fallback) {
-  for (const std::string& a : args.rest)
-    if (a.rfind(key + "=", 0) == 0) return std::stoul(a.substr(key.size() + 1));
-  return fallback;
+/// The positional `key=value` arguments, checked: an unknown key or a bad value exits with the usage.
+std::map<std::string, std::string> options(const ex::Args& args) {
+  std::map<std::string, std::string> kv;
+  for (const std::string& a : args.rest) {
+    const std::size_t eq = a.find('=');
+    const std::string key = a.substr(0, eq);
+    if (eq == std::string::npos || (key != "epochs" && key != "train" && key != "batch" && key != "data" && key != "dtype"))
+      args.fail("unknown argument '" + a + "' (epochs=N, train=N, batch=N, data=DIR, dtype=f32|f64)");
+    kv[key] = a.substr(eq + 1);
+  }
+  if (kv.count("dtype") && kv["dtype"] != "f32" && kv["dtype"] != "f64") args.fail("dtype= takes f32 or f64, not '" + kv["dtype"] + "'");
+  if (kv.count("data") && kv["data"].empty()) args.fail("data= needs a folder");
+  return kv;
+}
+
+/// A numeric option as a whole number in [lo, hi], or `fallback` when it is not given.
+std::size_t option(const ex::Args& args, const std::map<std::string, std::string>& kv, const std::string& key,
+                   std::size_t fallback, std::size_t lo, std::size_t hi) {
+  const auto it = kv.find(key);
+  return it == kv.end() ? fallback : args.whole(key + "=", it->second, lo, hi);
 }
 
 }  // namespace
@@ -247,9 +263,9 @@ std::size_t option(const ex::Args& args, const std::string& key, std::size_t fal
 int main(int argc, char** argv) {
   World world;  // MPI's ranks under mpirun, else this one process (comm/communicator.hpp)
   if (!world.is_root()) std::cout.setstate(std::ios::failbit);  // rank 0 alone prints
-  ex::Args args(argc, argv, "fashion", "[epochs=N] [train=N] [batch=N] [data=DIR] [dtype=f64]");
-  for (const std::string& a : args.rest)
-    if (a == "dtype=f64") g_dtype = float64;
+  ex::Args args(argc, argv, "fashion", {.positional = "[epochs=N] [train=N] [batch=N] [data=DIR] [dtype=f32|f64]"});
+  const std::map<std::string, std::string> kv = options(args);
+  if (kv.count("dtype") && kv.at("dtype") == "f64") g_dtype = float64;
   const auto start = std::chrono::steady_clock::now();
 
   // The budget. Full run: every one of the 55,000 training images once per epoch, 8 epochs, batches of
@@ -258,12 +274,10 @@ int main(int argc, char** argv) {
   struct {
     std::size_t epochs, train, batch, val_eval, test_eval;
   } budget = args.quick ? decltype(budget){2, 10 * 64, 64, 500, 1000} : decltype(budget){8, 55000, 64, 5000, 10000};
-  budget.epochs = option(args, "epochs", budget.epochs);
-  budget.train = option(args, "train", budget.train);
-  budget.batch = option(args, "batch", budget.batch);
-  std::string dir = default_dir;
-  for (const std::string& a : args.rest)
-    if (a.rfind("data=", 0) == 0) dir = a.substr(5);
+  budget.epochs = option(args, kv, "epochs", budget.epochs, 1, 1000);
+  budget.train = option(args, kv, "train", budget.train, 1, 55000);  // the training images left after validation's
+  budget.batch = option(args, kv, "batch", budget.batch, 1, budget.train);  // at least one batch per epoch
+  const std::string dir = kv.count("data") ? kv.at("data") : default_dir;
 
   Images train_set, test_set;
   try {

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <string>
 #include <vector>
 
 using namespace rwd;
@@ -34,7 +35,19 @@ Tensor loss(const TinyRNN& m, const std::vector<Tensor>& xs, const Tensor& targe
   return mean(square(y - target.to(dt)));
 }
 
-int main() {
+int main(int argc, char** argv) {
+  // It takes no options: it always runs in full, in seconds (--quick is accepted, as by every example).
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << "usage: fit_tiny [--quick]   (a few seconds; no other options)\n";
+      return 0;
+    }
+    if (a != "--quick") {
+      std::cerr << "fit_tiny: unexpected argument '" << a << "'\nusage: fit_tiny [--quick]   (a few seconds; no other options)\n";
+      return 2;
+    }
+  }
   Generator gen(42);
 
   // The data: windows of sin(0.3 k) + noise. Sequence j is (s_j, s_j+1, s_j+2), its target s_j+3.

@@ -90,7 +90,7 @@ struct Model {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ex::Args args(argc, argv, "forecast", "[MODEL ...]");
+  ex::Args args(argc, argv, "forecast", {.positional = "[MODEL ...]"});
   const auto start = std::chrono::steady_clock::now();
 
   // ---- the data, checked against NumPy ----
@@ -146,6 +146,12 @@ int main(int argc, char** argv) {
   ex::keras_init(*lstm_vd, extra_gen);
   models.push_back({"lstm_vd", std::make_shared<Chain>(lstm_vd, Dense(20, 1, {}, true, float32, extra_gen)), 5e-3, "-"});
 
+  for (const std::string& name : args.rest)  // a misspelt name would otherwise train nothing, silently
+    if (std::none_of(models.begin(), models.end(), [&](const Model& m) { return m.name == name; })) {
+      std::string names;
+      for (const Model& m : models) names += (names.empty() ? "" : ", ") + m.name;
+      args.fail("no model '" + name + "' (" + names + ")");
+    }
   if (!args.rest.empty())  // `forecast lstm gru`: only the models named
     std::erase_if(models, [&](const Model& m) { return std::find(args.rest.begin(), args.rest.end(), m.name) == args.rest.end(); });
   std::vector<ex::Trained> runs;

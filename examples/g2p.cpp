@@ -59,26 +59,18 @@ constexpr std::size_t max_phones = 32;  // decoding stops here (the longest pron
 const DecodeOptions greedy_options{.max_length = max_phones};
 const DecodeOptions beam_options{.max_length = max_phones, .beam_width = 5, .alpha = 0.6};
 
-/// The flags this example adds to ex::Args' (taken out of argv before ex::Args sees it).
+/// The flags this example adds to ex::Args', checked.
 struct G2PFlags {
   std::string attention = "additive";
   std::size_t epochs = 0;  // 0: the default for the mode
 };
 
-G2PFlags take_flags(int& argc, char** argv) {
+G2PFlags g2p_flags(const ex::Args& args) {
   G2PFlags f;
-  int out = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--attention" && i + 1 < argc) f.attention = argv[++i];
-    else if (a == "--epochs" && i + 1 < argc) f.epochs = std::stoul(argv[++i]);
-    else argv[out++] = argv[i];
-  }
-  argc = out;
-  if (f.attention != "additive" && f.attention != "general" && f.attention != "dot" && f.attention != "none") {
-    std::cerr << "g2p: --attention takes additive, general, dot or none, not '" << f.attention << "'\n";
-    std::exit(2);
-  }
+  if (auto a = args.flag("--attention")) f.attention = *a;
+  if (auto e = args.flag("--epochs")) f.epochs = args.whole("--epochs", *e, 1, 1000);
+  if (f.attention != "additive" && f.attention != "general" && f.attention != "dot" && f.attention != "none")
+    args.fail("--attention takes additive, general, dot or none, not '" + f.attention + "'");
   return f;
 }
 
@@ -160,8 +152,8 @@ void plot_attention(const std::string& png, const cmu::Dictionary& d, const std:
 }  // namespace
 
 int main(int argc, char** argv) {
-  const G2PFlags flags = take_flags(argc, argv);
-  ex::Args args(argc, argv, "g2p", "[--attention additive|general|dot|none] [--epochs N]");
+  ex::Args args(argc, argv, "g2p", {.flags = {{"--attention", "additive|general|dot|none"}, {"--epochs", "N"}}});
+  const G2PFlags flags = g2p_flags(args);
   const auto start = std::chrono::steady_clock::now();
   if (!std::filesystem::exists(cmu::default_path)) {
     std::cerr << "g2p: " << cmu::default_path << " is missing: install Debian's festlex-cmu (apt-get install festlex-cmu)\n";

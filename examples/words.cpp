@@ -377,7 +377,7 @@ void plot_confusion(const std::string& png, const std::string& title, const std:
 }  // namespace
 
 int main(int argc, char** argv) {
-  ex::Args args(argc, argv, "words", "[rnn|lstm|gru|ln_lstm|lstm_vd ...]");
+  ex::Args args(argc, argv, "words", {.positional = "[rnn|lstm|gru|ln_lstm|lstm_vd ...]"});
   const auto start = std::chrono::steady_clock::now();
   const bool default_models = args.rest.empty();
   std::vector<std::string> kinds = default_models ? std::vector<std::string>{"rnn", "lstm", "gru"} : args.rest;

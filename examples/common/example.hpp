@@ -1,19 +1,23 @@
 // examples/common/example.hpp — what every example shares, so each program reads as its model:
-// command-line flags (--quick, --out, --seed), the closing RESULT line, CSV files, and PNG plots
+// command-line flags (--quick, --out, --seed, checked), the closing RESULT line, CSV files, and PNG plots
 // drawn by gnuplot (Debian's gnuplot-nox; without it the data and the script are still written).
 #pragma once
 
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -21,43 +25,116 @@
 
 namespace ex {
 
+/// What an example takes beyond the common flags (ex::Args).
+struct ArgSpec {
+  std::string positional;  // usage of its positional arguments ("[MODEL ...]"); empty: it takes none
+  std::vector<std::pair<std::string, std::string>> flags = {};  // flags of its own, each with a value: {"--epochs", "N"}
+};
+
 /// Flags every example takes:
 ///   --quick       a few batches only (what CI runs), so the program is checked end to end in seconds
-///   --out DIR     where CSV and PNG files go (default out/<example>)
-///   --seed N      the random seed (default 0)
-/// Unknown flags are an error that lists these.
+///   --out DIR     where CSV and PNG files go (default out/<example>; created with its parents)
+///   --seed N      the random seed, 0 to 4294967295 (default 0)
+///   --help        the usage line, exit status 0
+/// plus the example's own (ArgSpec). `--flag=value` is the same as `--flag value`. Anything else — an
+/// unknown flag, a flag without its value, a number that is not a whole number in range, a positional
+/// argument to an example that takes none, an --out that cannot be made a writable folder — prints
+/// what is wrong and the usage line, and exits with status 2 before any work is done.
 struct Args {
   std::string name;
   bool quick = false;
   std::string out;
   std::uint32_t seed = 0;
   std::vector<std::string> rest;  // positional arguments, for the example to interpret
+  std::vector<std::pair<std::string, std::string>> values;  // the example's own flags as given, in order
 
-  Args(int argc, char** argv, std::string example_name, const std::string& usage = "") : name(std::move(example_name)) {
+  Args(int argc, char** argv, std::string example_name, ArgSpec spec = {}) : name(std::move(example_name)), m_spec(std::move(spec)) {
     out = "out/" + name;
     for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      if (a == "--quick") {
+      std::string a = argv[i];
+      std::optional<std::string> inline_value;  // --flag=value
+      if (const std::size_t eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+        inline_value = a.substr(eq + 1);
+        a.resize(eq);
+      }
+      // The value of a flag that takes one: after '=', or the next argument, unless that is a flag
+      // (`--out --quick` is a forgotten value, not a folder named "--quick").
+      auto value = [&]() -> std::string {
+        if (inline_value) return *inline_value;
+        if (i + 1 >= argc || std::string(argv[i + 1]).rfind("--", 0) == 0) fail(a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "--quick" && !inline_value) {
         quick = true;
-      } else if (a == "--out" && i + 1 < argc) {
-        out = argv[++i];
-      } else if (a == "--seed" && i + 1 < argc) {
-        seed = static_cast<std::uint32_t>(std::stoul(argv[++i]));
-      } else if (a == "--help" || a == "-h") {
-        std::cout << "usage: " << name << " [--quick] [--out DIR] [--seed N]" << (usage.empty() ? "" : " " + usage) << "\n";
+      } else if (a == "--out") {
+        out = value();
+        if (out.empty()) fail("--out needs a folder, not an empty string");
+      } else if (a == "--seed") {
+        seed = static_cast<std::uint32_t>(whole("--seed", value(), 0, UINT32_MAX));
+      } else if ((a == "--help" || a == "-h") && !inline_value) {
+        std::cout << usage() << "\n";
         std::exit(0);
+      } else if (own_flag(a)) {
+        values.emplace_back(a, value());
       } else if (!a.empty() && a[0] == '-') {
-        std::cerr << name << ": unknown flag " << a << " (flags: --quick, --out DIR, --seed N)\n";
-        std::exit(2);
+        fail("unknown flag " + std::string(argv[i]));
+      } else if (m_spec.positional.empty()) {
+        fail("unexpected argument '" + a + "' (" + name + " takes no positional arguments)");
       } else {
         rest.push_back(a);
       }
     }
-    std::filesystem::create_directories(out);
+    // mkdir -p; a path that is a file, or cannot be made or written, is refused before any work.
+    std::error_code ec;
+    std::filesystem::create_directories(out, ec);
+    if (ec) fail("cannot make the output folder --out " + out + ": " + ec.message());
+    if (!std::filesystem::is_directory(out, ec)) fail("--out " + out + " is not a folder");
+    if (access(out.c_str(), W_OK | X_OK) != 0) fail("cannot write into the output folder --out " + out);
   }
 
   /// A path inside the output directory.
   std::string path(const std::string& file) const { return out + "/" + file; }
+
+  /// The last value given for one of the example's own flags, or nullopt.
+  std::optional<std::string> flag(const std::string& f) const {
+    std::optional<std::string> v;
+    for (const auto& [k, x] : values)
+      if (k == f) v = x;
+    return v;
+  }
+
+  /// `text` as a whole number in [lo, hi], or exits naming `what` (a flag or key) and the range.
+  std::size_t whole(const std::string& what, const std::string& text, std::size_t lo, std::size_t hi) const {
+    std::size_t v = 0;
+    const char* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, v);  // digits only: no sign, no spaces
+    if (text.empty() || ec != std::errc() || ptr != end || v < lo || v > hi)
+      fail(what + " takes a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", not '" + text + "'");
+    return v;
+  }
+
+  /// Says what is wrong with the command line, and the usage, on stderr; exits with status 2.
+  [[noreturn]] void fail(const std::string& what) const {
+    std::cerr << name << ": " << what << "\n" << usage() << "\n";
+    std::exit(2);
+  }
+
+  /// The usage line: the common flags, the example's own, its positional arguments.
+  std::string usage() const {
+    std::string u = "usage: " + name + " [--quick] [--out DIR] [--seed N]";
+    for (const auto& [f, v] : m_spec.flags) u += " [" + f + " " + v + "]";
+    if (!m_spec.positional.empty()) u += " " + m_spec.positional;
+    return u;
+  }
+
+ private:
+  bool own_flag(const std::string& f) const {
+    for (const auto& [k, v] : m_spec.flags)
+      if (k == f) return true;
+    return false;
+  }
+
+  ArgSpec m_spec;
 };
 
 /// Seconds since `start`.
