@@ -5,7 +5,8 @@
 //    character with cross-entropy and Adam (lr 0.01, 100 epochs, the whole batch each epoch). Greedy
 //    sampling from "good" must give back "good i am fine", as it does in the tutorial.
 //
-// 2. A real corpus: six files of Debian's fortunes package (fortunes-min) — `fortunes`, `literature`,
+// 2. A real corpus: six files of Debian's fortunes packages (fortunes-min holds the first two,
+//    fortunes the rest) — `fortunes`, `literature`,
 //    `wisdom`, `humorists`, `platitudes` and `miscellaneous`, about 265 KB of quotations and jokes —, split into train and validation by fortune (whole fortunes go to one side or the other).
 //    Characters → Embedding(V => 48) → LSTM(48 => 256) → Dense(256 => V), cross-entropy, Adam (lr 2e-3,
 //    1e-3 from epoch 9 on; 12 epochs), the gradients clipped to norm 5. Truncated BPTT in fixed windows: the text is laid out as 32
@@ -277,7 +278,7 @@ int main(int argc, char** argv) {
     const std::string path = fortune_dir + f;
     if (!std::filesystem::exists(path)) {
       std::cerr << "charrnn: " << path << " is missing: install Debian's fortunes package "
-                << "(apt-get install fortunes; the file itself is in fortunes-min)\n";
+                << "(apt-get install fortunes, which brings fortunes-min, the home of 'fortunes' and 'literature')\n";
       return 1;
     }
     auto e = read_fortunes(path);
