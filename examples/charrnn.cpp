@@ -251,6 +251,12 @@ int main(int argc, char** argv) {
   ex::Args args(argc, argv, "charrnn");
   const auto start = std::chrono::steady_clock::now();
   Generator gen(args.seed);
+  for (const auto& f : fortune_files)  // before part 1's training, not after it
+    if (const std::string path = fortune_dir + f; !std::filesystem::exists(path)) {
+      std::cerr << "charrnn: " << path << " is missing: install Debian's fortunes package "
+                << "(apt-get install fortunes, which brings fortunes-min, the home of 'fortunes' and 'literature')\n";
+      return 1;
+    }
 
   // ---- part 1 ----
   const ToyResult toy_run = toy(args, gen);
@@ -276,11 +282,6 @@ int main(int argc, char** argv) {
   std::vector<std::string> entries;
   for (const auto& f : fortune_files) {
     const std::string path = fortune_dir + f;
-    if (!std::filesystem::exists(path)) {
-      std::cerr << "charrnn: " << path << " is missing: install Debian's fortunes package "
-                << "(apt-get install fortunes, which brings fortunes-min, the home of 'fortunes' and 'literature')\n";
-      return 1;
-    }
     auto e = read_fortunes(path);
     std::cout << "corpus: " << path << ": " << e.size() << " fortunes\n";
     entries.insert(entries.end(), e.begin(), e.end());
