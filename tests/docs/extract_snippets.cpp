@@ -46,6 +46,7 @@ struct Block {
   bool compile_only = false;
 };
 
+/// Says what is wrong and stops the build.
 [[noreturn]] void die(const std::string& what) {
   std::cerr << "rewind_doc_extract: " << what << "\n";
   std::exit(1);
@@ -69,6 +70,7 @@ void parse_marker(const std::string& line, Block& b, const std::string& where) {
   }
 }
 
+/// The ```cpp blocks of one markdown file, with their markers read.
 std::vector<Block> blocks_of(const std::string& root, const std::string& file) {
   std::ifstream in(root + "/" + file);
   if (!in) die("cannot read " + root + "/" + file);

@@ -197,7 +197,7 @@ struct PaddedFit {
   std::tuple<Tensor, Tensor, Indices> held_out = batch_of(99, 0);
 };
 
-inline int g_failures = 0;
+inline int g_failures = 0;  // snippets that threw
 
 /// Runs one snippet; an exception is a failure naming the snippet's file and line.
 inline void run_one(const char* where, const std::function<void()>& f) {
@@ -219,6 +219,7 @@ inline void enter_work_dir(int argc, char** argv) {
   std::filesystem::current_path(dir);
 }
 
+/// The closing line, and the exit status: 1 when any snippet threw.
 inline int finish(std::size_t compiled) {
   std::cout << compiled << " snippets compiled; " << (g_failures ? std::to_string(g_failures) + " failed" : "every run passed")
             << "\n";
