@@ -118,7 +118,7 @@ std::string msb_first(const std::vector<int>& lsb_first) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "adder");
   const auto start = std::chrono::steady_clock::now();
   Generator gen(args.seed);
@@ -261,3 +261,5 @@ int main(int argc, char** argv) {
               {"num_acc_64", ex::num(acc[64].per_number, "%.4f")}});
   return 0;
 }
+
+int main(int argc, char** argv) { return ex::guard("adder", [&] { return run(argc, argv); }); }

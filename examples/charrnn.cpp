@@ -247,7 +247,7 @@ std::string sample(CharLM& m, const std::vector<char>& chars, const std::map<cha
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "charrnn");
   const auto start = std::chrono::steady_clock::now();
   Generator gen(args.seed);
@@ -382,3 +382,5 @@ int main(int argc, char** argv) {
   ex::result({{"example", "charrnn"}, {"toy", "\"" + toy_text + "\""}, {"val_bpc", ex::num(bpc, "%.3f")}});
   return toy_ok ? 0 : 1;
 }
+
+int main(int argc, char** argv) { return ex::guard("charrnn", [&] { return run(argc, argv); }); }

@@ -81,7 +81,7 @@ Recurrent ln_rnn(std::size_t hidden, Generator& gen) {
       {.num_layers = 2, .return_sequences = false});
 }
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "custom_cell");
   const auto start = std::chrono::steady_clock::now();
   const ex::ForecastData data;
@@ -165,3 +165,5 @@ int main(int argc, char** argv) {
   ex::result(fields);
   return grad_ok && finite ? 0 : 1;
 }
+
+int main(int argc, char** argv) { return ex::guard("custom_cell", [&] { return run(argc, argv); }); }

@@ -89,7 +89,7 @@ struct Model {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "forecast", {.positional = "[MODEL ...]"});
   const auto start = std::chrono::steady_clock::now();
 
@@ -188,3 +188,5 @@ int main(int argc, char** argv) {
   if (!data_ok || !naive_ok) std::cout << "FAIL: the series differ from NumPy's\n";
   return data_ok && naive_ok && finite ? 0 : 1;
 }
+
+int main(int argc, char** argv) { return ex::guard("forecast", [&] { return run(argc, argv); }); }

@@ -151,7 +151,7 @@ void plot_attention(const std::string& png, const cmu::Dictionary& d, const std:
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "g2p", {.flags = {{"--attention", "additive|general|dot|none"}, {"--epochs", "N"}}});
   const G2PFlags flags = g2p_flags(args);
   const auto start = std::chrono::steady_clock::now();
@@ -295,3 +295,5 @@ int main(int argc, char** argv) {
               {"seconds", ex::num(seconds, "%.0f")}});
   return 0;
 }
+
+int main(int argc, char** argv) { return ex::guard("g2p", [&] { return run(argc, argv); }); }

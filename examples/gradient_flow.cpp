@@ -53,7 +53,7 @@ std::string sci(double v) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "gradient_flow");
   Generator gen(args.seed + 1);  // seed 0 → generator 1: the tutorial's figures
   const Tensor seq = Tensor::randn({T, 1, batch}, gen, float64);  // 50 steps of noise, one feature
@@ -109,3 +109,5 @@ int main(int argc, char** argv) {
   // What the tutorial says: with the forget gate open the LSTM carries the gradient much further.
   return lstm1_first > 100 * rnn_first ? 0 : 1;
 }
+
+int main(int argc, char** argv) { return ex::guard("gradient_flow", [&] { return run(argc, argv); }); }

@@ -104,7 +104,7 @@ Tensor as_state(const std::vector<double>& level, const std::vector<double>& slo
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "holt");
   const auto start = std::chrono::steady_clock::now();
   Generator gen(args.seed);
@@ -278,3 +278,5 @@ int main(int argc, char** argv) {
               {"holt_vs_rnn_max_diff", ex::num(max_diff, "%.2g")}});
   return ok ? 0 : 1;
 }
+
+int main(int argc, char** argv) { return ex::guard("holt", [&] { return run(argc, argv); }); }

@@ -72,7 +72,7 @@ std::vector<Tensor> gradient_at(Model& m, const std::vector<Tensor>& v, double t
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "hvp");
   Generator gen(args.seed);
 
@@ -160,3 +160,5 @@ int main(int argc, char** argv) {
   // The central difference agrees to about 1e-8 relative here (O(ε²) and rounding); 1e-6 leaves room.
   return worst < 1e-6 && asym < 1e-10 && report ? 0 : 1;
 }
+
+int main(int argc, char** argv) { return ex::guard("hvp", [&] { return run(argc, argv); }); }

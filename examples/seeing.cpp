@@ -115,7 +115,7 @@ void section(const char* title) { std::cout << "\n== " << title << " ==\n"; }
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "seeing");
   const auto start = std::chrono::steady_clock::now();
   bool ok = true;
@@ -306,3 +306,5 @@ int main(int argc, char** argv) {
               {"page_bytes", std::to_string(page_bytes)}});
   return ok ? 0 : 1;
 }
+
+int main(int argc, char** argv) { return ex::guard("seeing", [&] { return run(argc, argv); }); }

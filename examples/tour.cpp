@@ -62,7 +62,7 @@ Batch make_batch(std::size_t batch, std::size_t steps, Generator& gen) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "tour");
   const auto start = std::chrono::steady_clock::now();
   Generator gen(args.seed);
@@ -278,3 +278,5 @@ int main(int argc, char** argv) {
               {"gradcheck", report ? "pass" : "fail"}});
   return ok ? 0 : 1;
 }
+
+int main(int argc, char** argv) { return ex::guard("tour", [&] { return run(argc, argv); }); }

@@ -376,7 +376,7 @@ void plot_confusion(const std::string& png, const std::string& title, const std:
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   ex::Args args(argc, argv, "words", {.positional = "[rnn|lstm|gru|ln_lstm|lstm_vd ...]"});
   const auto start = std::chrono::steady_clock::now();
   const bool default_models = args.rest.empty();
@@ -478,3 +478,5 @@ int main(int argc, char** argv) {
   ex::result(result);
   return 0;
 }
+
+int main(int argc, char** argv) { return ex::guard("words", [&] { return run(argc, argv); }); }

@@ -31,6 +31,22 @@ struct ArgSpec {
   std::vector<std::pair<std::string, std::string>> flags = {};  // flags of its own, each with a value: {"--epochs", "N"}
 };
 
+/// An example's main: runs `body` (the program, returning its exit status) and turns an exception
+/// nothing caught — the disk filling while a CSV is written, a file that went bad — into its message on
+/// stderr and exit status 1, after the stack has unwound (so a half-written file is removed), instead
+/// of std::terminate's abort. (fashion is the exception: under mpirun an uncaught exception must end
+/// every rank, which World's terminate handler does; unwinding past World would finalize MPI instead.)
+template <class Body>
+int guard(const char* name, Body&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    std::cout.flush();
+    std::cerr << name << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
 /// Flags every example takes:
 ///   --quick       a few batches only (what CI runs), so the program is checked end to end in seconds
 ///   --out DIR     where CSV and PNG files go (default out/<example>; created with its parents)
