@@ -47,7 +47,8 @@ void check_finite_grads(const std::vector<Tensor>& params, const std::string& wh
 /// A NaN or infinite total: with `error_if_nonfinite` throws NonFiniteGradError naming the norm and the first
 /// parameter and element at fault, gradients untouched; without, scales like PyTorch (by 0 for an
 /// infinite total, by NaN for a NaN one) and returns the non-finite total.
-/// Throws ValueError for a negative or NaN max_norm, or norm_type ≤ 0 or NaN.
+/// Throws ValueError for a negative or NaN max_norm, or norm_type ≤ 0 or NaN, and for a parameter
+/// listed twice (PyTorch would count its gradient twice in the norm and scale it twice).
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double norm_type = 2.0,
                       bool error_if_nonfinite = false);
 

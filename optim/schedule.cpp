@@ -122,7 +122,9 @@ ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& opt, PlateauOptions o)
   check_hyper(o.patience >= 0, "ReduceLROnPlateau", "patience", static_cast<double>(o.patience), "must be >= 0");
   check_hyper(o.cooldown >= 0, "ReduceLROnPlateau", "cooldown", static_cast<double>(o.cooldown), "must be >= 0");
   check_hyper(o.threshold >= 0, "ReduceLROnPlateau", "threshold", o.threshold, "must be >= 0");
-  check_hyper(o.min_lr >= 0, "ReduceLROnPlateau", "min_lr", o.min_lr, "must be >= 0");
+  // (an infinite min_lr would pass here and fail at the first reduction, in the optimizer's set_lr)
+  check_hyper(std::isfinite(o.min_lr) && o.min_lr >= 0, "ReduceLROnPlateau", "min_lr", o.min_lr,
+              "must be finite and >= 0");
   check_hyper(o.eps >= 0, "ReduceLROnPlateau", "eps", o.eps, "must be >= 0");
 }
 

@@ -118,7 +118,7 @@ struct PlateauOptions {
 /// Divides the lr by 1/factor when a metric has stopped improving for `patience` epochs.
 class ReduceLROnPlateau {
  public:
-  /// Throws ValueError unless 0 ≤ factor < 1, and patience, cooldown, threshold, min_lr ≥ 0.
+  /// Throws ValueError unless 0 ≤ factor < 1, patience, cooldown, threshold ≥ 0, and min_lr finite and ≥ 0.
   explicit ReduceLROnPlateau(Optimizer& opt, PlateauOptions options = {});
   /// One epoch's metric (NaN counts as no improvement).
   void step(double metric);
