@@ -52,8 +52,15 @@ LRScheduler::LRScheduler(Optimizer& opt) : m_opt(opt), m_base_lr(opt.lr()), m_la
 
 void LRScheduler::step() {
   ++m_last_epoch;
-  m_last_lr = next_lr(m_opt.lr());
-  m_opt.set_lr(m_last_lr);
+  const double lr = next_lr(m_opt.lr());
+  if (!(std::isfinite(lr) && lr >= 0)) {
+    --m_last_epoch;  // the step did not happen
+    throw ValueError(std::string(name()) + ": the learning rate for epoch " + std::to_string(m_last_epoch + 1) +
+                     " would be " + format_number(lr) + " (from " + format_number(m_opt.lr()) +
+                     "): it must be finite and >= 0");
+  }
+  m_last_lr = lr;
+  m_opt.set_lr(lr);
 }
 
 StateDict LRScheduler::state_dict() const {
@@ -107,11 +114,13 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& opt, std::int64_t T_max, double 
 //   lr_e = η + (lr_{e−1} − η)·(1 + cos(πe/T)) / (1 + cos(π(e−1)/T)),
 // except where the denominator vanishes (e − 1 ≡ T mod 2T, the bottom of the cosine): there the
 // closed form's increment is added instead, lr_e = lr_{e−1} + (base − η)(1 − cos(π/T))/2.
+// The exact value lies between base and η, both ≥ 0; where η > base = 0 rounding can leave −1e−17
+// (PyTorch keeps it), which no optimizer takes as an lr: such a value is 0.
 double CosineAnnealingLR::next_lr(double current) const {
   const double pi = std::numbers::pi, T = static_cast<double>(m_T_max), e = static_cast<double>(last_epoch());
   if ((last_epoch() - 1 - m_T_max) % (2 * m_T_max) == 0)
-    return current + (base_lr() - m_eta_min) * (1 - std::cos(pi / T)) / 2;
-  return (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T)) * (current - m_eta_min) + m_eta_min;
+    return std::max(0.0, current + (base_lr() - m_eta_min) * (1 - std::cos(pi / T)) / 2);
+  return std::max(0.0, (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T)) * (current - m_eta_min) + m_eta_min);
 }
 
 // ---- ReduceLROnPlateau ----

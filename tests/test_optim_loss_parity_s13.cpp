@@ -221,6 +221,7 @@ TEST_CASE("optim parity: schedule edge cases — T_max 1, several cosine periods
     std::string name;
     std::function<std::vector<std::unique_ptr<LRScheduler>>(Optimizer&)> make;
     std::map<int, double> manual = {};  // epoch → lr set by hand after that epoch's step
+    double start = 0.1;                 // the optimizer's lr before the first step
   };
   auto one = [](auto f) {
     return [f](Optimizer& o) {
@@ -243,19 +244,23 @@ TEST_CASE("optim parity: schedule edge cases — T_max 1, several cosine periods
       {"cos_manual", one([](Optimizer& o) { return std::make_unique<CosineAnnealingLR>(o, 10); }), {{4, 0.05}}},
       {"step_gamma2", one([](Optimizer& o) { return std::make_unique<StepLR>(o, 3, 2.0); })},
       {"exp_gamma0", one([](Optimizer& o) { return std::make_unique<ExponentialLR>(o, 0.0); })},
+      // from lr 0 up to eta_min and back: PyTorch's chainable form rounds to −8e−17 at epoch 8, which
+      // the optimizer refuses as an lr; the exact value is 0 (the cosine never leaves [0, 0.1])
+      {"cos_up_from0", one([](Optimizer& o) { return std::make_unique<CosineAnnealingLR>(o, 4, 0.1); }), {}, 0.0},
   };
   REQUIRE(names("sched.", "").size() == table.size());
   for (const Sched& s : table) {
     CAPTURE(s.name);
     const std::vector<double> want = vec("sched." + s.name);
     Tensor w = Tensor::zeros({1}, float64).set_requires_grad();
-    SGD opt({w}, {.lr = 0.1});
+    SGD opt({w}, {.lr = s.start});
     auto scheds = s.make(opt);
     std::vector<double> got;
     for (int e = 1; e <= static_cast<int>(want.size()); ++e) {
       for (auto& sc : scheds) sc->step();
       if (s.manual.count(e)) opt.set_lr(s.manual.at(e));
       got.push_back(opt.lr());
+      CHECK(opt.lr() >= 0);
     }
     check_close(s.name, got, want, 1e-15, 1e-13);
   }
@@ -446,6 +451,10 @@ TEST_CASE("optim hostile: NaN and out-of-range hyper-parameters are refused at c
   refused([&] { AdamW({w}, {.weight_decay = NAN}); }, "AdamW", "weight_decay");
   refused([&] { AdamW({w}, {.betas = {-0.1, 0.9}}); }, "AdamW", "beta parameter at index 0");
   refused([&] { RMSprop({w}, {.alpha = NAN}); }, "RMSprop", "alpha");
+  // alpha is RMSprop's β₂: above 1, v = αv + (1 − α)g² goes negative and √v is NaN at the first step;
+  // at 1, v stays 0 and every step divides by ε (PyTorch accepts both)
+  refused([&] { RMSprop({w}, {.alpha = 1.5}); }, "RMSprop", "alpha");
+  refused([&] { RMSprop({w}, {.alpha = 1.0}); }, "RMSprop", "must be in [0, 1)");
   refused([&] { RMSprop({w}, {.eps = -1}); }, "RMSprop", "epsilon");
   refused([&] { RMSprop({w}, {.momentum = -0.5}); }, "RMSprop", "momentum");
   refused([&] { RMSprop({w}, {.weight_decay = NAN}); }, "RMSprop", "weight_decay");
@@ -593,4 +602,18 @@ TEST_CASE("loss hostile: labels out of range, every label ignored, empty batches
     CHECK_THROWS_AS(cross_entropy(logits, Indices{0, 1}, {.axis = 1, .class_weight = Tensor::ones({2}, float64)}),
                     ShapeError);
   }
+}
+
+TEST_CASE("optim hostile: a schedule whose lr would overflow throws naming the schedule, its state as before the step") {
+  Tensor w = Tensor::zeros({1}, float64).set_requires_grad();
+  SGD opt({w}, {.lr = 0.1});
+  ExponentialLR s(opt, 1e200);
+  s.step();  // 1e199
+  CHECK(opt.lr() == doctest::Approx(1e199));
+  const std::string m = message_of<ValueError>([&] { s.step(); });  // 1e399: inf
+  CHECK_MESSAGE(m.find("ExponentialLR") != std::string::npos, m);
+  CHECK_MESSAGE(m.find("epoch 2") != std::string::npos, m);
+  CHECK(s.last_epoch() == 1);
+  CHECK(s.last_lr() == opt.lr());
+  CHECK(opt.lr() == doctest::Approx(1e199));
 }

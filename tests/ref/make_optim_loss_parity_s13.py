@@ -18,7 +18,7 @@ dtypes start from the same numbers. Keys:
                                      3 ExponentialLR(0.9); stepped after every optimizer step)]
   opt.<case>                         (2, 20, 10): the parameters after each step, [0] run in float64,
                                      [1] in float32 (widened)
-  sched.<case>                       the lr after each scheduler step (see SCHEDULES)
+  sched.<case>                       the lr after each scheduler step (see SCHEDULES; from lr 0.1, or 0)
   plateau.<case>.cfg / .metrics / .lr  ReduceLROnPlateau: [maximize, factor, patience, threshold, rel,
                                      cooldown, min_lr, eps], the metrics, the lr after each step
   clip.g                             gradients p0 (2, 3), p1 (4,) flattened (p2 (3,) has none)
@@ -122,9 +122,9 @@ for name, cfg in OPT_CASES.items():
 S = torch.optim.lr_scheduler
 
 
-def lrs(makers, n, manual=None):
+def lrs(makers, n, manual=None, start=0.1):
     p = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([p], lr=0.1)
+    opt = torch.optim.SGD([p], lr=start)
     scheds = [m(opt) for m in makers]
     out = []
     for e in range(1, n + 1):
@@ -145,6 +145,8 @@ SCHEDULES = {  # name: (lrs, what the C++ test builds — keep in step with it)
     "cos_manual": lrs([lambda o: S.CosineAnnealingLR(o, 10)], 12, manual={4: 0.05}),
     "step_gamma2": lrs([lambda o: S.StepLR(o, 3, 2.0)], 8),
     "exp_gamma0": lrs([lambda o: S.ExponentialLR(o, 0.0)], 3),
+    # annealing up from lr 0 to eta_min 0.1: back at 0 at epoch 2·T_max (PyTorch's rounding: −8e−17)
+    "cos_up_from0": lrs([lambda o: S.CosineAnnealingLR(o, 4, 0.1)], 10, start=0.0),
 }
 for name, v in SCHEDULES.items():
     put("sched." + name, v)
