@@ -120,7 +120,8 @@ double CosineAnnealingLR::next_lr(double current) const {
   const double pi = std::numbers::pi, T = static_cast<double>(m_T_max), e = static_cast<double>(last_epoch());
   if ((last_epoch() - 1 - m_T_max) % (2 * m_T_max) == 0)
     return std::max(0.0, current + (base_lr() - m_eta_min) * (1 - std::cos(pi / T)) / 2);
-  return std::max(0.0, (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T)) * (current - m_eta_min) + m_eta_min);
+  const double ratio = (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T));
+  return std::max(0.0, ratio * (current - m_eta_min) + m_eta_min);
 }
 
 // ---- ReduceLROnPlateau ----

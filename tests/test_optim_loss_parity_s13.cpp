@@ -357,16 +357,18 @@ TEST_CASE("loss parity: mse, l1, huber, binary_cross_entropy(_with_logits) — e
   for (const auto& [name, fn] : table)
     for (bool weighted : {false, true}) {
       const std::string base = "loss." + name;
-      const Tensor target = at(base + ".t");
       const Tensor w = weighted ? at("loss.w") : Tensor();
       for (Reduction red : {Reduction::none, Reduction::sum, Reduction::mean}) {
         const std::string k = base + "." + reduction_name(red) + (weighted ? ".w" : "");
         CAPTURE(k);
-        Tensor x = leaf(base + ".x");
+        Tensor x = leaf(base + ".x"), target = leaf(base + ".t");
         Tensor value = fn(x, target, LossOptions{.reduction = red, .weight = w});
         check_close(k + ".value", value.to_vector(), vec(k + ".value"), 1e-13, 1e-13);
         (red == Reduction::none ? sum(value * at("loss.R")) : value).backward();
         check_close(k + ".grad", x.grad().to_vector(), vec(k + ".grad"), 1e-13, 1e-13);
+        // the target's gradient, where PyTorch has one (all five in 1.13)
+        REQUIRE(ref().count(k + ".tgrad"));
+        check_close(k + ".tgrad", target.grad().to_vector(), vec(k + ".tgrad"), 1e-13, 1e-13);
       }
     }
   // binary_cross_entropy at p = 0 and 1: PyTorch's clamp of the logs at −100 (values; the gradient there is

@@ -24,6 +24,7 @@ dtypes start from the same numbers. Keys:
   clip.g                             gradients p0 (2, 3), p1 (4,) flattened (p2 (3,) has none)
   clip.<dtype>                       rows [norm_type, max_norm, total, clipped grads (10)]
   loss.<name>.*                      inputs and, per reduction, PyTorch's value and d(scalar)/d(input)
+                                     (.grad) and, where PyTorch differentiates it, d(scalar)/d(target) (.tgrad)
 """
 import math
 import os
@@ -205,7 +206,12 @@ def elementwise(name, fn, x, t):
     for red in ("none", "sum", "mean"):
         for weighted in (0, 1):
             xt = torch.tensor(x, requires_grad=True)
-            ell = fn(xt, torch.tensor(t))
+            tt = torch.tensor(t, requires_grad=True)
+            try:
+                ell = fn(xt, tt)
+            except RuntimeError:  # no derivative for the target: input only
+                tt = torch.tensor(t)
+                ell = fn(xt, tt)
             if weighted:
                 ell = ell * torch.tensor(W)
             if red == "none":
@@ -218,6 +224,8 @@ def elementwise(name, fn, x, t):
             key = "loss.%s.%s%s" % (name, red, ".w" if weighted else "")
             put(key + ".value", val.detach().numpy())
             put(key + ".grad", xt.grad.numpy())
+            if tt.grad is not None:
+                put(key + ".tgrad", tt.grad.numpy())
 
 
 X = q(rng.normal(0, 1.5, (3, 4)))
