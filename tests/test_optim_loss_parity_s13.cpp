@@ -404,6 +404,14 @@ TEST_CASE("loss parity: cross_entropy and nll_loss with class weights, ignore_in
   };
   check_loss("loss.ce.soft", "loss.ce.logits", "loss.ce.R", soft({}));
   check_loss("loss.ce.soft_cw", "loss.ce.logits", "loss.ce.R", soft({.class_weight = cw}));
+  for (bool weighted : {false, true}) {  // the soft target's own gradient
+    const std::string k = std::string("loss.ce.") + (weighted ? "soft_cw" : "soft") + ".none.tgrad";
+    Tensor target = leaf("loss.ce.probs");
+    ClassLossOptions o{.reduction = Reduction::none, .axis = 1};
+    if (weighted) o.class_weight = cw;
+    sum(cross_entropy(at("loss.ce.logits"), target, o) * at("loss.ce.R")).backward();
+    check_close(k, target.grad().to_vector(), vec(k), 1e-12, 1e-12);
+  }
   check_loss("loss.nll.cw_ignore", "loss.nll.logp", "loss.ce.R", [&](const Tensor& x, Reduction r) {
     return nll_loss(x, labels, {.reduction = r, .axis = 1, .ignore_index = -100, .class_weight = cw});
   });

@@ -308,6 +308,11 @@ put("loss.ce.probs", PT)
 classification("loss.ce.soft", lambda x, r: F.cross_entropy(x, torch.tensor(PT), reduction=r), LOGITS, R6)
 classification("loss.ce.soft_cw", lambda x, r: F.cross_entropy(x, torch.tensor(PT), weight=torch.tensor(CW),
                                                                 reduction=r), LOGITS, R6)
+# the soft targets' own gradient (PyTorch differentiates the target too): d(Σ ℓ ⊙ R)/d target
+for name, w in (("soft", None), ("soft_cw", torch.tensor(CW))):
+    tt = torch.tensor(PT, requires_grad=True)
+    (F.cross_entropy(torch.tensor(LOGITS), tt, weight=w, reduction="none") * torch.tensor(R6)).sum().backward()
+    put("loss.ce.%s.none.tgrad" % name, tt.grad.numpy())
 # 3-d: (B, C, T) with the class axis 1 given explicitly, labels (B, T)
 B3, C3, T3 = 2, 4, 3
 LOGITS3 = q(rng.normal(0, 2, (B3, C3, T3)))
