@@ -182,6 +182,16 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
     total = largest * (two ? std::sqrt(acc) : one ? acc : std::pow(acc, 1.0 / norm_type));
   }
 
+  // Every element finite (on every process), the total not: the sum of |g|ᵖ overflowed (|g| near the
+  // largest double, or a tiny p). No element is to blame.
+  if (!std::isfinite(total) && error_if_nonfinite && !has_nan && !has_inf)
+    throw NonFiniteGradError("clip_grad_norm: the total norm of order " + format_number(norm_type) +
+                                 " of the gradients is " + format_number(total) +
+                                 " (non-finite), so it cannot be clipped; every gradient element is finite (the "
+                                 "largest |g| is " + format_number(largest) +
+                                 "): the norm itself overflows a double",
+                             0, 0, total);
+
   if (!std::isfinite(total) && error_if_nonfinite && global && !local_bad)
     throw NonFiniteGradError("clip_grad_norm: the total norm of order " + format_number(norm_type) +
                                  " of the gradients of every process is " + format_number(total) +

@@ -627,3 +627,24 @@ TEST_CASE("optim hostile: a schedule whose lr would overflow throws naming the s
   CHECK(s.last_lr() == opt.lr());
   CHECK(opt.lr() == doctest::Approx(1e199));
 }
+
+TEST_CASE("optim hostile: a norm that overflows from finite gradients is reported as such, not blamed on an element") {
+  // (Σ |g|ᵖ)^(1/p) can be infinite with every element finite: near DBL_MAX, or for a tiny p. With
+  // error_if_nonfinite the message used to name "the first non-finite element" — a finite one.
+  for (double p : {2.0, 1e-3}) {
+    CAPTURE(p);
+    Tensor w = Tensor::ones({3}, float64).set_requires_grad();
+    const double big = p == 2.0 ? 1.5e308 : 1.0;  // 1.5e308·√3; 3^1000
+    w.set_grad(Tensor::from_vector({big, big, big}, {3}, float64));
+    try {
+      clip_grad_norm({w}, 1.0, p, /*error_if_nonfinite=*/true);
+      FAIL_CHECK("did not throw");
+    } catch (const NonFiniteGradError& e) {
+      const std::string m = e.what();
+      CHECK_MESSAGE(m.find("every gradient element is finite") != std::string::npos, m);
+      CHECK_MESSAGE(m.find("first non-finite element") == std::string::npos, m);
+      CHECK(std::isinf(e.value));
+    }
+    CHECK(w.grad().to_vector() == std::vector<double>{big, big, big});  // untouched
+  }
+}
