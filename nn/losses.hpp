@@ -61,7 +61,8 @@ struct ClassLossOptions {
   int axis = 0;   ///< the class axis of the logits / log-probabilities
   /// Examples whose label equals this contribute nothing and are not counted by the mean (their weight
   /// is 0, and their ℓ exactly 0, even where the input they would gather is −∞, as PyTorch skips them);
-  /// they are exempt from the range check (PyTorch uses -100). Index labels only.
+  /// they are exempt from the range check (PyTorch uses -100). Index labels only. With every example
+  /// ignored the mean is 0 with a zero gradient (Σ w = 0, see above), where PyTorch gives NaN (0/0).
   std::optional<std::int64_t> ignore_index = std::nullopt;
   /// A (classes,) rescaling of each class, like PyTorch's `weight`: with index labels example i gets
   /// weight class_weight[yᵢ] (and the mean divides by their sum); with probability targets the terms

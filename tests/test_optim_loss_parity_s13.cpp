@@ -470,7 +470,7 @@ TEST_CASE("optim hostile: NaN and out-of-range hyper-parameters are refused at c
   refused([&] { RMSprop({w}, {.weight_decay = NAN}); }, "RMSprop", "weight_decay");
 }
 
-TEST_CASE("optim hostile: a NaN gradient makes a NaN weight as in PyTorch; check_finite_grads names it first") {
+TEST_CASE("optim hostile: a NaN gradient makes a NaN weight as in PyTorch, check_finite_grads names it first") {
   Tensor w = Tensor::from_vector({1.0, 2.0}, {2}, float64).set_requires_grad();
   w.set_grad(Tensor::from_vector({NAN, 1.0}, {2}, float64));
   CHECK_THROWS_AS(check_finite_grads({w}, "loop"), NonFiniteGradError);
