@@ -118,7 +118,9 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& opt, std::int64_t T_max, double 
 // (PyTorch keeps it), which no optimizer takes as an lr: such a value is 0.
 double CosineAnnealingLR::next_lr(double current) const {
   const double pi = std::numbers::pi, T = static_cast<double>(m_T_max), e = static_cast<double>(last_epoch());
-  if ((last_epoch() - 1 - m_T_max) % (2 * m_T_max) == 0)
+  // e − 1 ≡ T (mod 2T): (e − 1)/T odd and exact — without forming 2T, which overflows for T > 2^62
+  const std::int64_t d = last_epoch() - 1;
+  if (d % m_T_max == 0 && (d / m_T_max) % 2 == 1)
     return std::max(0.0, current + (base_lr() - m_eta_min) * (1 - std::cos(pi / T)) / 2);
   const double ratio = (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T));
   return std::max(0.0, ratio * (current - m_eta_min) + m_eta_min);

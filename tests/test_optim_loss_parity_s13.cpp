@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -646,5 +647,17 @@ TEST_CASE("optim hostile: a norm that overflows from finite gradients is reporte
       CHECK(std::isinf(e.value));
     }
     CHECK(w.grad().to_vector() == std::vector<double>{big, big, big});  // untouched
+  }
+}
+
+TEST_CASE("optim hostile: CosineAnnealingLR with a huge T_max steps without integer overflow") {
+  // The bottom-of-the-cosine test (e − 1 − T) mod 2T formed 2T, which overflows an int64 for
+  // T > 2^62 (undefined behaviour: the sanitizer build stops on it).
+  for (std::int64_t T : {std::int64_t{1} << 62, std::numeric_limits<std::int64_t>::max()}) {
+    Tensor w = Tensor::zeros({1}, float64).set_requires_grad();
+    SGD opt({w}, {.lr = 0.1});
+    CosineAnnealingLR s(opt, T);
+    for (int e = 0; e < 3; ++e) s.step();
+    CHECK(opt.lr() == doctest::Approx(0.1));
   }
 }
