@@ -66,6 +66,17 @@ void check_pair(const char* loss, const char* pred_name, const Tensor& pred, con
   refuse_empty(loss, pred_name, pred);
 }
 
+// Probabilities, and the binary cross-entropies' targets, lie in [0, 1]. A target outside it has no
+// minimum: −y·log p − (1 − y)·log(1 − p) with y = 2 (or −1, an SVM-style label) falls without bound as
+// p → 1 (or 0), so training would run away instead of failing.
+void check_unit_interval(const char* loss, const char* what, const Tensor& x, const char* hint = "") {
+  const std::vector<double> v = x.to_vector();
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!(v[i] >= 0 && v[i] <= 1))
+      throw ValueError(std::string(loss) + ": " + what + " " + std::to_string(v[i]) + " at flat position " +
+                       std::to_string(i) + " is outside [0, 1]" + hint);
+}
+
 // w must broadcast *to* ℓ's shape (never enlarge it): right-aligned, each dimension equal or 1.
 void check_weight(const char* loss, const char* what, const Tensor& weight, const Tensor& per_element) {
   const Shape ws = weight.shape(), ls = per_element.shape();
@@ -158,13 +169,13 @@ Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, co
                           " labels for the examples " + per_example.str() + " (the shape without class axis " +
                           std::to_string(ax) + ")");
 
-  // Ignored labels gather class 0 (any valid index) and get weight 0.
+  // Ignored labels gather class 0 (any valid index); their ℓ is then set to 0 and their weight to 0.
   Indices safe = labels;
-  std::vector<double> keep(labels.size(), 1.0);
+  std::vector<double> keep(labels.size(), 1.0), ignored(labels.size(), 0.0);
   bool any_ignored = false;
   for (std::size_t k = 0; k < labels.size(); ++k) {
     if (o.ignore_index && labels[k] == *o.ignore_index) {
-      safe[k] = 0, keep[k] = 0, any_ignored = true;
+      safe[k] = 0, keep[k] = 0, ignored[k] = 1, any_ignored = true;
     } else if (labels[k] < 0 || static_cast<std::size_t>(labels[k]) >= classes) {
       throw ValueError(std::string(loss) + ": label " + std::to_string(labels[k]) + " at position " +
                        std::to_string(k) + " is out of range [0, " + std::to_string(classes) + ") for the " +
@@ -176,7 +187,11 @@ Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, co
 
   Shape index_shape = s;
   index_shape[ax] = 1;
-  const Tensor l = -reshape(gather(log_probs, static_cast<int>(ax), safe, index_shape), per_example);
+  Tensor l = -reshape(gather(log_probs, static_cast<int>(ax), safe, index_shape), per_example);
+  // An ignored example adds exactly nothing, as PyTorch never reads it: the weight 0 alone would make
+  // 0·∞ = NaN where the gathered class has log-probability −∞ (a masked-out class). masked_fill also
+  // sends it no gradient.
+  if (any_ignored) l = masked_fill(l, Tensor::from_vector(ignored, per_example, l.dtype()), 0.0);
 
   Tensor w;
   if (o.weight.defined()) {
@@ -231,11 +246,8 @@ Tensor huber_loss(const Tensor& prediction, const Tensor& target, double delta, 
 Tensor binary_cross_entropy(const Tensor& probabilities, const Tensor& target, const LossOptions& options) {
   const char* loss = "binary_cross_entropy";
   check_pair(loss, "probabilities", probabilities, target);
-  const std::vector<double> p = probabilities.to_vector();
-  for (std::size_t i = 0; i < p.size(); ++i)
-    if (!(p[i] >= 0 && p[i] <= 1))
-      throw ValueError(std::string(loss) + ": probability " + std::to_string(p[i]) + " at flat position " +
-                       std::to_string(i) + " is outside [0, 1] (for logits use binary_cross_entropy_with_logits)");
+  check_unit_interval(loss, "probability", probabilities, " (for logits use binary_cross_entropy_with_logits)");
+  check_unit_interval(loss, "target", target);
   const Tensor& y = target;
   return reduce_elementwise(loss, -(y * log_clamped(probabilities) + (1.0 - y) * log_clamped(1.0 - probabilities)),
                             options);
@@ -246,6 +258,7 @@ Tensor binary_cross_entropy(const Tensor& probabilities, const Tensor& target, c
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, const LossOptions& options) {
   const char* loss = "binary_cross_entropy_with_logits";
   check_pair(loss, "logits", logits, target);
+  check_unit_interval(loss, "target", target);
   return reduce_elementwise(loss, softplus(logits) - logits * target, options);
 }
 

@@ -28,10 +28,10 @@
 //
 //  Errors. A prediction/target shape mismatch, a wrong number of labels, a weight that does not
 //  broadcast to ℓ, or a class_weight that is not (classes,) throws ShapeError naming the loss and
-//  both shapes. A label out of range and a probability outside [0, 1] throw ValueError (the
-//  library's exception for an argument out of its domain) naming the loss, the position and the
-//  value. So does a weight or class_weight that is negative, infinite or NaN (naming its index and
-//  value). An undefined operand throws TapeError (as the tensor itself would) naming the loss and the
+//  both shapes. A label out of range and a probability or binary cross-entropy target outside
+//  [0, 1] throw ValueError (the library's exception for an argument out of its domain) naming the
+//  loss, the position and the value. So does a weight or class_weight that is negative, infinite
+//  or NaN (naming its index and value). An undefined operand throws TapeError (as the tensor itself would) naming the loss and the
 //  argument. Operands of different dtypes throw DtypeError. An empty prediction (batch 0) throws
 //  ShapeError, whatever the reduction, as every layer refuses batch 0.
 #pragma once
@@ -60,7 +60,9 @@ struct ClassLossOptions {
   Tensor weight = {};  ///< per-example weight or mask, broadcastable to the per-example loss; undefined = 1
   int axis = 0;   ///< the class axis of the logits / log-probabilities
   /// Examples whose label equals this contribute nothing and are not counted by the mean (their weight
-  /// is 0); they are exempt from the range check (PyTorch uses -100). Index labels only.
+  /// is 0, and their ℓ exactly 0, even where the input they would gather is −∞, as PyTorch skips them);
+  /// they are exempt from the range check (PyTorch uses -100). Index labels only. With every example
+  /// ignored the mean is 0 with a zero gradient (Σ w = 0, see above), where PyTorch gives NaN (0/0).
   std::optional<std::int64_t> ignore_index = std::nullopt;
   /// A (classes,) rescaling of each class, like PyTorch's `weight`: with index labels example i gets
   /// weight class_weight[yᵢ] (and the mean divides by their sum); with probability targets the terms
@@ -87,11 +89,14 @@ Tensor huber_loss(const Tensor& prediction, const Tensor& target, double delta =
 /// are above −100, and 0 from a clamped term (PyTorch's fused backward instead returns
 /// (p − y)/max(p(1 − p), 1e−12) there). Nothing is NaN or infinite for any p in [0, 1], but in float32
 /// 1/p itself overflows for p below ~3e−39; prefer binary_cross_entropy_with_logits, which never
-/// forms p. Throws ValueError if some p is outside [0, 1] (or NaN).
+/// forms p. Throws ValueError if some p or some target y is outside [0, 1] (or NaN): with y outside,
+/// the loss has no minimum (PyTorch computes it anyway).
 Tensor binary_cross_entropy(const Tensor& probabilities, const Tensor& target, const LossOptions& options = {});
 
 /// Binary cross-entropy on logits x (p = σ(x)), stable for any |x|:
 /// ℓ = max(x, 0) − x·y + log(1 + e^−|x|) = softplus(x) − x·y, with ∂ℓ/∂x = σ(x) − y and ∂ℓ/∂y = −x.
+/// Throws ValueError if some target y is outside [0, 1] (or NaN): ℓ would then fall without bound
+/// as x → ±∞ (PyTorch computes it anyway).
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         const LossOptions& options = {});
 

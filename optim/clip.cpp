@@ -105,6 +105,19 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
   check_hyper(norm_type > 0, "clip_grad_norm", "norm_type", norm_type, "must be > 0, or INFINITY");
   for (std::size_t i = 0; i < params.size(); ++i)
     if (!params[i].defined()) throw ValueError("clip_grad_norm: parameter " + std::to_string(i) + " is undefined");
+  // A parameter listed twice would count twice in the norm and be scaled twice (PyTorch does both):
+  // refused, as the optimizers refuse it. Sorted by identity, so a long list costs n log n.
+  {
+    std::vector<std::pair<const void*, std::size_t>> ids(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) ids[i] = {params[i].impl_ptr().get(), i};
+    std::sort(ids.begin(), ids.end());
+    for (std::size_t k = 1; k < ids.size(); ++k)
+      if (ids[k].first == ids[k - 1].first)
+        throw ValueError("clip_grad_norm: parameter " + std::to_string(ids[k].second) +
+                         " is the same tensor as parameter " + std::to_string(ids[k - 1].second) +
+                         ": each parameter may appear once (its gradient would count twice in the norm and be "
+                         "scaled twice)");
+  }
 
   // Pass 1: the largest |g| (the ∞-norm, and the scale for pass 2), and the first NaN or ∞. Large
   // gradients are read by several threads (kernels/pool.hpp): a maximum and a first index do not
@@ -168,6 +181,16 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
     if (global) acc = reduce.sum(acc);
     total = largest * (two ? std::sqrt(acc) : one ? acc : std::pow(acc, 1.0 / norm_type));
   }
+
+  // Every element finite (on every process), the total not: the sum of |g|ᵖ overflowed (|g| near the
+  // largest double, or a tiny p). No element is to blame.
+  if (!std::isfinite(total) && error_if_nonfinite && !has_nan && !has_inf)
+    throw NonFiniteGradError("clip_grad_norm: the total norm of order " + format_number(norm_type) +
+                                 " of the gradients is " + format_number(total) +
+                                 " (non-finite), so it cannot be clipped; every gradient element is finite (the "
+                                 "largest |g| is " + format_number(largest) +
+                                 "): the norm itself overflows a double",
+                             0, 0, total);
 
   if (!std::isfinite(total) && error_if_nonfinite && global && !local_bad)
     throw NonFiniteGradError("clip_grad_norm: the total norm of order " + format_number(norm_type) +

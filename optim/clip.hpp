@@ -45,9 +45,12 @@ void check_finite_grads(const std::vector<Tensor>& params, const std::string& wh
 /// float64 and scaled by the largest |gᵢⱼ|, so it does not overflow for large finite gradients.
 ///
 /// A NaN or infinite total: with `error_if_nonfinite` throws NonFiniteGradError naming the norm and the first
-/// parameter and element at fault, gradients untouched; without, scales like PyTorch (by 0 for an
-/// infinite total, by NaN for a NaN one) and returns the non-finite total.
-/// Throws ValueError for a negative or NaN max_norm, or norm_type ≤ 0 or NaN.
+/// parameter and element at fault, gradients untouched (when every element is finite and the norm itself
+/// overflows — |g| near the largest double, or a tiny p — it says so, with param 0, index 0 and value the
+/// total); without, scales like PyTorch (by 0 for an infinite total, by NaN for a NaN one) and returns
+/// the non-finite total.
+/// Throws ValueError for a negative or NaN max_norm, or norm_type ≤ 0 or NaN, and for a parameter
+/// listed twice (PyTorch would count its gradient twice in the norm and scale it twice).
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double norm_type = 2.0,
                       bool error_if_nonfinite = false);
 

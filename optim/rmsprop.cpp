@@ -10,7 +10,9 @@ namespace {
 
 std::vector<Tensor> checked(std::vector<Tensor> params, const RMSpropOptions& o) {
   check_hyper(o.eps >= 0, "RMSprop", "epsilon", o.eps, "must be >= 0");
-  check_hyper(o.alpha >= 0, "RMSprop", "alpha", o.alpha, "must be >= 0");
+  // α is the decay of v, Adam's β₂: above 1, v = αv + (1 − α)g² turns negative (√v: NaN); at 1, v
+  // stays 0 and every step divides by ε. PyTorch checks only α ≥ 0.
+  check_hyper(o.alpha >= 0 && o.alpha < 1, "RMSprop", "alpha", o.alpha, "must be in [0, 1)");
   check_hyper(o.momentum >= 0, "RMSprop", "momentum", o.momentum, "must be >= 0");
   check_hyper(o.weight_decay >= 0, "RMSprop", "weight_decay", o.weight_decay, "must be >= 0");
   return params;

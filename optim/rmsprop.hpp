@@ -45,7 +45,7 @@ enum class RMSpropFlavor { pytorch, keras };
 /// RMSprop's hyper-parameters (PyTorch's names and defaults; RMSprop::keras_defaults() for Keras').
 struct RMSpropOptions {
   double lr = 1e-2;           ///< initial learning rate (lr() holds the current one)
-  double alpha = 0.99;        ///< decay of the squared-gradient average (Keras: rho)
+  double alpha = 0.99;        ///< decay of the squared-gradient average (Keras: rho), in [0, 1)
   double eps = 1e-8;          ///< ε: outside the square root (pytorch flavour) or inside it (keras)
   double weight_decay = 0.0;  ///< λ: L2 added to the gradient (pytorch flavour), decoupled p ← p − lr·λ·p (keras)
   double momentum = 0.0;      ///< μ: with μ > 0 the steps accumulate in a momentum buffer
@@ -58,7 +58,8 @@ struct RMSpropOptions {
 class RMSprop : public Optimizer {
  public:
   using Options = RMSpropOptions;  ///< the options type, for code generic over optimizers
-  /// Throws ValueError for lr, alpha, eps, momentum or weight_decay < 0.
+  /// Throws ValueError for lr, eps, momentum or weight_decay < 0, or alpha outside [0, 1) (PyTorch
+  /// allows α ≥ 1, where v turns negative or stays 0).
   explicit RMSprop(std::vector<Tensor> params, RMSpropOptions options = {});
   /// Keras' RMSprop: lr = 1e-3, alpha (rho) = 0.9, eps = 1e-7, keras flavour.
   static RMSpropOptions keras_defaults();

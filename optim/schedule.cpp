@@ -52,8 +52,15 @@ LRScheduler::LRScheduler(Optimizer& opt) : m_opt(opt), m_base_lr(opt.lr()), m_la
 
 void LRScheduler::step() {
   ++m_last_epoch;
-  m_last_lr = next_lr(m_opt.lr());
-  m_opt.set_lr(m_last_lr);
+  const double lr = next_lr(m_opt.lr());
+  if (!(std::isfinite(lr) && lr >= 0)) {
+    --m_last_epoch;  // the step did not happen
+    throw ValueError(std::string(name()) + ": the learning rate for epoch " + std::to_string(m_last_epoch + 1) +
+                     " would be " + format_number(lr) + " (from " + format_number(m_opt.lr()) +
+                     "): it must be finite and >= 0");
+  }
+  m_last_lr = lr;
+  m_opt.set_lr(lr);
 }
 
 StateDict LRScheduler::state_dict() const {
@@ -107,11 +114,16 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& opt, std::int64_t T_max, double 
 //   lr_e = η + (lr_{e−1} − η)·(1 + cos(πe/T)) / (1 + cos(π(e−1)/T)),
 // except where the denominator vanishes (e − 1 ≡ T mod 2T, the bottom of the cosine): there the
 // closed form's increment is added instead, lr_e = lr_{e−1} + (base − η)(1 − cos(π/T))/2.
+// The exact value lies between base and η, both ≥ 0; where η > base = 0 rounding can leave −1e−17
+// (PyTorch keeps it), which no optimizer takes as an lr: such a value is 0.
 double CosineAnnealingLR::next_lr(double current) const {
   const double pi = std::numbers::pi, T = static_cast<double>(m_T_max), e = static_cast<double>(last_epoch());
-  if ((last_epoch() - 1 - m_T_max) % (2 * m_T_max) == 0)
-    return current + (base_lr() - m_eta_min) * (1 - std::cos(pi / T)) / 2;
-  return (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T)) * (current - m_eta_min) + m_eta_min;
+  // e − 1 ≡ T (mod 2T): (e − 1)/T odd and exact — without forming 2T, which overflows for T > 2^62
+  const std::int64_t d = last_epoch() - 1;
+  if (d % m_T_max == 0 && (d / m_T_max) % 2 == 1)
+    return std::max(0.0, current + (base_lr() - m_eta_min) * (1 - std::cos(pi / T)) / 2);
+  const double ratio = (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T));
+  return std::max(0.0, ratio * (current - m_eta_min) + m_eta_min);
 }
 
 // ---- ReduceLROnPlateau ----
@@ -122,7 +134,9 @@ ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& opt, PlateauOptions o)
   check_hyper(o.patience >= 0, "ReduceLROnPlateau", "patience", static_cast<double>(o.patience), "must be >= 0");
   check_hyper(o.cooldown >= 0, "ReduceLROnPlateau", "cooldown", static_cast<double>(o.cooldown), "must be >= 0");
   check_hyper(o.threshold >= 0, "ReduceLROnPlateau", "threshold", o.threshold, "must be >= 0");
-  check_hyper(o.min_lr >= 0, "ReduceLROnPlateau", "min_lr", o.min_lr, "must be >= 0");
+  // (an infinite min_lr would pass here and fail at the first reduction, in the optimizer's set_lr)
+  check_hyper(std::isfinite(o.min_lr) && o.min_lr >= 0, "ReduceLROnPlateau", "min_lr", o.min_lr,
+              "must be finite and >= 0");
   check_hyper(o.eps >= 0, "ReduceLROnPlateau", "eps", o.eps, "must be >= 0");
 }
 

@@ -31,7 +31,8 @@ class LRScheduler {
   LRScheduler(const LRScheduler&) = delete;
   LRScheduler& operator=(const LRScheduler&) = delete;
 
-  /// Advances one epoch and sets the optimizer's lr.
+  /// Advances one epoch and sets the optimizer's lr. If that lr is not finite (a γ > 1 applied too
+  /// often), throws ValueError naming the schedule and the epoch, with nothing changed.
   void step();
   /// The lr set by the last step() (the optimizer's lr at construction before any).
   double last_lr() const { return m_last_lr; }
@@ -41,6 +42,8 @@ class LRScheduler {
   double base_lr() const { return m_base_lr; }
   /// The optimizer whose lr this schedule sets.
   Optimizer& optimizer() const { return m_opt; }
+  /// "StepLR", … (for messages).
+  virtual const char* name() const { return "LRScheduler"; }
 
   /// "last_epoch" and "base_lr", copies.
   StateDict state_dict() const;
@@ -64,6 +67,7 @@ class LRScheduler {
 /// lr = base_lr · γ^⌊e / step_size⌋: multiplied by γ every step_size epochs.
 class StepLR : public LRScheduler {
  public:
+  const char* name() const override { return "StepLR"; }
   /// Throws ValueError unless step_size ≥ 1.
   StepLR(Optimizer& opt, std::int64_t step_size, double gamma = 0.1);
 
@@ -78,6 +82,7 @@ class StepLR : public LRScheduler {
 /// lr = base_lr · γ^e: multiplied by γ every epoch.
 class ExponentialLR : public LRScheduler {
  public:
+  const char* name() const override { return "ExponentialLR"; }
   /// PyTorch's ExponentialLR(opt, gamma); throws ValueError unless γ is finite and ≥ 0.
   ExponentialLR(Optimizer& opt, double gamma);
 
@@ -90,8 +95,10 @@ class ExponentialLR : public LRScheduler {
 
 /// lr = η_min + (base_lr − η_min)·(1 + cos(π·e / T_max))/2: half a cosine from base_lr down to η_min
 /// over T_max epochs (SGDR without restarts). Past T_max it follows the cosine back up, as PyTorch's does.
+/// (With η_min above base_lr = 0 it anneals upwards; a rounding just below 0 is given as 0, not −1e−17.)
 class CosineAnnealingLR : public LRScheduler {
  public:
+  const char* name() const override { return "CosineAnnealingLR"; }
   /// Throws ValueError unless T_max ≥ 1.
   CosineAnnealingLR(Optimizer& opt, std::int64_t T_max, double eta_min = 0.0);
 
@@ -118,7 +125,7 @@ struct PlateauOptions {
 /// Divides the lr by 1/factor when a metric has stopped improving for `patience` epochs.
 class ReduceLROnPlateau {
  public:
-  /// Throws ValueError unless 0 ≤ factor < 1, and patience, cooldown, threshold, min_lr ≥ 0.
+  /// Throws ValueError unless 0 ≤ factor < 1, patience, cooldown, threshold ≥ 0, and min_lr finite and ≥ 0.
   explicit ReduceLROnPlateau(Optimizer& opt, PlateauOptions options = {});
   /// One epoch's metric (NaN counts as no improvement).
   void step(double metric);
