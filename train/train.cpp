@@ -387,7 +387,10 @@ History fit(Optimizer& optimizer, std::size_t batches,
             const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
   if (batches == 0) throw ValueError("fit: no batches");
   check_fit_options(options);
-  return ending_the_job_on_error(options.parallel, [&] { return fit_loop(optimizer, batches, batch_loss, options); });
+  return ending_the_job_on_error(options.parallel, [&] {
+    if (options.parallel) options.parallel->check_optimizer(optimizer, "fit: FitOptions::parallel");
+    return fit_loop(optimizer, batches, batch_loss, options);
+  });
 }
 
 double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
@@ -396,6 +399,7 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
   if (k1 == 0) throw ValueError("train_truncated: k1 must be at least 1");
   check_clip_norm("train_truncated", options.clip_norm);
   return ending_the_job_on_error(options.parallel, [&] {
+    if (options.parallel) options.parallel->check_optimizer(optimizer, "train_truncated: TruncatedOptions::parallel");
     return k2 > k1 ? truncated_rewinding_loop(model, optimizer, steps, step_loss, options, k1, k2)
                    : truncated_loop(model, optimizer, steps, step_loss, options, k1, k2);
   });
