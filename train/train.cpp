@@ -179,6 +179,26 @@ auto ending_the_job_on_error(DataParallel* parallel, F&& body) {
   std::abort();  // (not reached: abort() ends every rank)
 }
 
+// Under data parallelism every rank must run the same steps: one with more would wait in its extra
+// all-reduces forever. Each count's smallest and largest value over the ranks (one all-reduce); a
+// difference is refused on every rank alike, before the first step.
+void check_ranks_agree(DataParallel* parallel, const char* who,
+                       std::initializer_list<std::pair<const char*, std::size_t>> counts) {
+  if (!parallel || parallel->comm().size() == 1) return;
+  std::vector<std::int64_t> v;  // min of n, min of −n (= −max of n)
+  for (const auto& [name, n] : counts) v.insert(v.end(), {static_cast<std::int64_t>(n), -static_cast<std::int64_t>(n)});
+  parallel->comm().allreduce_min(v.data(), v.size());
+  std::size_t i = 0;
+  for (const auto& [name, n] : counts) {
+    const std::int64_t lo = v[2 * i], hi = -v[2 * i + 1];
+    ++i;
+    if (lo != hi)
+      throw ValueError(std::string(who) + ": the ranks disagree on " + name + " (" + std::to_string(lo) + " to " +
+                       std::to_string(hi) + "): every rank must run the same steps, or the ones with more would wait "
+                       "for the others forever");
+  }
+}
+
 // fit's loop (fit() below checks its arguments and runs this).
 History fit_loop(Optimizer& optimizer, std::size_t batches,
                  const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
@@ -387,6 +407,8 @@ History fit(Optimizer& optimizer, std::size_t batches,
             const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
   if (batches == 0) throw ValueError("fit: no batches");
   check_fit_options(options);
+  check_ranks_agree(options.parallel, "fit",
+                    {{"batches", batches}, {"epochs", options.epochs}, {"initial_epoch", options.initial_epoch}});
   return ending_the_job_on_error(options.parallel, [&] {
     if (options.parallel) options.parallel->check_optimizer(optimizer, "fit: FitOptions::parallel");
     return fit_loop(optimizer, batches, batch_loss, options);
@@ -398,6 +420,7 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
   const std::size_t k1 = options.k1, k2 = options.k2 ? options.k2 : options.k1;
   if (k1 == 0) throw ValueError("train_truncated: k1 must be at least 1");
   check_clip_norm("train_truncated", options.clip_norm);
+  check_ranks_agree(options.parallel, "train_truncated", {{"steps", steps}, {"k1", k1}, {"k2", k2}});
   return ending_the_job_on_error(options.parallel, [&] {
     if (options.parallel) options.parallel->check_optimizer(optimizer, "train_truncated: TruncatedOptions::parallel");
     return k2 > k1 ? truncated_rewinding_loop(model, optimizer, steps, step_loss, options, k1, k2)

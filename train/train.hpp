@@ -94,7 +94,8 @@ struct FitOptions {
   /// step; the history's losses are the global batches' (the same on every rank), validation the mean
   /// of the ranks' values; only rank 0 prints and writes the CSV; an exception on any rank ends the
   /// whole job with its message (MPI_Abort), since the others would wait for it forever. It must be
-  /// made for fit's optimizer (the same parameters, in order): ValueError otherwise.
+  /// made for fit's optimizer (the same parameters, in order), and every rank must pass the same
+  /// batches, epochs and initial_epoch (checked on every rank before the first step): ValueError otherwise.
   DataParallel* parallel = nullptr;
   /// With `parallel`: this rank's share of global batch `batch` of `epoch` (DistributedSampler::share_fn);
   /// empty: 1/size.
@@ -134,7 +135,8 @@ struct TruncatedOptions {
   /// Data-parallel (train/distributed.hpp): each rank runs its own sequence, the gradients are averaged
   /// before each update, the mean loss returned is over every rank's steps, and an exception on any
   /// rank ends the whole job with its message. It must be made for train_truncated's optimizer (the
-  /// same parameters, in order): ValueError otherwise.
+  /// same parameters, in order), and every rank must pass the same steps, k1 and k2 (checked on every
+  /// rank before the first window): ValueError otherwise.
   DataParallel* parallel = nullptr;
 };
 

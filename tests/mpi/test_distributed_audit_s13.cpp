@@ -236,3 +236,23 @@ TEST_CASE("mpi audit: a checkpoint one rank cannot load changes no rank, optimiz
   world().barrier();
   if (world().is_root()) fs::remove_all(dir);
 }
+
+TEST_CASE("mpi audit: ranks that disagree on how many steps fit or train_truncated runs are refused on every rank") {
+  // The rank with more batches would wait in its extra all-reduces forever.
+  if (world().size() == 1) return;
+  AwkwardSetup s(Dtype::f64, 1);
+  DataParallel ddp(s.model, s.opt, world());
+  const std::size_t batches = world().rank() == 1 ? 3 : 2;
+  const std::string says = "fit: the ranks disagree on batches (2 to 3)";
+  CHECK_THROWS_WITH_AS(fit(s.opt, batches, [&](std::size_t, std::size_t b) { return s.loss({b, b + 1}); },
+                           {.epochs = 1, .parallel = &ddp}),
+                       doctest::Contains(says.c_str()), ValueError);
+  CHECK_THROWS_WITH_AS(fit(s.opt, 2, [&](std::size_t, std::size_t b) { return s.loss({b, b + 1}); },
+                           {.epochs = world().rank() == 0 ? 2u : 1u, .parallel = &ddp}),
+                       doctest::Contains("fit: the ranks disagree on epochs (1 to 2)"), ValueError);
+  CHECK_THROWS_WITH_AS(train_truncated(s.model, s.opt, world().rank() == 1 ? 5 : 4,
+                                       [&](std::size_t t) { return s.loss({t}); }, {.k1 = 2, .parallel = &ddp}),
+                       doctest::Contains("train_truncated: the ranks disagree on steps (4 to 5)"), ValueError);
+  // agreeing, they run
+  fit(s.opt, 2, [&](std::size_t, std::size_t b) { return s.loss({b, b + 1}); }, {.epochs = 1, .parallel = &ddp});
+}
