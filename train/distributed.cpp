@@ -405,6 +405,26 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
   if (!ok) throw IOError(comm.broadcast(message, 0));
 }
 
+namespace {
+
+// FNV-1a over the names, shapes and bytes of the tensors: equal states give equal fingerprints.
+std::uint64_t fingerprint(const NamedTensors& tensors, std::uint64_t h = 14695981039346656037ull) {
+  const auto add = [&h](const void* data, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(data)[i]) * 1099511628211ull;
+  };
+  for (const auto& [name, t] : tensors) {
+    add(name.data(), name.size() + 1);
+    for (std::size_t d : t.shape()) add(&d, sizeof d);
+    if (t.dtype() == Dtype::f32)
+      add(t.data<float>(), t.numel() * sizeof(float));
+    else
+      add(t.data<double>(), t.numel() * sizeof(double));
+  }
+  return h;
+}
+
+}  // namespace
+
 void load_checkpoint(const std::string& path, Module& model, Optimizer& optimizer, Communicator& comm) {
   NamedTensors model_before, optim_before;
   for (auto& [k, p] : model.state_dict()) model_before.emplace_back(k, p.detach());
@@ -415,17 +435,27 @@ void load_checkpoint(const std::string& path, Module& model, Optimizer& optimize
   } catch (const std::exception& e) {
     message = e.what();
   }
-  // The lowest rank that failed speaks for all; the ones that loaded put their state back.
-  std::int64_t failed = message.empty() ? std::numeric_limits<std::int64_t>::max() : comm.rank();
-  comm.allreduce_min(&failed, 1);
-  if (failed == std::numeric_limits<std::int64_t>::max()) return;
-  if (message.empty()) {
-    model.load_state_dict(model_before);
-    optimizer.load_state_dict(optim_before);
-  }
-  const std::string text = comm.broadcast(message, static_cast<int>(failed));
-  throw ValueError("load_checkpoint: rank " + std::to_string(failed) + " of " + std::to_string(comm.size()) +
-                   " could not load it (no rank changed): " + text);
+  // The lowest rank that failed speaks for all; the ones that loaded put their state back. `why` is
+  // this rank's failure ("" if none), `what` says what went wrong.
+  const auto refuse_if_any = [&](const std::string& why, const std::string& what, bool loaded) {
+    std::int64_t failed = why.empty() ? std::numeric_limits<std::int64_t>::max() : comm.rank();
+    comm.allreduce_min(&failed, 1);
+    if (failed == std::numeric_limits<std::int64_t>::max()) return;
+    if (loaded) {
+      model.load_state_dict(model_before);
+      optimizer.load_state_dict(optim_before);
+    }
+    const std::string text = comm.broadcast(why, static_cast<int>(failed));
+    throw ValueError("load_checkpoint: rank " + std::to_string(failed) + " of " + std::to_string(comm.size()) + " " +
+                     what + " (no rank changed)" + (text == "-" ? "" : ": " + text));
+  };
+  refuse_if_any(message, "could not load it", message.empty());
+  // Every rank loaded: the same values? A path on each node's own disk reads a different file on each
+  // (a stale copy), and the ranks would train apart without a word.
+  std::uint64_t mine = fingerprint(optimizer.state_dict(), fingerprint(model.state_dict())), root = mine;
+  comm.broadcast(&root, sizeof root, 0);
+  refuse_if_any(mine == root ? "" : "-",
+                "loaded other values than rank 0 from " + path + " (it must be one file that every rank sees)", true);
 }
 
 }  // namespace rwd

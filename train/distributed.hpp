@@ -202,7 +202,9 @@ class DistributedSampler {
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer& optimizer, Communicator& comm);
 
 /// load_checkpoint on every rank (the file must be on a file system every rank sees). All or none:
-/// if any rank fails, every rank throws ValueError with that rank's message, and no rank changes.
+/// if any rank fails, every rank throws ValueError with that rank's message, and no rank changes. The
+/// same if the ranks loaded different values (each read its own copy at that path: compared by a
+/// fingerprint of the model's and the optimizer's state, one broadcast and one all-reduce).
 void load_checkpoint(const std::string& path, Module& model, Optimizer& optimizer, Communicator& comm);
 
 }  // namespace rwd

@@ -256,3 +256,32 @@ TEST_CASE("mpi audit: ranks that disagree on how many steps fit or train_truncat
   // agreeing, they run
   fit(s.opt, 2, [&](std::size_t, std::size_t b) { return s.loss({b, b + 1}); }, {.epochs = 1, .parallel = &ddp});
 }
+
+TEST_CASE("mpi audit: ranks that load different checkpoints from one path are refused, and no rank changed") {
+  // What a path on each node's own disk does (a stale copy on one node): every rank reads a file, each
+  // a different one. Here the last rank reads another file than the others.
+  if (world().size() == 1) return;
+  const fs::path dir = shared_dir(world());
+  const int last = world().size() - 1;
+  for (int which = 0; which < 2; ++which) {
+    AwkwardSetup s(Dtype::f64, 1 + static_cast<std::uint32_t>(which));
+    s.opt.zero_grad();
+    s.loss({0, 1, 2}).backward();
+    s.opt.step();
+    if (world().is_root()) save_checkpoint((dir / ("run" + std::to_string(which) + ".npz")).string(), s.model, s.opt);
+  }
+  world().barrier();
+  AwkwardSetup fresh(Dtype::f64, 99);
+  const auto before = fresh.values();
+  const std::string mine = (dir / (world().rank() == last ? "run1.npz" : "run0.npz")).string();
+  const std::string says = "load_checkpoint: rank " + std::to_string(last) + " of " + std::to_string(world().size()) +
+                           " loaded other values than rank 0";
+  CHECK_THROWS_WITH_AS(load_checkpoint(mine, fresh.model, fresh.opt, world()), doctest::Contains(says.c_str()), ValueError);
+  CHECK(fresh.values() == before);
+  CHECK(fresh.opt.state_dict().size() == 2);  // step and lr: no parameter state
+  // the same file everywhere loads
+  load_checkpoint((dir / "run0.npz").string(), fresh.model, fresh.opt, world());
+  CHECK(fresh.opt.step_count() == 1);
+  world().barrier();
+  if (world().is_root()) fs::remove_all(dir);
+}
