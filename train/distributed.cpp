@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <unordered_set>
 
 #include "../core/error.hpp"
 #include "checkpoint.hpp"
@@ -112,9 +113,9 @@ void DataParallel::check_optimizer(const Optimizer& optimizer, const std::string
   bool same = theirs.size() == m_params.size();
   for (std::size_t i = 0; same && i < theirs.size(); ++i) same = theirs[i].same(m_params[i]);
   if (!same)
-    throw ValueError(who + " was made for another optimizer (" + std::to_string(m_params.size()) +
-                     " parameters; this one's " + std::to_string(theirs.size()) +
-                     " are not the same tensors in the same order): its parameters would never be averaged");
+    throw ValueError(who + " was made for another optimizer: it averages " + std::to_string(m_params.size()) +
+                     " parameters, and this optimizer's " + std::to_string(theirs.size()) +
+                     " are not those, in that order (they would never be averaged)");
 }
 
 void DataParallel::check_same_model(Module& model, const Optimizer& optimizer) {
@@ -165,11 +166,11 @@ void DataParallel::check_same_model(Module& model, const Optimizer& optimizer) {
 void DataParallel::broadcast_parameters() {
   // The model's tensors, then the optimizer's parameters that are not among them (each once).
   std::vector<Tensor> tensors;
-  std::unordered_map<const void*, bool> seen;
+  std::unordered_set<const void*> seen;
   for (auto& [name, t] : m_model.state_dict())
-    if (seen.emplace(t.impl_ptr().get(), true).second) tensors.push_back(t);
+    if (seen.insert(t.impl_ptr().get()).second) tensors.push_back(t);
   for (const Tensor& p : m_params)
-    if (p.defined() && seen.emplace(p.impl_ptr().get(), true).second) tensors.push_back(p);
+    if (p.defined() && seen.insert(p.impl_ptr().get()).second) tensors.push_back(p);
   for (Tensor& t : tensors) {
     void* data = t.dtype() == Dtype::f32 ? static_cast<void*>(t.data<float>()) : static_cast<void*>(t.data<double>());
     m_comm.broadcast(data, t.numel() * dtype_size(t.dtype()), 0);

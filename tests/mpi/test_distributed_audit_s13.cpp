@@ -285,3 +285,29 @@ TEST_CASE("mpi audit: ranks that load different checkpoints from one path are re
   world().barrier();
   if (world().is_root()) fs::remove_all(dir);
 }
+
+TEST_CASE("mpi audit: the communicator's edge cases: nothing to send, float32 and float64, a rank that does not exist") {
+  Communicator& c = world();
+  c.allreduce_sum(nullptr, 0, Dtype::f64);
+  c.start_allreduce_sum(nullptr, 0, Dtype::f32);
+  c.progress();
+  c.wait_all();
+  c.allreduce_min(nullptr, 0);
+  c.broadcast(nullptr, 0, 0);
+  CHECK(c.broadcast(std::string(), 0).empty());
+  std::vector<float> f(3, 1.5f);
+  std::vector<double> d(3, 0.25);
+  c.start_allreduce_sum(f.data(), f.size(), Dtype::f32);
+  c.allreduce_sum(d.data(), d.size(), Dtype::f64);
+  c.wait_all();
+  CHECK(f == std::vector<float>(3, 1.5f * static_cast<float>(c.size())));
+  CHECK(d == std::vector<double>(3, 0.25 * c.size()));
+  std::int64_t v[2] = {c.rank(), -c.rank()};
+  c.allreduce_min(v, 2);
+  CHECK(v[0] == 0);
+  CHECK(v[1] == -(c.size() - 1));
+  // every rank refuses a root that does not exist, before any message is sent
+  CHECK_THROWS_WITH_AS(c.broadcast(d.data(), 8, c.size()), doctest::Contains("does not exist"), ValueError);
+  CHECK_THROWS_WITH_AS(c.broadcast(std::string("x"), -1), doctest::Contains("does not exist"), ValueError);
+  c.barrier();
+}
