@@ -252,3 +252,20 @@ TEST_CASE("distributed audit: fit refuses a DataParallel made for another optimi
                        ValueError);
   fit(opt_a, 1, [&](std::size_t, std::size_t) { return a.loss(); }, {.parallel = &ddp});  // its own: fine
 }
+
+TEST_CASE("distributed audit: a model converted after its DataParallel was made is refused at begin_step") {
+  // Module::to changes the parameters in place: the buckets were laid out for the old dtype.
+  Tiny m;
+  SGD opt(m.parameters(), {.lr = 0.1});
+  SelfCommunicator self;
+  DataParallel ddp(m, opt, self);
+  m.to(float32);
+  CHECK_THROWS_WITH_AS(ddp.begin_step(),
+                       "DataParallel::begin_step: parameter 0 is (2, 2) float32, but was (2, 2) float64 when the "
+                       "DataParallel was made (convert the model before making it)",
+                       ValueError);
+  m.to(float64);
+  ddp.begin_step();  // as it was: fine
+  m.loss().backward();
+  ddp.synchronize();
+}

@@ -61,6 +61,7 @@ DataParallel::DataParallel(Module& model, Optimizer& optimizer, Communicator& co
   // Buckets, last parameter first: the sweep finishes the parameters used last in the forward pass
   // first, so the buckets fill (and start) in roughly the order the sweep makes them final.
   m_bucket_of.assign(m_params.size(), 0);
+  m_shapes.assign(m_params.size(), Shape{});
   std::size_t bytes = 0;
   for (std::size_t k = m_params.size(); k-- > 0;) {
     const Tensor& p = m_params[k];
@@ -68,6 +69,7 @@ DataParallel::DataParallel(Module& model, Optimizer& optimizer, Communicator& co
     if (m_index.count(p.impl_ptr().get()))
       throw ValueError("DataParallel: optimizer parameter " + std::to_string(k) + " appears twice");
     m_index[p.impl_ptr().get()] = k;
+    m_shapes[k] = p.shape();
     if (m_buckets.empty() || m_buckets.back().dtype != p.dtype() || bytes >= m_options.bucket_bytes) {
       m_buckets.emplace_back();
       m_buckets.back().dtype = p.dtype();
@@ -184,6 +186,15 @@ void DataParallel::begin_step(double share) {
   if (!(share >= 0 && share <= 1.0))
     throw ValueError("DataParallel::begin_step: share " + format_number(share) +
                      " is not in [0, 1] (this rank's part of the global batch; -1: 1/size)");
+  // The buckets are laid out for the parameters as they were; Module::to converts them in place.
+  for (std::size_t k = 0; k < m_params.size(); ++k) {
+    const Tensor& p = m_params[k];
+    const Dtype was = m_buckets[m_bucket_of[k]].dtype;
+    if (p.dtype() != was || p.shape() != m_shapes[k])
+      throw ValueError("DataParallel::begin_step: parameter " + std::to_string(k) + " is " + p.shape().str() + " " +
+                       dtype_name(p.dtype()) + ", but was " + m_shapes[k].str() + " " + dtype_name(was) +
+                       " when the DataParallel was made (convert the model before making it)");
+  }
   m_share = share;
   m_thread = std::this_thread::get_id();
   m_changed = 0;

@@ -97,8 +97,9 @@ class DataParallel {
 
   /// Before backward(): `share` is this rank's part of the global batch (its examples / the global
   /// batch's), in [0, 1]; the default, −1, is 1/size. Throws ValueError for any other value (NaN, other
-  /// negatives, > 1) or when the previous step was not synchronized. Registers the gradient-ready hook
-  /// on this thread.
+  /// negatives, > 1), when the previous step was not synchronized, or when a parameter's dtype or
+  /// shape changed since construction (Module::to after it). Registers the gradient-ready hook on
+  /// this thread.
   void begin_step(double share = -1);
   /// After backward(), on begin_step's thread: starts the buckets not started yet, waits for every
   /// sum, writes them into the parameters' .grad(). Every rank then holds the same (global)
@@ -142,6 +143,7 @@ class DataParallel {
   Module& m_model;
   ParallelOptions m_options;
   std::vector<Tensor> m_params;
+  std::vector<Shape> m_shapes;  // m_params' shapes when the buckets were laid out
   std::unordered_map<const void*, std::size_t> m_index;  // TensorImpl → position in m_params
   std::vector<std::size_t> m_bucket_of;
   std::vector<Bucket> m_buckets;
