@@ -102,7 +102,9 @@ DataParallel::~DataParallel() {
     start_ready();
     m_comm.wait_all();
   } catch (const std::exception& e) {
-    m_comm.abort(std::string("DataParallel: destroyed mid-step, and its all-reduces failed: ") + e.what());
+    // A sum may still be in flight into the storage about to be freed: end the job. (Alone, nothing is.)
+    if (m_comm.size() > 1)
+      m_comm.abort(std::string("DataParallel: destroyed mid-step, and finishing its all-reduces failed: ") + e.what());
   }
 }
 

@@ -165,8 +165,8 @@ class DataParallel {
 /// epoch every example is used exactly once, by exactly one rank.
 class DistributedSampler {
  public:
-  /// Throws ValueError if examples or global_batch is 0, or a global batch (the last one included)
-  /// has fewer examples than there are ranks.
+  /// Throws ValueError if examples or global_batch is 0, rank is not in [0, size), or a global batch
+  /// (the last one included) has fewer examples than there are ranks.
   DistributedSampler(std::size_t examples, std::size_t global_batch, std::uint32_t seed, int rank, int size,
                      bool shuffle = true);
   /// For this process's rank in `comm`.
