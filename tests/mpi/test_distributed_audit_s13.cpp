@@ -6,7 +6,13 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "common.hpp"
 
@@ -97,6 +103,34 @@ fs::path shared_dir(Communicator& comm) {
   return dir;
 }
 
+// Ends the process (and so, by mpirun, the job) with a message if it is still alive after a minute:
+// what a test that would otherwise deadlock on a regression fails with. It measures nothing.
+class Watchdog {
+ public:
+  explicit Watchdog(const char* what)
+      : m_thread([this, what] {
+          std::unique_lock<std::mutex> lock(m_mutex);
+          if (!m_done_cv.wait_for(lock, std::chrono::minutes(1), [this] { return m_done; })) {
+            std::fprintf(stderr, "rank %d: deadlock: %s\n", world().rank(), what);
+            std::abort();
+          }
+        }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(m_mutex);
+      m_done = true;
+    }
+    m_done_cv.notify_all();
+    m_thread.join();
+  }
+
+ private:
+  std::mutex m_mutex;
+  std::condition_variable m_done_cv;
+  bool m_done = false;
+  std::thread m_thread;
+};
+
 // The DataParallel constructor's refusal on this rank ("" when it accepted).
 std::string refusal(Module& model, Optimizer& opt) {
   try {
@@ -182,8 +216,10 @@ TEST_CASE("mpi audit: shares that do not add up to 1 are refused on every rank")
 
 TEST_CASE("mpi audit: a rank that drops its step mid-way does not leave the others waiting") {
   // Rank 1 begins a step, then its DataParallel is destroyed before synchronize (an exception
-  // unwinding it); the other ranks' synchronize must still find rank 1's sums.
+  // unwinding it); the other ranks' synchronize must still find rank 1's sums. Should they not, the
+  // watchdog ends the job with a message instead of leaving it hanging.
   if (world().size() == 1) return;
+  Watchdog watchdog("a rank dropped its step and the others waited for its sums");
   AwkwardSetup s(Dtype::f64, 1);
   {
     DataParallel ddp(s.model, s.opt, world(), {.bucket_bytes = 1});
@@ -238,20 +274,34 @@ TEST_CASE("mpi audit: a checkpoint one rank cannot load changes no rank, optimiz
 }
 
 TEST_CASE("mpi audit: ranks that disagree on how many steps fit or train_truncated runs are refused on every rank") {
-  // The rank with more batches would wait in its extra all-reduces forever.
+  // The rank with more batches would wait in its extra all-reduces forever. (Should fit start anyway,
+  // the extra step throws instead, which ends the job with that message rather than hanging it.)
   if (world().size() == 1) return;
   AwkwardSetup s(Dtype::f64, 1);
   DataParallel ddp(s.model, s.opt, world());
+  const auto unmatched = [] { throw ValueError("a step the other ranks do not run: the disagreement was not refused"); };
   const std::size_t batches = world().rank() == 1 ? 3 : 2;
   const std::string says = "fit: the ranks disagree on batches (2 to 3)";
-  CHECK_THROWS_WITH_AS(fit(s.opt, batches, [&](std::size_t, std::size_t b) { return s.loss({b, b + 1}); },
+  CHECK_THROWS_WITH_AS(fit(s.opt, batches,
+                           [&](std::size_t, std::size_t b) {
+                             if (b == 2) unmatched();
+                             return s.loss({b, b + 1});
+                           },
                            {.epochs = 1, .parallel = &ddp}),
                        doctest::Contains(says.c_str()), ValueError);
-  CHECK_THROWS_WITH_AS(fit(s.opt, 2, [&](std::size_t, std::size_t b) { return s.loss({b, b + 1}); },
+  CHECK_THROWS_WITH_AS(fit(s.opt, 2,
+                           [&](std::size_t e, std::size_t b) {
+                             if (e == 1) unmatched();
+                             return s.loss({b, b + 1});
+                           },
                            {.epochs = world().rank() == 0 ? 2u : 1u, .parallel = &ddp}),
                        doctest::Contains("fit: the ranks disagree on epochs (1 to 2)"), ValueError);
   CHECK_THROWS_WITH_AS(train_truncated(s.model, s.opt, world().rank() == 1 ? 5 : 4,
-                                       [&](std::size_t t) { return s.loss({t}); }, {.k1 = 2, .parallel = &ddp}),
+                                       [&](std::size_t t) {
+                                         if (t == 4) unmatched();
+                                         return s.loss({t});
+                                       },
+                                       {.k1 = 2, .parallel = &ddp}),
                        doctest::Contains("train_truncated: the ranks disagree on steps (4 to 5)"), ValueError);
   // agreeing, they run
   fit(s.opt, 2, [&](std::size_t, std::size_t b) { return s.loss({b, b + 1}); }, {.epochs = 1, .parallel = &ddp});
