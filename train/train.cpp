@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -185,12 +186,18 @@ auto ending_the_job_on_error(DataParallel* parallel, F&& body) {
 void check_ranks_agree(DataParallel* parallel, const char* who,
                        std::initializer_list<std::pair<const char*, std::size_t>> counts) {
   if (!parallel || parallel->comm().size() == 1) return;
-  std::vector<std::int64_t> v;  // min of n, min of −n (= −max of n)
-  for (const auto& [name, n] : counts) v.insert(v.end(), {static_cast<std::int64_t>(n), -static_cast<std::int64_t>(n)});
+  // n ↦ n XOR 2⁶³ maps [0, 2⁶⁴) onto the int64 range in order; ~ reverses the order without overflow,
+  // so one min-reduction gives each count's min and (from ~) its max.
+  constexpr std::uint64_t flip = std::uint64_t{1} << 63;
+  std::vector<std::int64_t> v;
+  for (const auto& [name, n] : counts) {
+    const auto key = static_cast<std::int64_t>(static_cast<std::uint64_t>(n) ^ flip);
+    v.insert(v.end(), {key, ~key});
+  }
   parallel->comm().allreduce_min(v.data(), v.size());
   std::size_t i = 0;
   for (const auto& [name, n] : counts) {
-    const std::int64_t lo = v[2 * i], hi = -v[2 * i + 1];
+    const std::uint64_t lo = static_cast<std::uint64_t>(v[2 * i]) ^ flip, hi = static_cast<std::uint64_t>(~v[2 * i + 1]) ^ flip;
     ++i;
     if (lo != hi)
       throw ValueError(std::string(who) + ": the ranks disagree on " + name + " (" + std::to_string(lo) + " to " +
