@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <limits>
+#include <unordered_set>
 
 #include "../core/error.hpp"
 #include "checkpoint.hpp"
@@ -53,12 +55,13 @@ void pack(T* dst, const Tensor& g, double share) {
 DataParallel::DataParallel(Module& model, Optimizer& optimizer, Communicator& comm, ParallelOptions options)
     : m_comm(comm), m_model(model), m_options(options), m_params(optimizer.params()) {
   if (m_options.bucket_bytes == 0) throw ValueError("DataParallel: bucket_bytes must be at least 1");
-  check_same_model(model);
+  check_same_model(model, optimizer);
   broadcast_parameters();
 
   // Buckets, last parameter first: the sweep finishes the parameters used last in the forward pass
   // first, so the buckets fill (and start) in roughly the order the sweep makes them final.
   m_bucket_of.assign(m_params.size(), 0);
+  m_shapes.assign(m_params.size(), Shape{});
   std::size_t bytes = 0;
   for (std::size_t k = m_params.size(); k-- > 0;) {
     const Tensor& p = m_params[k];
@@ -66,6 +69,7 @@ DataParallel::DataParallel(Module& model, Optimizer& optimizer, Communicator& co
     if (m_index.count(p.impl_ptr().get()))
       throw ValueError("DataParallel: optimizer parameter " + std::to_string(k) + " appears twice");
     m_index[p.impl_ptr().get()] = k;
+    m_shapes[k] = p.shape();
     if (m_buckets.empty() || m_buckets.back().dtype != p.dtype() || bytes >= m_options.bucket_bytes) {
       m_buckets.emplace_back();
       m_buckets.back().dtype = p.dtype();
@@ -79,21 +83,64 @@ DataParallel::DataParallel(Module& model, Optimizer& optimizer, Communicator& co
     m_bucket_of[k] = m_buckets.size() - 1;
   }
   for (Bucket& b : m_buckets) {
+    b.grads = b.elements;
     b.elements += b.params.size();  // one count per parameter: 1 where this rank has a gradient
+    if (&b == &m_buckets.front()) b.elements += 1;  // the share: synchronize checks that they add up to 1
     b.storage.assign((b.elements * dtype_size(b.dtype) + sizeof(double) - 1) / sizeof(double), 0.0);
   }
   m_final.assign(m_params.size(), false);
 }
 
-DataParallel::~DataParallel() = default;
+DataParallel::~DataParallel() {
+  if (!m_in_step) return;
+  // Begun, not synchronized (an exception unwinding this rank): the started sums write into the
+  // buckets' storage when they arrive, and the other ranks' synchronize waits for this rank's sums.
+  // Start the rest and wait, as synchronize would; the sums are dropped.
+  if (std::this_thread::get_id() == m_thread) m_hook.reset();
+  try {
+    for (Bucket& b : m_buckets) b.waiting = 0;
+    start_ready();
+    m_comm.wait_all();
+  } catch (const std::exception& e) {
+    // A sum may still be in flight into the storage about to be freed: end the job. (Alone, nothing is.)
+    if (m_comm.size() > 1)
+      m_comm.abort(std::string("DataParallel: destroyed mid-step, and finishing its all-reduces failed: ") + e.what());
+  }
+}
 
-void DataParallel::check_same_model(Module& model) {
+double DataParallel::Bucket::at(std::size_t i) const {
+  return dtype == Dtype::f32 ? reinterpret_cast<const float*>(storage.data())[i] : storage[i];
+}
+
+void DataParallel::check_optimizer(const Optimizer& optimizer, const std::string& who) const {
+  const std::vector<Tensor>& theirs = optimizer.params();
+  bool same = theirs.size() == m_params.size();
+  for (std::size_t i = 0; same && i < theirs.size(); ++i) same = theirs[i].same(m_params[i]);
+  if (!same)
+    throw ValueError(who + " was made for another optimizer: it averages " + std::to_string(m_params.size()) +
+                     " parameters, and this optimizer's " + std::to_string(theirs.size()) +
+                     " are not those, in that order (they would never be averaged)");
+}
+
+void DataParallel::check_same_model(Module& model, const Optimizer& optimizer) {
   // Each rank lists what it has; rank 0's list goes to every rank, which finds its first difference.
+  // The optimizer's parameters are named by their place in the model, so that two of one shape listed
+  // in another order (their gradients would be summed crosswise) differ too.
   std::vector<std::string> mine;
-  for (auto& [name, t] : model.state_dict()) mine.push_back("parameter " + describe(name, t));
-  for (std::size_t i = 0; i < m_params.size(); ++i)
+  std::unordered_map<const void*, std::string> name_of;
+  for (auto& [name, t] : model.state_dict()) {
+    mine.push_back("parameter " + describe(name, t));
+    name_of.emplace(t.impl_ptr().get(), name);
+  }
+  mine.push_back("optimizer " + optimizer.str());
+  for (std::size_t i = 0; i < m_params.size(); ++i) {
+    const Tensor& p = m_params[i];
+    const auto it = p.defined() ? name_of.find(p.impl_ptr().get()) : name_of.end();
     mine.push_back("optimizer parameter " + std::to_string(i) + " " +
-                   (m_params[i].defined() ? m_params[i].shape().str() + " " + dtype_name(m_params[i].dtype()) : "undefined"));
+                   (!p.defined()           ? std::string("undefined")
+                    : it != name_of.end() ? describe(it->second, p)
+                                          : p.shape().str() + " " + dtype_name(p.dtype()) + ", not in the model"));
+  }
   std::string joined;
   for (const std::string& s : mine) joined += s + "\n";
   const std::vector<std::string> root = split_lines(m_comm.broadcast(joined, 0));
@@ -121,7 +168,14 @@ void DataParallel::check_same_model(Module& model) {
 }
 
 void DataParallel::broadcast_parameters() {
-  for (auto& [name, t] : m_model.state_dict()) {
+  // The model's tensors, then the optimizer's parameters that are not among them (each once).
+  std::vector<Tensor> tensors;
+  std::unordered_set<const void*> seen;
+  for (auto& [name, t] : m_model.state_dict())
+    if (seen.insert(t.impl_ptr().get()).second) tensors.push_back(t);
+  for (const Tensor& p : m_params)
+    if (p.defined() && seen.insert(p.impl_ptr().get()).second) tensors.push_back(p);
+  for (Tensor& t : tensors) {
     void* data = t.dtype() == Dtype::f32 ? static_cast<void*>(t.data<float>()) : static_cast<void*>(t.data<double>());
     m_comm.broadcast(data, t.numel() * dtype_size(t.dtype()), 0);
   }
@@ -129,9 +183,23 @@ void DataParallel::broadcast_parameters() {
 
 void DataParallel::begin_step(double share) {
   if (m_in_step) throw ValueError("DataParallel::begin_step: the previous step was not synchronized");
-  if (share < 0) share = 1.0 / m_comm.size();
-  if (!(share <= 1.0)) throw ValueError("DataParallel::begin_step: share " + format_number(share) + " is not in [0, 1]");
+  // -1 is the default; any other value outside [0, 1] is a mistake in the caller's arithmetic.
+  if (share == -1) share = 1.0 / m_comm.size();
+  if (!(share >= 0 && share <= 1.0))
+    throw ValueError("DataParallel::begin_step: share " + format_number(share) +
+                     " is not in [0, 1] (this rank's part of the global batch; -1: 1/size)");
+  // The buckets are laid out for the parameters as they were; Module::to converts them in place.
+  for (std::size_t k = 0; k < m_params.size(); ++k) {
+    const Tensor& p = m_params[k];
+    const Dtype was = m_buckets[m_bucket_of[k]].dtype;
+    if (p.dtype() != was || p.shape() != m_shapes[k])
+      throw ValueError("DataParallel::begin_step: parameter " + std::to_string(k) + " is " + p.shape().str() + " " +
+                       dtype_name(p.dtype()) + ", but was " + m_shapes[k].str() + " " + dtype_name(was) +
+                       " when the DataParallel was made (convert the model before making it)");
+  }
   m_share = share;
+  m_thread = std::this_thread::get_id();
+  m_changed = 0;
   for (Bucket& b : m_buckets) b.waiting = b.params.size();
   std::fill(m_final.begin(), m_final.end(), false);
   m_next = 0;
@@ -143,7 +211,12 @@ void DataParallel::begin_step(double share) {
 
 void DataParallel::on_ready(const Tensor& leaf) {
   const auto it = m_index.find(leaf.impl_ptr().get());
-  if (it == m_index.end() || m_final[it->second]) return;  // an input, or a parameter seen already
+  if (it == m_index.end()) return;  // an input
+  if (m_final[it->second]) {
+    // A second sweep through it: harmless while its bucket waits, lost once its sum has started.
+    if (m_bucket_of[it->second] < m_next && m_changed == 0) m_changed = it->second + 1;
+    return;
+  }
   m_final[it->second] = true;
   --m_buckets[m_bucket_of[it->second]].waiting;
   const std::size_t before = m_next;
@@ -162,7 +235,8 @@ void DataParallel::start(Bucket& b) {
   const double t = seconds_now();
   if (m_first_start == 0) m_first_start = t;
   m_last_start = t;
-  const std::size_t counts = b.elements - b.params.size();
+  const std::size_t counts = b.grads;
+  const bool first = &b == &m_buckets.front();
   for (std::size_t j = 0; j < b.params.size(); ++j) {
     const Tensor g = m_params[b.params[j]].grad();
     const bool has = g.defined();
@@ -182,11 +256,21 @@ void DataParallel::start(Bucket& b) {
       buf[counts + j] = has ? 1.0 : 0.0;
     }
   }
+  if (first) {
+    const std::size_t at = counts + b.params.size();
+    if (b.dtype == Dtype::f32)
+      reinterpret_cast<float*>(b.storage.data())[at] = static_cast<float>(m_share);
+    else
+      b.storage[at] = m_share;
+  }
   m_comm.start_allreduce_sum(b.storage.data(), b.elements, b.dtype);
 }
 
 void DataParallel::synchronize() {
   if (!m_in_step) throw ValueError("DataParallel::synchronize: no step was begun (call begin_step before backward)");
+  if (std::this_thread::get_id() != m_thread)
+    throw ValueError("DataParallel::synchronize: called on another thread than begin_step (the step's gradient-ready "
+                     "hook is registered on that thread); the step is still open there");
   m_hook.reset();
   const double sweep_end = seconds_now();
   // Parameters the sweep did not reach (or every one, without overlap): their buckets start now.
@@ -197,13 +281,28 @@ void DataParallel::synchronize() {
   const double end = seconds_now();
   m_in_step = false;
 
+  // Every sum has arrived (no rank is left waiting): now the refusals. The shares' sum is the same on
+  // every rank, so all of them refuse together.
+  if (!m_buckets.empty()) {
+    const Bucket& b = m_buckets.front();
+    const double shares = b.at(b.grads + b.params.size());
+    if (!(std::fabs(shares - 1.0) <= 1e-5))
+      throw ValueError("DataParallel::synchronize: the ranks' shares add up to " + format_number(shares) +
+                       ", not 1 (each rank's share is its part of the global batch)");
+  }
+  if (m_changed) {
+    const Tensor& p = m_params[m_changed - 1];
+    throw ValueError("DataParallel::synchronize: parameter " + std::to_string(m_changed - 1) + " " + p.shape().str() +
+                     " got more gradient after its all-reduce had started (a second backward() since begin_step); "
+                     "run one backward per step, or accumulate micro-batches without begin_step and begin the step "
+                     "before the last backward");
+  }
+
   for (Bucket& b : m_buckets) {
-    const std::size_t counts = b.elements - b.params.size();
+    const std::size_t counts = b.grads;
     for (std::size_t j = 0; j < b.params.size(); ++j) {
       Tensor& p = m_params[b.params[j]];
-      const double count = b.dtype == Dtype::f32 ? reinterpret_cast<const float*>(b.storage.data())[counts + j]
-                                                  : b.storage[counts + j];
-      if (count == 0) continue;  // no rank has a gradient for it: it stays without one, as in one process
+      if (b.at(counts + j) == 0) continue;  // no rank has a gradient for it: it stays without one, as in one process
       Tensor g = p.grad();
       if (!g.defined()) {
         p.set_grad(Tensor::zeros(p.shape(), p.dtype()));
@@ -268,7 +367,10 @@ std::pair<std::size_t, std::size_t> DistributedSampler::part(std::size_t batch, 
     throw ValueError("DistributedSampler: batch " + std::to_string(batch) + " of " + std::to_string(batches()));
   const std::size_t begin = batch * m_batch, n = std::min(m_batch, m_examples - begin);
   const auto r = static_cast<std::size_t>(rank), s = static_cast<std::size_t>(m_size);
-  return {begin + r * n / s, begin + (r + 1) * n / s};
+  // ⌊r·n/s⌋ without forming r·n (which overflows for n near SIZE_MAX): n = q·s + m, so it is
+  // r·q + ⌊r·m/s⌋, with r·m < s².
+  const auto cut = [&](std::size_t k) { return k * (n / s) + k * (n % s) / s; };
+  return {begin + cut(r), begin + cut(r + 1)};
 }
 
 std::vector<std::size_t> DistributedSampler::global_batch(std::size_t epoch, std::size_t batch) const {
@@ -292,7 +394,11 @@ double DistributedSampler::share(std::size_t, std::size_t batch) const {
 }
 
 std::function<double(std::size_t, std::size_t)> DistributedSampler::share_fn() const {
-  return [this](std::size_t epoch, std::size_t batch) { return share(epoch, batch); };
+  // A copy, not `this`: FitOptions may outlive the sampler. (A fresh one holds no permutation yet.)
+  return [s = DistributedSampler(m_examples, m_batch, m_seed, m_rank, m_size, m_shuffle)](std::size_t epoch,
+                                                                                          std::size_t batch) {
+    return s.share(epoch, batch);
+  };
 }
 
 // ---- checkpoints ----
@@ -313,6 +419,26 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
   if (!ok) throw IOError(comm.broadcast(message, 0));
 }
 
+namespace {
+
+// FNV-1a over the names, shapes and bytes of the tensors: equal states give equal fingerprints.
+std::uint64_t fingerprint(const NamedTensors& tensors, std::uint64_t h = 14695981039346656037ull) {
+  const auto add = [&h](const void* data, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(data)[i]) * 1099511628211ull;
+  };
+  for (const auto& [name, t] : tensors) {
+    add(name.data(), name.size() + 1);
+    for (std::size_t d : t.shape()) add(&d, sizeof d);
+    if (t.dtype() == Dtype::f32)
+      add(t.data<float>(), t.numel() * sizeof(float));
+    else
+      add(t.data<double>(), t.numel() * sizeof(double));
+  }
+  return h;
+}
+
+}  // namespace
+
 void load_checkpoint(const std::string& path, Module& model, Optimizer& optimizer, Communicator& comm) {
   NamedTensors model_before, optim_before;
   for (auto& [k, p] : model.state_dict()) model_before.emplace_back(k, p.detach());
@@ -323,17 +449,27 @@ void load_checkpoint(const std::string& path, Module& model, Optimizer& optimize
   } catch (const std::exception& e) {
     message = e.what();
   }
-  // The lowest rank that failed speaks for all; the ones that loaded put their state back.
-  std::int64_t failed = message.empty() ? std::numeric_limits<std::int64_t>::max() : comm.rank();
-  comm.allreduce_min(&failed, 1);
-  if (failed == std::numeric_limits<std::int64_t>::max()) return;
-  if (message.empty()) {
-    model.load_state_dict(model_before);
-    optimizer.load_state_dict(optim_before);
-  }
-  const std::string text = comm.broadcast(message, static_cast<int>(failed));
-  throw ValueError("load_checkpoint: rank " + std::to_string(failed) + " of " + std::to_string(comm.size()) +
-                   " could not load it (no rank changed): " + text);
+  // The lowest rank that failed speaks for all; the ones that loaded put their state back. `why` is
+  // this rank's failure ("" if none), `what` says what went wrong.
+  const auto refuse_if_any = [&](const std::string& why, const std::string& what, bool loaded) {
+    std::int64_t failed = why.empty() ? std::numeric_limits<std::int64_t>::max() : comm.rank();
+    comm.allreduce_min(&failed, 1);
+    if (failed == std::numeric_limits<std::int64_t>::max()) return;
+    if (loaded) {
+      model.load_state_dict(model_before);
+      optimizer.load_state_dict(optim_before);
+    }
+    const std::string text = comm.broadcast(why, static_cast<int>(failed));
+    throw ValueError("load_checkpoint: rank " + std::to_string(failed) + " of " + std::to_string(comm.size()) + " " +
+                     what + " (no rank changed)" + (text == "-" ? "" : ": " + text));
+  };
+  refuse_if_any(message, "could not load it", message.empty());
+  // Every rank loaded: the same values? A path on each node's own disk reads a different file on each
+  // (a stale copy), and the ranks would train apart without a word.
+  std::uint64_t mine = fingerprint(optimizer.state_dict(), fingerprint(model.state_dict())), root = mine;
+  comm.broadcast(&root, sizeof root, 0);
+  refuse_if_any(mine == root ? "" : "-",
+                "loaded other values than rank 0 from " + path + " (it must be one file that every rank sees)", true);
 }
 
 }  // namespace rwd

@@ -18,7 +18,20 @@
 // every rank issues the same collectives in the same order even if its tape differs. synchronize()
 // starts what is left, waits, and writes the sums back into .grad(): Σ_r share_r·∇loss_r, the
 // gradient of the global batch's mean loss. A parameter with a gradient on any rank gets one on every
-// rank (a count travels with each bucket), so all ranks step the same parameters.
+// rank (a count travels with each bucket), so all ranks step the same parameters. The shares travel
+// too (in the first bucket): synchronize() refuses, on every rank, shares that do not add up to 1.
+//
+// One step, one sweep. A bucket's sum starts as soon as its gradients are final in the sweep, so a
+// gradient that changes after that — a second backward() through the same parameters before
+// synchronize() — would be lost: synchronize() refuses it (ValueError, on the ranks where it
+// happened, after every sum has arrived). To accumulate over micro-batches, run their backward()
+// without a step and call begin_step before the last one (PyTorch's no_sync()).
+//
+// Threads and lifetime. begin_step, the backward sweep and synchronize run on one thread (the hook is
+// registered per thread, and MPI is called from the World's thread only). A DataParallel destroyed
+// between begin_step and synchronize (an exception unwinding it) first starts its remaining sums and
+// waits for them all, as synchronize would: its buffers are not freed under a sum in flight, and the
+// other ranks' synchronize is not left waiting for this rank's sums.
 //
 // Determinism. The sum is the same bits on every rank, so the ranks' parameters stay bit-identical
 // step after step. Against one process on the same global batch only the order of the additions
@@ -34,6 +47,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -46,7 +60,8 @@ namespace rwd {
 
 /// How DataParallel groups and sends the gradients.
 struct ParallelOptions {
-  /// Target size of one all-reduce (a bucket closes when it reaches this; one parameter is never split).
+  /// Target size of one all-reduce (a bucket closes when it reaches this; one parameter is never split;
+  /// 1: a bucket per parameter). 0 is refused (ValueError).
   std::size_t bucket_bytes = std::size_t{1} << 20;
   /// Start each bucket's all-reduce from the backward sweep (false: all of them after it — for
   /// measuring how much the overlap hides).
@@ -68,22 +83,36 @@ struct ParallelStats {
 /// Data-parallel training of `model` with `optimizer` over the ranks of `comm` (see the top of this file).
 class DataParallel {
  public:
-  /// Checks that every rank has the same model (parameter names, shapes, dtypes, in order) and the
-  /// same optimizer parameters — a ValueError on every rank naming the first difference otherwise —
-  /// then copies rank 0's parameter values to every rank. Collective: every rank constructs it.
+  /// Checks that every rank has the same model (parameter names, shapes, dtypes, in order), the same
+  /// optimizer (its str(): kind and hyperparameters) and the same optimizer parameters (the same model
+  /// parameters in the same order) — a ValueError on every rank naming the first difference
+  /// otherwise — then copies rank 0's parameter values (the model's, and the optimizer's parameters
+  /// outside it) to every rank. Collective: every rank constructs it.
   DataParallel(Module& model, Optimizer& optimizer, Communicator& comm, ParallelOptions options = {});
+  /// Mid-step (begin_step without synchronize): starts the remaining sums and waits for all of them
+  /// first (collective then, like synchronize; see the top of this file).
   ~DataParallel();
   DataParallel(const DataParallel&) = delete;
   DataParallel& operator=(const DataParallel&) = delete;
 
   /// Before backward(): `share` is this rank's part of the global batch (its examples / the global
-  /// batch's; default, < 0: 1/size). Registers the gradient-ready hook on this thread.
+  /// batch's), in [0, 1]; the default, −1, is 1/size. Throws ValueError for any other value (NaN, other
+  /// negatives, > 1), when the previous step was not synchronized, or when a parameter's dtype or
+  /// shape changed since construction (Module::to after it). Registers the gradient-ready hook on
+  /// this thread.
   void begin_step(double share = -1);
-  /// After backward(): starts the buckets not started yet, waits for every sum, writes them into the
-  /// parameters' .grad(). Every rank then holds the same (global) gradients.
+  /// After backward(), on begin_step's thread: starts the buckets not started yet, waits for every
+  /// sum, writes them into the parameters' .grad(). Every rank then holds the same (global)
+  /// gradients. Throws ValueError without a begun step, on another thread (the step stays open), and
+  /// — the step then over, .grad() left as this rank's own — on every rank when the shares do not add
+  /// up to 1 (within 1e-5), or on a rank where a gradient changed after its sum started.
   void synchronize();
+  /// Throws ValueError "<who> was made for another optimizer …" unless `optimizer` holds exactly the
+  /// parameters this DataParallel averages, in order (fit and train_truncated check their options).
+  void check_optimizer(const Optimizer& optimizer, const std::string& who) const;
 
-  /// Copies rank 0's parameter values to every rank (the constructor does; after a load, to be sure).
+  /// Copies rank 0's parameter values to every rank — the model's, and the optimizer's parameters
+  /// outside it (the constructor does; after a load, to be sure).
   void broadcast_parameters();
   /// The communicator.
   Communicator& comm() const { return m_comm; }
@@ -99,19 +128,22 @@ class DataParallel {
     Dtype dtype = Dtype::f32;
     std::vector<std::size_t> params;   // indices into m_params
     std::vector<std::size_t> offsets;  // element offset of each in the buffer
-    std::size_t elements = 0;          // gradients, then one count per parameter
+    std::size_t grads = 0;             // gradient elements; then one count per parameter (then, in
+    std::size_t elements = 0;          // bucket 0, this rank's share): elements in all
     std::vector<double> storage;       // the buffer (float32 buckets use its bytes as floats)
     std::size_t waiting = 0;           // parameters not final yet this step
+    double at(std::size_t i) const;    // element i, as a double
   };
   void on_ready(const Tensor& leaf);
   void start_ready();
   void start(Bucket& b);
-  void check_same_model(Module& model);
+  void check_same_model(Module& model, const Optimizer& optimizer);
 
   Communicator& m_comm;
   Module& m_model;
   ParallelOptions m_options;
   std::vector<Tensor> m_params;
+  std::vector<Shape> m_shapes;  // m_params' shapes when the buckets were laid out
   std::unordered_map<const void*, std::size_t> m_index;  // TensorImpl → position in m_params
   std::vector<std::size_t> m_bucket_of;
   std::vector<Bucket> m_buckets;
@@ -120,6 +152,8 @@ class DataParallel {
   std::size_t m_in_sweep = 0; // buckets started from the hook this step
   double m_share = 1;
   bool m_in_step = false;
+  std::thread::id m_thread;   // begin_step's
+  std::size_t m_changed = 0;  // 1 + the first parameter whose gradient changed after its sum started; 0: none
   std::optional<GradReadyHook> m_hook;
   double m_first_start = 0, m_last_start = 0;
   ParallelStats m_stats;
@@ -131,8 +165,8 @@ class DataParallel {
 /// epoch every example is used exactly once, by exactly one rank.
 class DistributedSampler {
  public:
-  /// Throws ValueError if examples or global_batch is 0, or a global batch (the last one included)
-  /// has fewer examples than there are ranks.
+  /// Throws ValueError if examples or global_batch is 0, rank is not in [0, size), or a global batch
+  /// (the last one included) has fewer examples than there are ranks.
   DistributedSampler(std::size_t examples, std::size_t global_batch, std::uint32_t seed, int rank, int size,
                      bool shuffle = true);
   /// For this process's rank in `comm`.
@@ -140,14 +174,14 @@ class DistributedSampler {
                      bool shuffle = true);
 
   /// Global batches per epoch (⌈examples / global_batch⌉).
-  std::size_t batches() const { return (m_examples + m_batch - 1) / m_batch; }
+  std::size_t batches() const { return m_examples / m_batch + (m_examples % m_batch != 0); }
   /// Every rank's examples of global batch `batch` of `epoch`, in order (rank 0's first).
   std::vector<std::size_t> global_batch(std::size_t epoch, std::size_t batch) const;
   /// This rank's examples of that batch.
   std::vector<std::size_t> indices(std::size_t epoch, std::size_t batch) const;
   /// This rank's share of that batch: its examples / the batch's (what DataParallel weights by).
   double share(std::size_t epoch, std::size_t batch) const;
-  /// share() as a function, for FitOptions::share.
+  /// share() as a function, for FitOptions::share (a copy of the split: it may outlive the sampler).
   std::function<double(std::size_t, std::size_t)> share_fn() const;
   /// This process's rank, in [0, size()).
   int rank() const { return m_rank; }
@@ -170,7 +204,9 @@ class DistributedSampler {
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer& optimizer, Communicator& comm);
 
 /// load_checkpoint on every rank (the file must be on a file system every rank sees). All or none:
-/// if any rank fails, every rank throws ValueError with that rank's message, and no rank changes.
+/// if any rank fails, every rank throws ValueError with that rank's message, and no rank changes. The
+/// same if the ranks loaded different values (each read its own copy at that path: compared by a
+/// fingerprint of the model's and the optimizer's state, one broadcast and one all-reduce).
 void load_checkpoint(const std::string& path, Module& model, Optimizer& optimizer, Communicator& comm);
 
 }  // namespace rwd

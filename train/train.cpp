@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -177,6 +178,32 @@ auto ending_the_job_on_error(DataParallel* parallel, F&& body) {
     parallel->comm().abort(e.what());
   }
   std::abort();  // (not reached: abort() ends every rank)
+}
+
+// Under data parallelism every rank must run the same steps: one with more would wait in its extra
+// all-reduces forever. Each count's smallest and largest value over the ranks (one all-reduce); a
+// difference is refused on every rank alike, before the first step.
+void check_ranks_agree(DataParallel* parallel, const char* who,
+                       std::initializer_list<std::pair<const char*, std::size_t>> counts) {
+  if (!parallel || parallel->comm().size() == 1) return;
+  // n ↦ n XOR 2⁶³ maps [0, 2⁶⁴) onto the int64 range in order; ~ reverses the order without overflow,
+  // so one min-reduction gives each count's min and (from ~) its max.
+  constexpr std::uint64_t flip = std::uint64_t{1} << 63;
+  std::vector<std::int64_t> v;
+  for (const auto& [name, n] : counts) {
+    const auto key = static_cast<std::int64_t>(static_cast<std::uint64_t>(n) ^ flip);
+    v.insert(v.end(), {key, ~key});
+  }
+  parallel->comm().allreduce_min(v.data(), v.size());
+  std::size_t i = 0;
+  for (const auto& [name, n] : counts) {
+    const std::uint64_t lo = static_cast<std::uint64_t>(v[2 * i]) ^ flip, hi = static_cast<std::uint64_t>(~v[2 * i + 1]) ^ flip;
+    ++i;
+    if (lo != hi)
+      throw ValueError(std::string(who) + ": the ranks disagree on " + name + " (" + std::to_string(lo) + " to " +
+                       std::to_string(hi) + "): every rank must run the same steps, or the ones with more would wait "
+                       "for the others forever");
+  }
 }
 
 // fit's loop (fit() below checks its arguments and runs this).
@@ -387,7 +414,12 @@ History fit(Optimizer& optimizer, std::size_t batches,
             const std::function<Tensor(std::size_t epoch, std::size_t batch)>& batch_loss, const FitOptions& options) {
   if (batches == 0) throw ValueError("fit: no batches");
   check_fit_options(options);
-  return ending_the_job_on_error(options.parallel, [&] { return fit_loop(optimizer, batches, batch_loss, options); });
+  check_ranks_agree(options.parallel, "fit",
+                    {{"batches", batches}, {"epochs", options.epochs}, {"initial_epoch", options.initial_epoch}});
+  return ending_the_job_on_error(options.parallel, [&] {
+    if (options.parallel) options.parallel->check_optimizer(optimizer, "fit: FitOptions::parallel");
+    return fit_loop(optimizer, batches, batch_loss, options);
+  });
 }
 
 double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
@@ -395,7 +427,9 @@ double train_truncated(Module& model, Optimizer& optimizer, std::size_t steps,
   const std::size_t k1 = options.k1, k2 = options.k2 ? options.k2 : options.k1;
   if (k1 == 0) throw ValueError("train_truncated: k1 must be at least 1");
   check_clip_norm("train_truncated", options.clip_norm);
+  check_ranks_agree(options.parallel, "train_truncated", {{"steps", steps}, {"k1", k1}, {"k2", k2}});
   return ending_the_job_on_error(options.parallel, [&] {
+    if (options.parallel) options.parallel->check_optimizer(optimizer, "train_truncated: TruncatedOptions::parallel");
     return k2 > k1 ? truncated_rewinding_loop(model, optimizer, steps, step_loss, options, k1, k2)
                    : truncated_loop(model, optimizer, steps, step_loss, options, k1, k2);
   });
