@@ -1,11 +1,18 @@
 // Defects the previous session noticed, each pinned by a test that failed before its fix: the class
 // axis of the classification losses on (time, classes, batch) logits, dropout on a one-layer Recurrent,
 // the exception types load_checkpoint hands on, key names read from files printed escaped and cut,
-// PyTorch weights in a bidirectional layer that merges by sum, History::final_loss of no epoch, and
-// gradcheck inputs that share their values.
+// PyTorch weights in a bidirectional layer that merges by sum, History::final_loss of no epoch,
+// gradcheck inputs that share their values, and tapes destroyed where they are still current.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <csignal>
+#include <cstdio>
 #include <cmath>
+#include <functional>
+#include <memory>
+#include <thread>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -50,6 +57,40 @@ double ce_ref_tcb(const std::vector<double>& x, std::size_t T, std::size_t C, st
 void check_tame(const std::string& msg, std::size_t most = 400) {
   for (const char c : msg) CHECK_MESSAGE(static_cast<unsigned char>(c) >= 0x20, "a raw control character in: " << msg);
   CHECK_MESSAGE(msg.size() <= most, "a message of " << msg.size() << " bytes");
+}
+
+// Runs `f` in a child process and returns what it wrote on stderr, with whether it ended by abort().
+struct Death {
+  bool aborted = false;
+  std::string stderr_text;
+};
+Death run_in_child(const std::function<void()>& f) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  std::fflush(nullptr);  // nothing buffered before the fork is written twice
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(fds[1], 2);
+    ::close(fds[0]);
+    std::signal(SIGABRT, SIG_DFL);  // not doctest's handler: the parent reads how the child ended
+    try {
+      f();
+    } catch (const std::exception& e) {  // never back into the test runner in the child
+      std::fprintf(stderr, "threw: %s\n", e.what());
+      ::_exit(1);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  Death d;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) d.stderr_text.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  d.aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+  return d;
 }
 
 }  // namespace
@@ -318,4 +359,94 @@ TEST_CASE("noticed s13: gradcheck refuses inputs whose values overlap (one nudge
   CHECK(gradcheck([](const std::vector<Tensor>& in) { return sum(in[0] * in[1]); }, {head, tail}).ok());
   // The same tensor twice is one variable, its gradient the total: allowed as before.
   CHECK(gradcheck([&](const std::vector<Tensor>& in) { return sum(in[0] * w) + sum(in[1] * in[1]); }, {x, x}).ok());
+}
+
+// ---- 8. a tape destroyed where it is still current ----
+
+TEST_CASE("noticed s13: a Tape destroyed inside a CurrentTape scope leaves no dangling current tape") {
+  Tape& outer = Tape::current();
+  Tensor x = f64({0.5, -1.5}, {2}).set_requires_grad();
+  SUBCASE("the scope's own tape, made current by a Tape") {
+    auto t = std::make_unique<Tape>();
+    {
+      CurrentTape scope(*t);
+      t.reset();
+      CHECK(&Tape::current() == &outer);
+      const Tensor y = sum(x * x);  // records on the tape that is current now, not on freed memory
+      CHECK(y.tape_index() >= 0);
+    }
+    CHECK(&Tape::current() == &outer);
+  }
+  SUBCASE("a detached tape") {
+    auto d = Tape::make_detached();
+    {
+      CurrentTape scope(*d);
+      d.reset();
+      CHECK(&Tape::current() == &outer);
+    }
+    CHECK(&Tape::current() == &outer);
+  }
+  SUBCASE("the tape the scope replaced") {
+    auto t = std::make_unique<Tape>();
+    auto other = Tape::make_detached();
+    {
+      CurrentTape scope(*other);
+      t.reset();
+      CHECK(&Tape::current() == other.get());
+    }
+    CHECK(&Tape::current() == &outer);
+  }
+  SUBCASE("scopes and tapes ended out of order") {
+    auto a = std::make_unique<Tape>();
+    auto scope = std::make_unique<CurrentTape>(outer);
+    auto b = std::make_unique<Tape>();
+    CHECK(&Tape::current() == b.get());
+    scope.reset();  // its tape (outer) was not the current one: b stays
+    CHECK(&Tape::current() == b.get());
+    b.reset();
+    CHECK(&Tape::current() == a.get());
+    a.reset();
+    CHECK(&Tape::current() == &outer);
+  }
+  CHECK(&Tape::current() == &outer);
+  const Tensor z = sum(x * x);
+  CHECK(z.tape_index() >= 0);
+}
+
+TEST_CASE("noticed s13: a Tape destroyed on another thread, or by a hook during its own sweep, is refused by abort()") {
+  // Either would leave freed memory in use — the other thread's current tape, the sweep's entries —
+  // and no exception can leave a destructor: the process stops with a message naming the misuse.
+  const Death other_thread = run_in_child([] {
+    auto t = std::make_unique<Tape>();  // current on this thread
+    std::thread([&] { t.reset(); }).join();
+  });
+  CHECK(other_thread.aborted);
+  CHECK_CONTAINS(other_thread.stderr_text, "Tape");
+  CHECK_CONTAINS(other_thread.stderr_text, "another thread");
+
+  const Death in_sweep = run_in_child([] {
+    auto t = std::make_unique<Tape>();
+    Tensor w = Tensor::from_vector(std::vector<double>{1, 2}, {2}, float64).set_requires_grad();
+    GradReadyHook hook([&](const Tensor&) { t.reset(); });
+    sum(w * w).backward();
+  });
+  CHECK(in_sweep.aborted);
+  CHECK_CONTAINS(in_sweep.stderr_text, "sweep");
+
+  // Made and destroyed on one thread, handed over as a detached tape, or outliving the thread that made
+  // it (its thread gone, nothing there can use it): fine.
+  const Death fine = run_in_child([] {
+    std::unique_ptr<Tape> t;
+    std::thread([&] { t = std::make_unique<Tape>(); }).join();
+    t.reset();
+    auto d = Tape::make_detached();
+    std::thread([&] {
+      CurrentTape on(*d);
+      Tensor w = Tensor::from_vector(std::vector<double>{1, 2}, {2}, float64).set_requires_grad();
+      (void)sum(w * w);
+    }).join();
+    d.reset();
+  });
+  CHECK_FALSE(fine.aborted);
+  CHECK(fine.stderr_text.empty());
 }
