@@ -86,7 +86,7 @@ TapeStack& TapeStack::mine() {
 
 Tape::Tape() { TapeStack::mine().push(*this, this); }
 
-Tape::Tape(RootTag) : m_is_root(true) {}
+Tape::Tape(RootTag) {}  // no place on any stack: current only inside a CurrentTape scope
 
 Tape::~Tape() {
   if (m_sweeps)
@@ -257,7 +257,10 @@ CurrentTape::CurrentTape(Tape& tape) : m_place(TapeStack::mine().push(tape, this
 CurrentTape::~CurrentTape() {
   TapeStack* stack = t_stack;
   if (!stack) return;  // the thread's end tore the stack down first
-  TapeStack::Place& p = stack->places[m_place];  // still there: its owner (this) had not ended
+  // Its place is still there (its owner, this, had not ended) — on the thread that opened the scope.
+  if (m_place >= stack->places.size() || stack->places[m_place].owner != this)
+    fatal("a CurrentTape scope was ended on another thread than the one that opened it");
+  TapeStack::Place& p = stack->places[m_place];
   stack->unname(p);
   p.owner = nullptr;
   stack->settle();

@@ -231,7 +231,6 @@ class Tape {
   std::shared_ptr<const SweepTrace> m_trace;  // the side table of the last keep_adjoints sweep
   const OutputProbe* m_probe = nullptr;
   std::atomic<std::size_t> m_named{0};  // places in any thread's stack of current tapes that name this tape
-  bool m_is_root = false;
 };
 
 /// RAII scope that makes an existing tape the thread's current one (a create_graph sweep records its
