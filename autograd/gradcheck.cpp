@@ -212,6 +212,33 @@ void locate(const TensorFunction& f, const std::vector<Tensor>& inputs, const Te
     if (suspect[c]) report.suspects.push_back(entry_name(tape, c));
 }
 
+// A central difference nudges one element of one input; if another input's values lie in the same
+// memory (a leaf view of it, made under NoGradGuard), the nudge moves that input too, and the
+// difference measures both paths while the tape's gradient is one input's alone: a false failure (or,
+// for a fixed input, a wrong numeric gradient). Such inputs are refused. Views of one storage whose
+// runs do not meet are independent, and the same tensor passed twice is one variable (its gradient and
+// its difference both the total): both are checked as usual.
+void refuse_overlapping(const std::vector<Tensor>& inputs) {
+  auto run = [](const Tensor& t) {  // [first, last) byte of t's values
+    const char* p = t.dtype() == Dtype::f32 ? reinterpret_cast<const char*>(t.data<float>())
+                                            : reinterpret_cast<const char*>(t.data<double>());
+    return std::pair{p, p + t.numel() * dtype_size(t.dtype())};
+  };
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    for (std::size_t j = i + 1; j < inputs.size(); ++j) {
+      const Tensor &a = inputs[i], &b = inputs[j];
+      if (a.same(b) || a.numel() == 0 || b.numel() == 0 || !a.shares_storage(b)) continue;
+      const auto [a0, a1] = run(a);
+      const auto [b0, b1] = run(b);
+      if (a0 < b1 && b0 < a1)
+        throw ValueError("gradcheck: inputs " + std::to_string(i) + " and " + std::to_string(j) + " (" +
+                         (a.name().empty() ? "unnamed" : a.name()) + " " + a.shape().str() + ", " +
+                         (b.name().empty() ? "unnamed" : b.name()) + " " + b.shape().str() +
+                         ") share values in memory (one is a view of the other): a finite-difference nudge of one "
+                         "would move both; pass one of them, or a detach()ed copy");
+    }
+}
+
 // Options that cannot give a verdict are refused up front: with eps 0 or NaN every central difference
 // is NaN and every element "fails", a negative or NaN tolerance fails everything, an infinite one
 // passes everything — each a report that looks like a finding about the function.
@@ -246,6 +273,7 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
     }
   }
   if (checked.empty()) throw ValueError("gradcheck: no input requires a gradient; mark them with set_requires_grad()");
+  refuse_overlapping(inputs);
 
   Tensor w;
   // A float32 model: its own gradients first, to compare with the float64 shadow below.

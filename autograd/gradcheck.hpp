@@ -9,7 +9,10 @@
 // weights w (seeded), which checks wᵀJ — an asymmetric projection, so a transposed or permuted
 // gradient cannot hide behind a plain sum.
 //
-// Inputs are leaf tensors; those with requires_grad are checked, the others are held fixed. float32
+// Inputs are leaf tensors; those with requires_grad are checked, the others are held fixed. Two
+// inputs whose values overlap in memory (a leaf view of another, made under NoGradGuard) are a
+// ValueError naming both: nudging one would move the other, and the difference would measure both
+// (non-overlapping views of one storage, and the same tensor passed twice, are fine). float32
 // inputs are promoted to float64 in place for the check (the function, and anything that captured
 // the same handles — a model's parameters — sees float64) and restored afterwards; the float32
 // gradient is also compared with the float64 one (the "float64 shadow" of a float32 model).

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <iterator>
 #include <mutex>
 #include <unordered_set>
@@ -13,31 +15,96 @@
 namespace rwd {
 
 namespace {
-thread_local Tape* t_current = nullptr;
+thread_local Tape* t_current = nullptr;  // the thread's current tape (null: its root), kept by TapeStack
 thread_local bool t_grad_enabled = true;
+
+// A misuse no destructor can report by throwing, and that would leave freed memory in use.
+[[noreturn]] void fatal(const std::string& what) {
+  std::fprintf(stderr, "rewind: fatal: %s\n", what.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
 }  // namespace
+
+// ---- the thread's stack of current tapes ----
+
+// One place per Tape made on this thread and per CurrentTape scope, in the order they began. A place
+// names its tape until the tape or the place's owner ends; it is taken off the stack once its owner
+// has ended and nothing above it is left. The current tape is the topmost place that names one
+// (t_current caches it, so Tape::current costs what it did). So tapes and scopes may end in any order
+// — `tape = std::make_unique<Tape>()` makes the new tape before the old one goes, a tape may die
+// inside a scope that names it — and the current tape is never a freed one.
+struct TapeStack {
+  struct Place {
+    Tape* tape;         // null once the tape (or the scope) ended
+    const void* owner;  // the Tape or CurrentTape that put it there; null once that ended
+  };
+  std::vector<Place> places;
+
+  TapeStack();
+  ~TapeStack();  // the thread ends: its places stop naming their tapes
+  static TapeStack& mine();
+
+  std::size_t push(Tape& tape, const void* owner) {
+    places.push_back({&tape, owner});
+    tape.m_named.fetch_add(1);
+    t_current = &tape;
+    return places.size() - 1;
+  }
+  void unname(Place& p) {
+    if (p.tape) p.tape->m_named.fetch_sub(1);
+    p.tape = nullptr;
+  }
+  // Takes the ended places off the top and finds the current tape again.
+  void settle() {
+    while (!places.empty() && !places.back().owner) places.pop_back();
+    t_current = nullptr;
+    for (auto p = places.rbegin(); p != places.rend() && !t_current; ++p) t_current = p->tape;
+  }
+};
+
+namespace {
+// This thread's stack: null before its first Tape or scope, and again once the thread's end has torn it
+// down (a thread_local Tape destroyed after it then has no place to clear).
+thread_local TapeStack* t_stack = nullptr;
+}  // namespace
+
+TapeStack::TapeStack() { t_stack = this; }
+
+TapeStack::~TapeStack() {
+  for (Place& p : places) unname(p);
+  t_stack = nullptr;
+  t_current = nullptr;
+}
+
+TapeStack& TapeStack::mine() {
+  thread_local TapeStack stack;
+  return stack;
+}
 
 // ---- Tape ----
 
-Tape::Tape() : m_previous(t_current) { t_current = this; }
+Tape::Tape() { TapeStack::mine().push(*this, this); }
 
-Tape::Tape(RootTag) : m_is_root(true) {}
+Tape::Tape(RootTag) {}  // no place on any stack: current only inside a CurrentTape scope
 
 Tape::~Tape() {
-  release_all();  // (never throws: a destructor run during a sweep of this tape is the caller's bug)
-  if (m_is_root) return;
-  if (t_current == this) {
-    t_current = m_previous;
-    return;
-  }
-  // Destroyed out of order — `tape = std::make_unique<Tape>()` makes the new tape before the old one
-  // goes: the tapes opened since stay current, and the one opened right after this one will restore
-  // what this one would have (never this one, which would leave a dangling current tape).
-  for (Tape* t = t_current; t; t = t->m_previous)
-    if (t->m_previous == this) {
-      t->m_previous = m_previous;
-      return;
+  if (m_sweeps)
+    fatal("a Tape of " + std::to_string(m_nodes.size()) + " entries was destroyed while a sweep walks it (from a "
+          "gradient-ready hook or a backward function of that sweep): the sweep would go on over freed entries; "
+          "destroy or clear the tape after backward() returns");
+  if (TapeStack* stack = t_stack) {
+    for (TapeStack::Place& p : stack->places) {
+      if (p.tape == this) stack->unname(p);
+      if (p.owner == this) p.owner = nullptr;
     }
+    stack->settle();
+  }
+  if (m_named.load() != 0)
+    fatal("a Tape was destroyed on another thread than one where it is still the current tape (the thread that "
+          "made it, or one in a CurrentTape scope of it): that thread would record onto freed memory; destroy a "
+          "Tape on the thread that made it, or hand a Tape::make_detached() tape between threads");
+  release_all();
 }
 
 std::unique_ptr<Tape> Tape::make_detached() { return std::unique_ptr<Tape>(new Tape(RootTag{})); }
@@ -185,8 +252,19 @@ void Tape::truncate(std::size_t size) {
   if (!m_steps.empty() && m_steps.back().second >= 0) m_steps.emplace_back(size, -1);  // nor what comes next
 }
 
-CurrentTape::CurrentTape(Tape& tape) : m_previous(t_current) { t_current = &tape; }
-CurrentTape::~CurrentTape() { t_current = m_previous; }
+CurrentTape::CurrentTape(Tape& tape) : m_place(TapeStack::mine().push(tape, this)) {}
+
+CurrentTape::~CurrentTape() {
+  TapeStack* stack = t_stack;
+  if (!stack) return;  // the thread's end tore the stack down first
+  // Its place is still there (its owner, this, had not ended) — on the thread that opened the scope.
+  if (m_place >= stack->places.size() || stack->places[m_place].owner != this)
+    fatal("a CurrentTape scope was ended on another thread than the one that opened it");
+  TapeStack::Place& p = stack->places[m_place];
+  stack->unname(p);
+  p.owner = nullptr;
+  stack->settle();
+}
 
 // ---- grad mode ----
 

@@ -72,9 +72,15 @@
 //  (BackwardContext::rerun), sweeps those entries in its place, and drops them.
 //
 //  Each thread has a default tape; constructing a Tape makes it the current one for its scope
-//  (RAII), and destroying it clears it and restores the previous one.
+//  (RAII), and destroying it clears it and restores the previous one. The current tapes of a thread
+//  are a stack of Tapes and CurrentTape scopes; a Tape destroyed while a scope or a later Tape still
+//  names it leaves that place empty, so the thread's current tape is never a freed one, whatever
+//  the order things end in. A Tape still current on another thread, or destroyed from inside a sweep
+//  of itself (a gradient-ready hook), would leave freed memory in use there: that aborts the process
+//  with a message (a destructor cannot throw).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -121,7 +127,11 @@ class Tape {
  public:
   /// Creates a tape and makes it the thread's current tape until it is destroyed.
   Tape();
-  /// Clears the tape and restores the previous current tape (a detached tape restores nothing).
+  /// Clears the tape and restores the previous current tape (a detached tape restores nothing). A
+  /// CurrentTape scope that names it stops making it current. Aborts the process, with a message,
+  /// when the tape is still current on another thread (destroy a Tape on the thread that made it, or
+  /// hand a make_detached() tape between threads) or when a sweep is walking it (a hook or backward
+  /// function destroying the tape being swept).
   ~Tape();
   /// A tape that is no thread's current one until a CurrentTape scope makes it so, and that restores
   /// nothing when destroyed: one part of a computation recorded on another thread (a branch run
@@ -208,6 +218,7 @@ class Tape {
 
  private:
   friend class ReverseSweep;  // counts itself in m_sweeps while it walks the entries
+  friend struct TapeStack;    // the thread's stack of current tapes (tape.cpp) counts itself in m_named
   struct RootTag {};
   explicit Tape(RootTag);
   void release_all();
@@ -219,22 +230,22 @@ class Tape {
   std::deque<Node> m_nodes;  // a deque: entries stay put while a create_graph sweep appends
   std::shared_ptr<const SweepTrace> m_trace;  // the side table of the last keep_adjoints sweep
   const OutputProbe* m_probe = nullptr;
-  Tape* m_previous = nullptr;
-  bool m_is_root = false;
+  std::atomic<std::size_t> m_named{0};  // places in any thread's stack of current tapes that name this tape
 };
 
 /// RAII scope that makes an existing tape the thread's current one (a create_graph sweep records its
 /// backward computation onto the tape it sweeps, whichever Tape scope the caller is in).
 class CurrentTape {
  public:
-  /// Makes `tape` the thread's current tape; the destructor restores the previous one.
+  /// Makes `tape` the thread's current tape; the destructor restores the previous one. If the tape is
+  /// destroyed first, the scope no longer makes it current (the one before it is, at once).
   explicit CurrentTape(Tape& tape);
   ~CurrentTape();
   CurrentTape(const CurrentTape&) = delete;
   CurrentTape& operator=(const CurrentTape&) = delete;
 
  private:
-  Tape* m_previous;
+  std::size_t m_place;  // its place in the thread's stack of current tapes
 };
 
 /// Whether ops record onto the tape on this thread.

@@ -99,7 +99,7 @@ void write_archive(const fs::path& tmp, const NamedTensors& tensors, const std::
     if (!source) {
       const std::string why = zip_error_strerror(&error);
       zip_error_fini(&error);
-      throw IOError(where + ": key " + quoted(printable(key)) + ": " + why);
+      throw IOError(where + ": key " + quote_key(key, '"') + ": " + why);
     }
     zip_error_fini(&error);
     const std::string member = key + ".npy";
@@ -108,10 +108,10 @@ void write_archive(const fs::path& tmp, const NamedTensors& tensors, const std::
     const zip_int64_t index = zip_file_add(archive.get(), member.c_str(), source, ZIP_FL_ENC_UTF_8);
     if (index < 0) {
       zip_source_free(source);  // not taken over by a failed zip_file_add
-      throw IOError(where + ": key " + quoted(printable(key)) + ": cannot add the member: " + zip_strerror(archive.get()));
+      throw IOError(where + ": key " + quote_key(key, '"') + ": cannot add the member: " + zip_strerror(archive.get()));
     }
     if (zip_set_file_compression(archive.get(), static_cast<zip_uint64_t>(index), ZIP_CM_STORE, 0) != 0) {
-      throw IOError(where + ": key " + quoted(printable(key)) + ": " + zip_strerror(archive.get()));
+      throw IOError(where + ": key " + quote_key(key, '"') + ": " + zip_strerror(archive.get()));
     }
   }
   // zip_close writes everything; on failure the archive stays open (discarded by the handle) and
@@ -162,7 +162,7 @@ constexpr std::size_t max_key_bytes = 0xffff - 4;
 /// Throws ValueError if `key` cannot be saved and loaded back as the same key.
 void check_key(const std::string& key, const std::string& where) {
   if (key.empty()) throw ValueError(where + ": an empty key (NumPy could not name its array)");
-  const std::string shown = quoted(printable(key, 60));
+  const std::string shown = quote_key(key, '"');
   if (key.find('\0') != std::string::npos) throw ValueError(where + ": key " + shown + " contains '\\0'");
   if (key.size() > max_key_bytes) {
     throw ValueError(where + ": key " + shown + " is " + std::to_string(key.size()) + " bytes; a zip member name " +
@@ -283,6 +283,30 @@ void set_npz_member_limit(std::uint64_t bytes) { member_limit.store(bytes, std::
 
 std::uint64_t npz_member_limit() { return member_limit.load(std::memory_order_relaxed); }
 
+std::string quote_key(std::string_view key, char quote) {
+  constexpr std::size_t most = 100;
+  std::string out(1, quote);
+  for (std::size_t i = 0; i < key.size() && i < most; ++i) {
+    const char c = key[i];
+    if (c == quote || c == '\\') {
+      out += '\\';
+      out += c;
+    } else {
+      out += printable(std::string_view(&key[i], 1));  // as is, or \xNN
+    }
+  }
+  if (key.size() > most) out += "…";
+  return out + quote;
+}
+
+std::string quote_keys(const std::vector<std::string>& keys, char quote) {
+  constexpr std::size_t most = 20;
+  std::string out;
+  for (std::size_t k = 0; k < keys.size() && k < most; ++k) out += (k ? ", " : "") + quote_key(keys[k], quote);
+  if (keys.size() > most) out += ", … (" + std::to_string(keys.size()) + " in all)";
+  return out;
+}
+
 void save_npz(const std::string& path, const NamedTensors& tensors) {
   const std::string where = "save_npz: " + quoted(path);
 
@@ -290,8 +314,8 @@ void save_npz(const std::string& path, const NamedTensors& tensors) {
   std::set<std::string> keys;
   for (const auto& [key, tensor] : tensors) {
     check_key(key, where);
-    if (!keys.insert(key).second) throw ValueError(where + ": key " + quoted(printable(key, 60)) + " appears twice");
-    if (!tensor.defined()) throw ValueError(where + ": key " + quoted(printable(key, 60)) + ": the tensor is undefined");
+    if (!keys.insert(key).second) throw ValueError(where + ": key " + quote_key(key, '"') + " appears twice");
+    if (!tensor.defined()) throw ValueError(where + ": key " + quote_key(key, '"') + ": the tensor is undefined");
   }
   write_atomically(path, where, [&](const std::string& tmp) { write_archive(tmp, tensors, where); });
 }
@@ -321,10 +345,10 @@ void for_each_member(const std::string& path, const std::string& where, Visit vi
       const std::string name = duplicate_member(path);
       constexpr std::string_view ext = ".npy";
       if (name.size() >= ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0) {
-        throw IOError(where + ": key " + quoted(printable(name.substr(0, name.size() - ext.size()))) +
+        throw IOError(where + ": key " + quote_key(name.substr(0, name.size() - ext.size()), '"') +
                       ": appears twice in the archive");
       }
-      if (!name.empty()) throw IOError(where + ": member " + quoted(printable(name)) + " appears twice in the archive");
+      if (!name.empty()) throw IOError(where + ": member " + quote_key(name, '"') + " appears twice in the archive");
     } else if (code == ZIP_ER_NOZIP) {
       why += ": an .npz is a zip archive, and a truncated one lacks the directory at its end";
     } else if (code == ZIP_ER_INCONS) {
@@ -347,11 +371,11 @@ void for_each_member(const std::string& path, const std::string& where, Visit vi
     const std::string name = st.name;
     constexpr std::string_view ext = ".npy";
     if (name.size() < ext.size() || name.compare(name.size() - ext.size(), ext.size(), ext) != 0) {
-      throw IOError(where + ": member " + quoted(printable(name)) +
+      throw IOError(where + ": member " + quote_key(name, '"') +
                     " is not an .npy array (an .npz holds one <key>.npy member per array)");
     }
     const std::string key = name.substr(0, name.size() - ext.size());
-    const std::string what = where + ": key " + quoted(printable(key));
+    const std::string what = where + ": key " + quote_key(key, '"');
     if (!keys.insert(key).second) throw IOError(what + ": appears twice in the archive");
     visit(archive.get(), index, st, key, what);
   }
@@ -376,7 +400,7 @@ NamedTensors load_npz(const std::string& path, const std::vector<std::string>& k
   std::map<std::string, std::size_t> wanted;  // key → its place in `keys`
   for (std::size_t i = 0; i < keys.size(); ++i)
     if (!wanted.emplace(keys[i], i).second)
-      throw ValueError(where + ": key " + quoted(printable(keys[i], 60)) + " is asked for twice");
+      throw ValueError(where + ": key " + quote_key(keys[i], '"') + " is asked for twice");
   std::vector<Tensor> found(keys.size());
   std::vector<std::string> held;
   for_each_member(path, where,
@@ -391,11 +415,8 @@ NamedTensors load_npz(const std::string& path, const std::vector<std::string>& k
   NamedTensors out;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (!found[i].defined()) {
-      std::string list;
-      for (std::size_t k = 0; k < held.size() && k < 20; ++k) list += (k ? ", " : "") + quoted(printable(held[k], 60));
-      if (held.size() > 20) list += ", …";
-      throw IOError(where + ": key " + quoted(printable(keys[i], 60)) + " is not in the file (it holds " +
-                    (held.empty() ? std::string("no arrays") : list) + ")");
+      throw IOError(where + ": key " + quote_key(keys[i], '"') + " is not in the file (it holds " +
+                    (held.empty() ? std::string("no arrays") : quote_keys(held, '"')) + ")");
     }
     out.emplace_back(keys[i], std::move(found[i]));
   }

@@ -67,6 +67,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -113,5 +114,14 @@ void set_npz_member_limit(std::uint64_t bytes);
 
 /// The largest .npz member load_npz reads, in bytes (see set_npz_member_limit).
 std::uint64_t npz_member_limit();
+
+/// A key as every error message prints it — a key read from a file (an .npz member, a state_dict's or
+/// an optimizer's key, a PyTorch name): between `quote`s, printable ASCII as is but the quote and the
+/// backslash escaped (\' \\), every other byte as \xNN, cut after 100 bytes with "…". So a key holding
+/// newlines or a megabyte of text can neither forge a line of the message nor flood it.
+std::string quote_key(std::string_view key, char quote = '\'');
+
+/// Keys for a message, each as quote_key prints it, joined by ", "; past the first 20, ", … (N in all)".
+std::string quote_keys(const std::vector<std::string>& keys, char quote = '\'');
 
 }  // namespace rwd

@@ -134,6 +134,19 @@ Tensor log_clamped(const Tensor& x) {
   return masked_fill(log(masked_fill(x, mask, 1.0)), mask, -100.0);
 }
 
+// The class axis: the one asked for, else the features axis of rewind's layouts — 0 of (classes,) and
+// (classes, batch), 1 of a (time, classes, batch) sequence, as Activation("softmax") picks it. A 4-D or
+// larger tensor has no such layout, and a guess would silently take the wrong axis for the classes.
+std::size_t class_axis(const char* loss, const char* input_name, const Shape& s, const std::optional<int>& axis) {
+  if (axis) return normalize_axis(loss, *axis, s);
+  if (s.ndim() == 3) return 1;
+  if (s.ndim() > 3)
+    throw ShapeError(std::string(loss) + ": " + input_name + " " + s.str() + " has " + std::to_string(s.ndim()) +
+                     " axes and no default class axis (the features axis is 0 of (classes, batch) and 1 of "
+                     "(time, classes, batch)): set ClassLossOptions::axis");
+  return normalize_axis(loss, 0, s);
+}
+
 Shape without_axis(const Shape& s, std::size_t axis) {
   Shape out;
   for (std::size_t d = 0; d < s.ndim(); ++d)
@@ -160,7 +173,7 @@ Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, co
   require_defined(loss, input_name, log_probs);
   const Shape s = log_probs.shape();
   refuse_empty(loss, input_name, log_probs);
-  const std::size_t ax = normalize_axis(loss, o.axis, s);
+  const std::size_t ax = class_axis(loss, input_name, s, o.axis);
   const Shape per_example = without_axis(s, ax);
   const std::size_t classes = s[ax];
   if (labels.size() != per_example.numel())
@@ -268,7 +281,7 @@ Tensor nll_loss(const Tensor& log_probs, const Indices& labels, const ClassLossO
 
 Tensor cross_entropy(const Tensor& logits, const Indices& labels, const ClassLossOptions& options) {
   require_defined("cross_entropy", "logits", logits);
-  const std::size_t ax = normalize_axis("cross_entropy", options.axis, logits.shape());
+  const std::size_t ax = class_axis("cross_entropy", "logits", logits.shape(), options.axis);
   return nll("cross_entropy", "logits", log_softmax(logits, static_cast<int>(ax)), labels, options);
 }
 
@@ -279,7 +292,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const ClassLoss
     throw ValueError("cross_entropy: ignore_index applies to class-index labels, not to probability targets "
                      "(mask examples with `weight` instead)");
   const Shape s = logits.shape();
-  const std::size_t ax = normalize_axis(loss, options.axis, s);
+  const std::size_t ax = class_axis(loss, "logits", s, options.axis);
   Tensor terms = target * log_softmax(logits, static_cast<int>(ax));
   if (options.class_weight.defined()) {
     check_class_weight(loss, "logits", logits, ax, options.class_weight);

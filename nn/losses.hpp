@@ -2,10 +2,13 @@
 // of its own: the tape differentiates them, and double backward comes for free).
 //
 //  Layout (Flux's). A batch of vectors is a (features, batch) matrix, one column per example. For
-//  classification the logits are (classes, batch): the class axis is 0 unless `axis` says otherwise,
-//  and any further axes are more examples — (classes, time, batch) for a sequence. Class labels are
-//  Indices, one per example, in row-major order of the logits' shape with the class axis removed:
-//  for (C, T, B) logits, label k belongs to (t, b) = (k / B, k % B).
+//  classification the logits are (classes, batch), and a sequence's are (time, classes, batch), the
+//  layout of every sequence layer: unless `axis` names another, the class axis is the features axis —
+//  0 of (classes,) and (classes, batch), 1 of (time, classes, batch), as Activation("softmax") picks it
+//  and as PyTorch's class dim 1 of (N, C, L). 4-D and larger logits have no default (ShapeError: set
+//  `axis`). The other axes are more examples. Class labels are Indices, one per example, in row-major
+//  order of the logits' shape with the class axis removed: for (T, C, B) logits, label k belongs to
+//  (t, b) = (k / B, k % B).
 //
 //  Per-element loss. Every loss first computes a per-element loss ℓ: of the prediction's shape for
 //  the elementwise losses (mse, l1, huber, both binary cross-entropies), of the logits' shape without
@@ -58,7 +61,9 @@ struct LossOptions {
 struct ClassLossOptions {
   Reduction reduction = Reduction::mean;  ///< over the per-example losses, as in LossOptions
   Tensor weight = {};  ///< per-example weight or mask, broadcastable to the per-example loss; undefined = 1
-  int axis = 0;   ///< the class axis of the logits / log-probabilities
+  /// The class axis of the logits / log-probabilities (negative counts from the end). Unset: the
+  /// features axis — 0 of 1-D and 2-D, 1 of 3-D (time, classes, batch); 4-D and more must set it.
+  std::optional<int> axis = std::nullopt;
   /// Examples whose label equals this contribute nothing and are not counted by the mean (their weight
   /// is 0, and their ℓ exactly 0, even where the input they would gather is −∞, as PyTorch skips them);
   /// they are exempt from the range check (PyTorch uses -100). Index labels only. With every example

@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "../core/detail/impl.hpp"
+#include "../core/npz.hpp"  // quote_key, quote_keys
 #include "../kernels/copy.hpp"  // cast
 
 namespace rwd {
@@ -149,7 +150,7 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
   const NamedTensors params = named_parameters();
   std::map<std::string, Tensor> given;
   for (const auto& [k, t] : state) {
-    if (!given.emplace(k, t).second) throw ValueError("load_state_dict: key '" + k + "' appears twice");
+    if (!given.emplace(k, t).second) throw ValueError("load_state_dict: key " + quote_key(k) + " appears twice");
   }
   // Check everything before touching anything: a failed load leaves the model as it was.
   std::vector<std::string> missing;
@@ -159,12 +160,12 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
       missing.push_back(k);
       continue;
     }
-    if (!it->second.defined()) throw ValueError("load_state_dict: key '" + k + "' holds an undefined tensor");
+    if (!it->second.defined()) throw ValueError("load_state_dict: key " + quote_key(k) + " holds an undefined tensor");
     if (it->second.shape() != p.shape())
-      throw ShapeError("load_state_dict: key '" + k + "': the model's parameter is " + p.shape().str() +
+      throw ShapeError("load_state_dict: key " + quote_key(k) + ": the model's parameter is " + p.shape().str() +
                        " but the state has " + it->second.shape().str());
     if (strict && it->second.dtype() != p.dtype())
-      throw DtypeError("load_state_dict: key '" + k + "': the model's parameter is " + dtype_name(p.dtype()) +
+      throw DtypeError("load_state_dict: key " + quote_key(k) + ": the model's parameter is " + dtype_name(p.dtype()) +
                        " but the state has " + dtype_name(it->second.dtype()) +
                        " (convert the model with to(), or load with strict=false to convert the values)");
   }
@@ -173,14 +174,9 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     const bool known = std::any_of(params.begin(), params.end(), [&](const auto& kv) { return kv.first == k; });
     if (!known) unexpected.push_back(k);
   }
-  auto join = [](const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& x : v) s += (s.empty() ? "'" : ", '") + x + "'";
-    return s;
-  };
-  if (strict && !missing.empty()) throw ValueError("load_state_dict: missing key" + std::string(missing.size() > 1 ? "s " : " ") + join(missing));
+  if (strict && !missing.empty()) throw ValueError("load_state_dict: missing key" + std::string(missing.size() > 1 ? "s " : " ") + quote_keys(missing));
   if (strict && !unexpected.empty())
-    throw ValueError("load_state_dict: unexpected key" + std::string(unexpected.size() > 1 ? "s " : " ") + join(unexpected) +
+    throw ValueError("load_state_dict: unexpected key" + std::string(unexpected.size() > 1 ? "s " : " ") + quote_keys(unexpected) +
                      " (the model has " + std::to_string(params.size()) + " parameters)");
   std::vector<std::pair<Tensor, Tensor>> copies;
   for (const auto& [k, p] : params) {

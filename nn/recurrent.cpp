@@ -73,6 +73,14 @@ void Recurrent::build(std::vector<std::shared_ptr<Cell>> cells, Generator& gen) 
   }
   if (!(m_options.dropout >= 0.0 && m_options.dropout < 1.0))
     throw ValueError(repr() + ": dropout must be in [0, 1), got " + format_value(m_options.dropout));
+  // `dropout` acts between stacked layers only: on one layer it would do nothing, without a word (PyTorch
+  // warns). Refused, like every option that cannot act, so a model never trains without the dropout
+  // its author asked for.
+  if (m_options.dropout != 0.0 && m_options.num_layers == 1)
+    throw ValueError(repr() + ": dropout " + format_value(m_options.dropout) +
+                     " acts between stacked layers, and this layer has one (num_layers = 1), so it would do nothing; "
+                     "for dropout in one layer use input_dropout (its inputs) or recurrent_dropout (its h), or a "
+                     "Dropout layer on its outputs");
   // Seeded from `gen` whether or not it is used, so adding dropout does not shift later draws.
   const std::uint32_t seed = gen.next_u32();
   if (m_options.dropout != 0.0 && m_options.num_layers > 1)

@@ -35,7 +35,9 @@ struct RecurrentOptions {
   bool bidirectional = false;     ///< each layer also runs a second cell over the reversed sequence
   Merge merge = Merge::concat;    ///< how the two directions are joined
   double dropout = 0.0;           ///< dropout on the outputs between stacked layers, in training mode only
-                                  ///< (not after the last layer); seeded from the generator at construction
+                                  ///< (not after the last layer); seeded from the generator at construction.
+                                  ///< Nonzero with num_layers = 1 is a ValueError: it would do nothing
+                                  ///< (in one layer, use input_dropout / recurrent_dropout)
   bool return_sequences = true;   ///< a whole sequence gives every step's output, or only the last
   /// Variational dropout (Gal & Ghahramani 2016; Keras' `dropout` and `recurrent_dropout`), in training
   /// mode only: see "Variational dropout" below. input_dropout drops each layer's input features with

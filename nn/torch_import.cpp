@@ -19,6 +19,7 @@ struct Entry {
   std::string torch_key;  // "weight_ih_l1_reverse"
   std::string path;       // rewind's name: "layer1_reverse.cell.weight_ih"
   Tensor param;
+  std::string note = {};  // why its shape may differ from PyTorch's, for the ShapeError ("" if nothing to say)
 };
 
 // The four tensors of a built-in cell under PyTorch's names + `suffix` ("" for nn.LSTMCell, "_l0" for
@@ -58,6 +59,12 @@ void collect(const Module& m, const std::string& prefix, const std::string& path
         if (!cell_entries(r->cell(l, reverse), prefix, "_l" + k, path + "layer" + k + ".cell.", r->repr(), out))
           throw ValueError("load_torch: " + r->repr() + ": layer " + k + " is " + r->cell(l, reverse).repr() +
                            ", not an RNNCell, LSTMCell or GRUCell — PyTorch's nn.RNN/LSTM/GRU keys do not describe it");
+        // The weights do not depend on the merge, so one Merge::sum layer loads PyTorch's and computes
+        // its output's two halves added. Stacked, the layers above take H features, PyTorch's 2H.
+        if (l > 0 && r->bidirectional() && r->options().merge == Merge::sum)
+          out[out.size() - 4].note = " (this layer merges its directions with Merge::sum, so layer " + std::to_string(l) +
+                                     " takes the H features of their sum; PyTorch's stacked bidirectional layers take "
+                                     "the 2H of both directions concatenated, Merge::concat)";
       }
     return;
   }
@@ -94,12 +101,6 @@ std::vector<Entry> entries_of(const Module& model, const std::string& prefix, co
   return want;
 }
 
-std::string quoted_list(const std::vector<std::string>& keys) {
-  std::string s;
-  for (const std::string& k : keys) s += (s.empty() ? "'" : ", '") + k + "'";
-  return s;
-}
-
 // `source` names where the state_dict came from (the .npz file), for the messages; empty for a NamedTensors.
 // `not_read` are keys the file holds that the model does not take, left unread (an integer
 // num_batches_tracked, another submodule's arrays): unexpected under the prefix, like the state_dict's.
@@ -111,7 +112,7 @@ void load_from(Module& model, const NamedTensors& state_dict, const std::string&
 
   std::map<std::string, Tensor> given;
   for (const auto& [k, t] : state_dict)
-    if (!given.emplace(k, t).second) throw ValueError(who + "key '" + k + "' appears twice in the state_dict");
+    if (!given.emplace(k, t).second) throw ValueError(who + "key " + quote_key(k) + " appears twice in the state_dict");
 
   // Check everything before touching anything: a failed load leaves the model as it was.
   std::vector<std::string> missing, unexpected;
@@ -123,24 +124,24 @@ void load_from(Module& model, const NamedTensors& state_dict, const std::string&
       missing.push_back(e.torch_key);
       continue;
     }
-    if (!it->second.defined()) throw ValueError(who + "key '" + e.torch_key + "' holds an undefined tensor");
+    if (!it->second.defined()) throw ValueError(who + "key " + quote_key(e.torch_key) + " holds an undefined tensor");
   }
   for (const auto& [k, t] : state_dict)
     if (k.compare(0, prefix.size(), prefix) == 0 && !known.count(k)) unexpected.push_back(k);
   for (const std::string& k : not_read)
     if (k.compare(0, prefix.size(), prefix) == 0 && !known.count(k)) unexpected.push_back(k);
   if (keys != TorchKeys::partial && !missing.empty())
-    throw ValueError(who + "missing key" + (missing.size() > 1 ? "s " : " ") + quoted_list(missing) +
-                     (prefix.empty() ? "" : " (under the prefix '" + prefix + "')"));
+    throw ValueError(who + "missing key" + (missing.size() > 1 ? "s " : " ") + quote_keys(missing) +
+                     (prefix.empty() ? "" : " (under the prefix " + quote_key(prefix) + ")"));
   if (keys == TorchKeys::exact && !unexpected.empty())
-    throw ValueError(who + "unexpected key" + (unexpected.size() > 1 ? "s " : " ") + quoted_list(unexpected) +
+    throw ValueError(who + "unexpected key" + (unexpected.size() > 1 ? "s " : " ") + quote_keys(unexpected) +
                      " (the model takes " + std::to_string(want.size()) + " keys" +
-                     (prefix.empty() ? "" : " under the prefix '" + prefix + "'") + ")");
+                     (prefix.empty() ? "" : " under the prefix " + quote_key(prefix)) + ")");
   for (const Entry& e : want) {
     auto it = given.find(e.torch_key);
     if (it != given.end() && it->second.shape() != e.param.shape())
-      throw ShapeError(who + "key '" + e.torch_key + "' is " + it->second.shape().str() + " in the state_dict but " +
-                       e.path + " is " + e.param.shape().str());
+      throw ShapeError(who + "key " + quote_key(e.torch_key) + " is " + it->second.shape().str() + " in the state_dict but " +
+                       e.path + " is " + e.param.shape().str() + e.note);
   }
 
   std::vector<std::pair<Tensor, Tensor>> copies;

@@ -25,7 +25,10 @@
 // The cells must be PyTorch's: an LSTM without peepholes, a GRU with reset_after (PyTorch's form), no
 // learned initial state — anything else has parameters PyTorch has no key for, and is refused by name.
 // The nonlinearity of an nn.RNN (tanh/relu) is not in its state_dict: build the RNN with the same one.
-// A bidirectional layer must use Merge::concat to compute what PyTorch computes.
+// A bidirectional layer computes what PyTorch computes with Merge::concat. The weights do not depend
+// on the merge, so a one-layer Merge::sum layer loads them too and computes PyTorch's output with its
+// two halves added (out[:, :H] + out[:, H:]); stacked, its upper layers take H features where
+// PyTorch's take 2H, a ShapeError naming the key and the merge.
 //
 // Loading is all or nothing: every key is checked first — each expected key present (unless
 // TorchKeys::partial), no unexpected key under the prefix (TorchKeys::exact), each shape equal — and a failure throws (ValueError for keys,

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "../autograd/tape.hpp"
+#include "../core/npz.hpp"  // quote_key
 
 namespace rwd {
 
@@ -111,8 +112,8 @@ void Optimizer::load_state_dict(const StateDict& state) {
   std::map<std::string, const Tensor*> by_key;
   std::vector<std::vector<const Tensor*>> slots(n, std::vector<const Tensor*>(m_slots.size(), nullptr));
   for (const auto& [key, value] : state) {
-    if (!by_key.emplace(key, &value).second) throw ValueError(who + ": key '" + key + "' appears twice");
-    if (!value.defined()) throw ValueError(who + ": '" + key + "' is an undefined tensor");
+    if (!by_key.emplace(key, &value).second) throw ValueError(who + ": key " + quote_key(key) + " appears twice");
+    if (!value.defined()) throw ValueError(who + ": " + quote_key(key) + " is an undefined tensor");
     if (key == "step" || key == "lr") continue;
     // "<i>.<slot>", i a decimal parameter index
     const std::size_t dot = key.find('.');
@@ -128,7 +129,7 @@ void Optimizer::load_state_dict(const StateDict& state) {
     if (!known || i >= n || k == m_slots.size()) {
       std::string expected;
       for (const Slot& s : m_slots) expected += (expected.empty() ? "" : ", ") + s.name;
-      throw ValueError(who + ": unexpected key '" + key + "': expected 'step', 'lr' and '<i>.<slot>' with i < " +
+      throw ValueError(who + ": unexpected key " + quote_key(key) + ": expected 'step', 'lr' and '<i>.<slot>' with i < " +
                        std::to_string(n) + " (the number of parameters) and slot one of: " +
                        (expected.empty() ? "(none: " + std::string(m_name) + " keeps no per-parameter state)"
                                          : expected));

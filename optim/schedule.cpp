@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "../core/npz.hpp"  // quote_key
+
 namespace rwd {
 
 namespace {
@@ -23,7 +25,7 @@ std::vector<double> read_scalars(const std::string& who, const StateDict& state,
     if (k == names.size()) {
       std::string expected;
       for (const char* name : names) expected += (expected.empty() ? "'" : ", '") + std::string(name) + "'";
-      throw ValueError(who + ": unexpected key '" + key + "' (expected " + expected + ")");
+      throw ValueError(who + ": unexpected key " + quote_key(key) + " (expected " + expected + ")");
     }
     if (seen[k]) throw ValueError(who + ": key '" + key + "' appears twice");
     if (!value.defined()) throw ValueError(who + ": '" + key + "' is an undefined tensor");

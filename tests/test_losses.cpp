@@ -303,10 +303,11 @@ TEST_CASE("loss: cross_entropy(logits, labels, {axis, reduction, weight, ignore_
     check_close(cross_entropy(lt, labels, {.reduction = Reduction::none, .axis = 1}), want, 1e-15, 1e-14);
     check_close(cross_entropy(lt, labels, {.reduction = Reduction::none, .axis = -1}), want, 1e-15, 1e-14);
   }
-  SUBCASE("a sequence: (classes, time, batch) logits, labels row-major over (time, batch)") {
-    // Reuse the 4 columns as (time 2, batch 2): column j is (t, b) = (j / 2, j % 2).
+  SUBCASE("a sequence: (classes, time, batch) logits with axis 0, labels row-major over (time, batch)") {
+    // Reuse the 4 columns as (time 2, batch 2): column j is (t, b) = (j / 2, j % 2). (A 3-D tensor's
+    // default class axis is 1, of (time, classes, batch): this layout names its axis.)
     const Tensor seq = reshape(logits, {3, 2, 2});
-    const Tensor l = cross_entropy(seq, labels, {.reduction = Reduction::none});
+    const Tensor l = cross_entropy(seq, labels, {.reduction = Reduction::none, .axis = 0});
     CHECK(l.shape() == Shape{2, 2});
     check_close(l, want, 1e-15, 1e-14);
   }
@@ -479,7 +480,7 @@ TEST_CASE("loss: weights and masks — the mean divides by the total weight") {
     check_close(reduce_loss(f64({1, 2, 3}, {3}), Reduction::mean, w), {8.5 / 3.5}, 0, 1e-15);
     check_close(reduce_loss(f64({1, 2, 3}, {3}), Reduction::sum, w), {8.5});
   }
-  SUBCASE("padded sequences: (C, T, B) logits, a (T, B) mask, mean over the real steps") {
+  SUBCASE("padded sequences: (C, T, B) logits (axis 0), a (T, B) mask, mean over the real steps") {
     // Batch of 2 sequences of lengths 3 and 1, padded to T = 3.
     Generator gen(41);
     const Tensor x = Tensor::randn({4, 3, 2}, gen, float64);
@@ -492,17 +493,17 @@ TEST_CASE("loss: weights and masks — the mean divides by the total weight") {
       for (std::size_t c = 0; c < 4; ++c) z[c] = xv[c * 6 + k];
       total += ce_ref(z, static_cast<std::size_t>(y[k]));
     }
-    check_close(cross_entropy(x, y, {.weight = mask}), {total / 4}, 0, 1e-14);
-    check_close(cross_entropy(x, y, {.reduction = Reduction::sum, .weight = mask}), {total}, 0, 1e-14);
+    check_close(cross_entropy(x, y, {.weight = mask, .axis = 0}), {total / 4}, 0, 1e-14);
+    check_close(cross_entropy(x, y, {.reduction = Reduction::sum, .weight = mask, .axis = 0}), {total}, 0, 1e-14);
     // The padded positions get no gradient.
-    const std::vector<double> g = grad_of(x, [&](const Tensor& z) { return cross_entropy(z, y, {.weight = mask}); });
+    const std::vector<double> g = grad_of(x, [&](const Tensor& z) { return cross_entropy(z, y, {.weight = mask, .axis = 0}); });
     for (std::size_t c = 0; c < 4; ++c) {
       CHECK(g[c * 6 + 3] == 0);
       CHECK(g[c * 6 + 5] == 0);
     }
     // The same via ignore_index on the padded labels.
     const Indices yi = {1, 3, 0, -1, 2, -1};
-    check_close(cross_entropy(x, yi, {.ignore_index = -1}), {total / 4}, 0, 1e-14);
+    check_close(cross_entropy(x, yi, {.axis = 0, .ignore_index = -1}), {total / 4}, 0, 1e-14);
   }
   SUBCASE("an all-padding batch: the mean is 0, not NaN") {
     const Tensor p = f64({1, 2}, {2}), t = Tensor::zeros({2}, float64), mask = Tensor::zeros({2}, float64);

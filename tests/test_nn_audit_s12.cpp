@@ -245,7 +245,7 @@ TEST_CASE("audit s12: cross_entropy over (classes, time, batch 1) with class_wei
   for (const Case& c : cases) {
     Tensor x = f64(X, {5, 3, 1}).set_requires_grad();
     const Tensor l =
-        cross_entropy(x, Indices{4, -100, 1}, {.reduction = c.reduction, .ignore_index = -100, .class_weight = f64(CW, {5})});
+        cross_entropy(x, Indices{4, -100, 1}, {.reduction = c.reduction, .axis = 0, .ignore_index = -100, .class_weight = f64(CW, {5})});
     CHECK(l.item() == doctest::Approx(c.value).epsilon(1e-12));
     l.backward();
     const std::vector<double> g = x.grad().to_vector();

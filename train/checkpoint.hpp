@@ -17,6 +17,8 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
 
 /// Restores both from `path`. All or nothing: if the file, the model part or the optimizer part is
 /// wrong, an exception names the file and the key, and neither the model nor the optimizer changes.
+/// The exception is the type load_state_dict threw (ShapeError for a shape, DtypeError for a dtype,
+/// ValueError for a key), its message prefixed with the file and the part.
 void load_checkpoint(const std::string& path, Module& model, Optimizer& optimizer);
 
 }  // namespace rwd

@@ -157,6 +157,13 @@ std::string History::csv() const {
   return s;
 }
 
+double History::final_loss() const {
+  if (epochs.empty())
+    throw ValueError("History::final_loss: no epoch ran (the history is empty: fit ran from initial_epoch to "
+                     "epochs with nothing between), so there is no final loss");
+  return epochs.back().loss;
+}
+
 void History::write_csv(const std::string& path) const {
   if (rank == 0) write_file_atomic(path, csv());
 }

@@ -111,8 +111,9 @@ struct History {
   std::string csv() const;
   /// Writes csv() to `path` atomically (temp file + rename); does nothing on a rank other than 0.
   void write_csv(const std::string& path) const;
-  /// The last epoch's loss.
-  double final_loss() const { return epochs.empty() ? 0.0 : epochs.back().loss; }
+  /// The last epoch's loss; ValueError when no epoch ran (an empty history has no loss, and 0 would
+  /// read as a perfect one).
+  double final_loss() const;
   /// With FitOptions::early_stopping: the epoch (1-based) whose figure was best, 0 if none was
   /// recorded.
   std::size_t best_epoch = 0;
