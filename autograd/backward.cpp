@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <mutex>
 #include <optional>
 
 #include "../core/detail/impl.hpp"
@@ -74,24 +75,65 @@ constexpr int kGatherMinThreads = 2;
 
 thread_local SweepStats t_stats;
 
-// This thread's gradient-ready hooks, in registration order.
-std::vector<const GradReadyHook*>& ready_hooks() {
-  thread_local std::vector<const GradReadyHook*> hooks;
+}  // namespace
+
+// A hook's function. `live` is cleared, under `calling`, when the hook is destroyed; a sweep calls the
+// function only under `calling` and while `live`, so a destructor on another thread waits for a call
+// in progress and no call starts after it. (Recursive: a hook may destroy itself, or register and
+// destroy others, from inside its call; the sweep's copy of the list keeps the Entry alive meanwhile.)
+struct GradReadyHook::Entry {
+  GradReadyFn fn;
+  std::recursive_mutex calling;
+  bool live = true;
+};
+
+// One thread's hooks, in registration order. Shared by its registrations, so a hook destroyed on
+// another thread, or after the thread ended, removes itself from the right list; `mutex` guards
+// `hooks` against that other thread.
+struct GradReadyHook::List {
+  std::mutex mutex;
+  std::vector<std::shared_ptr<GradReadyHook::Entry>> hooks;
+};
+
+namespace {
+
+const std::shared_ptr<GradReadyHook::List>& ready_hooks() {
+  thread_local const auto hooks = std::make_shared<GradReadyHook::List>();
   return hooks;
+}
+
+// A copy of this thread's hooks (a hook may register or remove hooks while the copy is walked).
+std::vector<std::shared_ptr<GradReadyHook::Entry>> hooks_now() {
+  GradReadyHook::List& list = *ready_hooks();
+  const std::lock_guard<std::mutex> lock(list.mutex);
+  return list.hooks;
+}
+
+bool any_hooks() {
+  GradReadyHook::List& list = *ready_hooks();
+  const std::lock_guard<std::mutex> lock(list.mutex);
+  return !list.hooks.empty();
 }
 
 }  // namespace
 
 // ---- gradient-ready hooks ----
 
-GradReadyHook::GradReadyHook(GradReadyFn fn) : m_fn(std::move(fn)) {
-  if (!m_fn) throw ValueError("on_grad_ready: the hook is an empty function");
-  ready_hooks().push_back(this);
+GradReadyHook::GradReadyHook(GradReadyFn fn) : m_entry(std::make_shared<Entry>()), m_list(ready_hooks()) {
+  if (!fn) throw ValueError("on_grad_ready: the hook is an empty function");
+  m_entry->fn = std::move(fn);
+  const std::lock_guard<std::mutex> lock(m_list->mutex);
+  m_list->hooks.push_back(m_entry);
 }
 
 GradReadyHook::~GradReadyHook() {
-  auto& hooks = ready_hooks();
-  hooks.erase(std::find(hooks.begin(), hooks.end(), this));
+  {
+    const std::lock_guard<std::mutex> lock(m_list->mutex);
+    auto& hooks = m_list->hooks;
+    hooks.erase(std::find(hooks.begin(), hooks.end(), m_entry));  // there: only this object removes it
+  }
+  const std::lock_guard<std::recursive_mutex> wait(m_entry->calling);
+  m_entry->live = false;
 }
 
 GradReadyHook on_grad_ready(GradReadyFn fn) { return GradReadyHook(std::move(fn)); }
@@ -137,12 +179,11 @@ void ReverseSweep::fire_ready(std::int64_t passed) {
     // in place (an optimizer in the backward) that another leaf's deferred product reads.
     if (!m_groups.empty()) flush_products();
     const Tensor leaf = m_ready[m_ready_next - 1].leaf;
-    // Copied: a hook may register or remove hooks. One removed by an earlier hook is gone (its
-    // object destroyed), so each is looked up again before it is called.
-    const std::vector<const GradReadyHook*> hooks = ready_hooks();
-    for (const GradReadyHook* h : hooks) {
-      const auto& now = ready_hooks();
-      if (hooks.size() == 1 || std::find(now.begin(), now.end(), h) != now.end()) h->m_fn(leaf);
+    // Copied: a hook may register or remove hooks. One removed meanwhile (by an earlier hook, or on
+    // another thread) is no longer live, and is skipped.
+    for (const auto& h : hooks_now()) {
+      const std::lock_guard<std::recursive_mutex> lock(h->calling);
+      if (h->live) h->fn(leaf);
     }
   }
 }
@@ -197,7 +238,7 @@ ReverseSweep::ReverseSweep(const std::vector<Tensor>& roots, const std::vector<T
   m_defer = m_options.in_place && !m_options.keep_adjoints && !m_options.create_graph && !m_collect_only;
   m_deferred.retain = m_options.retain;
   m_roots = roots;
-  if (!m_collect_only && !m_leaf_grads && !ready_hooks().empty()) stamp_leaves(last);
+  if (!m_collect_only && !m_leaf_grads && any_hooks()) stamp_leaves(last);
   if (m_options.keep_adjoints && m_tape) {
     m_trace = std::make_shared<SweepTrace>();
     m_trace->entries.resize(m_adjoints.size());

@@ -103,13 +103,19 @@ class GradReadyHook {
  public:
   /// Registers `fn` on this thread (ValueError when it is empty); the destructor unregisters it.
   explicit GradReadyHook(GradReadyFn fn);
+  /// Unregisters the hook from the thread that registered it — also when run on another thread, or
+  /// after that thread ended. Destroyed on another thread while a sweep there is calling it, it waits
+  /// for that call to return; after it, the hook is never called again.
   ~GradReadyHook();
   GradReadyHook(const GradReadyHook&) = delete;
   GradReadyHook& operator=(const GradReadyHook&) = delete;
 
+  struct Entry;  ///< the function and its state, shared with a sweep calling it (backward.cpp)
+  struct List;   ///< one thread's hooks (backward.cpp)
+
  private:
-  friend class ReverseSweep;
-  GradReadyFn m_fn;
+  std::shared_ptr<Entry> m_entry;
+  std::shared_ptr<List> m_list;  // the registering thread's: kept alive past that thread's end
 };
 
 /// What the latest sweep on this thread did with weight-gradient products (tests, profiling).

@@ -1,0 +1,109 @@
+// Session 13 audit, helper e: defects in the gradient-ready hook, npz keys, serialize's load errors and
+// fit with a DataParallel. Each test failed on the code before its fix.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <rewind.hpp>
+
+using namespace rwd;
+
+namespace {
+
+Tensor leaf(const std::vector<double>& v) {
+  return Tensor::from_vector(v, {v.size()}, float64).set_requires_grad();
+}
+
+template <class E, class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  FAIL("no exception of the expected type");
+  return "";
+}
+
+// A fresh directory for one test's files.
+std::filesystem::path scratch(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("rewind_s13e_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::size_t files_in(const std::filesystem::path& dir) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+  return n;
+}
+
+// y = W·x: one parameter, a fixed input; with `fail`, the sweep throws once (a custom op's backward).
+struct Tiny : Module {
+  Tensor W;
+  Tiny() { W = register_parameter("W", Tensor::from_vector(std::vector<double>{1, 2, 3, 4}, {2, 2}, float64)); }
+  std::string repr() const override { return "Tiny"; }
+  Tensor loss(bool* fail = nullptr) const {
+    const Tensor x = Tensor::from_vector(std::vector<double>{0.5, -1}, {2, 1}, float64);
+    const Tensor c = Tensor::from_vector(std::vector<double>{1, -2}, {2, 1}, float64);
+    Tensor y = matmul(W, x);
+    if (fail)
+      y = custom_op(
+          "fails_once", {y}, [](const std::vector<Tensor>& in) { return in[0] * 1.0; },
+          [fail](BackwardContext& ctx) {
+            if (*fail) {
+              *fail = false;
+              throw ValueError("fails_once: the backward failed");
+            }
+            ctx.accumulate(0, ctx.grad_out());
+          });
+    return sum(c * y);
+  }
+};
+
+}  // namespace
+
+// ---- 1. a GradReadyHook destroyed on another thread ----
+
+TEST_CASE("defects s13e: a gradient-ready hook destroyed on another thread no longer runs on its own") {
+  Tensor x = leaf({1, 2});
+  Tensor w = leaf({3, 4});
+  int mine = 0, theirs = 0;
+  std::optional<GradReadyHook> hook;
+  hook.emplace([&](const Tensor&) { ++mine; });
+  backward(sum(x * w));
+  CHECK(mine == 2);
+  std::thread other([&] {
+    // The other thread has a hook of its own: destroying ours there must leave its list alone.
+    GradReadyHook own([&](const Tensor&) { ++theirs; });
+    hook.reset();
+    Tensor a = leaf({1, 2});
+    backward(sum(a * a));
+  });
+  other.join();
+  CHECK(theirs == 1);
+  backward(sum(x * w));
+  CHECK(mine == 2);  // unregistered from the thread that registered it
+}
+
+TEST_CASE("defects s13e: a gradient-ready hook outliving the thread that registered it can be destroyed") {
+  std::optional<GradReadyHook> hook;
+  int calls = 0;
+  std::thread maker([&] {
+    hook.emplace([&](const Tensor&) { ++calls; });
+    Tensor a = leaf({1, 2});
+    backward(sum(a * a));
+  });
+  maker.join();
+  CHECK(calls == 1);
+  hook.reset();  // its thread's list is gone with the thread
+  Tensor x = leaf({1, 2});
+  backward(sum(x * x));
+  CHECK(calls == 1);
+}
+
