@@ -168,6 +168,14 @@ void check_key(const std::string& key, const std::string& where) {
     throw ValueError(where + ": key " + shown + " is " + std::to_string(key.size()) + " bytes; a zip member name " +
                      "holds at most 65535, so a key (stored as <key>.npy) at most " + std::to_string(max_key_bytes));
   }
+  // libzip takes a name flagged UTF-8 only when each byte below 0x20 is a tab, LF or CR (it reads any
+  // other as CP437, not UTF-8, and refuses the name at zip_file_add, with the file already begun).
+  for (const char c : key) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 && b != '\t' && b != '\n' && b != '\r')
+      throw ValueError(where + ": key " + shown + " contains the control byte " + printable(std::string_view(&c, 1)) +
+                       " (a zip member name takes no control byte but tab, LF and CR)");
+  }
   if (!valid_utf8(key)) {
     throw ValueError(where + ": key " + shown + " is not valid UTF-8 (zip member names are UTF-8 text, and " +
                      "other bytes would not load back as the same key)");

@@ -56,7 +56,8 @@
 //
 // Keys. A key is stored as the member name `<key>.npy`, as UTF-8 (flagged so, so that np.load reads it
 // as written), and loads back byte for byte. Saving refuses, with a ValueError naming the key, what
-// could not come back the same: an empty key, a key containing '\0', a key that is not valid UTF-8
+// could not come back the same: an empty key, a key containing '\0' or another control byte (below
+// 0x20) but tab, LF and CR (libzip refuses those in a UTF-8 name), a key that is not valid UTF-8
 // (such bytes would be read back as CP437 text, a different key), and a key of more than 65,531
 // bytes (a zip name's length is a 16-bit field, and ".npy" takes 4). Loading decodes names like
 // Python's zipfile: UTF-8 when flagged or valid, CP437 otherwise.
@@ -77,6 +78,8 @@
 namespace rwd {
 
 /// Writes `tensors` to `path` as an uncompressed .npz (like np.savez), atomically; member `<key>.npy`.
+/// A key that cannot be stored (see Keys above: empty, a control byte but tab/LF/CR, not UTF-8, too
+/// long) is a ValueError naming it, before any file is touched.
 void save_npz(const std::string& path, const NamedTensors& tensors);
 
 /// Reads an .npz written by rewind, np.savez or np.savez_compressed; each tensor is named by its key.

@@ -107,3 +107,36 @@ TEST_CASE("defects s13e: a gradient-ready hook outliving the thread that registe
   CHECK(calls == 1);
 }
 
+// ---- 2. npz keys with control bytes ----
+
+TEST_CASE("defects s13e: save_npz refuses a key with a control byte before touching the file") {
+  const auto dir = scratch("npz_control");
+  const std::string path = (dir / "m.npz").string();
+  const Tensor t = Tensor::from_vector(std::vector<double>{1, 2, 3}, {3}, float64);
+  save_npz(path, {{"good", t}});
+  const std::string msg = message_of<ValueError>([&] { save_npz(path, {{"x", t}, {"a\x01" "b", t}}); });
+  CHECK(msg.find("\"a\\x01b\"") != std::string::npos);  // the key, as quote_key shows it
+  CHECK(msg.find("control byte") != std::string::npos);
+  const NamedTensors back = load_npz(path);  // the file as it was
+  REQUIRE(back.size() == 1);
+  CHECK(back[0].first == "good");
+  CHECK(files_in(dir) == 1);  // no temporary left behind
+  // Every byte below 0x20 is refused up front or comes back as written: none fails in libzip.
+  for (int c = 1; c < 0x20; ++c) {
+    const std::string key = std::string("k") + static_cast<char>(c);
+    CAPTURE(c);
+    bool refused = false;
+    try {
+      save_npz(path, {{key, t}});
+    } catch (const ValueError&) {
+      refused = true;
+    }
+    CHECK(refused == (c != '\t' && c != '\n' && c != '\r'));
+    const NamedTensors now = load_npz(path);
+    REQUIRE(now.size() == 1);
+    CHECK(now[0].first == (refused ? std::string("good") : key));
+    if (!refused) save_npz(path, {{"good", t}});
+  }
+  std::filesystem::remove_all(dir);
+}
+
