@@ -28,12 +28,8 @@ void load(Module& model, const std::string& path, bool strict) {
   const NamedTensors state = read_state(model, path, strict);
   try {
     model.load_state_dict(state, strict);
-  } catch (const ShapeError& e) {
-    throw ShapeError(path + ": " + e.what());
-  } catch (const DtypeError& e) {
-    throw DtypeError(path + ": " + e.what());
-  } catch (const ValueError& e) {
-    throw ValueError(path + ": " + e.what());
+  } catch (const Error&) {
+    rethrow_with_context(path + ": ");  // the same type, with the file
   }
 }
 

@@ -18,8 +18,9 @@ namespace rwd {
 void save(const Module& model, const std::string& path);
 
 /// Reads `path` and loads it into `model` (strict: the keys must be exactly the model's). Throws
-/// IOError for a bad file, ValueError/ShapeError naming the key for a mismatch; the model is left
-/// unchanged on any error. With strict=false an integer or boolean array the model has no parameter
+/// IOError for a bad file, ValueError/ShapeError naming the key for a mismatch; an error from
+/// loading the values into the model (any rwd type, kept) has the path in front of its message. The
+/// model is left unchanged on any error. With strict=false an integer or boolean array the model has no parameter
 /// for (a step counter) is skipped like any unexpected key.
 void load(Module& model, const std::string& path, bool strict = true);
 

@@ -140,3 +140,29 @@ TEST_CASE("defects s13e: save_npz refuses a key with a control byte before touch
   std::filesystem::remove_all(dir);
 }
 
+// ---- 3. load() keeps every rwd exception type and adds the path ----
+
+namespace {
+// A module whose parameter is a tape value released by a clear: loading into it is a TapeError.
+struct Hollow : Module {
+  Tensor w;
+  Hollow() {
+    Tape tape;
+    const Tensor x = leaf({1, 2});
+    w = register_parameter("w", x * 2.0);
+    tape.clear();
+  }
+  std::string repr() const override { return "Hollow"; }
+};
+}  // namespace
+
+TEST_CASE("defects s13e: load() adds the path to a TapeError and keeps its type") {
+  const auto dir = scratch("load_tape");
+  const std::string path = (dir / "w.npz").string();
+  save_npz(path, {{"w", Tensor::from_vector(std::vector<double>{5, 6}, {2}, float64)}});
+  Hollow m;
+  const std::string msg = message_of<TapeError>([&] { load(m, path); });
+  CHECK(msg.rfind(path + ": ", 0) == 0);
+  std::filesystem::remove_all(dir);
+}
+

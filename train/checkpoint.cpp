@@ -6,28 +6,6 @@ namespace rwd {
 
 namespace {
 const std::string kModel = "model/", kOptim = "optim/";
-
-// Rethrows the exception being handled as the same rwd type with `context` in front of its message:
-// a caller that catches ShapeError for a model of another size still catches it from a checkpoint.
-[[noreturn]] void rethrow_with(const std::string& context) {
-  try {
-    throw;
-  } catch (const ShapeError& e) {
-    throw ShapeError(context + e.what());
-  } catch (const DtypeError& e) {
-    throw DtypeError(context + e.what());
-  } catch (const ValueError& e) {
-    throw ValueError(context + e.what());
-  } catch (const IOError& e) {
-    throw IOError(context + e.what());
-  } catch (const TapeError& e) {
-    throw TapeError(context + e.what());
-  } catch (const MemoryError& e) {
-    throw MemoryError(context + e.what());
-  } catch (const Error& e) {
-    throw Error(context + e.what());
-  }
-}
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer& optimizer) {
@@ -54,13 +32,13 @@ void load_checkpoint(const std::string& path, Module& model, Optimizer& optimize
   try {
     model.load_state_dict(model_state);
   } catch (const Error&) {
-    rethrow_with(path + ": model part: ");
+    rethrow_with_context(path + ": model part: ");
   }
   try {
     optimizer.load_state_dict(optim_state);
   } catch (const Error&) {
     model.load_state_dict(before);
-    rethrow_with(path + ": optimizer part: ");
+    rethrow_with_context(path + ": optimizer part: ");
   }
 }
 
