@@ -166,3 +166,42 @@ TEST_CASE("defects s13e: load() adds the path to a TapeError and keeps its type"
   std::filesystem::remove_all(dir);
 }
 
+// ---- 4. fit with a DataParallel after a backward() that threw ----
+
+TEST_CASE("defects s13e: fit leaves a DataParallel usable after its backward threw") {
+  Tiny m;
+  SGD opt(m.parameters(), {.lr = 0.1});
+  SelfCommunicator self;
+  DataParallel ddp(m, opt, self);
+  bool fail = true;
+  CHECK_THROWS_AS(fit(opt, 2, [&](std::size_t, std::size_t) { return m.loss(&fail); }, {.epochs = 1, .parallel = &ddp}),
+                  ValueError);
+  CHECK_FALSE(fail);  // it was the sweep that threw
+  // The next fit trains: W −= lr · c xᵀ once per batch (c xᵀ = [[0.5, −1], [−1, 2]]).
+  const History h = fit(opt, 1, [&](std::size_t, std::size_t) { return m.loss(); }, {.epochs = 1, .parallel = &ddp});
+  CHECK(h.epochs.size() == 1);
+  const std::vector<double> w = m.W.to_vector();
+  CHECK(w[0] == doctest::Approx(1 - 0.05));
+  CHECK(w[1] == doctest::Approx(2 + 0.1));
+  CHECK(w[2] == doctest::Approx(3 + 0.1));
+  CHECK(w[3] == doctest::Approx(4 - 0.2));
+}
+
+TEST_CASE("defects s13e: train_truncated leaves a DataParallel usable after its backward threw") {
+  Tiny m;
+  SGD opt(m.parameters(), {.lr = 0.1});
+  SelfCommunicator self;
+  DataParallel ddp(m, opt, self);
+  bool fail = true;
+  CHECK_THROWS_AS(train_truncated(m, opt, 2, [&](std::size_t) { return m.loss(&fail); }, {.k1 = 1, .parallel = &ddp}),
+                  ValueError);
+  CHECK_FALSE(fail);
+  CHECK_NOTHROW(train_truncated(m, opt, 2, [&](std::size_t) { return m.loss(); }, {.k1 = 1, .parallel = &ddp}));
+  // And by hand: abandon_step ends an open step, so the next begins.
+  ddp.begin_step();
+  ddp.abandon_step();
+  ddp.abandon_step();  // (nothing open: nothing to do)
+  ddp.begin_step();
+  m.loss().backward();
+  CHECK_NOTHROW(ddp.synchronize());
+}

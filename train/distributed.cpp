@@ -91,20 +91,24 @@ DataParallel::DataParallel(Module& model, Optimizer& optimizer, Communicator& co
   m_final.assign(m_params.size(), false);
 }
 
-DataParallel::~DataParallel() {
+DataParallel::~DataParallel() { abandon_step(); }
+
+void DataParallel::abandon_step() {
   if (!m_in_step) return;
   // Begun, not synchronized (an exception unwinding this rank): the started sums write into the
   // buckets' storage when they arrive, and the other ranks' synchronize waits for this rank's sums.
   // Start the rest and wait, as synchronize would; the sums are dropped.
-  if (std::this_thread::get_id() == m_thread) m_hook.reset();
+  m_hook.reset();  // (from any thread: a GradReadyHook leaves the list of the thread that registered it)
+  m_in_step = false;
   try {
     for (Bucket& b : m_buckets) b.waiting = 0;
     start_ready();
     m_comm.wait_all();
   } catch (const std::exception& e) {
-    // A sum may still be in flight into the storage about to be freed: end the job. (Alone, nothing is.)
+    // A sum may still be in flight into the storage, which the next step or the destructor reuses or
+    // frees: end the job. (Alone, nothing is.)
     if (m_comm.size() > 1)
-      m_comm.abort(std::string("DataParallel: destroyed mid-step, and finishing its all-reduces failed: ") + e.what());
+      m_comm.abort(std::string("DataParallel: a step was abandoned, and finishing its all-reduces failed: ") + e.what());
   }
 }
 

@@ -32,6 +32,8 @@
 // between begin_step and synchronize (an exception unwinding it) first starts its remaining sums and
 // waits for them all, as synchronize would: its buffers are not freed under a sum in flight, and the
 // other ranks' synchronize is not left waiting for this rank's sums.
+// abandon_step() does the same and keeps the DataParallel for the next step (fit calls it when
+// backward() throws: in one process the caller may catch the error and train on).
 //
 // Determinism. The sum is the same bits on every rank, so the ranks' parameters stay bit-identical
 // step after step. Against one process on the same global batch only the order of the additions
@@ -107,6 +109,12 @@ class DataParallel {
   /// — the step then over, .grad() left as this rank's own — on every rank when the shares do not add
   /// up to 1 (within 1e-5), or on a rank where a gradient changed after its sum started.
   void synchronize();
+  /// Ends a step begun and not synchronized — a backward() that threw — so that begin_step can begin
+  /// the next: starts the remaining sums and waits for every one (collective, like synchronize: the
+  /// other ranks' synchronize is not left waiting for this rank's sums), then drops them; .grad()
+  /// keeps this rank's own values. Does nothing without a begun step. fit and train_truncated call
+  /// it when backward() throws. (A failure to finish the sums ends the job, with several ranks.)
+  void abandon_step();
   /// Throws ValueError "<who> was made for another optimizer …" unless `optimizer` holds exactly the
   /// parameters this DataParallel averages, in order (fit and train_truncated check their options).
   void check_optimizer(const Optimizer& optimizer, const std::string& who) const;

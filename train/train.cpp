@@ -187,6 +187,22 @@ auto ending_the_job_on_error(DataParallel* parallel, F&& body) {
   std::abort();  // (not reached: abort() ends every rank)
 }
 
+// loss.backward() as one step of `parallel` (when there is one): begin_step, the sweep, synchronize. A
+// sweep that throws abandons the step first, so the DataParallel can begin the next one: in one
+// process the caller may catch the error and train on; with several ranks the other ranks' synchronize
+// gets this rank's sums (no rank is left in a collective) and ending_the_job_on_error then ends the job.
+void backward_step(DataParallel* parallel, const Tensor& loss, double share = -1) {
+  if (!parallel) return loss.backward();
+  parallel->begin_step(share);
+  try {
+    loss.backward();
+  } catch (...) {
+    parallel->abandon_step();
+    throw;
+  }
+  parallel->synchronize();  // every rank now holds the global batch's gradient
+}
+
 // Under data parallelism every rank must run the same steps: one with more would wait in its extra
 // all-reduces forever. Each count's smallest and largest value over the ranks (one all-reduce); a
 // difference is refused on every rank alike, before the first step.
@@ -241,9 +257,7 @@ History fit_loop(Optimizer& optimizer, std::size_t batches,
         throw ValueError("fit: the loss is " + number(value) + " at epoch " + std::to_string(epoch + 1) + ", batch " +
                          std::to_string(b + 1));
       const double share = !parallel ? 1.0 : options.share ? options.share(epoch, b) : 1.0 / parallel->comm().size();
-      if (parallel) parallel->begin_step(share);
-      loss.backward();
-      if (parallel) parallel->synchronize();  // every rank now holds the global batch's gradient
+      backward_step(parallel, loss, share);
       weighted += share * value;
       // A finite loss can still have NaN or ±inf gradients (a log or sqrt at 0, an overflow inside);
       // one step would write them into every weight and the optimizer's state, so stop before it.
@@ -351,9 +365,7 @@ double truncated_loop(Module& model, Optimizer& optimizer, std::size_t steps,
       total += loss_value(l, [&] { return "train_truncated: step " + std::to_string(t + 1); });
       window = window.defined() ? window + l : l;
     }
-    if (parallel) parallel->begin_step();
-    window.backward();
-    if (parallel) parallel->synchronize();
+    backward_step(parallel, window);
     const auto where = [&] {
       return "train_truncated: steps " + std::to_string(start + 1) + "-" + std::to_string(std::min(start + k1, steps));
     };
@@ -398,9 +410,7 @@ double truncated_rewinding_loop(Module& model, Optimizer& optimizer, std::size_t
     }
     const std::size_t next_end = std::min(end + k1, steps);  // what the next window rewinds to
     saved.erase(saved.begin(), saved.lower_bound(next_end > k2 ? next_end - k2 : 0));
-    if (parallel) parallel->begin_step();
-    window.backward();
-    if (parallel) parallel->synchronize();
+    backward_step(parallel, window);
     const auto where = [&] {
       return "train_truncated: steps " + std::to_string(start + 1) + "-" + std::to_string(end);
     };

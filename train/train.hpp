@@ -93,7 +93,9 @@ struct FitOptions {
   /// Data-parallel training (train/distributed.hpp): gradients averaged over the ranks before each
   /// step; the history's losses are the global batches' (the same on every rank), validation the mean
   /// of the ranks' values; only rank 0 prints and writes the CSV; an exception on any rank ends the
-  /// whole job with its message (MPI_Abort), since the others would wait for it forever. It must be
+  /// whole job with its message (MPI_Abort), since the others would wait for it forever; in one process
+  /// it reaches the caller with the DataParallel ready for the next step (a backward() that threw
+  /// abandons its step: DataParallel::abandon_step). It must be
   /// made for fit's optimizer (the same parameters, in order), and every rank must pass the same
   /// batches, epochs and initial_epoch (checked on every rank before the first step): ValueError otherwise.
   DataParallel* parallel = nullptr;
@@ -135,7 +137,8 @@ struct TruncatedOptions {
   double clip_norm = 0.0;   ///< clip the gradients' global norm before each update (0: no clipping)
   /// Data-parallel (train/distributed.hpp): each rank runs its own sequence, the gradients are averaged
   /// before each update, the mean loss returned is over every rank's steps, and an exception on any
-  /// rank ends the whole job with its message. It must be made for train_truncated's optimizer (the
+  /// rank ends the whole job with its message (in one process it reaches the caller, the DataParallel
+  /// ready for the next step, as with fit). It must be made for train_truncated's optimizer (the
   /// same parameters, in order), and every rank must pass the same steps, k1 and k2 (checked on every
   /// rank before the first window): ValueError otherwise.
   DataParallel* parallel = nullptr;
