@@ -124,7 +124,10 @@ class MpiWorld final : public Communicator {
     m_requests.clear();
   }
   void allreduce_min(std::int64_t* data, std::size_t n) override {
-    check(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+    for (std::size_t at = 0; at < n; at += kPiece)  // in pieces like the sums: a count above 2³¹−1 would wrap
+      check(MPI_Allreduce(MPI_IN_PLACE, data + at, static_cast<int>(std::min(kPiece, n - at)), MPI_INT64_T, MPI_MIN,
+                          MPI_COMM_WORLD),
+            "MPI_Allreduce");
   }
   void broadcast(void* data, std::size_t bytes, int root) override {
     if (root < 0 || root >= m_size)
