@@ -177,6 +177,10 @@ TEST_CASE("defects s13e: fit leaves a DataParallel usable after its backward thr
   CHECK_THROWS_AS(fit(opt, 2, [&](std::size_t, std::size_t) { return m.loss(&fail); }, {.epochs = 1, .parallel = &ddp}),
                   ValueError);
   CHECK_FALSE(fail);  // it was the sweep that threw
+  // A loss function that throws (before the step begins) leaves it usable too.
+  CHECK_THROWS_AS(fit(opt, 1, [&](std::size_t, std::size_t) -> Tensor { throw IOError("no batch"); },
+                      {.epochs = 1, .parallel = &ddp}),
+                  IOError);
   // The next fit trains: W −= lr · c xᵀ once per batch (c xᵀ = [[0.5, −1], [−1, 2]]).
   const History h = fit(opt, 1, [&](std::size_t, std::size_t) { return m.loss(); }, {.epochs = 1, .parallel = &ddp});
   CHECK(h.epochs.size() == 1);
