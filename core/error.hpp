@@ -64,4 +64,10 @@ std::string shape_message(const char* op, std::initializer_list<Operand> operand
 [[noreturn]] void throw_shape_error(const char* op, std::initializer_list<Operand> operands,
                                     const std::string& rule);
 
+/// Rethrows the exception being handled (call it in a catch block) with `context` in front of its
+/// message, as the same rwd type — ShapeError, DtypeError, ValueError, IOError, TapeError, MemoryError,
+/// else Error (a subclass of one of them as that one) — so a caller catching the type still catches
+/// it; any other exception unchanged. How load() and load_checkpoint add the file to a load's error.
+[[noreturn]] void rethrow_with_context(const std::string& context);
+
 }  // namespace rwd

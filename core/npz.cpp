@@ -315,26 +315,6 @@ std::string quote_keys(const std::vector<std::string>& keys, char quote) {
   return out;
 }
 
-void rethrow_with_context(const std::string& context) {
-  try {
-    throw;
-  } catch (const ShapeError& e) {
-    throw ShapeError(context + e.what());
-  } catch (const DtypeError& e) {
-    throw DtypeError(context + e.what());
-  } catch (const ValueError& e) {
-    throw ValueError(context + e.what());
-  } catch (const IOError& e) {
-    throw IOError(context + e.what());
-  } catch (const TapeError& e) {
-    throw TapeError(context + e.what());
-  } catch (const MemoryError& e) {
-    throw MemoryError(context + e.what());
-  } catch (const Error& e) {
-    throw Error(context + e.what());
-  }
-}
-
 void save_npz(const std::string& path, const NamedTensors& tensors) {
   const std::string where = "save_npz: " + quoted(path);
 

@@ -127,10 +127,4 @@ std::string quote_key(std::string_view key, char quote = '\'');
 /// Keys for a message, each as quote_key prints it, joined by ", "; past the first 20, ", … (N in all)".
 std::string quote_keys(const std::vector<std::string>& keys, char quote = '\'');
 
-/// Rethrows the exception being handled (call it in a catch block) with `context` in front of its
-/// message, as the same rwd type — ShapeError, DtypeError, ValueError, IOError, TapeError, MemoryError,
-/// else Error (a subclass of one of them as that one) — so a caller catching the type still catches
-/// it; any other exception unchanged. How load() and load_checkpoint add the file to a load's error.
-[[noreturn]] void rethrow_with_context(const std::string& context);
-
 }  // namespace rwd
