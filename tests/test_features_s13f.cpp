@@ -309,3 +309,151 @@ TEST_CASE("pos_weight hostile: negative, NaN, infinite, a shape that does not br
   refused<ValueError>([&] { binary_cross_entropy(t, t, {.pos_weight = Tensor::ones({3}, float64)}); },
                       {"binary_cross_entropy", "pos_weight"});
 }
+
+// ============================================================================================
+// Schedules: MultiStepLR, LinearLR, LambdaLR
+// ============================================================================================
+
+namespace {
+
+using Scheds = std::vector<std::unique_ptr<LRScheduler>>;
+
+struct SchedCase {
+  std::string name;
+  std::function<Scheds(Optimizer&)> make;
+  std::map<int, double> manual = {};  // epoch → lr set by hand after that epoch's step
+};
+
+template <class S, class... A>
+std::function<Scheds(Optimizer&)> one(A... args) {
+  return [=](Optimizer& o) {
+    Scheds v;
+    v.push_back(std::make_unique<S>(o, args...));
+    return v;
+  };
+}
+
+double warm_cos(std::size_t e) {
+  return e < 5 ? (static_cast<double>(e) + 1) / 5 : 0.5 * (1 + std::cos(M_PI * (static_cast<double>(e) - 5) / 25));
+}
+
+const std::vector<SchedCase>& sched_cases() {
+  using V = std::vector<std::int64_t>;
+  using F = std::function<double(std::size_t)>;
+  static const std::vector<SchedCase> c{
+      {"multistep", one<MultiStepLR>(V{3, 7, 20}, 0.5)},
+      {"multistep_unsorted_dup", one<MultiStepLR>(V{12, 4, 12, 25}, 0.3)},
+      {"multistep_gamma3", one<MultiStepLR>(V{2, 5}, 3.0)},
+      {"linear_warmup", one<LinearLR>(0.1, 1.0, std::int64_t{8})},
+      {"linear_default", [](Optimizer& o) { Scheds v; v.push_back(std::make_unique<LinearLR>(o)); return v; }},
+      {"linear_decay_to0", one<LinearLR>(1.0, 0.0, std::int64_t{10})},
+      {"linear_t1", one<LinearLR>(0.5, 0.9, std::int64_t{1})},
+      {"lambda_inv", one<LambdaLR>(F([](std::size_t e) { return 1.0 / (1 + static_cast<double>(e)); }))},
+      {"lambda_warm_cos", one<LambdaLR>(F(warm_cos))},
+      {"warmup_then_multistep",
+       [](Optimizer& o) {
+         Scheds v;
+         v.push_back(std::make_unique<LinearLR>(o, 0.25, 1.0, 4));
+         v.push_back(std::make_unique<MultiStepLR>(o, V{10, 15, 15}, 0.5));
+         return v;
+       }},
+      {"lambda_manual", one<LambdaLR>(F([](std::size_t e) { return std::pow(0.9, static_cast<double>(e)); })), {{6, 0.5}}},
+      {"multistep_manual", one<MultiStepLR>(V{5, 10}, 0.1), {{7, 0.02}}},
+      {"linear_manual", one<LinearLR>(0.2, 1.0, std::int64_t{6}), {{3, 0.5}}},
+  };
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("schedules: MultiStepLR, LinearLR, LambdaLR — 30-step lr trajectories on SGD match PyTorch's, chained and with a manual lr") {
+  std::size_t n = 0;
+  for (const auto& [k, t] : ref()) n += k.starts_with("sched.");
+  REQUIRE(n == sched_cases().size());
+  for (const SchedCase& s : sched_cases()) {
+    CAPTURE(s.name);
+    const std::vector<double> want = vec("sched." + s.name);
+    Tensor w = Tensor::zeros({1}, float64).set_requires_grad();
+    SGD opt({w}, {.lr = 0.1});
+    Scheds scheds = s.make(opt);
+    std::vector<double> got{opt.lr()};  // construction: LinearLR and LambdaLR already set epoch 0's lr
+    CHECK(scheds.back()->last_lr() == opt.lr());
+    for (int e = 1; e < static_cast<int>(want.size()); ++e) {
+      for (auto& sc : scheds) sc->step();
+      if (s.manual.count(e)) opt.set_lr(s.manual.at(e));
+      got.push_back(opt.lr());
+    }
+    check_close(s.name, got, want, 1e-16, 1e-13);
+    CHECK(scheds[0]->last_epoch() == 30);
+  }
+}
+
+TEST_CASE("schedules: MultiStepLR, LinearLR, LambdaLR resume from state_dict mid-run and name themselves") {
+  using F = std::function<double(std::size_t)>;
+  const std::vector<std::pair<std::string, std::function<std::unique_ptr<LRScheduler>(Optimizer&)>>> table{
+      {"MultiStepLR", [](Optimizer& o) { return std::make_unique<MultiStepLR>(o, std::vector<std::int64_t>{3, 9, 9}, 0.5); }},
+      {"LinearLR", [](Optimizer& o) { return std::make_unique<LinearLR>(o, 0.2, 0.8, 12); }},
+      {"LambdaLR", [](Optimizer& o) { return std::make_unique<LambdaLR>(o, F([](std::size_t e) { return 1.0 / (1.0 + e); })); }},
+  };
+  for (const auto& [name, make] : table) {
+    CAPTURE(name);
+    Tensor w = Tensor::zeros({1}, float64).set_requires_grad();
+    SGD straight_opt({w}, {.lr = 0.1});
+    auto straight = make(straight_opt);
+    CHECK(std::string(straight->name()) == name);
+    std::vector<double> want;
+    for (int e = 1; e <= 20; ++e) straight->step(), want.push_back(straight_opt.lr());
+
+    SGD first({w}, {.lr = 0.1});
+    auto a = make(first);
+    for (int e = 1; e <= 7; ++e) a->step();
+    const StateDict saved = a->state_dict();
+    const double lr = first.lr();  // the optimizer's own state carries it
+    SGD second({w}, {.lr = 0.1});
+    auto b = make(second);
+    b->load_state_dict(saved);
+    second.set_lr(lr);
+    CHECK(b->last_epoch() == 7);
+    std::vector<double> got(want.begin(), want.begin() + 7);
+    for (int e = 8; e <= 20; ++e) b->step(), got.push_back(second.lr());
+    check_close(name, got, want, 0, 1e-15);
+  }
+}
+
+TEST_CASE("schedules hostile: bad milestones, gamma, factors, total_iters and a factor function that leaves [0, inf) are refused by name") {
+  Tensor w = Tensor::zeros({1}, float64).set_requires_grad();
+  SGD opt({w}, {.lr = 0.1});
+  using V = std::vector<std::int64_t>;
+  refused<ValueError>([&] { MultiStepLR(opt, V{3, 0}); }, {"MultiStepLR", "milestone", "0"});
+  refused<ValueError>([&] { MultiStepLR(opt, V{-2, 3}); }, {"MultiStepLR", "milestone", "-2"});
+  for (double g : std::vector<double>{0.0, -0.5, NAN, INFINITY}) {
+    CAPTURE(g);
+    refused<ValueError>([&] { MultiStepLR(opt, V{3}, g); }, {"MultiStepLR", "gamma"});
+  }
+  for (double s : std::vector<double>{0.0, -0.1, 1.5, NAN}) {
+    CAPTURE(s);
+    refused<ValueError>([&] { LinearLR(opt, s); }, {"LinearLR", "start_factor"});
+  }
+  for (double f : std::vector<double>{-0.1, 1.01, NAN}) {
+    CAPTURE(f);
+    refused<ValueError>([&] { LinearLR(opt, 0.5, f); }, {"LinearLR", "end_factor"});
+  }
+  refused<ValueError>([&] { LinearLR(opt, 0.5, 1.0, 0); }, {"LinearLR", "total_iters"});
+  refused<ValueError>([&] { LinearLR(opt, 0.5, 1.0, -3); }, {"LinearLR", "total_iters"});
+  refused<ValueError>([&] { LambdaLR(opt, nullptr); }, {"LambdaLR", "empty"});
+  refused<ValueError>([&] { LambdaLR(opt, [](std::size_t) { return -1.0; }); }, {"LambdaLR", "epoch 0"});
+  refused<ValueError>([&] { LambdaLR(opt, [](std::size_t) { return NAN; }); }, {"LambdaLR", "epoch 0"});
+  CHECK(opt.lr() == 0.1);  // a refused construction leaves the lr alone
+  // a factor that goes negative at epoch 3: step() refuses it and changes nothing
+  LambdaLR bad(opt, [](std::size_t e) { return 1.0 - 0.4 * static_cast<double>(e); });
+  bad.step(), bad.step();
+  const double lr = opt.lr();
+  refused<ValueError>([&] { bad.step(); }, {"LambdaLR", "epoch 3"});
+  CHECK(opt.lr() == lr);
+  CHECK(bad.last_epoch() == 2);
+  // an empty milestone list is a constant lr, as PyTorch's
+  SGD opt2({w}, {.lr = 0.1});
+  MultiStepLR none(opt2, {});
+  for (int e = 0; e < 5; ++e) none.step();
+  CHECK(opt2.lr() == 0.1);
+}
