@@ -55,7 +55,13 @@ LRScheduler::LRScheduler(Optimizer& opt) : m_opt(opt), m_base_lr(opt.lr()), m_la
 
 void LRScheduler::step() {
   ++m_last_epoch;
-  const double lr = next_lr(m_opt.lr());
+  double lr = 0;
+  try {
+    lr = next_lr(m_opt.lr());
+  } catch (...) {  // a LambdaLR's function threw: the step did not happen
+    --m_last_epoch;
+    throw;
+  }
   if (!(std::isfinite(lr) && lr >= 0)) {
     --m_last_epoch;  // the step did not happen
     throw ValueError(std::string(name()) + ": the learning rate for epoch " + std::to_string(m_last_epoch + 1) +

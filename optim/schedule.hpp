@@ -8,7 +8,8 @@
 //       sched.step();                  // then move the lr for the next epoch
 //     }
 //
-// Construction reads the optimizer's current lr as base_lr and leaves it there (epoch 0). Each step()
+// Construction reads the optimizer's current lr as base_lr and leaves it there (epoch 0) — except
+// LinearLR and LambdaLR, which set epoch 0's lr at once, as PyTorch's constructors do. Each step()
 // advances the epoch e and sets the lr. Like PyTorch, each schedule computes the next lr from the
 // optimizer's current one (its "chainable" form), so a schedule composes with a manual set_lr() or a
 // second schedule; left alone, it follows the closed form given with each class. A schedule holds a
@@ -34,7 +35,8 @@ class LRScheduler {
   LRScheduler& operator=(const LRScheduler&) = delete;
 
   /// Advances one epoch and sets the optimizer's lr. If that lr is not finite (a γ > 1 applied too
-  /// often), throws ValueError naming the schedule and the epoch, with nothing changed.
+  /// often) or negative, throws ValueError naming the schedule and the epoch, with nothing changed;
+  /// an exception from a LambdaLR's function also leaves everything as it was.
   void step();
   /// The lr set by the last step() (the optimizer's lr at construction before any).
   double last_lr() const { return m_last_lr; }
@@ -154,8 +156,8 @@ class LinearLR : public LRScheduler {
 
 /// lr = base_lr · λ(e) for a function λ of the epoch. As PyTorch's, construction sets the lr to
 /// base_lr·λ(0), and it is not chainable: each step overrides a manual set_lr(). λ's lr must be
-/// finite and ≥ 0 (ValueError otherwise, at construction or in step(), nothing changed); λ must
-/// outlive nothing (it is copied). base_lr is the optimizer's lr at construction — where PyTorch
+/// finite and ≥ 0 (ValueError otherwise, at construction or in step(), nothing changed); λ is
+/// copied (what it captures by reference must outlive the schedule). base_lr is the optimizer's lr at construction — where PyTorch
 /// takes the lr the *first* schedule found (its "initial_lr"), so construct a LambdaLR before a
 /// schedule that moves the lr at construction (LinearLR, another LambdaLR).
 class LambdaLR : public LRScheduler {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -451,6 +452,16 @@ TEST_CASE("schedules hostile: bad milestones, gamma, factors, total_iters and a 
   refused<ValueError>([&] { bad.step(); }, {"LambdaLR", "epoch 3"});
   CHECK(opt.lr() == lr);
   CHECK(bad.last_epoch() == 2);
+  // a factor function that throws at epoch 2: its exception passes through, and the step did not happen
+  SGD opt3({w}, {.lr = 0.1});
+  LambdaLR throws(opt3, [](std::size_t e) {
+    if (e == 2) throw std::runtime_error("no factor for epoch 2");
+    return 0.5;
+  });
+  throws.step();
+  CHECK_THROWS_WITH_AS(throws.step(), "no factor for epoch 2", std::runtime_error);
+  CHECK(throws.last_epoch() == 1);
+  CHECK(opt3.lr() == 0.05);
   // an empty milestone list is a constant lr, as PyTorch's
   SGD opt2({w}, {.lr = 0.1});
   MultiStepLR none(opt2, {});
