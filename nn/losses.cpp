@@ -282,7 +282,8 @@ Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, co
   Tensor terms = o.class_weight.defined() ? log_probs * along_class_axis(o.class_weight, s, ax) : log_probs;
   Tensor sm = -sum(terms, {static_cast<int>(ax)});
   if (any_ignored) sm = masked_fill(sm, Tensor::from_vector(ignored, per_example, l.dtype()), 0.0);
-  const Tensor v = (1 - eps) * (w.defined() ? w * l : l) + (eps / static_cast<double>(classes)) * (a.defined() ? a * sm : sm);
+  const Tensor v = (1 - eps) * (w.defined() ? w * l : l) +
+                   (eps / static_cast<double>(classes)) * (a.defined() ? a * sm : sm);
   switch (o.reduction) {
     case Reduction::none: return v;
     case Reduction::sum: return sum(v);

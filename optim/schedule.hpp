@@ -157,9 +157,10 @@ class LinearLR : public LRScheduler {
 /// lr = base_lr · λ(e) for a function λ of the epoch. As PyTorch's, construction sets the lr to
 /// base_lr·λ(0), and it is not chainable: each step overrides a manual set_lr(). λ's lr must be
 /// finite and ≥ 0 (ValueError otherwise, at construction or in step(), nothing changed); λ is
-/// copied (what it captures by reference must outlive the schedule). base_lr is the optimizer's lr at construction — where PyTorch
-/// takes the lr the *first* schedule found (its "initial_lr"), so construct a LambdaLR before a
-/// schedule that moves the lr at construction (LinearLR, another LambdaLR).
+/// copied (what it captures by reference must outlive the schedule). base_lr is the optimizer's lr
+/// at construction, where PyTorch takes the lr the *first* schedule found (its "initial_lr"): so
+/// construct a LambdaLR before a schedule that moves the lr at construction (LinearLR, another
+/// LambdaLR).
 class LambdaLR : public LRScheduler {
  public:
   const char* name() const override { return "LambdaLR"; }

@@ -57,7 +57,8 @@ void check_close(const std::string& what, const std::vector<double>& got, const 
                  double atol, double rtol) {
   REQUIRE_MESSAGE(got.size() == want.size(), what << ": " << got.size() << " values, want " << want.size());
   for (std::size_t i = 0; i < got.size(); ++i) {
-    const bool ok = std::isnan(want[i]) ? std::isnan(got[i]) : std::abs(got[i] - want[i]) <= atol + rtol * std::abs(want[i]);
+    const bool ok = std::isnan(want[i]) ? std::isnan(got[i])
+                                        : std::abs(got[i] - want[i]) <= atol + rtol * std::abs(want[i]);
     CHECK_MESSAGE(ok, what << " [" << i << "]: got " << got[i] << ", PyTorch " << want[i]);
   }
 }
@@ -204,8 +205,10 @@ TEST_CASE("label_smoothing hostile: outside [0, 1] or NaN is a ValueError naming
   const Indices y = labels_of("ls.labels");
   for (double eps : std::vector<double>{-0.1, 1.5, NAN, INFINITY, -0.0 - 1e-300}) {
     CAPTURE(eps);
-    refused<ValueError>([&] { cross_entropy(x, y, {.axis = 1, .label_smoothing = eps}); }, {"cross_entropy", "label_smoothing"});
-    refused<ValueError>([&] { cross_entropy(x, p, {.axis = 1, .label_smoothing = eps}); }, {"cross_entropy", "label_smoothing"});
+    refused<ValueError>([&] { cross_entropy(x, y, {.axis = 1, .label_smoothing = eps}); },
+                        {"cross_entropy", "label_smoothing"});
+    refused<ValueError>([&] { cross_entropy(x, p, {.axis = 1, .label_smoothing = eps}); },
+                        {"cross_entropy", "label_smoothing"});
     refused<ValueError>([&] { nll_loss(x, y, {.axis = 1, .label_smoothing = eps}); }, {"nll_loss", "label_smoothing"});
   }
   // the ends are fine
