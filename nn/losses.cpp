@@ -36,7 +36,8 @@ void refuse_empty(const char* loss, const char* name, const Tensor& x) {
 
 // A weight scales each element's loss, so it must be finite and ≥ 0 (a 0/1 mask, or weights): a NaN
 // would poison the sum and a negative one would reward the error it weighs.
-void check_weight_values(const char* loss, const Tensor& weight, const char* name = "weight") {
+void check_weight_values(const char* loss, const Tensor& weight, const char* name = "weight",
+                         const char* hint = " (a 0/1 mask or weights ≥ 0)") {
   const std::vector<double> w = weight.to_vector();
   const Shape s = weight.shape();
   for (std::size_t k = 0; k < w.size(); ++k)
@@ -50,7 +51,7 @@ void check_weight_values(const char* loss, const Tensor& weight, const char* nam
       }
       at += s.ndim() == 1 ? ",)" : ")";
       throw ValueError(std::string(loss) + ": " + name + " " + format_value(w[k]) + " at " + at + " of the " + name + " " +
-                       s.str() + " must be finite and non-negative (a 0/1 mask or weights ≥ 0)");
+                       s.str() + " must be finite and non-negative" + hint);
     }
 }
 
@@ -114,9 +115,45 @@ Tensor reduce(const Tensor& l, const Tensor& weight, Reduction reduction) {
   return l;  // unreachable
 }
 
-Tensor reduce_elementwise(const char* loss, const Tensor& l, const LossOptions& o) {
+Tensor reduce_elementwise(const char* loss, const Tensor& l, const LossOptions& o, bool takes_pos_weight = false) {
+  // pos_weight weighs the positive term of a binary cross-entropy on logits; any other loss would
+  // silently ignore it
+  if (o.pos_weight.defined() && !takes_pos_weight)
+    throw ValueError(std::string(loss) + ": pos_weight applies to binary_cross_entropy_with_logits only");
   if (o.weight.defined()) check_weight(loss, "per-element loss", o.weight, l);
   return reduce(l, o.weight, o.reduction);
+}
+
+// pos_weight as it multiplies the target. A 1-D (C,) one is a per-class weight: rewind's classes are the
+// features axis (0 of (C,) and (C, B), 1 of (T, C, B)), where PyTorch's right-aligned rule would put a
+// (C,) on the batch axis of (C, B) — so it is laid along that axis. Other ranks broadcast right-aligned.
+Tensor pos_weight_for(const char* loss, const Tensor& pos_weight, const Tensor& target) {
+  const Shape ts = target.shape(), ps = pos_weight.shape();
+  check_same_dtype(loss, "pos_weight", pos_weight, "target", target);
+  Shape placed = ps;
+  if (ps.ndim() == 1 && ts.ndim() >= 2) {
+    if (ts.ndim() > 3)
+      throw_shape_error(loss, {{"pos_weight", ps}, {"target", ts}},
+                        "a 1-D pos_weight lies along the features axis, which a target of more than 3 axes does not "
+                        "have: give pos_weight a shape that broadcasts to the target");
+    const std::size_t ax = ts.ndim() == 3 ? 1 : 0;
+    placed = Shape{};
+    for (std::size_t d = 0; d < ts.ndim(); ++d) placed.push_back(d == ax ? ps[0] : 1);
+    if (ps[0] != 1 && ps[0] != ts[ax])
+      throw_shape_error(loss, {{"pos_weight", ps}, {"target", ts}},
+                        "a 1-D pos_weight is one weight per class: its size must be the target's features axis " +
+                            std::to_string(ax) + " (" + std::to_string(ts[ax]) + ") or 1");
+  }
+  bool ok = placed.ndim() <= ts.ndim();
+  for (std::size_t i = 0; ok && i < placed.ndim(); ++i) {
+    const std::size_t d = placed[placed.ndim() - 1 - i];
+    ok = d == 1 || d == ts[ts.ndim() - 1 - i];
+  }
+  if (!ok)
+    throw_shape_error(loss, {{"pos_weight", ps}, {"target", ts}}, "pos_weight must broadcast to the target's shape");
+  // a NaN would poison ℓ, ∞ makes ∞·0 = NaN where y = 0, and a negative one rewards missing a positive
+  check_weight_values(loss, pos_weight, "pos_weight", " (a weight ≥ 0 for the positive term)");
+  return placed == ps ? pos_weight : reshape(pos_weight, placed);
 }
 
 // max(log x, −100) for x ≥ 0, PyTorch's clamp. Where the clamp binds, log sees 1 instead of x (the
@@ -167,10 +204,24 @@ void check_class_weight(const char* loss, const char* input_name, const Tensor& 
   check_weight_values(loss, class_weight, "class_weight");
 }
 
+// ε is a mixing weight: the smoothed target (1 − ε)·y + ε/C is a distribution only for ε ∈ [0, 1].
+void check_label_smoothing(const char* loss, double eps) {
+  if (!(eps >= 0 && eps <= 1))
+    throw ValueError(std::string(loss) + ": label_smoothing " + format_value(eps) + " must be in [0, 1]");
+}
+
+// class_weight laid along the class axis: (1, …, classes, …, 1), to scale a tensor of the input's shape.
+Tensor along_class_axis(const Tensor& class_weight, const Shape& s, std::size_t ax) {
+  Shape along(s);
+  for (std::size_t d = 0; d < s.ndim(); ++d) along[d] = d == ax ? s[d] : 1;
+  return reshape(class_weight, along);
+}
+
 // ℓᵢ = −log_probs[yᵢ] along the class axis, with ignore_index and class_weight folded into the weight.
 Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, const Indices& labels,
            const ClassLossOptions& o) {
   require_defined(loss, input_name, log_probs);
+  check_label_smoothing(loss, o.label_smoothing);
   const Shape s = log_probs.shape();
   refuse_empty(loss, input_name, log_probs);
   const std::size_t ax = class_axis(loss, input_name, s, o.axis);
@@ -215,12 +266,35 @@ Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, co
     const Tensor m = Tensor::from_vector(keep, per_example, l.dtype());
     w = w.defined() ? w * m : m;
   }
+  const Tensor a = w;  // the example's own weight (weight × not-ignored), before class_weight
   if (o.class_weight.defined() && !labels.empty()) {
     // w_i ·= class_weight[yᵢ] — index_select keeps it differentiable in class_weight.
     const Tensor cw = reshape(index_select(o.class_weight, 0, safe), per_example);
     w = w.defined() ? w * cw : cw;
   }
-  return reduce(l, w, o.reduction);
+  if (o.label_smoothing == 0) return reduce(l, w, o.reduction);
+
+  // Label smoothing (PyTorch's cross_entropy_loss_label_smoothing): with the smoothing term
+  //   sᵢ = −Σ_c cw_c · log_probs[i, c]   (cw = class_weight, else 1; 0 for an ignored example)
+  // the loss is (1 − ε)·Σ wᵢ ℓᵢ + (ε/C)·Σ aᵢ sᵢ, where w = a · cw[y] is the weight above: sᵢ is not
+  // scaled by cw[yᵢ], yet the mean divides both terms by Σ wᵢ, as PyTorch does.
+  const double eps = o.label_smoothing;
+  Tensor terms = o.class_weight.defined() ? log_probs * along_class_axis(o.class_weight, s, ax) : log_probs;
+  Tensor sm = -sum(terms, {static_cast<int>(ax)});
+  if (any_ignored) sm = masked_fill(sm, Tensor::from_vector(ignored, per_example, l.dtype()), 0.0);
+  const Tensor v = (1 - eps) * (w.defined() ? w * l : l) +
+                   (eps / static_cast<double>(classes)) * (a.defined() ? a * sm : sm);
+  switch (o.reduction) {
+    case Reduction::none: return v;
+    case Reduction::sum: return sum(v);
+    case Reduction::mean: {
+      if (!w.defined()) return mean(v);
+      const Tensor total = sum(w);
+      if (total.item() == 0) return sum(v);  // all ignored or weighted 0: 0, not 0/0 (as reduce)
+      return sum(v) / total;
+    }
+  }
+  return v;  // unreachable
 }
 
 }  // namespace
@@ -272,7 +346,13 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   const char* loss = "binary_cross_entropy_with_logits";
   check_pair(loss, "logits", logits, target);
   check_unit_interval(loss, "target", target);
-  return reduce_elementwise(loss, softplus(logits) - logits * target, options);
+  if (!options.pos_weight.defined())
+    return reduce_elementwise(loss, softplus(logits) - logits * target, options);
+  // With p: ℓ = −p·y·log σ(x) − (1 − y)·log(1 − σ(x)) = (1 − y)·x + (1 + (p − 1)·y)·softplus(−x), since
+  // −log σ(x) = softplus(−x) and −log(1 − σ(x)) = x + softplus(−x); p = 1 gives softplus(x) − x·y.
+  const Tensor p = pos_weight_for(loss, options.pos_weight, target);
+  return reduce_elementwise(loss, (1.0 - target) * logits + (1.0 + (p - 1.0) * target) * softplus(-logits), options,
+                            true);
 }
 
 Tensor nll_loss(const Tensor& log_probs, const Indices& labels, const ClassLossOptions& options) {
@@ -291,14 +371,16 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const ClassLoss
   if (options.ignore_index)
     throw ValueError("cross_entropy: ignore_index applies to class-index labels, not to probability targets "
                      "(mask examples with `weight` instead)");
+  check_label_smoothing(loss, options.label_smoothing);
   const Shape s = logits.shape();
   const std::size_t ax = class_axis(loss, "logits", s, options.axis);
-  Tensor terms = target * log_softmax(logits, static_cast<int>(ax));
+  // label smoothing mixes the target with the uniform distribution: (1 − ε)·y + ε/C (PyTorch's)
+  const double eps = options.label_smoothing;
+  const Tensor y = eps == 0 ? target : (1 - eps) * target + eps / static_cast<double>(s[ax]);
+  Tensor terms = y * log_softmax(logits, static_cast<int>(ax));
   if (options.class_weight.defined()) {
     check_class_weight(loss, "logits", logits, ax, options.class_weight);
-    Shape along(s);  // (1, …, classes, …, 1): class_weight laid along the class axis
-    for (std::size_t d = 0; d < s.ndim(); ++d) along[d] = d == ax ? s[d] : 1;
-    terms = terms * reshape(options.class_weight, along);
+    terms = terms * along_class_axis(options.class_weight, s, ax);
   }
   const Tensor l = -sum(terms, {static_cast<int>(ax)});
   if (options.weight.defined()) check_weight(loss, "per-example loss", options.weight, l);

@@ -55,6 +55,13 @@ enum class Reduction { mean, sum, none };
 struct LossOptions {
   Reduction reduction = Reduction::mean;  ///< mean (Σ w ⊙ ℓ / Σ w), sum, or none (ℓ's shape): PyTorch's `reduction`
   Tensor weight = {};  ///< per-element weight or 0/1 mask, broadcastable to the per-element loss; undefined = 1
+  /// binary_cross_entropy_with_logits only (the other losses refuse it, ValueError): PyTorch's
+  /// `pos_weight` p, weighing the positive term, ℓ = −[p·y·log σ(x) + (1 − y)·log(1 − σ(x))]. A 1-D
+  /// (C,) tensor lies along the features axis (0 of (C,) and (C, batch), 1 of (time, C, batch)): one
+  /// weight per class, as PyTorch's (C,) is for its (N, C) layout; any other shape broadcasts to the
+  /// target right-aligned ((C, 1) is the same per-class weight). Finite and ≥ 0, else ValueError;
+  /// a shape that does not broadcast to the target (or 1-D against 4-D and more) is a ShapeError.
+  Tensor pos_weight = {};
 };
 
 /// Options of the classification losses (cross_entropy, nll_loss).
@@ -73,6 +80,13 @@ struct ClassLossOptions {
   /// weight class_weight[yᵢ] (and the mean divides by their sum); with probability targets the terms
   /// become −Σ_c class_weight[c]·y_c·log p_c (and the mean divides by the example count, as PyTorch).
   Tensor class_weight = {};
+  /// ε ∈ [0, 1], PyTorch's `label_smoothing`: the target becomes (1 − ε)·onehot + ε/C, so with index
+  /// labels ℓᵢ = (1 − ε)·cw[yᵢ]·(−log p_{yᵢ}) + (ε/C)·Σ_c cw[c]·(−log p_c) (cw = class_weight, else 1;
+  /// the smoothing term is not scaled by cw[yᵢ], yet the mean still divides by Σ w·cw[yᵢ], exactly
+  /// as torch.nn.functional.cross_entropy does); ignored examples add nothing. With probability targets
+  /// y becomes (1 − ε)·y + ε/C. nll_loss applies the same to its log-probabilities, so
+  /// cross_entropy(x, y) stays nll_loss(log_softmax(x), y). Outside [0, 1] or NaN: ValueError.
+  double label_smoothing = 0.0;
 };
 
 /// Mean squared error: ℓ = (prediction − target)².
@@ -101,7 +115,8 @@ Tensor binary_cross_entropy(const Tensor& probabilities, const Tensor& target, c
 /// Binary cross-entropy on logits x (p = σ(x)), stable for any |x|:
 /// ℓ = max(x, 0) − x·y + log(1 + e^−|x|) = softplus(x) − x·y, with ∂ℓ/∂x = σ(x) − y and ∂ℓ/∂y = −x.
 /// Throws ValueError if some target y is outside [0, 1] (or NaN): ℓ would then fall without bound
-/// as x → ±∞ (PyTorch computes it anyway).
+/// as x → ±∞ (PyTorch computes it anyway). With options.pos_weight p (see LossOptions):
+/// ℓ = (1 − y)·x + (1 + (p − 1)·y)·softplus(−x), PyTorch's form, differentiable in p too.
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         const LossOptions& options = {});
 

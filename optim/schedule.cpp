@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <utility>
 
 #include "../core/npz.hpp"  // quote_key
 
@@ -54,7 +55,13 @@ LRScheduler::LRScheduler(Optimizer& opt) : m_opt(opt), m_base_lr(opt.lr()), m_la
 
 void LRScheduler::step() {
   ++m_last_epoch;
-  const double lr = next_lr(m_opt.lr());
+  double lr = 0;
+  try {
+    lr = next_lr(m_opt.lr());
+  } catch (...) {  // a LambdaLR's function threw: the step did not happen
+    --m_last_epoch;
+    throw;
+  }
   if (!(std::isfinite(lr) && lr >= 0)) {
     --m_last_epoch;  // the step did not happen
     throw ValueError(std::string(name()) + ": the learning rate for epoch " + std::to_string(m_last_epoch + 1) +
@@ -79,6 +86,14 @@ void LRScheduler::load_state_dict(const StateDict& state) {
   m_last_epoch = static_cast<std::int64_t>(v[0]);
   m_base_lr = v[1];
   m_last_lr = m_opt.lr();
+}
+
+void LRScheduler::set_initial_lr(double lr) {
+  if (!(std::isfinite(lr) && lr >= 0))
+    throw ValueError(std::string(name()) + ": the learning rate for epoch 0 would be " + format_number(lr) +
+                     " (from " + format_number(m_opt.lr()) + "): it must be finite and >= 0");
+  m_last_lr = lr;
+  m_opt.set_lr(lr);
 }
 
 // ---- StepLR ----
@@ -127,6 +142,54 @@ double CosineAnnealingLR::next_lr(double current) const {
   const double ratio = (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T));
   return std::max(0.0, ratio * (current - m_eta_min) + m_eta_min);
 }
+
+// ---- MultiStepLR ----
+
+MultiStepLR::MultiStepLR(Optimizer& opt, std::vector<std::int64_t> milestones, double gamma)
+    : LRScheduler(opt), m_milestones(std::move(milestones)), m_gamma(gamma) {
+  for (std::int64_t m : m_milestones)
+    check_hyper(m >= 1, "MultiStepLR", "milestone", static_cast<double>(m),
+                "must be >= 1 (epoch 0 is the construction; step() reaches 1 first)");
+  check_hyper(std::isfinite(gamma) && gamma > 0, "MultiStepLR", "gamma", gamma, "must be finite and > 0");
+  std::sort(m_milestones.begin(), m_milestones.end());
+}
+
+// chainable: lr·γ^k where e is a milestone given k times (PyTorch's Counter), else unchanged
+double MultiStepLR::next_lr(double current) const {
+  const auto [lo, hi] = std::equal_range(m_milestones.begin(), m_milestones.end(), last_epoch());
+  if (lo == hi) return current;
+  return current * std::pow(m_gamma, static_cast<double>(hi - lo));  // PyTorch: lr * gamma ** k
+}
+
+// ---- LinearLR ----
+
+LinearLR::LinearLR(Optimizer& opt, double start_factor, double end_factor, std::int64_t total_iters)
+    : LRScheduler(opt), m_start(start_factor), m_end(end_factor), m_total_iters(total_iters) {
+  check_hyper(start_factor > 0 && start_factor <= 1, "LinearLR", "start_factor", start_factor, "must be in (0, 1]");
+  check_hyper(end_factor >= 0 && end_factor <= 1, "LinearLR", "end_factor", end_factor, "must be in [0, 1]");
+  check_hyper(total_iters >= 1, "LinearLR", "total_iters", static_cast<double>(total_iters), "must be >= 1");
+  set_initial_lr(opt.lr() * start_factor);
+}
+
+// PyTorch's chainable form: the ratio of consecutive closed-form factors, applied to the current lr,
+//   lr_e = lr_{e−1} · (1 + (f − s) / (T·s + (e − 1)·(f − s)))   for 1 ≤ e ≤ T, unchanged after.
+// The denominator is s·(T − e + 1) + (e − 1)·f > 0 for e ≤ T, as s > 0 and f ≥ 0.
+double LinearLR::next_lr(double current) const {
+  if (last_epoch() > m_total_iters) return current;
+  const double T = static_cast<double>(m_total_iters), e = static_cast<double>(last_epoch());
+  return current * (1. + (m_end - m_start) / (T * m_start + (e - 1) * (m_end - m_start)));
+}
+
+// ---- LambdaLR ----
+
+LambdaLR::LambdaLR(Optimizer& opt, std::function<double(std::size_t)> factor)
+    : LRScheduler(opt), m_factor(std::move(factor)) {
+  if (!m_factor) throw ValueError("LambdaLR: the factor function is empty");
+  set_initial_lr(base_lr() * m_factor(0));
+}
+
+// not chainable (PyTorch's get_lr): base_lr·λ(e), whatever the current lr
+double LambdaLR::next_lr(double) const { return base_lr() * m_factor(static_cast<std::size_t>(last_epoch())); }
 
 // ---- ReduceLROnPlateau ----
 

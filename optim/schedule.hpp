@@ -8,7 +8,8 @@
 //       sched.step();                  // then move the lr for the next epoch
 //     }
 //
-// Construction reads the optimizer's current lr as base_lr and leaves it there (epoch 0). Each step()
+// Construction reads the optimizer's current lr as base_lr and leaves it there (epoch 0) — except
+// LinearLR and LambdaLR, which set epoch 0's lr at once, as PyTorch's constructors do. Each step()
 // advances the epoch e and sets the lr. Like PyTorch, each schedule computes the next lr from the
 // optimizer's current one (its "chainable" form), so a schedule composes with a manual set_lr() or a
 // second schedule; left alone, it follows the closed form given with each class. A schedule holds a
@@ -19,6 +20,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <vector>
 
 #include "optimizer.hpp"
 
@@ -32,7 +35,8 @@ class LRScheduler {
   LRScheduler& operator=(const LRScheduler&) = delete;
 
   /// Advances one epoch and sets the optimizer's lr. If that lr is not finite (a γ > 1 applied too
-  /// often), throws ValueError naming the schedule and the epoch, with nothing changed.
+  /// often) or negative, throws ValueError naming the schedule and the epoch, with nothing changed;
+  /// an exception from a LambdaLR's function also leaves everything as it was.
   void step();
   /// The lr set by the last step() (the optimizer's lr at construction before any).
   double last_lr() const { return m_last_lr; }
@@ -54,6 +58,10 @@ class LRScheduler {
  protected:
   /// Takes the optimizer's current lr as base_lr and last_lr, at epoch 0; keeps a reference to `opt`.
   explicit LRScheduler(Optimizer& opt);
+  /// For a schedule whose epoch-0 lr is not base_lr (LinearLR, LambdaLR, as PyTorch's constructors set
+  /// it): sets the optimizer's lr and last_lr, or throws ValueError naming the schedule if it is not
+  /// finite and ≥ 0 (then the optimizer is untouched).
+  void set_initial_lr(double lr);
   /// The lr for epoch last_epoch() (already advanced), given the optimizer's current lr.
   virtual double next_lr(double current) const = 0;
 
@@ -108,6 +116,62 @@ class CosineAnnealingLR : public LRScheduler {
  private:
   std::int64_t m_T_max;
   double m_eta_min;
+};
+
+/// lr = base_lr · γ^(number of milestones ≤ e): multiplied by γ at each milestone epoch. As PyTorch's
+/// (a Counter), the milestones may come in any order, and one given k times multiplies by γ^k there.
+class MultiStepLR : public LRScheduler {
+ public:
+  const char* name() const override { return "MultiStepLR"; }
+  /// Throws ValueError unless every milestone is ≥ 1 (epoch 0 is construction: it would never fire)
+  /// and γ is finite and > 0 (γ = 0 would end training for good: the chainable form cannot leave 0).
+  MultiStepLR(Optimizer& opt, std::vector<std::int64_t> milestones, double gamma = 0.1);
+
+ protected:
+  double next_lr(double current) const override;
+
+ private:
+  std::vector<std::int64_t> m_milestones;  // sorted, duplicates kept
+  double m_gamma;
+};
+
+/// lr = base_lr · (s + (f − s)·min(e, T)/T): linearly from start_factor s to end_factor f over T =
+/// total_iters epochs, then constant — the usual warmup (s < f) or a linear decay. As PyTorch's,
+/// construction already sets the lr to base_lr·s (epoch 0 trains at it), and each step applies the
+/// ratio of consecutive values to the current lr (chainable).
+class LinearLR : public LRScheduler {
+ public:
+  const char* name() const override { return "LinearLR"; }
+  /// PyTorch's defaults; throws ValueError unless 0 < s ≤ 1, 0 ≤ f ≤ 1 and T ≥ 1.
+  explicit LinearLR(Optimizer& opt, double start_factor = 1.0 / 3, double end_factor = 1.0,
+                    std::int64_t total_iters = 5);
+
+ protected:
+  double next_lr(double current) const override;
+
+ private:
+  double m_start, m_end;
+  std::int64_t m_total_iters;
+};
+
+/// lr = base_lr · λ(e) for a function λ of the epoch. As PyTorch's, construction sets the lr to
+/// base_lr·λ(0), and it is not chainable: each step overrides a manual set_lr(). λ's lr must be
+/// finite and ≥ 0 (ValueError otherwise, at construction or in step(), nothing changed); λ is
+/// copied (what it captures by reference must outlive the schedule). base_lr is the optimizer's lr
+/// at construction, where PyTorch takes the lr the *first* schedule found (its "initial_lr"): so
+/// construct a LambdaLR before a schedule that moves the lr at construction (LinearLR, another
+/// LambdaLR).
+class LambdaLR : public LRScheduler {
+ public:
+  const char* name() const override { return "LambdaLR"; }
+  /// Throws ValueError if `factor` is empty or base_lr·λ(0) is not finite and ≥ 0.
+  LambdaLR(Optimizer& opt, std::function<double(std::size_t epoch)> factor);
+
+ protected:
+  double next_lr(double current) const override;
+
+ private:
+  std::function<double(std::size_t)> m_factor;
 };
 
 /// ReduceLROnPlateau's options (PyTorch's names and defaults).
