@@ -150,7 +150,7 @@ MultiStepLR::MultiStepLR(Optimizer& opt, std::vector<std::int64_t> milestones, d
   for (std::int64_t m : m_milestones)
     check_hyper(m >= 1, "MultiStepLR", "milestone", static_cast<double>(m),
                 "must be >= 1 (epoch 0 is the construction; step() reaches 1 first)");
-  check_hyper(std::isfinite(gamma) && gamma > 0, "MultiStepLR", "gamma", gamma, "must be finite and > 0");
+  check_hyper(std::isfinite(gamma) && gamma >= 0, "MultiStepLR", "gamma", gamma, "must be finite and >= 0");
   std::sort(m_milestones.begin(), m_milestones.end());
 }
 

@@ -124,7 +124,7 @@ class MultiStepLR : public LRScheduler {
  public:
   const char* name() const override { return "MultiStepLR"; }
   /// Throws ValueError unless every milestone is ≥ 1 (epoch 0 is construction: it would never fire)
-  /// and γ is finite and > 0 (γ = 0 would end training for good: the chainable form cannot leave 0).
+  /// and γ is finite and ≥ 0 (as StepLR's; γ = 0 leaves the lr at 0 from the first milestone on).
   MultiStepLR(Optimizer& opt, std::vector<std::int64_t> milestones, double gamma = 0.1);
 
  protected:

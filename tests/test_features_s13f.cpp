@@ -430,9 +430,18 @@ TEST_CASE("schedules hostile: bad milestones, gamma, factors, total_iters and a 
   using V = std::vector<std::int64_t>;
   refused<ValueError>([&] { MultiStepLR(opt, V{3, 0}); }, {"MultiStepLR", "milestone", "0"});
   refused<ValueError>([&] { MultiStepLR(opt, V{-2, 3}); }, {"MultiStepLR", "milestone", "-2"});
-  for (double g : std::vector<double>{0.0, -0.5, NAN, INFINITY}) {
+  for (double g : std::vector<double>{-0.5, NAN, INFINITY}) {
     CAPTURE(g);
     refused<ValueError>([&] { MultiStepLR(opt, V{3}, g); }, {"MultiStepLR", "gamma"});
+  }
+  {  // γ = 0 is accepted, as by StepLR and ExponentialLR (and PyTorch): the lr is 0 from the milestone on
+    Tensor v = Tensor::zeros({1}, float64).set_requires_grad();
+    SGD own({v}, {.lr = 0.1});
+    MultiStepLR zero(own, V{2}, 0.0);
+    zero.step();
+    CHECK(own.lr() == 0.1);
+    zero.step();
+    CHECK(own.lr() == 0.0);
   }
   for (double s : std::vector<double>{0.0, -0.1, 1.5, NAN}) {
     CAPTURE(s);
