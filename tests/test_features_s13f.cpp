@@ -424,7 +424,7 @@ TEST_CASE("schedules: MultiStepLR, LinearLR, LambdaLR resume from state_dict mid
   }
 }
 
-TEST_CASE("schedules hostile: bad milestones, gamma, factors, total_iters and a factor function that leaves [0, inf) are refused by name") {
+TEST_CASE("schedules hostile: bad milestones, gamma, factors, total_iters and a factor function whose lr is negative or not finite are refused by name") {
   Tensor w = Tensor::zeros({1}, float64).set_requires_grad();
   SGD opt({w}, {.lr = 0.1});
   using V = std::vector<std::int64_t>;
