@@ -13,12 +13,15 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "../autograd/tape.hpp"
 #include "../core/blas.hpp"
+#include "../core/npz.hpp"
 #include "../core/threads.hpp"
 
 /// Runs `f`, which must throw an E, and returns the message; a failed check (and "") if it throws
@@ -124,6 +127,42 @@ struct DropAtAnySize {
 
 /// Whether `text` contains `part`.
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+/// CHECK that `text` contains `part`, printing both when it does not. Evaluates `text` once (it is
+/// often a message_of call, which must not run twice).
+#define CHECK_CONTAINS_ONCE(text, part)                                                                             \
+  do {                                                                                                              \
+    const std::string check_text_ = (text), check_part_ = (part);                                                   \
+    CHECK_MESSAGE(contains(check_text_, check_part_), "\"" << check_text_ << "\" lacks \"" << check_part_ << "\""); \
+  } while (false)
+
+/// A PyTorch reference file under tests/ref, loaded once: at(key) fails the test naming a missing key.
+class RefFile {
+ public:
+  explicit RefFile(const std::filesystem::path& relative) : m_name(relative.filename().string()) {
+    for (auto& [k, t] : rwd::load_npz((test_ref_dir() / relative).string())) m_tensors.emplace(k, t);
+  }
+  /// Every key and tensor, in key order.
+  const std::map<std::string, rwd::Tensor>& all() const { return m_tensors; }
+  /// The tensor under `key` (REQUIRE: it is there).
+  const rwd::Tensor& at(const std::string& key) const {
+    const auto it = m_tensors.find(key);
+    REQUIRE_MESSAGE(it != m_tensors.end(), m_name << " has no key " << key);
+    return it->second;
+  }
+  /// Its values, flat.
+  std::vector<double> vec(const std::string& key) const { return at(key).to_vector(); }
+  /// Its values as class labels.
+  std::vector<std::int64_t> labels(const std::string& key) const {
+    std::vector<std::int64_t> out;
+    for (double v : vec(key)) out.push_back(static_cast<std::int64_t>(v));
+    return out;
+  }
+
+ private:
+  std::string m_name;
+  std::map<std::string, rwd::Tensor> m_tensors;
+};
 
 /// The bytes of file `p` (a failed REQUIRE if it cannot be read).
 inline std::string read_bytes(const std::filesystem::path& p) {

@@ -10,6 +10,8 @@
 
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 using namespace rwd;
 
 namespace {
@@ -18,16 +20,6 @@ Tensor leaf(const std::vector<double>& v) {
   return Tensor::from_vector(v, {v.size()}, float64).set_requires_grad();
 }
 
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("no exception of the expected type");
-  return "";
-}
 
 // A fresh directory for one test's files.
 std::filesystem::path scratch(const std::string& name) {

@@ -23,27 +23,14 @@ using namespace rwd;
 
 namespace {
 
-const std::map<std::string, Tensor>& ref() {
-  static const std::map<std::string, Tensor> r = [] {
-    std::map<std::string, Tensor> m;
-    for (auto& [k, t] : load_npz((test_ref_dir() / "parity" / "s13" / "features_s13f.npz").string())) m.emplace(k, t);
-    return m;
-  }();
-  return r;
+const RefFile& file() {
+  static const RefFile f(std::filesystem::path("parity") / "s13" / "features_s13f.npz");
+  return f;
 }
-
-const Tensor& at(const std::string& key) {
-  auto it = ref().find(key);
-  REQUIRE_MESSAGE(it != ref().end(), "features_s13f.npz has no key " << key);
-  return it->second;
-}
-std::vector<double> vec(const std::string& key) { return at(key).to_vector(); }
-
-Indices labels_of(const std::string& key) {
-  Indices out;
-  for (double v : vec(key)) out.push_back(static_cast<std::int64_t>(v));
-  return out;
-}
+const std::map<std::string, Tensor>& ref() { return file().all(); }
+const Tensor& at(const std::string& key) { return file().at(key); }
+std::vector<double> vec(const std::string& key) { return file().vec(key); }
+Indices labels_of(const std::string& key) { return file().labels(key); }
 
 /// A (r, c) row-major matrix's values in (c, r) order.
 std::vector<double> transposed(const std::vector<double>& v, std::size_t r, std::size_t c) {

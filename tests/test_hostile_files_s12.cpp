@@ -31,12 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Evaluates `text` once (it is often a message_of call, which must not run twice).
-#define CHECK_CONTAINS(text, part)                                                                                  \
-  do {                                                                                                              \
-    const std::string check_text_ = (text), check_part_ = (part);                                                   \
-    CHECK_MESSAGE(contains(check_text_, check_part_), "\"" << check_text_ << "\" lacks \"" << check_part_ << "\""); \
-  } while (false)
+#define CHECK_CONTAINS CHECK_CONTAINS_ONCE
 
 // ---- a hand-made zip writer: every field of the archive under the test's control ----
 

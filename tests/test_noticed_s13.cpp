@@ -25,11 +25,7 @@ using namespace rwd;
 
 namespace {
 
-#define CHECK_CONTAINS(text, part)                                                                                  \
-  do {                                                                                                              \
-    const std::string check_text_ = (text), check_part_ = (part);                                                   \
-    CHECK_MESSAGE(contains(check_text_, check_part_), "\"" << check_text_ << "\" lacks \"" << check_part_ << "\""); \
-  } while (false)
+#define CHECK_CONTAINS CHECK_CONTAINS_ONCE
 
 Tensor f64(const std::vector<double>& v, const Shape& s) { return Tensor::from_vector(v, s, float64); }
 
