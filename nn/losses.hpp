@@ -34,8 +34,8 @@
 //  both shapes. A label out of range and a probability or binary cross-entropy target outside
 //  [0, 1] throw ValueError (the library's exception for an argument out of its domain) naming the
 //  loss, the position and the value. So does a weight or class_weight that is negative, infinite
-//  or NaN (naming its index and value). An undefined operand throws TapeError (as the tensor itself would) naming the loss and the
-//  argument. Operands of different dtypes throw DtypeError. An empty prediction (batch 0) throws
+//  or NaN (naming its index and value). An undefined operand throws TapeError (as the tensor itself
+//  would) naming the loss and the argument. Operands of different dtypes throw DtypeError. An empty prediction (batch 0) throws
 //  ShapeError, whatever the reduction, as every layer refuses batch 0.
 #pragma once
 
