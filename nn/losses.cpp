@@ -93,26 +93,24 @@ void check_weight(const char* loss, const char* what, const Tensor& weight, cons
 }
 
 // The reduction of losses.hpp; `weight` (if defined) has been checked against ℓ.
-Tensor reduce(const Tensor& l, const Tensor& weight, Reduction reduction) {
-  if (!weight.defined()) {
-    switch (reduction) {
-      case Reduction::none: return l;
-      case Reduction::sum: return sum(l);
-      case Reduction::mean: return mean(l);
-    }
-  }
-  const Tensor wl = weight * l;
+// Reduces the terms v (w ⊙ ℓ already, or ℓ when there is no weight w): the mean divides by Σ w.
+Tensor reduce_terms(const Tensor& v, const Tensor& weight, Reduction reduction) {
   switch (reduction) {
-    case Reduction::none: return wl;
-    case Reduction::sum: return sum(wl);
+    case Reduction::none: return v;
+    case Reduction::sum: return sum(v);
     case Reduction::mean: {
+      if (!weight.defined()) return mean(v);
       // Σ w ⊙ ℓ / Σ w, with w broadcast to ℓ's shape so a (1, B) mask counts once per element.
-      const Tensor total = sum(broadcast_to(weight, l.shape()));
-      if (total.item() == 0) return sum(wl);  // all padding: 0, not 0/0
-      return sum(wl) / total;
+      const Tensor total = sum(broadcast_to(weight, v.shape()));
+      if (total.item() == 0) return sum(v);  // all padding: 0, not 0/0
+      return sum(v) / total;
     }
   }
-  return l;  // unreachable
+  return v;  // unreachable
+}
+
+Tensor reduce(const Tensor& l, const Tensor& weight, Reduction reduction) {
+  return reduce_terms(weight.defined() ? weight * l : l, weight, reduction);
 }
 
 Tensor reduce_elementwise(const char* loss, const Tensor& l, const LossOptions& o, bool takes_pos_weight = false) {
@@ -255,7 +253,8 @@ Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, co
   // An ignored example adds exactly nothing, as PyTorch never reads it: the weight 0 alone would make
   // 0·∞ = NaN where the gathered class has log-probability −∞ (a masked-out class). masked_fill also
   // sends it no gradient.
-  if (any_ignored) l = masked_fill(l, Tensor::from_vector(ignored, per_example, l.dtype()), 0.0);
+  const Tensor ignored_mask = any_ignored ? Tensor::from_vector(ignored, per_example, l.dtype()) : Tensor();
+  if (any_ignored) l = masked_fill(l, ignored_mask, 0.0);
 
   Tensor w;
   if (o.weight.defined()) {
@@ -281,20 +280,10 @@ Tensor nll(const char* loss, const char* input_name, const Tensor& log_probs, co
   const double eps = o.label_smoothing;
   Tensor terms = o.class_weight.defined() ? log_probs * along_class_axis(o.class_weight, s, ax) : log_probs;
   Tensor sm = -sum(terms, {static_cast<int>(ax)});
-  if (any_ignored) sm = masked_fill(sm, Tensor::from_vector(ignored, per_example, l.dtype()), 0.0);
+  if (any_ignored) sm = masked_fill(sm, ignored_mask, 0.0);
   const Tensor v = (1 - eps) * (w.defined() ? w * l : l) +
                    (eps / static_cast<double>(classes)) * (a.defined() ? a * sm : sm);
-  switch (o.reduction) {
-    case Reduction::none: return v;
-    case Reduction::sum: return sum(v);
-    case Reduction::mean: {
-      if (!w.defined()) return mean(v);
-      const Tensor total = sum(w);
-      if (total.item() == 0) return sum(v);  // all ignored or weighted 0: 0, not 0/0 (as reduce)
-      return sum(v) / total;
-    }
-  }
-  return v;  // unreachable
+  return reduce_terms(v, w, o.reduction);
 }
 
 }  // namespace

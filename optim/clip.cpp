@@ -106,18 +106,8 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
   for (std::size_t i = 0; i < params.size(); ++i)
     if (!params[i].defined()) throw ValueError("clip_grad_norm: parameter " + std::to_string(i) + " is undefined");
   // A parameter listed twice would count twice in the norm and be scaled twice (PyTorch does both):
-  // refused, as the optimizers refuse it. Sorted by identity, so a long list costs n log n.
-  {
-    std::vector<std::pair<const void*, std::size_t>> ids(params.size());
-    for (std::size_t i = 0; i < params.size(); ++i) ids[i] = {params[i].impl_ptr().get(), i};
-    std::sort(ids.begin(), ids.end());
-    for (std::size_t k = 1; k < ids.size(); ++k)
-      if (ids[k].first == ids[k - 1].first)
-        throw ValueError("clip_grad_norm: parameter " + std::to_string(ids[k].second) +
-                         " is the same tensor as parameter " + std::to_string(ids[k - 1].second) +
-                         ": each parameter may appear once (its gradient would count twice in the norm and be "
-                         "scaled twice)");
-  }
+  // refused, as the optimizers refuse it.
+  refuse_repeated_params(params, "clip_grad_norm", "its gradient would count twice in the norm and be scaled twice");
 
   // Pass 1: the largest |g| (the ∞-norm, and the scale for pass 2), and the first NaN or ∞. Large
   // gradients are read by several threads (kernels/pool.hpp): a maximum and a first index do not

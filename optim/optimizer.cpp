@@ -1,5 +1,6 @@
 #include "optimizer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -12,6 +13,16 @@ namespace rwd {
 void check_hyper(bool ok, const char* who, const char* what, double value, const char* rule) {
   if (!ok)
     throw ValueError(std::string(who) + ": invalid " + what + ": " + format_number(value) + " (" + rule + ")");
+}
+
+void refuse_repeated_params(const std::vector<Tensor>& params, const std::string& who, const char* why) {
+  std::vector<std::pair<const void*, std::size_t>> ids(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) ids[i] = {params[i].impl_ptr().get(), i};
+  std::sort(ids.begin(), ids.end());  // equal identities adjacent, each run in index order
+  for (std::size_t k = 1; k < ids.size(); ++k)
+    if (ids[k].first == ids[k - 1].first)
+      throw ValueError(who + ": parameter " + std::to_string(ids[k].second) + " is the same tensor as parameter " +
+                       std::to_string(ids[k - 1].second) + ": each parameter may appear once (" + why + ")");
 }
 
 std::string format_number(double x) {
@@ -34,11 +45,8 @@ Optimizer::Optimizer(const char* name, std::vector<Tensor> params, double lr, st
       throw ValueError(which + " " + p.shape().str() +
                        " is not a leaf (it was computed by a recorded op); optimize the leaf it came from, "
                        "or detach() it");
-    for (std::size_t j = 0; j < i; ++j)
-      if (m_params[j].same(p))
-        throw ValueError(which + " is the same tensor as parameter " + std::to_string(j) +
-                         ": each parameter may appear once (it would be updated twice per step)");
   }
+  refuse_repeated_params(m_params, name, "it would be updated twice per step");
   m_state.resize(m_params.size());
 }
 

@@ -115,6 +115,10 @@ class Optimizer {
 /// Throws ValueError "<who>: invalid <what>: <value> (<rule>)" unless `ok` — PyTorch's argument checks.
 void check_hyper(bool ok, const char* who, const char* what, double value, const char* rule);
 
+/// Throws ValueError "<who>: parameter i is the same tensor as parameter j: each parameter may appear
+/// once (<why>)" for the first tensor listed twice in `params` (n log n: sorted by identity).
+void refuse_repeated_params(const std::vector<Tensor>& params, const std::string& who, const char* why);
+
 /// A number as the str() lines print it (shortest form: 0.001, 1e-08, 0.9).
 std::string format_number(double x);
 

@@ -55,21 +55,12 @@ LRScheduler::LRScheduler(Optimizer& opt) : m_opt(opt), m_base_lr(opt.lr()), m_la
 
 void LRScheduler::step() {
   ++m_last_epoch;
-  double lr = 0;
   try {
-    lr = next_lr(m_opt.lr());
-  } catch (...) {  // a LambdaLR's function threw: the step did not happen
+    set_epoch_lr(next_lr(m_opt.lr()));
+  } catch (...) {  // a LambdaLR's function threw, or the lr was refused: the step did not happen
     --m_last_epoch;
     throw;
   }
-  if (!(std::isfinite(lr) && lr >= 0)) {
-    --m_last_epoch;  // the step did not happen
-    throw ValueError(std::string(name()) + ": the learning rate for epoch " + std::to_string(m_last_epoch + 1) +
-                     " would be " + format_number(lr) + " (from " + format_number(m_opt.lr()) +
-                     "): it must be finite and >= 0");
-  }
-  m_last_lr = lr;
-  m_opt.set_lr(lr);
 }
 
 StateDict LRScheduler::state_dict() const {
@@ -88,10 +79,11 @@ void LRScheduler::load_state_dict(const StateDict& state) {
   m_last_lr = m_opt.lr();
 }
 
-void LRScheduler::set_initial_lr(double lr) {
+void LRScheduler::set_epoch_lr(double lr) {
   if (!(std::isfinite(lr) && lr >= 0))
-    throw ValueError(std::string(name()) + ": the learning rate for epoch 0 would be " + format_number(lr) +
-                     " (from " + format_number(m_opt.lr()) + "): it must be finite and >= 0");
+    throw ValueError(std::string(name()) + ": the learning rate for epoch " + std::to_string(m_last_epoch) +
+                     " would be " + format_number(lr) + " (from " + format_number(m_opt.lr()) +
+                     "): it must be finite and >= 0");
   m_last_lr = lr;
   m_opt.set_lr(lr);
 }
@@ -168,7 +160,7 @@ LinearLR::LinearLR(Optimizer& opt, double start_factor, double end_factor, std::
   check_hyper(start_factor > 0 && start_factor <= 1, "LinearLR", "start_factor", start_factor, "must be in (0, 1]");
   check_hyper(end_factor >= 0 && end_factor <= 1, "LinearLR", "end_factor", end_factor, "must be in [0, 1]");
   check_hyper(total_iters >= 1, "LinearLR", "total_iters", static_cast<double>(total_iters), "must be >= 1");
-  set_initial_lr(opt.lr() * start_factor);
+  set_epoch_lr(opt.lr() * start_factor);
 }
 
 // PyTorch's chainable form: the ratio of consecutive closed-form factors, applied to the current lr,
@@ -185,7 +177,7 @@ double LinearLR::next_lr(double current) const {
 LambdaLR::LambdaLR(Optimizer& opt, std::function<double(std::size_t)> factor)
     : LRScheduler(opt), m_factor(std::move(factor)) {
   if (!m_factor) throw ValueError("LambdaLR: the factor function is empty");
-  set_initial_lr(base_lr() * m_factor(0));
+  set_epoch_lr(base_lr() * m_factor(0));
 }
 
 // not chainable (PyTorch's get_lr): base_lr·λ(e), whatever the current lr

@@ -58,10 +58,10 @@ class LRScheduler {
  protected:
   /// Takes the optimizer's current lr as base_lr and last_lr, at epoch 0; keeps a reference to `opt`.
   explicit LRScheduler(Optimizer& opt);
-  /// For a schedule whose epoch-0 lr is not base_lr (LinearLR, LambdaLR, as PyTorch's constructors set
-  /// it): sets the optimizer's lr and last_lr, or throws ValueError naming the schedule if it is not
-  /// finite and ≥ 0 (then the optimizer is untouched).
-  void set_initial_lr(double lr);
+  /// Makes `lr` the lr of epoch last_epoch() (the optimizer's, and last_lr), or throws ValueError naming
+  /// the schedule if it is not finite and ≥ 0, with nothing changed. step() sets every epoch's through
+  /// it; LinearLR and LambdaLR set epoch 0's, whose lr is not base_lr (as PyTorch's constructors do).
+  void set_epoch_lr(double lr);
   /// The lr for epoch last_epoch() (already advanced), given the optimizer's current lr.
   virtual double next_lr(double current) const = 0;
 

@@ -454,9 +454,9 @@ void load_checkpoint(const std::string& path, Module& model, Optimizer& optimize
     message = e.what();
   }
   // The lowest rank that failed speaks for all; the ones that loaded put their state back. `why` is
-  // this rank's failure ("" if none), `what` says what went wrong.
-  const auto refuse_if_any = [&](const std::string& why, const std::string& what, bool loaded) {
-    std::int64_t failed = why.empty() ? std::numeric_limits<std::int64_t>::max() : comm.rank();
+  // this rank's reason (if it failed), `what` says what went wrong.
+  const auto refuse_if_any = [&](bool failed_here, const std::string& why, const std::string& what, bool loaded) {
+    std::int64_t failed = failed_here ? comm.rank() : std::numeric_limits<std::int64_t>::max();
     comm.allreduce_min(&failed, 1);
     if (failed == std::numeric_limits<std::int64_t>::max()) return;
     if (loaded) {
@@ -465,14 +465,14 @@ void load_checkpoint(const std::string& path, Module& model, Optimizer& optimize
     }
     const std::string text = comm.broadcast(why, static_cast<int>(failed));
     throw ValueError("load_checkpoint: rank " + std::to_string(failed) + " of " + std::to_string(comm.size()) + " " +
-                     what + " (no rank changed)" + (text == "-" ? "" : ": " + text));
+                     what + " (no rank changed)" + (text.empty() ? "" : ": " + text));
   };
-  refuse_if_any(message, "could not load it", message.empty());
+  refuse_if_any(!message.empty(), message, "could not load it", message.empty());
   // Every rank loaded: the same values? A path on each node's own disk reads a different file on each
   // (a stale copy), and the ranks would train apart without a word.
   std::uint64_t mine = fingerprint(optimizer.state_dict(), fingerprint(model.state_dict())), root = mine;
   comm.broadcast(&root, sizeof root, 0);
-  refuse_if_any(mine == root ? "" : "-",
+  refuse_if_any(mine != root, "",
                 "loaded other values than rank 0 from " + path + " (it must be one file that every rank sees)", true);
 }
 
