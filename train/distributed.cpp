@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <unordered_set>
 
 #include "../core/error.hpp"
@@ -335,7 +336,8 @@ void DataParallel::synchronize() {
 
 DistributedSampler::DistributedSampler(std::size_t examples, std::size_t global_batch, std::uint32_t seed, int rank,
                                        int size, bool shuffle)
-    : m_examples(examples), m_batch(global_batch), m_seed(seed), m_rank(rank), m_size(size), m_shuffle(shuffle) {
+    : m_examples(examples), m_batch(global_batch), m_seed(seed), m_rank(rank), m_size(size), m_shuffle(shuffle),
+      m_cache(std::make_shared<Cache>()) {
   if (examples == 0 || global_batch == 0)
     throw ValueError("DistributedSampler: " + std::string(examples == 0 ? "no examples" : "a global batch of 0"));
   if (size < 1 || rank < 0 || rank >= size)
@@ -352,18 +354,44 @@ DistributedSampler::DistributedSampler(std::size_t examples, std::size_t global_
                                        const Communicator& comm, bool shuffle)
     : DistributedSampler(examples, global_batch, seed, comm.rank(), comm.size(), shuffle) {}
 
-const std::vector<std::size_t>& DistributedSampler::order(std::size_t epoch) const {
-  if (m_cached_epoch == epoch) return m_order;
-  m_order.resize(m_examples);
-  for (std::size_t i = 0; i < m_examples; ++i) m_order[i] = i;
-  if (m_shuffle) {
-    // Fisher–Yates with rewind's MT19937 (the same permutation on every machine and for any number of
-    // ranks): epoch e's stream is seeded from (seed, e).
-    Generator gen(static_cast<std::uint32_t>(m_seed * 2654435761u + static_cast<std::uint32_t>(epoch) * 40503u + 1u));
-    for (std::size_t i = m_examples; i-- > 1;) std::swap(m_order[i], m_order[gen.integer(i + 1)]);
+struct DistributedSampler::Cache {
+  std::mutex mutex;
+  std::size_t epoch = 0;
+  std::shared_ptr<const std::vector<std::size_t>> order;  // null until the first shuffled epoch
+};
+
+std::vector<std::size_t> DistributedSampler::take(std::size_t epoch, std::size_t begin, std::size_t end) const {
+  std::vector<std::size_t> out;
+  out.reserve(end - begin);
+  if (!m_shuffle) {  // the order is 0 … examples − 1: nothing to keep
+    for (std::size_t i = begin; i < end; ++i) out.push_back(i);
+    return out;
   }
-  m_cached_epoch = epoch;
-  return m_order;
+  // One thread builds an epoch's permutation while the others wait for it; a thread reading an
+  // earlier epoch's keeps its own handle, so a new one never pulls the vector from under it.
+  std::shared_ptr<const std::vector<std::size_t>> order;
+  {
+    std::lock_guard<std::mutex> lock(m_cache->mutex);
+    if (!m_cache->order || m_cache->epoch != epoch) {
+      auto o = std::make_shared<std::vector<std::size_t>>();
+      try {
+        o->resize(m_examples);
+      } catch (const std::exception&) {  // bad_alloc, length_error: a count no memory holds
+        throw ValueError("DistributedSampler: the permutation of " + std::to_string(m_examples) +
+                         " examples does not fit in memory");
+      }
+      for (std::size_t i = 0; i < m_examples; ++i) (*o)[i] = i;
+      // Fisher–Yates with rewind's MT19937 (the same permutation on every machine and for any number of
+      // ranks): epoch e's stream is seeded from (seed, e).
+      Generator gen(static_cast<std::uint32_t>(m_seed * 2654435761u + static_cast<std::uint32_t>(epoch) * 40503u + 1u));
+      for (std::size_t i = m_examples; i-- > 1;) std::swap((*o)[i], (*o)[gen.integer(i + 1)]);
+      m_cache->order = std::move(o);
+      m_cache->epoch = epoch;
+    }
+    order = m_cache->order;
+  }
+  out.assign(order->begin() + static_cast<std::ptrdiff_t>(begin), order->begin() + static_cast<std::ptrdiff_t>(end));
+  return out;
 }
 
 std::pair<std::size_t, std::size_t> DistributedSampler::part(std::size_t batch, int rank) const {
@@ -378,17 +406,13 @@ std::pair<std::size_t, std::size_t> DistributedSampler::part(std::size_t batch, 
 }
 
 std::vector<std::size_t> DistributedSampler::global_batch(std::size_t epoch, std::size_t batch) const {
-  const auto& o = order(epoch);
-  const auto [b, e0] = part(batch, 0);
-  const auto [b1, e] = part(batch, m_size - 1);
-  (void)e0, (void)b1;
-  return {o.begin() + static_cast<std::ptrdiff_t>(b), o.begin() + static_cast<std::ptrdiff_t>(e)};
+  const std::size_t b = part(batch, 0).first, e = part(batch, m_size - 1).second;
+  return take(epoch, b, e);
 }
 
 std::vector<std::size_t> DistributedSampler::indices(std::size_t epoch, std::size_t batch) const {
-  const auto& o = order(epoch);
   const auto [b, e] = part(batch, m_rank);
-  return {o.begin() + static_cast<std::ptrdiff_t>(b), o.begin() + static_cast<std::ptrdiff_t>(e)};
+  return take(epoch, b, e);
 }
 
 double DistributedSampler::share(std::size_t, std::size_t batch) const {

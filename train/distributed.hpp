@@ -47,6 +47,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -170,7 +171,8 @@ class DataParallel {
 /// Which examples each rank trains on: every epoch a seeded permutation of 0 … examples − 1 (the same
 /// for any number of ranks), cut into global batches of `global_batch` (the last may be shorter), each
 /// cut into `size` contiguous parts that differ by at most one example; rank r takes part r. Over an
-/// epoch every example is used exactly once, by exactly one rank.
+/// epoch every example is used exactly once, by exactly one rank. Its calls may run on several threads
+/// at once (data-loading threads): the latest epoch's permutation is kept, shared by copies.
 class DistributedSampler {
  public:
   /// Throws ValueError if examples or global_batch is 0, rank is not in [0, size), or a global batch
@@ -197,14 +199,15 @@ class DistributedSampler {
   int size() const { return m_size; }
 
  private:
-  const std::vector<std::size_t>& order(std::size_t epoch) const;
+  struct Cache;  // the latest epoch's permutation, under a lock (distributed.cpp)
+  // Examples [begin, end) of the epoch's order.
+  std::vector<std::size_t> take(std::size_t epoch, std::size_t begin, std::size_t end) const;
   std::pair<std::size_t, std::size_t> part(std::size_t batch, int rank) const;  // [begin, end) in the epoch's order
   std::size_t m_examples, m_batch;
   std::uint32_t m_seed;
   int m_rank, m_size;
   bool m_shuffle;
-  mutable std::size_t m_cached_epoch = static_cast<std::size_t>(-1);
-  mutable std::vector<std::size_t> m_order;
+  std::shared_ptr<Cache> m_cache;  // shared by copies (same examples, seed and order: the same permutations)
 };
 
 /// save_checkpoint (train/checkpoint.hpp) by rank 0 alone — atomic as ever: a job killed mid-save
