@@ -992,7 +992,7 @@ TEST_CASE("optim: schedules save and restore their state") {
     CHECK(a.lr() == b.lr());
   }
   CHECK_THROWS_WITH_AS(sb.load_state_dict({{"last_epoch", Tensor::scalar(1, float64)}}),
-                       "LRScheduler.load_state_dict: missing key 'base_lr'", ValueError);
+                       "CosineAnnealingLR.load_state_dict: missing key 'base_lr'", ValueError);
   CHECK_THROWS_AS(sb.load_state_dict({{"last_epoch", Tensor::scalar(1.5, float64)},
                                       {"base_lr", Tensor::scalar(0.1, float64)}}),
                   ValueError);
