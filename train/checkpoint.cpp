@@ -84,20 +84,26 @@ void load_parts(const std::string& path, Module& model, Optimizer& optimizer, Tr
     epochs = static_cast<std::size_t>(e);
   }
 
-  // Checked before anything changes: the optimizer's state (the last part loaded, so it cannot fail
-  // after the others went in). The schedules and the model keep their old states aside and are put
-  // back if a later part fails: neither changes unless all load. (Their own states always load.)
-  try {
-    optimizer.check_state_dict(optim_state);
-  } catch (const Error&) {
-    rethrow_with_context(path + ": optimizer part: ");
-  }
-  const StateDict schedule_before = state && state->schedule ? state->schedule->state_dict() : StateDict{};
-  const StateDict plateau_before = state && state->plateau ? state->plateau->state_dict() : StateDict{};
+  // The model first (its own load checks everything before it changes anything), then the
+  // optimizer's state checked, the schedules loaded, and the optimizer last, when nothing can fail any
+  // more. What went in before a failure is put back from the copies kept aside (its own state always
+  // loads): nothing changes unless everything loads.
   NamedTensors model_before;
   for (auto& [k, p] : model.state_dict()) model_before.emplace_back(k, p.detach());
-  int done = 0;  // 1: the schedule loaded, 2: the plateau too, 3: the model too
+  const StateDict schedule_before = state && state->schedule ? state->schedule->state_dict() : StateDict{};
+  const StateDict plateau_before = state && state->plateau ? state->plateau->state_dict() : StateDict{};
   try {
+    model.load_state_dict(model_state);
+  } catch (const Error&) {
+    rethrow_with_context(path + ": model part: ");
+  }
+  int done = 0;  // 1: the schedule loaded, 2: the plateau too
+  try {
+    try {
+      optimizer.check_state_dict(optim_state);
+    } catch (const Error&) {
+      rethrow_with_context(path + ": optimizer part: ");
+    }
     if (state && state->schedule) {
       try {
         state->schedule->load_state_dict(schedule_state);
@@ -114,21 +120,11 @@ void load_parts(const std::string& path, Module& model, Optimizer& optimizer, Tr
       }
     }
     done = 2;
-    try {
-      model.load_state_dict(model_state);
-    } catch (const Error&) {
-      rethrow_with_context(path + ": model part: ");
-    }
-    done = 3;
-    try {
-      optimizer.load_state_dict(optim_state);
-    } catch (const Error&) {
-      rethrow_with_context(path + ": optimizer part: ");
-    }
+    optimizer.load_state_dict(optim_state);  // checked above
   } catch (...) {
-    if (done >= 3) model.load_state_dict(model_before);
     if (done >= 2 && state && state->plateau) state->plateau->load_state_dict(plateau_before);
     if (done >= 1 && state && state->schedule) state->schedule->load_state_dict(schedule_before);
+    model.load_state_dict(model_before);
     throw;
   }
   if (state) state->epoch = epochs;
