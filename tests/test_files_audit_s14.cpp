@@ -141,7 +141,7 @@ TEST_CASE("files audit s14: an optimizer state of another dtype than its paramet
   adam.load_state_dict(with(adam.state_dict(), "0.step", Tensor::scalar(1, float32)));
 }
 
-TEST_CASE("files audit s14: load_checkpoint names the file and the key of a bad moment; save_checkpoint keeps the good file") {
+TEST_CASE("files audit s14: load_checkpoint names the file and the key of a bad moment, and save_checkpoint keeps the good file") {
   TempDir dir("rewind-files-audit-s14");
   Generator gen(143);
   Dense model(2, 1, {}, true, float32, gen);
@@ -466,7 +466,7 @@ TEST_CASE("files audit s14: schedule counts past 2^53 and plateau counters no st
 // audit: where a save goes, and saves that race
 // ---------------------------------------------------------------------------------------------------
 
-TEST_CASE("files audit s14: a save through a dangling symlink creates the file it points to; a loop is refused") {
+TEST_CASE("files audit s14: a save through a dangling symlink creates the file it points to, and a loop is refused") {
   TempDir dir("rewind-files-audit-s14");
   fs::create_directory(dir.path() / "models");
   fs::create_symlink("models/m.npz", dir.path() / "link.npz");  // relative, dangling
