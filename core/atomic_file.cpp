@@ -123,13 +123,18 @@ void write_atomically(const std::string& path, const std::string& where,
   namespace fs = std::filesystem;
   if (path.empty() || !fs::path(path).has_filename()) throw IOError(where + ": not a file path");
   std::error_code ec;
-  // A symlink is written through, as open() would: the file it points to is replaced, the link stays.
-  // (A dangling link resolves to itself and is replaced.)
+  // A symlink is written through, as open(O_CREAT) would: the file it points to is replaced (or
+  // created, where the link dangles), the link stays. Followed link by link — weakly_canonical would
+  // take a dangling link for a plain name and replace the link itself with a file — up to Linux's 40.
   fs::path target(path);
-  if (fs::is_symlink(fs::symlink_status(target, ec))) {
-    const fs::path real = fs::weakly_canonical(target, ec);
-    if (!ec && real.has_filename()) target = real;
+  for (int links = 0; fs::is_symlink(fs::symlink_status(target, ec)); ++links) {
+    if (links == 40) throw IOError(where + ": too many levels of symbolic links");
+    const fs::path to = fs::read_symlink(target, ec);
+    if (ec) throw IOError(where + ": cannot read the symbolic link " + atomic_file_impl::quoted(target.string()) + ": " + ec.message());
+    target = to.is_absolute() ? to : target.parent_path() / to;
   }
+  if (!target.has_filename())
+    throw IOError(where + ": the symbolic link points to " + atomic_file_impl::quoted(target.string()) + ", not a file path");
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   if (!fs::is_directory(dir, ec)) throw IOError(where + ": directory " + atomic_file_impl::quoted(dir.string()) + " does not exist");
 

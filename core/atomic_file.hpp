@@ -10,13 +10,14 @@
 // so a crash at any point leaves the old file or the new one, never a torn one; a failure leaves the
 // old file as it was and removes the temporary.
 //
-// What is replaced. A save goes where a plain write would: through a symlink to the file it points to
-// (the link stays a link), and the new file keeps the old one's permission bits (a new file gets
-// 0666 less the umask). It refuses, with an IOError before anything is written, what a rename would
-// wrongly go around: a target that is a FIFO, a device or a socket (renaming over /dev/null would
-// replace it), and a read-only file — one without any write bit, or that access(W_OK) refuses —
-// which np.savez or torch.save could not open either (refused by its mode bits, so under root too).
-// The owner of a replaced file is the saving process's.
+// What is replaced. A save goes where a plain write would: through a symlink (or a chain of them)
+// to the file it points to, created there if the link dangles (the link stays a link), and the new
+// file keeps the old one's permission bits (a new file gets 0666 less the umask). It refuses, with
+// an IOError before anything is written, what a rename would wrongly go around: a target that is a
+// FIFO, a device or a socket (renaming over /dev/null would replace it), and a read-only file — one
+// without any write bit, or that access(W_OK) refuses — which np.savez or torch.save could not open
+// either (refused by its mode bits, so under root too). The owner of a replaced file is the saving
+// process's.
 //
 // Temporaries left by a crash. A process killed during a save (kill -9, power loss) leaves its
 // temporary behind. Every save removes, from the directory it writes into, the files whose names

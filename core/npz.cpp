@@ -292,19 +292,30 @@ void set_npz_member_limit(std::uint64_t bytes) { member_limit.store(bytes, std::
 std::uint64_t npz_member_limit() { return member_limit.load(std::memory_order_relaxed); }
 
 std::string quote_key(std::string_view key, char quote) {
-  constexpr std::size_t most = 100;
-  std::string out(1, quote);
-  for (std::size_t i = 0; i < key.size() && i < most; ++i) {
-    const char c = key[i];
-    if (c == quote || c == '\\') {
-      out += '\\';
-      out += c;
-    } else {
-      out += printable(std::string_view(&key[i], 1));  // as is, or \xNN
+  // A key past `most` bytes shows its first `head` and last `tail` bytes around "…", and its length
+  // after the closing quote: two long names that share a prefix (a deep model's parameters) and differ
+  // at the end stay apart, and the length tells apart most of those that differ in the middle.
+  constexpr std::size_t most = 100, head = 60, tail = 36;
+  auto append = [&](std::string& out, std::string_view part) {
+    for (std::size_t i = 0; i < part.size(); ++i) {
+      const char c = part[i];
+      if (c == quote || c == '\\') {
+        out += '\\';
+        out += c;
+      } else {
+        out += printable(part.substr(i, 1));  // as is, or \xNN
+      }
     }
+  };
+  std::string out(1, quote);
+  if (key.size() <= most) {
+    append(out, key);
+    return out + quote;
   }
-  if (key.size() > most) out += "…";
-  return out + quote;
+  append(out, key.substr(0, head));
+  out += "…";
+  append(out, key.substr(key.size() - tail));
+  return out + quote + " (" + std::to_string(key.size()) + " bytes)";
 }
 
 std::string quote_keys(const std::vector<std::string>& keys, char quote) {
@@ -360,7 +371,8 @@ void for_each_member(const std::string& path, const std::string& where, Visit vi
     } else if (code == ZIP_ER_NOZIP) {
       why += ": an .npz is a zip archive, and a truncated one lacks the directory at its end";
     } else if (code == ZIP_ER_INCONS) {
-      why += ": the archive is corrupt";
+      why += ": the archive is corrupt, or a member's name is flagged UTF-8 but is not UTF-8 or holds a control "
+             "byte (libzip refuses both; rewind takes no key with a control byte but tab, LF and CR)";
     }
     throw IOError(where + ": cannot open: " + why);
   }
@@ -384,6 +396,21 @@ void for_each_member(const std::string& path, const std::string& where, Visit vi
     }
     const std::string key = name.substr(0, name.size() - ext.size());
     const std::string what = where + ": key " + quote_key(key, '"');
+    // One rule for keys, both ways: what save_npz refuses, a load refuses too. A name without the
+    // UTF-8 flag (how Python's zipfile writes an ASCII one) is decoded by libzip as CP437, whose glyphs
+    // turn a control byte into another key than NumPy's (\x01 becomes U+263A); one with the flag and a
+    // control byte libzip refuses at zip_open (below). So the raw name is checked as save_npz checks.
+    if (const char* raw = zip_get_name(archive.get(), index, ZIP_FL_ENC_RAW)) {
+      const std::string_view raw_name(raw);
+      for (const char c : raw_name) {
+        const auto b = static_cast<unsigned char>(c);
+        if (b < 0x20 && b != '\t' && b != '\n' && b != '\r')
+          throw IOError(where + ": key " + quote_key(raw_name.substr(0, raw_name.size() - std::min(raw_name.size(), ext.size())), '"') +
+                        " (as NumPy reads it) contains the control byte " + printable(std::string_view(&c, 1)) +
+                        ": rewind takes no key with a control byte but tab, LF and CR, as it could not save it "
+                        "back; rename the key in NumPy");
+      }
+    }
     if (!keys.insert(key).second) throw IOError(what + ": appears twice in the archive");
     visit(archive.get(), index, st, key, what);
   }

@@ -59,8 +59,13 @@
 // could not come back the same: an empty key, a key containing '\0' or another control byte (below
 // 0x20) but tab, LF and CR (libzip refuses those in a UTF-8 name), a key that is not valid UTF-8
 // (such bytes would be read back as CP437 text, a different key), and a key of more than 65,531
-// bytes (a zip name's length is a 16-bit field, and ".npy" takes 4). Loading decodes names like
-// Python's zipfile: UTF-8 when flagged or valid, CP437 otherwise.
+// bytes (a zip name's length is a 16-bit field, and ".npy" takes 4). Loading decodes names UTF-8 when
+// flagged or valid, CP437 otherwise (Python's zipfile takes an unflagged name as CP437 even when it is
+// valid UTF-8: a name NumPy wrote is flagged whenever it is not ASCII, so both read it alike). The same
+// rule holds both ways: a member whose name holds a control byte but tab, LF and CR (np.savez writes
+// one) is an IOError naming the key as NumPy reads it — libzip would turn an unflagged one into other
+// characters (\x01 into U+263A, another key than NumPy's) and refuses a flagged one — so every key that
+// loads saves back as the same key.
 //
 // Saving throws ValueError, before any file is touched, for an argument that cannot be saved (an
 // undefined tensor, a key as above, a duplicate key) and IOError when the file cannot be written.
@@ -120,8 +125,10 @@ std::uint64_t npz_member_limit();
 
 /// A key as every error message prints it — a key read from a file (an .npz member, a state_dict's or
 /// an optimizer's key, a PyTorch name): between `quote`s, printable ASCII as is but the quote and the
-/// backslash escaped (\' \\), every other byte as \xNN, cut after 100 bytes with "…". So a key holding
-/// newlines or a megabyte of text can neither forge a line of the message nor flood it.
+/// backslash escaped (\' \\), every other byte as \xNN. A key over 100 bytes keeps both ends, its first
+/// 60 and last 36 bytes around "…", and its length follows: `'encoder.…layers.11.weight' (180 bytes)`.
+/// So a key holding newlines or a megabyte of text can neither forge a line of the message nor flood
+/// it, and two long keys that differ at either end (or in length) print differently.
 std::string quote_key(std::string_view key, char quote = '\'');
 
 /// Keys for a message, each as quote_key prints it, joined by ", "; past the first 20, ", … (N in all)".

@@ -34,7 +34,8 @@ Adam::Adam(std::vector<Tensor> params, AdamOptions options) : Adam("Adam", std::
 Adam::Adam(const char* name, std::vector<Tensor> params, AdamOptions options)
     : Optimizer(name, checked(name, std::move(params), options), options.lr, [&] {
         std::vector<Slot> s;
-        for (auto& [slot, counter] : slots(options)) s.push_back({slot, counter});
+        for (auto& [slot, counter] : slots(options))
+          s.push_back({slot, counter, /*non_negative=*/slot == "exp_avg_sq" || slot == "max_exp_avg_sq"});
         return s;
       }()),
       m_options(options) {}

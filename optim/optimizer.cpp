@@ -112,13 +112,15 @@ bool is_count(double x) { return std::isfinite(x) && x >= 0 && x <= 900719925474
 
 }  // namespace
 
-void Optimizer::load_state_dict(const StateDict& state) {
+Optimizer::CheckedState Optimizer::check_state(const StateDict& state) const {
   const std::string who = std::string(m_name) + ".load_state_dict";
   const std::size_t n = m_params.size();
+  CheckedState out;
+  out.slots.assign(n, std::vector<const Tensor*>(m_slots.size(), nullptr));
+  auto& slots = out.slots;
 
   // 1. Every key is known and appears once; every tensor is defined.
   std::map<std::string, const Tensor*> by_key;
-  std::vector<std::vector<const Tensor*>> slots(n, std::vector<const Tensor*>(m_slots.size(), nullptr));
   for (const auto& [key, value] : state) {
     if (!by_key.emplace(key, &value).second) throw ValueError(who + ": key " + quote_key(key) + " appears twice");
     if (!value.defined()) throw ValueError(who + ": " + quote_key(key) + " is an undefined tensor");
@@ -158,7 +160,7 @@ void Optimizer::load_state_dict(const StateDict& state) {
                          "' (the state of parameter " + std::to_string(i) + " is incomplete)");
   }
 
-  // 3. Shapes and values.
+  // 3. Shapes, dtypes and values.
   auto check_scalar = [&](const std::string& key, const Tensor& t) {
     if (t.numel() != 1)
       throw_shape_error(who.c_str(), {{("'" + key + "'").c_str(), t.shape()}, {"expected", Shape{}}},
@@ -180,31 +182,64 @@ void Optimizer::load_state_dict(const StateDict& state) {
       if (m_slots[k].counter) {
         check_scalar(key, *t);
         if (!is_count(t->item()))
-          throw ValueError(who + ": '" + key + "' is " + format_number(t->item()) + ": must be a whole number >= 0");
-      } else if (t->shape() != m_params[i].shape()) {
+          throw ValueError(who + ": '" + key + "' is " + format_number(t->item()) +
+                           ": must be a whole number >= 0");
+        continue;
+      }
+      if (t->shape() != m_params[i].shape()) {
         const std::string saved = "'" + key + "'", param = "parameter " + std::to_string(i);
         throw_shape_error(who.c_str(), {{saved.c_str(), t->shape()}, {param.c_str(), m_params[i].shape()}},
                           "a state tensor must have its parameter's shape");
       }
+      // As a module's load_state_dict: no conversion, which would round a float64 state quietly.
+      if (t->dtype() != m_params[i].dtype())
+        throw DtypeError(who + ": '" + key + "' is " + dtype_name(t->dtype()) + " but parameter " + std::to_string(i) +
+                         " is " + dtype_name(m_params[i].dtype()) + ": a state tensor must have its parameter's dtype");
+      // A moment that no run of the update can produce: NaN or ±inf anywhere, or a negative mean
+      // square (√v would be NaN at the next step) — silently wrong numbers, so refused by element.
+      auto scan = [&](const auto* v) {
+        for (std::size_t j = 0, m = t->numel(); j < m; ++j) {
+          if (!std::isfinite(v[j]))
+            throw ValueError(who + ": '" + key + "' holds " + format_number(v[j]) + " at element " + std::to_string(j) +
+                             ": an optimizer's state must be finite (was it saved after a non-finite gradient?)");
+          if (m_slots[k].non_negative && v[j] < 0)
+            throw ValueError(who + ": '" + key + "' holds " + format_number(v[j]) + " at element " +
+                             std::to_string(j) + ": a mean of squares is >= 0");
+        }
+      };
+      if (t->dtype() == Dtype::f32)
+        scan(t->data<float>());
+      else
+        scan(t->data<double>());
     }
+  out.step = static_cast<std::int64_t>(step.item());
+  out.lr = lr.item();
+  return out;
+}
 
-  // 4. All checked: build the new state (copies, in the parameters' dtypes), then swap it in.
+void Optimizer::check_state_dict(const StateDict& state) const { check_state(state); }
+
+void Optimizer::load_state_dict(const StateDict& state) {
+  const CheckedState checked = check_state(state);
+  const std::size_t n = m_params.size();
+  // All checked: build the new state (copies), then swap it in.
   std::vector<std::vector<Tensor>> fresh(n);
   for (std::size_t i = 0; i < n; ++i) {
-    if (slots[i].empty() || !slots[i][0]) continue;  // all or none, checked above
+    const std::vector<const Tensor*>& slots = checked.slots[i];
+    if (slots.empty() || !slots[0]) continue;  // all or none, checked above
     for (std::size_t k = 0; k < m_slots.size(); ++k) {
       if (m_slots[k].counter) {
-        fresh[i].push_back(Tensor::scalar(slots[i][k]->item(), Dtype::f64));
+        fresh[i].push_back(Tensor::scalar(slots[k]->item(), Dtype::f64));
       } else {
         Tensor copy = Tensor::zeros(m_params[i].shape(), m_params[i].dtype());
-        copy.assign(*slots[i][k]);
+        copy.assign(*slots[k]);
         fresh[i].push_back(std::move(copy));
       }
     }
   }
   m_state.swap(fresh);
-  m_step_count = static_cast<std::int64_t>(step.item());
-  m_lr = lr.item();
+  m_step_count = checked.step;
+  m_lr = checked.lr;
 }
 
 }  // namespace rwd

@@ -36,9 +36,12 @@
 //
 //  load_state_dict() checks the whole dictionary before touching anything — an unexpected or
 //  duplicate key, a missing key (a parameter has all of its slots or none), a shape that is not the
-//  parameter's (ShapeError naming the key and both shapes), a step or lr that is not a valid value —
-//  and throws with the optimizer unchanged. Values are converted to the parameter's dtype (as
-//  PyTorch does); saving and loading the same dtype is exact.
+//  parameter's (ShapeError naming the key and both shapes), a dtype that is not the parameter's
+//  (DtypeError: nothing is converted, as a module's load_state_dict converts nothing — where PyTorch
+//  would cast), a step or lr that is not a valid value, and a state no update could have produced (a
+//  NaN or infinite element, a negative mean of squares such as Adam's exp_avg_sq, whose square root
+//  would turn the next step's numbers into NaN) — and throws with the optimizer unchanged, naming the
+//  key (and the element). Saving and loading is exact.
 #pragma once
 
 #include <cstddef>
@@ -83,12 +86,15 @@ class Optimizer {
   StateDict state_dict() const;
   /// Restores state_dict()'s output after validating all of it; on any error nothing changes.
   void load_state_dict(const StateDict& state);
+  /// Throws what load_state_dict(state) would throw, changing nothing (save_checkpoint's check).
+  void check_state_dict(const StateDict& state) const;
 
  protected:
   /// A per-parameter state slot: parameter-shaped (in its dtype), or a float64 0-d counter.
   struct Slot {
     std::string name;      ///< the state key's last part, PyTorch's: "exp_avg", "momentum_buffer", "step"
     bool counter = false;  ///< a float64 0-d counter (like "step") instead of a parameter-shaped tensor
+    bool non_negative = false;  ///< a mean of squares (exp_avg_sq, square_avg): a loaded state must be >= 0
   };
 
   /// `name` must be a string literal. Throws ValueError for an undefined, non-leaf or repeated
@@ -104,6 +110,14 @@ class Optimizer {
   Tensor& state(std::size_t i, std::size_t k) { return m_state[i][k]; }
 
  private:
+  // A state dictionary that passed every check: its tensors by [parameter][slot] (null: none), step, lr.
+  struct CheckedState {
+    std::vector<std::vector<const Tensor*>> slots;
+    std::int64_t step = 0;
+    double lr = 0;
+  };
+  CheckedState check_state(const StateDict& state) const;
+
   const char* m_name;
   std::vector<Tensor> m_params;
   double m_lr;

@@ -74,7 +74,7 @@ void rmsprop_step(T* p, const T* grad, T* v, T* buf, T* gavg, std::size_t n, con
 RMSprop::RMSprop(std::vector<Tensor> params, RMSpropOptions options)
     : Optimizer("RMSprop", checked(std::move(params), options), options.lr, [&] {
         std::vector<Slot> s;
-        for (auto& [slot, counter] : slots(options)) s.push_back({slot, counter});
+        for (auto& [slot, counter] : slots(options)) s.push_back({slot, counter, /*non_negative=*/slot == "square_avg"});
         return s;
       }()),
       m_options(options) {}

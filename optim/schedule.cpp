@@ -11,40 +11,69 @@ namespace rwd {
 
 namespace {
 
-// The values of exactly the keys `names` (each a one-element tensor), in that order; throws
-// ValueError for a missing, unexpected or repeated key and ShapeError for a tensor of several values.
-std::vector<double> read_scalars(const std::string& who, const StateDict& state,
-                                 std::initializer_list<const char*> names) {
-  std::vector<double> out(names.size(), 0.0);
-  std::vector<bool> seen(names.size(), false);
+// The tensors of exactly the keys `names`, in that order; throws ValueError for a missing, unexpected
+// or repeated key or an undefined tensor, naming `who` and the key.
+std::vector<Tensor> read_keys(const std::string& who, const StateDict& state, const std::vector<std::string>& names) {
+  std::vector<Tensor> out(names.size());
   for (const auto& [key, value] : state) {
-    std::size_t k = 0;
-    for (const char* name : names) {
-      if (key == name) break;
-      ++k;
-    }
+    const std::size_t k = static_cast<std::size_t>(std::find(names.begin(), names.end(), key) - names.begin());
     if (k == names.size()) {
       std::string expected;
-      for (const char* name : names) expected += (expected.empty() ? "'" : ", '") + std::string(name) + "'";
-      throw ValueError(who + ": unexpected key " + quote_key(key) + " (expected " + expected + ")");
+      for (const std::string& name : names) expected += (expected.empty() ? "'" : ", '") + name + "'";
+      throw ValueError(who + ": unexpected key " + quote_key(key) + " (expected " + expected +
+                       "; a state saved by another kind of schedule?)");
     }
-    if (seen[k]) throw ValueError(who + ": key '" + key + "' appears twice");
-    if (!value.defined()) throw ValueError(who + ": '" + key + "' is an undefined tensor");
-    if (value.numel() != 1)
-      throw_shape_error(who.c_str(), {{("'" + key + "'").c_str(), value.shape()}, {"expected", Shape{}}},
-                        "holds one value");
-    seen[k] = true;
-    out[k] = value.item();
+    if (out[k].defined()) throw ValueError(who + ": key " + quote_key(key) + " appears twice");
+    if (!value.defined()) throw ValueError(who + ": " + quote_key(key) + " is an undefined tensor");
+    out[k] = value;
   }
-  std::size_t k = 0;
-  for (const char* name : names)
-    if (!seen[k++]) throw ValueError(who + ": missing key '" + name + "'");
+  for (std::size_t k = 0; k < names.size(); ++k)
+    if (!out[k].defined()) throw ValueError(who + ": missing key '" + names[k] + "'");
   return out;
 }
 
-void check_count(const std::string& who, const char* key, double x) {
-  if (!(std::isfinite(x) && x >= 0 && x == std::floor(x)))
-    throw ValueError(who + ": '" + key + "' is " + format_number(x) + ": must be a whole number >= 0");
+double scalar_of(const std::string& who, const std::string& key, const Tensor& value) {
+  if (value.numel() != 1)
+    throw_shape_error(who.c_str(), {{("'" + key + "'").c_str(), value.shape()}, {"expected", Shape{}}},
+                      "holds one value");
+  return value.item();
+}
+
+// A count saved as a float64: a whole number in [0, 2^53] (so that the int64 it becomes is exact).
+std::int64_t count_of(const std::string& who, const std::string& key, const Tensor& value) {
+  const double x = scalar_of(who, key, value);
+  if (!(std::isfinite(x) && x >= 0 && x <= 9007199254740992.0 && x == std::floor(x)))
+    throw ValueError(who + ": '" + key + "' is " + format_number(x) + ": must be a whole number >= 0 (at most 2^53)");
+  return static_cast<std::int64_t>(x);
+}
+
+double rate_of(const std::string& who, const std::string& key, const Tensor& value) {
+  const double x = scalar_of(who, key, value);
+  if (!(std::isfinite(x) && x >= 0)) throw ValueError(who + ": '" + key + "' is " + format_number(x) + ": must be finite and >= 0");
+  return x;
+}
+
+Tensor f64(double x) { return Tensor::scalar(x, Dtype::f64); }
+
+// The saved configuration `saved` against this schedule's `now` (same keys, in order): a schedule
+// resumes only as the one it was saved from, or it would go on along another curve without a word.
+// (PyTorch's load_state_dict instead overwrites the configuration with the saved one.)
+void check_config(const std::string& who, const StateDict& now, const std::vector<Tensor>& saved, std::size_t first) {
+  for (std::size_t k = 0; k < now.size(); ++k) {
+    const auto& [key, mine] = now[k];
+    const Tensor& theirs = saved[first + k];
+    const bool same = theirs.shape() == mine.shape() && theirs.to_vector() == mine.to_vector();
+    if (same) continue;
+    auto show = [](const Tensor& t) {
+      if (t.numel() == 1 && t.ndim() == 0) return format_number(t.item());
+      std::string out = "[";
+      const std::vector<double> v = t.to_vector();
+      for (std::size_t i = 0; i < v.size() && i < 20; ++i) out += (i ? ", " : "") + format_number(v[i]);
+      return out + (v.size() > 20 ? ", …]" : "]");
+    };
+    throw ValueError(who + ": '" + key + "' is " + show(theirs) + " in the saved state but " + show(mine) +
+                     " in this schedule: a schedule resumes only with the configuration it was saved with");
+  }
 }
 
 }  // namespace
@@ -64,20 +93,28 @@ void LRScheduler::step() {
 }
 
 StateDict LRScheduler::state_dict() const {
-  return {{"last_epoch", Tensor::scalar(static_cast<double>(m_last_epoch), Dtype::f64)},
-          {"base_lr", Tensor::scalar(m_base_lr, Dtype::f64)}};
+  StateDict out{{"last_epoch", f64(static_cast<double>(m_last_epoch))},
+                {"base_lr", f64(m_base_lr)},
+                {"last_lr", f64(m_last_lr)}};
+  for (auto& entry : config()) out.push_back(std::move(entry));
+  return out;
 }
 
 void LRScheduler::load_state_dict(const StateDict& state) {
-  const std::string who = "LRScheduler.load_state_dict";
-  const std::vector<double> v = read_scalars(who, state, {"last_epoch", "base_lr"});
-  check_count(who, "last_epoch", v[0]);
-  if (!(std::isfinite(v[1]) && v[1] >= 0))
-    throw ValueError(who + ": 'base_lr' is " + format_number(v[1]) + ": must be finite and >= 0");
-  m_last_epoch = static_cast<std::int64_t>(v[0]);
-  m_base_lr = v[1];
-  m_last_lr = m_opt.lr();
+  const std::string who = std::string(name()) + ".load_state_dict";
+  const StateDict now = config();
+  std::vector<std::string> names{"last_epoch", "base_lr", "last_lr"};
+  for (const auto& [key, value] : now) names.push_back(key);
+  const std::vector<Tensor> v = read_keys(who, state, names);
+  const std::int64_t last_epoch = count_of(who, "last_epoch", v[0]);
+  const double base_lr = rate_of(who, "base_lr", v[1]), last_lr = rate_of(who, "last_lr", v[2]);
+  check_config(who, now, v, 3);
+  m_last_epoch = last_epoch;
+  m_base_lr = base_lr;
+  m_last_lr = last_lr;
 }
+
+StateDict LRScheduler::config() const { return {}; }
 
 void LRScheduler::set_epoch_lr(double lr) {
   if (!(std::isfinite(lr) && lr >= 0))
@@ -96,6 +133,10 @@ StepLR::StepLR(Optimizer& opt, std::int64_t step_size, double gamma)
   check_hyper(std::isfinite(gamma) && gamma >= 0, "StepLR", "gamma", gamma, "must be finite and >= 0");
 }
 
+StateDict StepLR::config() const {
+  return {{"step_size", f64(static_cast<double>(m_step_size))}, {"gamma", f64(m_gamma)}};
+}
+
 // chainable: lr·γ when e is a multiple of step_size, else unchanged
 double StepLR::next_lr(double current) const {
   return last_epoch() % m_step_size == 0 ? current * m_gamma : current;
@@ -107,6 +148,8 @@ ExponentialLR::ExponentialLR(Optimizer& opt, double gamma) : LRScheduler(opt), m
   check_hyper(std::isfinite(gamma) && gamma >= 0, "ExponentialLR", "gamma", gamma, "must be finite and >= 0");
 }
 
+StateDict ExponentialLR::config() const { return {{"gamma", f64(m_gamma)}}; }
+
 // chainable: lr·γ
 double ExponentialLR::next_lr(double current) const { return current * m_gamma; }
 
@@ -117,6 +160,10 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& opt, std::int64_t T_max, double 
   check_hyper(T_max >= 1, "CosineAnnealingLR", "T_max", static_cast<double>(T_max), "must be >= 1");
   check_hyper(std::isfinite(eta_min) && eta_min >= 0, "CosineAnnealingLR", "eta_min", eta_min,
               "must be finite and >= 0");
+}
+
+StateDict CosineAnnealingLR::config() const {
+  return {{"T_max", f64(static_cast<double>(m_T_max))}, {"eta_min", f64(m_eta_min)}};
 }
 
 // PyTorch's chainable form: the ratio of consecutive closed-form values, applied to the current lr,
@@ -146,6 +193,11 @@ MultiStepLR::MultiStepLR(Optimizer& opt, std::vector<std::int64_t> milestones, d
   std::sort(m_milestones.begin(), m_milestones.end());
 }
 
+StateDict MultiStepLR::config() const {
+  std::vector<double> m(m_milestones.begin(), m_milestones.end());
+  return {{"milestones", Tensor::from_vector(m, {m.size()}, Dtype::f64)}, {"gamma", f64(m_gamma)}};
+}
+
 // chainable: lr·γ^k where e is a milestone given k times (PyTorch's Counter), else unchanged
 double MultiStepLR::next_lr(double current) const {
   const auto [lo, hi] = std::equal_range(m_milestones.begin(), m_milestones.end(), last_epoch());
@@ -161,6 +213,12 @@ LinearLR::LinearLR(Optimizer& opt, double start_factor, double end_factor, std::
   check_hyper(end_factor >= 0 && end_factor <= 1, "LinearLR", "end_factor", end_factor, "must be in [0, 1]");
   check_hyper(total_iters >= 1, "LinearLR", "total_iters", static_cast<double>(total_iters), "must be >= 1");
   set_epoch_lr(opt.lr() * start_factor);
+}
+
+StateDict LinearLR::config() const {
+  return {{"start_factor", f64(m_start)},
+          {"end_factor", f64(m_end)},
+          {"total_iters", f64(static_cast<double>(m_total_iters))}};
 }
 
 // PyTorch's chainable form: the ratio of consecutive closed-form factors, applied to the current lr,
@@ -224,25 +282,49 @@ void ReduceLROnPlateau::step(double metric) {
   }
 }
 
+StateDict ReduceLROnPlateau::config() const {
+  const PlateauOptions& o = m_options;
+  return {{"maximize", f64(o.maximize ? 1 : 0)},
+          {"factor", f64(o.factor)},
+          {"patience", f64(static_cast<double>(o.patience))},
+          {"threshold", f64(o.threshold)},
+          {"relative_threshold", f64(o.relative_threshold ? 1 : 0)},
+          {"cooldown", f64(static_cast<double>(o.cooldown))},
+          {"min_lr", f64(o.min_lr)},
+          {"eps", f64(o.eps)}};
+}
+
 StateDict ReduceLROnPlateau::state_dict() const {
-  auto f64 = [](double x) { return Tensor::scalar(x, Dtype::f64); };
-  return {{"last_epoch", f64(static_cast<double>(m_last_epoch))},
-          {"best", f64(m_best)},
-          {"num_bad_epochs", f64(static_cast<double>(m_num_bad_epochs))},
-          {"cooldown_counter", f64(static_cast<double>(m_cooldown_counter))}};
+  StateDict out{{"last_epoch", f64(static_cast<double>(m_last_epoch))},
+                {"best", f64(m_best)},
+                {"num_bad_epochs", f64(static_cast<double>(m_num_bad_epochs))},
+                {"cooldown_counter", f64(static_cast<double>(m_cooldown_counter))}};
+  for (auto& entry : config()) out.push_back(std::move(entry));
+  return out;
 }
 
 void ReduceLROnPlateau::load_state_dict(const StateDict& state) {
   const std::string who = "ReduceLROnPlateau.load_state_dict";
-  const std::vector<double> v = read_scalars(who, state, {"last_epoch", "best", "num_bad_epochs", "cooldown_counter"});
-  check_count(who, "last_epoch", v[0]);
-  check_count(who, "num_bad_epochs", v[2]);
-  check_count(who, "cooldown_counter", v[3]);
-  if (std::isnan(v[1])) throw ValueError(who + ": 'best' is nan");
-  m_last_epoch = static_cast<std::int64_t>(v[0]);
-  m_best = v[1];
-  m_num_bad_epochs = static_cast<std::int64_t>(v[2]);
-  m_cooldown_counter = static_cast<std::int64_t>(v[3]);
+  const StateDict now = config();
+  std::vector<std::string> names{"last_epoch", "best", "num_bad_epochs", "cooldown_counter"};
+  for (const auto& [key, value] : now) names.push_back(key);
+  const std::vector<Tensor> v = read_keys(who, state, names);
+  const std::int64_t last_epoch = count_of(who, "last_epoch", v[0]);
+  const double best = scalar_of(who, "best", v[1]);
+  const std::int64_t bad = count_of(who, "num_bad_epochs", v[2]), cooldown = count_of(who, "cooldown_counter", v[3]);
+  if (std::isnan(best)) throw ValueError(who + ": 'best' is nan");
+  check_config(who, now, v, 4);
+  // A step leaves at most `patience` bad epochs and at most `cooldown` epochs of cooldown behind it.
+  if (bad > m_options.patience)
+    throw ValueError(who + ": 'num_bad_epochs' is " + std::to_string(bad) + ", more than patience (" +
+                     std::to_string(m_options.patience) + "): no step leaves that many");
+  if (cooldown > m_options.cooldown)
+    throw ValueError(who + ": 'cooldown_counter' is " + std::to_string(cooldown) + ", more than cooldown (" +
+                     std::to_string(m_options.cooldown) + "): no step leaves that many");
+  m_last_epoch = last_epoch;
+  m_best = best;
+  m_num_bad_epochs = bad;
+  m_cooldown_counter = cooldown;
 }
 
 }  // namespace rwd

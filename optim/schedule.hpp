@@ -15,8 +15,17 @@
 // second schedule; left alone, it follows the closed form given with each class. A schedule holds a
 // reference to its optimizer, which must outlive it.
 //
-// state_dict(): "last_epoch" and "base_lr" (0-d float64), plus ReduceLROnPlateau's counters; the
-// optimizer's own state_dict() carries the lr itself.
+// state_dict(): "last_epoch", "base_lr" and "last_lr" (0-d float64; ReduceLROnPlateau: its epoch,
+// best and counters), then the schedule's configuration under PyTorch's names ("step_size", "gamma",
+// "milestones" (1-D, sorted), "T_max", "eta_min", "start_factor", "end_factor", "total_iters";
+// ReduceLROnPlateau's options, the flags as 0/1). The optimizer's own state_dict() carries the lr itself.
+// load_state_dict() refuses a state whose configuration is not this schedule's (ValueError naming the
+// key and both values), where PyTorch's would replace the configuration with the saved one: a run
+// resumed into a schedule configured otherwise would go on along another curve without a word. So
+// construct the resumed run's schedule as the first run's was. A state of another kind of schedule
+// has other keys and is refused by key. LambdaLR's function is not saved (it is code): a resumed run
+// must be given the same one. save_checkpoint/load_checkpoint (train/checkpoint.hpp) carry a schedule
+// in the run's one file.
 #pragma once
 
 #include <cstdint>
@@ -49,10 +58,11 @@ class LRScheduler {
   /// "StepLR", … (for messages).
   virtual const char* name() const { return "LRScheduler"; }
 
-  /// "last_epoch" and "base_lr", copies.
+  /// "last_epoch", "base_lr", "last_lr", then the configuration (see above), copies.
   StateDict state_dict() const;
-  /// Restores state_dict()'s output after checking it (missing/unexpected keys, shapes, values);
-  /// on error nothing changes. Does not touch the optimizer's lr (its own state has it).
+  /// Restores state_dict()'s output after checking it (missing/unexpected keys, shapes, values, a
+  /// configuration other than this schedule's); on error nothing changes. Does not touch the
+  /// optimizer's lr (its own state has it).
   void load_state_dict(const StateDict& state);
 
  protected:
@@ -64,6 +74,8 @@ class LRScheduler {
   void set_epoch_lr(double lr);
   /// The lr for epoch last_epoch() (already advanced), given the optimizer's current lr.
   virtual double next_lr(double current) const = 0;
+  /// The configuration state_dict() saves and load_state_dict() compares (none by default: LambdaLR).
+  virtual StateDict config() const;
 
  private:
   Optimizer& m_opt;
@@ -81,6 +93,7 @@ class StepLR : public LRScheduler {
 
  protected:
   double next_lr(double current) const override;
+  StateDict config() const override;
 
  private:
   std::int64_t m_step_size;
@@ -96,6 +109,7 @@ class ExponentialLR : public LRScheduler {
 
  protected:
   double next_lr(double current) const override;
+  StateDict config() const override;
 
  private:
   double m_gamma;
@@ -112,6 +126,7 @@ class CosineAnnealingLR : public LRScheduler {
 
  protected:
   double next_lr(double current) const override;
+  StateDict config() const override;
 
  private:
   std::int64_t m_T_max;
@@ -129,6 +144,7 @@ class MultiStepLR : public LRScheduler {
 
  protected:
   double next_lr(double current) const override;
+  StateDict config() const override;
 
  private:
   std::vector<std::int64_t> m_milestones;  // sorted, duplicates kept
@@ -148,6 +164,7 @@ class LinearLR : public LRScheduler {
 
  protected:
   double next_lr(double current) const override;
+  StateDict config() const override;
 
  private:
   double m_start, m_end;
@@ -202,13 +219,15 @@ class ReduceLROnPlateau {
   /// The optimizer's current lr.
   double last_lr() const { return m_opt.lr(); }
 
-  /// "last_epoch", "best", "num_bad_epochs", "cooldown_counter".
+  /// "last_epoch", "best", "num_bad_epochs", "cooldown_counter", then the options (see above).
   StateDict state_dict() const;
-  /// Restores state_dict()'s output after checking it (keys, shapes, counts whole and ≥ 0, best not NaN); on
-  /// error nothing changes. Does not touch the optimizer's lr (its own state has it).
+  /// Restores state_dict()'s output after checking it (keys, shapes, counts whole and ≥ 0 and within
+  /// patience and cooldown, best not NaN, the options this schedule's); on error nothing changes. Does
+  /// not touch the optimizer's lr (its own state has it).
   void load_state_dict(const StateDict& state);
 
  private:
+  StateDict config() const;
   bool is_better(double a) const;
   Optimizer& m_opt;
   PlateauOptions m_options;

@@ -225,7 +225,7 @@ TEST_CASE("noticed s13: keys from files are printed escaped and cut in load_stat
   std::string msg = message_of<ValueError>([&] { model.load_state_dict(state); });
   check_tame(msg);
   CHECK_CONTAINS(msg, "unexpected key 'x\\x0aload_state_dict: all good\\x0d\\x01kk");
-  CHECK_CONTAINS(msg, "…'");
+  CHECK_CONTAINS(msg, "kkk' (20029 bytes)");  // both ends of a long key, and its length
   // A quote or a backslash in a key cannot pass for the end of the key or for an escape.
   state.back().first = quote;
   CHECK_CONTAINS(message_of<ValueError>([&] { model.load_state_dict(state); }), "unexpected key 'q\\', \\'r\\\\x0a'");

@@ -485,7 +485,12 @@ void load_checkpoint(const std::string& path, Module& model, Optimizer& optimize
     if (failed == std::numeric_limits<std::int64_t>::max()) return;
     if (loaded) {
       model.load_state_dict(model_before);
-      optimizer.load_state_dict(optim_before);
+      // An optimizer state that went non-finite before the load is one load_state_dict refuses; that
+      // rank keeps the loaded state rather than leave the broadcast below, which every rank must reach.
+      try {
+        optimizer.load_state_dict(optim_before);
+      } catch (const ValueError&) {
+      }
     }
     const std::string text = comm.broadcast(why, static_cast<int>(failed));
     throw ValueError("load_checkpoint: rank " + std::to_string(failed) + " of " + std::to_string(comm.size()) + " " +
