@@ -191,26 +191,30 @@ Optimizer::CheckedState Optimizer::check_state(const StateDict& state) const {
         throw_shape_error(who.c_str(), {{saved.c_str(), t->shape()}, {param.c_str(), m_params[i].shape()}},
                           "a state tensor must have its parameter's shape");
       }
-      // As a module's load_state_dict: no conversion, which would round a float64 state quietly.
-      if (t->dtype() != m_params[i].dtype())
-        throw DtypeError(who + ": '" + key + "' is " + dtype_name(t->dtype()) + " but parameter " + std::to_string(i) +
-                         " is " + dtype_name(m_params[i].dtype()) + ": a state tensor must have its parameter's dtype");
-      // A moment that no run of the update can produce: NaN or ±inf anywhere, or a negative mean
-      // square (√v would be NaN at the next step) — silently wrong numbers, so refused by element.
-      auto scan = [&](const auto* v) {
+      // A moment that no run of the update can produce: NaN or ±inf anywhere (also once converted to the
+      // parameter's dtype: 1e300 is no float32), or a negative mean square (√v would be NaN at the next
+      // step) — silently wrong numbers, so refused by element.
+      auto scan = [&](const auto* v, auto as) {
+        using To = decltype(as);
         for (std::size_t j = 0, m = t->numel(); j < m; ++j) {
-          if (!std::isfinite(v[j]))
+          if (!std::isfinite(static_cast<To>(v[j])))
             throw ValueError(who + ": '" + key + "' holds " + format_number(v[j]) + " at element " + std::to_string(j) +
+                             (std::isfinite(v[j]) ? ", past the range of parameter " + std::to_string(i) + "'s " +
+                                                        dtype_name(m_params[i].dtype())
+                                                  : std::string()) +
                              ": an optimizer's state must be finite (was it saved after a non-finite gradient?)");
           if (m_slots[k].non_negative && v[j] < 0)
             throw ValueError(who + ": '" + key + "' holds " + format_number(v[j]) + " at element " +
                              std::to_string(j) + ": a mean of squares is >= 0");
         }
       };
+      const bool to_f32 = m_params[i].dtype() == Dtype::f32;
       if (t->dtype() == Dtype::f32)
-        scan(t->data<float>());
+        scan(t->data<float>(), float{});
+      else if (to_f32)
+        scan(t->data<double>(), float{});
       else
-        scan(t->data<double>());
+        scan(t->data<double>(), double{});
     }
   out.step = static_cast<std::int64_t>(step.item());
   out.lr = lr.item();
@@ -222,7 +226,7 @@ void Optimizer::check_state_dict(const StateDict& state) const { check_state(sta
 void Optimizer::load_state_dict(const StateDict& state) {
   const CheckedState checked = check_state(state);
   const std::size_t n = m_params.size();
-  // All checked: build the new state (copies), then swap it in.
+  // All checked: build the new state (copies, in the parameters' dtypes, as PyTorch casts), then swap it in.
   std::vector<std::vector<Tensor>> fresh(n);
   for (std::size_t i = 0; i < n; ++i) {
     const std::vector<const Tensor*>& slots = checked.slots[i];

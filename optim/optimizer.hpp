@@ -36,12 +36,12 @@
 //
 //  load_state_dict() checks the whole dictionary before touching anything — an unexpected or
 //  duplicate key, a missing key (a parameter has all of its slots or none), a shape that is not the
-//  parameter's (ShapeError naming the key and both shapes), a dtype that is not the parameter's
-//  (DtypeError: nothing is converted, as a module's load_state_dict converts nothing — where PyTorch
-//  would cast), a step or lr that is not a valid value, and a state no update could have produced (a
-//  NaN or infinite element, a negative mean of squares such as Adam's exp_avg_sq, whose square root
-//  would turn the next step's numbers into NaN) — and throws with the optimizer unchanged, naming the
-//  key (and the element). Saving and loading is exact.
+//  parameter's (ShapeError naming the key and both shapes), a step or lr that is not a valid value,
+//  and a state no update could have produced (a NaN or infinite element — also one that would become
+//  infinite in the parameter's dtype — or a negative mean of squares such as Adam's exp_avg_sq, whose
+//  square root would turn the next step's numbers into NaN) — and throws with the optimizer unchanged,
+//  naming the key (and the element). A state of the other float dtype is converted to the
+//  parameter's, as PyTorch casts it. Saving and loading in one dtype is exact.
 #pragma once
 
 #include <cstddef>

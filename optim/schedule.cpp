@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <numbers>
 #include <utility>
 
@@ -55,6 +56,18 @@ double rate_of(const std::string& who, const std::string& key, const Tensor& val
 
 Tensor f64(double x) { return Tensor::scalar(x, Dtype::f64); }
 
+// Whether `state` holds none of `keys`: a state saved before schedules saved their last lr and their
+// configuration (session 14) — loaded as then, with nothing to check the configuration against.
+bool holds_none(const StateDict& state, const StateDict& keys, std::initializer_list<const char*> more = {}) {
+  for (const auto& [key, value] : state) {
+    for (const auto& [k, v] : keys)
+      if (key == k) return false;
+    for (const char* k : more)
+      if (key == k) return false;
+  }
+  return true;
+}
+
 // The saved configuration `saved` against this schedule's `now` (same keys, in order): a schedule
 // resumes only as the one it was saved from, or it would go on along another curve without a word.
 // (PyTorch's load_state_dict instead overwrites the configuration with the saved one.)
@@ -103,6 +116,15 @@ StateDict LRScheduler::state_dict() const {
 void LRScheduler::load_state_dict(const StateDict& state) {
   const std::string who = std::string(name()) + ".load_state_dict";
   const StateDict now = config();
+  if (holds_none(state, now, {"last_lr"})) {  // an earlier version's state: the lr is the optimizer's
+    const std::vector<Tensor> v = read_keys(who, state, {"last_epoch", "base_lr"});
+    const std::int64_t last_epoch = count_of(who, "last_epoch", v[0]);
+    const double base_lr = rate_of(who, "base_lr", v[1]);
+    m_last_epoch = last_epoch;
+    m_base_lr = base_lr;
+    m_last_lr = m_opt.lr();
+    return;
+  }
   std::vector<std::string> names{"last_epoch", "base_lr", "last_lr"};
   for (const auto& [key, value] : now) names.push_back(key);
   const std::vector<Tensor> v = read_keys(who, state, names);
@@ -307,13 +329,15 @@ void ReduceLROnPlateau::load_state_dict(const StateDict& state) {
   const std::string who = "ReduceLROnPlateau.load_state_dict";
   const StateDict now = config();
   std::vector<std::string> names{"last_epoch", "best", "num_bad_epochs", "cooldown_counter"};
-  for (const auto& [key, value] : now) names.push_back(key);
+  const bool earlier = holds_none(state, now);  // an earlier version's state: no configuration to check
+  if (!earlier)
+    for (const auto& [key, value] : now) names.push_back(key);
   const std::vector<Tensor> v = read_keys(who, state, names);
   const std::int64_t last_epoch = count_of(who, "last_epoch", v[0]);
   const double best = scalar_of(who, "best", v[1]);
   const std::int64_t bad = count_of(who, "num_bad_epochs", v[2]), cooldown = count_of(who, "cooldown_counter", v[3]);
   if (std::isnan(best)) throw ValueError(who + ": 'best' is nan");
-  check_config(who, now, v, 4);
+  if (!earlier) check_config(who, now, v, 4);
   // A step leaves at most `patience` bad epochs and at most `cooldown` epochs of cooldown behind it.
   if (bad > m_options.patience)
     throw ValueError(who + ": 'num_bad_epochs' is " + std::to_string(bad) + ", more than patience (" +

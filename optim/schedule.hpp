@@ -24,7 +24,9 @@
 // resumed into a schedule configured otherwise would go on along another curve without a word. So
 // construct the resumed run's schedule as the first run's was. A state of another kind of schedule
 // has other keys and is refused by key. LambdaLR's function is not saved (it is code): a resumed run
-// must be given the same one. save_checkpoint/load_checkpoint (train/checkpoint.hpp) carry a schedule
+// must be given the same one. A state saved before schedules saved these (rewind before 2026-12-01:
+// "last_epoch" and "base_lr" alone; ReduceLROnPlateau without its options) still loads, unchecked,
+// its last lr taken as the optimizer's lr. save_checkpoint/load_checkpoint (train/checkpoint.hpp) carry a schedule
 // in the run's one file.
 #pragma once
 
