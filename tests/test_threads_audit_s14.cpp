@@ -556,3 +556,20 @@ TEST_CASE("threads audit s14: a child of fork() runs split loops and changes the
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+#ifdef REWIND_TEST_HAVE_BENCH
+TEST_CASE("threads audit s14: rewind_bench refuses a thread list, a bad count or one past kMaxThreads, by name") {
+  const std::string bench = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "rewind_bench").string();
+  REQUIRE(std::filesystem::exists(bench));
+  // "--threads 1,2" ran at 1 thread (atoi), "--threads x" too; 5000 ended in an uncaught ValueError.
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--threads", "1,2"}, {"--threads", "x"}, {"--threads", "0"}, {"--threads", "5000"}, {"--threads", ""},
+           {"--steps", "0"}, {"--steps", "3x"}, {"--warmup", "-1"}}) {
+    CAPTURE(args[0] + " " + args[1]);
+    const Run r = run_program({bench, "--cases", "tiny", args[0], args[1]}, {"REWIND_QUIET_BLAS=1"});
+    CHECK(r.status == 2);
+    CHECK_MESSAGE(contains(r.out, "rewind_bench: " + args[0] + " takes one integer"), r.out);
+    CHECK(!contains(r.out, "median_ms"));  // nothing measured
+  }
+}
+#endif
