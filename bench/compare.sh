@@ -66,6 +66,10 @@ positive='^[1-9][0-9]*$'
   { echo "compare.sh: --threads takes positive integers separated by commas (1,2), got '$threads'" >&2; exit 2; }
 [[ $cases =~ ^[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*$ ]] ||
   { echo "compare.sh: --cases takes case names separated by commas (tiny,lstm_medium), got '$cases'" >&2; exit 2; }
+# The table is written at the end: a path that cannot be written fails now, not after the whole run.
+if [[ -n $markdown ]] && ! { : >>"$markdown"; } 2>/dev/null; then
+  echo "compare.sh: --markdown: cannot write $markdown" >&2; exit 2
+fi
 if [[ -n "$baseline" && ! -x "$baseline" ]]; then echo "no baseline rewind_bench at $baseline" >&2; exit 2; fi
 if [[ -z "$bench" ]]; then
   for b in "$root/build-bench/rewind_bench" "$root/build/rewind_bench"; do

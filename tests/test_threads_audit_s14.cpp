@@ -459,6 +459,21 @@ TEST_CASE("threads audit s14: bench/compare.sh refuses a bad argument by name be
   const Run unknown = run_program({"bash", script, "--thread", "2"}, {});
   CHECK(unknown.status == 2);
   CHECK(contains(unknown.out, "unknown argument --thread"));
+  // A table it cannot write is refused first, not after the whole run.
+  const Run table = run_program({"bash", script, "--bench", "/dev/null/rewind_bench", "--markdown", "/dev/null/t.md"}, {});
+  CHECK(table.status == 2);
+  CHECK_MESSAGE(contains(table.out, "--markdown: cannot write /dev/null/t.md"), table.out);
+}
+
+TEST_CASE("threads audit s14: bench/device_probe.sh refuses an argument and a bad THREADS instead of running its defaults") {
+  const std::string script = (source_root() / "bench" / "device_probe.sh").string();
+  REQUIRE(std::filesystem::exists(script));
+  const Run arg = run_program({"bash", script, "--threads", "4"}, {});
+  CHECK(arg.status == 2);
+  CHECK_MESSAGE(contains(arg.out, "takes no arguments"), arg.out);
+  const Run bad = run_program({"bash", script}, {"THREADS=1 x"});
+  CHECK(bad.status == 2);
+  CHECK_MESSAGE(contains(bad.out, "THREADS takes positive counts"), bad.out);
 }
 
 TEST_CASE("threads audit s14: scripts/peers.sh names a bad argument and a bad seed, and runs nothing") {
