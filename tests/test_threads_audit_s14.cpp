@@ -164,6 +164,40 @@ TEST_CASE("threads audit s14: a loop that finds the pool held by another thread 
   CHECK(busy_pool == free_pool);
 }
 
+TEST_CASE("threads audit s14: a time-distributed Dense gives the same bits whether or not another thread holds the pool") {
+  // What a user sees of the case above: TimeDistributed(Dense) runs one product a step (affine_seq),
+  // the steps split across the pool; here each step's product (256 × 8 × 512) is large enough to split
+  // too when it does not run in a chunk. Forward and backward, with another thread's loop holding the
+  // pool (another model training on another thread) and without.
+  ThreadCountGuard guard;
+  set_num_threads(3);
+  Generator gen(77);
+  TimeDistributed head(Dense(512, 256, {}, true, Dtype::f32, gen));
+  Tensor x = Tensor::uniform({6, 512, 8}, -1, 1, gen).set_requires_grad();
+  auto run = [&] {
+    head.zero_grad();
+    x.zero_grad();
+    Tape tape;
+    Tensor y = head(x);
+    std::vector<std::string> out = {bits_of(y)};
+    backward(sum(y * y));
+    out.push_back(bits_of(x.grad()));
+    for (const Tensor& p : head.parameters()) out.push_back(bits_of(p.grad()));
+    return out;
+  };
+  const std::vector<std::string> free_pool = run();
+  std::vector<std::string> busy_pool;
+  {
+    PoolHolder held;
+    busy_pool = run();
+  }
+  REQUIRE(busy_pool.size() == free_pool.size());
+  for (std::size_t i = 0; i < busy_pool.size(); ++i) {
+    CAPTURE(i);
+    CHECK(busy_pool[i] == free_pool[i]);
+  }
+}
+
 TEST_CASE("threads audit s14: run_two that finds the pool held by another thread runs both tasks as inside it") {
   ThreadCountGuard guard;
   set_num_threads(2);
