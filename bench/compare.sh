@@ -40,20 +40,36 @@ steps=""
 raw=0
 markdown=""
 rounds=1
+# An option's value, or a message naming the option and exit 2 (not bash's "$2: unbound variable").
+value() { [[ $# -ge 2 ]] || { echo "compare.sh: $1 needs a value" >&2; exit 2; }; printf '%s' "$2"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --bench) bench=$2; shift 2 ;;
-    --baseline) baseline=$2; shift 2 ;;
-    --cases) cases=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --steps) steps=$2; shift 2 ;;
+    --bench) bench=$(value "$@"); shift 2 ;;
+    --baseline) baseline=$(value "$@"); shift 2 ;;
+    --cases) cases=$(value "$@"); shift 2 ;;
+    --threads) threads=$(value "$@"); shift 2 ;;
+    --steps) steps=$(value "$@"); shift 2 ;;
     --raw) raw=1; shift ;;
-    --markdown) markdown=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
+    --markdown) markdown=$(value "$@"); shift 2 ;;
+    --rounds) rounds=$(value "$@"); shift 2 ;;
     -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
+# Checked before anything runs: a --rounds 0 printed lines with no figures in them, a --threads x was
+# read as 1 by rewind_bench and as an error by the peer, after the minute the sgemm peak and the
+# peer's weights take.
+positive='^[1-9][0-9]*$'
+[[ $rounds =~ $positive ]] || { echo "compare.sh: --rounds takes a positive integer, got '$rounds'" >&2; exit 2; }
+[[ -z $steps || $steps =~ $positive ]] || { echo "compare.sh: --steps takes a positive integer, got '$steps'" >&2; exit 2; }
+[[ $threads =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] ||
+  { echo "compare.sh: --threads takes positive integers separated by commas (1,2), got '$threads'" >&2; exit 2; }
+[[ $cases =~ ^[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*$ ]] ||
+  { echo "compare.sh: --cases takes case names separated by commas (tiny,lstm_medium), got '$cases'" >&2; exit 2; }
+# The table is written at the end: a path that cannot be written fails now, not after the whole run.
+if [[ -n $markdown ]] && ! { : >>"$markdown"; } 2>/dev/null; then
+  echo "compare.sh: --markdown: cannot write $markdown" >&2; exit 2
+fi
 if [[ -n "$baseline" && ! -x "$baseline" ]]; then echo "no baseline rewind_bench at $baseline" >&2; exit 2; fi
 if [[ -z "$bench" ]]; then
   for b in "$root/build-bench/rewind_bench" "$root/build/rewind_bench"; do

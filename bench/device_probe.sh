@@ -19,6 +19,10 @@
 #     before packed weights: core/blas.hpp), for the packed kernel's gain on that CPU.
 # About three minutes at the default THREADS and CASES. Writes $OUT/device_probe.log too.
 set -u
+# Settings come from the environment; an argument (`--threads 4`) was ignored and the defaults ran.
+(($# == 0)) || { echo "device_probe: takes no arguments (set THREADS=\"1 4\" CASES=a,b in front), got: $*" >&2; exit 2; }
+[[ ${THREADS:-1} =~ ^[1-9][0-9]*( +[1-9][0-9]*)*$ ]] ||
+  { echo "device_probe: THREADS takes positive counts separated by spaces (\"1 4 16\"), got '${THREADS}'" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 dev=$root/.device
 [ -x "$dev/rewind_bench" ] || { echo "device_probe: no $dev/rewind_bench (carry .device)" >&2; exit 1; }

@@ -31,6 +31,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -446,6 +448,21 @@ double sgemm_peak_gflops() {
   return best;
 }
 
+// A count from the command line, whole and in [least, most], or a message and exit 2: atoi read
+// "--threads 1,2" as 1 and "--threads x" as 0 (then 1), and measured that without a word; a count past
+// rwd::kMaxThreads ended in set_num_threads's uncaught ValueError.
+int count(const std::string& option, const std::string& text, long least, long most) {
+  char* end = nullptr;
+  errno = 0;
+  const long n = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || n < least || n > most) {
+    std::fprintf(stderr, "rewind_bench: %s takes one integer from %ld to %ld, got '%s'%s\n", option.c_str(), least, most,
+                 text.c_str(), option == "--threads" ? " (one count a run: bench/compare.sh runs a list)" : "");
+    std::exit(2);
+  }
+  return static_cast<int>(n);
+}
+
 int usage(int rc) {
   std::fprintf(rc ? stderr : stdout,
                "usage: rewind_bench [--cases a,b|all] [--case a] [--threads N] [--short] [--init DIR]\n"
@@ -504,9 +521,9 @@ int main(int argc, char** argv) {
       std::string v = value();
       if (v != "all")
         for (auto& s : split(v, ',')) cases.push_back(s);
-    } else if (a == "--threads") threads = std::atoi(value().c_str());
-    else if (a == "--warmup") warmup = std::atoi(value().c_str());
-    else if (a == "--steps") steps = std::atoi(value().c_str());
+    } else if (a == "--threads") threads = count(a, value(), 1, rwd::kMaxThreads);
+    else if (a == "--warmup") warmup = count(a, value(), 0, INT_MAX);
+    else if (a == "--steps") steps = count(a, value(), 1, INT_MAX);
     else if (a == "--init") init = value();
     else if (a == "--short") short_mode = true;
     else if (a == "--profile") profile = true;
@@ -530,7 +547,6 @@ int main(int argc, char** argv) {
       return usage(2);
     }
   }
-  if (threads < 1) threads = 1;
   // Before the first product. OpenBLAS read OPENBLAS_NUM_THREADS when it was loaded, so the call is
   // what counts; the variable is set too for anything that reads it later.
   setenv("OPENBLAS_NUM_THREADS", std::to_string(threads).c_str(), 1);

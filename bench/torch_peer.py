@@ -50,12 +50,26 @@ CASES = {  # name: cell, input, hidden, layers, batch, seq, target, lr, warmup, 
 }
 
 
+def count(least):
+    """An argparse type: an integer of at least `least` (a thread count of 0 reached torch as an error
+    from deep inside it; a negative step count timed nothing and printed a median of nothing)."""
+    def parse_count(text):
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+        if n < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {n}")
+        return n
+    return parse_count
+
+
 def parse():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="all")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--warmup", type=int)
-    ap.add_argument("--steps", type=int)
+    ap.add_argument("--threads", type=count(1), default=1)
+    ap.add_argument("--warmup", type=count(0))
+    ap.add_argument("--steps", type=count(1))
     ap.add_argument("--short", action="store_true", help="no warm-up, one timed step")
     ap.add_argument("--dump", metavar="DIR", help="write DIR/<case>.npz (weights + data) and exit")
     ap.add_argument("--list", action="store_true")

@@ -351,12 +351,13 @@ void run_parallel(std::size_t n, std::size_t grain, std::size_t align, RangeFn f
   job.chunk = chunk;
   job.chunks = static_cast<std::uint32_t>(chunks);
   const std::uint64_t t0 = profiling() && !t_in_product ? now_ns() : 0;
-  bool ran;
   {
     Inside inside;
-    ran = pool().run(job, t);  // the workers stay t − 1 (no resize for a loop of few chunks)
+    // Another thread's loop holds the pool: the whole loop here, as one chunk of it — inside the pool,
+    // so a product in the body runs whole, as in a chunk, not split into blocks (another order of
+    // addition: gemm.hpp), and the bits do not depend on what another thread was doing meanwhile.
+    if (!pool().run(job, t)) return fn(body, 0, n);  // the workers stay t − 1 (no resize for a loop of few chunks)
   }
-  if (!ran) return fn(body, 0, n);
   if (t0) {
     g_counts.loops.fetch_add(1, std::memory_order_relaxed);
     g_counts.loops_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
@@ -394,6 +395,7 @@ void run_tasks(TaskFn fn, void* body) {
     ran = pool().run(job, static_cast<std::size_t>(threads));
   }
   if (!ran) {
+    Inside inside;  // as on the pool (both tasks' products whole): the same bits whichever way they ran
     fn(body, 0);
     fn(body, 1);
     return;

@@ -24,7 +24,9 @@
 // to 1 ms yielding its core between looks, so it holds no core another thread needs — then sleeps on
 // a futex (std::atomic::wait) until woken (pool.cpp has the measurements).
 // Only one parallel loop runs at a time: a loop started inside a chunk (a nested call), or on another
-// thread while one runs, runs inline on its own thread. An exception thrown by a chunk stops the
+// thread while one runs, runs inline on its own thread — as one chunk, inside the pool, so that a
+// product within it runs whole there as it would in a chunk (the same bits whether or not another
+// thread held the pool). An exception thrown by a chunk stops the
 // chunks not yet started and is rethrown on the caller. Chunks write only into memory the caller
 // allocated (no tensor is made on a worker: the buffer cache is per thread, core/memory.hpp).
 #pragma once
@@ -88,7 +90,8 @@ std::uint64_t now_ns();
 /// Runs fn(body, 0) on the caller and fn(body, 1) on a worker, at the same time (two independent
 /// pieces of work: the two directions of a bidirectional layer, autograd/detail/beside.hpp). When no
 /// worker is free — one thread, the pool busy with another loop, a call from inside a chunk — or
-/// none takes it in time, the caller runs fn(body, 1) itself after fn(body, 0). Loops started inside
+/// none takes it in time, the caller runs fn(body, 1) itself after fn(body, 0), inside the pool as
+/// the worker would (their products whole: the same bits either way). Loops started inside
 /// either run inline on their thread (one loop at a time: see above). Task 0 always runs on the
 /// caller. An exception from either is rethrown here once both have stopped (the other may not start).
 using TaskFn = void (*)(void* body, int task);

@@ -23,17 +23,21 @@ cd "$(dirname "$0")/.."
 usage() { echo "usage: bash scripts/peers.sh NAME [--seeds 0,1,2] [--quick] [-- FLAGS...]" >&2; exit 2; }
 (($# >= 1)) || usage
 name=$1; shift
+[[ $name != -* ]] || { echo "peers: the first argument is the example's NAME, got $name" >&2; usage; }
 seeds=0,1,2
 quick=()
 flags=()
 while (($#)); do
   case $1 in
-    --seeds) seeds=${2:?}; shift 2 ;;
+    --seeds) (($# >= 2)) || { echo "peers: --seeds needs a value" >&2; usage; }; seeds=$2; shift 2 ;;
     --quick) quick=(--quick); shift ;;
     --) shift; flags=("$@"); break ;;
-    *) usage ;;
+    *) echo "peers: unknown argument $1" >&2; usage ;;
   esac
 done
+# Checked before anything is built or run (a seed "x" failed only once both sides were built).
+[[ $seeds =~ ^[0-9]+(,[0-9]+)*$ ]] ||
+  { echo "peers: --seeds takes non-negative integers separated by commas (0,1,2), got '$seeds'" >&2; exit 2; }
 
 build=${REWIND_BUILD:-build}
 python=${PYTHON:-/usr/bin/python3}  # Debian's, with python3-torch (not a pyenv shim)

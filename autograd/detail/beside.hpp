@@ -38,8 +38,11 @@
 //
 // Bits: a's entries and b's are those a sequential run records, but the adjoints b's part sends to
 // inputs that both parts read (x above) land after a's instead of interleaved with them, so gradients
-// may differ from a sequential run's in the last bits (float addition in another order). From run to
-// run, and whichever thread ran b, they are the same.
+// may differ from a sequential run's in the last bits (float addition in another order); and each part
+// runs inside the pool, where a product large enough to split across threads in a sequential run runs
+// whole (kernels/gemm.hpp), so outputs may too. From run to run, whichever thread ran b, and whether
+// or not another thread held the pool (then a and b run in turn, inside it all the same), they are
+// the same.
 #pragma once
 
 #include <functional>
