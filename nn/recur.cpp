@@ -44,7 +44,13 @@ Tensor Recur::step(const Tensor& x, const Tensor& h_mask) {
 
 Tensor Recur::forward(const Tensor& x) {
   refuse_undefined(x);
-  if (x.ndim() != 3) return step(x);
+  if (x.ndim() != 3) {
+    if (x.ndim() != 1 && x.ndim() != 2)  // else the cell's check would read axis 0 of a 4-D input as its features
+      throw ShapeError(repr() + ": input " + x.shape().str() + ": expected a sequence (time, " +
+                       std::to_string(m_cell->input_size()) + ", batch) or one step (" +
+                       std::to_string(m_cell->input_size()) + ", batch) or (" + std::to_string(m_cell->input_size()) + ",)");
+    return step(x);
+  }
   if (x.dim(0) == 0)
     throw ValueError(repr() + ": sequence " + x.shape().str() + " has zero time steps: an empty sequence is refused");
   // The time loop is run_sequence's (nn/sequence.hpp), from the carried state; the checks a step makes

@@ -1,0 +1,100 @@
+// What new users coming from Flux, Keras and PyTorch ran into (session 14): each case is the smallest
+// program that showed it, with the behaviour those libraries (and rewind's own docs) promise.
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rewind.hpp>
+
+#include "support.hpp"
+
+using namespace rwd;
+
+// Keras' Embedding → masked RNN, put in a model of its own and nested in the classifier's Chain (a
+// PyTorch user's `self.encoder`): the outer Chain held every mask-taking layer to receive a
+// (time, features, batch) sequence, so the inner Chain — which receives the ids (time, batch) for its
+// own Embedding — was refused with "mask (5, 2) does not fit the sequence (5, 2)".
+TEST_CASE("new users s14: a nested Chain that starts with an Embedding takes the mask") {
+  Generator gen(1);
+  auto encoder = std::make_shared<Chain>(Embedding(9, 4, float64, gen),
+                                         GRU(4, 3, {.dtype = float64}, {.return_sequences = false}, gen));
+  Chain model(encoder, Dense(3, 2, {}, true, float64, gen));
+  const std::vector<std::vector<double>> seqs{{1, 2, 3, 4, 5}, {6, 7, 8}};
+  std::vector<double> ids(5 * 2, 0.0);
+  for (std::size_t b = 0; b < 2; ++b)
+    for (std::size_t t = 0; t < seqs[b].size(); ++t) ids[t * 2 + b] = seqs[b][t];
+  const Tensor logits = model(Tensor::from_vector(ids, {5, 2}, float64), mask_from_lengths({5, 3}, 5, float64));
+  REQUIRE(logits.shape() == Shape{2, 2});
+  for (std::size_t b = 0; b < 2; ++b) {  // each column is its sequence alone
+    const Tensor alone = model(Tensor::from_vector(seqs[b], {seqs[b].size(), 1}, float64));
+    for (std::size_t k = 0; k < 2; ++k) CHECK(logits.at({k, b}) == doctest::Approx(alone.at({k, 0})).epsilon(1e-14));
+  }
+}
+
+// A mask built for another padded length than the ids (mask_from_lengths(lengths, T + 1)): the Chain
+// dropped the mask at the Embedding (its time no longer matched) and then said "no layer takes one" of
+// a Chain whose RNN does take it. The RNN now names the misfit, with both shapes.
+TEST_CASE("new users s14: a mask of the wrong length after an Embedding names the misfit, not a missing taker") {
+  Generator gen(2);
+  Chain model(Embedding(9, 4, float32, gen), RNN(4, 3, "tanh", {}, {.return_sequences = false}, gen));
+  const Tensor ids = Tensor::ones({5, 2});
+  const std::string msg = message_of<ShapeError>([&] { model(ids, mask_from_lengths({5, 3}, 6)); });
+  CHECK_CONTAINS_ONCE(msg, "mask (6, 2) does not fit the sequence (5, 4, 2)");
+  CHECK_CONTAINS_ONCE(msg, "RNN(4 => 3, tanh");
+  // The mask's use still ends where a layer ends the time axis (return_sequences = false).
+  Chain two(RNN(4, 3, "tanh", {}, {.return_sequences = false}, gen), Dense(3, 1, {}, true, float32, gen));
+  CHECK(two(Tensor::ones({5, 4, 2}), mask_from_lengths({5, 3})).shape() == Shape{1, 2});
+}
+
+// A (time, features, batch, 1) tensor (a Keras user's trailing channel axis) or a 0-d scalar: the
+// layer passed it to its one-step path, whose check read axis 0 as the features ("got 2 features"),
+// and a bidirectional layer said it "cannot run one step at a time".
+TEST_CASE("new users s14: a recurrent layer given a 4-D or 0-D input says what it takes") {
+  Generator gen(3);
+  Recurrent uni = RNN(3, 4, "tanh", {}, {}, gen);
+  Recurrent bi = LSTM(3, 4, {}, {.bidirectional = true}, gen);
+  Recur recur(LSTMCell(3, 4, {}, gen));
+  for (Module* m : std::vector<Module*>{&uni, &bi, &recur}) {
+    CAPTURE(m->repr());
+    const std::string four = message_of<ShapeError>([&] { (*m)(Tensor::zeros({2, 3, 5, 1})); });
+    CHECK_CONTAINS_ONCE(four, m->repr() + ": input (2, 3, 5, 1): expected a sequence (time, 3, batch) or one step (3, batch)");
+    const std::string zero = message_of<ShapeError>([&] { (*m)(Tensor::scalar(1.0)); });
+    CHECK_CONTAINS_ONCE(zero, "input (): expected a sequence (time, 3, batch)");
+  }
+}
+
+// Keras' Bidirectional(…, merge_mode=…) has "concat", "sum", "mul" and "ave"; rewind had only concat
+// and sum, so a Keras model with merge_mode="ave" (or "mul") could not be written. Each merge is that
+// function of the two directions' outputs — per step and for the last output — and the layer above
+// a non-concat merge takes H features.
+TEST_CASE("new users s14: Bidirectional merge modes mul and ave are Keras' merge_mode") {
+  Generator gen(4);
+  const std::size_t T = 4, F = 3, H = 5, B = 3;
+  const Tensor x = Tensor::randn({T, F, B}, gen, float64);
+  const Tensor mask = mask_from_lengths({4, 2, 3}, T, float64);
+  for (Merge merge : {Merge::mul, Merge::ave}) {
+    Recurrent m = GRU(F, H, {.dtype = float64}, {.num_layers = 2, .bidirectional = true, .merge = merge}, gen);
+    CHECK(m.output_size() == H);
+    CHECK(m.cell(1).input_size() == H);
+    CHECK_CONTAINS_ONCE(m.repr(), merge == Merge::mul ? "merge=mul" : "merge=ave");
+    const RecurrentRun run = m.run(split_steps(x), mask);
+    // Layer 0 by hand from its two cells, then layer 1 on the merged outputs.
+    auto merged = [&](const Tensor& f, const Tensor& r) { return merge == Merge::mul ? f * r : (f + r) * 0.5; };
+    std::vector<Tensor> mid;
+    const SequenceRun f0 = run_sequence(m.cell(0), split_steps(x), {}, mask), r0 = run_sequence(m.cell(0, true), split_steps(x), {}, mask, true);
+    for (std::size_t t = 0; t < T; ++t) mid.push_back(merged(f0.outputs[t], r0.outputs[t]));
+    const SequenceRun f1 = run_sequence(m.cell(1), mid, {}, mask), r1 = run_sequence(m.cell(1, true), mid, {}, mask, true);
+    for (std::size_t t = 0; t < T; ++t) {
+      const std::vector<double> got = run.outputs[t].to_vector(), want = merged(f1.outputs[t], r1.outputs[t]).to_vector();
+      REQUIRE(got.size() == H * B);
+      for (std::size_t k = 0; k < got.size(); ++k) CHECK(got[k] == doctest::Approx(want[k]).epsilon(1e-14));
+    }
+    const std::vector<double> last = run.last.to_vector(), want_last = merged(f1.last, r1.last).to_vector();
+    for (std::size_t k = 0; k < last.size(); ++k) CHECK(last[k] == doctest::Approx(want_last[k]).epsilon(1e-14));
+  }
+  // A Merge that is none of them (a cast integer) is refused at construction, naming the value.
+  CHECK_CONTAINS_ONCE(message_of<ValueError>([&] { LSTM(2, 3, {}, {.bidirectional = true, .merge = static_cast<Merge>(7)}); }),
+                      "merge 7 is not one of");
+}
