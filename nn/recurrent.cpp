@@ -229,10 +229,16 @@ RecurrentRun Recurrent::run_layers(const std::vector<Tensor>& steps, const Tenso
       throw ValueError(repr() + ": " + where + ": " + c.repr() + " takes " + std::to_string(want.size()) + " tensor" +
                        (want.size() > 1 ? "s" : "") + ", got " + std::to_string(initial[i].size()));
     for (std::size_t k = 0; k < want.size(); ++k)
-      if (initial[i][k].shape() != want[k])
-        throw ShapeError(repr() + ": " + where + ": state " + std::to_string(k) + " is " + initial[i][k].shape().str() +
-                         " but must be " + want[k].str() + " for steps " + steps[0].shape().str() +
-                         " — (hidden, batch) with the steps' batch");
+      if (const Shape& got = initial[i][k].shape(); got != want[k]) {
+        // The two layouts a PyTorch or Keras user brings: h0 stacked (layers·dirs, batch, hidden), or (batch, hidden).
+        std::string hint;
+        if (got.size() == 3)
+          hint = "; PyTorch's stacked (layers·dirs, batch, hidden) h0 and c0 convert with from_torch_states";
+        else if (got.size() == 2 && want[k].size() == 2 && got[0] == want[k][1] && got[1] == want[k][0])
+          hint = "; this is (batch, hidden): rewind's states are (hidden, batch), one column per sequence";
+        throw ShapeError(repr() + ": " + where + ": state " + std::to_string(k) + " is " + got.str() + " but must be " +
+                         want[k].str() + " for steps " + steps[0].shape().str() + " — (hidden, batch) with the steps' batch" + hint);
+      }
   }
 
   RecurrentRun out;

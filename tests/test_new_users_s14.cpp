@@ -98,3 +98,21 @@ TEST_CASE("new users s14: Bidirectional merge modes mul and ave are Keras' merge
   CHECK_CONTAINS_ONCE(message_of<ValueError>([&] { LSTM(2, 3, {}, {.bidirectional = true, .merge = static_cast<Merge>(7)}); }),
                       "merge 7 is not one of");
 }
+
+// A PyTorch user passes nn.LSTM's h0/c0 as they are, (layers·dirs, batch, hidden), or a Keras user
+// (batch, hidden): the message named the shapes but not the layout, and for (batch, hidden) with
+// batch = hidden's transpose nothing said the two axes were swapped.
+TEST_CASE("new users s14: an initial state in PyTorch's or Keras' layout says how to convert it") {
+  Generator gen(5);
+  Recurrent lstm = LSTM(3, 4, {}, {}, gen);
+  const Tensor x = Tensor::randn({5, 3, 2}, gen);
+  const std::string torch = message_of<ShapeError>([&] { lstm(x, State{Tensor::zeros({1, 2, 4}), Tensor::zeros({1, 2, 4})}); });
+  CHECK_CONTAINS_ONCE(torch, "LSTM(3 => 4): the initial state of layer 0: state 0 is (1, 2, 4) but must be (4, 2)");
+  CHECK_CONTAINS_ONCE(torch, "from_torch_states");
+  const std::string keras = message_of<ShapeError>([&] { lstm(x, State{Tensor::zeros({2, 4}), Tensor::zeros({2, 4})}); });
+  CHECK_CONTAINS_ONCE(keras, "state 0 is (2, 4) but must be (4, 2)");
+  CHECK_CONTAINS_ONCE(keras, "this is (batch, hidden)");
+  // The conversion the message names gives the layer what it takes.
+  const std::vector<State> init = from_torch_states({Tensor::zeros({1, 2, 4}), Tensor::zeros({1, 2, 4})});
+  CHECK(lstm(x, init).shape() == Shape{5, 4, 2});
+}
