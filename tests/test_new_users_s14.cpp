@@ -116,3 +116,36 @@ TEST_CASE("new users s14: an initial state in PyTorch's or Keras' layout says ho
   const std::vector<State> init = from_torch_states({Tensor::zeros({1, 2, 4}), Tensor::zeros({1, 2, 4})});
   CHECK(lstm(x, init).shape() == Shape{5, 4, 2});
 }
+
+// Tied layers — one module in two places of a model (Flux's `Chain(d, tanh, d)`, a PyTorch module
+// assigned to two attributes): parameters() listed its tensors twice, so `Adam opt(m.parameters())`
+// was refused ("parameter 2 is the same tensor as parameter 0") with no way out but deduplicating by
+// hand, and num_parameters() and summary() counted them twice. PyTorch's parameters() gives each
+// once; its state_dict keeps every name (so does rewind's).
+TEST_CASE("new users s14: a module shared by two parents gives its parameters once to an optimizer") {
+  Generator gen(6);
+  auto d = std::make_shared<Dense>(3, 3, Activation{}, true, float64, gen);
+  Chain m(d, Act("tanh"), d);
+  const std::vector<Tensor> ps = m.parameters();
+  REQUIRE(ps.size() == 2);
+  CHECK(&ps[0].impl() == &d->weight.impl());
+  CHECK(m.num_parameters() == 12);
+  CHECK(m.named_parameters().size() == 4);  // 0.weight, 0.bias, 2.weight, 2.bias: PyTorch's state_dict keys
+  const std::string table = m.summary();
+  CHECK_CONTAINS_ONCE(table, "shared with 0");
+  CHECK_CONTAINS_ONCE(table, "total: 12 parameters");
+  // Trains: one SGD step moves the shared weight once, by the sum of both uses' gradients.
+  SGD opt(m.parameters(), {.lr = 0.1});
+  const Tensor x = Tensor::randn({3, 2}, gen, float64);
+  const Tensor before = d->weight.detach();
+  Tensor loss = sum(square(m(x)));
+  loss.backward();
+  const std::vector<double> g = d->weight.grad().to_vector(), w0 = before.to_vector();
+  opt.step();
+  const std::vector<double> w1 = d->weight.to_vector();
+  for (std::size_t k = 0; k < g.size(); ++k) CHECK(w1[k] == doctest::Approx(w0[k] - 0.1 * g[k]).epsilon(1e-15));
+  // A Recurrent shared by two Chains (one carried state): the pair's parameters, each once.
+  auto r = std::make_shared<Recurrent>(GRU(3, 3, {.dtype = float64}, {}, gen));
+  Chain two(r, r);
+  CHECK(two.parameters().size() == 4);
+}
