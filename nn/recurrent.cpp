@@ -300,9 +300,17 @@ Tensor Recurrent::forward(const std::vector<Tensor>& steps, const Tensor& mask, 
 
 Tensor Recurrent::forward(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial) {
   refuse_undefined(seq, "the sequence");
-  if (seq.ndim() != 3 || seq.dim(1) != input_size())
+  if (seq.ndim() != 3 || seq.dim(1) != input_size()) {
+    // The layouts users bring from elsewhere, when the features sit on another axis.
+    std::string hint;
+    if (seq.ndim() == 3 && seq.dim(0) == input_size())
+      hint = "; Flux's (features, batch, time) is permute(x, {2, 0, 1})";
+    else if (seq.ndim() == 3 && seq.dim(2) == input_size())
+      hint = "; PyTorch's (time, batch, features) is permute(x, {0, 2, 1}), and (batch, time, features) (batch_first, "
+             "Keras) permute(x, {1, 2, 0})";
     throw ShapeError(repr() + ": sequence " + seq.shape().str() + ": expected (time, " + std::to_string(input_size()) +
-                     ", batch)");
+                     ", batch)" + hint);
+  }
   return forward(split_steps(seq), mask, initial);
 }
 

@@ -149,3 +149,24 @@ TEST_CASE("new users s14: a module shared by two parents gives its parameters on
   Chain two(r, r);
   CHECK(two.parameters().size() == 4);
 }
+
+// Flux's 3-D sequence is (features, batch, time), PyTorch's (time, batch, features) or batch_first,
+// Keras' (batch, time, features): the refusal named rewind's layout only. It now names the one the
+// shape looks like and the permute that converts it — and that permute gives what the layer gives
+// on rewind's own layout.
+TEST_CASE("new users s14: a sequence in Flux's, PyTorch's or Keras' layout is refused with the permute that converts it") {
+  Generator gen(7);
+  Recurrent rnn = RNN(3, 4, "tanh", {.dtype = float64}, gen);
+  const Tensor x = Tensor::randn({5, 3, 2}, gen, float64);  // (time, features, batch)
+  const Tensor want = rnn(x);
+  const Tensor flux = permute(x, {1, 2, 0}), torch = permute(x, {0, 2, 1}), batch_first = permute(x, {2, 0, 1});
+  const std::string m_flux = message_of<ShapeError>([&] { rnn(flux); });
+  CHECK_CONTAINS_ONCE(m_flux, "sequence (3, 2, 5): expected (time, 3, batch); Flux's (features, batch, time) is permute(x, {2, 0, 1})");
+  CHECK_CONTAINS_ONCE(message_of<ShapeError>([&] { rnn(torch); }), "PyTorch's (time, batch, features) is permute(x, {0, 2, 1})");
+  CHECK_CONTAINS_ONCE(message_of<ShapeError>([&] { rnn(batch_first); }), "(batch_first, Keras) permute(x, {1, 2, 0})");
+  for (const Tensor& got : {rnn(permute(flux, {2, 0, 1})), rnn(permute(torch, {0, 2, 1})), rnn(permute(batch_first, {1, 2, 0}))}) {
+    const std::vector<double> g = got.to_vector(), w = want.to_vector();
+    REQUIRE(g.size() == w.size());
+    for (std::size_t k = 0; k < g.size(); ++k) CHECK(g[k] == w[k]);
+  }
+}
