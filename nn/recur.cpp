@@ -53,6 +53,16 @@ Tensor Recur::forward(const Tensor& x) {
   }
   if (x.dim(0) == 0)
     throw ValueError(repr() + ": sequence " + x.shape().str() + " has zero time steps: an empty sequence is refused");
+  if (const std::size_t in = m_cell->input_size(); x.dim(1) != in) {
+    // Flux's Recur takes (features, batch, time): say so when the features sit on axis 0 (or 2: PyTorch's).
+    std::string hint;
+    if (x.dim(0) == in)
+      hint = "; Flux's (features, batch, time) is permute(x, {2, 0, 1})";
+    else if (x.dim(2) == in)
+      hint = "; PyTorch's (time, batch, features) is permute(x, {0, 2, 1}), and (batch, time, features) (batch_first, "
+             "Keras) permute(x, {1, 2, 0})";
+    throw ShapeError(repr() + ": sequence " + x.shape().str() + ": expected (time, " + std::to_string(in) + ", batch)" + hint);
+  }
   // The time loop is run_sequence's (nn/sequence.hpp), from the carried state; the checks a step makes
   // come first, so that a refused sequence names this Recur and leaves the state as it was.
   std::vector<Tensor> steps = split_steps(x);

@@ -164,6 +164,11 @@ TEST_CASE("new users s14: a sequence in Flux's, PyTorch's or Keras' layout is re
   CHECK_CONTAINS_ONCE(m_flux, "sequence (3, 2, 5): expected (time, 3, batch); Flux's (features, batch, time) is permute(x, {2, 0, 1})");
   CHECK_CONTAINS_ONCE(message_of<ShapeError>([&] { rnn(torch); }), "PyTorch's (time, batch, features) is permute(x, {0, 2, 1})");
   CHECK_CONTAINS_ONCE(message_of<ShapeError>([&] { rnn(batch_first); }), "(batch_first, Keras) permute(x, {1, 2, 0})");
+  // Flux's own name, Recur, which in Flux takes that 3-D layout.
+  Recur recur(RNNCell(3, 4, "tanh", {.dtype = float64}, gen));
+  CHECK_CONTAINS_ONCE(message_of<ShapeError>([&] { recur(flux); }),
+                      "Recur(RNNCell(3 => 4, tanh)): sequence (3, 2, 5): expected (time, 3, batch); Flux's (features, batch, time) is permute(x, {2, 0, 1})");
+  CHECK(recur.state().empty());  // refused before any step
   for (const Tensor& got : {rnn(permute(flux, {2, 0, 1})), rnn(permute(torch, {0, 2, 1})), rnn(permute(batch_first, {1, 2, 0}))}) {
     const std::vector<double> g = got.to_vector(), w = want.to_vector();
     REQUIRE(g.size() == w.size());
