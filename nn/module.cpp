@@ -93,22 +93,27 @@ NamedTensors Module::named_parameters() const {
   return out;
 }
 
-// Parameters in the same order as named_parameters(), without building their names (zero_grad and
-// optimizers call this every step).
-void Module::collect_tensors(std::vector<Tensor>& out) const {
+// Parameters in the order of named_parameters(), without building their names (zero_grad calls this
+// every step). A module met again (shared by two parents: tied layers) adds nothing the second time,
+// so an optimizer gets each tensor once, as from PyTorch's parameters(). `seen` holds the modules
+// visited — a model has tens, so the linear search costs nothing beside a step.
+void Module::collect_tensors(std::vector<Tensor>& out, std::vector<const Module*>& seen) const {
+  if (std::find(seen.begin(), seen.end(), this) != seen.end()) return;
+  seen.push_back(this);
   for (const auto& [n, p] : m_params) out.push_back(p);
-  for (const auto& [n, c] : m_children) c->collect_tensors(out);
+  for (const auto& [n, c] : m_children) c->collect_tensors(out, seen);
 }
 
 std::vector<Tensor> Module::parameters() const {
   std::vector<Tensor> out;
-  collect_tensors(out);
+  std::vector<const Module*> seen;
+  collect_tensors(out, seen);
   return out;
 }
 
 std::size_t Module::num_parameters() const {
   std::size_t n = 0;
-  for (auto& [name, p] : named_parameters()) n += p.numel();
+  for (const Tensor& p : parameters()) n += p.numel();
   return n;
 }
 
@@ -207,15 +212,23 @@ std::string Module::summary() const {
     std::size_t params;
   };
   std::vector<Row> rows;
-  // Depth-first, parents first, with dotted names.
+  // Depth-first, parents first, with dotted names. A module met again (shared) is one row naming where
+  // it was first, with no parameters of its own: the rows add up to the total, which counts it once.
   std::vector<std::pair<std::string, const Module*>> stack{{"", this}};
+  std::vector<std::pair<const Module*, std::string>> seen;
   while (!stack.empty()) {
     auto [name, m] = stack.back();
     stack.pop_back();
-    std::size_t own = 0;
-    for (const auto& [n, p] : m->m_params) own += p.numel();
     // A container shows its type only: its layers have rows of their own.
     const std::string layer = m->m_children.empty() ? m->repr() : m->repr().substr(0, m->repr().find('('));
+    const auto first = std::find_if(seen.begin(), seen.end(), [m = m](const auto& e) { return e.first == m; });
+    if (first != seen.end()) {
+      rows.push_back({name, layer + " (shared with " + first->second + ")", 0});
+      continue;
+    }
+    seen.emplace_back(m, name.empty() ? "(model)" : name);
+    std::size_t own = 0;
+    for (const auto& [n, p] : m->m_params) own += p.numel();
     rows.push_back({name.empty() ? "(model)" : name, layer, own});
     for (auto it = m->m_children.rbegin(); it != m->m_children.rend(); ++it)
       stack.emplace_back(name.empty() ? it->first : name + "." + it->first, it->second.get());

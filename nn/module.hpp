@@ -45,9 +45,11 @@ class Module {
 
   /// Every parameter of this module and its descendants, keyed like PyTorch ("0.weight", "encoder.bias").
   NamedTensors named_parameters() const;
-  /// The same parameters as handles only, in the same order (what an optimizer takes).
+  /// The same parameters as handles only, in the same order (what an optimizer takes) — except that a
+  /// module shared by two parents (tied layers) gives its tensors once, as PyTorch's parameters() does;
+  /// named_parameters() and state_dict() list them under each name, as PyTorch's state_dict() does.
   std::vector<Tensor> parameters() const;
-  /// Total number of scalar parameters.
+  /// Total number of scalar parameters (a shared module's counted once).
   std::size_t num_parameters() const;
   /// Direct children, by name.
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return m_children; }
@@ -126,7 +128,7 @@ class Module {
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> m);
   void collect(const std::string& prefix, NamedTensors& out) const;
-  void collect_tensors(std::vector<Tensor>& out) const;
+  void collect_tensors(std::vector<Tensor>& out, std::vector<const Module*>& seen) const;
 
   NamedTensors m_params;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> m_children;

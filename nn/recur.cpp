@@ -44,9 +44,25 @@ Tensor Recur::step(const Tensor& x, const Tensor& h_mask) {
 
 Tensor Recur::forward(const Tensor& x) {
   refuse_undefined(x);
-  if (x.ndim() != 3) return step(x);
+  if (x.ndim() != 3) {
+    if (x.ndim() != 1 && x.ndim() != 2)  // else the cell's check would read axis 0 of a 4-D input as its features
+      throw ShapeError(repr() + ": input " + x.shape().str() + ": expected a sequence (time, " +
+                       std::to_string(m_cell->input_size()) + ", batch) or one step (" +
+                       std::to_string(m_cell->input_size()) + ", batch) or (" + std::to_string(m_cell->input_size()) + ",)");
+    return step(x);
+  }
   if (x.dim(0) == 0)
     throw ValueError(repr() + ": sequence " + x.shape().str() + " has zero time steps: an empty sequence is refused");
+  if (const std::size_t in = m_cell->input_size(); x.dim(1) != in) {
+    // Flux's Recur takes (features, batch, time): say so when the features sit on axis 0 (or 2: PyTorch's).
+    std::string hint;
+    if (x.dim(0) == in)
+      hint = "; Flux's (features, batch, time) is permute(x, {2, 0, 1})";
+    else if (x.dim(2) == in)
+      hint = "; PyTorch's (time, batch, features) is permute(x, {0, 2, 1}), and (batch, time, features) (batch_first, "
+             "Keras) permute(x, {1, 2, 0})";
+    throw ShapeError(repr() + ": sequence " + x.shape().str() + ": expected (time, " + std::to_string(in) + ", batch)" + hint);
+  }
   // The time loop is run_sequence's (nn/sequence.hpp), from the carried state; the checks a step makes
   // come first, so that a refused sequence names this Recur and leaves the state as it was.
   std::vector<Tensor> steps = split_steps(x);

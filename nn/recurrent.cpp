@@ -71,6 +71,10 @@ void Recurrent::build(std::vector<std::shared_ptr<Cell>> cells, Generator& gen) 
     const std::string name = "layer" + std::to_string(i / dirs) + (i % dirs == 1 ? "_reverse" : "");
     m_layers.push_back(register_module(name, std::make_shared<Recur>(std::move(cells[i]))));
   }
+  if (static_cast<int>(m_options.merge) < static_cast<int>(Merge::concat) ||
+      static_cast<int>(m_options.merge) > static_cast<int>(Merge::ave))
+    throw ValueError("Recurrent: merge " + std::to_string(static_cast<int>(m_options.merge)) +
+                     " is not one of Merge::concat, sum, mul, ave");
   if (!(m_options.dropout >= 0.0 && m_options.dropout < 1.0))
     throw ValueError(repr() + ": dropout must be in [0, 1), got " + format_value(m_options.dropout));
   // `dropout` acts between stacked layers only: on one layer it would do nothing, without a word (PyTorch
@@ -225,10 +229,16 @@ RecurrentRun Recurrent::run_layers(const std::vector<Tensor>& steps, const Tenso
       throw ValueError(repr() + ": " + where + ": " + c.repr() + " takes " + std::to_string(want.size()) + " tensor" +
                        (want.size() > 1 ? "s" : "") + ", got " + std::to_string(initial[i].size()));
     for (std::size_t k = 0; k < want.size(); ++k)
-      if (initial[i][k].shape() != want[k])
-        throw ShapeError(repr() + ": " + where + ": state " + std::to_string(k) + " is " + initial[i][k].shape().str() +
-                         " but must be " + want[k].str() + " for steps " + steps[0].shape().str() +
-                         " — (hidden, batch) with the steps' batch");
+      if (const Shape& got = initial[i][k].shape(); got != want[k]) {
+        // The two layouts a PyTorch or Keras user brings: h0 stacked (layers·dirs, batch, hidden), or (batch, hidden).
+        std::string hint;
+        if (got.size() == 3)
+          hint = "; PyTorch's stacked (layers·dirs, batch, hidden) h0 and c0 convert with from_torch_states";
+        else if (got.size() == 2 && want[k].size() == 2 && got[0] == want[k][1] && got[1] == want[k][0])
+          hint = "; this is (batch, hidden): rewind's states are (hidden, batch), one column per sequence";
+        throw ShapeError(repr() + ": " + where + ": state " + std::to_string(k) + " is " + got.str() + " but must be " +
+                         want[k].str() + " for steps " + steps[0].shape().str() + " — (hidden, batch) with the steps' batch" + hint);
+      }
   }
 
   RecurrentRun out;
@@ -255,7 +265,15 @@ RecurrentRun Recurrent::run_layers(const std::vector<Tensor>& steps, const Tenso
       out.last = runs[0].last;
       continue;
     }
-    auto merge = [&](const Tensor& f, const Tensor& r) { return m_options.merge == Merge::concat ? concat({f, r}, 0) : f + r; };
+    auto merge = [&](const Tensor& f, const Tensor& r) {
+      switch (m_options.merge) {
+        case Merge::concat: return concat({f, r}, 0);
+        case Merge::sum: return f + r;
+        case Merge::mul: return f * r;
+        case Merge::ave: return (f + r) * 0.5;
+      }
+      throw ValueError(repr() + ": unknown merge " + std::to_string(static_cast<int>(m_options.merge)));
+    };
     if (runs[0].outputs.empty()) xs.clear();  // not kept (last_outputs false)
     for (std::size_t t = 0; t < xs.size(); ++t) xs[t] = merge(runs[0].outputs[t], runs[1].outputs[t]);
     out.last = merge(runs[0].last, runs[1].last);
@@ -282,22 +300,42 @@ Tensor Recurrent::forward(const std::vector<Tensor>& steps, const Tensor& mask, 
 
 Tensor Recurrent::forward(const Tensor& seq, const Tensor& mask, const std::vector<State>& initial) {
   refuse_undefined(seq, "the sequence");
-  if (seq.ndim() != 3 || seq.dim(1) != input_size())
+  if (seq.ndim() != 3 || seq.dim(1) != input_size()) {
+    // The layouts users bring from elsewhere, when the features sit on another axis.
+    std::string hint;
+    if (seq.ndim() == 3 && seq.dim(0) == input_size())
+      hint = "; Flux's (features, batch, time) is permute(x, {2, 0, 1})";
+    else if (seq.ndim() == 3 && seq.dim(2) == input_size())
+      hint = "; PyTorch's (time, batch, features) is permute(x, {0, 2, 1}), and (batch, time, features) (batch_first, "
+             "Keras) permute(x, {1, 2, 0})";
     throw ShapeError(repr() + ": sequence " + seq.shape().str() + ": expected (time, " + std::to_string(input_size()) +
-                     ", batch)");
+                     ", batch)" + hint);
+  }
   return forward(split_steps(seq), mask, initial);
 }
 
 Tensor Recurrent::forward(const Tensor& x) {
   refuse_undefined(x);
   if (x.ndim() == 3) return forward(x, Tensor(), {});
+  if (x.ndim() != 1 && x.ndim() != 2)  // else the step's check would read axis 0 of a 4-D input as its features
+    throw ShapeError(repr() + ": input " + x.shape().str() + ": expected a sequence (time, " + std::to_string(input_size()) +
+                     ", batch) or one step (" + std::to_string(input_size()) + ", batch) or (" +
+                     std::to_string(input_size()) + ",)");
   return step(x);
 }
 
 std::string Recurrent::repr() const {
   std::string extra;
   if (num_layers() > 1) extra += ", layers=" + std::to_string(num_layers());
-  if (bidirectional()) extra += std::string(", bidirectional") + (m_options.merge == Merge::sum ? ", merge=sum" : "");
+  if (bidirectional()) {
+    extra += ", bidirectional";
+    switch (m_options.merge) {
+      case Merge::concat: break;
+      case Merge::sum: extra += ", merge=sum"; break;
+      case Merge::mul: extra += ", merge=mul"; break;
+      case Merge::ave: extra += ", merge=ave"; break;
+    }
+  }
   if (m_dropout) {
     char buf[32];
     std::snprintf(buf, sizeof buf, ", dropout=%g", m_options.dropout);

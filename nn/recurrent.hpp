@@ -26,7 +26,9 @@ namespace rwd {
 /// How a bidirectional layer joins its two directions at each step.
 enum class Merge {
   concat,  ///< [forward; reverse] along the features: 2·hidden rows (PyTorch, Keras' default)
-  sum,     ///< forward + reverse: hidden rows
+  sum,     ///< forward + reverse: hidden rows (Keras' merge_mode="sum")
+  mul,     ///< forward ⊙ reverse: hidden rows (Keras' merge_mode="mul")
+  ave,     ///< (forward + reverse) / 2: hidden rows (Keras' merge_mode="ave")
 };
 
 /// Options of Recurrent: `{.num_layers = 2, .bidirectional = true}`.
@@ -60,7 +62,7 @@ using CellFactory = std::function<std::shared_ptr<Cell>(std::size_t input_size, 
 
 /// The per-step outputs, the last outputs and the final states of a Recurrent over a sequence.
 struct RecurrentRun {
-  std::vector<Tensor> outputs;      ///< one (H·dirs, batch) per step (H with Merge::sum); zeros at padded steps
+  std::vector<Tensor> outputs;      ///< one (H·dirs, batch) per step (H unless Merge::concat); zeros at padded steps
   Tensor last;                      ///< (H·dirs, batch): each column's last real output (reverse half: at time 0)
   std::vector<State> final_states;  ///< per layer and direction: index layer·dirs + (reverse ? 1 : 0)
 };
@@ -199,7 +201,7 @@ class Recurrent : public Module {
   const RecurrentOptions& options() const { return m_options; }
   /// Features of the first layer's input.
   std::size_t input_size() const;
-  /// Rows of each output: H·dirs with Merge::concat, H with Merge::sum.
+  /// Rows of each output: H·dirs with Merge::concat, H with the other merges.
   std::size_t output_size() const;
 
  private:

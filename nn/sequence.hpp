@@ -17,7 +17,9 @@
 //     state_t = where(m_t, cell(x_t, state_{t−1}).state, state_{t−1})      y_t = where(m_t, y, 0)
 //
 // so a padded step changes nothing downstream and sends no gradient anywhere (the `where` routes all
-// of it to the kept branch). With right padding (mask_from_lengths) a reversed run starts at each
+// of it to the kept branch). Zero outputs are PyTorch's (pad_packed_sequence) and Keras' Bidirectional
+// with return_sequences; Keras' plain RNN, LSTM and GRU layers instead repeat the previous output at a
+// masked step (zero_output_for_mask = False), which only a loss that ignores the mask would see. With right padding (mask_from_lengths) a reversed run starts at each
 // sequence's own last real step, which is what a bidirectional layer needs. A mask holds only 0 and 1
 // (either dtype): any other value — 0.5, NaN, −1 — is a ValueError naming its (t, b) position.
 //
