@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <functional>
 #include <map>
 #include <set>
@@ -376,4 +377,46 @@ TEST_CASE("audit s14: a gradient with no history, a non-scalar root without a se
     want.push_back(xi * xi * std::exp(xi * fi));
   }
   check_close(hf.to(float64), Tensor::from_vector(want, {2, 3}, float64), "float32 second derivative", 1e-5, 0);
+}
+
+TEST_CASE("audit s14: logsumexp of a lane of -inf is -inf and of a lane holding +inf is +inf, as PyTorch") {
+  // PyTorch shifts by the lane's max only where it is finite (logsumexp_out_impl: masked_fill of
+  // |max| = inf with 0); x − max would be −inf − (−inf) = NaN.
+  const double inf = std::numeric_limits<double>::infinity();
+  Tape tape;
+  Tensor x = Tensor::from_vector({-inf, -inf, 1.0, 2.0, inf, 0.5}, {3, 2}, float64).set_requires_grad();
+  const Tensor y = logsumexp(x, 1);
+  const std::vector<double> v = y.to_vector();
+  CHECK(v[0] == -inf);
+  CHECK(v[1] == doctest::Approx(2.0 + std::log1p(std::exp(-1.0))));
+  CHECK(v[2] == inf);
+  // The finite lane's gradient is its softmax (PyTorch's: exp(x − y); NaN in the other two lanes).
+  const std::vector<double> g = grad({sum(y * Tensor::from_vector({0.0, 1.0, 0.0}, {3}, float64))}, {x})[0].to_vector();
+  CHECK(g[2] == doctest::Approx(1.0 / (1.0 + std::exp(1.0))));
+  CHECK(g[3] == doctest::Approx(1.0 / (1.0 + std::exp(-1.0))));
+}
+
+TEST_CASE("audit s14: double backward through affine with a wide base, affine_steps and affine_seq (central differences)") {
+  Generator gen(14);
+  Tensor W = (Tensor::randn({3, 4}, gen, float64)).set_requires_grad().set_name("W");
+  Tensor x = (Tensor::randn({4, 2}, gen, float64)).set_requires_grad().set_name("x");
+  Tensor b = (Tensor::randn({3}, gen, float64)).set_requires_grad().set_name("b");
+  Tensor base = (Tensor::randn({3, 5}, gen, float64)).set_requires_grad().set_name("base");
+  Tensor x2 = (Tensor::randn({4, 3}, gen, float64)).set_requires_grad().set_name("x2");
+  Tensor seq = (Tensor::randn({3, 4, 2}, gen, float64)).set_requires_grad().set_name("seq");
+  // Squared, so that the incoming adjoint depends on the inputs and the recorded backward is differentiated.
+  const GradcheckReport wide = gradgradcheck([](In in) { return square(affine(in[0], in[1], in[2], in[3], 2)); }, {W, x, b, base});
+  CHECK_MESSAGE(wide.ok(), wide.str());
+  const GradcheckReport steps = gradgradcheck([](In in) { return square(affine_steps(in[0], {in[1], in[3]}, in[2])); }, {W, x, b, x2});
+  CHECK_MESSAGE(steps.ok(), steps.str());
+  const GradcheckReport seqr = gradgradcheck([](In in) { return square(affine_seq(in[0], in[1], in[2])); }, {W, seq, b});
+  CHECK_MESSAGE(seqr.ok(), seqr.str());
+}
+
+TEST_CASE("audit s14: the gradient of a leaf with respect to itself is the seed, and with create_graph too") {
+  Tape tape;
+  Tensor x = Tensor::from_vector({1.0, 2.0}, {2}, float64).set_requires_grad();
+  const Tensor seed = Tensor::from_vector({3.0, -1.0}, {2}, float64);
+  CHECK(grad({x}, {x}, {seed})[0].to_vector() == std::vector<double>{3.0, -1.0});
+  CHECK(grad({x}, {x}, {seed}, SweepOptions{.create_graph = true})[0].to_vector() == std::vector<double>{3.0, -1.0});
 }

@@ -18,7 +18,8 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
     if (GradMode::enabled())  // create_graph: where() records, so dx stays differentiable in dy
       c.accumulate(0, where(kernels::mask("clamp", x, inside), dy, detail::scalar_like(dy, 0.0)));
     else  // the same choice in one loop
-      c.accumulate(0, kernels::zip("clamp", dy, x, [inside](auto g, auto v) { return inside(v) ? g : decltype(g)(0); }));
+      c.accumulate(0, kernels::zip("clamp", dy, x,
+                                   [inside](auto g, auto v) { return inside(v) ? g : decltype(g)(0); }));
   });
 }
 
