@@ -20,6 +20,8 @@ same rule as here). Keys, for a case <c> with inputs x0, x1, … (those with req
 Kinks and edges, PyTorch's conventions (elementwise, L = Σ f(x)):
   k.<c>.x, k.<c>.y, k.<c>.g (f'), k.<c>.h (f'' = ∂ Σ f'/∂x; zeros where PyTorch's f' has no history)
   k.<c>.x<i>, .g<i>, .h<i> for a two-input case (h<i> = ∂ Σ_j Σ g_j / ∂x_i)
+  k.<c>.s        where present, the output's adjoint instead of ones (L = Σ s⊙f(x)): an inf or NaN
+                 arriving from upstream
 """
 import os
 
