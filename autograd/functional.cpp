@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "ops.hpp"
-#include "../kernels/elementwise.hpp"  // mask
+#include "../kernels/elementwise.hpp"  // mask, map
 #include "tape.hpp"
 
 namespace rwd {
@@ -76,9 +76,12 @@ Tensor squeeze(const Tensor& x, int axis) {
 }
 
 // logsumexp(x) = m + log Σ exp(x − m), m = max(x) held constant: the value does not depend on m,
-// so detaching it changes no gradient and keeps exp from overflowing.
+// so detaching it changes no gradient and keeps exp from overflowing. An infinite max is taken as 0
+// (PyTorch's logsumexp_out_impl does the same): a lane of −inf is then log 0 = −inf, one holding +inf
+// is +inf — x − m would be −inf − (−inf) = NaN.
 Tensor logsumexp(const Tensor& x, int axis, bool keepdims) {
-  Tensor m = max(x, axis, true).detach();
+  const Tensor m = kernels::map("logsumexp", max(x, axis, true).detach(),
+                                [](auto v) { return std::isinf(v) ? decltype(v)(0) : v; });
   Tensor out = m + log(sum(exp(x - m), {axis}, true));
   return keepdims ? out : squeeze(out, axis);
 }

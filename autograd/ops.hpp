@@ -119,7 +119,8 @@ Tensor transpose(const Tensor& x);
 Tensor unsqueeze(const Tensor& x, int axis);
 /// Removes size-1 axis `axis` (a view, as reshape).
 Tensor squeeze(const Tensor& x, int axis);
-/// log Σ exp(x) along `axis`, stable for large |x|.
+/// log Σ exp(x) along `axis`, stable for large |x|; −inf for a lane of −inf, +inf for a lane holding
+/// +inf (as PyTorch).
 Tensor logsumexp(const Tensor& x, int axis, bool keepdims = false);
 Tensor softmax(const Tensor& x, int axis = -1);
 Tensor log_softmax(const Tensor& x, int axis = -1);

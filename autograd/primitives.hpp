@@ -53,9 +53,9 @@ inline constexpr Primitive log1p{"log1p", "dx += dy/(1+x)"};
 inline constexpr Primitive sqrt{"sqrt", "dx += dy/(2y)", kReadsOutput};
 inline constexpr Primitive tanh{"tanh", "dx += dy⊙(1−y²)", kReadsOutput};
 inline constexpr Primitive sigmoid{"sigmoid", "dx += dy⊙y⊙(1−y)", kReadsOutput};
-inline constexpr Primitive relu{"relu", "dx += dy⊙[x>0]"};  // the mask is a constant
+inline constexpr Primitive relu{"relu", "dx += x>0 ? dy : 0"};  // selected (an inf dy gives 0, not NaN, where x ≤ 0)
 inline constexpr Primitive abs{"abs", "dx += dy⊙sign(x)"};  // sign(0) = 0, as in PyTorch
-inline constexpr Primitive clamp{"clamp", "dx += dy⊙[lo≤x≤hi]"};  // inclusive at the bounds, as PyTorch
+inline constexpr Primitive clamp{"clamp", "dx += lo≤x≤hi ? dy : 0"};  // inclusive at the bounds, as PyTorch; selected
 inline constexpr Primitive where{"where", "da += where(c, dz, 0); db += where(c, 0, dz)", kReadsNothing};
 inline constexpr Primitive cast{"cast", "dx += cast(dy, x.dtype)", kReadsNothing};
 
@@ -90,7 +90,7 @@ inline constexpr Primitive stack{"stack", "dxᵢ += dy[i]", kReadsNothing};
 // ---- reductions ----
 inline constexpr Primitive sum{"sum", "dx += broadcast(dy)", kReadsNothing};  // every summed element gets its sum's adjoint
 // The first maximal element takes the whole adjoint.
-inline constexpr Primitive max{"max", "dx += broadcast(dy)⊙onehot(argmax)"};
+inline constexpr Primitive max{"max", "dx += dy at the argmax, 0 elsewhere"};
 // Over every element: the k elements equal to the extreme (the k NaNs when it is NaN) share the
 // adjoint equally — PyTorch's torch.max(x) / torch.min(x) (evenly_distribute_backward).
 inline constexpr Primitive max_all{"max", "dx += (dy / k) at each of the k maxima"};

@@ -260,8 +260,7 @@ std::size_t option(const ex::Args& args, const std::map<std::string, std::string
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  World world;  // MPI's ranks under mpirun, else this one process (comm/communicator.hpp)
+int run(World& world, int argc, char** argv) {
   if (!world.is_root()) std::cout.setstate(std::ios::failbit);  // rank 0 alone prints
   ex::Args args(argc, argv, "fashion", {.positional = "[epochs=N] [train=N] [batch=N] [data=DIR] [dtype=f32|f64]"});
   const std::map<std::string, std::string> kv = options(args);
@@ -425,4 +424,13 @@ int main(int argc, char** argv) {
               {"batch", std::to_string(budget.batch)},
               {"seconds", ex::num(wall, "%.0f")}});
   return test.accuracy > 1.5 / double(classes) || args.quick ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  World world;  // MPI's ranks under mpirun, else this one process (comm/communicator.hpp)
+  // Under mpirun an exception must end every rank: it goes on past World, whose terminate handler ends
+  // the job with the message (unwinding past World would finalize MPI and leave the other ranks
+  // waiting). One process: the message and exit status 1, as every example (ex::guard).
+  if (world.is_mpi()) return run(world, argc, argv);
+  return ex::guard("fashion", [&] { return run(world, argc, argv); });
 }

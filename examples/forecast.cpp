@@ -93,26 +93,6 @@ int run(int argc, char** argv) {
   ex::Args args(argc, argv, "forecast", {.positional = "[MODEL ...]"});
   const auto start = std::chrono::steady_clock::now();
 
-  // ---- the data, checked against NumPy ----
-  const ex::ForecastData data;
-  bool data_ok = true;
-  std::printf("data: 10000 series of 51 steps (NumPy RandomState(42)), split %zu / %zu / %zu\n", data.train.n,
-              data.valid.n, data.test.n);
-  for (const Reference& r : numpy_values) {
-    const float mine = data.series[r.series * 51 + r.step];
-    const bool same = mine == r.value;
-    data_ok = data_ok && same;
-    std::printf("  series[%zu, %zu] = %.9g   NumPy %.9g   %s\n", r.series, r.step, mine, r.value, same ? "equal" : "DIFFERENT");
-  }
-
-  // ---- the naive forecast: the last value ----
-  std::vector<double> naive_pred(data.valid.n);
-  for (std::size_t i = 0; i < data.valid.n; ++i) naive_pred[i] = data.valid.x[i * data.valid.steps + data.valid.steps - 1];
-  const double naive = ex::mse(naive_pred, data.valid.y);
-  const bool naive_ok = static_cast<float>(naive) == geron_naive;
-  std::printf("naive forecast: validation MSE %.12f (as float32 %.9f; Géron's notebook: %.9f) %s\n", naive,
-              static_cast<float>(naive), geron_naive, naive_ok ? "equal" : "DIFFERENT");
-
   // ---- the models ----
   Generator gen(args.seed);
   auto recurrent = [&](Recurrent r) {
@@ -154,6 +134,27 @@ int run(int argc, char** argv) {
     }
   if (!args.rest.empty())  // `forecast lstm gru`: only the models named
     std::erase_if(models, [&](const Model& m) { return std::find(args.rest.begin(), args.rest.end(), m.name) == args.rest.end(); });
+
+  // ---- the data, checked against NumPy (once the command line has been checked: the models named) ----
+  const ex::ForecastData data;
+  bool data_ok = true;
+  std::printf("data: 10000 series of 51 steps (NumPy RandomState(42)), split %zu / %zu / %zu\n", data.train.n,
+              data.valid.n, data.test.n);
+  for (const Reference& r : numpy_values) {
+    const float mine = data.series[r.series * 51 + r.step];
+    const bool same = mine == r.value;
+    data_ok = data_ok && same;
+    std::printf("  series[%zu, %zu] = %.9g   NumPy %.9g   %s\n", r.series, r.step, mine, r.value, same ? "equal" : "DIFFERENT");
+  }
+
+  // ---- the naive forecast: the last value ----
+  std::vector<double> naive_pred(data.valid.n);
+  for (std::size_t i = 0; i < data.valid.n; ++i) naive_pred[i] = data.valid.x[i * data.valid.steps + data.valid.steps - 1];
+  const double naive = ex::mse(naive_pred, data.valid.y);
+  const bool naive_ok = static_cast<float>(naive) == geron_naive;
+  std::printf("naive forecast: validation MSE %.12f (as float32 %.9f; Géron's notebook: %.9f) %s\n", naive,
+              static_cast<float>(naive), geron_naive, naive_ok ? "equal" : "DIFFERENT");
+
   std::vector<ex::Trained> runs;
   for (Model& m : models) {
     const ex::TrainSpec spec{.lr = m.lr, .epochs = args.quick ? 2u : 20u, .batch = 32, .max_batches = args.quick ? 4u : 0u};

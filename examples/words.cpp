@@ -381,11 +381,17 @@ int run(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   const bool default_models = args.rest.empty();
   std::vector<std::string> kinds = default_models ? std::vector<std::string>{"rnn", "lstm", "gru"} : args.rest;
-  for (const std::string& k : kinds)
+  for (const std::string& k : kinds) {
     if (!model_names.count(k)) {
       std::cerr << "words: no model '" << k << "' (rnn, lstm, gru, ln_lstm, lstm_vd)\n";
       return 2;
     }
+    // Each model is trained once and is one line of the table: a name given twice would train it twice.
+    if (std::count(kinds.begin(), kinds.end(), k) > 1) {
+      std::cerr << "words: model '" << k << "' is named twice\n";
+      return 2;
+    }
+  }
   for (const auto& l : languages)
     if (!std::filesystem::exists(l.file)) {
       std::cerr << "words: " << l.file << " is missing: install Debian's " << l.package << " package (apt-get install "

@@ -1,5 +1,6 @@
 // y = max_axis x
-// backward: prim::max (autograd/primitives.hpp) — the first maximal element takes the whole adjoint
+// backward: prim::max (autograd/primitives.hpp) — the first maximal element takes the whole adjoint,
+// the others 0
 //
 // y = max x, min x over every element (0-d)
 // backward: prim::max_all, prim::min_all — the k elements equal to y (the k NaNs when y is NaN) each
@@ -21,8 +22,12 @@ Tensor max(const Tensor& x, int axis, bool keepdims) {
     if (d != ax) reduced.push_back(sx[d]);
   Tensor mask;  // the one-hot of each lane's first maximum, x's shape
   Tensor y = kernels::max("max", x, ax, keepdims ? kept : reduced, mask);
+  // Selected, not broadcast(dy)⊙mask: an infinite or NaN dy gives 0 to the other elements of its lane
+  // (PyTorch scatters dy to the argmax), not inf·0 = NaN. where() broadcasts dy and records under
+  // create_graph.
   return record(prim::max, {x}, y, [kept, mask](BackwardContext& c) {
-    c.accumulate(0, broadcast_to(reshape(c.grad_out(), kept), c.input(0).shape()) * mask);
+    const Tensor& dy = c.grad_out();
+    c.accumulate(0, where(mask, reshape(dy, kept), detail::scalar_like(dy, 0.0)));
   });
 }
 
@@ -45,7 +50,10 @@ Tensor extreme_all(const Tensor& x, bool largest) {
     const Tensor tie =
         kernels::mask(op, c.input(0), [m, nan](auto v) { return nan ? v != v : v == static_cast<decltype(v)>(m); });
     const double k = sum(tie).item();
-    c.accumulate(0, tie * (c.grad_out() / k));
+    // dy / k at the ties and 0 elsewhere, selected (an infinite or NaN dy reaches only the ties, as
+    // PyTorch's evenly_distribute_backward), not tie⊙(dy / k)
+    const Tensor& dy = c.grad_out();
+    c.accumulate(0, where(tie, dy / k, detail::scalar_like(dy, 0.0)));
   });
 }
 

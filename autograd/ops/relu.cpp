@@ -1,5 +1,7 @@
 // y = max(x, 0)
-// backward: prim::relu (autograd/primitives.hpp); the mask is a constant: its own derivative is zero
+// backward: prim::relu (autograd/primitives.hpp): dx = dy where x > 0, else 0 — selected, not dy·mask,
+// so an infinite or NaN dy (sqrt'(0) above a relu) gives 0 where x ≤ 0, as PyTorch's
+// threshold_backward, instead of inf·0 = NaN. The mask is a constant: its own derivative is zero.
 #include "op.hpp"
 
 namespace rwd {
@@ -9,7 +11,12 @@ Tensor relu(const Tensor& x) {
   // (clamp_min) and threshold_backward do — a diverged input is not hidden as 0.
   Tensor y = kernels::map("relu", x, [](auto v) { return !(v <= 0) ? v : decltype(v)(0); });
   return record(prim::relu, {x}, y, [](BackwardContext& c) {
-    c.accumulate(0, c.grad_out() * kernels::mask("relu", c.input(0), [](auto v) { return !(v <= 0); }));
+    const Tensor &x = c.input(0), &dy = c.grad_out();
+    if (GradMode::enabled())  // create_graph: where() records, so dx stays differentiable in dy
+      c.accumulate(0, where(kernels::mask("relu", x, [](auto v) { return !(v <= 0); }), dy,
+                            detail::scalar_like(dy, 0.0)));
+    else  // the same choice in one loop
+      c.accumulate(0, kernels::zip("relu", dy, x, [](auto g, auto v) { return !(v <= 0) ? g : decltype(g)(0); }));
   });
 }
 

@@ -34,8 +34,8 @@ struct ArgSpec {
 /// An example's main: runs `body` (the program, returning its exit status) and turns an exception
 /// nothing caught — the disk filling while a CSV is written, a file that went bad — into its message on
 /// stderr and exit status 1, after the stack has unwound (so a half-written file is removed), instead
-/// of std::terminate's abort. (fashion is the exception: under mpirun an uncaught exception must end
-/// every rank, which World's terminate handler does; unwinding past World would finalize MPI instead.)
+/// of std::terminate's abort. (fashion under mpirun does without it: there an uncaught exception must
+/// end every rank, which World's terminate handler does; unwinding past World would finalize MPI instead.)
 template <class Body>
 int guard(const char* name, Body&& body) {
   try {
