@@ -407,12 +407,24 @@ TEST_CASE("pool: set_num_threads sets the pool's thread count (OpenBLAS stays on
     CHECK(get_num_threads() == n);
     CHECK(openblas_get_num_threads() == 1);  // the products split on the pool (kernels/gemm.hpp)
     // The loop runs on at most n distinct threads (the caller and n − 1 workers).
+    // The caller's chunks wait (up to 10 s) for a worker to join, so a worker that a loaded machine
+    // wakes late still finds its chunks waiting (a late one leaves them to the caller).
     std::mutex m;
     std::set<std::thread::id> ids;
+    const std::thread::id caller = std::this_thread::get_id();
     kernels::parallel_for(64, 1, [&](std::size_t, std::size_t) {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        ids.insert(std::this_thread::get_id());
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(3));
-      std::lock_guard<std::mutex> lock(m);
-      ids.insert(std::this_thread::get_id());
+      for (int waited = 0; n > 1 && std::this_thread::get_id() == caller && waited < 10000; ++waited) {
+        {
+          std::lock_guard<std::mutex> lock(m);
+          if (ids.size() > 1) break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
     });
     CHECK(ids.size() <= static_cast<std::size_t>(n));
     if (n == 1) CHECK(ids.size() == 1);
