@@ -93,21 +93,47 @@ NamedTensors Module::named_parameters() const {
   return out;
 }
 
-// Parameters in the order of named_parameters(), without building their names (zero_grad calls this
-// every step). A module met again (shared by two parents: tied layers) adds nothing the second time,
-// so an optimizer gets each tensor once, as from PyTorch's parameters(). `seen` holds the modules
-// visited — a model has tens, so the linear search costs nothing beside a step.
-void Module::collect_tensors(std::vector<Tensor>& out, std::vector<const Module*>& seen) const {
-  if (std::find(seen.begin(), seen.end(), this) != seen.end()) return;
-  seen.push_back(this);
+// Parameters in the order of named_parameters(), without building their names (zero_grad and
+// optimizers call this every step).
+void Module::collect_tensors(std::vector<Tensor>& out) const {
   for (const auto& [n, p] : m_params) out.push_back(p);
-  for (const auto& [n, c] : m_children) c->collect_tensors(out, seen);
+  for (const auto& [n, c] : m_children) c->collect_tensors(out);
 }
 
+// A tensor met again — a module shared by two parents (tied layers), one tensor registered in two —
+// is kept the first time only, so an optimizer gets each once, as from PyTorch's parameters() (its
+// memo). Without an allocation: a model's few tens of tensors compared pairwise; only past 64, where
+// that would start to show beside a step, through a sorted copy of the identities.
 std::vector<Tensor> Module::parameters() const {
   std::vector<Tensor> out;
-  std::vector<const Module*> seen;
-  collect_tensors(out, seen);
+  collect_tensors(out);
+  std::size_t kept = 0;
+  if (out.size() <= 64) {
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      bool again = false;
+      for (std::size_t j = 0; j < kept && !again; ++j) again = out[j].same(out[i]);
+      if (!again) {
+        if (kept != i) out[kept] = std::move(out[i]);
+        ++kept;
+      }
+    }
+  } else {
+    std::vector<const detail::TensorImpl*> ids;
+    ids.reserve(out.size());
+    for (const Tensor& t : out) ids.push_back(&t.impl());
+    std::sort(ids.begin(), ids.end());
+    if (std::adjacent_find(ids.begin(), ids.end()) == ids.end()) return out;  // no tensor twice
+    std::vector<const detail::TensorImpl*> met;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const detail::TensorImpl* id = &out[i].impl();
+      const auto at = std::lower_bound(met.begin(), met.end(), id);
+      if (at != met.end() && *at == id) continue;
+      met.insert(at, id);
+      if (kept != i) out[kept] = std::move(out[i]);
+      ++kept;
+    }
+  }
+  out.resize(kept);
   return out;
 }
 
@@ -125,7 +151,9 @@ void Module::train(bool on) {
 }
 
 void Module::zero_grad(bool set_to_none) {
-  for (Tensor& p : parameters()) p.zero_grad(set_to_none);
+  std::vector<Tensor> params;
+  collect_tensors(params);  // a tied tensor cleared twice is cleared: no need to drop repeats
+  for (Tensor& p : params) p.zero_grad(set_to_none);
 }
 
 void Module::to(Dtype dtype) {

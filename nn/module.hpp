@@ -128,7 +128,7 @@ class Module {
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> m);
   void collect(const std::string& prefix, NamedTensors& out) const;
-  void collect_tensors(std::vector<Tensor>& out, std::vector<const Module*>& seen) const;
+  void collect_tensors(std::vector<Tensor>& out) const;
 
   NamedTensors m_params;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> m_children;
