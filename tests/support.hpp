@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../autograd/ops.hpp"
 #include "../autograd/tape.hpp"
 #include "../core/blas.hpp"
 #include "../core/npz.hpp"
@@ -124,6 +125,20 @@ struct DropAtAnySize {
   DropAtAnySize& operator=(const DropAtAnySize&) = delete;
   ~DropAtAnySize() { rwd::detail::set_drop_min_bytes(previous); }
 };
+
+/// A gather/scatter index of `shape` into an axis of size n: (7·k + 3) mod n at flat position k, which
+/// repeats and reorders.
+inline rwd::Indices spread_index(const rwd::Shape& shape, std::size_t n) {
+  rwd::Indices idx(shape.numel());
+  for (std::size_t k = 0; k < idx.size(); ++k) idx[k] = static_cast<std::int64_t>((7 * k + 3) % n);
+  return idx;
+}
+
+/// `s` with axis `axis` of extent `size`.
+inline rwd::Shape with_dim(rwd::Shape s, std::size_t axis, std::size_t size) {
+  s[axis] = size;
+  return s;
+}
 
 /// Whether `text` contains `part`.
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }

@@ -42,15 +42,6 @@ Indices repeated(std::size_t n) {  // every index, then the last and the first a
   if (n > 0) idx.insert(idx.end(), {static_cast<std::int64_t>(n - 1), 0});
   return idx;
 }
-Indices spread(const Shape& shape, std::size_t n) {  // (7·k + 3) mod n at flat position k
-  Indices idx(shape.numel());
-  for (std::size_t k = 0; k < idx.size(); ++k) idx[k] = static_cast<std::int64_t>((7 * k + 3) % n);
-  return idx;
-}
-Shape with_dim(Shape s, std::size_t axis, std::size_t size) {
-  s[axis] = size;
-  return s;
-}
 
 // The ops by the script's case names (before the '@'); `constants`: inputs that take no gradient.
 struct Op {
@@ -111,12 +102,12 @@ std::map<std::string, Op> ops() {
   t["index_select"] = {[](In x) { return index_select(x[0], 0, repeated(x[0].dim(0))); }};
   t["gather"] = {[](In x) {
     const Shape is = with_dim(x[0].shape(), 1, 5);
-    return gather(x[0], 1, spread(is, x[0].dim(1)), is);
+    return gather(x[0], 1, spread_index(is, x[0].dim(1)), is);
   }};
   t["index_add"] = {[](In x) { return index_add(x[0], with_dim(x[0].shape(), 0, 3), 0, repeated(3)); }};
   t["scatter_add"] = {[](In x) {
     const Shape is = x[0].shape();
-    return scatter_add(x[0], with_dim(is, 1, 3), 1, spread(is, 3), is);
+    return scatter_add(x[0], with_dim(is, 1, 3), 1, spread_index(is, 3), is);
   }};
   t["softmax"] = {[](In x) { return softmax(x[0], -1); }};
   t["log_softmax"] = {[](In x) { return log_softmax(x[0], -1); }};

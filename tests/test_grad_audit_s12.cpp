@@ -135,11 +135,6 @@ void check_same(const std::string& what, const Fn& f, const Fn& ref, const std::
   }
 }
 
-Shape with_dim(Shape s, std::size_t axis, std::size_t size) {
-  s[axis] = size;
-  return s;
-}
-
 std::size_t pick(Generator& g, std::initializer_list<std::size_t> from) {
   return *(from.begin() + g.integer(from.size()));
 }

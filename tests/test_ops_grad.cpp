@@ -23,6 +23,8 @@
 
 #include <rewind.hpp>
 
+#include "support.hpp"
+
 using namespace rwd;
 
 namespace {
@@ -139,18 +141,6 @@ std::vector<Shapes> matmul_cases(bool ta, bool tb, Generator& g) {
 Indices repeated_indices(std::size_t n) {
   const auto last = static_cast<std::int64_t>(n - 1), mid = static_cast<std::int64_t>(n / 2);
   return {last, 0, last, mid, last};
-}
-
-/// A gather/scatter index of `shape` into an axis of size n: (7·i + 3) mod n, which repeats and reorders.
-Indices spread_index(const Shape& shape, std::size_t n) {
-  Indices idx(shape.numel());
-  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>((7 * i + 3) % n);
-  return idx;
-}
-
-Shape with_dim(Shape s, std::size_t axis, std::size_t size) {
-  s[axis] = size;
-  return s;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -99,26 +99,18 @@ void load_parts(const std::string& path, Module& model, Optimizer& optimizer, Tr
   }
   int done = 0;  // 1: the schedule loaded, 2: the plateau too
   try {
-    try {
-      optimizer.check_state_dict(optim_state);
-    } catch (const Error&) {
-      rethrow_with_context(path + ": optimizer part: ");
-    }
-    if (state && state->schedule) {
+    // Each part's error names the file and the part.
+    auto in_part = [&](const char* part, auto&& load) {
       try {
-        state->schedule->load_state_dict(schedule_state);
+        load();
       } catch (const Error&) {
-        rethrow_with_context(path + ": schedule part: ");
+        rethrow_with_context(path + ": " + part + " part: ");
       }
-    }
+    };
+    in_part("optimizer", [&] { optimizer.check_state_dict(optim_state); });
+    if (state && state->schedule) in_part("schedule", [&] { state->schedule->load_state_dict(schedule_state); });
     done = 1;
-    if (state && state->plateau) {
-      try {
-        state->plateau->load_state_dict(plateau_state);
-      } catch (const Error&) {
-        rethrow_with_context(path + ": plateau part: ");
-      }
-    }
+    if (state && state->plateau) in_part("plateau", [&] { state->plateau->load_state_dict(plateau_state); });
     done = 2;
     optimizer.load_state_dict(optim_state);  // checked above
   } catch (...) {
