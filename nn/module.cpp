@@ -207,7 +207,12 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     const bool known = std::any_of(params.begin(), params.end(), [&](const auto& kv) { return kv.first == k; });
     if (!known) unexpected.push_back(k);
   }
-  if (strict && !missing.empty()) throw ValueError("load_state_dict: missing key" + std::string(missing.size() > 1 ? "s " : " ") + quote_keys(missing));
+  // Both lists when both are there, as PyTorch's message: a renamed key ('Weight' for 'weight') is one of each.
+  if (strict && !missing.empty())
+    throw ValueError("load_state_dict: missing key" + std::string(missing.size() > 1 ? "s " : " ") + quote_keys(missing) +
+                     (unexpected.empty() ? std::string()
+                                         : "; unexpected key" + std::string(unexpected.size() > 1 ? "s " : " ") +
+                                               quote_keys(unexpected)));
   if (strict && !unexpected.empty())
     throw ValueError("load_state_dict: unexpected key" + std::string(unexpected.size() > 1 ? "s " : " ") + quote_keys(unexpected) +
                      " (the model has " + std::to_string(params.size()) + " parameters)");

@@ -1,5 +1,6 @@
-// DistributedSampler from several threads at once, and over counts no permutation could hold
-// (session 14).
+// What earlier sessions noticed and left (session 14): DistributedSampler from several threads at
+// once and over counts no permutation could hold; a module load that names both its missing and its
+// unexpected keys.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -54,4 +55,14 @@ TEST_CASE("sampler s14: a shuffled sampler over more examples than memory holds 
   // and the sampler still answers for a count that fits
   DistributedSampler small(10, 4, 1, 0, 2);
   CHECK(small.indices(0, 0).size() == 2);
+}
+
+TEST_CASE("module s14: a strict load with keys both missing and unexpected names both lists") {
+  Generator gen(3);
+  Dense d(2, 3, {}, true, float32, gen);
+  NamedTensors state = d.named_parameters();
+  for (auto& [k, t] : state)
+    if (k == "weight") k = "Weight";  // renamed: one key missing, one unexpected
+  CHECK_THROWS_WITH_AS(d.load_state_dict(state), "load_state_dict: missing key 'weight'; unexpected key 'Weight'",
+                       ValueError);
 }
