@@ -308,7 +308,7 @@ TEST_CASE("threads audit s14: set_num_threads from another thread while a thread
   };
   CHECK(wave() == 0);
   const std::uint64_t growth = peak_growth([&] { CHECK(wave() == 0); });
-  CHECK(growth < (64u << 20));
+  if (k_memory_measurable) CHECK(growth < (64u << 20));  // (ASan's quarantine held 83 MiB of freed buffers)
 }
 
 // ---- set_num_threads / get_num_threads ----
