@@ -46,10 +46,10 @@ class Module {
   /// Every parameter of this module and its descendants, keyed like PyTorch ("0.weight", "encoder.bias").
   NamedTensors named_parameters() const;
   /// The same parameters as handles only, in the same order (what an optimizer takes) — except that a
-  /// module shared by two parents (tied layers) gives its tensors once, as PyTorch's parameters() does;
-  /// named_parameters() and state_dict() list them under each name, as PyTorch's state_dict() does.
+  /// tensor met again (a module shared by two parents, tied weights) is given once, as by PyTorch's
+  /// parameters(); named_parameters() and state_dict() list it under each name, as PyTorch's state_dict().
   std::vector<Tensor> parameters() const;
-  /// Total number of scalar parameters (a shared module's counted once).
+  /// Total number of scalar parameters (a shared tensor counted once).
   std::size_t num_parameters() const;
   /// Direct children, by name.
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return m_children; }
