@@ -13,13 +13,8 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
     return std::min(std::max(v, static_cast<T>(lo)), static_cast<T>(hi));
   });
   return record(prim::clamp, {x}, y, [lo, hi](BackwardContext& c) {
-    const Tensor &x = c.input(0), &dy = c.grad_out();
     auto inside = [lo, hi](auto v) { return v >= lo && v <= hi; };  // false for a NaN x, as PyTorch
-    if (GradMode::enabled())  // create_graph: where() records, so dx stays differentiable in dy
-      c.accumulate(0, where(kernels::mask("clamp", x, inside), dy, detail::scalar_like(dy, 0.0)));
-    else  // the same choice in one loop
-      c.accumulate(0, kernels::zip("clamp", dy, x,
-                                   [inside](auto g, auto v) { return inside(v) ? g : decltype(g)(0); }));
+    c.accumulate(0, detail::select_grad("clamp", c.grad_out(), c.input(0), inside));
   });
 }
 

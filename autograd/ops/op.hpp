@@ -22,4 +22,13 @@ void check_indices(const char* op, const Indices& indices, std::size_t n, std::s
 /// A scalar of x's dtype (for writing formulas like 1 − y²).
 inline Tensor scalar_like(const Tensor& x, double v) { return Tensor::scalar(v, x.dtype()); }
 
+/// dy where keep(x), else 0 — selected, not dy·mask, so an infinite or NaN dy gives 0 where x is not
+/// kept (inf·0 would be NaN). Under create_graph through where(), which records (dx stays
+/// differentiable in dy); otherwise in one loop. For the ops that pass dy through or not (relu, clamp).
+template <class Keep>
+Tensor select_grad(const char* op, const Tensor& dy, const Tensor& x, Keep keep) {
+  if (GradMode::enabled()) return where(kernels::mask(op, x, keep), dy, scalar_like(dy, 0.0));
+  return kernels::zip(op, dy, x, [keep](auto g, auto v) { return keep(v) ? g : decltype(g)(0); });
+}
+
 }  // namespace rwd::detail

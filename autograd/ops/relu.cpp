@@ -11,12 +11,7 @@ Tensor relu(const Tensor& x) {
   // (clamp_min) and threshold_backward do — a diverged input is not hidden as 0.
   Tensor y = kernels::map("relu", x, [](auto v) { return !(v <= 0) ? v : decltype(v)(0); });
   return record(prim::relu, {x}, y, [](BackwardContext& c) {
-    const Tensor &x = c.input(0), &dy = c.grad_out();
-    if (GradMode::enabled())  // create_graph: where() records, so dx stays differentiable in dy
-      c.accumulate(0, where(kernels::mask("relu", x, [](auto v) { return !(v <= 0); }), dy,
-                            detail::scalar_like(dy, 0.0)));
-    else  // the same choice in one loop
-      c.accumulate(0, kernels::zip("relu", dy, x, [](auto g, auto v) { return !(v <= 0) ? g : decltype(g)(0); }));
+    c.accumulate(0, detail::select_grad("relu", c.grad_out(), c.input(0), [](auto v) { return !(v <= 0); }));
   });
 }
 
